@@ -1,0 +1,175 @@
+"""One error hierarchy for chat33.
+
+The core raises these; the Flask adapter alone maps them to HTTP. Platform plugins
+translate their platform's HTTP errors into the ``PlatformError`` family (``raise ...
+from exc``) so the worker knows what to do without ever seeing a platform status code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class Issue:
+    """One problem found in a request: where (a path into the request) and what."""
+
+    path: str
+    message: str
+    code: str = "invalid"
+    severity: str = "error"  # "error" or "warning"
+
+    def as_detail(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+class Chat33Error(Exception):
+    """Base of every error chat33 raises on purpose."""
+
+    #: The API's error code, as documented in chat33-api.md.
+    code: str = "INTERNAL"
+    #: The HTTP status the adapter answers with.
+    http_status: int = 500
+
+    def __init__(self, message: str, *, details: Iterable[Issue] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: list[Issue] = list(details)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": self.code,
+            "message": self.message,
+            "details": [d.as_detail() for d in self.details],
+        }
+
+
+class ValidationError(Chat33Error):
+    """Bad input. ``details`` lists every issue with a path into the request."""
+
+    code = "VALIDATION_ERROR"
+    http_status = 400
+
+
+class Unauthorized(Chat33Error):
+    code = "Unauthorized"
+    http_status = 401
+
+
+class Forbidden(Chat33Error):
+    code = "Insufficient scope"
+    http_status = 403
+
+
+class NotFound(Chat33Error):
+    code = "Not found"
+    http_status = 404
+
+
+class Conflict(Chat33Error):
+    code = "CONFLICT"
+    http_status = 409
+
+
+class InvalidTransition(Conflict):
+    """A post cannot move from its status to the one asked for."""
+
+    def __init__(self, current: str, target: str, action: str | None = None) -> None:
+        what = action or f"move to {target}"
+        super().__init__(f"cannot {what}: the post is {current}")
+        self.current = current
+        self.target = target
+
+
+class RateLimited(Chat33Error):
+    code = "RATE_LIMIT"
+    http_status = 429
+
+    def __init__(
+        self, message: str, *, retry_after: float, limit: int | None = None,
+        remaining: int = 0, reset_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = max(0.0, retry_after)
+        self.limit = limit
+        self.remaining = remaining
+        self.reset_after = reset_after if reset_after is not None else self.retry_after
+
+
+class NotSupported(Chat33Error):
+    """The platform cannot do this (e.g. delete on TikTok)."""
+
+    code = "CONFLICT"
+    http_status = 409
+
+
+class ConfigurationError(Chat33Error):
+    """The operator's configuration is missing or wrong."""
+
+    code = "CONFIGURATION_ERROR"
+    http_status = 500
+
+
+class PluginError(Chat33Error):
+    """A plugin is broken or clashes with another one."""
+
+
+# --- platform errors: split by what the worker must do ---------------------------
+
+
+class PlatformError(Chat33Error):
+    """Something went wrong on the platform's side.
+
+    ``posted`` lists the receipts of thread items that did reach the platform before the
+    failure, so nothing the platform holds is forgotten.
+    """
+
+    code = "PLATFORM_ERROR"
+    http_status = 502
+
+    def __init__(
+        self, message: str, *, platform_code: str | None = None,
+        posted: Sequence[Any] = (), details: Iterable[Issue] = (),
+    ) -> None:
+        super().__init__(message, details=details)
+        self.platform_code = platform_code
+        self.posted = list(posted)
+
+
+class TransientError(PlatformError):
+    """Safe to try again later: the platform did not act. ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(PlatformError):
+    """A platform quota is spent; defer (not fail) until ``retry_at``."""
+
+    def __init__(self, message: str, *, retry_at: datetime | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_at = retry_at
+
+
+class CredentialsExpired(PlatformError):
+    """The token was refused; one refresh may fix it."""
+
+
+class ReconnectRequired(PlatformError):
+    """The account must be connected again by its owner (refresh impossible or refused)."""
+
+
+class PermanentError(PlatformError):
+    """The platform refused the post for a reason the user must fix."""
+
+
+class UnknownOutcome(PlatformError):
+    """A request that creates the post was sent and no answer came back.
+
+    The worker must never retry blindly: it asks the plugin's ``confirm`` first.
+    """

@@ -1,0 +1,235 @@
+"""The domain model: attrs values that the store, the service and the API share.
+
+Instances are immutable; a change is a new value made with :func:`attrs.evolve`. JSON in
+and out goes through :mod:`chat33_core.serialization`, never through methods here.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+
+class Platform(enum.StrEnum):
+    """The platforms chat33 ships plugins for. Third-party plugins may add more names."""
+
+    INSTAGRAM = "instagram"
+    FACEBOOK = "facebook"
+    TIKTOK = "tiktok"
+    YOUTUBE = "youtube"
+    X = "x"
+
+
+class MediaType(enum.StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+    REEL = "reel"
+    CAROUSEL = "carousel"
+
+
+class PostStatus(enum.StrEnum):
+    DRAFT = "DRAFT"
+    QUEUED = "QUEUED"
+    PUBLISHING = "PUBLISHING"
+    PUBLISHED = "PUBLISHED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+DEFAULT_SCOPES: tuple[str, ...] = ("accounts:read", "posts:read", "posts:write", "media:write")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe identifier such as ``post_4Yc1...``."""
+    return f"{prefix}_{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}"
+
+
+def _aware(_: Any, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"{attribute.name} must be timezone-aware")
+
+
+@frozen
+class Organization:
+    id: str
+    name: str
+    created_at: datetime = field(factory=utcnow, validator=_aware)
+
+    @classmethod
+    def new(cls, name: str) -> Organization:
+        return cls(id=new_id("org"), name=name)
+
+
+@frozen
+class User:
+    id: str
+    org_id: str
+    email: str
+    password_hash: str = field(repr=False)
+    created_at: datetime = field(factory=utcnow, validator=_aware)
+
+
+@frozen
+class Credentials:
+    """A channel's platform credentials. Stored encrypted, never logged."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_at: datetime | None = field(default=None, validator=_aware)
+    #: when the current access token was obtained (Instagram refreshes only tokens older than 24 h)
+    issued_at: datetime | None = field(default=None, validator=_aware)
+    extra: dict[str, Any] = field(factory=dict)
+
+
+@frozen
+class Account:
+    """A connected channel: one platform identity of an organization."""
+
+    id: str
+    org_id: str
+    platform: str
+    name: str
+    username: str | None = None
+    external_id: str | None = None
+    is_active: bool = True
+    needs_reconnect: bool = False
+    metadata: dict[str, Any] = field(factory=dict)
+    created_at: datetime = field(factory=utcnow, validator=_aware)
+
+
+@frozen
+class ThreadItem:
+    """A post that follows the first one as a thread (a reply on X)."""
+
+    text: str | None = None
+    media_urls: list[str] = field(factory=list)
+
+
+@frozen
+class Post:
+    """One post on one channel. Posts created together share a ``group_id``; the items
+    of a thread share a ``thread_id`` (the first item's id) and have ``thread_position``
+    0, 1, 2 ... ``publish_with_head`` marks items the plugin publishes together with the
+    first one (platforms with real threads); other items publish on their own."""
+
+    id: str
+    org_id: str
+    account_id: str
+    platform: str
+    account_name: str
+    created_by: str
+    status: PostStatus = PostStatus.QUEUED
+    text: str | None = None
+    media_urls: list[str] = field(factory=list)
+    media_ids: list[str] = field(factory=list)
+    media_type: MediaType | None = None
+    cover_image_url: str | None = None
+    platform_config: dict[str, Any] = field(factory=dict)
+    callback_url: str | None = None
+    scheduled_at: datetime | None = field(default=None, validator=_aware)
+    timezone: str = "UTC"
+    group_id: str | None = None
+    thread_id: str | None = None
+    thread_position: int = 0
+    publish_with_head: bool = False
+    published_at: datetime | None = field(default=None, validator=_aware)
+    external_post_id: str | None = None
+    external_post_url: str | None = None
+    error_message: str | None = None
+    retry_count: int = 0
+    next_attempt_at: datetime | None = field(default=None, validator=_aware)
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = field(default=None, validator=_aware)
+    created_at: datetime = field(factory=utcnow, validator=_aware)
+    updated_at: datetime = field(factory=utcnow, validator=_aware)
+
+    def summary(self) -> PostSummary:
+        return PostSummary(
+            id=self.id, account_id=self.account_id, platform=self.platform,
+            account_name=self.account_name, status=self.status,
+            scheduled_at=self.scheduled_at, created_at=self.created_at,
+        )
+
+
+@frozen
+class PostSummary:
+    id: str
+    account_id: str
+    platform: str
+    account_name: str
+    status: PostStatus
+    scheduled_at: datetime | None
+    created_at: datetime
+
+
+@frozen
+class ApiKey:
+    id: str
+    org_id: str
+    user_id: str
+    name: str
+    key_prefix: str
+    key_hash: str = field(repr=False)
+    scopes: list[str] = field(factory=lambda: list(DEFAULT_SCOPES))
+    last_used_at: datetime | None = field(default=None, validator=_aware)
+    expires_at: datetime | None = field(default=None, validator=_aware)
+    is_active: bool = True
+    created_at: datetime = field(factory=utcnow, validator=_aware)
+
+
+@frozen
+class MediaAsset:
+    """A media file kept in the media store, with what inspection found in it."""
+
+    id: str
+    org_id: str
+    name: str
+    path: str
+    url: str
+    kind: str
+    content_type: str
+    size: int
+    sha256: str
+    source_url: str | None = None
+    info: dict[str, Any] = field(factory=dict)
+    created_at: datetime = field(factory=utcnow, validator=_aware)
+
+
+@frozen
+class LogEvent:
+    """One event of a post's life (``GET /posts/{id}/logs``)."""
+
+    id: int | None
+    post_id: str
+    event: str
+    message: str
+    attempt: int = 0
+    data: dict[str, Any] = field(factory=dict)
+    created_at: datetime = field(factory=utcnow, validator=_aware)
+
+
+#: The publish attempt log entry is the same thing; the name the issue uses.
+PublishAttempt = LogEvent
+
+
+@frozen
+class Page:
+    """One page of a list."""
+
+    items: list[Any]
+    total: int
+    page: int
+    limit: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.page * self.limit < self.total
