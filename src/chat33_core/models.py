@@ -233,3 +233,23 @@ class Page:
     @property
     def has_more(self) -> bool:
         return self.page * self.limit < self.total
+
+
+@frozen
+class PostRequest:
+    """``POST /posts`` and ``POST /posts/validate`` as received (camelCase on the wire).
+
+    ``scheduled_at`` stays the raw string: validation parses it (an instant without an
+    offset is read in ``timezone``) so a bad value becomes a clear issue, not a crash.
+    """
+
+    account_ids: list[str]
+    text: str | None = None
+    media_urls: list[str] = field(factory=list)
+    media_type: MediaType | None = None
+    cover_image_url: str | None = None
+    platform_config: dict[str, Any] = field(factory=dict)
+    callback_url: str | None = None
+    scheduled_at: str | None = None
+    timezone: str = "UTC"
+    thread: list[ThreadItem] = field(factory=list)
