@@ -1,0 +1,105 @@
+"""Secrets done right: API keys, passwords, sessions, encrypted platform tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import ConfigurationError
+from .models import Credentials
+
+API_KEY_PREFIX = "sk_live_"
+KEY_PREFIX_LENGTH = 12
+
+_hasher = PasswordHasher()
+
+
+def generate_api_key() -> str:
+    """``sk_live_`` followed by 32 random bytes, URL-safe base64 (43 characters)."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def digest(value: str) -> str:
+    """SHA-256 hex digest: what the store keeps of API keys, session ids and CSRF tokens.
+    They are 256-bit random values, so an unsalted fast digest is safe and lets the
+    store look them up by value."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def same_digest(value: str, expected_hex: str) -> bool:
+    return hmac.compare_digest(digest(value), expected_hex)
+
+
+def hash_password(password: str) -> str:
+    """Argon2id, memory-hard."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Vault:
+    """Encrypts small secrets (platform credentials, webhook secrets) with a key derived
+    from ``CHAT33_SECRET_KEY`` (HKDF-SHA256 → Fernet: AES-128-CBC + HMAC-SHA256)."""
+
+    def __init__(self, secret_key: str) -> None:
+        if not secret_key:
+            raise ConfigurationError("a secret key is required to encrypt credentials")
+        raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"chat33",
+                   info=b"chat33 credentials v1").derive(secret_key.encode())
+        self._fernet = Fernet(base64.urlsafe_b64encode(raw))
+
+    def encrypt(self, value: str) -> str:
+        return self._fernet.encrypt(value.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise ConfigurationError(
+                "stored credentials cannot be decrypted: CHAT33_SECRET_KEY is not the key "
+                "they were encrypted with") from None
+
+    def encrypt_credentials(self, creds: Credentials) -> str:
+        return self.encrypt(json.dumps({
+            "access_token": creds.access_token,
+            "refresh_token": creds.refresh_token,
+            "expires_at": _iso(creds.expires_at),
+            "issued_at": _iso(creds.issued_at),
+            "extra": creds.extra,
+        }))
+
+    def decrypt_credentials(self, token: str) -> Credentials:
+        data: dict[str, Any] = json.loads(self.decrypt(token))
+        return Credentials(
+            access_token=data["access_token"], refresh_token=data.get("refresh_token"),
+            expires_at=_from_iso(data.get("expires_at")),
+            issued_at=_from_iso(data.get("issued_at")), extra=data.get("extra") or {},
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

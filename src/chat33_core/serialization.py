@@ -1,0 +1,216 @@
+"""The one place that owns the API's JSON shape (camelCase, ISO 8601 instants).
+
+``converter.unstructure(model)`` gives the wire dict; :func:`structure` turns request JSON
+into a model or raises :class:`~chat33_core.errors.ValidationError` whose ``details`` carry
+a ``path`` into the request and a message for every problem.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import typing
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from .errors import Issue, ValidationError
+from .models import (
+    Account,
+    ApiKey,
+    LogEvent,
+    MediaAsset,
+    MediaType,
+    Platform,
+    Post,
+    PostRequest,
+    PostStatus,
+    PostSummary,
+    ThreadItem,
+)
+
+T = TypeVar("T")
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def isoformat(value: datetime) -> str:
+    """``2026-04-01T14:00:00.000Z`` — UTC with milliseconds, as JavaScript clients expect."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+converter = cattrs.Converter(forbid_extra_keys=True)
+converter.register_unstructure_hook(datetime, isoformat)
+
+
+def _structure_datetime(value: Any, _: type) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("expected an ISO 8601 string")
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+converter.register_structure_hook(datetime, _structure_datetime)
+
+
+def _strict_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strict_bool(value: Any, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {type(value).__name__}")
+    return value
+
+
+def _strict_int(value: Any, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _strict_dict(value: Any, _: type) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+converter.register_structure_hook(str, _strict_str)
+converter.register_structure_hook(bool, _strict_bool)
+converter.register_structure_hook(int, _strict_int)
+converter.register_structure_hook_func(lambda cl: cl == dict[str, Any], _strict_dict)
+
+
+def _structure_enum(value: Any, cl: type[enum.Enum]) -> enum.Enum:
+    try:
+        return cl(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in cl)
+        raise ValueError(f"must be one of {allowed}; got {value!r}") from None
+
+
+for _enum in (MediaType, PostStatus, Platform):
+    # registered per class: str's hook would otherwise win for these str subclasses
+    converter.register_structure_hook(_enum, _structure_enum)
+    converter.register_unstructure_hook(_enum, lambda v: v.value)
+
+
+def _structure_list(value: Any, cl: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected an array, got {type(value).__name__}")
+    (item_type,) = typing.get_args(cl) or (Any,)
+    out, errors = [], []
+    for index, item in enumerate(value):
+        try:
+            out.append(converter.structure(item, item_type))
+        except Exception as exc:
+            exc.__notes__ = [*getattr(exc, "__notes__", []),
+                             IterableValidationNote(f"index {index}", index, item_type)]
+            errors.append(exc)
+    if errors:
+        raise IterableValidationError(f"while structuring {cl}", errors, cl)
+    return out
+
+
+converter.register_structure_hook_func(lambda cl: typing.get_origin(cl) is list, _structure_list)
+
+
+def _wire(cls: type, *, omit: tuple[str, ...] = (), rename: dict[str, str] | None = None) -> None:
+    """camelCase in and out for ``cls``; ``omit`` fields never leave the process."""
+    rename = rename or {}
+    overrides = {
+        a.name: override(omit=True) if a.name in omit
+        else override(rename=rename.get(a.name, camel(a.name)))
+        for a in attrs.fields(cls)
+    }
+    converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter, **overrides))
+    structure_overrides = {a.name: override(rename=rename.get(a.name, camel(a.name)))
+                           for a in attrs.fields(cls)}
+    converter.register_structure_hook(
+        cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True,
+                                    **structure_overrides))
+
+
+_wire(Account, omit=("org_id", "external_id"))
+_wire(Post, omit=("org_id", "media_ids", "publish_with_head", "lease_owner",
+                  "lease_expires_at", "account_id"))
+_wire(PostSummary)
+_wire(ApiKey, omit=("org_id", "user_id", "key_hash"))
+_wire(LogEvent)
+_wire(MediaAsset, omit=("org_id", "path", "info"))
+_wire(ThreadItem)
+_wire(PostRequest)
+
+
+def post_json(post: Post) -> dict[str, Any]:
+    """A Post as the API documents it (``channelId`` is the account id)."""
+    data: dict[str, Any] = converter.unstructure(post)
+    data["channelId"] = post.account_id
+    return data
+
+
+def summary_json(post: Post) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(post.summary())
+    return data
+
+
+def structure(data: Any, cls: type[T], *, path: str = "") -> T:
+    """Structure request JSON into ``cls``; every problem becomes a detail with a path."""
+    if not isinstance(data, dict):
+        raise ValidationError("the request body must be a JSON object",
+                              details=[Issue(path or "body", "expected a JSON object")])
+    try:
+        return converter.structure(data, cls)
+    except (ClassValidationError, IterableValidationError, ForbiddenExtraKeysError) as exc:
+        issues = list(_issues(exc, path))
+        summary = "; ".join(f"{i.path}: {i.message}" for i in issues[:3])
+        raise ValidationError(f"invalid request: {summary}", details=issues) from None
+
+
+def _issues(exc: BaseException, path: str) -> typing.Iterator[Issue]:
+    if isinstance(exc, ForbiddenExtraKeysError):
+        for key in sorted(exc.extra_fields):
+            yield Issue(_join(path, key), "unknown field", code="unknown_field")
+        return
+    if isinstance(exc, (ClassValidationError, IterableValidationError)):
+        with_notes, _ = exc.group_exceptions()
+        for sub, note in with_notes:
+            name = getattr(note, "name", None)
+            if name is None:
+                name = f"[{getattr(note, 'index', '?')}]"
+            elif isinstance(name, str):
+                name = camel(name)
+            sub_path = f"{path}{name}" if str(name).startswith("[") else _join(path, str(name))
+            yield from _issues(sub, sub_path)
+        for sub in exc.exceptions:
+            if not any(sub is s for s, _ in with_notes):
+                yield from _issues(sub, path)
+        return
+    if isinstance(exc, KeyError):
+        yield Issue(path or "body", "this field is required", code="required")
+        return
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, ValueError) and "is not a valid" in message:
+        message = message.replace("'", "")
+    yield Issue(path or "body", message, code="invalid")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key

@@ -1,0 +1,482 @@
+"""The store: every read and write of chat33's data, on SQLite or PostgreSQL.
+
+Rows come back as the frozen models of :mod:`chat33_core.models`; credentials are
+encrypted and decrypted by the caller-provided :class:`~chat33_core.security.Vault`
+(the store never sees a raw token unless it is handed one to encrypt).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from importlib.resources import files
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import Conflict, NotFound, RateLimited
+from ..models import (
+    Account,
+    ApiKey,
+    LogEvent,
+    MediaAsset,
+    MediaType,
+    Organization,
+    Page,
+    Post,
+    PostStatus,
+    User,
+    utcnow,
+)
+from . import tables as t
+
+
+def make_engine(url: str, **kw: Any) -> Engine:
+    """An engine configured for chat33: SQLite in WAL mode with foreign keys and a busy
+    timeout; PostgreSQL through psycopg 3 (``postgresql+psycopg://``)."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                                  **kw)
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _: Any) -> None:
+            # Python's sqlite3 starts transactions lazily; take control so BEGIN IMMEDIATE works
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # a write lock up front: no deadlocks between readers upgrading to writers
+            readonly = conn.get_execution_options().get("chat33_readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        return engine
+    kw.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kw)
+
+
+def _row_post(row: Mapping[str, Any]) -> Post:
+    data = dict(row)
+    data["status"] = PostStatus(data["status"])
+    data["media_type"] = MediaType(data["media_type"]) if data["media_type"] else None
+    return Post(**data)
+
+
+def _post_values(post: Post) -> dict[str, Any]:
+    values = attrs.asdict(post, recurse=False)
+    values["status"] = post.status.value
+    values["media_type"] = post.media_type.value if post.media_type else None
+    return values
+
+
+class Store:
+    """All of chat33's persistence. Thread-safe; share one per process."""
+
+    def __init__(self, engine: Engine | str) -> None:
+        self.engine = make_engine(engine) if isinstance(engine, str) else engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (on SQLite a deferred one: it never blocks writers)."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(chat33_readonly=True)
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- schema -----------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest migration (safe to run twice)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(files("chat33_core") / "migrations"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def ping(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+
+    # --- organizations and users ----------------------------------------------------
+
+    def add_org(self, org: Organization, webhook_secret_enc: str | None = None) -> Organization:
+        with self.begin() as c:
+            c.execute(t.organizations.insert().values(
+                id=org.id, name=org.name, created_at=org.created_at,
+                webhook_secret_enc=webhook_secret_enc))
+        return org
+
+    def get_org(self, org_id: str) -> Organization:
+        with self.read() as c:
+            row = c.execute(sa.select(t.organizations).where(t.organizations.c.id == org_id)
+                            ).mappings().first()
+        if row is None:
+            raise NotFound(f"organization {org_id} not found")
+        return Organization(id=row["id"], name=row["name"], created_at=row["created_at"])
+
+    def find_org_by_name(self, name: str) -> Organization | None:
+        with self.read() as c:
+            row = c.execute(sa.select(t.organizations).where(t.organizations.c.name == name)
+                            ).mappings().first()
+        return None if row is None else Organization(id=row["id"], name=row["name"],
+                                                      created_at=row["created_at"])
+
+    def org_webhook_secret_enc(self, org_id: str) -> str | None:
+        with self.read() as c:
+            return c.execute(sa.select(t.organizations.c.webhook_secret_enc)
+                             .where(t.organizations.c.id == org_id)).scalar()
+
+    def set_org_webhook_secret_enc(self, org_id: str, value: str) -> None:
+        with self.begin() as c:
+            c.execute(t.organizations.update().where(t.organizations.c.id == org_id)
+                      .values(webhook_secret_enc=value))
+
+    def add_user(self, user: User) -> User:
+        try:
+            with self.begin() as c:
+                c.execute(t.users.insert().values(**attrs.asdict(user)))
+        except sa.exc.IntegrityError:
+            raise Conflict(f"a user with the email {user.email!r} already exists") from None
+        return user
+
+    def find_user_by_email(self, email: str) -> User | None:
+        with self.read() as c:
+            row = c.execute(sa.select(t.users).where(t.users.c.email == email.lower())
+                            ).mappings().first()
+        return None if row is None else User(**row)
+
+    def get_user(self, user_id: str) -> User:
+        with self.read() as c:
+            row = c.execute(sa.select(t.users).where(t.users.c.id == user_id)).mappings().first()
+        if row is None:
+            raise NotFound("user not found")
+        return User(**row)
+
+    # --- sessions -------------------------------------------------------------------
+
+    def add_session(self, session_hash: str, user_id: str, csrf_hash: str,
+                    expires_at: datetime) -> None:
+        with self.begin() as c:
+            c.execute(t.sessions.insert().values(id=session_hash, user_id=user_id,
+                                                 csrf_hash=csrf_hash, expires_at=expires_at,
+                                                 created_at=utcnow()))
+
+    def get_session(self, session_hash: str) -> dict[str, Any] | None:
+        with self.read() as c:
+            row = c.execute(sa.select(t.sessions).where(t.sessions.c.id == session_hash)
+                            ).mappings().first()
+        return None if row is None else dict(row)
+
+    def delete_session(self, session_hash: str) -> None:
+        with self.begin() as c:
+            c.execute(t.sessions.delete().where(t.sessions.c.id == session_hash))
+
+    # --- api keys ---------------------------------------------------------------------
+
+    def add_api_key(self, key: ApiKey) -> ApiKey:
+        with self.begin() as c:
+            c.execute(t.api_keys.insert().values(**attrs.asdict(key)))
+        return key
+
+    def find_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        with self.read() as c:
+            row = c.execute(sa.select(t.api_keys).where(t.api_keys.c.key_hash == key_hash)
+                            ).mappings().first()
+        return None if row is None else ApiKey(**row)
+
+    def list_api_keys(self, org_id: str, user_id: str | None = None) -> list[ApiKey]:
+        q = sa.select(t.api_keys).where(t.api_keys.c.org_id == org_id)
+        if user_id is not None:
+            q = q.where(t.api_keys.c.user_id == user_id)
+        with self.read() as c:
+            rows = c.execute(q.order_by(t.api_keys.c.created_at, t.api_keys.c.id)).mappings()
+            return [ApiKey(**r) for r in rows]
+
+    def revoke_api_key(self, org_id: str, key_id: str) -> ApiKey:
+        with self.begin() as c:
+            n = c.execute(t.api_keys.update()
+                          .where(t.api_keys.c.id == key_id, t.api_keys.c.org_id == org_id)
+                          .values(is_active=False)).rowcount
+            if not n:
+                raise NotFound(f"API key {key_id} not found")
+            row = c.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)
+                            ).mappings().one()
+        return ApiKey(**row)
+
+    def touch_api_key(self, key_id: str, when: datetime) -> None:
+        with self.begin() as c:
+            c.execute(t.api_keys.update().where(t.api_keys.c.id == key_id)
+                      .values(last_used_at=when))
+
+    # --- accounts ---------------------------------------------------------------------
+
+    def add_account(self, account: Account, credentials_enc: str | None) -> Account:
+        with self.begin() as c:
+            c.execute(t.accounts.insert().values(**attrs.asdict(account),
+                                                 credentials_enc=credentials_enc))
+        return account
+
+    def get_account(self, account_id: str, org_id: str | None = None) -> Account:
+        q = sa.select(*[col for col in t.accounts.c if col.name != "credentials_enc"]).where(
+            t.accounts.c.id == account_id)
+        if org_id is not None:
+            q = q.where(t.accounts.c.org_id == org_id)
+        with self.read() as c:
+            row = c.execute(q).mappings().first()
+        if row is None:
+            raise NotFound(f"account {account_id} not found")
+        return Account(**row)
+
+    def list_accounts(self, org_id: str, platform: str | None = None,
+                      active_only: bool = False) -> list[Account]:
+        q = sa.select(*[col for col in t.accounts.c if col.name != "credentials_enc"]).where(
+            t.accounts.c.org_id == org_id)
+        if platform:
+            q = q.where(t.accounts.c.platform == platform)
+        if active_only:
+            q = q.where(t.accounts.c.is_active.is_(True))
+        with self.read() as c:
+            rows = c.execute(q.order_by(t.accounts.c.created_at, t.accounts.c.id)).mappings()
+            return [Account(**r) for r in rows]
+
+    def account_credentials_enc(self, account_id: str) -> str | None:
+        with self.read() as c:
+            return c.execute(sa.select(t.accounts.c.credentials_enc)
+                             .where(t.accounts.c.id == account_id)).scalar()
+
+    def set_account_credentials_enc(self, account_id: str, value: str,
+                                    expected: str | None = None) -> bool:
+        """Replace the credentials; with ``expected``, only if they are still those (a
+        rotating refresh token must not be overwritten by a stale writer)."""
+        q = t.accounts.update().where(t.accounts.c.id == account_id)
+        if expected is not None:
+            q = q.where(t.accounts.c.credentials_enc == expected)
+        with self.begin() as c:
+            return bool(c.execute(q.values(credentials_enc=value, needs_reconnect=False)).rowcount)
+
+    def update_account(self, account: Account) -> Account:
+        values = attrs.asdict(account)
+        values.pop("id")
+        with self.begin() as c:
+            c.execute(t.accounts.update().where(t.accounts.c.id == account.id).values(**values))
+        return account
+
+    # --- posts ------------------------------------------------------------------------
+
+    def add_posts(self, posts: Sequence[Post]) -> list[Post]:
+        if posts:
+            with self.begin() as c:
+                c.execute(t.posts.insert(), [_post_values(p) for p in posts])
+        return list(posts)
+
+    def get_post(self, post_id: str, org_id: str | None = None) -> Post:
+        q = sa.select(t.posts).where(t.posts.c.id == post_id)
+        if org_id is not None:
+            q = q.where(t.posts.c.org_id == org_id)
+        with self.read() as c:
+            row = c.execute(q).mappings().first()
+        if row is None:
+            raise NotFound(f"post {post_id} not found")
+        return _row_post(row)
+
+    def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
+                   account_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
+        where = [t.posts.c.org_id == org_id]
+        if status:
+            where.append(t.posts.c.status == status)
+        if platform:
+            where.append(t.posts.c.platform == platform)
+        if account_id:
+            where.append(t.posts.c.account_id == account_id)
+        with self.read() as c:
+            total = c.execute(sa.select(sa.func.count()).select_from(t.posts).where(*where)
+                              ).scalar_one()
+            rows = c.execute(
+                sa.select(t.posts).where(*where)
+                .order_by(t.posts.c.created_at.desc(), t.posts.c.thread_position, t.posts.c.id)
+                .limit(limit).offset((page - 1) * limit)).mappings()
+            items = [_row_post(r) for r in rows]
+        return Page(items=items, total=total, page=page, limit=limit)
+
+    def thread_posts(self, thread_id: str) -> list[Post]:
+        with self.read() as c:
+            rows = c.execute(sa.select(t.posts).where(t.posts.c.thread_id == thread_id)
+                             .order_by(t.posts.c.thread_position)).mappings()
+            return [_row_post(r) for r in rows]
+
+    def save_post(self, post: Post, *, expect_status: PostStatus | None = None,
+                  conn: Connection | None = None) -> Post:
+        """Write ``post``; with ``expect_status``, only if the stored status is still that
+        (compare-and-set), else :class:`~chat33_core.errors.Conflict`."""
+        post = attrs.evolve(post, updated_at=utcnow())
+        values = _post_values(post)
+        values.pop("id")
+        q = t.posts.update().where(t.posts.c.id == post.id)
+        if expect_status is not None:
+            q = q.where(t.posts.c.status == expect_status.value)
+        if conn is None:
+            with self.begin() as c:
+                n = c.execute(q.values(**values)).rowcount
+        else:
+            n = conn.execute(q.values(**values)).rowcount
+        if not n:
+            raise Conflict(f"post {post.id} changed meanwhile; reload it and try again")
+        return post
+
+    def delete_post(self, post_id: str, *, expect_status: PostStatus) -> None:
+        with self.begin() as c:
+            n = c.execute(t.posts.delete().where(t.posts.c.id == post_id,
+                                                 t.posts.c.status == expect_status.value)
+                          ).rowcount
+            if not n:
+                raise Conflict(f"post {post_id} changed meanwhile; reload it and try again")
+            c.execute(t.post_logs.delete().where(t.post_logs.c.post_id == post_id))
+            c.execute(t.checkpoints.delete().where(t.checkpoints.c.post_id == post_id))
+
+    def count_published_since(self, account_id: str, since: datetime) -> int:
+        with self.read() as c:
+            return int(c.execute(
+                sa.select(sa.func.count()).select_from(t.posts).where(
+                    t.posts.c.account_id == account_id,
+                    t.posts.c.published_at >= since,
+                    t.posts.c.status.in_([PostStatus.PUBLISHED.value,
+                                          PostStatus.CANCELLED.value]))).scalar_one())
+
+    # --- logs -------------------------------------------------------------------------
+
+    def add_log(self, event: LogEvent, conn: Connection | None = None) -> None:
+        values = attrs.asdict(event)
+        values.pop("id")
+        if conn is not None:
+            conn.execute(t.post_logs.insert().values(**values))
+            return
+        with self.begin() as c:
+            c.execute(t.post_logs.insert().values(**values))
+
+    def list_logs(self, post_id: str) -> list[LogEvent]:
+        with self.read() as c:
+            rows = c.execute(sa.select(t.post_logs).where(t.post_logs.c.post_id == post_id)
+                             .order_by(t.post_logs.c.id)).mappings()
+            return [LogEvent(**r) for r in rows]
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    def load_checkpoint(self, post_id: str) -> dict[str, Any]:
+        with self.read() as c:
+            value = c.execute(sa.select(t.checkpoints.c.data)
+                              .where(t.checkpoints.c.post_id == post_id)).scalar()
+        return dict(value or {})
+
+    def save_checkpoint(self, post_id: str, data: Mapping[str, Any]) -> None:
+        with self.begin() as c:
+            n = c.execute(t.checkpoints.update().where(t.checkpoints.c.post_id == post_id)
+                          .values(data=dict(data), updated_at=utcnow())).rowcount
+            if not n:
+                c.execute(t.checkpoints.insert().values(post_id=post_id, data=dict(data),
+                                                        updated_at=utcnow()))
+
+    # --- media ------------------------------------------------------------------------
+
+    def add_media(self, asset: MediaAsset) -> MediaAsset:
+        with self.begin() as c:
+            c.execute(t.media_assets.insert().values(**attrs.asdict(asset)))
+        return asset
+
+    def get_media(self, media_id: str) -> MediaAsset:
+        with self.read() as c:
+            row = c.execute(sa.select(t.media_assets).where(t.media_assets.c.id == media_id)
+                            ).mappings().first()
+        if row is None:
+            raise NotFound(f"media {media_id} not found")
+        return MediaAsset(**row)
+
+    def find_media_by_url(self, org_id: str, url: str) -> MediaAsset | None:
+        """A media file this organization already has under ``url`` (our own URL or the
+        source it was fetched from)."""
+        with self.read() as c:
+            row = c.execute(sa.select(t.media_assets).where(
+                t.media_assets.c.org_id == org_id,
+                sa.or_(t.media_assets.c.url == url, t.media_assets.c.source_url == url))
+                .order_by(t.media_assets.c.created_at.desc())).mappings().first()
+        return None if row is None else MediaAsset(**row)
+
+    def find_media_by_name(self, name: str) -> MediaAsset | None:
+        with self.read() as c:
+            row = c.execute(sa.select(t.media_assets).where(t.media_assets.c.name == name)
+                            ).mappings().first()
+        return None if row is None else MediaAsset(**row)
+
+    # --- rate limits ------------------------------------------------------------------
+
+    def hit_rate_limit(self, key: str, limit: int, period: timedelta,
+                       now: datetime | None = None) -> tuple[int, float]:
+        """Count one request against ``limit`` per ``period`` for ``key`` (GCRA, so the
+        allowance refills smoothly). Returns (remaining, seconds until full); raises
+        :class:`~chat33_core.errors.RateLimited`. Atomic across processes and machines:
+        the row is locked (PostgreSQL) or the write lock is held (SQLite)."""
+        now = now or utcnow()
+        interval = period / limit
+        with self.begin() as c:
+            q = sa.select(t.rate_limits.c.tat).where(t.rate_limits.c.key == key)
+            if self.is_postgres:
+                c.execute(sa.text(
+                    "INSERT INTO rate_limits (key, tat) VALUES (:k, :n) ON CONFLICT DO NOTHING"
+                ), {"k": key, "n": now.replace(tzinfo=None)})
+                q = q.with_for_update()
+            tat = c.execute(q).scalar()
+            if tat is None:
+                tat = now
+                c.execute(t.rate_limits.insert().values(key=key, tat=now))
+            tat = max(tat, now)
+            new_tat = tat + interval
+            allow_at = new_tat - period
+            if allow_at > now:
+                retry = (allow_at - now).total_seconds()
+                raise RateLimited(
+                    f"rate limit of {limit} per {_human(period)} reached; retry in "
+                    f"{math.ceil(retry)} s", retry_after=retry, limit=limit, remaining=0,
+                    reset_after=(tat - now).total_seconds())
+            c.execute(t.rate_limits.update().where(t.rate_limits.c.key == key)
+                      .values(tat=new_tat))
+        remaining = int((period - (new_tat - now)) / interval)
+        return max(0, remaining), (new_tat - now).total_seconds()
+
+
+def _human(period: timedelta) -> str:
+    seconds = int(period.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            n = seconds // size
+            return unit if n == 1 else f"{n} {unit}s"
+    return f"{seconds} s"
