@@ -1,0 +1,166 @@
+"""The ``chat33`` command: operator tasks, the API server, the worker, sandboxes, demo.
+
+Output meant for scripts (ids, keys) is printed alone on stdout; everything else goes
+to stderr. Bad input exits with code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Any, NoReturn
+
+import click
+
+from .config import Settings
+from .errors import Chat33Error, ConfigurationError
+from .models import Credentials
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"chat33: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _core(ctx: click.Context) -> Any:
+    from .service import Chat33
+
+    obj = ctx.ensure_object(dict)
+    if "core" not in obj:
+        obj["core"] = Chat33(Settings.from_env())
+    return obj["core"]
+
+
+class _Group(click.Group):
+    """Turns chat33's own errors into one clear line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Chat33Error as exc:
+            details = "; ".join(f"{d.path}: {d.message}" for d in exc.details)
+            _fail(exc.message + (f" ({details})" if details and details not in exc.message
+                                 else ""))
+        except Exception as exc:  # database unreachable, etc.: one line, not a traceback
+            import sqlalchemy.exc
+
+            if isinstance(exc, sqlalchemy.exc.OperationalError):
+                _fail(f"database error: {exc.orig}", code=1)
+            raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="chat33-core")
+def main() -> None:
+    """chat33: schedule and publish posts to Instagram, Facebook, TikTok, YouTube and X.
+
+    Configuration comes from the environment (CHAT33_DATABASE_URL, CHAT33_SECRET_KEY, ...).
+    """
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create or migrate the database (safe to run again)."""
+    core = _core(ctx)
+    core.store.migrate()
+    click.echo(f"database ready: {core.store.engine.url.render_as_string(hide_password=True)}",
+               err=True)
+
+
+@main.group(cls=_Group)
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("create")
+@click.option("--email", required=True, help="The user's email (their login).")
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--org", "org_name", required=True, help="Organization name (created if new).")
+@click.pass_context
+def users_create(ctx: click.Context, email: str, password: str, org_name: str) -> None:
+    """Create a user in an organization; prints the user id."""
+    user = _core(ctx).create_user(email, password, org_name)
+    click.echo(user.id)
+
+
+@main.group(cls=_Group)
+def keys() -> None:
+    """Manage API keys."""
+
+
+@keys.command("create")
+@click.option("--email", required=True, help="The user the key acts for.")
+@click.option("--name", default=None, help="A label for the key.")
+@click.option("--scopes", default=None, help="Comma list; default: all four scopes.")
+@click.pass_context
+def keys_create(ctx: click.Context, email: str, name: str | None, scopes: str | None) -> None:
+    """Create an API key; prints the raw key alone on stdout (shown only once)."""
+    core = _core(ctx)
+    user = core.store.find_user_by_email(email.strip().lower())
+    if user is None:
+        _fail(f"no user with the email {email!r}")
+    scope_list = [s.strip() for s in scopes.split(",") if s.strip()] if scopes else None
+    key, raw = core.create_api_key(user.org_id, user.id, name, scope_list)
+    click.echo(f"created API key {key.id} ({key.key_prefix}...)", err=True)
+    click.echo(raw)
+
+
+@main.group(cls=_Group)
+def accounts() -> None:
+    """Manage connected channels."""
+
+
+@accounts.command("add")
+@click.option("--org", "org_name", required=True, help="Organization name.")
+@click.option("--platform", required=True, help="instagram, facebook, tiktok, youtube, x, ...")
+@click.option("--name", required=True, help="Display name of the channel.")
+@click.option("--username", default=None)
+@click.option("--external-id", default=None,
+              help="The platform's id of the channel (IG user id, Page id, open_id, ...).")
+@click.option("--token", default=None, help="Access token (for Facebook the Page token).")
+@click.option("--refresh-token", default=None)
+@click.option("--token-expires-at", default=None, help="ISO 8601 instant.")
+@click.option("--sandbox", is_flag=True,
+              help="Use the platform sandbox's test credentials when no token is given.")
+@click.pass_context
+def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
+                 username: str | None, external_id: str | None, token: str | None,
+                 refresh_token: str | None, token_expires_at: str | None, sandbox: bool) -> None:
+    """Connect a channel; prints its id."""
+    core = _core(ctx)
+    org = core.store.find_org_by_name(org_name)
+    if org is None:
+        _fail(f"no organization named {org_name!r} (create a user in it first)")
+    expires = None
+    if token_expires_at:
+        try:
+            expires = datetime.fromisoformat(token_expires_at.replace("Z", "+00:00"))
+        except ValueError:
+            _fail(f"--token-expires-at: not an ISO 8601 instant: {token_expires_at!r}")
+        if expires.tzinfo is None:
+            _fail("--token-expires-at needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
+    if sandbox and token is None:
+        token, refresh_token = "sandbox-token", refresh_token or "sandbox-refresh"
+    credentials = None
+    if token:
+        try:
+            credentials = Credentials(access_token=token, refresh_token=refresh_token,
+                                      expires_at=expires)
+        except ValueError as exc:
+            _fail(str(exc))
+    elif refresh_token:
+        _fail("--refresh-token needs --token")
+    metadata = {"sandbox": True} if sandbox else {}
+    try:
+        account = core.add_account(org.id, platform, name, username=username,
+                                   external_id=external_id or (f"sandbox-{platform}"
+                                                               if sandbox else None),
+                                   credentials=credentials, metadata=metadata)
+    except ConfigurationError as exc:
+        _fail(exc.message)
+    click.echo(account.id)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

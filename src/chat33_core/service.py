@@ -1,0 +1,593 @@
+"""The framework-agnostic facade: every REST operation as a method, scoped to an
+organization. The Flask adapter (and any embedding code) only parses, calls and renders.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import IO, TYPE_CHECKING, Any
+
+import attrs
+
+from . import states
+from .config import Settings
+from .errors import (
+    Chat33Error,
+    Forbidden,
+    Issue,
+    NotFound,
+    NotSupported,
+    PlatformError,
+    Unauthorized,
+    ValidationError,
+)
+from .models import (
+    DEFAULT_SCOPES,
+    Account,
+    ApiKey,
+    Credentials,
+    LogEvent,
+    MediaAsset,
+    MediaType,
+    Organization,
+    Page,
+    Post,
+    PostRequest,
+    PostStatus,
+    User,
+    new_id,
+    utcnow,
+)
+from .plugins import PluginHost
+from .security import (
+    KEY_PREFIX_LENGTH,
+    Vault,
+    digest,
+    generate_api_key,
+    hash_password,
+    new_token,
+    same_digest,
+    verify_password,
+)
+from .store import Store
+
+if TYPE_CHECKING:
+    from .validation import ValidationReport
+
+log = logging.getLogger(__name__)
+
+SESSION_LIFETIME = timedelta(days=14)
+
+#: (limit, period) per limited operation; override with Chat33(rate_limits=...)
+DEFAULT_RATE_LIMITS: dict[str, tuple[int, timedelta]] = {
+    "posts.create": (30, timedelta(hours=1)),
+    "media.upload": (50, timedelta(hours=1)),
+    "api_keys.create": (10, timedelta(hours=1)),
+}
+
+
+@attrs.frozen
+class Principal:
+    """Who is calling: an organization's user, by API key or by session."""
+
+    org_id: str
+    user_id: str
+    scopes: frozenset[str]
+    via: str  # "key" or "session"
+    key_id: str | None = None
+    csrf_hash: str | None = None
+
+    def require(self, *scopes: str) -> None:
+        missing = [s for s in scopes if s not in self.scopes]
+        if missing:
+            raise Forbidden(f"this API key lacks the scope {', '.join(missing)}")
+
+    def require_session(self) -> None:
+        if self.via != "session":
+            raise Unauthorized("this endpoint needs a signed-in session; API keys cannot "
+                               "manage API keys")
+
+
+@attrs.frozen
+class DeleteOutcome:
+    id: str
+    deleted: bool
+    status: str | None
+    platform_deleted: bool | None = None
+    platform_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "deleted": self.deleted, "status": self.status}
+        if self.platform_deleted is not None:
+            data["platformDeleted"] = self.platform_deleted
+            data["platformError"] = self.platform_error
+        return data
+
+
+class Chat33:
+    """chat33's core, ready to embed::
+
+        app = Chat33(Settings.from_env())
+        app.store.migrate()
+        posts, group = app.create_posts(principal, request)
+    """
+
+    def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
+                 host: PluginHost | None = None, load_plugins: bool = True,
+                 rate_limits: Mapping[str, tuple[int, timedelta]] | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.store = store or Store(self.settings.database_url)
+        self.host = host or PluginHost(self.settings)
+        if host is None and load_plugins:
+            self.host.load_entry_points(self.settings.env or None)
+        self.rate_limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
+
+    @cached_property
+    def vault(self) -> Vault:
+        return Vault(self.settings.require_secret_key())
+
+    @cached_property
+    def media(self) -> Any:
+        """The media service (fetching, storing and inspecting files)."""
+        from .mediaservice import MediaService
+
+        return MediaService(self)
+
+    # --- organizations and users ------------------------------------------------------
+
+    def ensure_org(self, name: str) -> Organization:
+        org = self.store.find_org_by_name(name)
+        if org is not None:
+            return org
+        # the webhook secret is made on first use: creating users needs no secret key
+        return self.store.add_org(Organization.new(name))
+
+    def create_user(self, email: str, password: str, org_name: str) -> User:
+        issues = []
+        email = (email or "").strip().lower()
+        if "@" not in email or email.startswith("@") or email.endswith("@"):
+            issues.append(Issue("email", "must be an email address"))
+        if len(password or "") < 8:
+            issues.append(Issue("password", "must be at least 8 characters"))
+        if not (org_name or "").strip():
+            issues.append(Issue("org", "must not be empty"))
+        if issues:
+            raise ValidationError("invalid user", details=issues)
+        org = self.ensure_org(org_name.strip())
+        user = User(id=new_id("user"), org_id=org.id, email=email,
+                    password_hash=hash_password(password))
+        return self.store.add_user(user)
+
+    def webhook_secret(self, org_id: str) -> str:
+        enc = self.store.org_webhook_secret_enc(org_id)
+        if enc is None:
+            return self.rotate_webhook_secret(org_id)
+        return self.vault.decrypt(enc)
+
+    def rotate_webhook_secret(self, org_id: str) -> str:
+        secret = "whsec_" + new_token()
+        self.store.set_org_webhook_secret_enc(org_id, self.vault.encrypt(secret))
+        return secret
+
+    # --- authentication -----------------------------------------------------------------
+
+    def authenticate_key(self, raw_key: str | None) -> Principal:
+        if not raw_key:
+            raise Unauthorized("missing API key: send it in the x-api-key header")
+        key = self.store.find_api_key_by_hash(digest(raw_key))
+        if key is None or not same_digest(raw_key, key.key_hash):
+            raise Unauthorized("invalid API key")
+        now = utcnow()
+        if not key.is_active:
+            raise Unauthorized("this API key has been revoked")
+        if key.expires_at is not None and key.expires_at <= now:
+            raise Unauthorized("this API key has expired")
+        if key.last_used_at is None or now - key.last_used_at > timedelta(seconds=60):
+            self.store.touch_api_key(key.id, now)  # coarse, so reads do not all write
+        return Principal(org_id=key.org_id, user_id=key.user_id, scopes=frozenset(key.scopes),
+                         via="key", key_id=key.id)
+
+    def login(self, email: str, password: str) -> tuple[User, str, str]:
+        """Check the password; returns (user, session token, CSRF token). Only digests
+        of the two tokens are stored."""
+        user = self.store.find_user_by_email((email or "").strip().lower())
+        if user is None or not verify_password(user.password_hash, password or ""):
+            raise Unauthorized("wrong email or password")
+        session, csrf = new_token(), new_token()
+        self.store.add_session(digest(session), user.id, digest(csrf),
+                               utcnow() + SESSION_LIFETIME)
+        return user, session, csrf
+
+    def authenticate_session(self, session_token: str | None) -> Principal:
+        if not session_token:
+            raise Unauthorized("not signed in")
+        row = self.store.get_session(digest(session_token))
+        if row is None or row["expires_at"] <= utcnow():
+            raise Unauthorized("the session has ended; sign in again")
+        user = self.store.get_user(row["user_id"])
+        return Principal(org_id=user.org_id, user_id=user.id, scopes=frozenset(DEFAULT_SCOPES),
+                         via="session", csrf_hash=row["csrf_hash"])
+
+    def check_csrf(self, principal: Principal, token: str | None) -> None:
+        if principal.via != "session":
+            return
+        if not token or principal.csrf_hash is None or not same_digest(token, principal.csrf_hash):
+            raise Forbidden("missing or wrong x-csrf-token header for a session request")
+
+    def logout(self, session_token: str | None) -> None:
+        if session_token:
+            self.store.delete_session(digest(session_token))
+
+    # --- API keys -----------------------------------------------------------------------
+
+    def create_api_key(self, org_id: str, user_id: str, name: str | None = None,
+                       scopes: Sequence[str] | None = None) -> tuple[ApiKey, str]:
+        """Returns the key and its raw value, which is never stored and never shown again."""
+        name = (name or "Default API Key").strip()
+        if not name or len(name) > 200:
+            raise ValidationError("invalid API key name",
+                                  details=[Issue("name", "must be 1 to 200 characters")])
+        scopes = list(scopes) if scopes is not None else list(DEFAULT_SCOPES)
+        unknown = [s for s in scopes if s not in DEFAULT_SCOPES]
+        if unknown or not scopes:
+            raise ValidationError("invalid scopes", details=[Issue(
+                "scopes", f"unknown scope(s) {', '.join(unknown)}; known: "
+                f"{', '.join(DEFAULT_SCOPES)}" if unknown else "at least one scope is needed")])
+        raw = generate_api_key()
+        key = ApiKey(id=new_id("key"), org_id=org_id, user_id=user_id, name=name,
+                     key_prefix=raw[:KEY_PREFIX_LENGTH], key_hash=digest(raw), scopes=scopes)
+        return self.store.add_api_key(key), raw
+
+    def list_api_keys(self, org_id: str) -> list[ApiKey]:
+        return self.store.list_api_keys(org_id)
+
+    def revoke_api_key(self, org_id: str, key_id: str) -> ApiKey:
+        return self.store.revoke_api_key(org_id, key_id)
+
+    # --- accounts -----------------------------------------------------------------------
+
+    def add_account(self, org_id: str, platform: str, name: str, *, username: str | None = None,
+                    external_id: str | None = None, credentials: Credentials | None = None,
+                    metadata: Mapping[str, Any] | None = None) -> Account:
+        issues = []
+        if not self.host.has_platform(platform):
+            known = ", ".join(sorted(self.host.platforms)) or "none installed"
+            issues.append(Issue("platform", f"unknown platform {platform!r} (installed: {known})"))
+        if not (name or "").strip():
+            issues.append(Issue("name", "must not be empty"))
+        if issues:
+            raise ValidationError("invalid account", details=issues)
+        account = Account(id=new_id("chan"), org_id=org_id, platform=platform, name=name.strip(),
+                          username=username, external_id=external_id,
+                          metadata=dict(metadata or {}))
+        enc = self.vault.encrypt_credentials(credentials) if credentials else None
+        return self.store.add_account(account, enc)
+
+    def list_accounts(self, org_id: str, platform: str | None = None) -> list[Account]:
+        return self.store.list_accounts(org_id, platform=platform, active_only=True)
+
+    def get_account(self, org_id: str, account_id: str) -> Account:
+        return self.store.get_account(account_id, org_id=org_id)
+
+    def account_credentials(self, account_id: str) -> Credentials | None:
+        enc = self.store.account_credentials_enc(account_id)
+        return None if enc is None else self.vault.decrypt_credentials(enc)
+
+    def save_account_credentials(self, account_id: str, credentials: Credentials) -> None:
+        self.store.set_account_credentials_enc(account_id,
+                                               self.vault.encrypt_credentials(credentials))
+
+    # --- rate limits --------------------------------------------------------------------
+
+    def hit_rate_limit(self, operation: str, key: str) -> tuple[int, int, float]:
+        """Count one ``operation`` for ``key``; returns (limit, remaining, reset seconds)
+        or raises RateLimited."""
+        limit, period = self.rate_limits[operation]
+        remaining, reset = self.store.hit_rate_limit(f"{operation}:{key}", limit, period)
+        return limit, remaining, reset
+
+    # --- validation ---------------------------------------------------------------------
+
+    def _accounts_for(self, org_id: str, ids: Sequence[str]) -> dict[str, Account | None]:
+        found: dict[str, Account | None] = {}
+        for account_id in ids:
+            if not isinstance(account_id, str) or account_id in found:
+                continue
+            try:
+                found[account_id] = self.store.get_account(account_id, org_id=org_id)
+            except NotFound:
+                found[account_id] = None
+        return found
+
+    def validate_post(self, org_id: str, request: PostRequest, *,
+                      keep_media: bool = False) -> ValidationReport:
+        """Check ``request`` against the common rules and each target platform's rules.
+        Creates nothing unless ``keep_media`` (then fetched media is kept for publishing)."""
+        from .validation import validate_request
+
+        accounts = self._accounts_for(org_id, request.account_ids)
+        inspect_url = self.media.inspector(org_id, keep=keep_media)
+        return validate_request(request, accounts=accounts, host=self.host,
+                                inspect_url=inspect_url, settings=self.settings)
+
+    # --- posts --------------------------------------------------------------------------
+
+    def create_posts(self, principal: Principal, request: PostRequest, *,
+                     status: PostStatus = PostStatus.QUEUED) -> tuple[list[Post], str | None]:
+        """One post per account (and per thread item), all or nothing."""
+        from .validation import parse_schedule
+
+        report = self.validate_post(principal.org_id, request, keep_media=True)
+        if not report.valid:
+            errors = report.errors()
+            raise ValidationError(_summary(errors), details=errors)
+        self.hit_rate_limit("posts.create", principal.org_id)
+        scheduled_at = parse_schedule(request.scheduled_at, request.timezone)
+        media_ids = [self.media.asset_for(principal.org_id, u).id for u in request.media_urls]
+        group_id = new_id("grp") if len(set(request.account_ids)) > 1 else None
+        now = utcnow()
+        posts: list[Post] = []
+        for account_id in dict.fromkeys(request.account_ids):
+            account = self.store.get_account(account_id, org_id=principal.org_id)
+            platform = self.host.platform(account.platform)
+            head = Post(
+                id=new_id("post"), org_id=principal.org_id, account_id=account.id,
+                platform=account.platform, account_name=account.name,
+                created_by=principal.user_id, status=status, text=request.text,
+                media_urls=list(request.media_urls), media_ids=media_ids,
+                media_type=request.media_type or self._infer_media_type(principal.org_id,
+                                                                        request.media_urls),
+                cover_image_url=request.cover_image_url,
+                platform_config=dict(request.platform_config),
+                callback_url=request.callback_url, scheduled_at=scheduled_at,
+                timezone=request.timezone, group_id=group_id,
+                next_attempt_at=scheduled_at, created_at=now, updated_at=now,
+            )
+            if request.thread:
+                head = attrs.evolve(head, thread_id=head.id)
+            posts.append(head)
+            for position, item in enumerate(request.thread, start=1):
+                item_media = [self.media.asset_for(principal.org_id, u).id
+                              for u in item.media_urls]
+                posts.append(attrs.evolve(
+                    head, id=new_id("post"), text=item.text, media_urls=list(item.media_urls),
+                    media_ids=item_media,
+                    media_type=self._infer_media_type(principal.org_id, item.media_urls),
+                    cover_image_url=None, thread_position=position,
+                    publish_with_head=platform.capabilities.threads,
+                ))
+        self.store.add_posts(posts)
+        for post in posts:
+            self.log(post.id, "created", f"post created as {post.status.value}"
+                     + (f", scheduled for {post.scheduled_at.isoformat()}"
+                        if post.scheduled_at else ""))
+        return posts, group_id
+
+    def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
+                   channel_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
+        issues = []
+        if status is not None and status not in PostStatus.__members__:
+            issues.append(Issue("status", "must be one of " + ", ".join(PostStatus.__members__)))
+        if platform is not None and not self.host.has_platform(platform):
+            issues.append(Issue("platform", f"unknown platform {platform!r}"))
+        if page < 1:
+            issues.append(Issue("page", "must be 1 or more"))
+        if not 1 <= limit <= 100:
+            issues.append(Issue("limit", "must be between 1 and 100"))
+        if issues:
+            raise ValidationError(_summary(issues), details=issues)
+        return self.store.list_posts(org_id, status=status, platform=platform,
+                                     account_id=channel_id, page=page, limit=limit)
+
+    def get_post(self, org_id: str, post_id: str) -> Post:
+        return self.store.get_post(post_id, org_id=org_id)
+
+    _PATCHABLE = ("text", "media_urls", "media_type", "cover_image_url", "platform_config",
+                  "callback_url", "scheduled_at", "timezone", "status")
+
+    def update_post(self, org_id: str, post_id: str, changes: Mapping[str, Any]) -> Post:
+        """Apply a PATCH (already structured: snake_case keys, typed values, ``status``
+        a PostStatus). Only DRAFT and QUEUED posts can be edited."""
+        from .validation import parse_schedule
+
+        post = self.store.get_post(post_id, org_id=org_id)
+        states.check_editable(post.status)
+        unknown = set(changes) - set(self._PATCHABLE)
+        if unknown:
+            raise ValidationError("unknown fields", details=[Issue(k, "unknown field")
+                                                             for k in sorted(unknown)])
+        target = changes.get("status", post.status)
+        if target not in states.USER_TARGETS:
+            raise ValidationError("invalid status", details=[Issue(
+                "status", "must be DRAFT, QUEUED or CANCELLED")])
+        states.transition(post.status, target)
+        values = {k: v for k, v in changes.items() if k != "status"}
+        if target is PostStatus.CANCELLED:
+            updated = attrs.evolve(post, status=target)
+        else:
+            request = PostRequest(
+                account_ids=[post.account_id],
+                text=values.get("text", post.text),
+                media_urls=values.get("media_urls", post.media_urls),
+                media_type=values.get("media_type", post.media_type),
+                cover_image_url=values.get("cover_image_url", post.cover_image_url),
+                platform_config=values.get("platform_config", post.platform_config),
+                callback_url=values.get("callback_url", post.callback_url),
+                scheduled_at=(values["scheduled_at"] if "scheduled_at" in values
+                              else _iso_or_none(post.scheduled_at)),
+                timezone=values.get("timezone", post.timezone),
+            )
+            report = self.validate_post(org_id, request, keep_media=True)
+            errors = report.errors()
+            if errors:
+                raise ValidationError(_summary(errors), details=errors)
+            scheduled_at = parse_schedule(request.scheduled_at, request.timezone)
+            media_ids = ([self.media.asset_for(org_id, u).id for u in request.media_urls]
+                         if "media_urls" in values else post.media_ids)
+            updated = attrs.evolve(
+                post, status=target, text=request.text, media_urls=list(request.media_urls),
+                media_ids=media_ids, media_type=request.media_type,
+                cover_image_url=request.cover_image_url,
+                platform_config=dict(request.platform_config), callback_url=request.callback_url,
+                scheduled_at=scheduled_at, timezone=request.timezone,
+                next_attempt_at=scheduled_at, error_message=None,
+            )
+        saved = self.store.save_post(updated, expect_status=post.status)
+        self.log(post_id, "updated", f"post edited ({', '.join(sorted(changes)) or 'no change'})"
+                 + (f"; status {post.status.value} → {target.value}"
+                    if target is not post.status else ""))
+        return saved
+
+    def delete_post(self, org_id: str, post_id: str, *, from_platform: bool = False
+                    ) -> DeleteOutcome:
+        """DRAFT: deleted. QUEUED/PUBLISHED/FAILED: cancelled. PUBLISHING: 409.
+        ``from_platform`` also deletes a PUBLISHED post (the whole thread) on the platform."""
+        post = self.store.get_post(post_id, org_id=org_id)
+        action = states.delete_action(post.status)
+        if action is states.DeleteAction.HARD_DELETE:
+            self.store.delete_post(post.id, expect_status=PostStatus.DRAFT)
+            return DeleteOutcome(id=post.id, deleted=True, status=None)
+        platform_deleted: bool | None = None
+        platform_error: str | None = None
+        if from_platform and post.status is PostStatus.PUBLISHED:
+            platform = self.host.platform(post.platform)
+            if not platform.capabilities.delete:
+                raise NotSupported(
+                    f"{platform.display_name or platform.name} does not let apps delete posts "
+                    "through its API; delete it in the app, then cancel it here without "
+                    "fromPlatform")
+            platform_deleted, platform_error = self._delete_on_platform(post)
+        cancelled = self.store.save_post(attrs.evolve(post, status=states.transition(
+            post.status, PostStatus.CANCELLED)), expect_status=post.status)
+        followers = [p for p in self.store.thread_posts(post.thread_id)
+                     if p.publish_with_head and p.id != post.id] if post.thread_id else []
+        for item in followers:
+            if states.can(item.status, PostStatus.CANCELLED):
+                self.store.save_post(attrs.evolve(item, status=PostStatus.CANCELLED),
+                                     expect_status=item.status)
+        self.log(post.id, "cancelled", "post cancelled"
+                 + ("" if platform_deleted is None else
+                    "; deleted on the platform" if platform_deleted else
+                    f"; deleting it on the platform failed: {platform_error}"))
+        return DeleteOutcome(id=cancelled.id, deleted=False, status=cancelled.status.value,
+                             platform_deleted=platform_deleted, platform_error=platform_error)
+
+    def _delete_on_platform(self, post: Post) -> tuple[bool, str | None]:
+        import httpx
+
+        from .platforms import DeleteContext
+
+        platform = self.host.platform(post.platform)
+        account = self.store.get_account(post.account_id)
+        credentials = self.account_credentials(account.id)
+        if credentials is None:
+            return False, "the account has no credentials"
+        ids = [post.external_post_id] if post.external_post_id else []
+        if post.thread_id:
+            ids = [p.external_post_id for p in self.store.thread_posts(post.thread_id)
+                   if p.external_post_id and (p.publish_with_head or p.id == post.id)]
+        with httpx.Client(timeout=30) as http:
+            ctx = DeleteContext(account=account, credentials=credentials, http=http,
+                                settings=self.settings, external_ids=ids)
+            try:
+                platform.delete(ctx)
+            except PlatformError as exc:
+                return False, exc.message
+        return True, None
+
+    def duplicate_post(self, principal: Principal, post_id: str, *,
+                       account_ids: Sequence[str] | None = None, scheduled_at: str | None = None,
+                       status: PostStatus = PostStatus.DRAFT) -> tuple[list[Post], str | None]:
+        from .validation import parse_schedule
+
+        source = self.store.get_post(post_id, org_id=principal.org_id)
+        if status not in (PostStatus.DRAFT, PostStatus.QUEUED):
+            raise ValidationError("invalid status", details=[Issue(
+                "status", "must be DRAFT or QUEUED")])
+        targets = list(dict.fromkeys(account_ids or [source.account_id]))
+        accounts = self._accounts_for(principal.org_id, targets)
+        missing = [Issue(f"accountIds[{i}]", f"account {a} not found")
+                   for i, a in enumerate(targets) if accounts.get(a) is None]
+        if missing:
+            raise ValidationError(_summary(missing), details=missing)
+        when = parse_schedule(scheduled_at, source.timezone) if scheduled_at else None
+        if status is PostStatus.QUEUED:
+            request = PostRequest(
+                account_ids=targets, text=source.text, media_urls=source.media_urls,
+                media_type=source.media_type, cover_image_url=source.cover_image_url,
+                platform_config=source.platform_config, callback_url=source.callback_url,
+                scheduled_at=scheduled_at, timezone=source.timezone)
+            report = self.validate_post(principal.org_id, request, keep_media=True)
+            if not report.valid:
+                raise ValidationError(_summary(report.errors()), details=report.errors())
+        group_id = new_id("grp") if len(targets) > 1 else None
+        now = utcnow()
+        copies = []
+        for account_id in targets:
+            account = accounts[account_id]
+            assert account is not None
+            copies.append(attrs.evolve(
+                source, id=new_id("post"), account_id=account.id, platform=account.platform,
+                account_name=account.name, created_by=principal.user_id, status=status,
+                scheduled_at=when, next_attempt_at=when, group_id=group_id, thread_id=None,
+                thread_position=0, publish_with_head=False, published_at=None,
+                external_post_id=None, external_post_url=None, error_message=None,
+                retry_count=0, lease_owner=None, lease_expires_at=None, created_at=now,
+                updated_at=now))
+        self.store.add_posts(copies)
+        for copy in copies:
+            self.log(copy.id, "created", f"duplicated from {source.id} as {status.value}")
+        return copies, group_id
+
+    def _infer_media_type(self, org_id: str, urls: Sequence[str]) -> MediaType | None:
+        if not urls:
+            return None
+        if len(urls) > 1:
+            return MediaType.CAROUSEL
+        kind = self.media.asset_for(org_id, urls[0]).kind
+        return MediaType.VIDEO if kind == "video" else MediaType.IMAGE
+
+    def post_logs(self, org_id: str, post_id: str) -> list[LogEvent]:
+        self.store.get_post(post_id, org_id=org_id)
+        return self.store.list_logs(post_id)
+
+    def log(self, post_id: str, event: str, message: str, *, attempt: int = 0,
+            **data: Any) -> None:
+        self.store.add_log(LogEvent(id=None, post_id=post_id, event=event, message=message,
+                                    attempt=attempt, data=data))
+
+    # --- media --------------------------------------------------------------------------
+
+    def upload_media(self, org_id: str, stream: IO[bytes], filename: str | None) -> MediaAsset:
+        result: MediaAsset = self.media.upload(org_id, stream, filename)
+        return result
+
+    def ingest_media(self, org_id: str, url: str, filename: str | None = None) -> MediaAsset:
+        result: MediaAsset = self.media.ingest(org_id, url, filename)
+        return result
+
+    def media_asset_by_name(self, name: str) -> MediaAsset:
+        asset = self.store.find_media_by_name(name)
+        if asset is None:
+            raise NotFound("media not found")
+        return asset
+
+
+def _summary(issues: Sequence[Issue]) -> str:
+    if not issues:
+        return "invalid request"
+    first = issues[0]
+    more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+    return f"{first.path}: {first.message}{more}"
+
+
+def _iso_or_none(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+
+
+__all__ = ["Chat33", "Chat33Error", "DeleteOutcome", "Principal"]
