@@ -34,6 +34,12 @@ def _core(ctx: click.Context) -> Any:
 class _Group(click.Group):
     """Turns chat33's own errors into one clear line and exit code 2."""
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_plugin_commands(self)))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) or _plugin_commands(self).get(name)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -47,6 +53,25 @@ class _Group(click.Group):
             if isinstance(exc, sqlalchemy.exc.OperationalError):
                 _fail(f"database error: {exc.orig}", code=1)
             raise
+
+
+def _plugin_commands(group: click.Group) -> dict[str, click.Command]:
+    """Commands that other distributions add to the top level (entry-point group
+    ``chat33.cli``): ``serve`` from chat33-flask, ``worker``, ``sandbox``, ``demo``."""
+    if group.name != "main":
+        return {}
+    from importlib.metadata import entry_points
+
+    found: dict[str, click.Command] = {}
+    for ep in entry_points(group="chat33.cli"):
+        try:
+            command = ep.load()
+        except ImportError as exc:
+            click.echo(f"chat33: command {ep.name!r} is unavailable: {exc}", err=True)
+            continue
+        if isinstance(command, click.Command):
+            found[ep.name] = command
+    return found
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,113 @@
+"""Shared fixtures: real databases (SQLite always; PostgreSQL when configured).
+
+PostgreSQL tests run when ``CHAT33_TEST_POSTGRES_URL`` is set (``.ci/run`` sets it to the
+machine's server); each test gets a schema of its own. In CI (``CI=true``) a missing
+PostgreSQL is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
+
+from chat33_core.config import Settings
+from chat33_core.store import Store
+
+settings.register_profile("default", max_examples=50, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=100, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+PG_ENV = "CHAT33_TEST_POSTGRES_URL"
+SECRET = "test-secret-key-0123456789abcdef"
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} is not set in CI: the PostgreSQL half of the suite must run")
+        pytest.skip(f"PostgreSQL tests skipped: set {PG_ENV}="
+                    "postgresql+psycopg://postgres@127.0.0.1:5432/test to run them")
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    url = postgres_url()
+    assert url is not None
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {url} is unreachable in CI: {exc.orig}")
+        pytest.skip(f"PostgreSQL at {url} is unreachable: {exc.orig}")
+    return url
+
+
+def new_pg_schema(server_url: str) -> tuple[str, str]:
+    """Create an empty schema; returns (schema, URL whose search_path is that schema)."""
+    schema = "t_" + secrets.token_hex(6)
+    engine = sa.create_engine(server_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    sep = "&" if "?" in server_url else "?"
+    return schema, f"{server_url}{sep}options=-csearch_path%3D{schema}"
+
+
+def drop_pg_schema(server_url: str, schema: str) -> None:
+    engine = sa.create_engine(server_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL on each engine."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'chat33.db'}"
+        return
+    server = request.getfixturevalue("pg_server_url")
+    schema, url = new_pg_schema(server)
+    try:
+        yield url
+    finally:
+        drop_pg_schema(server, schema)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
+    s.migrate()
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings for a database URL, with a secret key and a media dir under tmp_path."""
+
+    def make(db_url: str, **env: str) -> Settings:
+        base = {
+            "CHAT33_DATABASE_URL": db_url,
+            "CHAT33_SECRET_KEY": SECRET,
+            "CHAT33_MEDIA_DIR": str(tmp_path / "media"),
+            "CHAT33_ALLOW_PRIVATE_URLS": "1",
+            "CHAT33_POLL_INTERVAL_S": "0.01",
+        }
+        base.update(env)
+        return Settings.from_env(base)
+
+    return make
