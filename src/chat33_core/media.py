@@ -255,7 +255,7 @@ def _inspect_image(fh: BinaryIO, head: bytes, size: int) -> MediaInfo:
         with warnings.catch_warnings():
             # Pillow warns above its soft limit; our own limit decides below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(fh)
+            img = Image.open(_Borrowed(fh))  # type: ignore[arg-type]
     except Image.DecompressionBombError as exc:
         raise MediaError(f"{fmt_hint} image is too large to process safely: {exc}") from None
     except UnidentifiedImageError:
@@ -301,9 +301,21 @@ def _inspect_image(fh: BinaryIO, head: bytes, size: int) -> MediaInfo:
             mode=img.mode,
         )
     finally:
-        # Image.open on a caller's stream must not close it; on our own file, `with` does.
-        img.fp = None  # type: ignore[assignment]
-        img.close()
+        img.close()  # closes only the _Borrowed view: the stream stays the caller's
+
+
+class _Borrowed:
+    """A view of a stream whose ``close`` does nothing: Pillow closes what it opens,
+    and a caller's stream must stay open after :func:`inspect`."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
+
+    def close(self) -> None:
+        pass
 
 
 def _image_name(head: bytes) -> str:
