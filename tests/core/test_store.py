@@ -1,0 +1,257 @@
+"""The store suite: runs on SQLite and PostgreSQL (fixture ``store``)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from chat33_core.errors import Conflict, NotFound, RateLimited
+from chat33_core.models import (
+    Account,
+    ApiKey,
+    LogEvent,
+    MediaAsset,
+    Organization,
+    Post,
+    PostStatus,
+    User,
+    new_id,
+    utcnow,
+)
+from chat33_core.store import Store
+
+
+def _org_user_account(store: Store, name: str = "Acme") -> tuple[Organization, User, Account]:
+    org = store.add_org(Organization.new(name))
+    user = store.add_user(User(id=new_id("user"), org_id=org.id, email=f"{name.lower()}@ex.com",
+                               password_hash="argon2-hash"))
+    account = store.add_account(Account(id=new_id("chan"), org_id=org.id, platform="x",
+                                        name="X main"), credentials_enc=None)
+    return org, user, account
+
+
+def _post(org: Organization, user: User, account: Account, **kw: object) -> Post:
+    return Post(id=new_id("post"), org_id=org.id, account_id=account.id,
+                platform=account.platform, account_name=account.name, created_by=user.id,
+                **kw)  # type: ignore[arg-type]
+
+
+def test_migrate_twice_is_harmless(store: Store) -> None:
+    store.migrate()
+    assert store.ping()
+
+
+def test_org_round_trip_and_lookup_by_name(store: Store) -> None:
+    org = store.add_org(Organization.new("Acme"))
+    assert store.get_org(org.id) == org
+    assert store.find_org_by_name("Acme") == org
+    assert store.find_org_by_name("Other") is None
+
+
+def test_missing_org_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        store.get_org("org_nope")
+
+
+def test_duplicate_user_email_is_a_conflict(store: Store) -> None:
+    org, user, _ = _org_user_account(store)
+    with pytest.raises(Conflict):
+        store.add_user(attrs.evolve(user, id=new_id("user")))
+
+
+def test_post_round_trip_keeps_every_field(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    when = utcnow() + timedelta(hours=2)
+    post = _post(org, user, account, text="héllo 👋", media_urls=["https://e.com/a.jpg"],
+                 platform_config={"x": {"replySettings": "following"}},
+                 scheduled_at=when, timezone="Europe/Paris", thread_id="t1",
+                 thread_position=2, publish_with_head=True)
+    store.add_posts([post])
+    got = store.get_post(post.id, org_id=org.id)
+    assert got.text == "héllo 👋"
+    assert got.platform_config == {"x": {"replySettings": "following"}}
+    assert got.scheduled_at == when.replace(microsecond=when.microsecond)
+    assert got.scheduled_at is not None and got.scheduled_at.tzinfo is not None
+    assert (got.thread_id, got.thread_position, got.publish_with_head) == ("t1", 2, True)
+    assert got.status is PostStatus.QUEUED
+
+
+def test_posts_of_another_org_are_not_found(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    other, _, _ = _org_user_account(store, "Other")
+    post = _post(org, user, account)
+    store.add_posts([post])
+    with pytest.raises(NotFound):
+        store.get_post(post.id, org_id=other.id)
+    assert store.list_posts(other.id).total == 0
+
+
+def test_list_posts_filters_and_paginates(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    now = utcnow()
+    posts = [_post(org, user, account, created_at=now + timedelta(seconds=i),
+                   status=PostStatus.DRAFT if i % 2 else PostStatus.QUEUED) for i in range(7)]
+    store.add_posts(posts)
+    page1 = store.list_posts(org.id, page=1, limit=3)
+    assert page1.total == 7 and len(page1.items) == 3 and page1.has_more
+    assert [p.id for p in page1.items] == [p.id for p in reversed(posts)][:3]
+    page3 = store.list_posts(org.id, page=3, limit=3)
+    assert len(page3.items) == 1 and not page3.has_more
+    drafts = store.list_posts(org.id, status="DRAFT")
+    assert drafts.total == 3 and all(p.status is PostStatus.DRAFT for p in drafts.items)
+    assert store.list_posts(org.id, platform="instagram").total == 0
+    assert store.list_posts(org.id, account_id=account.id).total == 7
+
+
+def test_save_post_is_compare_and_set_on_status(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    post = _post(org, user, account)
+    store.add_posts([post])
+    store.save_post(attrs.evolve(post, status=PostStatus.PUBLISHING),
+                    expect_status=PostStatus.QUEUED)
+    with pytest.raises(Conflict):
+        store.save_post(attrs.evolve(post, status=PostStatus.CANCELLED),
+                        expect_status=PostStatus.QUEUED)
+    assert store.get_post(post.id).status is PostStatus.PUBLISHING
+
+
+def test_delete_post_removes_its_logs_and_checkpoints(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    post = _post(org, user, account, status=PostStatus.DRAFT)
+    store.add_posts([post])
+    store.add_log(LogEvent(id=None, post_id=post.id, event="created", message="m"))
+    store.save_checkpoint(post.id, {"a": 1})
+    store.delete_post(post.id, expect_status=PostStatus.DRAFT)
+    with pytest.raises(NotFound):
+        store.get_post(post.id)
+    assert store.list_logs(post.id) == []
+    assert store.load_checkpoint(post.id) == {}
+
+
+def test_delete_post_refuses_when_status_changed(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    post = _post(org, user, account, status=PostStatus.QUEUED)
+    store.add_posts([post])
+    with pytest.raises(Conflict):
+        store.delete_post(post.id, expect_status=PostStatus.DRAFT)
+
+
+def test_logs_come_back_in_order(store: Store) -> None:
+    for i in range(5):
+        store.add_log(LogEvent(id=None, post_id="p1", event=f"e{i}", message=str(i),
+                               data={"i": i}))
+    logs = store.list_logs("p1")
+    assert [e.event for e in logs] == [f"e{i}" for i in range(5)]
+    assert logs[3].data == {"i": 3} and logs[0].id is not None
+
+
+def test_checkpoint_save_overwrites(store: Store) -> None:
+    store.save_checkpoint("p1", {"container": "1"})
+    store.save_checkpoint("p1", {"container": "2", "step": "published"})
+    assert store.load_checkpoint("p1") == {"container": "2", "step": "published"}
+    assert store.load_checkpoint("p2") == {}
+
+
+def test_api_key_lookup_revoke_and_touch(store: Store) -> None:
+    org, user, _ = _org_user_account(store)
+    key = store.add_api_key(ApiKey(id=new_id("key"), org_id=org.id, user_id=user.id, name="k",
+                                   key_prefix="sk_live_abcd", key_hash="h" * 64))
+    assert store.find_api_key_by_hash("h" * 64) == key
+    when = utcnow()
+    store.touch_api_key(key.id, when)
+    assert store.list_api_keys(org.id)[0].last_used_at is not None
+    revoked = store.revoke_api_key(org.id, key.id)
+    assert not revoked.is_active
+    with pytest.raises(NotFound):
+        store.revoke_api_key("org_other", key.id)
+
+
+def test_account_credentials_compare_and_set(store: Store) -> None:
+    _, _, account = _org_user_account(store)
+    assert store.account_credentials_enc(account.id) is None
+    assert store.set_account_credentials_enc(account.id, "v1")
+    assert not store.set_account_credentials_enc(account.id, "v2", expected="stale")
+    assert store.set_account_credentials_enc(account.id, "v2", expected="v1")
+    assert store.account_credentials_enc(account.id) == "v2"
+
+
+def test_list_accounts_filters_by_platform_and_activity(store: Store) -> None:
+    org, _, account = _org_user_account(store)
+    store.add_account(Account(id=new_id("chan"), org_id=org.id, platform="youtube", name="YT",
+                              is_active=False), None)
+    assert [a.id for a in store.list_accounts(org.id, platform="x")] == [account.id]
+    assert len(store.list_accounts(org.id)) == 2
+    assert len(store.list_accounts(org.id, active_only=True)) == 1
+
+
+def test_media_lookup_by_url_and_source(store: Store) -> None:
+    org, _, _ = _org_user_account(store)
+    asset = store.add_media(MediaAsset(
+        id=new_id("med"), org_id=org.id, name="abc.jpg", path="/tmp/abc.jpg",
+        url="http://127.0.0.1:8000/media/abc.jpg", kind="image", content_type="image/jpeg",
+        size=10, sha256="0" * 64, source_url="https://cdn.example.com/a.jpg",
+        info={"kind": "image"}))
+    assert store.find_media_by_url(org.id, asset.url) == asset
+    assert store.find_media_by_url(org.id, "https://cdn.example.com/a.jpg") == asset
+    assert store.find_media_by_url("org_other", asset.url) is None
+    assert store.find_media_by_name("abc.jpg") == asset
+    with pytest.raises(NotFound):
+        store.get_media("med_nope")
+
+
+def test_rate_limit_allows_the_limit_then_refuses(store: Store) -> None:
+    now = utcnow()
+    remaining = [store.hit_rate_limit("k", 3, timedelta(hours=1), now=now)[0]
+                 for _ in range(3)]
+    assert remaining == [2, 1, 0]
+    with pytest.raises(RateLimited) as info:
+        store.hit_rate_limit("k", 3, timedelta(hours=1), now=now)
+    assert 0 < info.value.retry_after <= 1200 + 1
+    # the allowance refills smoothly: one request per period/limit
+    store.hit_rate_limit("k", 3, timedelta(hours=1), now=now + timedelta(minutes=21))
+    # other keys are independent
+    store.hit_rate_limit("other", 3, timedelta(hours=1), now=now)
+
+
+def test_rate_limit_is_atomic_under_concurrency(store: Store) -> None:
+    allowed, refused = [], []
+    lock = threading.Lock()
+
+    def hit() -> None:
+        try:
+            store.hit_rate_limit("burst", 10, timedelta(hours=1))
+            with lock:
+                allowed.append(1)
+        except RateLimited:
+            with lock:
+                refused.append(1)
+
+    threads = [threading.Thread(target=hit) for _ in range(25)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(allowed) == 10 and len(refused) == 15
+
+
+def test_count_published_since(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    now = utcnow()
+    store.add_posts([
+        _post(org, user, account, status=PostStatus.PUBLISHED, published_at=now),
+        _post(org, user, account, status=PostStatus.PUBLISHED,
+              published_at=now - timedelta(hours=30)),
+        _post(org, user, account, status=PostStatus.QUEUED),
+    ])
+    assert store.count_published_since(account.id, now - timedelta(hours=24)) == 1
+
+
+def test_naive_datetimes_are_refused_by_the_models() -> None:
+    from datetime import datetime
+
+    with pytest.raises(ValueError):
+        Post(id="p", org_id="o", account_id="a", platform="x", account_name="n",
+             created_by="u", scheduled_at=datetime(2030, 1, 1))
