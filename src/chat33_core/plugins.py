@@ -58,6 +58,7 @@ class PluginHost:
         """Register a plugin object (a module or instance with ``@hookimpl`` functions)
         and collect the platforms it registers."""
         found: list[type[PlatformBase]] = []
+        added: list[str] = []
         self.pm.register(plugin, name=name)
         try:
             self.pm.check_pending()
@@ -65,15 +66,14 @@ class PluginHost:
             if impl is not None:
                 impl(register=found.append)
             for cls in found:
-                self._add_platform(cls, plugin_name=name)
+                added.append(self._add_platform(cls, plugin_name=name))
         except Exception:
             self.pm.unregister(plugin)
-            for cls in found:
-                if self._platforms.get(cls.name).__class__ is cls:
-                    del self._platforms[cls.name]
+            for platform_name in added:
+                del self._platforms[platform_name]
             raise
 
-    def _add_platform(self, cls: type[PlatformBase], plugin_name: str | None) -> None:
+    def _add_platform(self, cls: type[PlatformBase], plugin_name: str | None) -> str:
         if not (isinstance(cls, type) and issubclass(cls, PlatformBase)):
             raise PluginError(f"plugin {plugin_name!r} registered {cls!r}, not a PlatformBase subclass")
         if not cls.name:
@@ -84,6 +84,7 @@ class PluginHost:
                 f"two plugins register the platform {cls.name!r} ({other} and {cls.__qualname__})"
             )
         self._platforms[cls.name] = cls(self.settings)
+        return cls.name
 
     # --- lookups -----------------------------------------------------------------
 

@@ -1,0 +1,157 @@
+"""The plugin host: discovery, isolation, clashes, and a third-party platform."""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from chat33_core import hookspecs
+from chat33_core.config import Settings
+from chat33_core.errors import Issue, NotFound, PluginError
+from chat33_core.hookspecs import hookimpl
+from chat33_core.platforms import Capabilities, Limits, PlatformBase, PostDraft
+from chat33_core.plugins import PluginHost
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class MastodonPlatform(PlatformBase):
+    """A platform that is not one of ours, as a third party would ship it."""
+
+    name = "mastodon"
+    display_name = "Mastodon"
+    capabilities = Capabilities(threads=True, delete=True)
+    limits = Limits(caption_length=500, max_images=4)
+    config_keys = frozenset({"visibility"})
+    default_api_base = "https://mastodon.example"
+
+    def validate(self, draft: PostDraft, account: object) -> list[Issue]:
+        text = draft.text or ""
+        if len(text) > self.limits.caption_length:
+            return [Issue(f"{draft.path}text", f"{len(text)} characters is over the "
+                          f"{self.limits.caption_length}-character limit")]
+        return []
+
+
+def third_party_plugin(*platforms: type[PlatformBase]) -> types.SimpleNamespace:
+    @hookimpl
+    def chat33_register_platforms(register: Callable[[type[PlatformBase]], None]) -> None:
+        for cls in platforms:
+            register(cls)
+
+    return types.SimpleNamespace(chat33_register_platforms=chat33_register_platforms)
+
+
+def test_installed_platforms_are_discovered_from_entry_points() -> None:
+    host = PluginHost(Settings.from_env({}))
+    host.load_entry_points({})
+    assert {"instagram", "facebook", "tiktok", "youtube", "x"} <= set(host.platforms)
+    for name, platform in host.platforms.items():
+        assert platform.name == name
+
+
+def test_load_and_disable_select_entry_points() -> None:
+    host = PluginHost(Settings.from_env({}))
+    host.load_entry_points({"CHAT33_LOAD_PLUGINS": "x,youtube",
+                            "CHAT33_DISABLED_PLUGINS": "youtube"})
+    assert set(host.platforms) == {"x"}
+
+
+def test_a_third_party_platform_registers_without_core_changes() -> None:
+    host = PluginHost(Settings.from_env({}))
+    host.register(third_party_plugin(MastodonPlatform), name="mastodon")
+    platform = host.platform("mastodon")
+    assert isinstance(platform, MastodonPlatform)
+    draft = PostDraft(text="x" * 501, media_type=None, media=(), platform_config={})
+    assert platform.validate(draft, None)[0].path == "text"
+
+
+def test_two_platforms_with_one_name_are_an_error() -> None:
+    class Other(MastodonPlatform):
+        pass
+
+    host = PluginHost(Settings.from_env({}))
+    host.register(third_party_plugin(MastodonPlatform), name="one")
+    with pytest.raises(PluginError, match="two plugins register the platform 'mastodon'"):
+        host.register(third_party_plugin(Other), name="two")
+    assert type(host.platform("mastodon")) is MastodonPlatform
+    assert not host.pm.has_plugin("two")
+
+
+def test_registering_something_else_than_a_platform_is_an_error() -> None:
+    host = PluginHost(Settings.from_env({}))
+    with pytest.raises(PluginError, match="not a PlatformBase subclass"):
+        host.register(third_party_plugin(dict), name="bad")  # type: ignore[arg-type]
+
+
+def test_a_platform_without_a_name_is_an_error() -> None:
+    class Nameless(PlatformBase):
+        pass
+
+    host = PluginHost(Settings.from_env({}))
+    with pytest.raises(PluginError, match="no name"):
+        host.register(third_party_plugin(Nameless), name="nameless")
+
+
+def test_misspelled_hook_implementations_are_caught() -> None:
+    @hookimpl
+    def chat33_register_platfroms(register: object) -> None:  # sic
+        pass
+
+    host = PluginHost(Settings.from_env({}))
+    with pytest.raises(Exception, match="chat33_register_platfroms"):
+        host.register(types.SimpleNamespace(chat33_register_platfroms=chat33_register_platfroms),
+                      name="typo")
+
+
+def test_a_broken_entry_point_is_logged_and_skipped(monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from importlib.metadata import EntryPoint
+
+    import chat33_core.plugins as plugins_mod
+
+    good = list(plugins_mod.entry_points(group="chat33.platforms"))
+    broken = EntryPoint(name="broken", value="chat33_no_such_module", group="chat33.platforms")
+    monkeypatch.setattr(plugins_mod, "entry_points", lambda group: [*good, broken])
+    host = PluginHost(Settings.from_env({}))
+    host.load_entry_points({})
+    assert "broken" in host.broken and "x" in host.platforms
+    assert "broken" in caplog.text
+
+
+def test_unknown_platform_is_not_found() -> None:
+    host = PluginHost(Settings.from_env({}))
+    with pytest.raises(NotFound, match="no platform plugin"):
+        host.platform("myspace")
+
+
+def test_cross_cutting_validation_hook_is_called() -> None:
+    class Policy:
+        @hookimpl
+        def chat33_validate_post(self, draft: PostDraft, account: object,
+                                 platform: PlatformBase) -> list[Issue]:
+            if "forbidden" in (draft.text or ""):
+                return [Issue("text", "house rules forbid that word")]
+            return []
+
+    host = PluginHost(Settings.from_env({}))
+    host.register(Policy(), name="policy")
+    draft = PostDraft(text="a forbidden word", media_type=None, media=(), platform_config={})
+    results = host.hook.chat33_validate_post(draft=draft, account=None, platform=None)
+    assert [i.message for r in results for i in r] == ["house rules forbid that word"]
+
+
+def test_every_hook_is_documented_with_its_signature() -> None:
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    for name in hookspecs.hook_names():
+        assert re.search(rf"`{name}\(", doc), f"{name} is missing from docs/plugins.md"
+
+
+def test_hooks_have_docstrings_with_params() -> None:
+    for name in hookspecs.hook_names():
+        fn = getattr(hookspecs, name)
+        assert fn.__doc__ and ":param" in fn.__doc__, name
