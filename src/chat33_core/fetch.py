@@ -1,0 +1,440 @@
+"""The one guarded HTTP client for every outbound fetch chat33 makes on a user's behalf.
+
+Media URL ingestion and webhook deliveries send requests to addresses users choose, so
+they must not become a way into the operator's own network (SSRF). :class:`GuardedClient`:
+
+* refuses loopback, private, link-local, reserved, multicast and unspecified addresses
+  (unless ``Settings.allow_private_urls``, i.e. ``CHAT33_ALLOW_PRIVATE_URLS=1``), and
+  cloud-metadata addresses and host names always;
+* resolves DNS itself at connect time, checks every address, and connects to the
+  checked address (the pin): the ``Host`` header, TLS SNI and certificate check keep
+  the URL's host name, so a name cannot resolve to a public address for the check and
+  a private one for the connection;
+* follows redirects itself (bounded), checking each hop;
+* streams downloads with a size cap and timeouts, and never uses environment proxies
+  (a proxy would bypass the pin).
+
+Every refusal raises :class:`FetchError` (a ``ValidationError``: the URL came from the
+user) with a ``reason`` code and, when the caller names one, a path into the request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpcore
+import httpx
+
+from .config import Settings
+from .errors import Issue, ValidationError
+
+MB = 1024 * 1024
+#: the API doc's limits: images 10 MB, videos 100 MB
+MAX_IMAGE_BYTES = 10 * MB
+MAX_VIDEO_BYTES = 100 * MB
+MAX_REDIRECTS = 5
+#: how much of a webhook receiver's answer is kept
+MAX_REPLY_BYTES = 64 * 1024
+USER_AGENT = "chat33/0.1 (+https://github.com/chat33)"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: ``resolve(host, port)`` -> the addresses to try, in order
+Resolver = Callable[[str, int], list[str]]
+
+#: refused even when private URLs are allowed: nothing legitimate lives there
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(ipaddress.ip_address(a) for a in (
+    "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean...
+    "169.254.170.2",  # AWS ECS task metadata
+    "fd00:ec2::254",  # AWS IPv6 metadata
+    "100.100.100.200",  # Alibaba Cloud
+    "168.63.129.16",  # Azure wire server
+))
+METADATA_HOSTS = frozenset({
+    "metadata", "metadata.google.internal", "metadata.goog", "instance-data",
+    "instance-data.ec2.internal", "metadata.azure.com",
+})
+
+
+class FetchError(ValidationError):
+    """An outbound fetch was refused or failed. ``reason`` is a short code:
+    ``invalid_url``, ``blocked_address``, ``too_large``, ``http_status``, ``timeout``,
+    ``unreachable``, ``too_many_redirects``."""
+
+    def __init__(self, message: str, *, reason: str, path: str | None = None,
+                 status: int | None = None) -> None:
+        details = [Issue(path, message, code=reason)] if path else []
+        super().__init__(message, details=details)
+        self.reason = reason
+        self.status = status
+
+    def at(self, path: str) -> FetchError:
+        """The same error (same class), reported at ``path`` of the request."""
+        located = type(self).__new__(type(self))
+        Exception.__init__(located, self.message)
+        located.__dict__.update(self.__dict__)
+        located.details = [Issue(path, self.message, code=self.reason)]
+        return located
+
+
+class BlockedAddress(FetchError):
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message, reason="blocked_address", path=path)
+
+
+# --- address rules -------------------------------------------------------------------
+
+
+def address_problem(ip: IPAddress, *, allow_private: bool = False,
+                    allowed: Collection[IPNetwork] = ()) -> str | None:
+    """Why chat33 will not connect to ``ip`` (``"a loopback address"``), or None.
+
+    ``allowed`` networks pass although private (the operator's own media server);
+    metadata, multicast and unspecified addresses never pass.
+    """
+    ip = _embedded_ipv4(ip)
+    if ip in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.is_unspecified:
+        return "an unspecified address"
+    if allow_private or any(ip in net for net in allowed):
+        return None
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_private:
+        return "a private address"
+    if ip.is_reserved:
+        return "a reserved address"
+    if not ip.is_global:
+        return "a non-public address"
+    return None
+
+
+def _embedded_ipv4(ip: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64), else itself."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+        if ip.teredo is not None:
+            return ip.teredo[1]
+        if ip in ipaddress.IPv6Network("64:ff9b::/96"):
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def _literal_ip(host: str) -> IPAddress | None:
+    """``host`` as an IP address when it is one, including legacy IPv4 spellings
+    (``2130706433``, ``0x7f.1``) that resolvers accept."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9a-fA-Fx.]+", host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def check_url(url: str, *, allow_private: bool = False, path: str | None = None,
+              allowed: Collection[IPNetwork] = ()) -> httpx.URL:
+    """Check what can be checked without the network: an absolute http(s) URL whose host
+    is not a refused literal address or a metadata/loopback name. Returns the parsed URL.
+
+    Names are checked again against every address they resolve to at connect time.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise FetchError(f"not a valid URL: {exc}", reason="invalid_url", path=path) from None
+    if parsed.scheme not in ("http", "https"):
+        shown = parsed.scheme or "no scheme"
+        raise FetchError(f"only absolute http(s) URLs are accepted, got {shown}: {url[:200]}",
+                         reason="invalid_url", path=path)
+    host = parsed.host.rstrip(".").lower()
+    if not host:
+        raise FetchError(f"the URL has no host: {url[:200]}", reason="invalid_url", path=path)
+    raw_host = parsed.raw_host.decode("ascii", "replace").strip("[]")
+    if not re.fullmatch(r"[A-Za-z0-9._:-]+", raw_host):
+        raise FetchError(f"not a valid URL: the host {host!r} has characters a host name "
+                         "cannot have", reason="invalid_url", path=path)
+    if host in METADATA_HOSTS:
+        raise BlockedAddress(f"{host} is a cloud metadata host", path=path)
+    ip = _literal_ip(host)
+    if ip is not None:
+        problem = address_problem(ip, allow_private=allow_private, allowed=allowed)
+        if problem:
+            raise BlockedAddress(f"{host} is {problem}", path=path)
+    elif not allow_private and (host == "localhost" or host.endswith(".localhost")):
+        raise BlockedAddress(f"{host} is a loopback address", path=path)
+    return parsed
+
+
+def url_problem(url: str, *, allow_private: bool = False) -> str | None:
+    """:func:`check_url` as a message, or None when the URL passes."""
+    try:
+        check_url(url, allow_private=allow_private)
+    except FetchError as exc:
+        return exc.message
+    return None
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """The operating system's resolver (``getaddrinfo``), addresses in its order."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchError(f"{host} cannot be resolved: {exc.strerror}",
+                         reason="unreachable") from None
+    seen: list[str] = []
+    for *_, sockaddr in infos:
+        address = str(sockaddr[0])
+        if address not in seen:
+            seen.append(address)
+    return seen
+
+
+# --- the pinned transport ---------------------------------------------------------------
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    """Resolves, checks every address, then connects to a checked one (the pin).
+
+    httpcore still does TLS with ``server_hostname`` from the URL, so SNI and the
+    certificate check use the name, not the address.
+    """
+
+    def __init__(self, *, allow_private: bool, resolver: Resolver,
+                 allowed: Collection[IPNetwork]) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._allow_private = allow_private
+        self._allowed = allowed
+        self._resolve = resolver
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        literal = _literal_ip(host)
+        addresses = [str(literal)] if literal is not None else self._resolve(host, port)
+        if not addresses:
+            raise FetchError(f"{host} has no address", reason="unreachable")
+        for address in addresses:
+            problem = address_problem(ipaddress.ip_address(address),
+                                      allow_private=self._allow_private, allowed=self._allowed)
+            if problem:
+                # Any bad address refuses the name: a resolver that mixes public and
+                # private answers is how rebinding attacks slip through.
+                raise BlockedAddress(f"{host} is {problem}" if literal is not None
+                                     else f"{host} resolves to {problem}")
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return self._inner.connect_tcp(address, port, timeout=timeout,
+                                               local_address=local_address,
+                                               socket_options=socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:
+        raise BlockedAddress("unix sockets are never fetched")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    """httpx's own transport (same error mapping), its pool built on the guarded backend."""
+
+    def __init__(self, *, allow_private: bool, resolver: Resolver,
+                 allowed: Collection[IPNetwork], verify: Any = True) -> None:
+        super().__init__(verify=verify, trust_env=False)
+        # httpx has no public hook for the network backend; the pool is rebuilt with the
+        # same TLS context. tests/core/test_fetch.py proves the backend is in use.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            max_connections=20,
+            network_backend=_GuardedBackend(allow_private=allow_private, resolver=resolver,
+                                            allowed=allowed),
+        )
+
+
+# --- the client ---------------------------------------------------------------------------
+
+
+class GuardedClient:
+    """One guarded client for media ingestion and webhooks. Thread-safe; close it (or use
+    it as a context manager) when done.
+
+    :param settings: ``allow_private_urls`` lifts the private-address refusal (tests, demo).
+    :param timeout: per-operation timeouts (connect, read, write) in seconds.
+    :param total_timeout: a whole download must finish within this many seconds.
+    :param resolver: ``resolve(host, port) -> [address, ...]``; the system's by default.
+    :param allowed_networks: networks allowed although private, e.g. ``["10.1.2.3/32"]``
+        for the operator's own media server (``CHAT33_ALLOW_PRIVATE_URLS`` allows all).
+    """
+
+    def __init__(self, settings: Settings, *, timeout: float = 20.0,
+                 total_timeout: float = 300.0, max_redirects: int = MAX_REDIRECTS,
+                 resolver: Resolver | None = None, allowed_networks: Iterable[str] = (),
+                 verify: Any = True) -> None:
+        self.allow_private = settings.allow_private_urls
+        self.allowed = tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks)
+        self.total_timeout = total_timeout
+        self.max_redirects = max_redirects
+        self._client = httpx.Client(
+            transport=_GuardedTransport(allow_private=self.allow_private,
+                                        resolver=resolver or system_resolver,
+                                        allowed=self.allowed, verify=verify),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            follow_redirects=False,
+            trust_env=False,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    def __enter__(self) -> GuardedClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def check(self, url: str, path: str | None = None) -> httpx.URL:
+        """The static URL check with this client's address rules."""
+        return check_url(url, allow_private=self.allow_private, path=path,
+                         allowed=self.allowed)
+
+    # --- downloads -------------------------------------------------------------------
+
+    def download(self, url: str, dest_path: str | os.PathLike[str],
+                 max_bytes: int = MAX_VIDEO_BYTES, *,
+                 path: str | None = None) -> tuple[str | None, int]:
+        """GET ``url`` into ``dest_path``, following checked redirects, refusing more
+        than ``max_bytes`` while streaming. Returns ``(content_type, size)``; the
+        Content-Type is the server's claim only (inspection decides the real type).
+
+        On any failure ``dest_path`` is removed and :class:`FetchError` raised (with
+        ``path`` as the issue path when given).
+        """
+        dest = Path(dest_path)
+        deadline = time.monotonic() + self.total_timeout
+        try:
+            with self._get(url) as response:
+                if not 200 <= response.status_code < 300:
+                    raise FetchError(f"{_short(url)} answered HTTP {response.status_code}",
+                                     reason="http_status", status=response.status_code)
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise FetchError(f"{_short(url)} is {_size(int(declared))}, over the "
+                                     f"{_size(max_bytes)} limit", reason="too_large")
+                size = 0
+                with dest.open("wb") as out:
+                    # iter_bytes decodes gzip/deflate: the cap applies to what we keep
+                    for chunk in response.iter_bytes(64 * 1024):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise FetchError(f"{_short(url)} is over the {_size(max_bytes)} "
+                                             "limit", reason="too_large")
+                        if time.monotonic() > deadline:
+                            raise FetchError(f"{_short(url)} took longer than "
+                                             f"{self.total_timeout:.0f} s to download",
+                                             reason="timeout")
+                        out.write(chunk)
+                return response.headers.get("content-type"), size
+        except FetchError as exc:
+            dest.unlink(missing_ok=True)
+            raise exc.at(path) if path else exc from None
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+
+    @contextmanager
+    def _get(self, url: str) -> Iterator[httpx.Response]:
+        """A streamed GET whose every redirect hop was checked; yields the final answer."""
+        current = url
+        for _hop in range(self.max_redirects + 1):
+            self.check(current)
+            response = self._send("GET", current)
+            location = response.headers.get("location")
+            if response.is_redirect and location:
+                response.close()
+                current = str(response.url.join(location))
+                continue
+            try:
+                yield response
+            finally:
+                response.close()
+            return
+        raise FetchError(f"{_short(url)} redirected more than {self.max_redirects} times",
+                         reason="too_many_redirects")
+
+    def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        try:
+            request = self._client.build_request(method, url, **kw)
+            return self._client.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise FetchError(f"{_short(url)} timed out", reason="timeout") from None
+        except httpx.HTTPError as exc:
+            raise FetchError(f"{_short(url)} cannot be reached: {exc or type(exc).__name__}",
+                             reason="unreachable") from None
+
+    # --- webhooks --------------------------------------------------------------------
+
+    def post_json(self, url: str, body: Any, headers: Mapping[str, str] | None = None, *,
+                  path: str | None = None) -> httpx.Response:
+        """POST ``body`` as JSON (``bytes`` are sent as they are, so a signature made
+        over them stays valid). Redirects are not followed: a 3xx is returned as the
+        answer. The reply body is kept up to 64 KB. Refusals and transport failures
+        raise :class:`FetchError`; any HTTP status is returned."""
+        content = body if isinstance(body, bytes) else json.dumps(
+            body, separators=(",", ":")).encode()
+        try:
+            self.check(url)
+            all_headers = {"Content-Type": "application/json", **(headers or {})}
+            response = self._send("POST", url, content=content, headers=all_headers)
+            try:
+                kept = bytearray()
+                for chunk in response.iter_bytes(16 * 1024):
+                    kept += chunk[: MAX_REPLY_BYTES - len(kept)]
+                    if len(kept) >= MAX_REPLY_BYTES:
+                        break
+            except httpx.HTTPError:
+                pass  # the status is what matters; a broken reply body does not
+            finally:
+                response.close()
+        except FetchError as exc:
+            raise exc.at(path) if path else exc from None
+        # the kept body is already decoded: drop the headers that describe the wire form
+        reply_headers = [(k, v) for k, v in response.headers.multi_items()
+                         if k.lower() not in ("content-encoding", "content-length",
+                                              "transfer-encoding")]
+        return httpx.Response(response.status_code, headers=reply_headers,
+                              content=bytes(kept), request=response.request)
+
+
+def _short(url: str) -> str:
+    return url if len(url) <= 120 else url[:117] + "..."
+
+
+def _size(n: int) -> str:
+    return f"{n / MB:.1f} MB" if n >= MB else f"{n} bytes"
