@@ -65,11 +65,17 @@ class Origin:
         return Response(b"missing", status=404)
 
 
-@pytest.fixture
-def origin() -> Iterator[tuple[str, Origin]]:
+@pytest.fixture(scope="module")
+def _server() -> Iterator[tuple[str, Origin]]:
     app = Origin()
     with serve(app) as url:
         yield url, app
+
+
+@pytest.fixture
+def origin(_server: tuple[str, Origin]) -> tuple[str, Origin]:
+    _server[1].seen.clear()
+    return _server
 
 
 def resolver_for(table: dict[str, list[str]], calls: list[str] | None = None) -> Any:
