@@ -1,0 +1,271 @@
+"""Media files on disk: uploads and ingested URLs, kept until publish time.
+
+A scheduled post keeps its media even when the URL it came from expires: every media
+URL is fetched once (through the guarded client), inspected, and stored here under a
+content-addressed name (``<sha256>.<ext>``, the extension from the inspected format),
+served back to the platforms at :meth:`MediaStore.url_for`.
+
+* :class:`MediaStore` — the directory: streaming saves, names, paths and URLs;
+* :func:`store_file` — an upload stream or local file -> :class:`~chat33_core.models.MediaAsset`;
+* :func:`ingest_url` — a URL -> MediaAsset, through :class:`~chat33_core.fetch.GuardedClient`;
+* :class:`MediaIngestor` — the ``inspect_url`` callable of the validation engine, which
+  also keeps the assets it made for the service to attach to the posts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+import attrs
+from attrs import frozen
+
+from .config import Settings
+from .errors import NotFound
+from .fetch import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, GuardedClient
+from .media import MediaError, MediaInfo, inspect
+from .models import MediaAsset, new_id
+
+CHUNK = 1024 * 1024
+_NAME = re.compile(r"[0-9a-f]{64}\.[a-z0-9]{2,5}")
+EXTENSIONS = {
+    "JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif",
+    "MPEG-4": "mp4", "QuickTime": "mov", "WebM": "webm", "Matroska": "mkv", "AVI": "avi",
+    "3GPP": "3gp", "MPEG-TS": "ts",
+}
+
+
+@frozen
+class StoredFile:
+    """A file in the store: its name, where it is, and what its bytes hash to."""
+
+    name: str
+    path: Path
+    size: int
+    sha256: str
+
+
+class MediaStore:
+    """Files under ``root``, served at ``<public_base_url><url_prefix>/<name>``.
+
+    Writes go to ``root/.incoming`` first and are renamed into place, so a reader never
+    sees half a file and a crash leaves no stray media under a real name.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], public_base_url: str,
+                 url_prefix: str = "/media") -> None:
+        self.root = Path(root)
+        self.public_base_url = public_base_url.rstrip("/")
+        self.url_prefix = "/" + url_prefix.strip("/") if url_prefix.strip("/") else ""
+        self.incoming = self.root / ".incoming"
+        self.incoming.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MediaStore:
+        return cls(settings.media_dir, settings.public_base_url)
+
+    # --- names ------------------------------------------------------------------------
+
+    def path_for(self, name: str) -> Path:
+        """Where the file ``name`` lives. Refuses anything that is not a store name
+        (no path tricks reach outside ``root``)."""
+        if not _NAME.fullmatch(name):
+            raise NotFound(f"no media file named {name!r}")
+        return self.root / name
+
+    def url_for(self, name: str) -> str:
+        self.path_for(name)
+        return f"{self.public_base_url}{self.url_prefix}/{name}"
+
+    def name_for_url(self, url: str) -> str | None:
+        """The store name when ``url`` is one of ours (:meth:`url_for`), else None."""
+        base = urlsplit(f"{self.public_base_url}{self.url_prefix}/")
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc.lower()) != (base.scheme, base.netloc.lower()):
+            return None
+        if not parts.path.startswith(base.path):
+            return None
+        name = parts.path[len(base.path):]
+        return name if _NAME.fullmatch(name) else None
+
+    def exists(self, name: str) -> bool:
+        return self.path_for(name).is_file()
+
+    def delete(self, name: str) -> None:
+        self.path_for(name).unlink(missing_ok=True)
+
+    # --- writing ----------------------------------------------------------------------
+
+    @contextmanager
+    def incoming_file(self) -> Iterator[Path]:
+        """A fresh temporary path inside the store (same filesystem: renames are atomic);
+        removed on exit unless it was moved into place."""
+        fd, raw = tempfile.mkstemp(dir=self.incoming, prefix="in-")
+        os.close(fd)
+        path = Path(raw)
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    def write_stream(self, stream: BinaryIO, dest: Path,
+                     max_bytes: int | None = None) -> tuple[int, str]:
+        """Copy ``stream`` to ``dest`` in chunks, hashing as it goes; refuse more than
+        ``max_bytes``. Returns ``(size, sha256)``."""
+        digest = hashlib.sha256()
+        size = 0
+        with dest.open("wb") as out:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise MediaError(f"the file is over the {max_bytes / 1024 / 1024:.0f} MB "
+                                     "limit")
+                digest.update(chunk)
+                out.write(chunk)
+        return size, digest.hexdigest()
+
+    def adopt(self, temp: Path, extension: str, sha256: str | None = None) -> StoredFile:
+        """Move ``temp`` (inside ``root/.incoming``) to its content-addressed name.
+        The same bytes stored twice are one file."""
+        size = temp.stat().st_size
+        if sha256 is None:
+            sha256 = _hash_file(temp)
+        name = f"{sha256}.{extension}"
+        final = self.path_for(name)
+        if final.exists() and final.stat().st_size == size:
+            temp.unlink(missing_ok=True)
+        else:
+            os.replace(temp, final)
+        return StoredFile(name=name, path=final, size=size, sha256=sha256)
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_size(info: MediaInfo, *, max_image_bytes: int = MAX_IMAGE_BYTES,
+               max_video_bytes: int = MAX_VIDEO_BYTES) -> None:
+    """The API's limits by inspected kind: images 10 MB, videos 100 MB."""
+    limit = max_video_bytes if info.is_video else max_image_bytes
+    if info.size > limit:
+        what = "video" if info.is_video else "image"
+        raise MediaError(f"the {what} is {info.size / 1024 / 1024:.1f} MB, over the "
+                         f"{limit / 1024 / 1024:.0f} MB limit for {what}s")
+
+
+def _asset(store: MediaStore, stored: StoredFile, info: MediaInfo, *, org_id: str,
+           source_url: str | None) -> MediaAsset:
+    return MediaAsset(
+        id=new_id("media"), org_id=org_id, name=stored.name, path=str(stored.path),
+        url=store.url_for(stored.name), kind="video" if info.is_video else "image",
+        content_type=info.mime_type, size=stored.size, sha256=stored.sha256,
+        source_url=source_url, info=info.to_dict(),
+    )
+
+
+def _keep(store: MediaStore, temp: Path, *, org_id: str, source_url: str | None,
+          sha256: str | None) -> MediaAsset:
+    info = inspect(temp)  # raises MediaError naming what the bytes are
+    check_size(info)
+    stored = store.adopt(temp, EXTENSIONS.get(info.format, "bin"), sha256)
+    return _asset(store, stored, info, org_id=org_id, source_url=source_url)
+
+
+def store_file(store: MediaStore, source: BinaryIO | str | os.PathLike[str], *, org_id: str,
+               source_url: str | None = None,
+               max_bytes: int | None = MAX_VIDEO_BYTES) -> MediaAsset:
+    """Store an upload stream (or copy a local file), inspect it, and describe it.
+
+    The bytes are hashed and counted while streaming; media that is not an image or
+    video, or is over its kind's size limit, raises :class:`MediaError` and leaves
+    nothing behind.
+    """
+    with store.incoming_file() as temp:
+        if isinstance(source, str | os.PathLike):
+            with open(source, "rb") as fh:
+                _, sha256 = store.write_stream(fh, temp, max_bytes)
+        else:
+            _, sha256 = store.write_stream(source, temp, max_bytes)
+        return _keep(store, temp, org_id=org_id, source_url=source_url, sha256=sha256)
+
+
+def ingest_url(store: MediaStore, client: GuardedClient, url: str, *, org_id: str,
+               path: str | None = None, max_bytes: int = MAX_VIDEO_BYTES) -> MediaAsset:
+    """Download ``url`` once through the guarded client and keep it in the store.
+
+    Errors (a refused address, an HTTP error, too large, not media) are
+    ``ValidationError`` subclasses; with ``path`` they carry it as their issue path.
+    """
+    with store.incoming_file() as temp:
+        client.download(url, temp, max_bytes, path=path)
+        try:
+            return _keep(store, temp, org_id=org_id, source_url=url, sha256=None)
+        except MediaError as exc:
+            raise MediaError(exc.message, path=path) from None
+
+
+def describe_stored(store: MediaStore, name: str, *, org_id: str) -> MediaAsset:
+    """A MediaAsset for a file already in the store (one of our own media URLs)."""
+    path = store.path_for(name)
+    if not path.is_file():
+        raise NotFound(f"no media file named {name!r}")
+    info = inspect(path)
+    stored = StoredFile(name=name, path=path, size=info.size, sha256=name.split(".")[0])
+    return _asset(store, stored, info, org_id=org_id, source_url=None)
+
+
+@attrs.define
+class MediaIngestor:
+    """``inspect_url`` for :func:`chat33_core.validation.validate_request`.
+
+    Each URL is resolved once: an asset the service already knows (``known``), a file
+    of this store (our own media URLs are never fetched), or a guarded download. The
+    assets made are kept in :attr:`assets` (by URL) for the service to attach to the
+    posts. With ``keep=False`` (the dry run) downloads are inspected and then removed.
+    """
+
+    store: MediaStore
+    client: GuardedClient
+    org_id: str
+    known: Callable[[str], MediaAsset | None] | None = None
+    keep: bool = True
+    assets: dict[str, MediaAsset] = attrs.Factory(dict)
+
+    def __call__(self, url: str) -> MediaInfo:
+        asset = self.assets.get(url)
+        if asset is None:
+            asset = self._resolve(url)
+            self.assets[url] = asset
+        return MediaInfo.from_dict(asset.info)
+
+    def _resolve(self, url: str) -> MediaAsset:
+        if self.known is not None:
+            found = self.known(url)
+            if found is not None:
+                return found
+        name = self.store.name_for_url(url)
+        if name is not None and self.store.exists(name):
+            return describe_stored(self.store, name, org_id=self.org_id)
+        if self.keep:
+            return ingest_url(self.store, self.client, url, org_id=self.org_id)
+        with self.store.incoming_file() as temp:
+            self.client.download(url, temp, MAX_VIDEO_BYTES)
+            info = inspect(temp)
+            check_size(info)
+            return MediaAsset(
+                id=new_id("media"), org_id=self.org_id, name="", path="", url=url,
+                kind="video" if info.is_video else "image", content_type=info.mime_type,
+                size=info.size, sha256="", source_url=url, info=info.to_dict(),
+            )
+
