@@ -23,7 +23,7 @@ from typing import Any
 
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 
@@ -161,10 +161,28 @@ class PrefixDispatcher:
         return app(environ, start_response)
 
 
+class KeepUnderscoreHeaders(WSGIRequestHandler):
+    """werkzeug's server drops request headers whose names contain ``_`` (an anti-spoofing
+    default). Meta's upload hosts take ``file_offset``, ``file_size`` and ``file_url``, so
+    sandboxes are served by this handler, which passes them through to the app."""
+
+    def make_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().make_environ()
+        for key, value in self.headers.items():
+            if "_" in key:
+                name = "HTTP_" + key.upper().replace("-", "_")
+                environ.setdefault(name, value)
+        return environ
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Quiet: sandboxes run inside tests and the demo."""
+
+
 @contextmanager
 def serve(app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve ``app`` over real HTTP on loopback in a thread; yields its base URL."""
-    server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+    server: BaseWSGIServer = make_server(host, port, app, threaded=True,
+                                         request_handler=KeepUnderscoreHeaders)
     thread = threading.Thread(target=server.serve_forever, name=f"serve:{server.port}",
                               daemon=True)
     thread.start()

@@ -1,0 +1,82 @@
+"""The sandbox kit every platform sandbox is built on."""
+
+from __future__ import annotations
+
+import httpx
+from werkzeug.wrappers import Request, Response
+
+from chat33_core.sandbox import PrefixDispatcher, SandboxApp, json_response, serve
+
+
+class Counter(SandboxApp):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+        self.route("/v1/things", self.create, methods=["POST"])
+        self.route("/v1/echo-headers", self.echo, methods=["POST"])
+
+    def create(self, request: Request) -> Response:
+        with self.lock:
+            self.count += 1
+            return json_response({"id": str(self.count)}, 201)
+
+    def echo(self, request: Request) -> Response:
+        return json_response({k.lower(): v for k, v in request.headers.items()})
+
+    def state(self) -> dict[str, int]:
+        return {"count": self.count}
+
+    def reset(self) -> None:
+        self.count = 0
+
+
+def test_headers_with_underscores_reach_the_app() -> None:
+    with serve(Counter()) as url:
+        got = httpx.post(f"{url}/v1/echo-headers",
+                         headers={"file_offset": "1048576", "file_size": "42"}).json()
+    assert got["file-offset"] == "1048576" and got["file-size"] == "42"
+
+
+def test_fault_before_the_body_answers_without_acting() -> None:
+    app = Counter()
+    with serve(app) as url:
+        r = httpx.post(f"{url}/_sandbox/faults", json={"method": "POST", "path": "/v1/things",
+                                                       "status": 503, "count": 1})
+        assert r.status_code == 201
+        assert httpx.post(f"{url}/v1/things").status_code == 503
+        assert httpx.get(f"{url}/_sandbox/state").json() == {"count": 0}
+        assert httpx.post(f"{url}/v1/things").status_code == 201
+
+
+def test_fault_after_the_body_acts_then_loses_the_answer() -> None:
+    app = Counter()
+    with serve(app) as url:
+        app.add_fault(path="/v1/things", status=504, after_body=True)
+        assert httpx.post(f"{url}/v1/things").status_code == 504
+        assert app.state() == {"count": 1}
+
+
+def test_reset_forgets_state_and_faults() -> None:
+    app = Counter()
+    with serve(app) as url:
+        httpx.post(f"{url}/v1/things")
+        app.add_fault(path="/v1/things", status=500, count=5)
+        assert httpx.post(f"{url}/_sandbox/reset").status_code == 200
+        assert app.state() == {"count": 0}
+        assert httpx.post(f"{url}/v1/things").status_code == 201
+
+
+def test_unknown_paths_answer_404_json() -> None:
+    with serve(Counter()) as url:
+        r = httpx.get(f"{url}/nope")
+    assert r.status_code == 404 and r.json()["path"] == "/nope"
+
+
+def test_prefix_dispatcher_serves_several_sandboxes_on_one_port() -> None:
+    a, b = Counter(), Counter()
+    with serve(PrefixDispatcher({"a": a, "b": b})) as url:
+        assert httpx.post(f"{url}/a/v1/things").json() == {"id": "1"}
+        assert httpx.post(f"{url}/a/v1/things").json() == {"id": "2"}
+        assert httpx.post(f"{url}/b/v1/things").json() == {"id": "1"}
+        missing = httpx.get(f"{url}/c/v1/things")
+    assert missing.status_code == 404 and missing.json()["sandboxes"] == ["a", "b"]
