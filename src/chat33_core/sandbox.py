@@ -183,7 +183,8 @@ def serve(app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0) -> It
     """Serve ``app`` over real HTTP on loopback in a thread; yields its base URL."""
     server: BaseWSGIServer = make_server(host, port, app, threaded=True,
                                          request_handler=KeepUnderscoreHeaders)
-    thread = threading.Thread(target=server.serve_forever, name=f"serve:{server.port}",
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                              name=f"serve:{server.port}",
                               daemon=True)
     thread.start()
     try:
