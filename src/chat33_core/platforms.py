@@ -224,6 +224,9 @@ class PlatformBase:
     config_keys: ClassVar[frozenset[str]] = frozenset()
     #: the platform's real API origin, replaced by ``CHAT33_<NAME>_API_BASE``
     default_api_base: ClassVar[str] = ""
+    #: where the sandbox serves the OAuth token endpoint, when the platform keeps it on
+    #: another origin than its API (``chat33 sandbox`` prints ``CHAT33_<NAME>_TOKEN_URL``)
+    sandbox_token_path: ClassVar[str | None] = None
     #: refresh this long before a token expires
     refresh_margin: ClassVar[timedelta] = timedelta(minutes=10)
 
