@@ -264,9 +264,10 @@ class Publisher:
     # --- quota and publish ------------------------------------------------------------
 
     def _check_quota(self) -> None:
-        since = int(time.time()) - 86_400 + 60  # "no older than 24 h"
+        # without ``since`` Meta counts the last 24 h, judged by its own clock (ours
+        # may be off, and a ``since`` older than 24 h is an error)
         body = self.graph.get(f"{self.user}/content_publishing_limit",
-                              {"fields": "quota_usage,config", "since": since},
+                              {"fields": "quota_usage,config"},
                               what="publishing limit check")
         data = (body.get("data") or [{}])[0]
         usage = int(data.get("quota_usage") or 0)

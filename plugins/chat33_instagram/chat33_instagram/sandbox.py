@@ -131,6 +131,9 @@ class InstagramSandbox(SandboxApp):
                 "fetches": list(self.fetches),
                 "quota": {"total": self.config["quotaTotal"], "usage": self._usage(DAY)},
                 "tokens": [{"token": t, **info} for t, info in self.tokens.items()],
+                # the latest API requests, e.g. to count media_publish calls
+                "requests": [f"{m} {p}" for m, p in self.requests
+                             if not p.startswith("/_sandbox/")][-200:],
             }
 
     def _container_view(self, c: dict[str, Any]) -> dict[str, Any]:
