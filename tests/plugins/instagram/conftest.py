@@ -55,9 +55,9 @@ def info_for(path: Path) -> MediaInfo:
     """Hand-built facts for the generated files (as the inspector would report them)."""
     name = path.name
     size = path.stat().st_size
-    if name in IMAGES:
+    if name.endswith(".jpg"):
         return MediaInfo(kind=IMAGE, format="JPEG", mime_type="image/jpeg", size=size,
-                         **IMAGES[name])
+                         **IMAGES.get(name, dict(width=1080, height=1080)))
     if name == "picture.png":
         return MediaInfo(kind=IMAGE, format="PNG", mime_type="image/png", size=size,
                          width=1080, height=1080)
