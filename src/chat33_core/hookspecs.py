@@ -35,7 +35,9 @@ def chat33_register_platforms(register: Callable[[type[PlatformBase]], None]) ->
 
 
 @hookspec
-def chat33_validate_post(draft: PostDraft, account: Account, platform: PlatformBase) -> list[Issue] | None:
+def chat33_validate_post(
+    draft: PostDraft, account: Account, platform: PlatformBase
+) -> list[Issue] | None:
     """Add validation rules of your own to every post, on top of the platform's.
 
     :param draft: the post as validation sees it (inspected media, no URLs).

@@ -75,7 +75,8 @@ class PluginHost:
 
     def _add_platform(self, cls: type[PlatformBase], plugin_name: str | None) -> str:
         if not (isinstance(cls, type) and issubclass(cls, PlatformBase)):
-            raise PluginError(f"plugin {plugin_name!r} registered {cls!r}, not a PlatformBase subclass")
+            raise PluginError(
+                f"plugin {plugin_name!r} registered {cls!r}, not a PlatformBase subclass")
         if not cls.name:
             raise PluginError(f"platform class {cls.__qualname__} has no name")
         if cls.name in self._platforms:

@@ -129,19 +129,23 @@ def _structure_list(value: Any, cl: Any) -> list[Any]:
     return out
 
 
-converter.register_structure_hook_func(lambda cl: typing.get_origin(cl) is list, _structure_list)
+def _is_list(cl: Any) -> bool:
+    return typing.get_origin(cl) is list
+
+
+converter.register_structure_hook_func(_is_list, _structure_list)
 
 
 def _wire(cls: type, *, omit: tuple[str, ...] = (), rename: dict[str, str] | None = None) -> None:
     """camelCase in and out for ``cls``; ``omit`` fields never leave the process."""
     rename = rename or {}
-    overrides = {
+    overrides: dict[str, Any] = {
         a.name: override(omit=True) if a.name in omit
         else override(rename=rename.get(a.name, camel(a.name)))
         for a in attrs.fields(cls)
     }
     converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter, **overrides))
-    structure_overrides = {a.name: override(rename=rename.get(a.name, camel(a.name)))
+    structure_overrides: dict[str, Any] = {a.name: override(rename=rename.get(a.name, camel(a.name)))
                            for a in attrs.fields(cls)}
     converter.register_structure_hook(
         cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True,

@@ -74,10 +74,10 @@ def make_video(path: Path | str, width: int = 320, height: int = 240, seconds: f
 
     path = Path(path)
     out = av.open(str(path), mode="w", format=container)
-    vstream = out.add_stream(codec, rate=fps)
+    vstream: Any = out.add_stream(codec, rate=fps)
     vstream.width, vstream.height = width, height
     vstream.pix_fmt = "yuv420p"
-    astream = None
+    astream: Any = None
     if audio:
         astream = out.add_stream("aac", rate=sample_rate)
         astream.layout = "stereo"

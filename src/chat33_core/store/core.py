@@ -66,7 +66,7 @@ def make_engine(url: str, **kw: Any) -> Engine:
     return sa.create_engine(url, **kw)
 
 
-def _row_post(row: Mapping[str, Any]) -> Post:
+def _row_post(row: Any) -> Post:
     data = dict(row)
     data["status"] = PostStatus(data["status"])
     data["media_type"] = MediaType(data["media_type"]) if data["media_type"] else None

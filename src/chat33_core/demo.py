@@ -1,0 +1,516 @@
+"""``chat33 sandbox`` and ``chat33 demo``: the whole job on this machine, no credentials.
+
+The demo runs the real pieces as separate processes — the REST API (``chat33 serve``), a
+worker (``chat33 worker``) — against a temporary SQLite database, with every installed
+platform's sandbox served on loopback, and drives them through the REST API only, as a
+client would.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from .config import Settings
+from .plugins import PluginHost
+from .sandbox import PrefixDispatcher, serve
+
+# --- chat33 sandbox -------------------------------------------------------------------------
+
+
+def sandbox_apps(host: PluginHost) -> dict[str, Callable[..., Any]]:
+    apps = {}
+    for platform in host:
+        app = platform.sandbox()
+        if app is not None:
+            apps[platform.name] = app
+    return apps
+
+
+def sandbox_env_lines(host: PluginHost, base_url: str) -> dict[str, str]:
+    """``CHAT33_<P>_API_BASE`` (and ``_TOKEN_URL``) pointing every plugin at the sandboxes."""
+    env: dict[str, str] = {}
+    for platform in host:
+        if platform.sandbox() is None:
+            continue
+        prefix = platform.name.upper()
+        env[f"CHAT33_{prefix}_API_BASE"] = f"{base_url}/{platform.name}"
+        if platform.sandbox_token_path:
+            env[f"CHAT33_{prefix}_TOKEN_URL"] = (
+                f"{base_url}/{platform.name}{platform.sandbox_token_path}")
+    return env
+
+
+@contextlib.contextmanager
+def serve_sandboxes(host: PluginHost, bind: str = "127.0.0.1", port: int = 0,
+                    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    apps = sandbox_apps(host)
+    with serve(PrefixDispatcher(apps), host=bind, port=port) as url:
+        yield url, apps
+
+
+@click.command("sandbox")
+@click.option("--host", "bind", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8100, show_default=True, type=int)
+@click.option("--print-env", is_flag=True,
+              help="Only print the export lines for a sandbox on HOST:PORT, then exit.")
+def sandbox_command(bind: str, port: int, print_env: bool) -> None:
+    """Serve every installed platform's sandbox on one port (a path prefix each).
+
+    Prints `export CHAT33_<PLATFORM>_API_BASE=...` lines on stdout, so
+    `eval "$(chat33 sandbox --print-env)"` points a shell at a running sandbox.
+    """
+    host = PluginHost(Settings.from_env())
+    host.load_entry_points()
+    base = f"http://{bind}:{port}"
+    lines = sandbox_env_lines(host, base)
+    for key, value in lines.items():
+        click.echo(f"export {key}={value}")
+    if print_env:
+        return
+    sys.stdout.flush()
+    with serve_sandboxes(host, bind, port) as (url, apps):
+        click.echo(f"sandboxes for {', '.join(sorted(apps))} on {url} (Ctrl-C to stop)",
+                   err=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+
+
+# --- webhook receiver -----------------------------------------------------------------------
+
+
+class WebhookReceiver:
+    """A local endpoint that records deliveries and checks their Standard Webhooks
+    signature (``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``)."""
+
+    def __init__(self) -> None:
+        self.secret: str | None = None
+        self.deliveries: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
+        if not self.secret:
+            return False
+        msg_id = headers.get("webhook-id", "")
+        stamp = headers.get("webhook-timestamp", "")
+        raw = self.secret.removeprefix("whsec_")
+        try:
+            key = base64.b64decode(raw, validate=True)
+        except ValueError:
+            key = raw.encode()
+        expected = base64.b64encode(hmac.new(
+            key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()).decode()
+        given = [part.split(",", 1)[1] for part in headers.get("webhook-signature", "").split()
+                 if part.startswith("v1,")]
+        fresh = stamp.isdigit() and abs(time.time() - int(stamp)) < 300
+        return fresh and any(hmac.compare_digest(expected, g) for g in given)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        from werkzeug.wrappers import Request, Response
+
+        request = Request(environ)
+        body = request.get_data()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        with self.lock:
+            self.deliveries.append({"payload": payload, "verified": self.verify(headers, body)})
+        return Response("ok")(environ, start_response)
+
+    def for_post(self, post_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [d for d in self.deliveries
+                    if isinstance(d["payload"], dict) and d["payload"].get("postId") == post_id]
+
+
+# --- the demo ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class DemoFailed(Exception):
+    pass
+
+
+class Demo:
+    """Runs the scenario; every expectation that fails is collected, not hidden."""
+
+    def __init__(self, workdir: Path, console: Any, stack: contextlib.ExitStack,
+                 keep_running: bool = False) -> None:
+        self.stack = stack
+        self.workdir = workdir
+        self.console = console
+        self.keep_running = keep_running
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.problems: list[str] = []
+        self.rows: list[dict[str, Any]] = []
+        self.receiver = WebhookReceiver()
+        self.api_port = _free_port()
+        self.api = f"http://127.0.0.1:{self.api_port}"
+
+    # --- processes ----------------------------------------------------------------------
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = (self.workdir / f"{name}.log").open("wb")
+        proc = subprocess.Popen([sys.executable, "-m", "chat33_core.cli", *args], env=env,
+                                stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append(proc)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.workdir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def expect(self, ok: bool, problem: str) -> bool:
+        if not ok:
+            self.problems.append(problem)
+            self.console.print(f"[red]✗ {problem}[/red]")
+        return ok
+
+    def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        return self.http.request(method, f"{self.api}/api/v1{path}", **kw)
+
+    def wait_terminal(self, post_ids: list[str], timeout: float, progress: Any = None,
+                      task: Any = None) -> dict[str, dict[str, Any]]:
+        final: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(final) < len(post_ids):
+            for post_id in post_ids:
+                if post_id in final:
+                    continue
+                post = self.call("GET", f"/posts/{post_id}").json()
+                if post.get("status") in ("PUBLISHED", "FAILED", "CANCELLED"):
+                    final[post_id] = post
+                    if progress is not None:
+                        progress.advance(task)
+            time.sleep(0.2)
+        for post_id in post_ids:
+            if post_id not in final:
+                final[post_id] = self.call("GET", f"/posts/{post_id}").json()
+        return final
+
+    # --- the scenario -------------------------------------------------------------------
+
+    def run(self) -> int:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+        from .service import Chat33
+        from .testing import make_image, make_video
+
+        started = time.monotonic()
+        host = PluginHost(Settings.from_env({}))
+        host.load_entry_points()
+        expected_platforms = ["instagram", "facebook", "tiktok", "youtube", "x"]
+        missing = [p for p in expected_platforms if not host.has_platform(p)]
+        if missing:
+            raise DemoFailed(f"platform plugins not installed: {', '.join(missing)} "
+                             "(pip install -r requirements.txt)")
+        stack = self.stack
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total}"), console=self.console,
+            transient=False,
+        ) as progress:
+            step = progress.add_task("starting sandboxes, API and worker", total=9)
+            sandbox_url, _apps = stack.enter_context(serve_sandboxes(host))
+            hook_url = stack.enter_context(serve(self.receiver))
+            env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT33_")}
+            env.update({
+                "CHAT33_DATABASE_URL": f"sqlite:///{self.workdir / 'chat33.db'}",
+                "CHAT33_MEDIA_DIR": str(self.workdir / "media"),
+                "CHAT33_PUBLIC_BASE_URL": self.api,
+                "CHAT33_SECRET_KEY": secrets.token_urlsafe(32),
+                "CHAT33_ALLOW_PRIVATE_URLS": "1",
+                "CHAT33_POLL_INTERVAL_S": "0.2",
+                "CHAT33_RETRY_BASE_S": "1",
+                **sandbox_env_lines(host, sandbox_url),
+            })
+            settings = Settings.from_env(env)
+            core = Chat33(settings)
+            core.store.migrate()
+            password = secrets.token_urlsafe(12)
+            user = core.create_user("demo@chat33.local", password, "Demo Org")
+            _key, raw_key = core.create_api_key(user.org_id, user.id, "demo")
+            self.receiver.secret = core.webhook_secret(user.org_id)
+            accounts = {}
+            for name in expected_platforms:
+                accounts[name] = core.add_account(
+                    user.org_id, name, f"Demo {host.platform(name).display_name}",
+                    username=f"chat33demo_{name}", external_id=f"sandbox-{name}",
+                    credentials=_sandbox_credentials(), metadata={"sandbox": True})
+            core.store.dispose()
+            self.spawn("api", ["serve", "--port", str(self.api_port), "--workers", "2"], env)
+            self.spawn("worker", ["worker", "--concurrency", "4"], env)
+            self.http = stack.enter_context(httpx.Client(
+                headers={"x-api-key": raw_key}, timeout=30))
+            if not self._wait_ready(30):
+                raise DemoFailed("the API did not become ready:\n" + self.log_tail("api"))
+            progress.advance(step)
+
+            # media the demo makes itself
+            progress.update(step, description="uploading generated media")
+            image = make_image(self.workdir / "photo.jpg", 1080, 1080)
+            video = make_video(self.workdir / "clip.mp4", 720, 1280, seconds=4.0, fps=30)
+            media = {}
+            for path, mime in ((image, "image/jpeg"), (video, "video/mp4")):
+                with path.open("rb") as fh:
+                    r = self.call("POST", "/media/upload", files={"file": (path.name, fh, mime)})
+                if not self.expect(r.status_code == 201, f"upload of {path.name}: {r.text}"):
+                    raise DemoFailed("media upload failed")
+                media[path.suffix] = r.json()["url"]
+            progress.advance(step)
+
+            callback = f"{hook_url}/hooks"
+            posts: dict[str, str] = {}  # post id → what it is
+
+            progress.update(step, description="posting to all five platforms now")
+            r = self.call("POST", "/posts", json={
+                "accountIds": [accounts[p].id for p in ("instagram", "facebook", "x")],
+                "text": "Hello from chat33 👋 #opensource", "mediaUrls": [media[".jpg"]],
+                "mediaType": "image", "callbackUrl": callback})
+            self._collect(r, posts, "image post")
+            r = self.call("POST", "/posts", json={
+                "accountIds": [accounts["tiktok"].id, accounts["youtube"].id],
+                "text": "A short clip published by chat33", "mediaUrls": [media[".mp4"]],
+                "mediaType": "video", "callbackUrl": callback,
+                "platformConfig": {
+                    "tiktok": {"privacyLevel": "SELF_ONLY"},
+                    "youtube": {"title": "chat33 demo clip", "privacyStatus": "unlisted",
+                                "selfDeclaredMadeForKids": False},
+                }})
+            self._collect(r, posts, "video post")
+            progress.advance(step)
+
+            progress.update(step, description="scheduling a post 4 s ahead")
+            due = datetime.now(UTC) + timedelta(seconds=4)
+            r = self.call("POST", "/posts", json={
+                "accountIds": [accounts["x"].id], "text": f"Scheduled by chat33 for {due:%H:%M:%S}",
+                "scheduledAt": due.isoformat(), "callbackUrl": callback})
+            scheduled = self._collect(r, posts, "scheduled")
+            progress.advance(step)
+
+            progress.update(step, description="posting a 3-part thread on X")
+            r = self.call("POST", "/posts", json={
+                "accountIds": [accounts["x"].id], "text": "A thread from chat33 (1/3)",
+                "thread": [{"text": "Threads are replies on X (2/3)"},
+                           {"text": "and separate posts elsewhere (3/3)"}],
+                "callbackUrl": callback})
+            thread_ids = self._collect(r, posts, "thread")
+            progress.advance(step)
+
+            progress.update(step, description="dry-running an invalid post")
+            r = self.call("POST", "/posts/validate", json={
+                "accountIds": [accounts["instagram"].id, accounts["youtube"].id,
+                               accounts["x"].id],
+                "text": "x" * 300})
+            report = r.json() if r.status_code == 200 else {}
+            self.expect(r.status_code == 200 and report.get("valid") is False,
+                        f"the dry run should find the post invalid: {r.status_code} {r.text}")
+            self.report = report
+            progress.advance(step)
+
+            progress.update(step, description="posting into an injected sandbox failure")
+            httpx.post(f"{sandbox_url}/facebook/_sandbox/faults", json={
+                "method": "POST", "path": r"/feed$", "status": 500, "count": 1,
+                "body": {"error": {"message": "An unknown error occurred", "type":
+                                   "OAuthException", "code": 1, "is_transient": True,
+                                   "fbtrace_id": "demo"}}})
+            r = self.call("POST", "/posts", json={
+                "accountIds": [accounts["facebook"].id],
+                "text": "This one meets a transient failure first", "callbackUrl": callback})
+            retried = self._collect(r, posts, "retried")
+            progress.advance(step)
+
+            progress.update(step, description="waiting for the worker")
+            wait = progress.add_task("published", total=len(posts))
+            final = self.wait_terminal(list(posts), timeout=60, progress=progress, task=wait)
+            progress.advance(step)
+
+            progress.update(step, description="waiting for the webhooks")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not all(
+                    self.receiver.for_post(pid) for pid, post in final.items()
+                    if post.get("status") in ("PUBLISHED", "FAILED")):
+                time.sleep(0.2)
+            progress.advance(step)
+
+        # --- judge and show --------------------------------------------------------------
+        for post_id, post in final.items():
+            kind = posts[post_id]
+            logs = self.call("GET", f"/posts/{post_id}/logs").json().get("logs", [])
+            attempts = sum(1 for e in logs if e.get("event") == "attempt_started") or (
+                post.get("retryCount", 0) + 1)
+            hooks = self.receiver.for_post(post_id)
+            verified = bool(hooks) and all(h["verified"] for h in hooks)
+            self.rows.append({"id": post_id, "kind": kind, "platform": post.get("platform"),
+                              "status": post.get("status"),
+                              "url": post.get("externalPostUrl") or "",
+                              "attempts": attempts, "webhook": verified,
+                              "error": post.get("errorMessage")})
+            self.expect(post.get("status") == "PUBLISHED",
+                        f"{kind} on {post.get('platform')} ended {post.get('status')}: "
+                        f"{post.get('errorMessage')}")
+            self.expect(verified, f"no verified webhook for {kind} on {post.get('platform')}")
+        for post_id in retried:
+            self.expect(any(r["attempts"] >= 2 for r in self.rows if r["id"] == post_id),
+                        "the post into the injected failure should have been retried")
+        for post_id in scheduled:
+            published_at = final[post_id].get("publishedAt")
+            if published_at:
+                at = datetime.fromisoformat(published_at.replace("Z", "+00:00"))
+                self.delay = (at - due).total_seconds()
+                self.expect(self.delay >= 0, f"published {-self.delay:.1f} s before its time")
+        self.expect(len(thread_ids) == 3, "the thread should be three posts")
+        self.elapsed = time.monotonic() - started
+        return 0 if not self.problems else 1
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.procs):
+                return False
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.api}/readyz", timeout=2).status_code == 200:
+                    return True
+            time.sleep(0.2)
+        return False
+
+    def _collect(self, response: httpx.Response, posts: dict[str, str], kind: str) -> list[str]:
+        if not self.expect(response.status_code == 201,
+                           f"creating the {kind}: {response.status_code} {response.text}"):
+            return []
+        ids = [p["id"] for p in response.json()["posts"]]
+        for post_id in ids:
+            posts[post_id] = kind
+        return ids
+
+    def show(self) -> None:
+        from rich.table import Table
+
+        table = Table(title="chat33 demo", show_lines=False)
+        for col in ("post", "platform", "status", "external URL", "attempts", "webhook"):
+            table.add_column(col)
+        for row in self.rows:
+            status = row["status"]
+            colour = "green" if status == "PUBLISHED" else "red"
+            table.add_row(row["kind"], row["platform"], f"[{colour}]{status}[/{colour}]",
+                          row["url"] or (row["error"] or "")[:60], str(row["attempts"]),
+                          "verified" if row["webhook"] else "[red]missing[/red]")
+        self.console.print(table)
+        if getattr(self, "report", None):
+            self.console.print("dry run of an invalid post (POST /posts/validate):")
+            for result in self.report.get("results", []):
+                for err in result.get("errors", []):
+                    self.console.print(f"  {result.get('platform'):>9}  {err.get('path')}: "
+                                       f"{err.get('message')}")
+        if hasattr(self, "delay"):
+            self.console.print(f"scheduled post published {self.delay:.2f} s after scheduledAt")
+        if hasattr(self, "elapsed"):
+            self.console.print(f"done in {self.elapsed:.1f} s")
+
+
+def _sandbox_credentials() -> Any:
+    from .models import Credentials, utcnow
+
+    return Credentials(access_token="sandbox-token", refresh_token="sandbox-refresh",
+                       expires_at=utcnow() + timedelta(days=50), issued_at=utcnow())
+
+
+@click.command("demo")
+@click.option("--keep-running", is_flag=True,
+              help="Leave the API and worker up afterwards and print how to try them.")
+def demo_command(keep_running: bool) -> None:
+    """Publish sample posts to every platform through the sandboxes and show what happened.
+
+    Runs on a temporary SQLite database with the REST API and a worker as real processes;
+    exits 0 only if every expected outcome happened.
+    """
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    workdir = Path(tempfile.mkdtemp(prefix="chat33-demo-"))
+    stack = contextlib.ExitStack()
+    demo = Demo(workdir, console, stack, keep_running)
+    code = 1
+    try:
+        with stack:
+            code = demo.run()
+            demo.show()
+            if keep_running and code == 0:
+                _keep_running(demo, console)
+    except DemoFailed as exc:
+        console.print(f"[red]demo failed: {exc}[/red]")
+        for name in ("api", "worker"):
+            tail = demo.log_tail(name)
+            if tail:
+                console.print(f"--- {name} log ---\n{tail}")
+    finally:
+        demo.stop_all()
+        if code == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            for problem in demo.problems:
+                console.print(f"[red]✗ {problem}[/red]")
+            console.print(f"logs kept in {workdir}")
+    sys.exit(code)
+
+
+def _keep_running(demo: Demo, console: Any) -> None:
+    key = demo.http.headers["x-api-key"]
+    console.print(f"\nAPI: {demo.api}/api/v1   key: {key}\n"
+                  f"  curl -s -H 'x-api-key: {key}' {demo.api}/api/v1/accounts\n"
+                  f"  curl -s -H 'x-api-key: {key}' '{demo.api}/api/v1/posts?limit=5'\n"
+                  "Ctrl-C to stop.")
+    with contextlib.suppress(KeyboardInterrupt):
+        while all(p.poll() is None for p in demo.procs):
+            time.sleep(0.5)
