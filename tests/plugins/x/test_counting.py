@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from chat33_x.counting import CONFIG_V3, DEFAULT_LIMIT, PREMIUM_LIMIT, count
 
 HERE = Path(__file__).parent / "conformance"
