@@ -156,7 +156,7 @@ def _open(source: str | os.PathLike[str] | BinaryIO) -> Iterator[tuple[BinaryIO,
     with tempfile.TemporaryFile() as spool:
         shutil.copyfileobj(source, spool, 1024 * 1024)
         spool.seek(0)
-        yield spool, None  # type: ignore[misc]
+        yield spool, None
 
 
 def _is_real_file(fh: Any) -> bool:
@@ -255,7 +255,7 @@ def _inspect_image(fh: BinaryIO, head: bytes, size: int) -> MediaInfo:
         with warnings.catch_warnings():
             # Pillow warns above its soft limit; our own limit decides below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(_Borrowed(fh))  # type: ignore[arg-type]
+            img = Image.open(_Borrowed(fh))
     except Image.DecompressionBombError as exc:
         raise MediaError(f"{fmt_hint} image is too large to process safely: {exc}") from None
     except UnidentifiedImageError:
