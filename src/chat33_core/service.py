@@ -55,6 +55,7 @@ from .security import (
 from .store import Store
 
 if TYPE_CHECKING:
+    from .fetch import GuardedClient
     from .validation import ValidationReport
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,14 @@ class Chat33:
     @cached_property
     def vault(self) -> Vault:
         return Vault(self.settings.require_secret_key())
+
+    @cached_property
+    def fetcher(self) -> GuardedClient:
+        """The one guarded client for every outbound fetch (media URLs, webhooks).
+        Thread-safe; made once, as building its TLS context is costly."""
+        from .fetch import GuardedClient
+
+        return GuardedClient(self.settings)
 
     @cached_property
     def media(self) -> Any:
@@ -309,9 +318,9 @@ class Chat33:
         from .validation import validate_request
 
         accounts = self._accounts_for(org_id, request.account_ids)
-        inspect_url = self.media.inspector(org_id, keep=keep_media)
-        return validate_request(request, accounts=accounts, host=self.host,
-                                inspect_url=inspect_url, settings=self.settings)
+        with self.media.ingestor(org_id, keep=keep_media) as inspect_url:
+            return validate_request(request, accounts=accounts, host=self.host,
+                                    inspect_url=inspect_url, settings=self.settings)
 
     # --- posts --------------------------------------------------------------------------
 
@@ -569,11 +578,10 @@ class Chat33:
         result: MediaAsset = self.media.ingest(org_id, url, filename)
         return result
 
-    def media_asset_by_name(self, name: str) -> MediaAsset:
-        asset = self.store.find_media_by_name(name)
-        if asset is None:
-            raise NotFound("media not found")
-        return asset
+    def media_file(self, name: str) -> tuple[str, str]:
+        """(path, content type) of a kept media file, for serving it."""
+        result: tuple[str, str] = self.media.open_file(name)
+        return result
 
 
 def _summary(issues: Sequence[Issue]) -> str:

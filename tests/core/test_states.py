@@ -10,7 +10,14 @@ import attrs
 import pytest
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from chat33_core import states
 from chat33_core.errors import Conflict, InvalidTransition, NotFound
@@ -205,6 +212,5 @@ def test_post_lifecycle_state_machine(tmp_path: Path, settings_for) -> None:  # 
     PostLifecycle._core = core  # type: ignore[attr-defined]
 
     examples = 300 if os.environ.get("CI") else 60
-    run = hyp_settings(max_examples=examples, stateful_step_count=12, deadline=None)(
-        PostLifecycle.TestCase)
-    run().runTest()
+    run_state_machine_as_test(PostLifecycle, settings=hyp_settings(
+        max_examples=examples, stateful_step_count=12, deadline=None))
