@@ -1,0 +1,70 @@
+"""Per-channel daily caps over a rolling 24 hours.
+
+A platform declares its cap in ``limits.daily_cap`` (Instagram 25, Facebook 50, TikTok
+20, YouTube 6, X from its plugin). A post that would go over its channel's cap is
+*deferred*, never failed: it goes back to the queue until the oldest post of the window
+leaves it. Posts being published right now by other workers count too, so concurrent
+workers cannot overshoot the cap together.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection
+from datetime import datetime, timedelta
+
+import attrs
+import sqlalchemy as sa
+
+from ..models import PostStatus
+from ..platforms import PlatformBase
+from ..store import Store
+from ..store import tables as t
+
+WINDOW = timedelta(hours=24)
+P = t.posts
+
+
+@attrs.frozen
+class CapDecision:
+    """Over the cap: when to try again, and why (for the post's log)."""
+
+    until: datetime
+    message: str
+    used: int
+    cap: int
+
+
+def check_cap(store: Store, platform: PlatformBase, account_id: str, own_ids: Collection[str],
+              now: datetime, needed: int = 1) -> CapDecision | None:
+    """None if ``needed`` more posts fit in the channel's rolling 24 h cap, else when
+    to retry. ``own_ids`` (the post and its thread) are not counted as in flight."""
+    cap = platform.limits.daily_cap
+    if cap is None:
+        return None
+    since = now - WINDOW
+    published = sa.and_(P.c.account_id == account_id, P.c.published_at >= since,
+                        P.c.status.in_([PostStatus.PUBLISHED.value,
+                                        PostStatus.CANCELLED.value]))
+    with store.read() as c:
+        used = int(c.execute(sa.select(sa.func.count()).select_from(P).where(published)
+                             ).scalar_one())
+        in_flight = int(c.execute(sa.select(sa.func.count()).select_from(P).where(
+            P.c.account_id == account_id, P.c.status == PostStatus.PUBLISHING.value,
+            P.c.id.not_in(list(own_ids)) if own_ids else sa.true())).scalar_one())
+        oldest = c.execute(sa.select(sa.func.min(P.c.published_at)).where(published)).scalar()
+    name = platform.display_name or platform.name
+    if used + needed > cap:
+        # the window frees a slot when its oldest post is 24 h old
+        until = (oldest + WINDOW) if oldest is not None else now + WINDOW
+        until = max(until, now + timedelta(seconds=1))
+        return CapDecision(until=until, used=used, cap=cap, message=(
+            f"deferred: {used} of {name}'s daily cap of {cap} posts used on this channel "
+            f"in the last 24 h; next try at {until.isoformat(timespec='seconds')}"))
+    if used + in_flight + needed > cap:
+        # others are publishing the last slots now; look again shortly
+        until = now + timedelta(seconds=random.uniform(2.0, 5.0))
+        return CapDecision(until=until, used=used + in_flight, cap=cap, message=(
+            f"deferred: {used} published and {in_flight} being published of {name}'s "
+            f"daily cap of {cap} posts on this channel; trying again shortly"))
+    return None

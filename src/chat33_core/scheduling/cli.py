@@ -1,0 +1,74 @@
+"""``chat33 worker``: the scheduler/publisher loop as a command."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import threading
+
+import click
+
+from ..config import Settings
+from ..errors import ConfigurationError
+
+
+def _load(spec: str) -> object:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"--plugin {spec}: cannot import {module_name}: {exc}") from None
+    if not attr:
+        return module
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigurationError(f"--plugin {spec}: {module_name} has no {attr!r}") from None
+
+
+@click.command()
+@click.option("--once", is_flag=True,
+              help="Publish what is due now (and deliver due webhooks), then exit.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
+              help="Posts published at the same time by this process.")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE[:ATTR]",
+              help="Also register this plugin object (a platform that is not installed as "
+                   "a distribution, e.g. chat33_core.testplatform). Repeatable.")
+@click.option("--id", "worker_id", default=None,
+              help="This worker's name in leases and logs (default host:pid:random).")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def worker(once: bool, concurrency: int, plugins: tuple[str, ...], worker_id: str | None,
+           log_level: str) -> None:
+    """Publish due posts and deliver webhooks, on time and exactly once.
+
+    Run as many as you like, on any number of machines sharing one PostgreSQL database
+    (or several processes on one SQLite file). SIGTERM stops it gracefully: no new
+    claims, in-flight posts finish or are handed back, exit code 0.
+    """
+    from ..service import Chat33
+    from ..store import Store
+    from ..store.core import make_engine
+    from .worker import Worker
+
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    settings.require_secret_key()
+    # room for every publishing thread, the loop, the heartbeat and the webhook threads
+    engine = make_engine(settings.database_url, pool_size=concurrency + 4, max_overflow=4)
+    core = Chat33(settings, store=Store(engine))
+    for spec in plugins:
+        core.host.register(_load(spec), name=spec)
+    runner = Worker(core, concurrency=concurrency, worker_id=worker_id, once=once)
+    runner.install_signal_handlers()
+    code = runner.run()
+    core.store.dispose()
+    sys.stderr.flush()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.main_thread()):
+        # a publish stuck past the grace period: its lease is released; do not hang
+        os._exit(code)
+    sys.exit(code)

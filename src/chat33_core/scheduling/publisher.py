@@ -1,0 +1,543 @@
+"""One publish attempt of one claimed post, and what its outcome does to the post.
+
+:meth:`Publisher.run` builds the :class:`~chat33_core.platforms.PublishContext`
+(credentials refreshed before they expire, the worker's shared httpx client, media as
+local files, durable checkpoints, a log that writes ``post_logs``), calls the plugin,
+and maps its error class to the post's next state:
+
+=======================  ==============================================================
+``TransientError``       back to QUEUED, ``retry_count + 1``, next try after exponential
+                         backoff with jitter (at least the platform's ``retry_after``);
+                         FAILED after ``max_attempts``
+``QuotaExceeded``        QUEUED until ``retry_at``; not an attempt
+``CredentialsExpired``   one refresh and one more try, else FAILED + reconnect
+``ReconnectRequired``    FAILED, the account marked ``needs_reconnect``
+``PermanentError``       FAILED with the platform's message (posted thread items keep
+                         their receipts and are PUBLISHED)
+``UnknownOutcome``       ``platform.confirm``: found -> PUBLISHED; not there -> retry;
+                         cannot tell -> FAILED, saying so and naming the account
+=======================  ==============================================================
+
+Every final change (PUBLISHED/FAILED) is written with its logs and its webhook outbox
+row in one transaction, and only if this worker still holds the lease.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import httpx
+import sqlalchemy as sa
+
+from .. import webhooks
+from ..errors import (
+    CredentialsExpired,
+    NotFound,
+    PermanentError,
+    PlatformError,
+    QuotaExceeded,
+    ReconnectRequired,
+    TransientError,
+    UnknownOutcome,
+)
+from ..media import MediaInfo
+from ..models import Account, Credentials, LogEvent, Post, PostStatus, utcnow
+from ..platforms import (
+    MediaFile,
+    PlatformBase,
+    PublishContext,
+    PublishItem,
+    PublishResult,
+    Receipt,
+    RefreshContext,
+)
+from ..store import tables as t
+from .caps import check_cap
+from .queue import Claim, LeaseLost, Queue, delete_checkpoint, insert_logs, save_checkpoint
+
+if TYPE_CHECKING:
+    from ..service import Chat33
+
+log = logging.getLogger(__name__)
+
+#: the worker's own state inside a post's checkpoint row (the plugin never sees it)
+WORKER_KEY = "_chat33_worker"
+
+
+# --- the context's log and checkpoints ------------------------------------------------------
+
+
+class AttemptLog:
+    """The ``ctx.log`` of one attempt: events are buffered and written at the next
+    durable point (a checkpoint save or the final state), in that same transaction."""
+
+    def __init__(self, post_id: str, attempt: int) -> None:
+        self.post_id = post_id
+        self.attempt = attempt
+        self._events: list[LogEvent] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, message: str, **data: Any) -> None:
+        try:
+            clean = json.loads(json.dumps(data, default=str))
+        except (TypeError, ValueError):
+            clean = {"repr": repr(data)}
+        with self._lock:
+            self._events.append(LogEvent(id=None, post_id=self.post_id, event=event[:60],
+                                         message=message, attempt=self.attempt, data=clean))
+
+    def drain(self) -> list[LogEvent]:
+        with self._lock:
+            events, self._events = self._events, []
+        return events
+
+
+class DurableCheckpoints:
+    """``ctx.checkpoints`` backed by the ``checkpoints`` table. The worker keeps a little
+    state of its own beside the plugin's (e.g. "an outcome is unconfirmed")."""
+
+    def __init__(self, core: Chat33, post_id: str, attempt_log: AttemptLog) -> None:
+        self.store = core.store
+        self.post_id = post_id
+        self.attempt_log = attempt_log
+        stored = self.store.load_checkpoint(post_id)
+        self.worker: dict[str, Any] = dict(stored.pop(WORKER_KEY, None) or {})
+        self.data: dict[str, Any] = stored
+
+    def load(self) -> dict[str, Any]:
+        return json.loads(json.dumps(self.data))
+
+    def save(self, data: Mapping[str, Any]) -> None:
+        self.data = json.loads(json.dumps(dict(data), default=str))
+        self._write()
+
+    def mark(self, **worker_state: Any) -> None:
+        self.worker.update(worker_state)
+        self.worker = {k: v for k, v in self.worker.items() if v is not None}
+        self._write()
+
+    def _write(self) -> None:
+        row = dict(self.data)
+        if self.worker:
+            row[WORKER_KEY] = self.worker
+        with self.store.begin() as c:
+            save_checkpoint(c, self.post_id, row, utcnow())
+            insert_logs(c, self.attempt_log.drain())
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Outcome:
+    """What an attempt did: ``published``, ``failed``, ``retry``, ``deferred``, ``lost``."""
+
+    kind: str
+    post_id: str
+    message: str = ""
+
+
+class Publisher:
+    """Runs attempts for one worker. Thread-safe: one instance serves all threads."""
+
+    def __init__(self, core: Chat33, queue: Queue, http: httpx.Client | None = None, *,
+                 max_attempts: int | None = None, retry_base_s: float | None = None,
+                 retry_max_s: float | None = None) -> None:
+        env = core.settings.env
+        self.core = core
+        self.store = core.store
+        self.queue = queue
+        self.http = http or httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
+        self.max_attempts = max_attempts or core.settings.max_attempts
+        self.retry_base_s = (retry_base_s if retry_base_s is not None
+                             else float(env.get("CHAT33_RETRY_BASE_S") or 30.0))
+        self.retry_max_s = (retry_max_s if retry_max_s is not None
+                            else float(env.get("CHAT33_RETRY_MAX_S") or 3600.0))
+        self._refresh_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- one attempt -------------------------------------------------------------------
+
+    def run(self, claim: Claim) -> Outcome:
+        post = claim.post
+        attempt = post.retry_count + 1
+        alog = AttemptLog(post.id, attempt)
+        try:
+            return self._run(claim, alog)
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+            return Outcome("lost", post.id, str(exc))
+
+    def _run(self, claim: Claim, alog: AttemptLog) -> Outcome:
+        post = claim.post
+        try:
+            platform = self.core.host.platform(post.platform)
+        except NotFound:
+            return self._fail(claim, alog, f"no platform plugin for {post.platform!r} is "
+                              "installed on this worker", final_checkpoint=False)
+        account = self.store.get_account(post.account_id)
+        name = platform.display_name or platform.name
+        if not account.is_active:
+            return self._fail(claim, alog, f"the {name} channel {account.name!r} is "
+                              "disconnected; connect it again, then retry the post")
+        if account.needs_reconnect:
+            return self._fail(claim, alog, _reconnect_message(name, account),
+                              reconnect=True)
+        now = utcnow()
+        decision = check_cap(self.store, platform, account.id, claim.ids, now,
+                             needed=len(claim.ids))
+        if decision is not None:
+            alog("deferred_daily_cap", decision.message, used=decision.used, cap=decision.cap,
+                 nextAttemptAt=decision.until.isoformat())
+            return self._requeue(claim, alog, decision.until, count=False,
+                                 kind="deferred", message=decision.message)
+        enc = self.store.account_credentials_enc(account.id)
+        if enc is None:
+            return self._fail(claim, alog, _reconnect_message(name, account), reconnect=True)
+        credentials = self.core.vault.decrypt_credentials(enc)
+        try:
+            if platform.needs_refresh(credentials):
+                credentials = self._refresh(platform, account, credentials, alog)
+            media = [self._media_files(p.media_ids) for p in (post, *claim.followers)]
+            items = [PublishItem(post_id=p.id, text=p.text, media=m, position=p.thread_position)
+                     for p, m in zip((post, *claim.followers), media, strict=True)]
+        except NotFound as exc:
+            return self._fail(claim, alog, f"a media file of the post is missing: {exc}")
+        except ReconnectRequired as exc:
+            return self._fail(claim, alog, _reconnect_text(exc.message, name, account),
+                              reconnect=True)
+        except TransientError as exc:
+            return self._retry(claim, alog, exc)
+        checkpoints = DurableCheckpoints(self.core, post.id, alog)
+        ctx = PublishContext(
+            post_id=post.id, account=account, credentials=credentials, items=items,
+            media_type=post.media_type, platform_config=post.platform_config, http=self.http,
+            settings=self.core.settings, checkpoints=checkpoints, log=alog,
+            cover_image=self._cover(post))
+        return self._publish(claim, alog, platform, ctx, checkpoints)
+
+    def _publish(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
+                 ctx: PublishContext, checkpoints: DurableCheckpoints) -> Outcome:
+        name = platform.display_name or platform.name
+        account = ctx.account
+        refreshed = False
+        while True:
+            try:
+                if checkpoints.worker.get("unconfirmed"):
+                    # the last attempt ended without an answer: ask before posting again
+                    found = self._confirm(platform, ctx)
+                    if found is not None:
+                        return self._published(claim, alog, platform, found)
+                    checkpoints.mark(unconfirmed=None)
+                    alog("confirm", f"{name} says the post is not there; publishing it")
+                result = platform.publish(ctx)
+                return self._published(claim, alog, platform, result)
+            except CredentialsExpired as exc:
+                if refreshed:
+                    return self._fail(claim, alog, _reconnect_text(exc.message, name, account),
+                                      reconnect=True, posted=exc.posted)
+                refreshed = True
+                alog("credentials_expired", f"{name} refused the token ({exc.message}); "
+                     "refreshing it once")
+                try:
+                    ctx.credentials = self._refresh(platform, account, ctx.credentials, alog,
+                                                    force=True)
+                except ReconnectRequired as again:
+                    return self._fail(claim, alog, _reconnect_text(again.message, name,
+                                                                   account),
+                                      reconnect=True, posted=exc.posted)
+                except TransientError as again:
+                    return self._retry(claim, alog, again)
+            except QuotaExceeded as exc:
+                until = exc.retry_at or utcnow() + timedelta(hours=1)
+                message = (f"deferred: {name} quota reached ({exc.message}); next try at "
+                           f"{until.isoformat(timespec='seconds')}")
+                alog("deferred_quota", message, nextAttemptAt=until.isoformat())
+                return self._requeue(claim, alog, until, count=False, kind="deferred",
+                                     message=message, posted=exc.posted)
+            except TransientError as exc:
+                return self._retry(claim, alog, exc)
+            except ReconnectRequired as exc:
+                return self._fail(claim, alog, _reconnect_text(exc.message, name, account),
+                                  reconnect=True, posted=exc.posted)
+            except PermanentError as exc:
+                return self._fail(claim, alog, exc.message, platform_code=exc.platform_code,
+                                  posted=exc.posted)
+            except UnknownOutcome as exc:
+                return self._unknown(claim, alog, platform, ctx, checkpoints, exc)
+            except PlatformError as exc:  # a family member we do not know: be careful
+                return self._unknown(claim, alog, platform, ctx, checkpoints,
+                                     UnknownOutcome(exc.message, posted=exc.posted))
+            except Exception as exc:
+                # a plugin bug may strike after the platform acted: treat it as unknown
+                log.exception("the %s plugin raised while publishing %s", name, ctx.post_id)
+                return self._unknown(claim, alog, platform, ctx, checkpoints, UnknownOutcome(
+                    f"the {name} plugin failed: {type(exc).__name__}: {exc}"))
+
+    def _unknown(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
+                 ctx: PublishContext, checkpoints: DurableCheckpoints,
+                 exc: UnknownOutcome) -> Outcome:
+        name = platform.display_name or platform.name
+        # durable first: if this worker dies now, the next one confirms before posting
+        checkpoints.mark(unconfirmed=True)
+        alog("unknown_outcome", f"no answer from {name} after the post was sent "
+             f"({exc.message}); asking {name} whether it exists")
+        try:
+            found = self._confirm(platform, ctx)
+        except TransientError as again:
+            return self._retry(claim, alog, again, prefix="could not confirm yet: ")
+        except PlatformError as again:
+            message = (f"{name} did not answer when the post was sent and cannot tell whether "
+                       f"it was published ({again.message}); check the {name} account "
+                       f"{ctx.account.name!r} before posting it again")
+            return self._fail(claim, alog, message, final_checkpoint=False,
+                              posted=exc.posted)
+        if found is not None:
+            return self._published(claim, alog, platform, found)
+        checkpoints.mark(unconfirmed=None)
+        return self._retry(claim, alog, TransientError(
+            f"{name} confirmed the post is not there after an unanswered request "
+            f"({exc.message})", posted=exc.posted))
+
+    def _confirm(self, platform: PlatformBase, ctx: PublishContext) -> PublishResult | None:
+        try:
+            return platform.confirm(ctx)
+        except PlatformError:
+            raise
+        except Exception as exc:
+            raise UnknownOutcome(f"{type(exc).__name__}: {exc}") from exc
+
+    # --- credentials ----------------------------------------------------------------------
+
+    def _lock_for(self, account_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._refresh_locks.setdefault(account_id, threading.Lock())
+
+    def _refresh(self, platform: PlatformBase, account: Account, credentials: Credentials,
+                 alog: AttemptLog, *, force: bool = False) -> Credentials:
+        """Refresh through the plugin and store the result encrypted, compare-and-set on
+        the stored value: when another worker refreshed meanwhile its (possibly rotated)
+        tokens win and are used, so a rotating refresh token is never lost. Refreshes of
+        one account are serialized in this process, and on PostgreSQL across machines by
+        locking the account row."""
+        vault = self.core.vault
+        a = t.accounts
+        with self._lock_for(account.id), self._account_lock() as conn:
+            q = sa.select(a.c.credentials_enc).where(a.c.id == account.id)
+            if conn is not None:
+                current_enc = conn.execute(q.with_for_update()).scalar()
+            else:
+                with self.store.read() as c:
+                    current_enc = c.execute(q).scalar()
+            if current_enc is None:
+                raise ReconnectRequired("the account has no credentials")
+            current = vault.decrypt_credentials(current_enc)
+            if current.access_token != credentials.access_token and (
+                    force or not platform.needs_refresh(current)):
+                return current  # someone refreshed already
+            fresh = platform.refresh_credentials(current, RefreshContext(
+                account=account, http=self.http, settings=self.core.settings))
+            fresh_enc = vault.encrypt_credentials(fresh)
+            update = (a.update().where(a.c.id == account.id, a.c.credentials_enc == current_enc)
+                      .values(credentials_enc=fresh_enc, needs_reconnect=False))
+            if conn is not None:
+                stored = bool(conn.execute(update).rowcount)
+            else:
+                with self.store.begin() as c:
+                    stored = bool(c.execute(update).rowcount)
+            if not stored:
+                # lost the race to another process: use what it stored
+                latest = self.store.account_credentials_enc(account.id)
+                return vault.decrypt_credentials(latest) if latest else fresh
+        alog("credentials_refreshed", f"{platform.display_name or platform.name} access "
+             "token refreshed")
+        return fresh
+
+    @contextmanager
+    def _account_lock(self) -> Iterator[Any]:
+        """A transaction to hold the account row lock in (PostgreSQL); None on SQLite,
+        where holding the database's only write lock during an HTTP call would stall
+        every writer."""
+        if not self.store.is_postgres:
+            yield None
+            return
+        with self.store.begin() as conn:
+            yield conn
+
+    # --- media ------------------------------------------------------------------------------
+
+    def _media_files(self, ids: Sequence[str]) -> list[MediaFile]:
+        files = []
+        for media_id in ids:
+            asset = self.store.get_media(media_id)
+            files.append(MediaFile(path=Path(asset.path), info=MediaInfo.from_dict(asset.info),
+                                   url=asset.url, name=asset.name))
+        return files
+
+    def _cover(self, post: Post) -> MediaFile | None:
+        if not post.cover_image_url:
+            return None
+        asset = self.store.find_media_by_url(post.org_id, post.cover_image_url)
+        if asset is None:
+            return None
+        return MediaFile(path=Path(asset.path), info=MediaInfo.from_dict(asset.info),
+                         url=asset.url, name=asset.name)
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def backoff(self, retry_count: int, retry_after: float | None = None) -> float:
+        """Seconds before attempt ``retry_count + 1``: exponential with full-range jitter
+        in [50 %, 100 %], capped, and never sooner than the platform asked."""
+        delay = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, retry_count - 1))
+        delay *= random.uniform(0.5, 1.0)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+    def _retry(self, claim: Claim, alog: AttemptLog, exc: TransientError,
+               prefix: str = "") -> Outcome:
+        post = claim.post
+        attempts = post.retry_count + 1
+        if attempts >= self.max_attempts:
+            return self._fail(claim, alog, f"gave up after {attempts} attempts: {prefix}"
+                              f"{exc.message}", platform_code=exc.platform_code,
+                              posted=exc.posted, final_checkpoint=False)
+        delay = self.backoff(attempts, exc.retry_after)
+        until = utcnow() + timedelta(seconds=delay)
+        message = (f"attempt {attempts} failed: {prefix}{exc.message}; retry {attempts + 1} of "
+                   f"{self.max_attempts} at {until.isoformat(timespec='seconds')}")
+        alog("retry_scheduled", message, retryCount=attempts, nextAttemptAt=until.isoformat(),
+             delayS=round(delay, 3), platformCode=exc.platform_code)
+        return self._requeue(claim, alog, until, count=True, kind="retry", message=message,
+                             posted=exc.posted)
+
+    def _requeue(self, claim: Claim, alog: AttemptLog, until: datetime, *, count: bool,
+                 kind: str, message: str, posted: Sequence[Receipt] = ()) -> Outcome:
+        now = utcnow()
+        receipts = _match(claim, posted)
+        rows = []
+        for p in (claim.post, *claim.followers):
+            r = receipts.get(p.id)
+            rows.append(attrs.evolve(
+                p, status=PostStatus.QUEUED, lease_owner=None, lease_expires_at=None,
+                next_attempt_at=until, error_message=message if kind == "retry" else None,
+                retry_count=p.retry_count + (1 if count else 0),
+                external_post_id=r.external_id if r else p.external_post_id,
+                external_post_url=r.external_url if r else p.external_post_url))
+        with self.store.begin() as c:
+            for p in rows:
+                self.queue.write(c, p, now)
+            insert_logs(c, alog.drain())
+        return Outcome(kind, claim.post.id, message)
+
+    def _published(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
+                   result: PublishResult) -> Outcome:
+        now = utcnow()
+        receipts = _match(claim, result.receipts)
+        name = platform.display_name or platform.name
+        rows = []
+        missing = []
+        for p in (claim.post, *claim.followers):
+            r = receipts.get(p.id)
+            if r is None:
+                missing.append(p)
+                continue
+            rows.append(attrs.evolve(
+                p, status=PostStatus.PUBLISHED, published_at=now, external_post_id=r.external_id,
+                external_post_url=r.external_url, error_message=None, lease_owner=None,
+                lease_expires_at=None, next_attempt_at=None))
+        for p in missing:
+            rows.append(attrs.evolve(
+                p, status=PostStatus.FAILED, lease_owner=None, lease_expires_at=None,
+                error_message=f"{name} returned no receipt for this thread item"))
+        head = rows[0]
+        alog("published", f"published on {name} as {head.external_post_id}"
+             + (f" (thread of {len(rows)})" if len(rows) > 1 else ""),
+             externalPostId=head.external_post_id, externalPostUrl=head.external_post_url)
+        self._write_final(rows, alog, now, delete_checkpoint_of=claim.post.id)
+        return Outcome("published", claim.post.id)
+
+    def _fail(self, claim: Claim, alog: AttemptLog, message: str, *,
+              platform_code: str | None = None, posted: Sequence[Receipt] = (),
+              reconnect: bool = False, final_checkpoint: bool = True) -> Outcome:
+        now = utcnow()
+        receipts = _match(claim, posted)
+        rows = []
+        for p in (claim.post, *claim.followers):
+            r = receipts.get(p.id)
+            if r is not None:
+                # already on the platform: it is published, whatever happened after it
+                rows.append(attrs.evolve(
+                    p, status=PostStatus.PUBLISHED, published_at=now,
+                    external_post_id=r.external_id, external_post_url=r.external_url,
+                    error_message=None, lease_owner=None, lease_expires_at=None))
+            else:
+                rows.append(attrs.evolve(p, status=PostStatus.FAILED, error_message=message,
+                                         lease_owner=None, lease_expires_at=None))
+        alog("failed", message, platformCode=platform_code)
+        self._write_final(rows, alog, now, reconnect_account=claim.post.account_id
+                          if reconnect else None,
+                          delete_checkpoint_of=claim.post.id if final_checkpoint else None)
+        return Outcome("failed", claim.post.id, message)
+
+    def _write_final(self, rows: Sequence[Post], alog: AttemptLog, now: datetime, *,
+                     reconnect_account: str | None = None,
+                     delete_checkpoint_of: str | None = None) -> None:
+        with self.store.begin() as c:
+            for p in rows:
+                self.queue.write(c, p, now)
+            insert_logs(c, alog.drain())
+            for p in rows:
+                webhooks.enqueue(c, p, now)
+            if reconnect_account:
+                c.execute(t.accounts.update().where(t.accounts.c.id == reconnect_account)
+                          .values(needs_reconnect=True))
+            if delete_checkpoint_of:
+                delete_checkpoint(c, delete_checkpoint_of)
+        for p in rows:
+            self._notify(p)
+
+    def _notify(self, post: Post) -> None:
+        hook = self.core.host.hook
+        try:
+            if post.status is PostStatus.PUBLISHED:
+                hook.chat33_post_published(post=post)
+            elif post.status is PostStatus.FAILED:
+                hook.chat33_post_failed(post=post)
+        except Exception:
+            log.exception("a chat33 observer hook failed for post %s", post.id)
+
+
+def _match(claim: Claim, receipts: Sequence[Receipt]) -> dict[str, Receipt]:
+    """Receipts by post id: by ``Receipt.post_id`` when given, else by thread order."""
+    posts = [claim.post, *claim.followers]
+    ids = {p.id for p in posts}
+    found: dict[str, Receipt] = {}
+    for index, receipt in enumerate(receipts):
+        if receipt.post_id and receipt.post_id in ids:
+            found[receipt.post_id] = receipt
+        elif not receipt.post_id and index < len(posts):
+            found.setdefault(posts[index].id, receipt)
+    return found
+
+
+def _reconnect_message(name: str, account: Account) -> str:
+    return (f"the {name} account {account.name!r} must be reconnected: its access was "
+            "revoked or has expired; reconnect it, then retry the post")
+
+
+def _reconnect_text(message: str, name: str, account: Account) -> str:
+    return f"{message.rstrip('.')}. Reconnect the {name} account {account.name!r}, then retry " \
+           "the post"

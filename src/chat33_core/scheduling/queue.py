@@ -1,0 +1,228 @@
+"""Claiming due posts with a lease, on the Store's engine.
+
+A post is *due* when it is QUEUED, its ``next_attempt_at`` (and ``scheduled_at``) is
+past, and it is not a thread follower published with its head. A PUBLISHING post
+whose lease expired (its worker died) is due too: the new owner resumes it from the
+plugin's checkpoints.
+
+Claims are atomic across processes and machines: on PostgreSQL the candidate rows are
+locked with ``FOR UPDATE SKIP LOCKED`` (workers never wait for, nor take, each other's
+rows); on SQLite the Store's write transaction is ``BEGIN IMMEDIATE``, so the
+select-and-update runs alone and is short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..models import LogEvent, MediaType, Post, PostStatus, utcnow
+from ..store import Store
+from ..store import tables as t
+
+P = t.posts
+QUEUED = PostStatus.QUEUED.value
+PUBLISHING = PostStatus.PUBLISHING.value
+
+
+class LeaseLost(Exception):
+    """Another worker owns the post now; this worker's result is not written."""
+
+
+@attrs.frozen
+class Claim:
+    """A claimed post with the thread followers published with it (in order)."""
+
+    post: Post
+    followers: tuple[Post, ...] = ()
+    #: the worker whose lease had expired, when this claim is a takeover
+    taken_over_from: str | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        return [self.post.id, *(f.id for f in self.followers)]
+
+
+def row_post(row: Mapping[str, Any]) -> Post:
+    data = dict(row)
+    data["status"] = PostStatus(data["status"])
+    data["media_type"] = MediaType(data["media_type"]) if data["media_type"] else None
+    return Post(**data)
+
+
+def due_clause(now: datetime) -> sa.ColumnElement[bool]:
+    queued = sa.and_(
+        P.c.status == QUEUED,
+        P.c.publish_with_head.is_(False),
+        sa.or_(P.c.next_attempt_at.is_(None), P.c.next_attempt_at <= now),
+        sa.or_(P.c.scheduled_at.is_(None), P.c.scheduled_at <= now),
+    )
+    expired = sa.and_(P.c.status == PUBLISHING, P.c.publish_with_head.is_(False),
+                      P.c.lease_expires_at < now)
+    return sa.or_(queued, expired)
+
+
+class Queue:
+    """Claim, heartbeat, release and finish for one worker (``owner``)."""
+
+    def __init__(self, store: Store, owner: str, lease_s: float = 60.0) -> None:
+        self.store = store
+        self.owner = owner
+        self.lease = timedelta(seconds=lease_s)
+
+    # --- claiming ------------------------------------------------------------------
+
+    def claim(self, limit: int, now: datetime | None = None) -> list[Claim]:
+        """Lease up to ``limit`` due posts (oldest due first) and mark them PUBLISHING,
+        together with their thread followers. Writes an ``attempt_started`` log per post
+        in the same transaction."""
+        if limit <= 0:
+            return []
+        now = now or utcnow()
+        expires = now + self.lease
+        with self.store.begin() as c:
+            q = (sa.select(P.c.id, P.c.lease_owner, P.c.status, P.c.thread_id)
+                 .where(due_clause(now))
+                 .order_by(P.c.next_attempt_at.asc().nulls_first(), P.c.created_at)
+                 .limit(limit))
+            if self.store.is_postgres:
+                q = q.with_for_update(skip_locked=True)
+            picked = c.execute(q).all()
+            if not picked:
+                return []
+            ids = [r.id for r in picked]
+            previous = {r.id: r.lease_owner for r in picked if r.status == PUBLISHING}
+            threads = [r.thread_id for r in picked if r.thread_id]
+            lease = {"status": PUBLISHING, "lease_owner": self.owner,
+                     "lease_expires_at": expires, "updated_at": now}
+            c.execute(P.update().where(P.c.id.in_(ids)).values(**lease))
+            if threads:
+                # followers move with their head; a cancelled or edited-to-draft one stays
+                c.execute(P.update().where(
+                    P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
+                    P.c.status.in_([QUEUED, PUBLISHING])).values(**lease))
+            rows = c.execute(sa.select(P).where(sa.or_(
+                P.c.id.in_(ids),
+                sa.and_(P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
+                        P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
+                if threads else sa.false()))).mappings().all()
+            posts = [row_post(r) for r in rows]
+            claims = []
+            by_thread: dict[str, list[Post]] = {}
+            for p in posts:
+                if p.publish_with_head and p.thread_id:
+                    by_thread.setdefault(p.thread_id, []).append(p)
+            for p in posts:
+                if p.id not in ids:
+                    continue
+                followers = sorted(by_thread.get(p.thread_id or "", []),
+                                   key=lambda f: f.thread_position) if p.thread_id else []
+                claims.append(Claim(post=p, followers=tuple(followers),
+                                    taken_over_from=previous.get(p.id)))
+            logs = []
+            for cl in claims:
+                attempt = cl.post.retry_count + 1
+                message = f"attempt {attempt} started by worker {self.owner}"
+                if cl.taken_over_from:
+                    message += (f" (taking over from worker {cl.taken_over_from}, whose lease "
+                                "expired; resuming from its checkpoints)")
+                logs.append({"post_id": cl.post.id, "attempt": attempt,
+                             "event": "attempt_started", "message": message,
+                             "data": {"worker": self.owner,
+                                      **({"takenOverFrom": cl.taken_over_from}
+                                         if cl.taken_over_from else {})},
+                             "created_at": now})
+            c.execute(t.post_logs.insert(), logs)
+        order = {pid: i for i, pid in enumerate(ids)}
+        return sorted(claims, key=lambda cl: order[cl.post.id])
+
+    def next_due(self, now: datetime | None = None) -> datetime | None:
+        """When the next post becomes due (a scheduled time, a backoff, a lease expiry);
+        None if nothing is waiting."""
+        effective = sa.case(
+            (P.c.scheduled_at.is_(None), P.c.next_attempt_at),
+            (sa.or_(P.c.next_attempt_at.is_(None), P.c.next_attempt_at < P.c.scheduled_at),
+             P.c.scheduled_at),
+            else_=P.c.next_attempt_at)
+        with self.store.read() as c:
+            queued_null = c.execute(sa.select(P.c.id).where(
+                P.c.status == QUEUED, P.c.publish_with_head.is_(False),
+                P.c.next_attempt_at.is_(None), P.c.scheduled_at.is_(None)).limit(1)).first()
+            if queued_null is not None:
+                return now or utcnow()
+            first = c.execute(sa.select(sa.func.min(effective)).where(
+                P.c.status == QUEUED, P.c.publish_with_head.is_(False))).scalar()
+            lease = c.execute(sa.select(sa.func.min(P.c.lease_expires_at)).where(
+                P.c.status == PUBLISHING, P.c.publish_with_head.is_(False))).scalar()
+        found = [d for d in (first, lease) if d is not None]
+        return min(found) if found else None
+
+    # --- leases ----------------------------------------------------------------------
+
+    def heartbeat(self, ids: Iterable[str], now: datetime | None = None) -> int:
+        """Extend this worker's lease on ``ids``; returns how many it still holds."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        now = now or utcnow()
+        with self.store.begin() as c:
+            return int(c.execute(P.update().where(
+                P.c.id.in_(ids), P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
+                .values(lease_expires_at=now + self.lease)).rowcount)
+
+    def release(self, ids: Iterable[str]) -> int:
+        """Give up the lease on ``ids`` now (shutdown): the posts stay PUBLISHING with an
+        expired lease, so the next worker takes them over from their checkpoints."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        past = utcnow() - timedelta(seconds=1)
+        with self.store.begin() as c:
+            return int(c.execute(P.update().where(
+                P.c.id.in_(ids), P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
+                .values(lease_expires_at=past)).rowcount)
+
+    # --- finishing -------------------------------------------------------------------
+
+    def write(self, conn: Connection, post: Post, now: datetime) -> None:
+        """Store ``post``'s new state if this worker still holds its lease; else
+        :class:`LeaseLost` (the caller's transaction rolls back)."""
+        values = {
+            "status": post.status.value, "published_at": post.published_at,
+            "external_post_id": post.external_post_id,
+            "external_post_url": post.external_post_url,
+            "error_message": post.error_message, "retry_count": post.retry_count,
+            "next_attempt_at": post.next_attempt_at, "lease_owner": post.lease_owner,
+            "lease_expires_at": post.lease_expires_at, "updated_at": now,
+        }
+        n = conn.execute(P.update().where(
+            P.c.id == post.id, P.c.status == PUBLISHING, P.c.lease_owner == self.owner)
+            .values(**values)).rowcount
+        if not n:
+            raise LeaseLost(f"post {post.id} is no longer leased by {self.owner}")
+
+
+def insert_logs(conn: Connection, events: Sequence[LogEvent]) -> None:
+    if events:
+        conn.execute(t.post_logs.insert(), [
+            {"post_id": e.post_id, "attempt": e.attempt, "event": e.event,
+             "message": e.message, "data": e.data, "created_at": e.created_at}
+            for e in events])
+
+
+def save_checkpoint(conn: Connection, post_id: str, data: Mapping[str, Any],
+                    now: datetime) -> None:
+    n = conn.execute(t.checkpoints.update().where(t.checkpoints.c.post_id == post_id)
+                     .values(data=dict(data), updated_at=now)).rowcount
+    if not n:
+        conn.execute(t.checkpoints.insert().values(post_id=post_id, data=dict(data),
+                                                   updated_at=now))
+
+
+def delete_checkpoint(conn: Connection, post_id: str) -> None:
+    conn.execute(t.checkpoints.delete().where(t.checkpoints.c.post_id == post_id))

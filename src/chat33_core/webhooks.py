@@ -1,0 +1,275 @@
+"""Durable, signed ``callbackUrl`` webhooks.
+
+* **Outbox.** :func:`enqueue` writes a ``webhook_deliveries`` row in the *same
+  transaction* that makes a post PUBLISHED or FAILED, so a delivery is never lost and
+  never sent for a change that rolled back.
+* **Payload.** Exactly the documented ``{postId, status, externalPostId,
+  externalPostUrl, error}``.
+* **Signature.** Standard Webhooks: headers ``webhook-id`` (the delivery id, the same on
+  every retry: receivers deduplicate on it), ``webhook-timestamp`` (unix seconds of this
+  attempt) and ``webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``
+  keyed with the organization's secret ``whsec_<base64>`` (the key is the base64-decoded
+  part after the prefix). :func:`verify` is the receiver's side.
+* **Delivery.** :class:`WebhookDispatcher` (run by the worker) claims due rows with a
+  lease, POSTs through the guarded client (:class:`~chat33_core.fetch.GuardedClient`: no
+  private addresses unless allowed, no redirects followed), and on failure retries on the
+  Standard Webhooks schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about a day),
+  with jitter. Each attempt is logged in the post's logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .models import LogEvent, Post, new_id, utcnow
+from .store import tables as t
+
+if TYPE_CHECKING:
+    from .service import Chat33
+
+log = logging.getLogger(__name__)
+
+SECRET_PREFIX = "whsec_"
+#: seconds to wait after the 1st, 2nd, ... failed attempt (the Standard Webhooks schedule)
+DEFAULT_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+#: a receiver's clock may differ from ours by this much
+TOLERANCE_S = 5 * 60
+
+
+# --- payload and outbox -----------------------------------------------------------------
+
+
+def payload_for(post: Post) -> dict[str, Any]:
+    """The documented body, nothing more."""
+    return {
+        "postId": post.id,
+        "status": post.status.value,
+        "externalPostId": post.external_post_id,
+        "externalPostUrl": post.external_post_url,
+        "error": post.error_message,
+    }
+
+
+def body_bytes(payload: Mapping[str, Any]) -> bytes:
+    """The exact bytes sent (and signed): compact JSON."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def enqueue(conn: Connection, post: Post, now: datetime | None = None) -> str | None:
+    """Add a delivery for ``post`` (if it has a ``callback_url``) in ``conn``'s transaction.
+    Returns the delivery id (also the ``webhook-id`` header)."""
+    if not post.callback_url:
+        return None
+    now = now or utcnow()
+    delivery_id = new_id("msg")
+    conn.execute(t.webhook_deliveries.insert().values(
+        id=delivery_id, org_id=post.org_id, post_id=post.id, url=post.callback_url,
+        payload=payload_for(post), status="pending", attempts=0, next_attempt_at=now,
+        created_at=now))
+    return delivery_id
+
+
+# --- signatures ---------------------------------------------------------------------------
+
+
+def generate_secret() -> str:
+    """A new secret in the Standard Webhooks format: ``whsec_`` + base64 of 32 random bytes."""
+    import secrets
+
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of ``secret``: the base64-decoded part after ``whsec_``.
+
+    Secrets written in URL-safe base64 (``-``/``_``, no padding) are decoded as such, so
+    older chat33 secrets keep working; new ones are standard base64 (:func:`generate_secret`).
+    """
+    raw = secret.removeprefix(SECRET_PREFIX)
+    padded = raw + "=" * (-len(raw) % 4)
+    try:
+        if "-" in raw or "_" in raw:
+            return base64.urlsafe_b64decode(padded)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        # not base64 at all: the secret's bytes are the key (never refuse to sign)
+        return raw.encode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,<base64 HMAC-SHA256>``."""
+    content = f"{msg_id}.{timestamp}.".encode() + body
+    mac = hmac.new(signing_key(secret), content, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def headers_for(secret: str, msg_id: str, body: bytes, timestamp: int | None = None
+                ) -> dict[str, str]:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+    }
+
+
+def verify(secret: str, headers: Mapping[str, str], body: bytes, *,
+           tolerance_s: float = TOLERANCE_S, now: float | None = None) -> bool:
+    """The receiver's check: a ``v1`` signature matches and the timestamp is recent.
+    ``headers`` lookups are case-insensitive when given an httpx/werkzeug mapping."""
+    msg_id = headers.get("webhook-id")
+    stamp = headers.get("webhook-timestamp")
+    signatures = headers.get("webhook-signature") or ""
+    if not msg_id or not stamp or not stamp.isdigit():
+        return False
+    if abs((time.time() if now is None else now) - int(stamp)) > tolerance_s:
+        return False
+    expected = sign(secret, msg_id, int(stamp), body).split(",", 1)[1]
+    for candidate in signatures.split():
+        version, _, value = candidate.partition(",")
+        if version == "v1" and hmac.compare_digest(value, expected):
+            return True
+    return False
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+def retry_delay(failed_attempts: int, schedule: Sequence[float] = DEFAULT_SCHEDULE
+                ) -> float | None:
+    """Seconds before the next try after ``failed_attempts`` failures (±10 % jitter), or
+    None when the schedule is exhausted."""
+    if failed_attempts < 1 or failed_attempts > len(schedule):
+        return None
+    base = schedule[failed_attempts - 1]
+    return base * random.uniform(0.9, 1.1)
+
+
+def schedule_from_env(env: Mapping[str, str]) -> tuple[float, ...]:
+    """``CHAT33_WEBHOOK_RETRY_SCHEDULE_S=5,300,...`` overrides the schedule (tests, demo)."""
+    raw = env.get("CHAT33_WEBHOOK_RETRY_SCHEDULE_S")
+    if not raw:
+        return DEFAULT_SCHEDULE
+    return tuple(float(x) for x in raw.split(",") if x.strip())
+
+
+class WebhookDispatcher:
+    """Claims due deliveries and sends them. Thread-safe; one per worker process."""
+
+    def __init__(self, core: Chat33, owner: str, *, lease_s: float = 120.0,
+                 schedule: Sequence[float] | None = None, timeout: float = 15.0) -> None:
+        from .fetch import GuardedClient
+
+        self.core = core
+        self.store = core.store
+        self.owner = owner
+        self.lease = timedelta(seconds=lease_s)
+        self.schedule = tuple(schedule) if schedule is not None else schedule_from_env(
+            core.settings.env)
+        self.client = GuardedClient(core.settings, timeout=timeout)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def claim(self, limit: int, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Lease up to ``limit`` due deliveries (pending, due, and not leased by a live
+        worker). Rows are locked with SKIP LOCKED on PostgreSQL."""
+        now = now or utcnow()
+        w = t.webhook_deliveries
+        with self.store.begin() as c:
+            q = (sa.select(w.c.id).where(
+                w.c.status == "pending", w.c.next_attempt_at <= now,
+                sa.or_(w.c.lease_expires_at.is_(None), w.c.lease_expires_at < now))
+                .order_by(w.c.next_attempt_at).limit(limit))
+            if self.store.is_postgres:
+                q = q.with_for_update(skip_locked=True)
+            ids = list(c.execute(q).scalars())
+            if not ids:
+                return []
+            c.execute(w.update().where(w.c.id.in_(ids)).values(
+                lease_owner=self.owner, lease_expires_at=now + self.lease))
+            rows = c.execute(sa.select(w).where(w.c.id.in_(ids))).mappings().all()
+        return [dict(r) for r in rows]
+
+    def next_due(self) -> datetime | None:
+        w = t.webhook_deliveries
+        with self.store.read() as c:
+            return c.execute(sa.select(sa.func.min(w.c.next_attempt_at))
+                             .where(w.c.status == "pending")).scalar()
+
+    def deliver(self, row: Mapping[str, Any]) -> bool:
+        """Send one delivery and record the outcome; True when the receiver took it."""
+        from .fetch import FetchError
+
+        attempt = int(row["attempts"]) + 1
+        body = body_bytes(row["payload"])
+        error: str | None = None
+        final = False
+        try:
+            secret = self.core.webhook_secret(row["org_id"])
+            response = self.client.post_json(row["url"], body,
+                                             headers_for(secret, row["id"], body))
+            if 200 <= response.status_code < 300:
+                self._record(row, attempt, delivered=True,
+                             message=f"webhook delivered to {row['url']} "
+                             f"(HTTP {response.status_code}, attempt {attempt})",
+                             status_code=response.status_code)
+                return True
+            error = f"the receiver answered HTTP {response.status_code}"
+        except FetchError as exc:
+            error = exc.message
+            # a refused address or a malformed URL will not get better by waiting
+            final = exc.reason in ("blocked_address", "invalid_url")
+        except Exception as exc:  # never let one delivery kill the worker
+            log.exception("webhook %s failed", row["id"])
+            error = f"{type(exc).__name__}: {exc}"
+        delay = None if final else retry_delay(attempt, self.schedule)
+        self._record(row, attempt, delivered=False, error=error, delay=delay)
+        return False
+
+    def _record(self, row: Mapping[str, Any], attempt: int, *, delivered: bool,
+                message: str = "", error: str | None = None, delay: float | None = None,
+                status_code: int | None = None) -> None:
+        now = utcnow()
+        w = t.webhook_deliveries
+        values: dict[str, Any] = {"attempts": attempt, "lease_owner": None,
+                                  "lease_expires_at": None}
+        data: dict[str, Any] = {"deliveryId": row["id"], "url": row["url"],
+                                "attempt": attempt}
+        if delivered:
+            values.update(status="delivered", delivered_at=now, last_error=None)
+            event = "webhook_delivered"
+            data["statusCode"] = status_code
+        elif delay is None:
+            values.update(status="failed", last_error=error)
+            event = "webhook_failed"
+            message = (f"webhook to {row['url']} failed for good after {attempt} "
+                       f"attempt{'s' if attempt > 1 else ''}: {error}")
+        else:
+            when = now + timedelta(seconds=delay)
+            values.update(next_attempt_at=when, last_error=error)
+            event = "webhook_retry_scheduled"
+            message = (f"webhook to {row['url']} failed (attempt {attempt}): {error}; "
+                       f"next try at {when.isoformat(timespec='seconds')}")
+            data["nextAttemptAt"] = when.isoformat()
+        if error:
+            data["error"] = error
+        with self.store.begin() as c:
+            n = c.execute(w.update().where(w.c.id == row["id"], w.c.lease_owner == self.owner)
+                          .values(**values)).rowcount
+            if n:
+                self.store.add_log(LogEvent(id=None, post_id=row["post_id"], event=event,
+                                            message=message, data=data), conn=c)
