@@ -379,9 +379,12 @@ class Publisher:
         kind = sending.get("kind")
         if kind == "reel":
             video_id = self.state["reel"]["video_id"]
-            publishing = self.reel_status(video_id).get("publishing_phase") or {}
-            if publishing.get("status") in ("in_progress", "completed") or publishing.get(
-                    "publish_status") in ("published", "scheduled"):
+            status = self.reel_status(video_id)
+            # A finish that arrived moved the reel on: processing (or publishing) started.
+            started = [(status.get(p) or {}).get("status") not in (None, "not_started")
+                       for p in ("processing_phase", "publishing_phase")]
+            publish_status = (status.get("publishing_phase") or {}).get("publish_status")
+            if any(started) or publish_status in ("published", "scheduled"):
                 self.created(video_id, video_id=video_id)
                 return video_id
             return None
