@@ -1,11 +1,184 @@
-"""YouTube: the platform object chat33's core calls."""
+"""YouTube: the platform object chat33's core calls.
+
+Speaks the YouTube Data API v3 (platforms.md §4) over httpx. Google keeps uploads under
+``/upload/youtube/v3/...`` and everything else under ``/youtube/v3/...`` on one origin,
+``https://www.googleapis.com``; ``CHAT33_YOUTUBE_API_BASE`` replaces it. The OAuth token
+endpoint lives elsewhere (``https://oauth2.googleapis.com/token``) and is replaced by
+``CHAT33_YOUTUBE_TOKEN_URL``.
+"""
 
 from __future__ import annotations
 
-from chat33_core.platforms import PlatformBase
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from chat33_core.errors import Issue, ReconnectRequired, TransientError
+from chat33_core.models import Account, Credentials, utcnow
+from chat33_core.platforms import (
+    Capabilities,
+    DeleteContext,
+    Limits,
+    PlatformBase,
+    PostDraft,
+    PublishContext,
+    PublishResult,
+    RefreshContext,
+    WSGIApp,
+)
+
+from . import rules
+from .google_errors import response_error, transport_error
+from .publishing import Publisher, chunk_size
+
+GOOGLE_APIS = "https://www.googleapis.com"
+TOKEN_URL = "https://oauth2.googleapis.com/token"
+#: why Google says ``invalid_grant`` to a refresh token (platforms.md §4.7)
+INVALID_GRANT_CAUSES = (
+    "the owner revoked chat33's access, the refresh token went unused for 6 months, the "
+    "Google Cloud app is in Testing status (its tokens die after 7 days), or the account "
+    "passed 100 refresh tokens for this client"
+)
 
 
 class YouTubePlatform(PlatformBase):
+    """Video uploads (videos.insert, resumable) with metadata and custom thumbnails."""
+
     name = "youtube"
     display_name = "YouTube"
-    default_api_base = "https://www.googleapis.com"
+    capabilities = Capabilities(threads=False, delete=True, text_only=False, images=False,
+                                video=True, native_scheduling=True)
+    limits = Limits(
+        caption_length=rules.DESCRIPTION_MAX_BYTES,
+        max_images=0,
+        max_videos=1,
+        max_image_bytes=rules.THUMBNAIL_MAX_BYTES,
+        max_video_bytes=rules.VIDEO_MAX_BYTES,
+        daily_cap=6,
+    )
+    config_keys = rules.CONFIG_KEYS
+    default_api_base = GOOGLE_APIS
+    sandbox_token_path = "/token"
+    #: Google access tokens last about an hour
+    refresh_margin = timedelta(minutes=5)
+
+    # --- preflight ------------------------------------------------------------------
+
+    def validate(self, draft: PostDraft, account: Account) -> list[Issue]:
+        return rules.check(draft.text, draft.media_type, draft.media,
+                           rules.config_of(draft.platform_config), draft.cover_image,
+                           now=utcnow(), prefix=draft.path)
+
+    # --- publishing -----------------------------------------------------------------
+
+    def chunk_size(self) -> int:
+        """Upload chunk size: ``CHAT33_YOUTUBE_CHUNK_SIZE`` (bytes, rounded down to a
+        multiple of 262,144) or 16 MiB."""
+        return chunk_size(self.settings.platform_value(self.name, "CHUNK_SIZE"))
+
+    def publish(self, ctx: PublishContext) -> PublishResult:
+        return Publisher(ctx, self.api_base(), self.chunk_size()).publish()
+
+    def confirm(self, ctx: PublishContext) -> PublishResult | None:
+        return Publisher(ctx, self.api_base(), self.chunk_size()).confirm()
+
+    def delete(self, ctx: DeleteContext) -> None:
+        """videos.delete each id; a video that is already gone counts as deleted."""
+        headers = {"Authorization": f"Bearer {ctx.credentials.access_token}"}
+        for video_id in ctx.external_ids:
+            try:
+                response = ctx.http.delete(f"{self.api_base()}/youtube/v3/videos",
+                                           params={"id": video_id}, headers=headers)
+            except httpx.HTTPError as exc:
+                raise transport_error(exc, what="delete") from exc
+            if response.status_code in (200, 204):
+                ctx.log("deleted", f"deleted the YouTube video {video_id}", videoId=video_id)
+                continue
+            if response.status_code == 404:
+                ctx.log("deleted", f"the YouTube video {video_id} was already gone",
+                        videoId=video_id)
+                continue
+            raise response_error(response, what="delete") from httpx.HTTPStatusError(
+                f"{response.status_code} from DELETE videos", request=response.request,
+                response=response)
+
+    def sandbox(self) -> WSGIApp | None:
+        from .sandbox import YouTubeSandbox
+
+        return YouTubeSandbox()
+
+    # --- credentials --------------------------------------------------------------------
+
+    def refresh_credentials(self, credentials: Credentials, ctx: RefreshContext) -> Credentials:
+        """The refresh_token grant at Google's token endpoint (platforms.md §4.7).
+
+        Google usually keeps the refresh token; a new one, when sent, replaces it.
+        ``invalid_grant`` means only the account owner can help: ``ReconnectRequired``.
+        """
+        if not credentials.refresh_token:
+            raise ReconnectRequired("the YouTube account has no refresh token (it was "
+                                    "connected without offline access): reconnect it")
+        client_id, client_secret = self.settings.client_credentials(self.name)
+        if not client_id or not client_secret:
+            raise ReconnectRequired("CHAT33_YOUTUBE_CLIENT_ID and CHAT33_YOUTUBE_CLIENT_SECRET "
+                                    "must be set to refresh YouTube tokens")
+        url = self.settings.token_url(self.name, TOKEN_URL)
+        data = {"client_id": client_id, "client_secret": client_secret,
+                "grant_type": "refresh_token", "refresh_token": credentials.refresh_token}
+        now = utcnow()
+        try:
+            response = ctx.http.post(url, data=data)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, what="token refresh") from exc
+        body = _json_or_empty(response)
+        if response.status_code >= 400:
+            raise _refresh_error(response, body)
+        token = body.get("access_token")
+        if not token:
+            raise TransientError("Google's token endpoint answered without an access token",
+                                 platform_code="refresh")
+        expires_in = body.get("expires_in")
+        extra = dict(credentials.extra)
+        if body.get("scope"):
+            extra["scope"] = body["scope"]
+        return Credentials(
+            access_token=str(token),
+            refresh_token=str(body.get("refresh_token") or credentials.refresh_token),
+            expires_at=now + timedelta(seconds=int(expires_in)) if expires_in else None,
+            issued_at=now, extra=extra,
+        )
+
+
+def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _refresh_error(response: httpx.Response, body: dict[str, Any]) -> Exception:
+    """OAuth errors are ``{"error": "invalid_grant", "error_description": ...}``."""
+    error = body.get("error")
+    description = body.get("error_description") or ""
+    if error == "invalid_grant":
+        said = description or "expired or revoked"
+        return ReconnectRequired(
+            f"Google refused the refresh token (invalid_grant: {said}); usually "
+            f"{INVALID_GRANT_CAUSES}: reconnect the YouTube account",
+            platform_code="invalid_grant")
+    if error in ("invalid_client", "unauthorized_client"):
+        return ReconnectRequired(
+            f"Google refused chat33's OAuth client ({error}: {description}); check "
+            "CHAT33_YOUTUBE_CLIENT_ID and CHAT33_YOUTUBE_CLIENT_SECRET, then reconnect",
+            platform_code=str(error))
+    if response.status_code >= 500 or response.status_code == 429:
+        return TransientError(f"Google's token endpoint is busy (HTTP {response.status_code})",
+                              platform_code="refresh")
+    if isinstance(error, str):
+        return ReconnectRequired(f"Google refused to refresh the token ({error}: "
+                                 f"{description}): reconnect the YouTube account",
+                                 platform_code=error)
+    return response_error(response, what="token refresh")
+
