@@ -1,0 +1,143 @@
+"""The app factory and the extension that mounts chat33's REST API on any Flask app.
+
+::
+
+    app = create_app()                      # a whole app (gunicorn chat33_flask:create_app())
+    init_app(my_app, core=Chat33(settings)) # or mount the API on your own app
+
+``app.extensions["chat33"]`` holds the :class:`~chat33_core.service.Chat33` core; views
+reach it through :func:`chat33_flask.routing.core` and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+
+from chat33_core.config import Settings
+from chat33_core.service import Chat33
+
+from . import errors, openapi
+from .views import BLUEPRINTS
+from .views.media import files as media_files
+
+API_PREFIX = "/api/v1"
+access_log = logging.getLogger("chat33.http")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """A Flask app serving the API. ``config`` updates ``app.config``; a ``CHAT33_CORE``
+    entry (a ready :class:`Chat33`) or ``CHAT33_SETTINGS`` (a :class:`Settings`) choose
+    the core, otherwise it is built from the environment."""
+    app = Flask("chat33_flask")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    # the whole app is the API: every path answers errors as JSON
+    app.config["CHAT33_JSON_ERROR_PREFIXES"] = ("/",)
+    app.config.update(config or {})
+    init_app(app, core=app.config.get("CHAT33_CORE"))
+    return app
+
+
+def init_app(app: Flask, core: Chat33 | None = None, *, url_prefix: str = API_PREFIX) -> Chat33:
+    """Mount the API on ``app`` under ``url_prefix``, media files at ``/media/<name>``,
+    ``/healthz`` and ``/readyz``; returns the core."""
+    if core is None:
+        settings = app.config.get("CHAT33_SETTINGS") or Settings.from_env()
+        core = Chat33(settings)
+    _watch_rate_limits(core)
+    app.extensions["chat33"] = core
+    app.config.setdefault("CHAT33_JSON_ERROR_PREFIXES",
+                          (url_prefix + "/", "/media/", "/healthz", "/readyz"))
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp, url_prefix=url_prefix)
+    app.register_blueprint(media_files)
+
+    @app.get(url_prefix + "/openapi.json", endpoint="chat33_openapi")
+    def openapi_json() -> Any:
+        doc = app.extensions.get("chat33.openapi")
+        if doc is None:
+            doc = app.extensions["chat33.openapi"] = openapi.build(app, url_prefix)
+        return jsonify(doc)
+
+    @app.get("/healthz", endpoint="chat33_healthz")
+    def healthz() -> Any:
+        return {"status": "ok"}
+
+    @app.get("/readyz", endpoint="chat33_readyz")
+    def readyz() -> Any:
+        try:
+            ready = bool(core.store.ping())
+        except Exception:  # an unreachable database is the answer, not a crash
+            access_log.exception("readiness check failed")
+            ready = False
+        if not ready:
+            return errors.error_response(503, {"error": "NOT_READY", "details": [],
+                                               "message": "the database is not reachable"})
+        return {"status": "ready"}
+
+    errors.register(app)
+    app.before_request(_start)
+    app.after_request(_finish)
+    return core
+
+
+def _start() -> None:
+    given = request.headers.get("x-request-id", "")
+    g.chat33_request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    g.chat33_started = time.perf_counter()
+
+
+def _finish(response: Response) -> Response:
+    request_id = g.get("chat33_request_id") or uuid.uuid4().hex
+    response.headers["x-request-id"] = request_id
+    rate = g.get("chat33_rate")
+    if rate is not None and response.status_code < 400:
+        limit, remaining, reset = rate
+        response.headers["RateLimit-Limit"] = str(limit)
+        response.headers["RateLimit-Remaining"] = str(remaining)
+        response.headers["RateLimit-Reset"] = str(max(0, math.ceil(reset)))
+    principal = g.get("chat33_principal")
+    started = g.get("chat33_started")
+    access_log.info(json.dumps({
+        "event": "request", "requestId": request_id, "method": request.method,
+        "path": request.path, "status": response.status_code,
+        "durationMs": round((time.perf_counter() - started) * 1000, 2) if started else None,
+        "orgId": getattr(principal, "org_id", None), "via": getattr(principal, "via", None),
+        "remoteAddr": request.remote_addr,
+    }))
+    return response
+
+
+def _watch_rate_limits(core: Chat33) -> None:
+    """Keep the last rate-limit count of the request for the ``RateLimit-*`` headers.
+
+    ``Chat33.create_posts`` counts its limit itself (after validation, so rejected posts
+    do not count) and does not return the result; wrapping the instance's method is the
+    adapter-side way to see it until the core returns it.
+    """
+    if getattr(core, "_chat33_flask_watched", False):
+        return
+    hit = core.hit_rate_limit
+
+    def watched(operation: str, key: str) -> tuple[int, int, float]:
+        from flask import has_request_context
+
+        result = hit(operation, key)
+        if has_request_context():
+            g.chat33_rate = result
+        return result
+
+    core.hit_rate_limit = watched  # type: ignore[method-assign]
+    core._chat33_flask_watched = True  # type: ignore[attr-defined]
+
+
+__all__ = ["API_PREFIX", "create_app", "init_app"]

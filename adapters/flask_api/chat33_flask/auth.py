@@ -1,0 +1,45 @@
+"""Who is calling: an API key (``x-api-key``) or the session cookie.
+
+A request with ``x-api-key`` is authenticated by the key alone, cookies ignored (so a
+key needs no CSRF token). A request with only the session cookie is a browser's: when it
+changes state it must carry the ``x-csrf-token`` header that login returned (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+
+SESSION_COOKIE = "chat33_session"
+API_KEY_HEADER = "x-api-key"
+CSRF_HEADER = "x-csrf-token"
+
+
+def authenticate(core: Any, *, csrf: bool) -> Any:
+    """The :class:`~chat33_core.service.Principal` of the request, or Unauthorized.
+    ``csrf``: the request changes state, so a cookie session must prove its CSRF token."""
+    key = request.headers.get(API_KEY_HEADER)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if key is not None or not cookie:
+        return core.authenticate_key(key)
+    principal = core.authenticate_session(cookie)
+    if csrf:
+        core.check_csrf(principal, request.headers.get(CSRF_HEADER))
+    return principal
+
+
+def set_session_cookie(response: Response, token: str, max_age: int) -> None:
+    # HttpOnly: scripts never see it; SameSite=Lax: other sites' forms do not send it;
+    # Secure whenever the request itself came over HTTPS.
+    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True,
+                        samesite="Lax", secure=request.is_secure, path="/")
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Lax",
+                           secure=request.is_secure)
+
+
+__all__ = ["API_KEY_HEADER", "CSRF_HEADER", "SESSION_COOKIE", "authenticate",
+           "clear_session_cookie", "set_session_cookie"]

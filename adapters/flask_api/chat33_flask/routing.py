@@ -1,0 +1,187 @@
+"""The route table: one :class:`Operation` per endpoint, used for everything.
+
+``@route(bp, "POST", "/posts", scope="posts:write", body="CreatePostRequest", ...)``
+registers the Flask URL rule *and* records the operation; the same record then drives
+authentication and scope checks, query parsing, rate-limit headers and the OpenAPI
+document (:mod:`chat33_flask.openapi`). What the docs say and what the code does cannot
+drift apart because they are read from one place.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from functools import wraps
+from typing import Any, TypeVar
+
+from attrs import field, frozen
+from flask import Blueprint, current_app, g, request
+
+from chat33_core.errors import Issue, ValidationError
+from chat33_core.serialization import structure
+
+from .auth import authenticate
+from .errors import ApiError
+
+T = TypeVar("T")
+
+#: a JSON body is small; media files go through multipart with their own limit
+MAX_JSON_BYTES = 1024 * 1024
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@frozen
+class Param:
+    """A query parameter: ``kind`` is "string", "integer", "boolean" or "platform"
+    (one of the installed platforms); ``enum`` restricts a string."""
+
+    name: str
+    kind: str = "string"
+    description: str = ""
+    enum: tuple[str, ...] = ()
+    default: Any = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+@frozen
+class Operation:
+    method: str
+    path: str  # OpenAPI form: /posts/{id}
+    endpoint: str
+    summary: str
+    tag: str
+    description: str = ""
+    scope: str | None = None
+    #: False: no authentication at all (login, health)
+    auth: bool = True
+    session_only: bool = False
+    #: content type -> component schema name
+    body: Mapping[str, str] = field(factory=dict)
+    body_required: bool = False
+    params: Sequence[Param] = ()
+    #: status -> (description, component schema name, inline schema or None)
+    responses: Mapping[int, tuple[str, Any]] = field(factory=dict)
+    #: rate-limited operation name in the core (``posts.create``...)
+    rate_limit: str | None = None
+    errors: Sequence[int] = ()
+
+
+def ops(bp: Blueprint) -> list[Operation]:
+    """The operations registered on ``bp`` (the blueprint keeps its own list)."""
+    found: list[Operation] = bp.__dict__.setdefault("chat33_operations", [])
+    return found
+
+
+def route(bp: Blueprint, method: str, path: str, *, summary: str, tag: str,
+          responses: Mapping[int, tuple[str, Any]], **options: Any
+          ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a view for ``method path`` and record its :class:`Operation`.
+
+    The view is called as ``view(principal, **path_args)`` once the caller is
+    authenticated, has the scope, and (for cookie sessions) sent the CSRF token.
+    """
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        op = Operation(method=method, path=path, endpoint=view.__name__, summary=summary,
+                       tag=tag, responses=responses, **options)
+        ops(bp).append(op)
+
+        @wraps(view)
+        def run(**path_args: Any) -> Any:
+            g.chat33_operation = op
+            principal = None
+            if op.auth:
+                principal = authenticate(core(), csrf=request.method in _UNSAFE)
+                g.chat33_principal = principal
+                if op.session_only:
+                    principal.require_session()
+                if op.scope:
+                    principal.require(op.scope)
+            return view(principal, **path_args)
+
+        rule = re.sub(r"\{(\w+)\}", r"<\1>", path)
+        bp.add_url_rule(rule, view.__name__, run, methods=[method])
+        return run
+
+    return decorate
+
+
+def core() -> Any:
+    """The app's :class:`~chat33_core.service.Chat33`."""
+    return current_app.extensions["chat33"]
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def json_body(cls: type[T], *, required: bool = True) -> T:
+    """The request's JSON object structured into ``cls``. Malformed JSON, a body that is
+    not an object, and wrong fields are 400 VALIDATION_ERROR with paths; another content
+    type is 415. An empty body counts as ``{}``."""
+    request.max_content_length = MAX_JSON_BYTES
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return structure({}, cls)
+    if not request.is_json:
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
+                       f"send the body as application/json (got {request.mimetype or 'none'})",
+                       details=[Issue("body", "expected Content-Type: application/json")])
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValidationError("the request body is not valid JSON",
+                              details=[Issue("body", f"malformed JSON: {exc}")]) from None
+    return structure(data, cls)
+
+
+def query() -> dict[str, Any]:
+    """The current operation's query parameters, typed; bad values are 400
+    VALIDATION_ERROR with the parameter's name as the path."""
+    op: Operation = g.chat33_operation
+    platforms = sorted(core().host.platforms)
+    values: dict[str, Any] = {}
+    issues: list[Issue] = []
+    for p in op.params:
+        raw = request.args.get(p.name)
+        if raw is None:
+            values[p.name] = p.default
+            continue
+        value: Any = raw
+        if p.kind == "integer":
+            if not re.fullmatch(r"[+-]?\d{1,9}", raw.strip()):
+                issues.append(Issue(p.name, f"must be an integer, got {raw[:50]!r}"))
+                continue
+            value = int(raw)
+            low = p.minimum is not None and value < p.minimum
+            high = p.maximum is not None and value > p.maximum
+            if low or high:
+                issues.append(Issue(p.name, _range(p)))
+                continue
+        elif p.kind == "boolean":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                issues.append(Issue(p.name, f"must be true or false, got {raw[:50]!r}"))
+                continue
+            value = raw.lower() in ("true", "1")
+        choices = tuple(platforms) if p.kind == "platform" else p.enum
+        if choices and value not in choices:
+            issues.append(Issue(p.name, f"must be one of {', '.join(choices)}; got "
+                                        f"{raw[:50]!r}"))
+            continue
+        values[p.name] = value
+    if issues:
+        first = issues[0]
+        raise ValidationError(f"{first.path}: {first.message}", details=issues)
+    return values
+
+
+def _range(p: Param) -> str:
+    if p.minimum is not None and p.maximum is not None:
+        return f"must be between {p.minimum} and {p.maximum}"
+    if p.minimum is not None:
+        return f"must be {p.minimum} or more"
+    return f"must be {p.maximum} or less"
+
+
+__all__ = ["Operation", "Param", "core", "json_body", "ops", "query", "route"]

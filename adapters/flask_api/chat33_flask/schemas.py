@@ -1,0 +1,351 @@
+"""JSON Schemas of the API's bodies, generated from the attrs models the code uses.
+
+Nothing here is a hand copy of a model: a response schema lists exactly the keys that the
+renderer (``serialization.post_json`` and friends) gives for a sample value of the model,
+typed from the model's annotations; a request schema lists the fields that the cattrs
+converter accepts. A renamed or added model field therefore changes the OpenAPI document
+by itself, and :func:`model_schema` fails loudly on a rendered key it cannot type.
+
+The adapter's own request bodies (PATCH, duplicate, API key, login, media URL) are attrs
+classes defined here and structured by the same converter (camelCase, unknown keys refused).
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+from cattrs.gen import make_dict_structure_fn, override
+
+from chat33_core.models import (
+    Account,
+    ApiKey,
+    LogEvent,
+    MediaAsset,
+    MediaType,
+    Post,
+    PostRequest,
+    PostStatus,
+    PostSummary,
+    ThreadItem,
+    User,
+)
+from chat33_core.serialization import camel, converter, post_json
+
+
+class _Unset:
+    """Marks a PATCH field that the body did not mention (``null`` is a value there)."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Any = _Unset()
+
+# --- the adapter's request bodies --------------------------------------------------------
+
+
+def _enum_of(*members: enum.Enum) -> dict[str, Any]:
+    return {"schema": {"type": "string", "enum": [m.value for m in members]}}
+
+
+@frozen
+class UpdatePostRequest:
+    """``PATCH /posts/{id}``: every field optional; ``scheduledAt: null`` = publish now."""
+
+    text: str | None = UNSET
+    media_urls: list[str] = UNSET
+    media_type: MediaType | None = UNSET
+    cover_image_url: str | None = UNSET
+    platform_config: dict[str, Any] = UNSET
+    callback_url: str | None = UNSET
+    scheduled_at: str | None = UNSET
+    timezone: str = UNSET
+    status: PostStatus = field(default=UNSET, metadata=_enum_of(
+        PostStatus.DRAFT, PostStatus.QUEUED, PostStatus.CANCELLED))
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the body set, snake_case, typed (what ``Chat33.update_post`` takes)."""
+        return {a.name: getattr(self, a.name) for a in attrs.fields(type(self))
+                if getattr(self, a.name) is not UNSET}
+
+
+@frozen
+class DuplicatePostRequest:
+    """``POST /posts/{id}/duplicate``."""
+
+    scheduled_at: str | None = None
+    account_ids: list[str] | None = None
+    status: PostStatus = field(default=PostStatus.DRAFT,
+                               metadata=_enum_of(PostStatus.DRAFT, PostStatus.QUEUED))
+
+
+@frozen
+class CreateApiKeyRequest:
+    """``POST /api-keys``; ``scopes`` (additive) narrows the key below the default scopes."""
+
+    name: str = "Default API Key"
+    scopes: list[str] | None = None
+
+
+@frozen
+class LoginRequest:
+    email: str
+    password: str
+
+
+@frozen
+class MediaUrlRequest:
+    """``POST /media/upload`` as JSON: fetch ``url`` (guarded) and keep it."""
+
+    url: str
+    filename: str | None = None
+
+
+REQUEST_MODELS: tuple[type, ...] = (UpdatePostRequest, DuplicatePostRequest,
+                                    CreateApiKeyRequest, LoginRequest, MediaUrlRequest)
+
+for _cls in REQUEST_MODELS:
+    converter.register_structure_hook(_cls, make_dict_structure_fn(
+        _cls, converter, _cattrs_forbid_extra_keys=True,
+        **{a.name: override(rename=camel(a.name)) for a in attrs.fields(_cls)}))
+
+
+# --- renderers: the one place a response body is made from a model -------------------------
+
+
+def account_json(account: Account) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(account)
+    return data
+
+
+def api_key_json(key: ApiKey) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(key)
+    return data
+
+
+def log_json(event: LogEvent) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(event)
+    return data
+
+
+def media_json(asset: MediaAsset) -> dict[str, Any]:
+    """The upload answer: the documented ``{url, type, size, name, contentType}`` plus
+    the asset's other public facts (id, sha256, sourceUrl, createdAt)."""
+    data: dict[str, Any] = converter.unstructure(asset)
+    data["type"] = asset.kind
+    return data
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "orgId": user.org_id,
+            "createdAt": converter.unstructure(user.created_at)}
+
+
+# --- JSON Schema from annotations ----------------------------------------------------------
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    if set(schema) == {"type"} and isinstance(schema["type"], str):
+        return {"type": [schema["type"], "null"]}
+    if "enum" in schema and set(schema) <= {"type", "enum"}:
+        return {"type": [schema.get("type", "string"), "null"], "enum": [*schema["enum"], None]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def type_schema(tp: Any, names: Mapping[type, str]) -> dict[str, Any]:
+    """The JSON Schema of a Python annotation as the converter puts it on the wire."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        inner = type_schema(rest[0], names) if len(rest) == 1 else {
+            "anyOf": [type_schema(a, names) for a in rest]}
+        return _nullable(inner) if len(rest) < len(args) else inner
+    if origin is list:
+        return {"type": "array", "items": type_schema(args[0] if args else Any, names)}
+    if origin is dict or tp is dict:
+        return {"type": "object"}
+    if tp is Any:
+        return {}
+    if isinstance(tp, type):
+        if tp in names:
+            return ref(names[tp])
+        if issubclass(tp, enum.Enum):
+            return {"type": "string", "enum": [m.value for m in tp]}
+        if issubclass(tp, bool):
+            return {"type": "boolean"}
+        if issubclass(tp, int):
+            return {"type": "integer"}
+        if issubclass(tp, float):
+            return {"type": "number"}
+        if issubclass(tp, str):
+            return {"type": "string"}
+        if issubclass(tp, datetime):
+            return {"type": "string", "format": "date-time"}
+    raise TypeError(f"no JSON Schema for {tp!r}")
+
+
+def _sample(cls: type) -> Any:
+    """A value of ``cls`` with placeholder data in its required fields."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for a in attrs.fields(cls):
+        if a.default is attrs.NOTHING:
+            values[a.name] = _placeholder(hints[a.name])
+    return cls(**values)
+
+
+def _placeholder(tp: Any) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return None if type(None) in args else _placeholder(args[0])
+    if origin is list:
+        return []
+    if origin is dict:
+        return {}
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return next(iter(tp))
+    if tp is datetime:
+        return datetime.now().astimezone()
+    if isinstance(tp, type) and attrs.has(tp):
+        return _sample(tp)
+    return tp()
+
+
+def model_schema(cls: type, names: Mapping[type, str], *,
+                 render: Callable[[Any], Mapping[str, Any]] | None = None,
+                 extra: Mapping[str, dict[str, Any]] | None = None,
+                 overrides: Mapping[str, dict[str, Any]] | None = None,
+                 description: str | None = None) -> dict[str, Any]:
+    """The response schema of ``cls`` as ``render`` (default: the converter) emits it.
+
+    Every rendered key is required (the renderer always emits it). A key that is neither a
+    field of ``cls`` nor in ``extra`` is an error: the schema would not describe it.
+    """
+    render = render or converter.unstructure
+    rendered = render(_sample(cls))
+    hints = typing.get_type_hints(cls)
+    by_wire = {camel(a.name): a.name for a in attrs.fields(cls)}
+    extra, overrides = dict(extra or {}), dict(overrides or {})
+    props: dict[str, Any] = {}
+    for key in rendered:
+        if key in overrides:
+            props[key] = overrides[key]
+        elif key in extra:
+            props[key] = extra[key]
+        elif key in by_wire:
+            props[key] = type_schema(hints[by_wire[key]], names)
+        else:
+            raise TypeError(f"{cls.__name__} renders {key!r}, which has no schema")
+    schema: dict[str, Any] = {"type": "object", "properties": props,
+                              "required": list(rendered), "additionalProperties": False}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def request_schema(cls: type, names: Mapping[type, str], *,
+                   description: str | None = None) -> dict[str, Any]:
+    """The body the converter accepts for ``cls``: camelCase fields, unknown keys refused;
+    fields without a default are required."""
+    hints = typing.get_type_hints(cls)
+    props: dict[str, Any] = {}
+    required = []
+    for a in attrs.fields(cls):
+        key = camel(a.name)
+        schema = dict(a.metadata.get("schema") or type_schema(hints[a.name], names))
+        if a.default is attrs.NOTHING:
+            required.append(key)
+        elif isinstance(a.default, (str, int, bool)) and not isinstance(a.default, _Unset):
+            schema["default"] = a.default.value if isinstance(a.default, enum.Enum) \
+                else a.default
+        props[key] = schema
+    out: dict[str, Any] = {"type": "object", "properties": props,
+                           "additionalProperties": False}
+    if required:
+        out["required"] = required
+    if description:
+        out["description"] = description
+    return out
+
+
+def components(platforms: list[str]) -> dict[str, Any]:
+    """Every schema of the API, keyed by component name. ``platforms`` are the installed
+    platform names (third-party plugins add theirs)."""
+    names: dict[type, str] = {
+        ThreadItem: "ThreadItem", MediaType: "MediaType", PostStatus: "PostStatus",
+    }
+    platform = {"type": "string", "enum": platforms} if platforms else {"type": "string"}
+    p_ref = {"platform": ref("Platform")}
+    schemas: dict[str, Any] = {
+        "Platform": platform,
+        "MediaType": type_schema(MediaType, {}),
+        "PostStatus": type_schema(PostStatus, {}),
+        "Error": {
+            "type": "object",
+            "required": ["error", "message", "details"],
+            "properties": {
+                "error": {"type": "string",
+                          "description": "Error code, e.g. VALIDATION_ERROR, RATE_LIMIT"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {
+                    "type": "object", "required": ["path", "message"],
+                    "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
+                }},
+            },
+        },
+        "Account": model_schema(Account, names, render=account_json, overrides=p_ref),
+        "Post": model_schema(Post, names, render=post_json, overrides=p_ref,
+                             extra={"channelId": {"type": "string"}}),
+        "PostSummary": model_schema(PostSummary, names, overrides=p_ref),
+        "ApiKey": model_schema(ApiKey, names, render=api_key_json),
+        "LogEvent": model_schema(LogEvent, names, render=log_json),
+        "Media": model_schema(MediaAsset, names, render=media_json, extra={
+            "type": {"type": "string", "enum": ["image", "video"]}}),
+        "User": model_schema(User, names, render=user_json, extra={"orgId": {"type": "string"}}),
+        "ThreadItem": request_schema(ThreadItem, names),
+        "CreatePostRequest": request_schema(PostRequest, names),
+        "UpdatePostRequest": request_schema(
+            UpdatePostRequest, names, description="Only the fields sent are changed. "
+            "scheduledAt null publishes on the next worker tick."),
+        "DuplicatePostRequest": request_schema(DuplicatePostRequest, names),
+        "CreateApiKeyRequest": request_schema(CreateApiKeyRequest, names),
+        "LoginRequest": request_schema(LoginRequest, names),
+        "MediaUrlRequest": request_schema(MediaUrlRequest, names),
+    }
+    schemas["ApiKeyCreated"] = _with(schemas["ApiKey"], key={
+        "type": "string", "description": "The raw API key. Shown only once."})
+    return schemas
+
+
+def _with(schema: dict[str, Any], **props: dict[str, Any]) -> dict[str, Any]:
+    out = {**schema, "properties": {**schema["properties"], **props}}
+    out["required"] = [*schema["required"], *props]
+    return out
+
+
+__all__ = [
+    "UNSET", "CreateApiKeyRequest", "DuplicatePostRequest", "LoginRequest", "MediaUrlRequest",
+    "UpdatePostRequest", "account_json", "api_key_json", "components", "log_json",
+    "media_json", "model_schema", "ref", "request_schema", "type_schema", "user_json",
+]

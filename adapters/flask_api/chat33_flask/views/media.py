@@ -1,0 +1,91 @@
+"""``/media/upload`` (multipart file or JSON URL ingestion) and the media files themselves.
+
+The files are served outside ``/api/v1`` at ``/media/<name>`` — the URL layout the media
+service builds on ``CHAT33_PUBLIC_BASE_URL`` — without authentication (platforms fetch
+them), with Content-Type, a strong ETag (the content hash) and HTTP ranges.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, request, send_file
+
+from chat33_core.errors import Issue, NotFound, ValidationError
+
+from ..errors import ApiError
+from ..routing import core, json_body, route
+from ..schemas import MediaUrlRequest, media_json
+
+bp = Blueprint("chat33_media", __name__)
+files = Blueprint("chat33_media_files", __name__)
+
+#: multipart uploads: 4.5 MB of file (4.5 MiB); bigger files go through URL ingestion
+MAX_UPLOAD_BYTES = 4_718_592
+#: the multipart envelope around the file (boundaries, headers, a filename)
+_ENVELOPE = 64 * 1024
+
+
+@route(bp, "POST", "/media/upload", summary="Upload media", tag="Media", scope="media:write",
+       description="Two modes. **Multipart** (`multipart/form-data` with a `file` field) for "
+       f"files up to 4.5 MB ({MAX_UPLOAD_BYTES} bytes; larger: 413 PAYLOAD_TOO_LARGE). **URL "
+       "ingestion** (`application/json` with `{url, filename}`): fetched through the guarded "
+       "client (no private addresses), any size up to the limits. Limits: images 10MB, "
+       "videos 100MB. The type is decided by inspecting the bytes. Rate limit 50/hour per "
+       "organization. Other content types: 415.",
+       body={"application/json": "MediaUrlRequest", "multipart/form-data": {
+           "type": "object", "required": ["file"],
+           "properties": {"file": {"type": "string", "contentMediaType":
+                                   "application/octet-stream"}}}},
+       body_required=True, rate_limit="media.upload",
+       responses={201: ("Uploaded", {"$ref": "Media"})}, errors=[400, 413, 415])
+def upload(principal: Any) -> Any:
+    app = core()
+    if request.mimetype == "multipart/form-data":
+        length = request.content_length
+        if length is not None and length > MAX_UPLOAD_BYTES + _ENVELOPE:
+            raise _too_large(length)
+        # werkzeug stops reading past this (413) when no Content-Length was sent
+        request.max_content_length = MAX_UPLOAD_BYTES + _ENVELOPE
+        app.hit_rate_limit("media.upload", principal.org_id)
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationError("send the file in the multipart field `file`", details=[
+                Issue("file", "this field is required", code="required")])
+        stream = upload.stream
+        stream.seek(0, os.SEEK_END)
+        size = stream.tell()
+        stream.seek(0)
+        if size > MAX_UPLOAD_BYTES:
+            raise _too_large(size)
+        asset = app.upload_media(principal.org_id, stream, upload.filename or None)
+        return media_json(asset), 201
+    if request.is_json or not request.get_data(cache=True).strip():
+        req = json_body(MediaUrlRequest)
+        app.hit_rate_limit("media.upload", principal.org_id)
+        asset = app.ingest_media(principal.org_id, req.url, req.filename)
+        return media_json(asset), 201
+    raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
+                   "send multipart/form-data with a `file` field, or application/json with "
+                   f"{{url, filename}} (got {request.mimetype})",
+                   details=[Issue("body", "unsupported Content-Type")])
+
+
+def _too_large(size: int) -> ApiError:
+    return ApiError(413, "PAYLOAD_TOO_LARGE",
+                    f"multipart uploads are limited to 4.5 MB ({MAX_UPLOAD_BYTES} bytes); "
+                    "pass larger files by URL ({url, filename})",
+                    details=[Issue("file", f"{size} bytes is over {MAX_UPLOAD_BYTES}")])
+
+
+@files.get("/media/<name>")
+def serve_media(name: str) -> Any:
+    asset = core().media_asset_by_name(name)
+    path = Path(asset.path)
+    if not path.is_file():
+        raise NotFound("media not found")
+    # conditional=True: If-None-Match / If-Modified-Since and Range (206, 416)
+    return send_file(path, mimetype=asset.content_type, conditional=True, etag=asset.sha256,
+                     max_age=3600, download_name=asset.name)

@@ -1,0 +1,143 @@
+"""``/posts``: create (one per channel), list, get, edit, delete/cancel, duplicate, logs,
+validate. Views parse, call the core service, render; nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from chat33_core.models import PostRequest, PostStatus
+from chat33_core.serialization import post_json, summary_json
+
+from ..routing import Param, core, json_body, query, route
+from ..schemas import DuplicatePostRequest, UpdatePostRequest, log_json
+
+bp = Blueprint("chat33_posts", __name__)
+
+JSON = "application/json"
+_POSTS = {"type": "array", "items": {"$ref": "PostSummary"}}
+_GROUP = {"type": ["string", "null"],
+          "description": "Set for multi-channel posts to group sibling posts"}
+
+
+@route(bp, "POST", "/posts", summary="Create and queue a post", tag="Posts",
+       description="Creates a post (or one per channel for multi-platform). If `scheduledAt` "
+       "is omitted, the post publishes on the next worker tick. Rate limited to 30 posts/hour "
+       "per organization. Additive: `thread` items follow the first post as a thread (replies "
+       "on X; separate posts where a platform has no threads); `posts` lists every created "
+       "post, thread items included.",
+       scope="posts:write", body={JSON: "CreatePostRequest"}, body_required=True,
+       rate_limit="posts.create",
+       responses={201: ("Post(s) created", {
+           "type": "object", "required": ["posts", "groupId"],
+           "properties": {"posts": _POSTS, "groupId": _GROUP}})},
+       errors=[400])
+def create_post(principal: Any) -> Any:
+    req = json_body(PostRequest)
+    posts, group_id = core().create_posts(principal, req)
+    return {"posts": [summary_json(p) for p in posts], "groupId": group_id}, 201
+
+
+@route(bp, "GET", "/posts", summary="List posts", tag="Posts",
+       description="Paginated list of posts, newest first, filterable by status, platform, "
+       "or channel. `page` starts at 1; `limit` is 1 to 100 (default 20).",
+       scope="posts:read",
+       params=[Param("status", enum=tuple(s.value for s in PostStatus)),
+               Param("platform", "platform"),
+               Param("channelId"),
+               Param("page", "integer", default=1, minimum=1, maximum=10**9),
+               Param("limit", "integer", default=20, minimum=1, maximum=100)],
+       responses={200: ("Paginated post list", {
+           "type": "object", "required": ["items", "total", "page", "limit", "hasMore"],
+           "properties": {"items": {"type": "array", "items": {"$ref": "Post"}},
+                          "total": {"type": "integer"}, "page": {"type": "integer"},
+                          "limit": {"type": "integer"}, "hasMore": {"type": "boolean"}}})},
+       errors=[400])
+def list_posts(principal: Any) -> Any:
+    args = query()
+    page = core().list_posts(principal.org_id, status=args["status"],
+                             platform=args["platform"], channel_id=args["channelId"],
+                             page=args["page"], limit=args["limit"])
+    return {"items": [post_json(p) for p in page.items], "total": page.total,
+            "page": page.page, "limit": page.limit, "hasMore": page.has_more}
+
+
+@route(bp, "POST", "/posts/validate", summary="Validate a post (dry run)", tag="Posts",
+       description="Checks the post against platform rules (media format, caption length, "
+       "channel validity) without creating anything. Media URLs are fetched to be "
+       "inspected, then discarded. A request whose body cannot be read as a post is a 400; "
+       "problems with the post itself are reported in the 200 answer (`valid: false`).",
+       scope="posts:write", body={JSON: "CreatePostRequest"}, body_required=True,
+       responses={200: ("Validation result", {"$ref": "ValidationReport"})},
+       errors=[400])
+def validate_post(principal: Any) -> Any:
+    req = json_body(PostRequest)
+    report = core().validate_post(principal.org_id, req)
+    return report.to_dict()
+
+
+@route(bp, "GET", "/posts/{id}", summary="Get post details", tag="Posts", scope="posts:read",
+       responses={200: ("Post details", {"$ref": "Post"})})
+def get_post(principal: Any, id: str) -> Any:
+    return post_json(core().get_post(principal.org_id, id))
+
+
+@route(bp, "PATCH", "/posts/{id}", summary="Update a post", tag="Posts", scope="posts:write",
+       description="Only DRAFT and QUEUED posts can be edited (409 otherwise). Use to "
+       "reschedule, change caption, or move to draft. `scheduledAt: null` publishes on the "
+       "next worker tick; `status: CANCELLED` cancels.",
+       body={JSON: "UpdatePostRequest"},
+       responses={200: ("Updated post", {"$ref": "Post"})}, errors=[400, 409])
+def update_post(principal: Any, id: str) -> Any:
+    changes = json_body(UpdatePostRequest).changes()
+    return post_json(core().update_post(principal.org_id, id, changes))
+
+
+@route(bp, "DELETE", "/posts/{id}", summary="Delete or cancel a post", tag="Posts",
+       scope="posts:write",
+       description="Hard-deletes DRAFT posts (`deleted: true`). Cancels QUEUED/PUBLISHED/"
+       "FAILED posts (`status: CANCELLED`). Cannot delete a post currently being published "
+       "(409). Additive: `fromPlatform=true` also deletes a PUBLISHED post on the platform "
+       "where the plugin supports it (409 where the platform cannot); the answer then tells "
+       "`platformDeleted` and `platformError`.",
+       params=[Param("fromPlatform", "boolean", default=False)],
+       responses={200: ("Deleted or cancelled", {
+           "type": "object", "required": ["id", "deleted", "status"],
+           "properties": {"id": {"type": "string"}, "deleted": {"type": "boolean"},
+                          "status": {"anyOf": [{"$ref": "PostStatus"}, {"type": "null"}]},
+                          "platformDeleted": {"type": "boolean"},
+                          "platformError": {"type": ["string", "null"]}}})},
+       errors=[400, 409])
+def delete_post(principal: Any, id: str) -> Any:
+    args = query()
+    outcome = core().delete_post(principal.org_id, id, from_platform=args["fromPlatform"])
+    return outcome.to_dict()
+
+
+@route(bp, "POST", "/posts/{id}/duplicate", summary="Duplicate a post", tag="Posts",
+       scope="posts:write",
+       description="Clones a post for reposting or rescheduling. Defaults to a DRAFT copy "
+       "on the same channel; a QUEUED copy is validated like a new post.",
+       body={JSON: "DuplicatePostRequest"},
+       responses={201: ("Duplicated post(s)", {
+           "type": "object", "required": ["duplicatedFrom", "posts", "groupId"],
+           "properties": {"duplicatedFrom": {"type": "string"}, "posts": _POSTS,
+                          "groupId": _GROUP}})},
+       errors=[400])
+def duplicate_post(principal: Any, id: str) -> Any:
+    req = json_body(DuplicatePostRequest)
+    posts, group_id = core().duplicate_post(principal, id, account_ids=req.account_ids,
+                                            scheduled_at=req.scheduled_at, status=req.status)
+    return {"duplicatedFrom": id, "posts": [summary_json(p) for p in posts],
+            "groupId": group_id}, 201
+
+
+@route(bp, "GET", "/posts/{id}/logs", summary="Get publish attempt logs", tag="Posts",
+       scope="posts:read",
+       description="Returns the events of this post (creation, edits, publish attempts, "
+       "successes, failures), oldest first.",
+       responses={200: ("Log entries", {"type": "object", "required": ["logs"], "properties": {
+           "logs": {"type": "array", "items": {"$ref": "LogEvent"}}}})})
+def post_logs(principal: Any, id: str) -> Any:
+    return {"logs": [log_json(e) for e in core().post_logs(principal.org_id, id)]}
