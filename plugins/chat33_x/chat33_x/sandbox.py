@@ -417,9 +417,8 @@ class XSandbox(SandboxApp):
             limit = int(self.users[user_id].get("text_limit", 280))
             measured = count(text, limit)
             if measured.too_long:
-                return problem(403, "Forbidden", "Your Tweet text is too long. For more "
-                               f"information on how X counts characters: {measured.weighted_length} "
-                               f"> {limit}")
+                return problem(403, "Forbidden", "Your Tweet text is too long: "
+                               f"{measured.weighted_length} characters > {limit}.")
         if sum(1 for present in (bool(media_ids), poll is not None,
                                  body.get("quote_tweet_id") is not None) if present) > 1:
             return invalid("media, poll and quote_tweet_id are mutually exclusive")

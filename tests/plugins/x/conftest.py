@@ -51,29 +51,31 @@ def media(media_dir: Path) -> Callable[[str], MediaFile]:
 class Sandbox:
     """The running sandbox: its URL, settings pointing X at it, and control calls."""
 
-    def __init__(self, url: str, settings: Settings) -> None:
+    def __init__(self, url: str, settings: Settings, http: httpx.Client) -> None:
         self.url = url
         self.settings = settings
         self.platform = XPlatform(settings)
+        # one client for the session: building one loads the CA bundle (~0.15 s)
+        self.http = http
 
     def state(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/_sandbox/state", timeout=5).json()
+        return self.http.get(f"{self.url}/_sandbox/state").json()
 
     def tweets(self, live: bool = True) -> list[dict[str, Any]]:
         return [t for t in self.state()["tweets"] if not (live and t["deleted"])]
 
     def fault(self, **spec: Any) -> None:
-        assert httpx.post(f"{self.url}/_sandbox/faults", json=spec, timeout=5).status_code == 201
+        assert self.http.post(f"{self.url}/_sandbox/faults", json=spec).status_code == 201
 
     def config(self, **changes: Any) -> None:
-        httpx.post(f"{self.url}/_sandbox/config", json=changes, timeout=5).raise_for_status()
+        self.http.post(f"{self.url}/_sandbox/config", json=changes).raise_for_status()
 
     def revoke(self, token: str) -> None:
-        httpx.post(f"{self.url}/_sandbox/revoke", json={"access_token": token},
-                   timeout=5).raise_for_status()
+        self.http.post(f"{self.url}/_sandbox/revoke",
+                       json={"access_token": token}).raise_for_status()
 
     def add_user(self, **spec: Any) -> None:
-        httpx.post(f"{self.url}/_sandbox/users", json=spec, timeout=5).raise_for_status()
+        self.http.post(f"{self.url}/_sandbox/users", json=spec).raise_for_status()
 
     def context(self, texts: Sequence[str | None] = ("hello from chat33",), *,
                 media: Sequence[Sequence[MediaFile]] = (), **kwargs: Any) -> PublishContext:
@@ -83,6 +85,7 @@ class Sandbox:
                              media=list(media[i]) if i < len(media) else [], position=i)
                  for i, text in enumerate(texts)]
         kwargs.setdefault("account", account())
+        kwargs.setdefault("http", self.http)
         return publish_context(self.platform, settings=self.settings, items=items, **kwargs)
 
 
@@ -97,12 +100,21 @@ def credentials(token: str = "sandbox-token", refresh: str | None = "sandbox-ref
     return Credentials(access_token=token, refresh_token=refresh)
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[Sandbox]:
     platform = XPlatform(Settings.from_env({}))
     env = {"CHAT33_X_SEGMENT_BYTES": str(SEGMENT_BYTES), "CHAT33_POLL_INTERVAL_S": "0.01"}
-    with sandbox_env(platform, extra_env=env) as (url, settings):
-        yield Sandbox(url, settings)
+    with sandbox_env(platform, extra_env=env) as (url, settings), \
+            httpx.Client(timeout=10) as http:
+        yield Sandbox(url, settings, http)
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox) -> Sandbox:
+    """The sandbox, emptied for each test (one server for the session: starting and
+    stopping one per test costs half a second each)."""
+    sandbox_server.http.post(f"{sandbox_server.url}/_sandbox/reset").raise_for_status()
+    return sandbox_server
 
 
 class RecordingSleep:
@@ -115,24 +127,29 @@ class RecordingSleep:
         self.waits.append(seconds)
 
 
-class CrashAfter(MemoryCheckpoints):
-    """Checkpoints whose save kills the 'worker' once ``posted`` thread items are saved
-    (the checkpoint itself is kept, as a database would keep it)."""
+class Checkpoints(MemoryCheckpoints):
+    """Checkpoints that do something once, right after the save where ``when(data)`` first
+    holds: by default kill the 'worker' (the saved state is kept, as the database keeps
+    it), or run ``hook`` (inject a sandbox fault at that exact moment, say)."""
 
-    def __init__(self, posted: int, hook: Callable[[], None] | None = None) -> None:
+    def __init__(self, when: Callable[[dict[str, Any]], bool],
+                 hook: Callable[[], None] | None = None) -> None:
         super().__init__()
-        self.posted = posted
+        self.when = when
         self.hook = hook
         self.armed = True
 
     def save(self, data: Any) -> None:
         super().save(data)
-        if self.armed and len(data.get("posted") or []) >= self.posted:
+        if self.armed and self.when(self.data):
             self.armed = False
-            if self.hook is not None:
-                self.hook()
-            else:
-                raise WorkerCrash(f"worker died after {self.posted} posts")
+            if self.hook is None:
+                raise WorkerCrash("the worker died")
+            self.hook()
+
+
+def after_posts(n: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda data: len(data.get("posted") or []) >= n
 
 
 class WorkerCrash(BaseException):

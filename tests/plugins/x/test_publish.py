@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from chat33_core.errors import PermanentError
@@ -86,7 +88,7 @@ def test_thread_items_reply_to_the_previous_post(sandbox: Sandbox, media) -> Non
     tweets = sandbox.tweets()
     assert [t["text"] for t in tweets] == texts
     assert tweets[0]["in_reply_to"] is None
-    for previous, tweet in zip(tweets, tweets[1:], strict=False):
+    for previous, tweet in itertools.pairwise(tweets):
         assert tweet["in_reply_to"] == previous["id"]
         assert tweet["conversation_id"] == tweets[0]["id"]
     assert len(tweets[1]["media_keys"]) == 1
