@@ -1,0 +1,112 @@
+"""Publishing through the plugin: the happy path, threads, schedules, logs, checkpoints."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import attrs
+
+from chat33_core.models import PostStatus, utcnow
+from chat33_core.scheduling import Publisher, Queue
+
+from .conftest import Env
+
+
+def test_a_due_post_is_published_once_with_its_receipt_and_logs(env: Env) -> None:
+    (post,) = env.posts(1, text="hello echo")
+    worker = env.run_once()
+    done = env.get(post.id)
+    assert done.status is PostStatus.PUBLISHED
+    assert done.external_post_id and done.external_post_url
+    assert done.published_at is not None and done.lease_owner is None
+    assert env.sandbox.counts() == {post.id: 1}
+    assert env.sandbox.posts[0]["text"] == "hello echo"
+    events = env.events(post.id)
+    assert events[0] == "attempt_started"
+    assert "step" in events and events[-1] == "published"
+    assert worker.stats["published"] == 1
+    # the checkpoint of a published post is not kept
+    assert env.store.load_checkpoint(post.id) == {}
+
+
+def test_a_future_post_waits_for_its_time(env: Env) -> None:
+    (later,) = env.posts(1, scheduled_at=utcnow() + timedelta(hours=1))
+    (now,) = env.posts(1)
+    env.run_once()
+    assert env.get(now.id).status is PostStatus.PUBLISHED
+    assert env.get(later.id).status is PostStatus.QUEUED
+    assert later.id not in env.sandbox.counts()
+    queue = Queue(env.store, "probe")
+    assert queue.next_due() == later.scheduled_at
+
+
+def test_drafts_and_cancelled_posts_are_never_claimed(env: Env) -> None:
+    env.posts(1, status=PostStatus.DRAFT)
+    env.posts(1, status=PostStatus.CANCELLED)
+    env.run_once()
+    assert env.sandbox.counts() == {}
+
+
+def test_a_thread_is_claimed_by_its_head_and_each_row_gets_its_receipt(env: Env) -> None:
+    head, second, third = env.thread(["one", "two", "three"])
+    queue = Queue(env.store, "w1")
+    claims = queue.claim(10)
+    assert [c.post.id for c in claims] == [head.id]
+    assert [f.id for f in claims[0].followers] == [second.id, third.id]
+    assert {env.get(p.id).status for p in (head, second, third)} == {PostStatus.PUBLISHING}
+    Publisher(env.core, queue).run(claims[0])
+    rows = [env.get(p.id) for p in (head, second, third)]
+    assert [r.status for r in rows] == [PostStatus.PUBLISHED] * 3
+    by_id = {p["id"]: p for p in env.sandbox.posts}
+    assert [by_id[r.external_post_id]["marker"] for r in rows] == [head.id, second.id, third.id]
+    # each reply answers the previous item
+    assert by_id[rows[1].external_post_id]["replyTo"] == rows[0].external_post_id
+    assert by_id[rows[2].external_post_id]["replyTo"] == rows[1].external_post_id
+
+
+def test_a_cancelled_follower_is_left_out_of_its_thread(env: Env) -> None:
+    head, second, third = env.thread(["one", "two", "three"])
+    env.store.save_post(attrs.evolve(env.get(second.id), status=PostStatus.CANCELLED))
+    env.run_once()
+    assert env.get(head.id).status is PostStatus.PUBLISHED
+    assert env.get(third.id).status is PostStatus.PUBLISHED
+    assert env.get(second.id).status is PostStatus.CANCELLED
+    assert second.id not in env.sandbox.counts()
+
+
+def test_an_expired_lease_is_taken_over_and_resumed_from_checkpoints(env: Env) -> None:
+    (post,) = env.posts(1)
+    dead = Queue(env.store, "dead-worker", lease_s=0.0)
+    (claim,) = dead.claim(1)
+    # the dead worker had sent the post before dying (its checkpoint says so)
+    env.store.save_checkpoint(post.id, {"posted": [], "sending": 0})
+    env.sandbox.posts.append({"id": "e999", "url": "https://echo.example/p/e999",
+                              "marker": post.id, "text": post.text, "replyTo": None})
+    heir = Queue(env.store, "heir", lease_s=30)
+    (taken,) = heir.claim(1)
+    assert taken.taken_over_from == "dead-worker"
+    Publisher(env.core, heir).run(taken)
+    done = env.get(post.id)
+    assert done.status is PostStatus.PUBLISHED and done.external_post_id == "e999"
+    assert env.sandbox.counts()[post.id] == 1
+    started = [e for e in env.store.list_logs(post.id) if e.event == "attempt_started"]
+    assert "taking over from worker dead-worker" in started[-1].message
+    # the dead worker can no longer write its result
+    assert claim.post.id == post.id
+    assert Queue(env.store, "dead-worker").heartbeat([post.id]) == 0
+
+
+def test_a_live_lease_is_not_taken(env: Env) -> None:
+    env.posts(1)
+    assert len(Queue(env.store, "a", lease_s=60).claim(5)) == 1
+    assert Queue(env.store, "b", lease_s=60).claim(5) == []
+
+
+def test_heartbeat_extends_the_lease(env: Env) -> None:
+    (post,) = env.posts(1)
+    queue = Queue(env.store, "w", lease_s=30)
+    queue.claim(1)
+    before = env.get(post.id).lease_expires_at
+    queue.lease = timedelta(seconds=120)
+    assert queue.heartbeat([post.id]) == 1
+    assert env.get(post.id).lease_expires_at > before
