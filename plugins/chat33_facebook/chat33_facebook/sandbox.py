@@ -175,6 +175,7 @@ class FacebookSandbox(SandboxApp):
         super().__init__()
         self.url_map.converters["ver"] = _Version
         self.initial = {**DEFAULTS, **options}
+        self._crawler: httpx.Client | None = None
         self.reset()
         r = self.route
         r("/_sandbox/config", self.h_config, ["POST"])
@@ -375,12 +376,20 @@ class FacebookSandbox(SandboxApp):
             photo["attached_to"] = post["id"]
             return json_response({"id": photo_id, "post_id": post["id"]})
 
+    @property
+    def crawler(self) -> httpx.Client:
+        """One client for every photo fetch, made on first use (building one is slow)."""
+        with self.lock:
+            if self._crawler is None:
+                self._crawler = httpx.Client(headers={"User-Agent": "facebookexternalhit/1.1"})
+            return self._crawler
+
     def fetch(self, url: str) -> bytes:
         """Download a photo as Facebook's crawler would, capped at the size limit."""
         cap = self.options["max_photo_bytes"] + 1
         try:
-            with httpx.stream("GET", url, timeout=self.options["fetch_timeout_s"],
-                              follow_redirects=True) as response:
+            with self.crawler.stream("GET", url, timeout=self.options["fetch_timeout_s"],
+                                     follow_redirects=True) as response:
                 if response.status_code != 200:
                     raise GraphFail(324, "(#324) Missing or invalid image file",
                                     user_title="Photo not found",

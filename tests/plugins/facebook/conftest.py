@@ -74,20 +74,19 @@ class FB:
             account=self.account, checkpoints=checkpoints, http=self.http, events=events)
 
     def state(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/_sandbox/state", timeout=5).json()
+        return self.http.get(f"{self.url}/_sandbox/state").json()
 
     def fault(self, **spec: Any) -> None:
-        assert httpx.post(f"{self.url}/_sandbox/faults", json=spec, timeout=5).status_code == 201
+        assert self.http.post(f"{self.url}/_sandbox/faults", json=spec).status_code == 201
 
     def configure(self, **options: Any) -> None:
-        assert httpx.post(f"{self.url}/_sandbox/config", json=options,
-                          timeout=5).status_code == 200
+        assert self.http.post(f"{self.url}/_sandbox/config", json=options).status_code == 200
 
 
 @pytest.fixture
 def fb(served: tuple[FacebookSandbox, str], media_dir: Path, media_url: str) -> Iterator[FB]:
     app, url = served
-    httpx.post(f"{url}/_sandbox/reset", timeout=5).raise_for_status()
     helper = FB(app, url, media_dir, media_url)
+    helper.http.post(f"{url}/_sandbox/reset").raise_for_status()
     yield helper
     helper.http.close()
