@@ -82,6 +82,7 @@ class InstagramSandbox(SandboxApp):
     def __init__(self, quota_total: int = 50, processing_polls: int = 2,
                  calls_per_hour: int = 4800, username: str = "chat33sandbox") -> None:
         super().__init__()
+        self._fetch_client: httpx.Client | None = None
         self.defaults = {"quotaTotal": quota_total, "processingPolls": processing_polls,
                          "callsPerHour": calls_per_hour, "username": username}
         self.reset()
@@ -569,8 +570,7 @@ class InstagramSandbox(SandboxApp):
         record: dict[str, Any] = {"url": url, "status": None, "bytes": 0}
         chunks: list[bytes] = []
         try:
-            with httpx.stream("GET", url, timeout=FETCH_TIMEOUT_S,
-                              follow_redirects=True) as response:
+            with self._fetcher().stream("GET", url) as response:
                 record["status"] = response.status_code
                 if response.status_code != 200:
                     raise GraphFailure(9004, "The media could not be fetched from this uri.",
@@ -594,6 +594,15 @@ class InstagramSandbox(SandboxApp):
             with self.lock:
                 self.fetches.append(record)
         return b"".join(chunks)
+
+
+    def _fetcher(self) -> httpx.Client:
+        # one client for every download: its connections are reused (thread-safe)
+        with self.lock:
+            if self._fetch_client is None:
+                self._fetch_client = httpx.Client(timeout=FETCH_TIMEOUT_S,
+                                                  follow_redirects=True)
+            return self._fetch_client
 
 
 class _TooBig(Exception):

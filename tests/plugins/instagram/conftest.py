@@ -90,9 +90,16 @@ def sandbox_server() -> Iterator[tuple[InstagramSandbox, str]]:
         yield app, url
 
 
+@pytest.fixture(scope="session")
+def control_client(sandbox_server: tuple[InstagramSandbox, str]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sandbox_server[1], timeout=10) as client:
+        yield client
+
+
 @pytest.fixture
-def sandbox(sandbox_server: tuple[InstagramSandbox, str]) -> tuple[InstagramSandbox, str]:
-    httpx.post(f"{sandbox_server[1]}/_sandbox/reset", timeout=10).raise_for_status()
+def sandbox(sandbox_server: tuple[InstagramSandbox, str],
+            control_client: httpx.Client) -> tuple[InstagramSandbox, str]:
+    control_client.post("/_sandbox/reset").raise_for_status()
     return sandbox_server
 
 
@@ -108,13 +115,12 @@ def platform(settings: Settings) -> InstagramPlatform:
 
 
 @pytest.fixture
-def control(sandbox: tuple[InstagramSandbox, str]) -> Iterator[Any]:
+def control(sandbox: tuple[InstagramSandbox, str], control_client: httpx.Client) -> Any:
     """``control("POST", "/_sandbox/throttle", json=...)`` on the sandbox, over HTTP."""
-    url = sandbox[1]
-    with httpx.Client(base_url=url, timeout=10) as client:
-        def call(method: str, path: str, **kw: Any) -> Any:
-            response = client.request(method, path, **kw)
-            response.raise_for_status()
-            return response.json()
 
-        yield call
+    def call(method: str, path: str, **kw: Any) -> Any:
+        response = control_client.request(method, path, **kw)
+        response.raise_for_status()
+        return response.json()
+
+    return call
