@@ -71,6 +71,7 @@ def usage_retry_after(headers: Mapping[str, str]) -> float | None:
     ``X-Business-Use-Case-Usage`` carries ``estimated_time_to_regain_access`` in minutes;
     ``X-App-Usage`` / ``X-Page-Usage`` only carry percentages (100 = throttled).
     """
+    headers = httpx.Headers(headers)  # header names are case-insensitive
     waits: list[float] = []
     buc = _json_header(headers, "x-business-use-case-usage")
     if isinstance(buc, dict):

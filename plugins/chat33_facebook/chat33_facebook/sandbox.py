@@ -237,7 +237,9 @@ class FacebookSandbox(SandboxApp):
         if request.path.startswith("/_sandbox/"):
             return super().dispatch(request)
         parts = request.path.strip("/").split("/")
-        page = parts[1] if len(parts) > 2 and parts[1].isdigit() else "0"
+        # the Page of /{v}/{page}/edge and of /{v}/{page}_{post}; other objects count as "0"
+        first = parts[1].split("_")[0] if len(parts) > 1 else ""
+        page = first if first.isdigit() and (len(parts) > 2 or "_" in parts[1]) else "0"
         try:
             self.authorize(request)
             usage = self.count_call(page)
