@@ -9,9 +9,6 @@ import io
 import os
 import shutil
 import tempfile
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 import attrs
@@ -106,41 +103,18 @@ def inspect(source: str | os.PathLike[str] | BinaryIO) -> MediaInfo:
     Raises :class:`MediaError` (a ``ValidationError``) naming what was found when the
     bytes are not an image or video chat33 understands, are truncated or corrupt.
     """
-    with _open(source) as (fh, path):
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(0)
-        if size == 0:
-            raise MediaError("not an image or video: the file is empty (0 bytes)")
-        head = fh.read(_HEAD)
-        fh.seek(0)
-        family = _sniff(head)
-        if family == "image":
-            return _inspect_image(fh, head, size)
-        if family == "video":
-            if head[4:8] == b"ftyp" or head[4:8] in _ISO_TOP_BOXES:
-                _check_iso_boxes(fh, size, _iso_name(head))
-            return _inspect_av(fh, path, size, head)
-        raise MediaError(_describe_unknown(head, family))
-
-
-@contextmanager
-def _open(source: str | os.PathLike[str] | BinaryIO) -> Iterator[tuple[BinaryIO, str | None]]:
-    """Yield a seekable binary file and its path (when it has one)."""
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed below
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
         except IsADirectoryError:
             raise MediaError(f"not an image or video: {path} is a directory") from None
         except FileNotFoundError:
             raise MediaError(f"no such media file: {path}") from None
         with fh:
-            yield fh, path
-        return
+            return _inspect_open(fh, path, os.fstat(fh.fileno()).st_size, owned=True)
     if isinstance(source, io.TextIOBase):
         raise TypeError("inspect() needs a binary stream, not a text stream")
-    seekable = False
     try:
         seekable = bool(source.seekable())
     except (AttributeError, OSError, ValueError):
@@ -148,15 +122,34 @@ def _open(source: str | os.PathLike[str] | BinaryIO) -> Iterator[tuple[BinaryIO,
     if seekable:
         start = source.tell()
         try:
-            yield source, getattr(source, "name", None) if _is_real_file(source) else None
+            size = source.seek(0, os.SEEK_END)
+            source.seek(0)
+            name = source.name if _is_real_file(source) else None
+            return _inspect_open(source, name, size, owned=False)
         finally:
             source.seek(start)
-        return
     # A pipe or a network body: keep it on disk, never in memory, then inspect the copy.
     with tempfile.TemporaryFile() as spool:
         shutil.copyfileobj(source, spool, 1024 * 1024)
+        size = spool.tell()
         spool.seek(0)
-        yield spool, None
+        return _inspect_open(spool, None, size, owned=True)
+
+
+def _inspect_open(fh: BinaryIO, path: str | None, size: int, *, owned: bool) -> MediaInfo:
+    """Inspect an open, seekable file positioned at 0. ``owned``: ours to close."""
+    if size == 0:
+        raise MediaError("not an image or video: the file is empty (0 bytes)")
+    head = fh.read(_HEAD)
+    fh.seek(0)
+    family = _sniff(head)
+    if family == "image":
+        return _inspect_image(fh, head, size, owned=owned)
+    if family == "video":
+        if head[4:8] == b"ftyp" or head[4:8] in _ISO_TOP_BOXES:
+            _check_iso_boxes(fh, size, _iso_name(head))
+        return _inspect_av(fh, path, size, head)
+    raise MediaError(_describe_unknown(head, family))
 
 
 def _is_real_file(fh: Any) -> bool:
@@ -241,21 +234,23 @@ def _describe_unknown(head: bytes, family: str) -> str:
 
 # --- images --------------------------------------------------------------------------
 
+#: the formats Pillow may try: what the sniffer routes to images (no plugin roulette)
+_PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO")
+_ANIMATABLE = frozenset({"GIF", "PNG", "WEBP", "MPO", "TIFF"})
 _EXIF_ORIENTATION = 0x0112
 #: EXIF orientation -> clockwise rotation to display; 5-8 also swap width and height
 _ORIENTATION_ROTATION = {1: 0, 2: 0, 3: 180, 4: 180, 5: 90, 6: 90, 7: 270, 8: 270}
 
 
-def _inspect_image(fh: BinaryIO, head: bytes, size: int) -> MediaInfo:
+def _inspect_image(fh: BinaryIO, head: bytes, size: int, *, owned: bool) -> MediaInfo:
     from PIL import Image, UnidentifiedImageError
 
     fmt_hint = _image_name(head)
     _check_image_end(fh, head, size, fmt_hint)
     try:
-        with warnings.catch_warnings():
-            # Pillow warns above its soft limit; our own limit decides below.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(_Borrowed(fh))
+        # Pillow closes the file it reads: hand it ours, or a view of the caller's.
+        # (Between its soft and hard pixel limits Pillow also warns; our limit decides.)
+        img = Image.open(fh if owned else _Borrowed(fh), formats=_PILLOW_FORMATS)
     except Image.DecompressionBombError as exc:
         raise MediaError(f"{fmt_hint} image is too large to process safely: {exc}") from None
     except UnidentifiedImageError:
@@ -275,19 +270,23 @@ def _inspect_image(fh: BinaryIO, head: bytes, size: int) -> MediaInfo:
         fmt = img.format or fmt_hint
         try:
             # Pillow counts GIF/APNG/WebP frames from headers; never decodes pixels here.
-            frames = int(getattr(img, "n_frames", 1) or 1)
+            # (Asked only of formats that can animate: a missing attribute is slow.)
+            frames = int(getattr(img, "n_frames", 1) or 1) if fmt in _ANIMATABLE else 1
         except (OSError, EOFError, ValueError, SyntaxError) as exc:
             raise MediaError(f"corrupt {fmt}: frames cannot be read ({exc})") from None
-        rotation = 0
-        if fmt in {"JPEG", "PNG", "WEBP", "TIFF"}:
+        orientation: Any = 1
+        # Only when the header carried EXIF: without it, Pillow's PNG getexif() decodes
+        # the whole image looking for a late eXIf chunk.
+        if "exif" in img.info or fmt == "TIFF":
             try:
                 orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
             except Exception:  # a broken EXIF block does not make a broken image
                 orientation = 1
-            rotation = _ORIENTATION_ROTATION.get(orientation if isinstance(orientation, int)
-                                                 else 1, 0)
-            if orientation in (5, 6, 7, 8):
-                width, height = height, width
+        if not isinstance(orientation, int):
+            orientation = 1
+        rotation = _ORIENTATION_ROTATION.get(orientation, 0)
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
         return MediaInfo(
             kind=GIF if fmt == "GIF" else IMAGE,
             format=fmt,
@@ -310,6 +309,10 @@ class _Borrowed:
 
     def __init__(self, fh: BinaryIO) -> None:
         self._fh = fh
+        # bound once: Pillow makes dozens of small reads per header
+        self.read = fh.read
+        self.seek = fh.seek
+        self.tell = fh.tell
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._fh, name)

@@ -276,3 +276,15 @@ def test_media_error_is_a_validation_error_with_an_optional_path() -> None:
     assert isinstance(err, ValidationError) and err.http_status == 400
     assert [d.as_detail() for d in err.details] == [{"path": "mediaUrls[1]",
                                                      "message": "truncated PNG"}]
+
+
+def test_images_are_inspected_from_headers_without_decoding(tmp_path: Path) -> None:
+    # pixel data that cannot decode: inspection still answers, so it never decoded it
+    ihdr = struct.pack(">IIBBBBB", 4000, 3000, 8, 2, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+            + png_chunk(b"IDAT", b"not zlib at all") + png_chunk(b"IEND", b""))
+    (tmp_path / "lazy.png").write_bytes(data)
+    info = inspect(tmp_path / "lazy.png")
+    assert (info.format, info.width, info.height) == ("PNG", 4000, 3000)
+    with pytest.raises(OSError), Image.open(tmp_path / "lazy.png") as img:
+        img.load()
