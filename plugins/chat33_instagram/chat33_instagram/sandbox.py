@@ -149,7 +149,11 @@ class InstagramSandbox(SandboxApp):
         try:
             with self.lock:
                 usage = self._count_call(request)
-            response = super().dispatch(request)
+            try:
+                response = super().dispatch(request)
+            except (ValueError, KeyError, TypeError) as exc:
+                # a malformed parameter: Meta answers 100, never a bare 500
+                raise GraphFailure(100, f"Invalid parameter: {exc}") from exc
         except GraphFailure as failure:
             response = failure.response()
             usage = failure.headers or self._usage_headers(request)

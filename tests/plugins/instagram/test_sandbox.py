@@ -201,3 +201,9 @@ def test_published_media_is_listed_with_permalinks(api, media_url, control):
         .startswith("https://www.instagram.com/p/")
     state = control("GET", "/_sandbox/state")
     assert {p["id"] for p in state["published"]} == {mid, story}
+
+
+def test_malformed_parameters_get_error_100_not_a_crash(api, media_url):
+    response = create(api, media_type="REELS", video_url=f"{media_url}/reel.mp4",
+                      thumb_offset="soon")
+    assert error_of(response)[0] == 100
