@@ -81,7 +81,7 @@ class MediaInfo:
 MAX_IMAGE_PIXELS = 178_956_970
 
 #: How many bytes of the start of a file the sniffer looks at.
-_HEAD = 64
+_HEAD = 512
 
 
 class MediaError(ValidationError):
@@ -95,9 +95,9 @@ class MediaError(ValidationError):
 def inspect(source: str | os.PathLike[str] | BinaryIO) -> MediaInfo:
     """Read the facts of a media file from its own bytes.
 
-    ``source`` is a path or an open binary stream (read from its current position to
-    the end is not assumed: a seekable stream is inspected from offset 0; a stream that
-    cannot seek is first spooled to a temporary file). Images are read with Pillow from
+    ``source`` is a path or an open binary stream. A seekable stream is inspected from
+    offset 0, left open, and its position restored; a stream that cannot seek is first
+    spooled to a temporary file (never held in memory). Images are read with Pillow from
     their headers only (never fully decoded); audio/video with pymediainfo.
 
     Raises :class:`MediaError` (a ``ValidationError``) naming what was found when the

@@ -139,6 +139,30 @@ def test_mp4_facts(tmp_path: Path) -> None:
     assert info.size == (tmp_path / "v.mp4").stat().st_size
 
 
+def rotate_mp4(src: Path, dest: Path) -> Path:
+    """Write the 90-degree display matrix into the first track header (the video)."""
+    data = bytearray(src.read_bytes())
+    body = data.index(b"tkhd") + 4
+    offset = body + 4 + (32 if data[body] == 1 else 20) + 16
+    one = 0x10000
+    data[offset:offset + 36] = struct.pack(">9I", 0, one, 0, -one & 0xFFFFFFFF, 0, 0, 0, 0,
+                                           0x40000000)
+    dest.write_bytes(data)
+    return dest
+
+
+def test_video_rotation_is_applied_to_the_size(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "v.mp4", 320, 240, seconds=0.2)
+    info = inspect(rotate_mp4(src, tmp_path / "rotated.mp4"))
+    assert (info.rotation, info.width, info.height) == (90, 240, 320)
+
+
+def test_quicktime_container_is_named(tmp_path: Path) -> None:
+    info = inspect(make_video(tmp_path / "v.mov", seconds=0.2, container="mov"))
+    assert (info.format, info.mime_type, info.video_codec) == ("QuickTime",
+                                                               "video/quicktime", "h264")
+
+
 def test_webm_vp9_without_audio(tmp_path: Path) -> None:
     info = inspect(make_video(tmp_path / "v.webm", 160, 96, seconds=0.3, codec="libvpx-vp9",
                               container="webm", audio=False))
