@@ -122,6 +122,9 @@ def check_text(text: str | None, has_media: bool, limit: int, path: str) -> list
         return [Issue(f"{path}text", "X needs text or media: this post has neither",
                       code="required")]
     measured = count(text, limit)
+    if not measured.exact:
+        return [Issue(f"{path}text", f"text is {len(text)} characters long, far over X's "
+                                     f"limit of {limit}", code="too_long")]
     if measured.too_long:
         return [Issue(f"{path}text",
                       f"text is {measured.weighted_length} characters as X counts them "

@@ -59,3 +59,9 @@ def test_premium_limit_accepts_long_posts() -> None:
     assert not count(text, DEFAULT_LIMIT).valid
     result = count(text, PREMIUM_LIMIT)
     assert result.valid and result.weighted_length == 1000 and not result.too_long
+
+
+def test_absurdly_long_text_is_too_long_without_counting_it_all() -> None:
+    result = count("a" * 1_000_000)
+    assert result.too_long and not result.valid and not result.exact
+    assert result.weighted_length == 1_000_000
