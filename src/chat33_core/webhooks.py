@@ -26,6 +26,7 @@ import hmac
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -171,18 +172,31 @@ class WebhookDispatcher:
 
     def __init__(self, core: Chat33, owner: str, *, lease_s: float = 120.0,
                  schedule: Sequence[float] | None = None, timeout: float = 15.0) -> None:
-        from .fetch import GuardedClient
-
         self.core = core
         self.store = core.store
         self.owner = owner
         self.lease = timedelta(seconds=lease_s)
         self.schedule = tuple(schedule) if schedule is not None else schedule_from_env(
             core.settings.env)
-        self.client = GuardedClient(core.settings, timeout=timeout)
+        self.timeout = timeout
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        """The guarded client, made on first use (most worker runs send no webhook)."""
+        with self._client_lock:
+            if self._client is None:
+                from .fetch import GuardedClient
+
+                self._client = GuardedClient(self.core.settings, timeout=self.timeout)
+            return self._client
 
     def close(self) -> None:
-        self.client.close()
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def claim(self, limit: int, now: datetime | None = None) -> list[dict[str, Any]]:
         """Lease up to ``limit`` due deliveries (pending, due, and not leased by a live

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -91,10 +92,19 @@ class Env:
         kw.setdefault("grace_s", 5.0)
         return Worker(self.core, **kw)
 
-    def run_once(self, **kw: Any) -> Worker:
-        w = self.worker(**kw)
-        assert w.run() == 0
-        return w
+    def run_once(self, settle_s: float = 2.0, **kw: Any) -> Worker:
+        """``worker --once``, again while a retry falls due within ``settle_s``."""
+        stats: Counter[str] = Counter()
+        while True:
+            w = self.worker(**kw)
+            assert w.run() == 0
+            stats.update(w.stats)
+            due = w.queue.next_due()
+            wait = (due - utcnow()).total_seconds() if due else None
+            if wait is None or wait > settle_s:
+                w.stats = stats
+                return w
+            time.sleep(max(0.0, wait))
 
     def events(self, post_id: str) -> list[str]:
         return [e.event for e in self.store.list_logs(post_id)]

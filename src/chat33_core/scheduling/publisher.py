@@ -24,9 +24,11 @@ row in one transaction, and only if this worker still holds the lease.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
+import ssl
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -156,7 +158,8 @@ class Publisher:
         self.core = core
         self.store = core.store
         self.queue = queue
-        self.http = http or httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
+        self.http = http or httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0),
+                                         verify=_ssl_context())
         self.max_attempts = max_attempts or core.settings.max_attempts
         self.retry_base_s = (retry_base_s if retry_base_s is not None
                              else float(env.get("CHAT33_RETRY_BASE_S") or 30.0))
@@ -518,6 +521,12 @@ class Publisher:
                 hook.chat33_post_failed(post=post)
         except Exception:
             log.exception("a chat33 observer hook failed for post %s", post.id)
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """Loading the CA bundle is slow (~0.1 s): once per process."""
+    return httpx.create_ssl_context()
 
 
 def _match(claim: Claim, receipts: Sequence[Receipt]) -> dict[str, Receipt]:
