@@ -177,7 +177,10 @@ class Chat33:
         return self.vault.decrypt(enc)
 
     def rotate_webhook_secret(self, org_id: str) -> str:
-        secret = "whsec_" + new_token()
+        from .webhooks import generate_secret
+
+        # Standard Webhooks format: whsec_ + standard base64 of the key bytes
+        secret = generate_secret()
         self.store.set_org_webhook_secret_enc(org_id, self.vault.encrypt(secret))
         return secret
 
