@@ -378,7 +378,7 @@ class Publisher:
         sending = self.state["sending"]
         kind = sending.get("kind")
         if kind == "reel":
-            video_id = self.state["reel"]["video_id"]
+            video_id = str(self.state["reel"]["video_id"])
             status = self.reel_status(video_id)
             # A finish that arrived moved the reel on: processing (or publishing) started.
             started = [(status.get(p) or {}).get("status") not in (None, "not_started")
