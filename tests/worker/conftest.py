@@ -99,8 +99,8 @@ class Env:
             w = self.worker(**kw)
             assert w.run() == 0
             stats.update(w.stats)
-            due = w.queue.next_due()
-            wait = (due - utcnow()).total_seconds() if due else None
+            due = [d for d in (w.queue.next_due(), w.webhooks.next_due()) if d]
+            wait = (min(due) - utcnow()).total_seconds() if due else None
             if wait is None or wait > settle_s:
                 w.stats = stats
                 return w
