@@ -1,11 +1,213 @@
-"""TikTok: the platform object chat33's core calls."""
+"""TikTok: the platform object chat33's core calls (platforms.md §3).
+
+* ``validate`` — one video or 1-35 photos with TikTok's media rules, the caption in
+  UTF-16 code units, ``platformConfig.tiktok`` (``privacyLevel`` required);
+* ``publish`` — creator info, then ``FILE_UPLOAD`` chunks (video) or ``PULL_FROM_URL``
+  (photos), then ``status/fetch``; exactly once through checkpoints (:mod:`.publishing`);
+* ``confirm`` — ``status/fetch`` of the checkpointed ``publish_id``;
+* ``delete`` — not offered by TikTok's API (``capabilities.delete`` is false);
+* ``refresh_credentials`` — ``/v2/oauth/token/``; TikTok rotates refresh tokens.
+"""
 
 from __future__ import annotations
 
-from chat33_core.platforms import PlatformBase
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import httpx
+
+from chat33_core.errors import (
+    Issue,
+    PlatformError,
+    ReconnectRequired,
+    TransientError,
+    UnknownOutcome,
+)
+from chat33_core.models import Account, Credentials, utcnow
+from chat33_core.platforms import (
+    Capabilities,
+    Limits,
+    PlatformBase,
+    PostDraft,
+    PublishContext,
+    PublishResult,
+    RefreshContext,
+    WSGIApp,
+)
+
+from . import rules
+from .chunks import MAX_VIDEO_BYTES
+from .publishing import Publisher
+
+TOKEN_PATH = "/v2/oauth/token/"
+#: OAuth error codes after which only the account's owner can help
+RECONNECT_ERRORS = {"invalid_grant", "access_denied", "invalid_scope", "unauthorized_client"}
 
 
 class TikTokPlatform(PlatformBase):
     name = "tiktok"
     display_name = "TikTok"
     default_api_base = "https://open.tiktokapis.com"
+    capabilities = Capabilities(threads=False, delete=False, text_only=False, images=True,
+                                video=True)
+    #: the daily cap is TikTok's "typically around 15 posts per day/creator account"
+    #: (platforms.md §3.7, which calls 15-20 too high); spam_risk_too_many_posts defers
+    limits = Limits(caption_length=rules.CAPTION_MAX, max_images=rules.MAX_PHOTOS,
+                    max_videos=1, max_image_bytes=rules.PHOTO_MAX_BYTES,
+                    max_video_bytes=MAX_VIDEO_BYTES, daily_cap=15)
+    config_keys: ClassVar[frozenset[str]] = rules.CONFIG_KEYS
+    #: access tokens live 2 hours: refresh a little earlier than the default margin
+    refresh_margin: ClassVar[timedelta] = timedelta(minutes=10)
+
+    # --- preflight --------------------------------------------------------------------
+
+    def validate(self, draft: PostDraft, account: Account) -> list[Issue]:
+        """TikTok's rules for ``draft``; the creator's ``maxVideoPostDurationSec`` and
+        ``privacyLevelOptions`` from the account's metadata when known."""
+        raw_config = draft.platform_config.get(self.name) if draft.platform_config else None
+        config: Mapping[str, Any] = raw_config if isinstance(raw_config, Mapping) else {}
+        meta = account.metadata or {}
+        max_s = meta.get("maxVideoPostDurationSec", meta.get("max_video_post_duration_sec"))
+        options = meta.get("privacyLevelOptions", meta.get("privacy_level_options"))
+        has_video = any(m.is_video for m in draft.media)
+        issues = rules.check_media(draft.media,
+                                   float(max_s) if isinstance(max_s, int | float) else None,
+                                   draft.path)
+        issues += rules.check_text(draft.text, has_video or not draft.media, config,
+                                   draft.path)
+        duration = draft.media[0].duration_s if has_video else None
+        issues += rules.check_config(
+            config, has_video=has_video, duration_s=duration,
+            privacy_options=options if isinstance(options, list) else None, path=draft.path)
+        index = config.get("photoCoverIndex")
+        if (not has_video and isinstance(index, int) and not isinstance(index, bool)
+                and draft.media and index >= len(draft.media)):
+            issues.append(Issue(f"{draft.path}platformConfig.tiktok.photoCoverIndex",
+                                f"photoCoverIndex {index} is past the last of "
+                                f"{len(draft.media)} photo(s)", "out_of_range"))
+        return issues
+
+    # --- publishing -------------------------------------------------------------------
+
+    def publish(self, ctx: PublishContext) -> PublishResult:
+        """Publish the post; resumes from ``ctx.checkpoints`` (see :mod:`.publishing`)."""
+        return Publisher(ctx, self.api_base(), self.name).run()
+
+    def confirm(self, ctx: PublishContext) -> PublishResult | None:
+        """After a lost answer: the result if TikTok published the checkpointed
+        ``publish_id``; ``None`` when no post exists or one is still on its way (the
+        next publish resumes it, it never inits again); ``UnknownOutcome`` for a photo
+        init whose answer never came (TikTok has no lookup without a publish_id)."""
+        publisher = Publisher(ctx, self.api_base(), self.name)
+        state = publisher.state
+        publish_id = state.get("publishId")
+        if not publish_id:
+            if state.get("initPending"):
+                raise UnknownOutcome(
+                    f"TikTok was asked to post photos and never answered; it offers no way "
+                    f"to look the post up: check the account {ctx.account.name!r} before "
+                    "posting again", platform_code="init-lost")
+            return None
+        try:
+            status = publisher.status(str(publish_id))
+        except TransientError:
+            raise
+        except PlatformError as exc:
+            raise UnknownOutcome(f"could not ask TikTok about publish {publish_id}: "
+                                 f"{exc.message}", platform_code=exc.platform_code) from exc
+        if status.get("status") in ("PUBLISH_COMPLETE", "SEND_TO_USER_INBOX"):
+            return publisher.published(str(publish_id), status)
+        return None
+
+    # --- credentials ------------------------------------------------------------------
+
+    def token_url(self) -> str:
+        return self.settings.token_url(self.name, f"{self.api_base()}{TOKEN_PATH}")
+
+    def refresh_credentials(self, credentials: Credentials, ctx: RefreshContext) -> Credentials:
+        """``grant_type=refresh_token`` with the app's ``client_key``/``client_secret``.
+
+        TikTok rotates refresh tokens: the old one stops working once the new one is
+        issued, so the returned credentials carry the new refresh token (the core writes
+        both tokens in one update). OAuth errors come as ``{error, error_description,
+        log_id}``: a refused grant means the owner must reconnect.
+        """
+        if not credentials.refresh_token:
+            raise ReconnectRequired("this TikTok account has no refresh token: reconnect it")
+        client_key, client_secret = ctx.settings.client_credentials(self.name)
+        client_key = (ctx.settings.platform_value(self.name, "CLIENT_KEY") or client_key
+                      or credentials.extra.get("clientKey"))
+        if not client_key or not client_secret:
+            raise ReconnectRequired("TikTok token refresh needs CHAT33_TIKTOK_CLIENT_KEY (or "
+                                    "_CLIENT_ID) and CHAT33_TIKTOK_CLIENT_SECRET",
+                                    platform_code="client-credentials-missing")
+        form = {"client_key": client_key, "client_secret": client_secret,
+                "grant_type": "refresh_token", "refresh_token": credentials.refresh_token}
+        try:
+            response = ctx.http.post(self.token_url(), data=form, headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cache-Control": "no-cache"})
+        except httpx.TransportError as exc:
+            raise TransientError(f"TikTok token refresh: no answer ({type(exc).__name__})",
+                                 platform_code="network") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, Mapping):
+            raise TransientError(f"TikTok token refresh: HTTP {response.status_code}, "
+                                 f"{response.text[:200]}", platform_code=str(
+                                     response.status_code))
+        error = body.get("error")
+        if isinstance(error, Mapping):  # the API envelope, if the endpoint ever uses it
+            code = str(error.get("code") or "")
+            error = None if code == "ok" else code
+            body = {**body, "error_description": body.get("error", {}).get("message")}
+        if error or not response.is_success:
+            self._refresh_failed(response, str(error or f"http_{response.status_code}"),
+                                 str(body.get("error_description") or ""), body.get("log_id"))
+        if not body.get("access_token"):
+            raise TransientError("TikTok token refresh answered without an access token",
+                                 platform_code="bad-response")
+        now = utcnow()
+        extra = dict(credentials.extra)
+        for key, name in (("open_id", "openId"), ("scope", "scope")):
+            if body.get(key):
+                extra[name] = body[key]
+        if body.get("refresh_expires_in"):
+            extra["refreshExpiresAt"] = (
+                now + timedelta(seconds=float(body["refresh_expires_in"]))).isoformat()
+        expires_in = body.get("expires_in")
+        return Credentials(
+            access_token=str(body["access_token"]),
+            refresh_token=str(body.get("refresh_token") or credentials.refresh_token),
+            expires_at=now + timedelta(seconds=float(expires_in)) if expires_in else None,
+            issued_at=now, extra=extra)
+
+    def _refresh_failed(self, response: httpx.Response, code: str, description: str,
+                        log_id: Any) -> None:
+        detail = code + (f": {description}" if description else "") + \
+            (f" [log_id {log_id}]" if log_id else "")
+        cause = httpx.HTTPStatusError(detail, request=response.request, response=response)
+        if code in RECONNECT_ERRORS:
+            raise ReconnectRequired(f"TikTok refused the refresh token ({detail}); reconnect "
+                                    "the account", platform_code=code) from cause
+        if code == "invalid_client":
+            raise ReconnectRequired(f"TikTok refused chat33's client key or secret ({detail}); "
+                                    "check CHAT33_TIKTOK_CLIENT_KEY/_CLIENT_SECRET",
+                                    platform_code=code) from cause
+        if response.status_code >= 500 or response.status_code == 429 or \
+                code in ("temporarily_unavailable", "server_error", "rate_limit_exceeded"):
+            raise TransientError(f"TikTok token refresh failed: {detail}",
+                                 platform_code=code) from cause
+        # invalid_request, unsupported_grant_type...: refreshing cannot work as things are
+        raise ReconnectRequired(f"TikTok token refresh failed ({detail}); reconnect the "
+                                "account", platform_code=code) from cause
+
+    # --- sandbox ----------------------------------------------------------------------
+
+    def sandbox(self) -> WSGIApp | None:
+        from .sandbox import TikTokSandbox
+
+        return TikTokSandbox()
