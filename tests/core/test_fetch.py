@@ -283,3 +283,61 @@ def test_post_json_refuses_private_callbacks_by_default(origin: tuple[str, Origi
     with GuardedClient(STRICT) as client, pytest.raises(BlockedAddress) as info:
         client.post_json(f"{url}/hook", {"a": 1}, path="callbackUrl")
     assert info.value.details[0].path == "callbackUrl" and app.seen == []
+
+
+def self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` only (not for 127.0.0.1), and its key."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_tls_checks_the_host_name_while_connecting_to_the_pinned_address(
+        tmp_path: Path) -> None:
+    import ssl
+    import threading
+
+    from werkzeug.serving import make_server
+
+    cert, key = self_signed(tmp_path, "media.example.test")
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    app = Origin()
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=server_ctx)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        trust = ssl.create_default_context(cafile=str(cert))
+        resolve = resolver_for({"media.example.test": ["127.0.0.1"],
+                                "other.example.test": ["127.0.0.1"]})
+        with GuardedClient(PRIVATE_OK, resolver=resolve, verify=trust) as client:
+            url = f"https://media.example.test:{server.port}/host"
+            client.download(url, tmp_path / "host")
+            assert (tmp_path / "host").read_text() == f"media.example.test:{server.port}"
+            # same address, another name: the certificate does not match it
+            with pytest.raises(FetchError, match="cannot be reached"):
+                client.download(f"https://other.example.test:{server.port}/host",
+                                tmp_path / "other")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
