@@ -57,9 +57,7 @@ def build(app: Flask, prefix: str) -> dict[str, Any]:
         "servers": [{"url": prefix}],
         "paths": paths,
         "components": {
-            "schemas": _resolve(components(platforms) | {"ValidationReport": {
-                "type": "object", "description": "The validation engine's report",
-                "required": ["valid"], "properties": {"valid": {"type": "boolean"}}}}),
+            "schemas": _resolve(components(platforms)),
             "securitySchemes": {
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "chat33_session"},

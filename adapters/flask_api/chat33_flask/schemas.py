@@ -333,6 +333,26 @@ def components(platforms: list[str]) -> dict[str, Any]:
         "LoginRequest": request_schema(LoginRequest, names),
         "MediaUrlRequest": request_schema(MediaUrlRequest, names),
     }
+    issue = {"type": "object", "required": ["path", "code", "message"], "properties": {
+        "path": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}}}
+    issues = {"type": "array", "items": issue}
+    schemas["ValidationReport"] = {
+        "type": "object", "required": ["valid", "errors", "warnings", "results", "media"],
+        "description": "The validation engine's report: request-wide issues, one result per "
+        "account (its errors include the request-wide ones), and the inspected facts of "
+        "each media URL.",
+        "properties": {
+            "valid": {"type": "boolean"}, "errors": issues, "warnings": issues,
+            "results": {"type": "array", "items": {
+                "type": "object",
+                "required": ["accountId", "platform", "valid", "errors", "warnings"],
+                "properties": {"accountId": {"type": "string"},
+                               "platform": {"type": ["string", "null"]},
+                               "valid": {"type": "boolean"}, "errors": issues,
+                               "warnings": issues}}},
+            "media": {"type": "array", "items": {"type": "object"}},
+        },
+    }
     schemas["ApiKeyCreated"] = _with(schemas["ApiKey"], key={
         "type": "string", "description": "The raw API key. Shown only once."})
     return schemas
