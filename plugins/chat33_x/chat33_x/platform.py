@@ -103,7 +103,7 @@ class XPlatform(PlatformBase):
         try:
             if progress.pending:
                 self._resolve_pending(ctx, api, progress)
-            if progress.posted:
+            if 0 < len(progress.posted) < len(items):
                 ctx.log("x.resume", f"{len(progress.posted)} of {len(items)} posts already on "
                         "X; continuing the thread", posted=progress.posted_ids())
             uploader = MediaUploader(
@@ -191,6 +191,9 @@ class XPlatform(PlatformBase):
         if progress.pending:
             try:
                 self._resolve_pending(ctx, api, progress)
+            except (CredentialsExpired, ReconnectRequired) as exc:
+                exc.posted = self._receipts(ctx, progress)
+                raise  # the worker refreshes the token and asks again
             except PlatformError as exc:
                 raise UnknownOutcome(f"could not look the post up on X: {exc.message}",
                                      platform_code=exc.platform_code,
@@ -233,7 +236,11 @@ class XPlatform(PlatformBase):
         for _ in range(CONFIRM_PAGES):
             response = api.send("GET", f"/2/users/{user_id}/tweets", params=params,
                                 what="X timeline lookup")
-            body = response.json()
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise TransientError("X timeline lookup answered with no JSON",
+                                     platform_code="bad-response") from exc
             for tweet in body.get("data") or []:
                 if _replied_to(tweet) != want_reply:
                     continue

@@ -399,8 +399,6 @@ class XSandbox(SandboxApp):
                 "made_with_ai": body.get("made_with_ai"),
                 "media_keys": [self.media[m]["media_key"] for m in media_ids],
                 "deleted": False})
-            for m in media_ids:
-                self.media[m]["attached"] = tweet_id
             return json_response({"data": {"id": tweet_id, "text": text,
                                            "edit_history_tweet_ids": [tweet_id]}}, 201, headers)
 
@@ -426,7 +424,7 @@ class XSandbox(SandboxApp):
             if not 1 <= len(media_ids) <= 4:
                 return invalid("media_ids takes 1 to 4 ids", "media.media_ids")
             found = [self._owned_media(user_id, str(m)) for m in media_ids]
-            if any(m is None or m["state"] != "succeeded" or m.get("attached") for m in found):
+            if any(m is None or m["state"] != "succeeded" for m in found):
                 return invalid("Your media IDs are invalid.", "media.media_ids")
             kinds = {m["category"] for m in found if m is not None}
             if len(media_ids) > 1 and kinds != {"tweet_image"}:

@@ -133,3 +133,37 @@ def test_a_second_publish_after_success_posts_nothing(sandbox: Sandbox) -> None:
     again = sandbox.platform.publish(ctx)
     assert again.receipts == first.receipts
     assert len(sandbox.tweets()) == 2
+
+
+@pytest.mark.slow
+def test_a_large_video_streams_from_disk_in_segments(sandbox: Sandbox, tmp_path) -> None:
+    """64 MB in the default 4 MiB segments without ever holding the file in memory."""
+    import tracemalloc
+
+    import attrs
+    from chat33_x import XPlatform
+
+    from chat33_core.media import VIDEO, MediaInfo
+    from chat33_core.platforms import MediaFile
+    from chat33_core.testing import make_sparse_file
+
+    size = 64 * 1024 * 1024
+    path = make_sparse_file(tmp_path / "big.mp4", size, head=b"\0\0\0\x18ftypmp42")
+    info = MediaInfo(kind=VIDEO, format="MPEG-4", mime_type="video/mp4", size=size,
+                     width=1280, height=720, duration_s=120.0, frame_rate=30.0,
+                     video_codec="h264", audio_codec="aac", has_audio=True)
+    big = MediaFile(path=path, info=info, url="http://127.0.0.1:9/big.mp4", name="big.mp4")
+    settings = attrs.evolve(sandbox.settings, env={
+        k: v for k, v in sandbox.settings.env.items() if k != "CHAT33_X_SEGMENT_BYTES"})
+    platform = XPlatform(settings)
+    ctx = sandbox.context(["big one"], media=[[big]])
+    tracemalloc.start()
+    try:
+        platform.publish(ctx)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    (upload,) = sandbox.state()["media"]
+    assert len(upload["segments"]) == 16 and upload["total_bytes"] == size
+    assert upload["state"] == "succeeded"
+    assert peak < 24 * 1024 * 1024, f"peak {peak} bytes: the file was read whole"
