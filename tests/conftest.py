@@ -73,11 +73,61 @@ def drop_pg_schema(server_url: str, schema: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per test session; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "chat33.db"
+    store = Store(f"sqlite:///{path}")
+    store.migrate()
+    store.dispose()  # the last connection to close checkpoints the WAL into the file
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_session_schema(pg_server_url: str) -> Iterator[str]:
+    """One migrated schema per test session (per xdist worker); tests truncate it."""
+    schema, url = new_pg_schema(pg_server_url)
+    store = Store(url)
+    store.migrate()
+    store.dispose()
+    try:
+        yield url
+    finally:
+        drop_pg_schema(pg_server_url, schema)
+
+
+def _truncate_all(url: str) -> None:
+    from chat33_core.store.tables import metadata
+
+    engine = sa.create_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL on each engine."""
+    """A migrated, empty database on each engine: a copy of a migrated SQLite file, or
+    the session's PostgreSQL schema truncated."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'chat33.db'}"
+        import shutil
+
+        path = tmp_path / "chat33.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("pg_session_schema")
+    _truncate_all(url)
+    yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema at all (for migration tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     server = request.getfixturevalue("pg_server_url")
     schema, url = new_pg_schema(server)

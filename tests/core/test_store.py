@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import attrs
 import pytest
+import sqlalchemy as sa
 
 from chat33_core.errors import Conflict, NotFound, RateLimited
 from chat33_core.models import (
@@ -39,9 +40,30 @@ def _post(org: Organization, user: User, account: Account, **kw: object) -> Post
                 **kw)  # type: ignore[arg-type]
 
 
-def test_migrate_twice_is_harmless(store: Store) -> None:
-    store.migrate()
-    assert store.ping()
+def test_migrate_from_nothing_twice_is_harmless(empty_db_url: str) -> None:
+    fresh = Store(empty_db_url)
+    fresh.migrate()
+    fresh.migrate()
+    assert fresh.ping()
+    with fresh.engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    assert {"posts", "accounts", "api_keys", "post_logs", "alembic_version"} <= tables
+    fresh.dispose()
+
+
+def test_migrations_match_the_table_definitions(empty_db_url: str) -> None:
+    """The models' tables and the migrated schema never drift apart."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from chat33_core.store.tables import metadata
+
+    fresh = Store(empty_db_url)
+    fresh.migrate()
+    with fresh.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    fresh.dispose()
+    assert diff == []
 
 
 def test_org_round_trip_and_lookup_by_name(store: Store) -> None:

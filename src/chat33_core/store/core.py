@@ -116,9 +116,15 @@ class Store:
         """Create or upgrade the schema to the newest migration (safe to run twice)."""
         from alembic import command
         from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
 
         cfg = Config()
         cfg.set_main_option("script_location", str(files("chat33_core") / "migrations"))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.engine.connect() as conn:
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return  # up to date: no need to run the migration environment
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")

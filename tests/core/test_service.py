@@ -1,0 +1,348 @@
+"""The service facade: each REST operation, happy and unhappy, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import attrs
+import pytest
+
+from chat33_core import testplatform
+from chat33_core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    NotSupported,
+    RateLimited,
+    Unauthorized,
+    ValidationError,
+)
+from chat33_core.models import MediaType, PostRequest, PostStatus, ThreadItem, User, new_id
+from chat33_core.security import hash_password
+from chat33_core.service import Chat33, Principal
+from chat33_core.testing import make_image, make_video, serve_directory
+
+
+@pytest.fixture
+def core(db_url: str, settings_for) -> Iterator[Chat33]:  # type: ignore[no-untyped-def]
+    c = Chat33(settings_for(db_url))
+    c.host.register(testplatform, name="echo")
+    c.store.migrate()
+    yield c
+    c.store.dispose()
+
+
+_HASH = hash_password("password1")  # once: argon2 is slow by design
+
+
+@pytest.fixture
+def principal(core: Chat33) -> Principal:
+    org = core.ensure_org("Acme")
+    user = core.store.add_user(User(id=new_id("user"), org_id=org.id,
+                                    email="owner@example.com", password_hash=_HASH))
+    return Principal(org_id=user.org_id, user_id=user.id,
+                     scopes=frozenset({"posts:read", "posts:write"}), via="key")
+
+
+@pytest.fixture
+def echo(core: Chat33, principal: Principal):  # type: ignore[no-untyped-def]
+    return core.add_account(principal.org_id, "echo", "Echo main")
+
+
+def req(*accounts: str, **kw: object) -> PostRequest:
+    return PostRequest(account_ids=list(accounts), **kw)  # type: ignore[arg-type]
+
+
+def test_create_one_post_per_account_with_a_group(core: Chat33, principal: Principal,
+                                                  echo) -> None:  # type: ignore[no-untyped-def]
+    second = core.add_account(principal.org_id, "echo", "Echo second")
+    posts, group = core.create_posts(principal, req(echo.id, second.id, text="hello"))
+    assert group is not None and len(posts) == 2
+    assert {p.account_id for p in posts} == {echo.id, second.id}
+    assert all(p.group_id == group and p.status is PostStatus.QUEUED for p in posts)
+    stored = core.get_post(principal.org_id, posts[0].id)
+    assert stored.text == "hello" and stored.created_by == principal.user_id
+    assert [e.event for e in core.post_logs(principal.org_id, posts[0].id)] == ["created"]
+
+
+def test_single_account_has_no_group(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
+    posts, group = core.create_posts(principal, req(echo.id, text="solo"))
+    assert group is None and posts[0].group_id is None
+
+
+def test_repeated_account_ids_are_refused(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError) as info:
+        core.create_posts(principal, req(echo.id, echo.id, text="once"))
+    assert info.value.details[0].path == "accountIds[1]"
+
+
+def test_unknown_and_foreign_accounts_are_validation_errors(core: Chat33, principal: Principal,
+                                                            echo) -> None:  # type: ignore[no-untyped-def]
+    other = core.create_user("other@example.com", "password1", "Other")
+    foreign = core.add_account(other.org_id, "echo", "Theirs")
+    with pytest.raises(ValidationError) as info:
+        core.create_posts(principal, req(echo.id, foreign.id, "chan_nope", text="x"))
+    paths = {d.path for d in info.value.details}
+    assert {"accountIds[1]", "accountIds[2]"} <= paths
+    assert core.list_posts(principal.org_id).total == 0, "nothing is created on error"
+
+
+def test_schedule_in_a_timezone(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
+    wall = (datetime.now(UTC) + timedelta(days=3)).replace(tzinfo=None, microsecond=0,
+                                                           second=0).isoformat()
+    posts, _ = core.create_posts(principal, PostRequest(
+        account_ids=[echo.id], text="later", scheduled_at=wall, timezone="America/New_York"))
+    from zoneinfo import ZoneInfo
+
+    expected = datetime.fromisoformat(wall).replace(tzinfo=ZoneInfo("America/New_York"))
+    assert posts[0].scheduled_at == expected
+    assert posts[0].next_attempt_at == expected
+
+
+def test_past_schedule_is_refused(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError) as info:
+        core.create_posts(principal, PostRequest(account_ids=[echo.id], text="x",
+                                                 scheduled_at="2020-01-01T00:00:00Z"))
+    assert info.value.details[0].path == "scheduledAt"
+
+
+def test_thread_items_ride_with_the_head_on_thread_platforms(core: Chat33, principal: Principal,
+                                                             echo) -> None:  # type: ignore[no-untyped-def]
+    posts, _ = core.create_posts(principal, PostRequest(
+        account_ids=[echo.id], text="1/3", thread=[ThreadItem(text="2/3"), ThreadItem(text="3/3")]))
+    assert [p.thread_position for p in posts] == [0, 1, 2]
+    assert {p.thread_id for p in posts} == {posts[0].id}
+    assert [p.publish_with_head for p in posts] == [False, True, True]
+
+
+def test_thread_on_a_platform_without_threads_is_separate_posts(
+        core: Chat33, principal: Principal) -> None:
+    tiktok_like = core.add_account(principal.org_id, "x", "X")
+    platform = core.host.platform("x")
+    posts, _ = core.create_posts(principal, PostRequest(
+        account_ids=[tiktok_like.id], text="one", thread=[ThreadItem(text="two")]))
+    assert [p.publish_with_head for p in posts] == [False, platform.capabilities.threads]
+
+
+def test_create_is_rate_limited_per_organization(db_url: str, settings_for, principal,  # type: ignore[no-untyped-def]
+                                                 echo) -> None:
+    limited = Chat33(settings_for(db_url), rate_limits={"posts.create": (2, timedelta(hours=1))})
+    limited.host.register(testplatform, name="echo")
+    limited.create_posts(principal, req(echo.id, text="1"))
+    limited.create_posts(principal, req(echo.id, text="2"))
+    with pytest.raises(RateLimited) as info:
+        limited.create_posts(principal, req(echo.id, text="3"))
+    assert info.value.retry_after > 0 and info.value.limit == 2
+    assert limited.list_posts(principal.org_id).total == 2
+
+
+def test_invalid_posts_do_not_use_the_rate_limit(db_url: str, settings_for, principal,  # type: ignore[no-untyped-def]
+                                                 echo) -> None:
+    limited = Chat33(settings_for(db_url), rate_limits={"posts.create": (1, timedelta(hours=1))})
+    limited.host.register(testplatform, name="echo")
+    with pytest.raises(ValidationError):
+        limited.create_posts(principal, req(echo.id, text="x",
+                                            platform_config={"echo": {"bogus": True}}))
+    limited.create_posts(principal, req(echo.id, text="fits"))
+
+
+def test_media_from_a_url_is_kept_at_schedule_time(core: Chat33, principal: Principal, echo,  # type: ignore[no-untyped-def]
+                                                   tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    make_image(served / "pic.jpg", 640, 480)
+    with serve_directory(served) as base:
+        url = f"{base}/pic.jpg"
+        posts, _ = core.create_posts(principal, PostRequest(
+            account_ids=[echo.id], text="pic", media_urls=[url]))
+    (served / "pic.jpg").unlink()  # the URL "expires"
+    post = posts[0]
+    assert post.media_type is MediaType.IMAGE and len(post.media_ids) == 1
+    asset = core.store.get_media(post.media_ids[0])
+    assert Path(asset.path).is_file() and asset.source_url == url
+    assert asset.info["width"] == 640
+
+
+def test_dry_run_creates_nothing(core: Chat33, principal: Principal, echo,  # type: ignore[no-untyped-def]
+                                 tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    make_video(served / "clip.mp4", 320, 240, seconds=0.5)
+    with serve_directory(served) as base:
+        report = core.validate_post(principal.org_id, PostRequest(
+            account_ids=[echo.id], text="x", media_urls=[f"{base}/clip.mp4"]))
+    assert report.valid
+    assert core.list_posts(principal.org_id).total == 0
+    assert core.store.find_media_by_url(principal.org_id, f"{base}/clip.mp4") is None
+    media_dir = Path(core.settings.media_dir)
+    assert not [p for p in media_dir.glob("*") if p.is_file()]
+
+
+def test_upload_keeps_the_file_and_rejects_non_media(core: Chat33, principal: Principal,
+                                                     tmp_path: Path) -> None:
+    img = make_image(tmp_path / "a.png", 100, 80, fmt="PNG")
+    with img.open("rb") as fh:
+        asset = core.upload_media(principal.org_id, fh, "holiday.png")
+    assert asset.kind == "image" and asset.content_type == "image/png"
+    assert asset.name == "holiday.png" and asset.url.startswith(core.settings.public_base_url)
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not a picture\n" * 20)
+    with text.open("rb") as fh, pytest.raises(ValidationError) as info:
+        core.upload_media(principal.org_id, fh, "notes.jpg")
+    assert info.value.details[0].path == "file"
+
+
+def test_update_text_and_reschedule(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
+    (post,), _ = core.create_posts(principal, req(echo.id, text="v1"))
+    when = (datetime.now(UTC) + timedelta(hours=5)).replace(microsecond=0)
+    updated = core.update_post(principal.org_id, post.id,
+                               {"text": "v2", "scheduled_at": when.isoformat()})
+    assert updated.text == "v2" and updated.scheduled_at == when
+    now_again = core.update_post(principal.org_id, post.id, {"scheduled_at": None})
+    assert now_again.scheduled_at is None and now_again.next_attempt_at is None
+
+
+def test_update_refuses_what_the_platform_refuses(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
+    (post,), _ = core.create_posts(principal, req(echo.id, text="v1"))
+    with pytest.raises(ValidationError) as info:
+        core.update_post(principal.org_id, post.id, {"platform_config": {"echo": {"bogus": 1}}})
+    assert info.value.details[0].path == "platformConfig.echo.bogus"
+    assert core.get_post(principal.org_id, post.id).text == "v1"
+
+
+@pytest.mark.parametrize("status", [PostStatus.PUBLISHING, PostStatus.PUBLISHED,
+                                    PostStatus.FAILED, PostStatus.CANCELLED])
+def test_only_draft_and_queued_can_be_edited(core: Chat33, principal: Principal, echo,  # type: ignore[no-untyped-def]
+                                             status: PostStatus) -> None:
+    (post,), _ = core.create_posts(principal, req(echo.id, text="v1"))
+    core.store.save_post(attrs.evolve(post, status=status))
+    with pytest.raises(InvalidTransition) as info:
+        core.update_post(principal.org_id, post.id, {"text": "v2"})
+    assert info.value.http_status == 409
+
+
+def test_patch_status_to_draft_and_back(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
+    (post,), _ = core.create_posts(principal, req(echo.id, text="v1"))
+    assert core.update_post(principal.org_id, post.id,
+                            {"status": PostStatus.DRAFT}).status is PostStatus.DRAFT
+    assert core.update_post(principal.org_id, post.id,
+                            {"status": PostStatus.QUEUED}).status is PostStatus.QUEUED
+    with pytest.raises(ValidationError):
+        core.update_post(principal.org_id, post.id, {"status": PostStatus.PUBLISHED})
+    with pytest.raises(ValidationError):
+        core.update_post(principal.org_id, post.id, {"bogus": 1})
+
+
+def test_delete_draft_cancel_queued_refuse_publishing(core: Chat33, principal: Principal,
+                                                      echo) -> None:  # type: ignore[no-untyped-def]
+    (a,), _ = core.create_posts(principal, req(echo.id, text="a"))
+    (b,), _ = core.create_posts(principal, req(echo.id, text="b"))
+    (c,), _ = core.create_posts(principal, req(echo.id, text="c"))
+    core.update_post(principal.org_id, a.id, {"status": PostStatus.DRAFT})
+    assert core.delete_post(principal.org_id, a.id).deleted
+    with pytest.raises(NotFound):
+        core.get_post(principal.org_id, a.id)
+    outcome = core.delete_post(principal.org_id, b.id)
+    assert not outcome.deleted and outcome.status == "CANCELLED"
+    core.store.save_post(attrs.evolve(c, status=PostStatus.PUBLISHING))
+    with pytest.raises(Conflict):
+        core.delete_post(principal.org_id, c.id)
+
+
+def test_delete_from_platform_where_unsupported_is_a_clear_conflict(
+        core: Chat33, principal: Principal) -> None:
+    unsupported = [p for p in core.host if not p.capabilities.delete]
+    if not unsupported:
+        pytest.fail("at least one installed platform (TikTok, Instagram) cannot delete")
+    platform = unsupported[0]
+    account = core.add_account(principal.org_id, platform.name, "No delete")
+    from chat33_core.models import Post, new_id
+
+    post = Post(id=new_id("post"), org_id=principal.org_id, account_id=account.id,
+                platform=platform.name, account_name=account.name,
+                created_by=principal.user_id, status=PostStatus.PUBLISHED,
+                external_post_id="123")
+    core.store.add_posts([post])
+    with pytest.raises(NotSupported, match="does not let apps delete"):
+        core.delete_post(principal.org_id, post.id, from_platform=True)
+    assert core.get_post(principal.org_id, post.id).status is PostStatus.PUBLISHED
+
+
+def test_duplicate_defaults_to_a_draft_on_the_same_channel(core: Chat33, principal: Principal,
+                                                           echo) -> None:  # type: ignore[no-untyped-def]
+    (post,), _ = core.create_posts(principal, req(echo.id, text="again"))
+    copies, group = core.duplicate_post(principal, post.id)
+    assert group is None and len(copies) == 1
+    copy = copies[0]
+    assert copy.id != post.id and copy.status is PostStatus.DRAFT
+    assert (copy.account_id, copy.text) == (echo.id, "again")
+
+
+def test_duplicate_to_other_channels_queued(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
+    other = core.add_account(principal.org_id, "echo", "Echo 2")
+    (post,), _ = core.create_posts(principal, req(echo.id, text="again"))
+    copies, group = core.duplicate_post(principal, post.id, account_ids=[echo.id, other.id],
+                                        status=PostStatus.QUEUED)
+    assert group is not None and {c.account_id for c in copies} == {echo.id, other.id}
+    with pytest.raises(ValidationError):
+        core.duplicate_post(principal, post.id, account_ids=["chan_nope"])
+    with pytest.raises(ValidationError):
+        core.duplicate_post(principal, post.id, status=PostStatus.PUBLISHED)
+    with pytest.raises(NotFound):
+        core.duplicate_post(principal, "post_nope")
+
+
+def test_list_posts_refuses_bad_filters(core: Chat33, principal: Principal) -> None:
+    for kw in ({"status": "DONE"}, {"platform": "myspace"}, {"page": 0}, {"limit": 0},
+               {"limit": 101}):
+        with pytest.raises(ValidationError):
+            core.list_posts(principal.org_id, **kw)  # type: ignore[arg-type]
+
+
+def test_other_organizations_see_nothing(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
+    (post,), _ = core.create_posts(principal, req(echo.id, text="mine"))
+    other = core.create_user("other@example.com", "password1", "Other")
+    with pytest.raises(NotFound):
+        core.get_post(other.org_id, post.id)
+    with pytest.raises(NotFound):
+        core.update_post(other.org_id, post.id, {"text": "theirs"})
+    with pytest.raises(NotFound):
+        core.delete_post(other.org_id, post.id)
+    with pytest.raises(NotFound):
+        core.post_logs(other.org_id, post.id)
+    assert core.list_accounts(other.org_id) == []
+
+
+def test_scopes_and_sessions(core: Chat33, principal: Principal) -> None:
+    principal.require("posts:read")
+    with pytest.raises(Forbidden):
+        principal.require("media:write")
+    with pytest.raises(Unauthorized):
+        principal.require_session()
+
+
+def test_add_account_refuses_unknown_platforms(core: Chat33, principal: Principal) -> None:
+    with pytest.raises(ValidationError) as info:
+        core.add_account(principal.org_id, "myspace", "")
+    assert {d.path for d in info.value.details} == {"platform", "name"}
+
+
+def test_api_key_names_and_scopes_are_checked(core: Chat33, principal: Principal) -> None:
+    with pytest.raises(ValidationError):
+        core.create_api_key(principal.org_id, principal.user_id, "x" * 201)
+    with pytest.raises(ValidationError):
+        core.create_api_key(principal.org_id, principal.user_id, "k", ["root"])
+    key, raw = core.create_api_key(principal.org_id, principal.user_id)
+    assert key.name == "Default API Key" and raw.startswith(key.key_prefix)
+    with pytest.raises(NotFound):
+        core.revoke_api_key("org_other", key.id)
+
+
+def test_webhook_secret_is_stable_until_rotated(core: Chat33, principal: Principal) -> None:
+    first = core.webhook_secret(principal.org_id)
+    assert core.webhook_secret(principal.org_id) == first
+    rotated = core.rotate_webhook_secret(principal.org_id)
+    assert rotated != first and core.webhook_secret(principal.org_id) == rotated
