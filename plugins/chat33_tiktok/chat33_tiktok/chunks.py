@@ -87,6 +87,8 @@ def plan(video_size: int, preferred_chunk: int = DEFAULT_CHUNK) -> ChunkPlan:
     chunk = min(MAX_CHUNK, max(MIN_CHUNK, preferred_chunk))
     # floor(size / chunk) <= 1000 needs chunk > size / 1001
     chunk = max(chunk, video_size // (MAX_CHUNKS + 1) + 1)
+    # at least two chunks: floor(size / chunk) == 1 would be one piece over 64 MB
+    chunk = min(chunk, video_size // 2)
     # the last chunk is size - (count - 1) * chunk < 2 * chunk <= 128 MB: always allowed
     return ChunkPlan(video_size, chunk, video_size // chunk)
 

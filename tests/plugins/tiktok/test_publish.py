@@ -42,13 +42,12 @@ def test_video_is_posted_after_creator_info_with_the_caption(tt: TT) -> None:
 
 def test_chunked_video_sends_every_chunk_in_order_with_exact_ranges(tt: TT,
                                                                     tmp_path: Path) -> None:
-    # 11.5 MB with 5 MB chunks: 2 chunks, the last one takes the remainder (6.5 MB)
+    # 70 MB (over 64 MB: must be chunked) with 5 MB chunks: 14 chunks
     tt.settings = tt.settings.with_(env={**tt.settings.env,
                                          "CHAT33_TIKTOK_CHUNK_BYTES": str(5 * MB)})
     tt.platform = type(tt.platform)(tt.settings)
     path = tmp_path / "big.mp4"
-    src = (tt.media_dir / "clip.mp4").read_bytes()
-    path.write_bytes(src + bytes(70 * MB - len(src)))
+    make_sparse_file(path, 70 * MB, head=(tt.media_dir / "clip.mp4").read_bytes())
     info = tt.media("clip.mp4")[0].info
     from chat33_core.platforms import MediaFile
 
