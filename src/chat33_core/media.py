@@ -80,6 +80,7 @@ class MediaInfo:
 #: bombs). 178 megapixels is Pillow's own hard limit; no platform takes more.
 MAX_IMAGE_PIXELS = 178_956_970
 
+_PATH_TYPES = (str, os.PathLike)
 #: How many bytes of the start of a file the sniffer looks at.
 _HEAD = 512
 
@@ -103,7 +104,7 @@ def inspect(source: str | os.PathLike[str] | BinaryIO) -> MediaInfo:
     Raises :class:`MediaError` (a ``ValidationError``) naming what was found when the
     bytes are not an image or video chat33 understands, are truncated or corrupt.
     """
-    if isinstance(source, str | os.PathLike):
+    if isinstance(source, _PATH_TYPES):
         path = os.fspath(source)
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
@@ -236,6 +237,19 @@ def _describe_unknown(head: bytes, family: str) -> str:
 
 #: the formats Pillow may try: what the sniffer routes to images (no plugin roulette)
 _PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO")
+_PIL: Any = None
+
+
+def _pillow() -> Any:
+    """PIL.Image, imported on first use (importing chat33 stays light) and kept."""
+    global _PIL
+    if _PIL is None:
+        from PIL import Image
+
+        _PIL = Image
+    return _PIL
+
+
 _ANIMATABLE = frozenset({"GIF", "PNG", "WEBP", "MPO", "TIFF"})
 _EXIF_ORIENTATION = 0x0112
 #: EXIF orientation -> clockwise rotation to display; 5-8 also swap width and height
@@ -243,7 +257,8 @@ _ORIENTATION_ROTATION = {1: 0, 2: 0, 3: 180, 4: 180, 5: 90, 6: 90, 7: 270, 8: 27
 
 
 def _inspect_image(fh: BinaryIO, head: bytes, size: int, *, owned: bool) -> MediaInfo:
-    from PIL import Image, UnidentifiedImageError
+    Image = _pillow()
+    UnidentifiedImageError = Image.UnidentifiedImageError
 
     fmt_hint = _image_name(head)
     _check_image_end(fh, head, size, fmt_hint)
@@ -354,12 +369,22 @@ def _check_image_end(fh: BinaryIO, head: bytes, size: int, fmt: str) -> None:
         if declared > size:
             raise MediaError(f"truncated WebP: its header declares {declared} bytes, "
                              f"the file has {size}")
-    fh.seek(0)
 
 
 def _tail(fh: BinaryIO, size: int, n: int) -> bytes:
-    fh.seek(max(0, size - n))
-    return fh.read(n)
+    """The last ``n`` bytes. A positional read where the file has a descriptor: seeking
+    a buffered file to its end throws away the buffer Pillow is about to read from."""
+    offset = max(0, size - n)
+    try:
+        fd = fh.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    if fd >= 0 and hasattr(os, "pread"):
+        return os.pread(fd, n, offset)
+    fh.seek(offset)
+    data = fh.read(n)
+    fh.seek(0)
+    return data
 
 
 # --- audio / video -------------------------------------------------------------------
