@@ -26,8 +26,8 @@ def tiktok_accepts(size: int, chunk: int, count: int) -> bool:
     """TikTok's rules restated independently of the module under test."""
     if size < 5 * MB:
         return chunk == size and count == 1
-    if count == 1:
-        return chunk == size and size <= 64 * MB
+    if count == 1:  # one piece: the whole file, which must not need chunking
+        return 5 * MB <= chunk <= 64 * MB and size // chunk == 1 and size <= 64 * MB
     last = size - (count - 1) * chunk
     return (5 * MB <= chunk <= 64 * MB and count == size // chunk
             and 1 <= count <= 1000 and chunk <= last <= 128 * MB)
