@@ -278,6 +278,7 @@ class _Engine:
         self.media_report: list[dict[str, Any]] = []
         self._cache: dict[str, MediaInfo | Chat33Error] = {}
         self.scheduled_at: datetime | None = None
+        self._cover_failed = False
 
     def error(self, path: str, message: str, code: str = "invalid") -> None:
         self.errors.append(Issue(path, message, code))
@@ -302,7 +303,7 @@ class _Engine:
             self.error("text", "the post has no text and no media", "required")
         config = self._platform_config(account_ids)
 
-        media_failed = post_media.failed or (req.cover_image_url is not None and cover is None) \
+        media_failed = post_media.failed or self._cover_failed \
             or any(item.failed for _, _, item in thread)
         drafts_thread = [
             PostDraft(text=item_text, media_type=None, media=item.ok, platform_config=config,
@@ -438,6 +439,7 @@ class _Engine:
         if url is None:
             return None
         info = self._inspect(url, "coverImageUrl")
+        self._cover_failed = info is None
         if info is not None and not info.is_image:
             self.error("coverImageUrl", f"the cover must be an image, this file is a "
                                         f"{info.kind} ({info.format})", "media_type_mismatch")

@@ -586,3 +586,9 @@ def test_parse_schedule_returns_utc_or_a_validation_error(at: str, tz: str,
         return
     assert when is not None and when.utcoffset() == timedelta(0)
     assert when >= now - SCHEDULE_GRACE
+
+
+def test_a_wrong_kind_of_cover_does_not_hide_the_plugins_media_rules() -> None:
+    report = check(media_urls=["https://cdn.test/tall.png"],
+                   cover_image_url="https://cdn.test/clip.mp4")
+    assert codes(report) == {"coverImageUrl": "media_type_mismatch", "mediaUrls[0]": "aspect"}
