@@ -62,10 +62,10 @@ class Settings:
         return (self.platform_value(platform, "API_BASE", default) or default).rstrip("/")
 
     def token_url(self, platform: str, default: str) -> str:
-        """The OAuth token endpoint (``CHAT33_<PLATFORM>_TOKEN_URL``).
+        """The OAuth token endpoint: ``CHAT33_<PLATFORM>_TOKEN_URL``, else ``default``.
 
-        When only the API base is overridden, a default token URL on the platform's own
-        API origin follows the override, so one local server can stand in for it all.
+        A plugin whose token endpoint lives on its API origin passes a default built on
+        :meth:`api_base`, so an API base override covers it too.
         """
         explicit = self.platform_value(platform, "TOKEN_URL")
         return explicit or default

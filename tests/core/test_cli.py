@@ -29,20 +29,23 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_full_operator_flow(env: dict[str, str]) -> None:
-    assert run(["init"], env).returncode == 0
-    assert run(["init"], env).returncode == 0, "init must be safe to run twice"
-    user = run(["users", "create", "--email", "ops@example.com", "--password", "password1",
-                "--org", "Acme"], env)
-    assert user.returncode == 0 and user.stdout.strip().startswith("user_")
+    runner = CliRunner(env=env)
+    assert runner.invoke(main, ["init"]).exit_code == 0
+    assert runner.invoke(main, ["init"]).exit_code == 0, "init must be safe to run twice"
+    user = runner.invoke(main, ["users", "create", "--email", "ops@example.com",
+                                "--password", "password1", "--org", "Acme"])
+    assert user.exit_code == 0 and user.stdout.strip().startswith("user_")
+    # a real process for the one whose stdout scripts capture
     key = run(["keys", "create", "--email", "ops@example.com", "--name", "ci",
                "--scopes", "posts:read,posts:write"], env)
     assert key.returncode == 0
     assert key.stdout.count("\n") == 1 and key.stdout.startswith("sk_live_")
     assert "sk_live_" not in key.stderr.replace(key.stdout.strip()[:12], "")
-    account = run(["accounts", "add", "--org", "Acme", "--platform", "x", "--name", "X main",
-                   "--username", "acme", "--external-id", "123", "--token", "tok",
-                   "--refresh-token", "ref", "--token-expires-at", "2030-01-01T00:00:00Z"], env)
-    assert account.returncode == 0, account.stderr
+    account = runner.invoke(main, [
+        "accounts", "add", "--org", "Acme", "--platform", "x", "--name", "X main",
+        "--username", "acme", "--external-id", "123", "--token", "tok",
+        "--refresh-token", "ref", "--token-expires-at", "2030-01-01T00:00:00Z"])
+    assert account.exit_code == 0, account.stderr
     assert account.stdout.strip().startswith("chan_") and account.stdout.count("\n") == 1
 
     from chat33_core.config import Settings
@@ -91,18 +94,18 @@ def test_bad_input_exits_2_with_one_line(env: dict[str, str], args: list[str],
 
 
 def test_credentials_need_the_secret_key(env: dict[str, str]) -> None:
-    run(["init"], env)
-    run(["users", "create", "--email", "ops@example.com", "--password", "password1",
-         "--org", "Acme"], env)
-    del env["CHAT33_SECRET_KEY"]
-    result = run(["accounts", "add", "--org", "Acme", "--platform", "x", "--name", "n",
-                  "--token", "t"], env)
-    assert result.returncode == 2 and "CHAT33_SECRET_KEY is not set" in result.stderr
+    runner = CliRunner(env=env)
+    runner.invoke(main, ["init"])
+    runner.invoke(main, ["users", "create", "--email", "ops@example.com", "--password",
+                         "password1", "--org", "Acme"])
+    result = CliRunner(env={**env, "CHAT33_SECRET_KEY": ""}).invoke(main, [
+        "accounts", "add", "--org", "Acme", "--platform", "x", "--name", "n", "--token", "t"])
+    assert result.exit_code == 2 and "CHAT33_SECRET_KEY is not set" in result.stderr
 
 
 def test_missing_required_option_is_a_usage_error(env: dict[str, str]) -> None:
-    result = run(["users", "create", "--email", "a@b.co"], env)
-    assert result.returncode == 2 and "--password" in result.stderr
+    result = CliRunner(env=env).invoke(main, ["users", "create", "--email", "a@b.co"])
+    assert result.exit_code == 2 and "--password" in result.stderr
 
 
 @pytest.mark.parametrize("command", [["--help"], ["init", "--help"], ["users", "create", "--help"],
