@@ -32,6 +32,20 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                     content_type="application/json")
 
 
+def raw_header(request: Request, name: str) -> str | None:
+    """A request header by its exact name, underscores included (``file_offset``).
+
+    Served by :func:`serve`, the name is matched as sent (so ``File-Offset`` is not
+    ``file_offset``); under a server that maps such headers into the environ itself,
+    ``HTTP_FILE_OFFSET`` is the fallback."""
+    raw = request.environ.get(RAW_HEADERS)
+    if raw is not None:
+        wanted = name.lower()
+        return next((v for k, v in raw if k.lower() == wanted), None)
+    value: str | None = request.environ.get("HTTP_" + name.upper().replace("-", "_"))
+    return value
+
+
 class Fault:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.method = (spec.get("method") or "").upper() or None
@@ -161,17 +175,18 @@ class PrefixDispatcher:
         return app(environ, start_response)
 
 
+RAW_HEADERS = "chat33.raw_headers"
+
+
 class KeepUnderscoreHeaders(WSGIRequestHandler):
     """werkzeug's server drops request headers whose names contain ``_`` (an anti-spoofing
     default). Meta's upload hosts take ``file_offset``, ``file_size`` and ``file_url``, so
-    sandboxes are served by this handler, which passes them through to the app."""
+    sandboxes are served by this handler, which keeps the headers exactly as sent under
+    ``environ["chat33.raw_headers"]``; read them with :func:`raw_header`."""
 
     def make_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().make_environ()
-        for key, value in self.headers.items():
-            if "_" in key:
-                name = "HTTP_" + key.upper().replace("-", "_")
-                environ.setdefault(name, value)
+        environ[RAW_HEADERS] = list(self.headers.items())
         return environ
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from werkzeug.wrappers import Request, Response
 
-from chat33_core.sandbox import PrefixDispatcher, SandboxApp, json_response, serve
+from chat33_core.sandbox import PrefixDispatcher, SandboxApp, json_response, raw_header, serve
 
 
 class Counter(SandboxApp):
@@ -21,7 +21,8 @@ class Counter(SandboxApp):
             return json_response({"id": str(self.count)}, 201)
 
     def echo(self, request: Request) -> Response:
-        return json_response({k.lower(): v for k, v in request.headers.items()})
+        return json_response({name: raw_header(request, name)
+                              for name in ("file_offset", "file_size", "File-Offset")})
 
     def state(self) -> dict[str, int]:
         return {"count": self.count}
@@ -34,7 +35,9 @@ def test_headers_with_underscores_reach_the_app() -> None:
     with serve(Counter()) as url:
         got = httpx.post(f"{url}/v1/echo-headers",
                          headers={"file_offset": "1048576", "file_size": "42"}).json()
-    assert got["file-offset"] == "1048576" and got["file-size"] == "42"
+        dashed = httpx.post(f"{url}/v1/echo-headers", headers={"File-Offset": "7"}).json()
+    assert got == {"file_offset": "1048576", "file_size": "42", "File-Offset": None}
+    assert dashed == {"file_offset": None, "file_size": None, "File-Offset": "7"}
 
 
 def test_fault_before_the_body_answers_without_acting() -> None:

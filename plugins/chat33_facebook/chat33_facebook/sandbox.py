@@ -24,8 +24,8 @@ byte counts: each upload request takes only that many bytes, then fails),
 ``duplicate_window_s``.
 
 Meta's upload hosts take headers with underscores in their names, which werkzeug's
-development server drops from the WSGI environ (§8). The sandbox reads them from the
-raw request when it runs under that server (see :func:`underscore_header`).
+development server drops from the WSGI environ (§8). The sandbox kit's server
+(:func:`chat33_core.sandbox.serve`) keeps them as sent; see :func:`underscore_header`.
 """
 
 from __future__ import annotations
@@ -33,17 +33,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Request, Response
 
-from chat33_core.sandbox import SandboxApp, json_response
+from chat33_core.sandbox import SandboxApp, json_response, raw_header
 
 ALLOWED_UPLOAD_TYPES = frozenset({"application/pdf", "image/jpeg", "image/jpg", "image/png",
                                   "video/mp4"})
@@ -101,26 +99,9 @@ def missing(object_id: str, verb: str = "get") -> GraphFail:
 
 
 def underscore_header(request: Request, name: str) -> str | None:
-    """A request header whose name contains ``_`` (``file_offset``, ``file_size``).
-
-    Under werkzeug's development server the header never reaches the environ, so it is
-    read from the server's request handler, found up the call stack (the WSGI app runs
-    inside its ``run_wsgi``). Servers that keep such headers put them in the environ.
-    """
-    handler = _request_handler()
-    if handler is not None:
-        return handler.headers.get(name)
-    return request.environ.get("HTTP_" + name.upper())
-
-
-def _request_handler() -> BaseHTTPRequestHandler | None:
-    frame = sys._getframe(1)
-    while frame is not None:
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, BaseHTTPRequestHandler):
-            return owner
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
+    """A request header whose name contains ``_`` (``file_offset``, ``file_size``): the
+    sandbox kit's server keeps them (werkzeug's would drop them)."""
+    return raw_header(request, name)
 
 
 def fb_time(ts: float) -> str:
