@@ -145,8 +145,8 @@ def _wire(cls: type, *, omit: tuple[str, ...] = (), rename: dict[str, str] | Non
         for a in attrs.fields(cls)
     }
     converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter, **overrides))
-    structure_overrides: dict[str, Any] = {a.name: override(rename=rename.get(a.name, camel(a.name)))
-                           for a in attrs.fields(cls)}
+    structure_overrides: dict[str, Any] = {
+        a.name: override(rename=rename.get(a.name, camel(a.name))) for a in attrs.fields(cls)}
     converter.register_structure_hook(
         cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True,
                                     **structure_overrides))

@@ -79,7 +79,7 @@ def test_missing_org_is_not_found(store: Store) -> None:
 
 
 def test_duplicate_user_email_is_a_conflict(store: Store) -> None:
-    org, user, _ = _org_user_account(store)
+    _, user, _ = _org_user_account(store)
     with pytest.raises(Conflict):
         store.add_user(attrs.evolve(user, id=new_id("user")))
 
