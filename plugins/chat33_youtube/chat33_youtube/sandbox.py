@@ -53,7 +53,7 @@ from chat33_core.sandbox import SandboxApp, json_response
 from . import rules
 
 CHUNK_UNIT = 262_144
-READ_PIECE = 64 * 1024
+READ_PIECE = CHUNK_UNIT
 UPLOAD_PATH = "upload/youtube/v3/videos"
 COSTS = {"thumbnails.set": 50, "videos.delete": 50, "videos.list": 1}
 _ID_CHARS = string.ascii_letters + string.digits + "-_"

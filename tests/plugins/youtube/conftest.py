@@ -14,9 +14,9 @@ from chat33_youtube.sandbox import YouTubeSandbox
 
 from chat33_core.config import Settings
 from chat33_core.media import IMAGE, VIDEO, MediaInfo
-from chat33_core.platforms import MediaFile
+from chat33_core.platforms import MediaFile, PublishContext
 from chat33_core.sandbox import serve
-from chat33_core.testing import make_image
+from chat33_core.testing import make_image, publish_context
 
 UNIT = 262_144
 #: small chunks so a few-MB file takes several of them
@@ -76,7 +76,14 @@ def thumbnail(files: Path) -> MediaFile:
 
 
 @pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[tuple[YouTubeSandbox, str]]:
+def http() -> Iterator[httpx.Client]:
+    """One client for the whole session: building one (TLS context) costs ~0.1 s."""
+    with httpx.Client(timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(http: httpx.Client) -> Iterator[tuple[YouTubeSandbox, str]]:
     # one server for the session (stopping one costs time); reset per test
     app = YouTubeSandbox()
     with serve(app) as url:
@@ -84,8 +91,9 @@ def sandbox_server() -> Iterator[tuple[YouTubeSandbox, str]]:
 
 
 @pytest.fixture
-def sandbox(sandbox_server: tuple[YouTubeSandbox, str]) -> tuple[YouTubeSandbox, str]:
-    httpx.post(f"{sandbox_server[1]}/_sandbox/reset", timeout=10).raise_for_status()
+def sandbox(sandbox_server: tuple[YouTubeSandbox, str],
+            http: httpx.Client) -> tuple[YouTubeSandbox, str]:
+    http.post(f"{sandbox_server[1]}/_sandbox/reset").raise_for_status()
     return sandbox_server
 
 
@@ -108,17 +116,35 @@ def platform(settings: Settings) -> YouTubePlatform:
 
 
 @pytest.fixture
-def control(url: str) -> Iterator[Any]:
+def control(url: str, http: httpx.Client) -> Any:
     """``control("POST", "/_sandbox/drops", json=...)`` on the sandbox, over HTTP."""
-    with httpx.Client(base_url=url, timeout=10) as client:
-        def call(method: str, path: str, **kw: Any) -> Any:
-            response = client.request(method, path, **kw)
-            response.raise_for_status()
-            return response.json()
 
-        yield call
+    def call(method: str, path: str, **kw: Any) -> Any:
+        response = http.request(method, f"{url}{path}", **kw)
+        response.raise_for_status()
+        return response.json()
+
+    return call
 
 
 @pytest.fixture
 def state(control: Any) -> Any:
     return lambda: control("GET", "/_sandbox/state")
+
+
+@pytest.fixture
+def context(platform: YouTubePlatform, settings: Settings, http: httpx.Client) -> Any:
+    """``ctx, events = context(media=[...], cover=..., checkpoints=...)``: a
+    PublishContext on the shared client, and the list its log events go to."""
+
+    def make(**kw: Any) -> tuple[PublishContext, list[Any]]:
+        events: list[Any] = []
+        kw.setdefault("platform_config", CONFIG)
+        kw.setdefault("text", "A description\nsecond line")
+        cover = kw.pop("cover", None)
+        ctx = publish_context(kw.pop("platform", platform), settings=kw.pop("settings", settings),
+                              http=http, events=events, **kw)
+        ctx.cover_image = cover
+        return ctx, events
+
+    return make
