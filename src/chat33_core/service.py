@@ -428,15 +428,16 @@ class Chat33:
                 cover_image_url=values.get("cover_image_url", post.cover_image_url),
                 platform_config=values.get("platform_config", post.platform_config),
                 callback_url=values.get("callback_url", post.callback_url),
-                scheduled_at=(values["scheduled_at"] if "scheduled_at" in values
-                              else _iso_or_none(post.scheduled_at)),
+                # an unchanged schedule is not re-checked: it may have passed already
+                scheduled_at=values.get("scheduled_at"),
                 timezone=values.get("timezone", post.timezone),
             )
             report = self.validate_post(org_id, request, keep_media=True)
             errors = report.errors()
             if errors:
                 raise ValidationError(_summary(errors), details=errors)
-            scheduled_at = parse_schedule(request.scheduled_at, request.timezone)
+            scheduled_at = (parse_schedule(request.scheduled_at, request.timezone)
+                            if "scheduled_at" in values else post.scheduled_at)
             media_ids = ([self.media.asset_for(org_id, u).id for u in request.media_urls]
                          if "media_urls" in values else post.media_ids)
             updated = attrs.evolve(
@@ -445,7 +446,8 @@ class Chat33:
                 cover_image_url=request.cover_image_url,
                 platform_config=dict(request.platform_config), callback_url=request.callback_url,
                 scheduled_at=scheduled_at, timezone=request.timezone,
-                next_attempt_at=scheduled_at, error_message=None,
+                next_attempt_at=(scheduled_at if "scheduled_at" in values
+                                 else post.next_attempt_at), error_message=None,
             )
         saved = self.store.save_post(updated, expect_status=post.status)
         self.log(post_id, "updated", f"post edited ({', '.join(sorted(changes)) or 'no change'})"
@@ -593,10 +595,6 @@ def _summary(issues: Sequence[Issue]) -> str:
     first = issues[0]
     more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
     return f"{first.path}: {first.message}{more}"
-
-
-def _iso_or_none(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 

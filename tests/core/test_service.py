@@ -346,3 +346,13 @@ def test_webhook_secret_is_stable_until_rotated(core: Chat33, principal: Princip
     assert core.webhook_secret(principal.org_id) == first
     rotated = core.rotate_webhook_secret(principal.org_id)
     assert rotated != first and core.webhook_secret(principal.org_id) == rotated
+
+
+def test_editing_a_post_whose_time_has_passed_keeps_its_schedule(
+        core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
+    (post,), _ = core.create_posts(principal, req(echo.id, text="v1"))
+    past = datetime.now(UTC) - timedelta(hours=1)
+    core.store.save_post(attrs.evolve(post, scheduled_at=past, next_attempt_at=past))
+    updated = core.update_post(principal.org_id, post.id, {"text": "v2"})
+    assert updated.text == "v2" and updated.scheduled_at == past.replace(microsecond=(
+        past.microsecond))
