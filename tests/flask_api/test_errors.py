@@ -1,0 +1,131 @@
+"""The error shape for everything, operations endpoints, request ids, access log."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from .conftest import Api
+
+
+def _is_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error", "message", "details"}
+    assert body["error"] == code
+    return body
+
+
+def test_unknown_route_is_404_in_the_error_shape(sqlite_api: Api) -> None:
+    _is_error(sqlite_api.get("/nothing-here"), 404, "Not found")
+    _is_error(sqlite_api.client.get("/elsewhere"), 404, "Not found")
+
+
+def test_wrong_method_is_405_in_the_error_shape(sqlite_api: Api) -> None:
+    response = sqlite_api.client.put("/api/v1/posts", headers=sqlite_api.org.headers)
+    _is_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert "GET" in response.headers["Allow"]
+
+
+def test_malformed_json_is_400(sqlite_api: Api) -> None:
+    response = sqlite_api.post("/posts", data=b'{"accountIds": [', content_type="application/json")
+    body = _is_error(response, 400, "VALIDATION_ERROR")
+    assert body["details"][0]["path"] == "body"
+
+
+@pytest.mark.parametrize("payload", [b"[]", b'"text"', b"42", b"null"])
+def test_json_that_is_not_an_object_is_400(sqlite_api: Api, payload: bytes) -> None:
+    response = sqlite_api.post("/posts", data=payload, content_type="application/json")
+    body = _is_error(response, 400, "VALIDATION_ERROR")
+    assert body["details"][0]["path"] == "body"
+
+
+def test_non_json_body_is_415(sqlite_api: Api) -> None:
+    response = sqlite_api.post("/posts", data=b"accountIds=1", content_type="text/plain")
+    _is_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_huge_json_body_is_413(sqlite_api: Api) -> None:
+    big = json.dumps({"accountIds": [], "text": "x" * (2 * 1024 * 1024)})
+    response = sqlite_api.post("/posts", data=big, content_type="application/json")
+    _is_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_invalid_utf8_is_400_not_500(sqlite_api: Api) -> None:
+    response = sqlite_api.post("/posts", data=b'{"text": "\xff\xfe"}',
+                               content_type="application/json")
+    _is_error(response, 400, "VALIDATION_ERROR")
+
+
+def test_healthz_answers_without_the_database(sqlite_api: Api) -> None:
+    response = sqlite_api.client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_pings_the_store(api: Api) -> None:
+    response = api.client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready"}
+
+
+def test_readyz_is_503_when_the_database_is_unreachable(tmp_path, settings_for) -> None:
+    from chat33_core.service import Chat33
+
+    from .conftest import make_app
+
+    core = Chat33(settings_for(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"))
+    response = make_app(core).test_client().get("/readyz")
+    body = _is_error(response, 503, "NOT_READY")
+    assert "database" in body["message"]
+
+
+def test_every_answer_has_a_request_id(sqlite_api: Api) -> None:
+    ids = {sqlite_api.get("/posts").headers["x-request-id"],
+           sqlite_api.client.get("/nowhere").headers["x-request-id"],
+           sqlite_api.client.get("/healthz").headers["x-request-id"]}
+    assert len(ids) == 3 and all(ids)
+
+
+def test_a_given_request_id_is_echoed(sqlite_api: Api) -> None:
+    response = sqlite_api.get("/posts", headers={"x-request-id": "trace-abc-123"})
+    assert response.headers["x-request-id"] == "trace-abc-123"
+    odd = sqlite_api.get("/posts", headers={"x-request-id": "bad id\twith spaces"})
+    assert odd.headers["x-request-id"] != "bad id\twith spaces"
+
+
+def test_one_json_log_line_per_request(sqlite_api: Api, caplog: pytest.LogCaptureFixture
+                                       ) -> None:
+    sqlite_api.client.get("/healthz")  # the checked client reads the OpenAPI doc first
+    with caplog.at_level(logging.INFO, logger="chat33.http"):
+        sqlite_api.get("/posts", headers={"x-request-id": "log-me"})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "chat33.http"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["requestId"] == "log-me"
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/api/v1/posts", 200)
+    assert line["orgId"] == sqlite_api.org.id and line["via"] == "key"
+    assert line["durationMs"] >= 0
+
+
+def test_mounted_in_another_app_only_the_api_speaks_json(sqlite_api: Api) -> None:
+    from chat33_flask import init_app
+    from flask import Flask
+
+    host = Flask("host")
+
+    @host.get("/")
+    def home() -> str:
+        return "<h1>my site</h1>"
+
+    init_app(host, core=sqlite_api.core)
+    client = host.test_client()
+    assert client.get("/").data == b"<h1>my site</h1>"
+    assert client.get("/missing").mimetype == "text/html"
+    assert client.get("/api/v1/missing").get_json()["error"] == "Not found"
+    response = client.get("/api/v1/accounts", headers=sqlite_api.org.headers)
+    assert response.status_code == 200
+    assert host.extensions["chat33"] is sqlite_api.core
