@@ -74,17 +74,18 @@ class ChunkPlan:
 def plan(video_size: int, preferred_chunk: int = DEFAULT_CHUNK) -> ChunkPlan:
     """The chunk plan for a file of ``video_size`` bytes.
 
-    ``preferred_chunk`` is clamped to 5-64 MB. Files up to 64 MB go in one piece (fewest
-    requests; TikTok allows it); larger files use the preferred size, raised if needed to
+    ``preferred_chunk`` is clamped to 5-64 MB. A file that would make a single chunk of
+    it anyway (under twice the chunk size, and at most 64 MB) goes in one piece; others
+    use the preferred size, lowered to make at least two chunks and raised if needed to
     stay within 1,000 chunks. Raises ``ValueError`` for empty files and files over 4 GB.
     """
     if video_size <= 0:
         raise ValueError("an empty file cannot be uploaded")
     if video_size > MAX_VIDEO_BYTES:
         raise ValueError(f"{video_size} bytes is over TikTok's 4 GB limit")
-    if video_size <= MAX_CHUNK:
-        return ChunkPlan(video_size, video_size, 1)
     chunk = min(MAX_CHUNK, max(MIN_CHUNK, preferred_chunk))
+    if video_size <= MAX_CHUNK and video_size < 2 * chunk:
+        return ChunkPlan(video_size, video_size, 1)
     # floor(size / chunk) <= 1000 needs chunk > size / 1001
     chunk = max(chunk, video_size // (MAX_CHUNKS + 1) + 1)
     # at least two chunks: floor(size / chunk) == 1 would be one piece over 64 MB

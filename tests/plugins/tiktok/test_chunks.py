@@ -86,7 +86,9 @@ def test_tiktoks_documented_example() -> None:
 def test_small_files_go_whole_and_large_ones_are_chunked() -> None:
     assert plan(1) == ChunkPlan(1, 1, 1)
     assert plan(4 * MB) == ChunkPlan(4 * MB, 4 * MB, 1)
-    assert plan(64 * MB).total_chunk_count == 1
+    assert plan(20 * MB, 16 * MB) == ChunkPlan(20 * MB, 20 * MB, 1)
+    assert plan(64 * MB, 64 * MB).total_chunk_count == 1
+    assert plan(20 * MB, 5 * MB) == ChunkPlan(20 * MB, 5 * MB, 4)
     assert plan(64 * MB + 1).total_chunk_count > 1
     assert plan(MAX_VIDEO_BYTES, 5 * MB).total_chunk_count <= 1000
 
