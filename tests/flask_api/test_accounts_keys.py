@@ -75,7 +75,8 @@ def test_create_key_default_name_and_narrow_scopes(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("body", "path"), [
-    ({"name": "   "}, "name"), ({"name": "n" * 201}, "name"), ({"name": 5}, "name"), ({"scopes": ["root"]}, "scopes"),
+    ({"name": "   "}, "name"), ({"name": "n" * 201}, "name"), ({"name": 5}, "name"),
+    ({"scopes": ["root"]}, "scopes"),
     ({"extra": 1}, "extra"),
 ])
 def test_create_key_validation(sqlite_api: Api, body: dict, path: str) -> None:

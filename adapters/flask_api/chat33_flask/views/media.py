@@ -8,12 +8,11 @@ them), with Content-Type, a strong ETag (the content hash) and HTTP ranges.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, request, send_file
 
-from chat33_core.errors import Issue, NotFound, ValidationError
+from chat33_core.errors import Issue, ValidationError
 
 from ..errors import ApiError
 from ..routing import core, json_body, route
@@ -82,10 +81,9 @@ def _too_large(size: int) -> ApiError:
 
 @files.get("/media/<name>")
 def serve_media(name: str) -> Any:
-    asset = core().media_asset_by_name(name)
-    path = Path(asset.path)
-    if not path.is_file():
-        raise NotFound("media not found")
+    path, content_type = core().media_file(name)
+    # names are content-addressed (<sha256>.<ext>): the hash is a strong ETag, and a
+    # name's bytes never change, so caches may keep them
     # conditional=True: If-None-Match / If-Modified-Since and Range (206, 416)
-    return send_file(path, mimetype=asset.content_type, conditional=True, etag=asset.sha256,
-                     max_age=3600, download_name=asset.name)
+    return send_file(path, mimetype=content_type, conditional=True,
+                     etag=name.split(".", 1)[0], max_age=86400)
