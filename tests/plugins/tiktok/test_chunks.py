@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from chat33_tiktok.chunks import (
     MAX_VIDEO_BYTES,
@@ -48,7 +50,7 @@ def test_chunks_cover_the_file_exactly_once_in_order(size: int, want: int) -> No
     ranges = [(first, last) for _, first, last in p.ranges()]
     assert len(ranges) == p.total_chunk_count
     assert ranges[0][0] == 0 and ranges[-1][1] == size - 1
-    for (_, last), (first, _) in zip(ranges, ranges[1:], strict=False):
+    for (_, last), (first, _) in itertools.pairwise(ranges):
         assert first == last + 1
     lengths = [last - first + 1 for first, last in ranges]
     assert all(n == p.chunk_size for n in lengths[:-1])

@@ -146,7 +146,7 @@ def test_internal_fail_reason_is_retried_with_a_new_publish(tt: TT) -> None:
     with pytest.raises(TransientError) as err:
         tt.platform.publish(tt.ctx(tt.media("clip.mp4"), checkpoints=cp))
     assert err.value.platform_code == "internal"
-    first = list(tt.state()["publishes"])[0]
+    first = next(iter(tt.state()["publishes"]))
     assert cp.data == {"abandoned": [first]}
     tt.platform.publish(tt.ctx(tt.media("clip.mp4"), checkpoints=cp))
     state = tt.state()

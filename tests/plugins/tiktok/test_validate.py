@@ -78,8 +78,10 @@ def test_privacy_level_against_known_creator_options() -> None:
 
 
 @pytest.mark.parametrize(("info", "message"), [
-    (video(format="Matroska"), "video format Matroska is not accepted; TikTok takes MP4, WebM or MOV"),
-    (video(video_codec="av1"), "video codec av1 is not accepted; TikTok takes H.264, H.265, VP8 or VP9"),
+    (video(format="Matroska"),
+     "video format Matroska is not accepted; TikTok takes MP4, WebM or MOV"),
+    (video(video_codec="av1"),
+     "video codec av1 is not accepted; TikTok takes H.264, H.265, VP8 or VP9"),
     (video(frame_rate=15.0), "frame rate 15 fps is outside 23-60 fps"),
     (video(frame_rate=120.0), "frame rate 120 fps is outside 23-60 fps"),
     (video(width=320), "video width 320 px is outside 360-4096 px"),
