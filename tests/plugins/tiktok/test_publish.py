@@ -83,3 +83,67 @@ def test_photo_pull_of_a_png_fails_with_the_fail_reason(tt: TT) -> None:
     assert err.value.platform_code == "file_format_check_failed"
     assert "file_format_check_failed" in err.value.message
     assert tt.state()["posts"] == []
+
+
+def test_interactions_the_creator_turned_off_are_sent_disabled(tt: TT) -> None:
+    tt.configure(duetDisabled=True, commentDisabled=True)
+    events: list = []
+    tt.platform.publish(tt.ctx(tt.media("clip.mp4"), events=events, config={
+        "disableDuet": False, "disableStitch": True, "isAigc": True,
+        "videoCoverTimestampMs": 500, "brandOrganicToggle": True}))
+    info = tt.state()["posts"][0]["postInfo"]
+    assert info["disable_duet"] is True and info["disable_comment"] is True
+    assert info["disable_stitch"] is True and info["is_aigc"] is True
+    assert info["video_cover_timestamp_ms"] == 500 and info["brand_organic_toggle"] is True
+    assert {e[2]["field"] for e in events if e[0] == "tiktok.interaction_disabled"} == {
+        "disable_duet", "disable_comment"}
+
+
+def test_video_longer_than_the_creator_may_post_fails_before_init(tt: TT) -> None:
+    tt.configure(maxDurationSec=0)
+    with pytest.raises(PermanentError) as err:
+        tt.platform.publish(tt.ctx(tt.media("clip.mp4")))
+    assert err.value.platform_code == "duration_over_creator_limit"
+    assert tt.state()["inits"] == 0
+
+
+def test_post_awaiting_moderation_is_identified_by_its_publish_id(tt: TT) -> None:
+    tt.configure(moderationPending=True)
+    result = tt.platform.publish(tt.ctx(tt.media("clip.mp4")))
+    publish_id = tt.state()["posts"][0]["publishId"]
+    assert result.first.external_id == publish_id and result.first.external_url is None
+    assert result.first.extra["publiclyAvailable"] is False
+
+
+def test_media_upload_mode_sends_video_to_the_creators_inbox(tt: TT) -> None:
+    result = tt.platform.publish(tt.ctx(tt.media("clip.mp4"),
+                                        config={"postMode": "MEDIA_UPLOAD"}))
+    assert "/v2/post/publish/inbox/video/init/" in tt.paths()
+    assert result.first.extra["inbox"] is True
+    assert result.first.external_id.startswith("v_inbox_file~")
+    assert tt.state()["posts"] == []
+
+
+def test_media_upload_mode_for_photos(tt: TT) -> None:
+    result = tt.platform.publish(tt.ctx(tt.media("one.jpg"),
+                                        config={"postMode": "MEDIA_UPLOAD"}))
+    assert result.first.extra["inbox"] is True
+
+
+def test_sandbox_mounted_under_a_prefix_still_hands_out_working_upload_urls(
+        tt: TT) -> None:
+    from chat33_tiktok.sandbox import TikTokSandbox
+
+    from chat33_core.config import Settings
+    from chat33_core.sandbox import PrefixDispatcher, serve
+
+    app = TikTokSandbox()
+    with serve(PrefixDispatcher({"tiktok": app})) as url:
+        settings = Settings.from_env({"CHAT33_TIKTOK_API_BASE": f"{url}/tiktok",
+                                      "CHAT33_POLL_INTERVAL_S": "0.001"})
+        platform = type(tt.platform)(settings)
+        tt.platform, tt.settings = platform, settings
+        platform.publish(tt.ctx(tt.media("clip.mp4")))
+    publish = next(iter(app.state()["publishes"].values()))
+    assert publish["uploadedBytes"] == publish["videoSize"]
+    assert len(app.state()["posts"]) == 1
