@@ -1,0 +1,102 @@
+"""Rate limits live in the store: two app instances (separate cores) on one database
+share them, and answer 429 RATE_LIMIT with Retry-After and RateLimit-* headers."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from .conftest import PASSWORD, make_app, make_core, make_org
+
+LIMITS = {"posts.create": (3, timedelta(hours=1)), "media.upload": (2, timedelta(hours=1)),
+          "api_keys.create": (2, timedelta(hours=1))}
+
+
+@pytest.fixture
+def two_apps(db_url: str, settings_for: Any) -> Any:
+    settings = settings_for(db_url)
+    first = make_core(settings, **LIMITS)
+    second = make_core(settings, **LIMITS)
+    org = make_org(first, "Acme")
+    clients = [make_app(first).test_client(), make_app(second).test_client()]
+    yield clients, org
+    first.store.dispose()
+    second.store.dispose()
+
+
+def _assert_429(response: Any, limit: int) -> None:
+    assert response.status_code == 429
+    body = response.get_json()
+    assert body["error"] == "RATE_LIMIT"
+    assert set(body) == {"error", "message", "details"}
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.headers["RateLimit-Limit"] == str(limit)
+    assert response.headers["RateLimit-Remaining"] == "0"
+    assert int(response.headers["RateLimit-Reset"]) >= 1
+
+
+def test_post_limit_is_shared_by_two_apps_on_one_database(two_apps: Any) -> None:
+    clients, org = two_apps
+    body = {"accountIds": [org.accounts["x"]], "text": "limited"}
+    remaining = []
+    for i in range(3):
+        response = clients[i % 2].post("/api/v1/posts", json=body, headers=org.headers)
+        assert response.status_code == 201
+        assert response.headers["RateLimit-Limit"] == "3"
+        remaining.append(int(response.headers["RateLimit-Remaining"]))
+        assert int(response.headers["RateLimit-Reset"]) >= 1
+    assert remaining == [2, 1, 0]
+    for client in clients:
+        _assert_429(client.post("/api/v1/posts", json=body, headers=org.headers), 3)
+
+
+def test_rejected_posts_do_not_count(two_apps: Any) -> None:
+    clients, org = two_apps
+    for _ in range(4):
+        bad = clients[0].post("/api/v1/posts", json={"accountIds": ["chan_nope"]},
+                              headers=org.headers)
+        assert bad.status_code == 400
+    good = clients[1].post("/api/v1/posts", json={"accountIds": [org.accounts["x"]],
+                                                  "text": "counted"}, headers=org.headers)
+    assert good.headers["RateLimit-Remaining"] == "2"
+
+
+def test_upload_limit_is_shared(two_apps: Any) -> None:
+    clients, org = two_apps
+    for i in range(2):
+        response = clients[i].post("/api/v1/media/upload", headers=org.headers,
+                                   content_type="multipart/form-data",
+                                   data={"file": (io.BytesIO(b"not media"), "x.jpg")})
+        assert response.status_code == 400  # counted: uploads are limited before inspection
+        assert response.headers.get("RateLimit-Limit") is None
+    _assert_429(clients[0].post("/api/v1/media/upload", headers=org.headers, json={
+        "url": "http://127.0.0.1:9/x.jpg"}), 2)
+
+
+def test_api_key_creation_limit_is_per_user_and_shared(two_apps: Any) -> None:
+    clients, org = two_apps
+    tokens = []
+    for client in clients:
+        login = client.post("/api/v1/auth/login", json={"email": org.email,
+                                                        "password": PASSWORD})
+        tokens.append({"x-csrf-token": login.get_json()["csrfToken"]})
+    ok = clients[0].post("/api/v1/api-keys", headers=tokens[0])
+    assert ok.status_code == 201
+    assert ok.headers["RateLimit-Remaining"] == "1"
+    assert clients[1].post("/api/v1/api-keys", headers=tokens[1]).status_code == 201
+    _assert_429(clients[1].post("/api/v1/api-keys", headers=tokens[1]), 2)
+
+
+def test_limits_are_per_organization(two_apps: Any) -> None:
+    clients, org = two_apps
+    core = clients[0].application.extensions["chat33"]
+    rival = make_org(core, "Rival")
+    for _ in range(3):
+        clients[0].post("/api/v1/posts", json={"accountIds": [org.accounts["x"]], "text": "a"},
+                        headers=org.headers)
+    response = clients[1].post("/api/v1/posts", json={"accountIds": [rival.accounts["x"]],
+                                                      "text": "b"}, headers=rival.headers)
+    assert response.status_code == 201
