@@ -51,19 +51,22 @@ def test_create_for_several_channels_makes_one_post_each_with_a_group(api: Api) 
         assert api.get(f"/posts/{post['id']}").get_json()["groupId"] == body["groupId"]
 
 
-def test_create_with_schedule_and_timezone(api: Api) -> None:
+def test_create_with_schedule_and_timezone(sqlite_api: Api) -> None:
+    api = sqlite_api
     body = api.create(scheduledAt="2030-01-15T09:30:00", timezone="America/New_York")
     assert body["posts"][0]["scheduledAt"] == "2030-01-15T14:30:00.000Z"
 
 
-def test_create_with_a_thread_makes_the_following_posts(api: Api) -> None:
+def test_create_with_a_thread_makes_the_following_posts(sqlite_api: Api) -> None:
+    api = sqlite_api
     body = api.create(text="1/3", thread=[{"text": "2/3"}, {"text": "3/3", "mediaUrls": []}])
     assert len(body["posts"]) == 3
     texts = [api.get(f"/posts/{p['id']}").get_json()["text"] for p in body["posts"]]
     assert texts == ["1/3", "2/3", "3/3"]
 
 
-def test_create_requires_account_ids(api: Api) -> None:
+def test_create_requires_account_ids(sqlite_api: Api) -> None:
+    api = sqlite_api
     response = api.post("/posts", {"text": "orphan"})
     assert response.status_code == 400
     body = response.get_json()
@@ -121,7 +124,8 @@ def test_get_post_has_the_documented_fields(api: Api) -> None:
     assert body["mediaUrls"] == []
 
 
-def test_get_unknown_post_is_404(api: Api) -> None:
+def test_get_unknown_post_is_404(sqlite_api: Api) -> None:
+    api = sqlite_api
     response = api.get("/posts/post_nope")
     assert response.status_code == 404
     assert response.get_json()["error"] == "Not found"
@@ -176,7 +180,8 @@ def test_patch_changes_text_and_reschedules(api: Api) -> None:
     assert api.get(f"/posts/{post_id}").get_json()["text"] == "after"
 
 
-def test_patch_scheduled_at_null_means_publish_now(api: Api) -> None:
+def test_patch_scheduled_at_null_means_publish_now(sqlite_api: Api) -> None:
+    api = sqlite_api
     post_id = api.create(scheduledAt=_later())["posts"][0]["id"]
     body = api.patch(f"/posts/{post_id}", {"scheduledAt": None}).get_json()
     assert body["scheduledAt"] is None
@@ -199,7 +204,8 @@ def test_patch_moves_between_draft_queued_and_cancelled(api: Api) -> None:
     ({"scheduledAt": "soon"}, "scheduledAt"), ({"accountIds": ["chan_x"]}, "accountIds"),
     ({"timezone": "Nowhere/Else"}, "timezone"),
 ])
-def test_patch_validation_errors_have_paths(api: Api, body: dict, path: str) -> None:
+def test_patch_validation_errors_have_paths(sqlite_api: Api, body: dict, path: str) -> None:
+    api = sqlite_api
     post_id = api.create()["posts"][0]["id"]
     response = api.patch(f"/posts/{post_id}", body)
     assert response.status_code == 400, response.get_json()
@@ -208,7 +214,8 @@ def test_patch_validation_errors_have_paths(api: Api, body: dict, path: str) -> 
 
 @pytest.mark.parametrize("status", [PostStatus.PUBLISHING, PostStatus.PUBLISHED,
                                     PostStatus.FAILED])
-def test_patch_of_a_post_past_queued_is_409(api: Api, status: PostStatus) -> None:
+def test_patch_of_a_post_past_queued_is_409(sqlite_api: Api, status: PostStatus) -> None:
+    api = sqlite_api
     post_id = api.create()["posts"][0]["id"]
     _set_status(api, post_id, status)
     response = api.patch(f"/posts/{post_id}", {"text": "edit"})
@@ -226,7 +233,8 @@ def test_delete_hard_deletes_a_draft(api: Api) -> None:
 
 
 @pytest.mark.parametrize("status", [PostStatus.QUEUED, PostStatus.PUBLISHED, PostStatus.FAILED])
-def test_delete_cancels_queued_published_and_failed(api: Api, status: PostStatus) -> None:
+def test_delete_cancels_queued_published_and_failed(sqlite_api: Api, status: PostStatus) -> None:
+    api = sqlite_api
     post_id = api.create()["posts"][0]["id"]
     _set_status(api, post_id, status)
     response = api.delete(f"/posts/{post_id}")
@@ -251,7 +259,8 @@ def test_delete_from_platform_must_be_a_boolean(sqlite_api: Api) -> None:
     assert [d["path"] for d in response.get_json()["details"]] == ["fromPlatform"]
 
 
-def test_delete_unknown_post_is_404(api: Api) -> None:
+def test_delete_unknown_post_is_404(sqlite_api: Api) -> None:
+    api = sqlite_api
     assert api.delete("/posts/post_missing").status_code == 404
 
 
@@ -284,14 +293,16 @@ def test_duplicate_to_other_channels_queued_with_a_schedule(api: Api) -> None:
     ({"status": "PUBLISHED"}, "status"), ({"accountIds": ["chan_nope"]}, "accountIds[0]"),
     ({"accountIds": "x"}, "accountIds"), ({"scheduledAt": "whenever"}, "scheduledAt"),
 ])
-def test_duplicate_validation_errors(api: Api, body: dict, path: str) -> None:
+def test_duplicate_validation_errors(sqlite_api: Api, body: dict, path: str) -> None:
+    api = sqlite_api
     source = api.create()["posts"][0]["id"]
     response = api.post(f"/posts/{source}/duplicate", body)
     assert response.status_code == 400, response.get_json()
     assert path in [d["path"] for d in response.get_json()["details"]]
 
 
-def test_duplicate_unknown_post_is_404(api: Api) -> None:
+def test_duplicate_unknown_post_is_404(sqlite_api: Api) -> None:
+    api = sqlite_api
     assert api.post("/posts/post_nope/duplicate").status_code == 404
 
 
@@ -305,7 +316,8 @@ def test_logs_list_the_posts_events(api: Api) -> None:
     assert all(e["postId"] == post_id and e["message"] and e["createdAt"] for e in logs)
 
 
-def test_logs_of_unknown_post_are_404(api: Api) -> None:
+def test_logs_of_unknown_post_are_404(sqlite_api: Api) -> None:
+    api = sqlite_api
     assert api.get("/posts/post_nope/logs").status_code == 404
 
 
