@@ -223,3 +223,34 @@ def test_post_with_uploaded_media_and_delete_where_the_platform_cannot(api: Api,
     assert response.status_code == 409
     assert "Instagram" in response.get_json()["message"]
     assert api.delete(f"/posts/{post_id}").get_json()["status"] == "CANCELLED"
+
+
+def test_post_with_a_media_url_keeps_the_file_at_creation(sqlite_api: Api, files: Path) -> None:
+    api = sqlite_api
+    with serve_directory(files) as base:
+        body = api.create(accountIds=[api.org.accounts["instagram"]], text="remote",
+                          mediaUrls=[f"{base}/square.jpg"])
+    post = api.get(f"/posts/{body['posts'][0]['id']}").get_json()
+    assert post["mediaType"] == "image"
+    assert post["mediaUrls"] == [f"{base}/square.jpg"]
+
+
+def test_validate_reports_media_facts_and_keeps_nothing(sqlite_api: Api, files: Path) -> None:
+    api = sqlite_api
+    with serve_directory(files) as base:
+        response = api.post("/posts/validate", {"accountIds": [api.org.accounts["instagram"]],
+                                                "text": "t", "mediaUrls": [f"{base}/clip.mp4"]})
+    assert response.status_code == 200
+    report = response.get_json()
+    (media,) = report["media"]
+    assert media["url"] == f"{base}/clip.mp4" and media["path"] == "mediaUrls[0]"
+    assert media["valid"] is True
+    assert api.core.store.find_media_by_url(api.org.id, f"{base}/clip.mp4") is None
+
+
+def test_ssrf_in_post_media_urls_is_refused(strict_api: Api) -> None:
+    response = strict_api.post("/posts", {"accountIds": [strict_api.org.accounts["x"]],
+                                          "text": "t",
+                                          "mediaUrls": ["http://169.254.169.254/img.jpg"]})
+    assert response.status_code == 400
+    assert "mediaUrls[0]" in [d["path"] for d in response.get_json()["details"]]
