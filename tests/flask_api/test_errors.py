@@ -129,3 +129,27 @@ def test_mounted_in_another_app_only_the_api_speaks_json(sqlite_api: Api) -> Non
     response = client.get("/api/v1/accounts", headers=sqlite_api.org.headers)
     assert response.status_code == 200
     assert host.extensions["chat33"] is sqlite_api.core
+
+
+def test_an_unexpected_failure_is_a_500_without_internals(sqlite_api: Api,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from flask.testing import FlaskClient
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(sqlite_api.core, "list_accounts", broken)
+    response = FlaskClient(sqlite_api.app).get("/api/v1/accounts",
+                                               headers=sqlite_api.org.headers)
+    body = _is_error(response, 500, "INTERNAL")
+    assert "secret" not in response.get_data(as_text=True)
+    assert body["message"] == "internal server error"
+    assert response.headers["x-request-id"]
+
+
+def test_huge_page_numbers_are_a_range_error(sqlite_api: Api) -> None:
+    response = sqlite_api.get("/posts?page=" + "9" * 40)
+    assert response.status_code == 400
+    assert response.get_json()["details"] == [{"path": "page",
+                                               "message": "must be between 1 and 1000000000"}]
