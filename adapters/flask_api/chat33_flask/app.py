@@ -105,6 +105,8 @@ def _finish(response: Response) -> Response:
         response.headers["RateLimit-Limit"] = str(limit)
         response.headers["RateLimit-Remaining"] = str(remaining)
         response.headers["RateLimit-Reset"] = str(max(0, math.ceil(reset)))
+    if not access_log.isEnabledFor(logging.INFO):
+        return response
     principal = g.get("chat33_principal")
     started = g.get("chat33_started")
     access_log.info(json.dumps({
