@@ -478,6 +478,8 @@ def demo_command(keep_running: bool) -> None:
     from rich.console import Console
 
     console = Console(stderr=True)
+    if not console.is_terminal:
+        console.width = 160  # logs and CI: keep the table's URLs whole
     workdir = Path(tempfile.mkdtemp(prefix="chat33-demo-"))
     stack = contextlib.ExitStack()
     demo = Demo(workdir, console, stack, keep_running)
