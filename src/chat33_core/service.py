@@ -318,12 +318,17 @@ class Chat33:
                       keep_media: bool = False) -> ValidationReport:
         """Check ``request`` against the common rules and each target platform's rules.
         Creates nothing unless ``keep_media`` (then fetched media is kept for publishing)."""
+        return self._validate(org_id, request, keep_media)[0]
+
+    def _validate(self, org_id: str, request: PostRequest, keep_media: bool,
+                  ) -> tuple[ValidationReport, dict[str, Account | None]]:
         from .validation import validate_request
 
         accounts = self._accounts_for(org_id, request.account_ids)
         with self.media.ingestor(org_id, keep=keep_media) as inspect_url:
-            return validate_request(request, accounts=accounts, host=self.host,
-                                    inspect_url=inspect_url, settings=self.settings)
+            report = validate_request(request, accounts=accounts, host=self.host,
+                                      inspect_url=inspect_url, settings=self.settings)
+        return report, accounts
 
     # --- posts --------------------------------------------------------------------------
 
@@ -332,7 +337,7 @@ class Chat33:
         """One post per account (and per thread item), all or nothing."""
         from .validation import parse_schedule
 
-        report = self.validate_post(principal.org_id, request, keep_media=True)
+        report, accounts = self._validate(principal.org_id, request, keep_media=True)
         if not report.valid:
             errors = report.errors()
             raise ValidationError(_summary(errors), details=errors)
@@ -343,7 +348,8 @@ class Chat33:
         now = utcnow()
         posts: list[Post] = []
         for account_id in dict.fromkeys(request.account_ids):
-            account = self.store.get_account(account_id, org_id=principal.org_id)
+            account = accounts[account_id]
+            assert account is not None  # validation refused unknown accounts
             platform = self.host.platform(account.platform)
             head = Post(
                 id=new_id("post"), org_id=principal.org_id, account_id=account.id,
@@ -371,12 +377,15 @@ class Chat33:
                     cover_image_url=None, thread_position=position,
                     publish_with_head=platform.capabilities.threads,
                 ))
-        self.store.add_posts(posts)
-        for post in posts:
-            self.log(post.id, "created", f"post created as {post.status.value}"
-                     + (f", scheduled for {post.scheduled_at.isoformat()}"
-                        if post.scheduled_at else ""))
+        self.store.add_posts(posts, logs=[LogEvent(
+            id=None, post_id=post.id, event="created",
+            message=f"post created as {post.status.value}" + (
+                f", scheduled for {post.scheduled_at.isoformat()}" if post.scheduled_at else ""))
+            for post in posts])
         return posts, group_id
+
+    def get_user(self, user_id: str) -> User:
+        return self.store.get_user(user_id)
 
     def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
                    channel_id: str | None = None, page: int = 1, limit: int = 20) -> Page:

@@ -80,6 +80,12 @@ def _post_values(post: Post) -> dict[str, Any]:
     return values
 
 
+def _log_values(event: LogEvent) -> dict[str, Any]:
+    values = attrs.asdict(event)
+    values.pop("id")
+    return values
+
+
 class Store:
     """All of chat33's persistence. Thread-safe; share one per process."""
 
@@ -300,10 +306,13 @@ class Store:
 
     # --- posts ------------------------------------------------------------------------
 
-    def add_posts(self, posts: Sequence[Post]) -> list[Post]:
+    def add_posts(self, posts: Sequence[Post], logs: Sequence[LogEvent] = ()) -> list[Post]:
+        """Insert ``posts`` (and their first log events) in one transaction."""
         if posts:
             with self.begin() as c:
                 c.execute(t.posts.insert(), [_post_values(p) for p in posts])
+                if logs:
+                    c.execute(t.post_logs.insert(), [_log_values(e) for e in logs])
         return list(posts)
 
     def get_post(self, post_id: str, org_id: str | None = None) -> Post:
@@ -382,8 +391,7 @@ class Store:
     # --- logs -------------------------------------------------------------------------
 
     def add_log(self, event: LogEvent, conn: Connection | None = None) -> None:
-        values = attrs.asdict(event)
-        values.pop("id")
+        values = _log_values(event)
         if conn is not None:
             conn.execute(t.post_logs.insert().values(**values))
             return
