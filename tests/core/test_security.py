@@ -17,7 +17,6 @@ from chat33_core.security import (
     verify_password,
 )
 from chat33_core.service import Chat33
-from tests.conftest import SECRET
 
 
 def test_api_keys_are_long_random_and_prefixed() -> None:
