@@ -203,11 +203,16 @@ class WebhookDispatcher:
         worker). Rows are locked with SKIP LOCKED on PostgreSQL."""
         now = now or utcnow()
         w = t.webhook_deliveries
-        with self.store.begin() as c:
-            q = (sa.select(w.c.id).where(
-                w.c.status == "pending", w.c.next_attempt_at <= now,
-                sa.or_(w.c.lease_expires_at.is_(None), w.c.lease_expires_at < now))
-                .order_by(w.c.next_attempt_at).limit(limit))
+        q = (sa.select(w.c.id).where(
+            w.c.status == "pending", w.c.next_attempt_at <= now,
+            sa.or_(w.c.lease_expires_at.is_(None), w.c.lease_expires_at < now))
+            .order_by(w.c.next_attempt_at).limit(limit))
+        with self.store.read() as c:
+            if c.execute(q.limit(1)).first() is None:
+                return []  # nothing due: no write lock taken
+        from .scheduling.queue import writing
+
+        with writing(self.store) as c:
             if self.store.is_postgres:
                 q = q.with_for_update(skip_locked=True)
             ids = list(c.execute(q).scalars())
@@ -281,7 +286,9 @@ class WebhookDispatcher:
             data["nextAttemptAt"] = when.isoformat()
         if error:
             data["error"] = error
-        with self.store.begin() as c:
+        from .scheduling.queue import writing
+
+        with writing(self.store) as c:
             n = c.execute(w.update().where(w.c.id == row["id"], w.c.lease_owner == self.owner)
                           .values(**values)).rowcount
             if n:

@@ -64,7 +64,15 @@ from ..platforms import (
 )
 from ..store import tables as t
 from .caps import check_cap
-from .queue import Claim, LeaseLost, Queue, delete_checkpoint, insert_logs, save_checkpoint
+from .queue import (
+    Claim,
+    LeaseLost,
+    Queue,
+    delete_checkpoint,
+    insert_logs,
+    save_checkpoint,
+    writing,
+)
 
 if TYPE_CHECKING:
     from ..service import Chat33
@@ -107,11 +115,12 @@ class DurableCheckpoints:
     """``ctx.checkpoints`` backed by the ``checkpoints`` table. The worker keeps a little
     state of its own beside the plugin's (e.g. "an outcome is unconfirmed")."""
 
-    def __init__(self, core: Chat33, post_id: str, attempt_log: AttemptLog) -> None:
+    def __init__(self, core: Chat33, post_id: str, attempt_log: AttemptLog,
+                 stored: dict[str, Any] | None = None) -> None:
         self.store = core.store
         self.post_id = post_id
         self.attempt_log = attempt_log
-        stored = self.store.load_checkpoint(post_id)
+        stored = dict(stored) if stored is not None else self.store.load_checkpoint(post_id)
         self.worker: dict[str, Any] = dict(stored.pop(WORKER_KEY, None) or {})
         self.data: dict[str, Any] = stored
 
@@ -131,7 +140,7 @@ class DurableCheckpoints:
         row = dict(self.data)
         if self.worker:
             row[WORKER_KEY] = self.worker
-        with self.store.begin() as c:
+        with writing(self.store) as c:
             save_checkpoint(c, self.post_id, row, utcnow())
             insert_logs(c, self.attempt_log.drain())
 
@@ -190,7 +199,7 @@ class Publisher:
         except NotFound:
             return self._fail(claim, alog, f"no platform plugin for {post.platform!r} is "
                               "installed on this worker", final_checkpoint=False)
-        account = self.store.get_account(post.account_id)
+        account, enc = self._account(post.account_id)
         name = platform.display_name or platform.name
         if not account.is_active:
             return self._fail(claim, alog, f"the {name} channel {account.name!r} is "
@@ -206,7 +215,6 @@ class Publisher:
                  nextAttemptAt=decision.until.isoformat())
             return self._requeue(claim, alog, decision.until, count=False,
                                  kind="deferred", message=decision.message)
-        enc = self.store.account_credentials_enc(account.id)
         if enc is None:
             return self._fail(claim, alog, _reconnect_message(name, account), reconnect=True)
         credentials = self.core.vault.decrypt_credentials(enc)
@@ -223,7 +231,7 @@ class Publisher:
                               reconnect=True)
         except TransientError as exc:
             return self._retry(claim, alog, exc)
-        checkpoints = DurableCheckpoints(self.core, post.id, alog)
+        checkpoints = DurableCheckpoints(self.core, post.id, alog, claim.checkpoint)
         ctx = PublishContext(
             post_id=post.id, account=account, credentials=credentials, items=items,
             media_type=post.media_type, platform_config=post.platform_config, http=self.http,
@@ -322,6 +330,17 @@ class Publisher:
         except Exception as exc:
             raise UnknownOutcome(f"{type(exc).__name__}: {exc}") from exc
 
+    def _account(self, account_id: str) -> tuple[Account, str | None]:
+        """The account and its encrypted credentials, in one read."""
+        with self.store.read() as c:
+            row = c.execute(sa.select(t.accounts).where(t.accounts.c.id == account_id)
+                            ).mappings().first()
+        if row is None:
+            raise NotFound(f"account {account_id} not found")
+        data = dict(row)
+        enc = data.pop("credentials_enc")
+        return Account(**data), enc
+
     # --- credentials ----------------------------------------------------------------------
 
     def _lock_for(self, account_id: str) -> threading.Lock:
@@ -358,7 +377,7 @@ class Publisher:
             if conn is not None:
                 stored = bool(conn.execute(update).rowcount)
             else:
-                with self.store.begin() as c:
+                with writing(self.store) as c:
                     stored = bool(c.execute(update).rowcount)
             if not stored:
                 # lost the race to another process: use what it stored
@@ -439,7 +458,7 @@ class Publisher:
                 retry_count=p.retry_count + (1 if count else 0),
                 external_post_id=r.external_id if r else p.external_post_id,
                 external_post_url=r.external_url if r else p.external_post_url))
-        with self.store.begin() as c:
+        with writing(self.store) as c:
             for p in rows:
                 self.queue.write(c, p, now)
             insert_logs(c, alog.drain())
@@ -498,7 +517,7 @@ class Publisher:
     def _write_final(self, rows: Sequence[Post], alog: AttemptLog, now: datetime, *,
                      reconnect_account: str | None = None,
                      delete_checkpoint_of: str | None = None) -> None:
-        with self.store.begin() as c:
+        with writing(self.store) as c:
             for p in rows:
                 self.queue.write(c, p, now)
             insert_logs(c, alog.drain())

@@ -13,7 +13,9 @@ select-and-update runs alone and is short.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +32,22 @@ QUEUED = PostStatus.QUEUED.value
 PUBLISHING = PostStatus.PUBLISHING.value
 
 
+_SQLITE_WRITERS = threading.Lock()
+
+
+@contextmanager
+def writing(store: Store) -> Iterator[Connection]:
+    """A write transaction. On SQLite the threads of this process queue on a mutex
+    first: the database has one writer at a time anyway, and waiting on a mutex is
+    immediate where SQLite's busy handler sleeps in steps of up to 100 ms."""
+    if store.is_postgres:
+        with store.begin() as c:
+            yield c
+        return
+    with _SQLITE_WRITERS, store.begin() as c:
+        yield c
+
+
 class LeaseLost(Exception):
     """Another worker owns the post now; this worker's result is not written."""
 
@@ -42,6 +60,8 @@ class Claim:
     followers: tuple[Post, ...] = ()
     #: the worker whose lease had expired, when this claim is a takeover
     taken_over_from: str | None = None
+    #: the post's checkpoint row as it was at claim time (read in the claim transaction)
+    checkpoint: dict[str, Any] | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -85,7 +105,9 @@ class Queue:
             return []
         now = now or utcnow()
         expires = now + self.lease
-        with self.store.begin() as c:
+        if not self.anything_due(now):
+            return []  # an idle poll takes no write lock
+        with writing(self.store) as c:
             q = (sa.select(P.c.id, P.c.lease_owner, P.c.status, P.c.thread_id)
                  .where(due_clause(now))
                  .order_by(P.c.next_attempt_at.asc().nulls_first(), P.c.created_at)
@@ -112,6 +134,9 @@ class Queue:
                         P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
                 if threads else sa.false()))).mappings().all()
             posts = [row_post(r) for r in rows]
+            saved = {r.post_id: dict(r.data or {}) for r in c.execute(
+                sa.select(t.checkpoints.c.post_id, t.checkpoints.c.data)
+                .where(t.checkpoints.c.post_id.in_(ids)))}
             claims = []
             by_thread: dict[str, list[Post]] = {}
             for p in posts:
@@ -123,7 +148,8 @@ class Queue:
                 followers = sorted(by_thread.get(p.thread_id or "", []),
                                    key=lambda f: f.thread_position) if p.thread_id else []
                 claims.append(Claim(post=p, followers=tuple(followers),
-                                    taken_over_from=previous.get(p.id)))
+                                    taken_over_from=previous.get(p.id),
+                                    checkpoint=saved.get(p.id, {})))
             logs = []
             for cl in claims:
                 attempt = cl.post.retry_count + 1
@@ -140,6 +166,11 @@ class Queue:
             c.execute(t.post_logs.insert(), logs)
         order = {pid: i for i, pid in enumerate(ids)}
         return sorted(claims, key=lambda cl: order[cl.post.id])
+
+    def anything_due(self, now: datetime) -> bool:
+        with self.store.read() as c:
+            return c.execute(sa.select(P.c.id).where(due_clause(now)).limit(1)).first() \
+                is not None
 
     def next_due(self, now: datetime | None = None) -> datetime | None:
         """When the next post becomes due (a scheduled time, a backoff, a lease expiry);
@@ -170,7 +201,7 @@ class Queue:
         if not ids:
             return 0
         now = now or utcnow()
-        with self.store.begin() as c:
+        with writing(self.store) as c:
             return int(c.execute(P.update().where(
                 P.c.id.in_(ids), P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
                 .values(lease_expires_at=now + self.lease)).rowcount)
@@ -182,7 +213,7 @@ class Queue:
         if not ids:
             return 0
         past = utcnow() - timedelta(seconds=1)
-        with self.store.begin() as c:
+        with writing(self.store) as c:
             return int(c.execute(P.update().where(
                 P.c.id.in_(ids), P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
                 .values(lease_expires_at=past)).rowcount)

@@ -36,7 +36,7 @@ from ..models import LogEvent, PostStatus, utcnow
 from ..store import tables as t
 from ..webhooks import WebhookDispatcher
 from .publisher import Outcome, Publisher
-from .queue import Claim, Queue, insert_logs
+from .queue import Claim, Queue, insert_logs, writing
 
 if TYPE_CHECKING:
     from ..service import Chat33
@@ -127,9 +127,11 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 self._wake.clear()
+                # idle before claiming: an empty claim then really means "nothing due"
+                idle = self._idle()
                 claimed, more = self._fill(pool)
                 sent = self._fill_webhooks(hook_pool)
-                if self.once and not claimed and not sent and self._idle():
+                if self.once and idle and not claimed and not sent:
                     break
                 if more:
                     continue
@@ -302,7 +304,7 @@ class Worker:
         p = t.posts
         now = utcnow()
         try:
-            with self.store.begin() as c:
+            with writing(self.store) as c:
                 n = c.execute(p.update().where(
                     p.c.id.in_(claim.ids), p.c.lease_owner == self.id,
                     p.c.status == PostStatus.PUBLISHING.value).values(
