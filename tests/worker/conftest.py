@@ -7,15 +7,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from chat33_core import testplatform
 from chat33_core.models import (
@@ -29,7 +32,6 @@ from chat33_core.models import (
     new_id,
     utcnow,
 )
-from chat33_core.sandbox import serve
 from chat33_core.scheduling import Worker
 from chat33_core.service import Chat33, Principal
 from chat33_core.testplatform import EchoSandbox
@@ -113,6 +115,26 @@ class Env:
         self.sandbox.add_fault(**spec)
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kw: Any) -> None:
+        pass  # thousands of requests: logging them would cost more than serving them
+
+
+@contextmanager
+def quiet_serve(app: Any) -> Iterator[str]:
+    """Like :func:`chat33_core.sandbox.serve` (real HTTP on loopback, a thread per
+    connection) without a log line per request."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture
 def make_env(db_url: str, settings_for: Callable[..., Any]) -> Iterator[Callable[..., Env]]:
     cores: list[Chat33] = []
@@ -120,7 +142,7 @@ def make_env(db_url: str, settings_for: Callable[..., Any]) -> Iterator[Callable
 
     def make(*, credentials: Credentials | None = None, **env: str) -> Env:
         app = EchoSandbox()
-        server = serve(app)
+        server = quiet_serve(app)
         url = server.__enter__()
         servers.append(server)
         full = {"CHAT33_ECHO_API_BASE": url, "CHAT33_RETRY_BASE_S": "0.01",

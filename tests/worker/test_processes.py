@@ -59,23 +59,29 @@ def test_many_workers_publish_2000_posts_each_exactly_once(env: Env, db_url: str
 def test_workers_killed_at_random_moments_lose_nothing_and_repeat_nothing(
         make_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     env: Env = make_env(CHAT33_WORKER_LEASE_S="1")
-    env.sandbox.delay_s = 0.03  # long enough that kills land mid-publish
+    env.sandbox.delay_s = 0.05  # long enough that kills land mid-publish
     ids = [p.id for p in env.posts(300)]
     env.thread(["thread head", "reply one", "reply two"])  # threads survive crashes too
     total = 303
     log = tmp_path / "workers.log"
     rng = random.Random(33)
     procs = [spawn_worker(env.env, "--concurrency", "3", log=log) for _ in range(3)]
+    born = [time.monotonic()] * len(procs)
     kills = 0
     deadline = time.monotonic() + 40
     try:
         while not all_published(env, total) and time.monotonic() < deadline and kills < 12:
-            time.sleep(rng.uniform(0.3, 0.9))
-            victim = rng.randrange(len(procs))
+            time.sleep(rng.uniform(0.2, 0.6))
+            # kill a worker that is past its start-up, so it holds leases when it dies
+            ripe = [i for i, b in enumerate(born) if time.monotonic() - b > 2.0]
+            if not ripe:
+                continue
+            victim = rng.choice(ripe)
             procs[victim].send_signal(signal.SIGKILL)
             procs[victim].wait()
             kills += 1
             procs[victim] = spawn_worker(env.env, "--concurrency", "3", log=log)
+            born[victim] = time.monotonic()
         wait_until(lambda: all_published(env, total), 60, "all posts published after kills")
     finally:
         stop_all(procs)
