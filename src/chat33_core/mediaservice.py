@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import attrs
 
@@ -36,7 +36,7 @@ class MediaService:
         display = (name or "").strip()[:200]
         return attrs.evolve(asset, name=display) if display else asset
 
-    def upload(self, org_id: str, stream: IO[bytes], filename: str | None,
+    def upload(self, org_id: str, stream: BinaryIO, filename: str | None,
                max_bytes: int = MAX_VIDEO_BYTES) -> MediaAsset:
         """Keep an uploaded file (streamed to disk, never held whole in memory)."""
         try:

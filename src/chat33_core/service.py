@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import attrs
 
@@ -584,7 +584,7 @@ class Chat33:
 
     # --- media --------------------------------------------------------------------------
 
-    def upload_media(self, org_id: str, stream: IO[bytes], filename: str | None) -> MediaAsset:
+    def upload_media(self, org_id: str, stream: BinaryIO, filename: str | None) -> MediaAsset:
         result: MediaAsset = self.media.upload(org_id, stream, filename)
         return result
 
