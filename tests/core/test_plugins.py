@@ -6,17 +6,50 @@ import re
 import types
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from werkzeug.wrappers import Request, Response
 
 from chat33_core import hookspecs
 from chat33_core.config import Settings
-from chat33_core.errors import Issue, NotFound, PluginError
+from chat33_core.errors import Issue, NotFound, PermanentError, PluginError
 from chat33_core.hookspecs import hookimpl
-from chat33_core.platforms import Capabilities, Limits, PlatformBase, PostDraft
+from chat33_core.platforms import (
+    Capabilities,
+    Limits,
+    PlatformBase,
+    PostDraft,
+    PublishContext,
+    PublishResult,
+    Receipt,
+)
 from chat33_core.plugins import PluginHost
+from chat33_core.sandbox import SandboxApp, json_response
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+class MastodonSandbox(SandboxApp):
+    """Just enough of Mastodon's statuses API for a post to land somewhere real."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statuses: list[dict[str, str]] = []
+        self.route("/api/v1/statuses", self.post_status, methods=["POST"])
+
+    def post_status(self, request: Request) -> Response:
+        if request.headers.get("Authorization") != "Bearer mastodon-token":
+            return json_response({"error": "The access token is invalid"}, 401)
+        body = request.get_json(force=True)
+        with self.lock:
+            status = {"id": str(100 + len(self.statuses)), "content": body["status"],
+                      "in_reply_to_id": body.get("in_reply_to_id")}
+            self.statuses.append(status)
+        return json_response({**status, "url": f"https://mastodon.example/@me/{status['id']}"})
+
+    def state(self) -> dict[str, Any]:
+        return {"statuses": list(self.statuses)}
 
 
 class MastodonPlatform(PlatformBase):
@@ -35,6 +68,24 @@ class MastodonPlatform(PlatformBase):
             return [Issue(f"{draft.path}text", f"{len(text)} characters is over the "
                           f"{self.limits.caption_length}-character limit")]
         return []
+
+    def publish(self, ctx: PublishContext) -> PublishResult:
+        receipts = []
+        reply_to = None
+        for item in ctx.items:
+            r = ctx.http.post(f"{self.api_base()}/api/v1/statuses",
+                              headers={"Authorization": f"Bearer {ctx.credentials.access_token}"},
+                              json={"status": item.text, "in_reply_to_id": reply_to})
+            if r.status_code == 401:
+                raise PermanentError(r.json()["error"])
+            data = r.json()
+            reply_to = data["id"]
+            receipts.append(Receipt(external_id=data["id"], external_url=data["url"],
+                                    post_id=item.post_id))
+        return PublishResult(receipts)
+
+    def sandbox(self) -> MastodonSandbox:
+        return MastodonSandbox()
 
 
 def third_party_plugin(*platforms: type[PlatformBase]) -> types.SimpleNamespace:
@@ -68,6 +119,37 @@ def test_a_third_party_platform_registers_without_core_changes() -> None:
     assert isinstance(platform, MastodonPlatform)
     draft = PostDraft(text="x" * 501, media_type=None, media=(), platform_config={})
     assert platform.validate(draft, None)[0].path == "text"
+
+
+def test_a_third_party_platform_publishes_a_thread_through_the_core(
+        tmp_path: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
+    from chat33_core.models import Credentials, PostRequest, PostStatus, ThreadItem
+    from chat33_core.sandbox import serve
+    from chat33_core.scheduling import Worker
+    from chat33_core.service import Chat33, Principal
+
+    sandbox = MastodonSandbox()
+    with serve(sandbox) as url:
+        settings = settings_for(f"sqlite:///{tmp_path / 'db.sqlite'}",
+                                CHAT33_MASTODON_API_BASE=url)
+        core = Chat33(settings)
+        core.host.register(third_party_plugin(MastodonPlatform), name="mastodon")
+        core.store.migrate()
+        user = core.create_user("m@example.com", "password1", "Fediverse")
+        account = core.add_account(user.org_id, "mastodon", "Toots",
+                                   credentials=Credentials(access_token="mastodon-token"))
+        principal = Principal(org_id=user.org_id, user_id=user.id, scopes=frozenset(),
+                              via="key")
+        with pytest.raises(Exception, match="500-character limit"):
+            core.create_posts(principal, PostRequest(account_ids=[account.id], text="x" * 501))
+        posts, _ = core.create_posts(principal, PostRequest(
+            account_ids=[account.id], text="first", thread=[ThreadItem(text="second")]))
+        assert Worker(core, once=True, concurrency=1).run() == 0
+    stored = [core.get_post(user.org_id, p.id) for p in posts]
+    assert [p.status for p in stored] == [PostStatus.PUBLISHED, PostStatus.PUBLISHED]
+    assert [p.external_post_id for p in stored] == ["100", "101"]
+    assert sandbox.statuses[1]["in_reply_to_id"] == "100"
+    assert len(sandbox.statuses) == 2
 
 
 def test_two_platforms_with_one_name_are_an_error() -> None:
