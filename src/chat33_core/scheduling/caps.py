@@ -36,9 +36,12 @@ class CapDecision:
 
 
 def check_cap(store: Store, platform: PlatformBase, account_id: str, own_ids: Collection[str],
-              now: datetime, needed: int = 1) -> CapDecision | None:
+              now: datetime, needed: int = 1, *, owner: str | None = None,
+              own_in_flight: int = 0) -> CapDecision | None:
     """None if ``needed`` more posts fit in the channel's rolling 24 h cap, else when
-    to retry. ``own_ids`` (the post and its thread) are not counted as in flight."""
+    to retry. ``own_ids`` (the post and its thread) are not counted as in flight. With
+    ``owner``, that worker's leased posts are not counted from the database (claimed is
+    not started); the worker passes how many it has really started as ``own_in_flight``."""
     cap = platform.limits.daily_cap
     if cap is None:
         return None
@@ -51,7 +54,9 @@ def check_cap(store: Store, platform: PlatformBase, account_id: str, own_ids: Co
                              ).scalar_one())
         in_flight = int(c.execute(sa.select(sa.func.count()).select_from(P).where(
             P.c.account_id == account_id, P.c.status == PostStatus.PUBLISHING.value,
-            P.c.id.not_in(list(own_ids)) if own_ids else sa.true())).scalar_one())
+            P.c.id.not_in(list(own_ids)) if own_ids else sa.true(),
+            sa.or_(P.c.lease_owner.is_(None), P.c.lease_owner != owner)
+            if owner else sa.true())).scalar_one()) + own_in_flight
         oldest = c.execute(sa.select(sa.func.min(P.c.published_at)).where(published)).scalar()
     name = platform.display_name or platform.name
     if used + needed > cap:

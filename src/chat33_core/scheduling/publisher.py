@@ -30,6 +30,7 @@ import logging
 import random
 import ssl
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -175,6 +176,8 @@ class Publisher:
         self.retry_max_s = (retry_max_s if retry_max_s is not None
                             else float(env.get("CHAT33_RETRY_MAX_S") or 3600.0))
         self._refresh_locks: dict[str, threading.Lock] = {}
+        #: posts this worker has started per channel (daily caps)
+        self._in_flight: Counter[str] = Counter()
         self._locks_guard = threading.Lock()
 
     def close(self) -> None:
@@ -207,14 +210,30 @@ class Publisher:
         if account.needs_reconnect:
             return self._fail(claim, alog, _reconnect_message(name, account),
                               reconnect=True)
-        now = utcnow()
-        decision = check_cap(self.store, platform, account.id, claim.ids, now,
-                             needed=len(claim.ids))
-        if decision is not None:
-            alog("deferred_daily_cap", decision.message, used=decision.used, cap=decision.cap,
-                 nextAttemptAt=decision.until.isoformat())
-            return self._requeue(claim, alog, decision.until, count=False,
-                                 kind="deferred", message=decision.message)
+        if platform.limits.daily_cap is not None:
+            # one check at a time per channel in this process, counting what it started
+            with self._lock_for("cap:" + account.id):
+                decision = check_cap(self.store, platform, account.id, claim.ids, utcnow(),
+                                     needed=len(claim.ids), owner=self.queue.owner,
+                                     own_in_flight=self._in_flight[account.id])
+                if decision is None:
+                    self._in_flight[account.id] += len(claim.ids)
+            if decision is not None:
+                alog("deferred_daily_cap", decision.message, used=decision.used,
+                     cap=decision.cap, nextAttemptAt=decision.until.isoformat())
+                return self._requeue(claim, alog, decision.until, count=False,
+                                     kind="deferred", message=decision.message)
+            try:
+                return self._prepare(claim, alog, platform, account, enc)
+            finally:
+                with self._lock_for("cap:" + account.id):
+                    self._in_flight[account.id] -= len(claim.ids)
+        return self._prepare(claim, alog, platform, account, enc)
+
+    def _prepare(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
+                 account: Account, enc: str | None) -> Outcome:
+        post = claim.post
+        name = platform.display_name or platform.name
         if enc is None:
             return self._fail(claim, alog, _reconnect_message(name, account), reconnect=True)
         credentials = self.core.vault.decrypt_credentials(enc)
