@@ -110,3 +110,21 @@ def test_heartbeat_extends_the_lease(env: Env) -> None:
     queue.lease = timedelta(seconds=120)
     assert queue.heartbeat([post.id]) == 1
     assert env.get(post.id).lease_expires_at > before
+
+
+def test_posts_created_through_the_service_are_published(env: Env) -> None:
+    from chat33_core.models import PostRequest, ThreadItem
+
+    request = PostRequest(account_ids=[env.account.id], text="through the service",
+                          thread=[ThreadItem(text="and a reply")])
+    posts, _group = env.core.create_posts(env.principal, request)
+    head, reply = posts
+    assert reply.publish_with_head and reply.thread_id == head.id
+    env.run_once()
+    rows = [env.get(p.id) for p in posts]
+    assert [r.status for r in rows] == [PostStatus.PUBLISHED, PostStatus.PUBLISHED]
+    by_id = {p["id"]: p for p in env.sandbox.posts}
+    assert by_id[rows[1].external_post_id]["replyTo"] == rows[0].external_post_id
+    assert env.events(head.id)[0] == "created"
+    logs = env.core.post_logs(env.principal.org_id, head.id)
+    assert [e.event for e in logs][-1] == "published"
