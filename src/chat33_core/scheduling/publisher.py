@@ -126,7 +126,8 @@ class DurableCheckpoints:
         self.data: dict[str, Any] = stored
 
     def load(self) -> dict[str, Any]:
-        return json.loads(json.dumps(self.data))
+        copy: dict[str, Any] = json.loads(json.dumps(self.data))  # callers may mutate it
+        return copy
 
     def save(self, data: Mapping[str, Any]) -> None:
         self.data = json.loads(json.dumps(dict(data), default=str))
@@ -445,7 +446,7 @@ class Publisher:
         delay *= random.uniform(0.5, 1.0)
         if retry_after is not None:
             delay = max(delay, retry_after)
-        return delay
+        return float(delay)
 
     def _retry(self, claim: Claim, alog: AttemptLog, exc: TransientError,
                prefix: str = "") -> Outcome:

@@ -23,9 +23,10 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..models import LogEvent, MediaType, Post, PostStatus, utcnow
+from ..models import LogEvent, Post, PostStatus, utcnow
 from ..store import Store
 from ..store import tables as t
+from ..store.core import row_to_post
 
 P = t.posts
 QUEUED = PostStatus.QUEUED.value
@@ -66,13 +67,6 @@ class Claim:
     @property
     def ids(self) -> list[str]:
         return [self.post.id, *(f.id for f in self.followers)]
-
-
-def row_post(row: Mapping[str, Any]) -> Post:
-    data = dict(row)
-    data["status"] = PostStatus(data["status"])
-    data["media_type"] = MediaType(data["media_type"]) if data["media_type"] else None
-    return Post(**data)
 
 
 def due_clause(now: datetime) -> sa.ColumnElement[bool]:
@@ -133,7 +127,7 @@ class Queue:
                 sa.and_(P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
                         P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
                 if threads else sa.false()))).mappings().all()
-            posts = [row_post(r) for r in rows]
+            posts = [row_to_post(r) for r in rows]
             saved = {r.post_id: dict(r.data or {}) for r in c.execute(
                 sa.select(t.checkpoints.c.post_id, t.checkpoints.c.data)
                 .where(t.checkpoints.c.post_id.in_(ids)))}

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -163,7 +164,7 @@ class Worker:
             future = pool.submit(self._publish, claim)
             with self._lock:
                 self._jobs[claim.post.id] = (future, claim)
-            future.add_done_callback(lambda f, pid=claim.post.id: self._done(pid, f))
+            future.add_done_callback(functools.partial(self._done, claim.post.id))
         return len(claims), len(claims) == want
 
     def _fill_webhooks(self, pool: ThreadPoolExecutor) -> int:
@@ -180,7 +181,7 @@ class Worker:
             future = pool.submit(self.webhooks.deliver, row)
             with self._lock:
                 self._hooks[row["id"]] = future
-            future.add_done_callback(lambda f, rid=row["id"]: self._hook_done(rid, f))
+            future.add_done_callback(functools.partial(self._hook_done, row["id"]))
         return len(rows)
 
     def _publish(self, claim: Claim) -> Outcome:

@@ -66,7 +66,8 @@ def make_engine(url: str, **kw: Any) -> Engine:
     return sa.create_engine(url, **kw)
 
 
-def _row_post(row: Any) -> Post:
+def row_to_post(row: Any) -> Post:
+    """A ``posts`` row as a Post."""
     data = dict(row)
     data["status"] = PostStatus(data["status"])
     data["media_type"] = MediaType(data["media_type"]) if data["media_type"] else None
@@ -323,7 +324,7 @@ class Store:
             row = c.execute(q).mappings().first()
         if row is None:
             raise NotFound(f"post {post_id} not found")
-        return _row_post(row)
+        return row_to_post(row)
 
     def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
                    account_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
@@ -341,14 +342,14 @@ class Store:
                 sa.select(t.posts).where(*where)
                 .order_by(t.posts.c.created_at.desc(), t.posts.c.thread_position, t.posts.c.id)
                 .limit(limit).offset((page - 1) * limit)).mappings()
-            items = [_row_post(r) for r in rows]
+            items = [row_to_post(r) for r in rows]
         return Page(items=items, total=total, page=page, limit=limit)
 
     def thread_posts(self, thread_id: str) -> list[Post]:
         with self.read() as c:
             rows = c.execute(sa.select(t.posts).where(t.posts.c.thread_id == thread_id)
                              .order_by(t.posts.c.thread_position)).mappings()
-            return [_row_post(r) for r in rows]
+            return [row_to_post(r) for r in rows]
 
     def save_post(self, post: Post, *, expect_status: PostStatus | None = None,
                   conn: Connection | None = None) -> Post:
