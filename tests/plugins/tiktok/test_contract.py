@@ -14,5 +14,5 @@ class TestTikTokContract(PlatformContract):
 def test_declares_no_delete_and_the_daily_cap() -> None:
     assert TikTokPlatform.capabilities.delete is False
     assert TikTokPlatform.capabilities.text_only is False
-    assert TikTokPlatform.limits.daily_cap == 15
+    assert TikTokPlatform.limits.daily_cap == 20
     assert TikTokPlatform.default_api_base == "https://open.tiktokapis.com"
