@@ -128,12 +128,27 @@ def test_a_third_party_platform_publishes_a_thread_through_the_core(
     from chat33_core.scheduling import Worker
     from chat33_core.service import Chat33, Principal
 
+    class Observer:
+        def __init__(self) -> None:
+            self.published: list[str] = []
+            self.failed: list[tuple[str, str | None]] = []
+
+        @hookimpl
+        def chat33_post_published(self, post: Any) -> None:
+            self.published.append(post.id)
+
+        @hookimpl
+        def chat33_post_failed(self, post: Any) -> None:
+            self.failed.append((post.id, post.error_message))
+
+    observer = Observer()
     sandbox = MastodonSandbox()
     with serve(sandbox) as url:
         settings = settings_for(f"sqlite:///{tmp_path / 'db.sqlite'}",
                                 CHAT33_MASTODON_API_BASE=url)
         core = Chat33(settings)
         core.host.register(third_party_plugin(MastodonPlatform), name="mastodon")
+        core.host.register(observer, name="observer")
         core.store.migrate()
         user = core.create_user("m@example.com", "password1", "Fediverse")
         account = core.add_account(user.org_id, "mastodon", "Toots",
@@ -144,12 +159,20 @@ def test_a_third_party_platform_publishes_a_thread_through_the_core(
             core.create_posts(principal, PostRequest(account_ids=[account.id], text="x" * 501))
         posts, _ = core.create_posts(principal, PostRequest(
             account_ids=[account.id], text="first", thread=[ThreadItem(text="second")]))
+        revoked = core.add_account(user.org_id, "mastodon", "Revoked",
+                                   credentials=Credentials(access_token="old-token"))
+        (refused,), _ = core.create_posts(principal, PostRequest(account_ids=[revoked.id],
+                                                                 text="never lands"))
         assert Worker(core, once=True, concurrency=1).run() == 0
     stored = [core.get_post(user.org_id, p.id) for p in posts]
     assert [p.status for p in stored] == [PostStatus.PUBLISHED, PostStatus.PUBLISHED]
     assert [p.external_post_id for p in stored] == ["100", "101"]
     assert sandbox.statuses[1]["in_reply_to_id"] == "100"
     assert len(sandbox.statuses) == 2
+    assert core.get_post(user.org_id, refused.id).status is PostStatus.FAILED
+    # the observers heard of both outcomes
+    assert posts[0].id in observer.published
+    assert observer.failed == [(refused.id, "The access token is invalid")]
 
 
 def test_two_platforms_with_one_name_are_an_error() -> None:
