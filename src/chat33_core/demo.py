@@ -89,11 +89,11 @@ def sandbox_command(bind: str, port: int, print_env: bool) -> None:
     if print_env:
         return
     sys.stdout.flush()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with serve_sandboxes(host, bind, port) as (url, apps):
         click.echo(f"sandboxes for {', '.join(sorted(apps))} on {url} (Ctrl-C to stop)",
                    err=True)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             while not stop.wait(0.5):
                 pass
