@@ -52,7 +52,9 @@ def snake(name: str) -> str:
 
 def isoformat(value: datetime) -> str:
     """``2026-04-01T14:00:00.000Z`` — UTC with milliseconds, as JavaScript clients expect."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 converter = cattrs.Converter(forbid_extra_keys=True)
@@ -163,9 +165,57 @@ _wire(ThreadItem)
 _wire(PostRequest)
 
 
+_POST_OMIT = frozenset(("org_id", "media_ids", "publish_with_head", "lease_owner",
+                        "lease_expires_at", "account_id"))
+
+
+def _post_wire_plan() -> tuple[tuple[str, str, Any], ...]:
+    """(attribute, wire name, how to convert a non-null value) for each Post field that
+    goes on the wire, in field order: the same dict the converter makes, made faster
+    (``post_json`` runs for every item of every list)."""
+    plan = []
+    for a in attrs.fields(Post):
+        if a.name in _POST_OMIT:
+            continue
+        conv: Any = next((c for types, c in _PLAN if a.type in types), converter.unstructure)
+        plan.append((a.name, camel(a.name), conv))
+    return tuple(plan)
+
+
+def _enum_value(value: enum.Enum) -> Any:
+    return value.value
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of JSON-like data (what the converter does to ``dict[str, Any]``)."""
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return converter.unstructure(value)
+
+
+#: field types -> conversion of a non-null value (None: as is); a field of any other
+#: type goes through the converter
+_PLAN: tuple[tuple[tuple[Any, ...], Any], ...] = (
+    ((str, str | None, int, bool), None),
+    ((datetime, datetime | None), isoformat),
+    ((PostStatus, MediaType | None), _enum_value),
+    ((list[str],), list),
+    ((dict[str, Any],), _copy_json),
+)
+attrs.resolve_types(Post)
+_POST_WIRE = _post_wire_plan()
+
+
 def post_json(post: Post) -> dict[str, Any]:
     """A Post as the API documents it (``channelId`` is the account id)."""
-    data: dict[str, Any] = converter.unstructure(post)
+    data: dict[str, Any] = {}
+    for name, key, conv in _POST_WIRE:
+        value = getattr(post, name)
+        data[key] = value if conv is None or value is None else conv(value)
     data["channelId"] = post.account_id
     return data
 

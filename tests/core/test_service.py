@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -356,3 +357,32 @@ def test_editing_a_post_whose_time_has_passed_keeps_its_schedule(
     updated = core.update_post(principal.org_id, post.id, {"text": "v2"})
     assert updated.text == "v2" and updated.scheduled_at == past.replace(microsecond=(
         past.microsecond))
+
+
+def test_post_json_is_the_converters_shape() -> None:
+    """``post_json`` (hand-tuned for lists) gives exactly the converter's dict plus
+    ``channelId``, key order included, for a post with every field set and a bare one."""
+    from chat33_core.models import Post
+    from chat33_core.serialization import converter, post_json
+
+    now = datetime(2026, 4, 1, 14, 0, 0, 123456, tzinfo=UTC)
+    paris = datetime(2026, 4, 1, 16, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    full = Post(id="post_1", org_id="org_1", account_id="chan_1", platform="x",
+                account_name="X", created_by="user_1", status=PostStatus.PUBLISHED, text="hé",
+                media_urls=["https://e.com/a.jpg"], media_ids=["med_1"],
+                media_type=MediaType.IMAGE, cover_image_url="https://e.com/c.jpg",
+                platform_config={"x": {"a": [1, {"b": None}]}}, callback_url="https://e.com/h",
+                scheduled_at=paris, timezone="Europe/Paris", group_id="grp_1", thread_id="t",
+                thread_position=1, publish_with_head=True, published_at=now,
+                external_post_id="9", external_post_url="https://x.com/9", error_message="e",
+                retry_count=2, next_attempt_at=now, lease_owner="w", lease_expires_at=now,
+                created_at=now, updated_at=now)
+    bare = Post(id="post_2", org_id="org_1", account_id="chan_1", platform="x",
+                account_name="X", created_by="user_1", created_at=now, updated_at=now)
+    for post in (full, bare):
+        expected = {**converter.unstructure(post), "channelId": post.account_id}
+        got = post_json(post)
+        assert got == expected and list(got) == list(expected)
+    assert post_json(full)["scheduledAt"] == "2026-04-01T14:30:00.000Z"
+    assert post_json(full)["createdAt"] == "2026-04-01T14:00:00.123Z"
+    assert post_json(full)["platformConfig"] is not full.platform_config

@@ -128,6 +128,51 @@ def test_list_posts_filters_and_paginates(store: Store) -> None:
     assert store.list_posts(org.id, account_id=account.id).total == 7
 
 
+def test_listed_posts_equal_the_posts_read_one_by_one(store: Store) -> None:
+    """The list's fast row reading gives exactly the Post that get_post gives, for posts
+    with every kind of field set and with defaults only."""
+    from chat33_core.models import MediaType
+
+    org, user, account = _org_user_account(store)
+    now = utcnow()
+    full = _post(org, user, account, text="héllo 👋", status=PostStatus.PUBLISHED,
+                 media_urls=["https://e.com/a.jpg", "https://e.com/b.jpg"],
+                 media_ids=["med_1", "med_2"], media_type=MediaType.CAROUSEL,
+                 cover_image_url="https://e.com/c.jpg",
+                 platform_config={"x": {"replySettings": "following", "n": [1, 2.5, None]}},
+                 callback_url="https://e.com/hook", scheduled_at=now + timedelta(hours=2),
+                 timezone="Europe/Paris", group_id="grp_1", thread_id="t1", thread_position=2,
+                 publish_with_head=True, published_at=now, external_post_id="123",
+                 external_post_url="https://x.com/a/status/123", error_message="boom",
+                 retry_count=3, next_attempt_at=now + timedelta(minutes=5),
+                 lease_owner="worker-1", lease_expires_at=now + timedelta(seconds=30),
+                 created_at=now - timedelta(seconds=1))
+    bare = _post(org, user, account, created_at=now)
+    store.add_posts([full, bare])
+    listed = store.list_posts(org.id).items
+    assert listed == [store.get_post(bare.id), store.get_post(full.id)]
+    assert listed[1].media_type is MediaType.CAROUSEL and listed[1].status is PostStatus.PUBLISHED
+    assert listed[1].platform_config == {"x": {"replySettings": "following", "n": [1, 2.5, None]}}
+    assert all(p.created_at.tzinfo is not None for p in listed)
+    assert listed[0].media_urls == [] and listed[0].platform_config == {}
+    # the decoded JSON values are each post's own (no shared empty list or dict)
+    assert listed[0].media_urls is not listed[0].media_ids
+
+
+def test_list_total_is_right_on_every_page_and_past_the_end(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    other, other_user, other_account = _org_user_account(store, "Other")
+    now = utcnow()
+    store.add_posts([_post(org, user, account, created_at=now + timedelta(seconds=i))
+                     for i in range(5)])
+    store.add_posts([_post(other, other_user, other_account) for _ in range(3)])
+    totals = [(p.total, len(p.items)) for p in
+              (store.list_posts(org.id, page=n, limit=2) for n in (1, 2, 3, 4, 9))]
+    assert totals == [(5, 2), (5, 2), (5, 1), (5, 0), (5, 0)]
+    assert store.list_posts(org.id, status="DRAFT").total == 0
+    assert store.list_posts(org.id, status="DRAFT", page=3).total == 0
+
+
 def test_save_post_is_compare_and_set_on_status(store: Store) -> None:
     org, user, account = _org_user_account(store)
     post = _post(org, user, account)
