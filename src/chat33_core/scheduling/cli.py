@@ -55,6 +55,10 @@ def worker(once: bool, concurrency: int, plugins: tuple[str, ...], worker_id: st
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_level.upper() != "DEBUG":
+        # httpx logs every request at INFO: one line per post and per webhook is noise
+        # (the post's own logs record each step) and costs the publishing threads time
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_env()
     settings.require_secret_key()
     # room for every publishing thread, the loop, the heartbeat and the webhook threads

@@ -82,6 +82,8 @@ log = logging.getLogger(__name__)
 
 #: the worker's own state inside a post's checkpoint row (the plugin never sees it)
 WORKER_KEY = "_chat33_worker"
+#: decrypted credentials kept per worker process (by ciphertext)
+DECRYPT_CACHE_SIZE = 1024
 
 
 # --- the context's log and checkpoints ------------------------------------------------------
@@ -180,6 +182,9 @@ class Publisher:
         #: posts this worker has started per channel (daily caps)
         self._in_flight: Counter[str] = Counter()
         self._locks_guard = threading.Lock()
+        self._decrypted: dict[str, Credentials] = {}
+        #: set when a final write added a webhook delivery: the worker sends it at once
+        self.outbox_written = threading.Event()
 
     def close(self) -> None:
         self.http.close()
@@ -203,7 +208,10 @@ class Publisher:
         except NotFound:
             return self._fail(claim, alog, f"no platform plugin for {post.platform!r} is "
                               "installed on this worker", final_checkpoint=False)
-        account, enc = self._account(post.account_id)
+        if claim.account is not None:
+            account, enc = claim.account, claim.credentials_enc
+        else:
+            account, enc = self._account(post.account_id)
         name = platform.display_name or platform.name
         if not account.is_active:
             return self._fail(claim, alog, f"the {name} channel {account.name!r} is "
@@ -237,7 +245,7 @@ class Publisher:
         name = platform.display_name or platform.name
         if enc is None:
             return self._fail(claim, alog, _reconnect_message(name, account), reconnect=True)
-        credentials = self.core.vault.decrypt_credentials(enc)
+        credentials = self._decrypt(enc)
         try:
             if platform.needs_refresh(credentials):
                 credentials = self._refresh(platform, account, credentials, alog)
@@ -362,6 +370,23 @@ class Publisher:
         return Account(**data), enc
 
     # --- credentials ----------------------------------------------------------------------
+
+    def _decrypt(self, enc: str) -> Credentials:
+        """Decrypted credentials, cached by their ciphertext: the same ciphertext always
+        decrypts to the same value, and a refresh stores a new ciphertext, so the cache
+        can never hand out stale credentials (refreshes still go through
+        :meth:`_refresh`'s compare-and-set)."""
+        with self._locks_guard:
+            cached = self._decrypted.get(enc)
+        if cached is not None:
+            # a copy of the one mutable part: threads must not share it
+            return attrs.evolve(cached, extra=dict(cached.extra))
+        credentials = self.core.vault.decrypt_credentials(enc)
+        with self._locks_guard:
+            if len(self._decrypted) >= DECRYPT_CACHE_SIZE:
+                self._decrypted.clear()
+            self._decrypted[enc] = attrs.evolve(credentials, extra=dict(credentials.extra))
+        return credentials
 
     def _lock_for(self, account_id: str) -> threading.Lock:
         with self._locks_guard:
@@ -541,13 +566,14 @@ class Publisher:
             for p in rows:
                 self.queue.write(c, p, now)
             insert_logs(c, alog.drain())
-            for p in rows:
-                webhooks.enqueue(c, p, now)
+            hooks = [webhooks.enqueue(c, p, now) for p in rows]
             if reconnect_account:
                 c.execute(t.accounts.update().where(t.accounts.c.id == reconnect_account)
                           .values(needs_reconnect=True))
             if delete_checkpoint_of:
                 delete_checkpoint(c, delete_checkpoint_of)
+        if any(hooks):
+            self.outbox_written.set()
         for p in rows:
             self._notify(p)
 

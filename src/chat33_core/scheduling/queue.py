@@ -21,9 +21,10 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from ..models import LogEvent, Post, PostStatus, utcnow
+from ..models import Account, LogEvent, Post, PostStatus, utcnow
 from ..store import Store
 from ..store import tables as t
 from ..store.core import row_to_post
@@ -63,6 +64,10 @@ class Claim:
     taken_over_from: str | None = None
     #: the post's checkpoint row as it was at claim time (read in the claim transaction)
     checkpoint: dict[str, Any] | None = None
+    #: the post's account and its encrypted credentials, read in the claim transaction
+    #: (one read per batch); None when not read (the publisher reads it then)
+    account: Account | None = None
+    credentials_enc: str | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -91,15 +96,19 @@ class Queue:
 
     # --- claiming ------------------------------------------------------------------
 
-    def claim(self, limit: int, now: datetime | None = None) -> list[Claim]:
+    def claim(self, limit: int, now: datetime | None = None, *,
+              check_due: bool = True) -> list[Claim]:
         """Lease up to ``limit`` due posts (oldest due first) and mark them PUBLISHING,
         together with their thread followers. Writes an ``attempt_started`` log per post
-        in the same transaction."""
+        in the same transaction, and reads the posts' checkpoints and accounts there.
+
+        With ``check_due`` (an idle poll) a read first makes sure something is due, so
+        that polling takes no write lock; a worker working off a backlog skips it."""
         if limit <= 0:
             return []
         now = now or utcnow()
         expires = now + self.lease
-        if not self.anything_due(now):
+        if check_due and not self.anything_due(now):
             return []  # an idle poll takes no write lock
         with writing(self.store) as c:
             q = (sa.select(P.c.id, P.c.lease_owner, P.c.status, P.c.thread_id)
@@ -131,6 +140,12 @@ class Queue:
             saved = {r.post_id: dict(r.data or {}) for r in c.execute(
                 sa.select(t.checkpoints.c.post_id, t.checkpoints.c.data)
                 .where(t.checkpoints.c.post_id.in_(ids)))}
+            accounts: dict[str, tuple[Account, str | None]] = {}
+            for r in c.execute(sa.select(t.accounts).where(t.accounts.c.id.in_(
+                    {p.account_id for p in posts if p.id in ids}))).mappings():
+                data = dict(r)
+                enc = data.pop("credentials_enc")
+                accounts[data["id"]] = (Account(**data), enc)
             claims = []
             by_thread: dict[str, list[Post]] = {}
             for p in posts:
@@ -141,9 +156,11 @@ class Queue:
                     continue
                 followers = sorted(by_thread.get(p.thread_id or "", []),
                                    key=lambda f: f.thread_position) if p.thread_id else []
+                account, enc = accounts.get(p.account_id, (None, None))
                 claims.append(Claim(post=p, followers=tuple(followers),
                                     taken_over_from=previous.get(p.id),
-                                    checkpoint=saved.get(p.id, {})))
+                                    checkpoint=saved.get(p.id, {}),
+                                    account=account, credentials_enc=enc))
             logs = []
             for cl in claims:
                 attempt = cl.post.retry_count + 1
@@ -225,11 +242,19 @@ class Queue:
             "next_attempt_at": post.next_attempt_at, "lease_owner": post.lease_owner,
             "lease_expires_at": post.lease_expires_at, "updated_at": now,
         }
-        n = conn.execute(P.update().where(
-            P.c.id == post.id, P.c.status == PUBLISHING, P.c.lease_owner == self.owner)
-            .values(**values)).rowcount
+        n = conn.execute(_FINISH, {"b_id": post.id, "b_owner": self.owner,
+                                   **{"b_" + k: v for k, v in values.items()}}).rowcount
         if not n:
             raise LeaseLost(f"post {post.id} is no longer leased by {self.owner}")
+
+
+#: a claimed post's new state, only while this worker holds its lease (built once)
+_FINISH = P.update().where(
+    P.c.id == sa.bindparam("b_id"), P.c.status == PUBLISHING,
+    P.c.lease_owner == sa.bindparam("b_owner")).values(
+    {P.c[k]: sa.bindparam("b_" + k) for k in (
+        "status", "published_at", "external_post_id", "external_post_url", "error_message",
+        "retry_count", "next_attempt_at", "lease_owner", "lease_expires_at", "updated_at")})
 
 
 def insert_logs(conn: Connection, events: Sequence[LogEvent]) -> None:
@@ -240,13 +265,23 @@ def insert_logs(conn: Connection, events: Sequence[LogEvent]) -> None:
             for e in events])
 
 
+def _upsert(dialect: str) -> sa.Executable:
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t.checkpoints)
+    return insert.on_conflict_do_update(
+        index_elements=[t.checkpoints.c.post_id],
+        set_={"data": insert.excluded.data, "updated_at": insert.excluded.updated_at})
+
+
+#: one statement per dialect, built once (building and cache-keying a statement per
+#: call costs more than running it)
+_UPSERTS = {name: _upsert(name) for name in ("postgresql", "sqlite")}
+
+
 def save_checkpoint(conn: Connection, post_id: str, data: Mapping[str, Any],
                     now: datetime) -> None:
-    n = conn.execute(t.checkpoints.update().where(t.checkpoints.c.post_id == post_id)
-                     .values(data=dict(data), updated_at=now)).rowcount
-    if not n:
-        conn.execute(t.checkpoints.insert().values(post_id=post_id, data=dict(data),
-                                                   updated_at=now))
+    """Insert or replace the post's checkpoint, in one statement."""
+    conn.execute(_UPSERTS[conn.dialect.name],
+                 {"post_id": post_id, "data": dict(data), "updated_at": now})
 
 
 def delete_checkpoint(conn: Connection, post_id: str) -> None:

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "chat33_posts"
+#: how often a busy worker looks at the webhook outbox for deliveries it did not write
+WEBHOOK_CHECK_S = 0.1
 
 
 def default_worker_id() -> str:
@@ -90,6 +92,11 @@ class Worker:
         self._jobs: dict[str, tuple[Future[Outcome], Claim]] = {}
         self._started: set[str] = set()
         self._hooks: dict[str, Future[bool]] = {}
+        #: when the webhook outbox is looked at next (monotonic); a delivery written by
+        #: this worker's own publishes (``publisher.outbox_written``) makes it "now"
+        self._hooks_check_at = 0.0
+        #: the last claim was full: more is likely due, skip the "anything due?" read
+        self._backlog = False
 
     # --- control -------------------------------------------------------------------
 
@@ -155,7 +162,7 @@ class Worker:
             return 0, False
         want = window - held
         try:
-            claims = self.queue.claim(want)
+            claims = self.queue.claim(want, check_due=not self._backlog)
         except sa.exc.OperationalError as exc:
             log.warning("worker %s: claim failed (%s); retrying", self.id, exc.orig)
             time.sleep(0.2)
@@ -165,9 +172,18 @@ class Worker:
             with self._lock:
                 self._jobs[claim.post.id] = (future, claim)
             future.add_done_callback(functools.partial(self._done, claim.post.id))
+        self._backlog = len(claims) == want
         return len(claims), len(claims) == want
 
     def _fill_webhooks(self, pool: ThreadPoolExecutor) -> int:
+        # the outbox is read at most every WEBHOOK_CHECK_S while busy (every loop turn
+        # would read it per finished post), at once when this worker wrote a delivery
+        now = time.monotonic()
+        if self.publisher.outbox_written.is_set():
+            self.publisher.outbox_written.clear()
+        elif now < self._hooks_check_at and not self.once:
+            return 0
+        self._hooks_check_at = now + WEBHOOK_CHECK_S
         with self._lock:
             free = self.webhook_concurrency - len(self._hooks)
         if free <= 0:
@@ -213,6 +229,7 @@ class Worker:
             log.exception("worker %s: webhook %s crashed", self.id, delivery_id)
         with self._lock:
             self._hooks.pop(delivery_id, None)
+        self._hooks_check_at = 0.0  # a slot is free: others may be waiting
         self._wake.set()
 
     def _sleep_time(self, claimed: int) -> float:
