@@ -18,7 +18,6 @@ from .errors import (
     Chat33Error,
     Forbidden,
     Issue,
-    NotFound,
     NotSupported,
     PlatformError,
     Unauthorized,
@@ -55,6 +54,8 @@ from .security import (
 from .store import Store
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from .fetch import GuardedClient
     from .validation import ValidationReport
 
@@ -294,25 +295,22 @@ class Chat33:
 
     # --- rate limits --------------------------------------------------------------------
 
-    def hit_rate_limit(self, operation: str, key: str) -> tuple[int, int, float]:
+    def hit_rate_limit(self, operation: str, key: str, *, conn: Connection | None = None,
+                       ) -> tuple[int, int, float]:
         """Count one ``operation`` for ``key``; returns (limit, remaining, reset seconds)
-        or raises RateLimited."""
+        or raises RateLimited. With ``conn`` (a store write transaction), the count
+        commits or rolls back with it."""
         limit, period = self.rate_limits[operation]
-        remaining, reset = self.store.hit_rate_limit(f"{operation}:{key}", limit, period)
+        remaining, reset = self.store.hit_rate_limit(f"{operation}:{key}", limit, period,
+                                                     conn=conn)
         return limit, remaining, reset
 
     # --- validation ---------------------------------------------------------------------
 
     def _accounts_for(self, org_id: str, ids: Sequence[str]) -> dict[str, Account | None]:
-        found: dict[str, Account | None] = {}
-        for account_id in ids:
-            if not isinstance(account_id, str) or account_id in found:
-                continue
-            try:
-                found[account_id] = self.store.get_account(account_id, org_id=org_id)
-            except NotFound:
-                found[account_id] = None
-        return found
+        wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
+        known = self.store.get_accounts(wanted, org_id)  # one query for all of them
+        return {account_id: known.get(account_id) for account_id in wanted}
 
     def validate_post(self, org_id: str, request: PostRequest, *,
                       keep_media: bool = False) -> ValidationReport:
@@ -341,7 +339,6 @@ class Chat33:
         if not report.valid:
             errors = report.errors()
             raise ValidationError(_summary(errors), details=errors)
-        self.hit_rate_limit("posts.create", principal.org_id)
         scheduled_at = parse_schedule(request.scheduled_at, request.timezone)
         media_ids = [self.media.asset_for(principal.org_id, u).id for u in request.media_urls]
         group_id = new_id("grp") if len(set(request.account_ids)) > 1 else None
@@ -377,11 +374,16 @@ class Chat33:
                     cover_image_url=None, thread_position=position,
                     publish_with_head=platform.capabilities.threads,
                 ))
-        self.store.add_posts(posts, logs=[LogEvent(
+        logs = [LogEvent(
             id=None, post_id=post.id, event="created",
             message=f"post created as {post.status.value}" + (
                 f", scheduled for {post.scheduled_at.isoformat()}" if post.scheduled_at else ""))
-            for post in posts])
+            for post in posts]
+        # counted in the transaction that inserts the posts: one write, and a request
+        # that fails to insert does not use the allowance
+        with self.store.begin() as conn:
+            self.hit_rate_limit("posts.create", principal.org_id, conn=conn)
+            self.store.add_posts(posts, logs=logs, conn=conn)
         return posts, group_id
 
     def get_user(self, user_id: str) -> User:

@@ -128,6 +128,24 @@ def test_list_posts_filters_and_paginates(store: Store) -> None:
     assert store.list_posts(org.id, account_id=account.id).total == 7
 
 
+def test_get_accounts_finds_only_the_orgs_own(store: Store) -> None:
+    org, _, account = _org_user_account(store)
+    other, _, foreign = _org_user_account(store, "Other")
+    found = store.get_accounts([account.id, foreign.id, "chan_nope", account.id], org.id)
+    assert found == {account.id: store.get_account(account.id)}
+    assert store.get_accounts([], org.id) == {}
+    assert list(store.get_accounts([foreign.id], other.id)) == [foreign.id]
+
+
+def test_rate_limit_counted_in_a_transaction_that_rolls_back_is_not_used(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.begin() as conn:
+        store.hit_rate_limit("k", 1, timedelta(hours=1), conn=conn)
+        raise RuntimeError("the insert after it failed")
+    assert store.hit_rate_limit("k", 1, timedelta(hours=1))[0] == 0
+    with pytest.raises(RateLimited), store.begin() as conn:
+        store.hit_rate_limit("k", 1, timedelta(hours=1), conn=conn)
+
+
 def test_listed_posts_equal_the_posts_read_one_by_one(store: Store) -> None:
     """The list's fast row reading gives exactly the Post that get_post gives, for posts
     with every kind of field set and with defaults only."""

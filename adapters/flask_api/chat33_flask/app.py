@@ -130,10 +130,10 @@ def _watch_rate_limits(core: Chat33) -> None:
         return
     hit = core.hit_rate_limit
 
-    def watched(operation: str, key: str) -> tuple[int, int, float]:
+    def watched(operation: str, key: str, **kw: Any) -> tuple[int, int, float]:
         from flask import has_request_context
 
-        result = hit(operation, key)
+        result = hit(operation, key, **kw)
         if has_request_context():
             g.chat33_rate = result
         return result

@@ -321,6 +321,16 @@ class Store:
             raise NotFound(f"account {account_id} not found")
         return Account(**row)
 
+    def get_accounts(self, account_ids: Sequence[str], org_id: str) -> dict[str, Account]:
+        """The accounts of ``org_id`` among ``account_ids``, by id, in one query (ids of
+        other organizations and unknown ids are simply absent)."""
+        if not account_ids:
+            return {}
+        q = sa.select(*[col for col in t.accounts.c if col.name != "credentials_enc"]).where(
+            t.accounts.c.id.in_(list(dict.fromkeys(account_ids))), t.accounts.c.org_id == org_id)
+        with self.read() as c:
+            return {r["id"]: Account(**r) for r in c.execute(q).mappings()}
+
     def list_accounts(self, org_id: str, platform: str | None = None,
                       active_only: bool = False) -> list[Account]:
         q = sa.select(*[col for col in t.accounts.c if col.name != "credentials_enc"]).where(
@@ -357,14 +367,23 @@ class Store:
 
     # --- posts ------------------------------------------------------------------------
 
-    def add_posts(self, posts: Sequence[Post], logs: Sequence[LogEvent] = ()) -> list[Post]:
-        """Insert ``posts`` (and their first log events) in one transaction."""
+    def add_posts(self, posts: Sequence[Post], logs: Sequence[LogEvent] = (), *,
+                  conn: Connection | None = None) -> list[Post]:
+        """Insert ``posts`` (and their first log events) in one transaction (``conn``'s,
+        when given)."""
         if posts:
-            with self.begin() as c:
-                c.execute(t.posts.insert(), [_post_values(p) for p in posts])
-                if logs:
-                    c.execute(t.post_logs.insert(), [_log_values(e) for e in logs])
+            if conn is None:
+                with self.begin() as c:
+                    self._insert_posts(c, posts, logs)
+            else:
+                self._insert_posts(conn, posts, logs)
         return list(posts)
+
+    @staticmethod
+    def _insert_posts(c: Connection, posts: Sequence[Post], logs: Sequence[LogEvent]) -> None:
+        c.execute(t.posts.insert(), [_post_values(p) for p in posts])
+        if logs:
+            c.execute(t.post_logs.insert(), [_log_values(e) for e in logs])
 
     def get_post(self, post_id: str, org_id: str | None = None) -> Post:
         q = sa.select(t.posts).where(t.posts.c.id == post_id)
@@ -521,35 +540,41 @@ class Store:
     # --- rate limits ------------------------------------------------------------------
 
     def hit_rate_limit(self, key: str, limit: int, period: timedelta,
-                       now: datetime | None = None) -> tuple[int, float]:
+                       now: datetime | None = None, *,
+                       conn: Connection | None = None) -> tuple[int, float]:
         """Count one request against ``limit`` per ``period`` for ``key`` (GCRA, so the
         allowance refills smoothly). Returns (remaining, seconds until full); raises
         :class:`~chat33_core.errors.RateLimited`. Atomic across processes and machines:
-        the row is locked (PostgreSQL) or the write lock is held (SQLite)."""
+        the row is locked (PostgreSQL) or the write lock is held (SQLite). With ``conn``
+        (a :meth:`begin` transaction) the count is part of that transaction: it holds
+        only if the transaction commits."""
+        if conn is None:
+            with self.begin() as c:
+                return self.hit_rate_limit(key, limit, period, now, conn=c)
         now = now or utcnow()
         interval = period / limit
-        with self.begin() as c:
-            q = sa.select(t.rate_limits.c.tat).where(t.rate_limits.c.key == key)
-            if self.is_postgres:
-                c.execute(sa.text(
-                    "INSERT INTO rate_limits (key, tat) VALUES (:k, :n) ON CONFLICT DO NOTHING"
-                ), {"k": key, "n": now.replace(tzinfo=None)})
-                q = q.with_for_update()
-            tat = c.execute(q).scalar()
-            if tat is None:
-                tat = now
-                c.execute(t.rate_limits.insert().values(key=key, tat=now))
-            tat = max(tat, now)
-            new_tat = tat + interval
-            allow_at = new_tat - period
-            if allow_at > now:
-                retry = (allow_at - now).total_seconds()
-                raise RateLimited(
-                    f"rate limit of {limit} per {_human(period)} reached; retry in "
-                    f"{math.ceil(retry)} s", retry_after=retry, limit=limit, remaining=0,
-                    reset_after=(tat - now).total_seconds())
-            c.execute(t.rate_limits.update().where(t.rate_limits.c.key == key)
-                      .values(tat=new_tat))
+        c = conn
+        q = sa.select(t.rate_limits.c.tat).where(t.rate_limits.c.key == key)
+        if self.is_postgres:
+            c.execute(sa.text(
+                "INSERT INTO rate_limits (key, tat) VALUES (:k, :n) ON CONFLICT DO NOTHING"
+            ), {"k": key, "n": now.replace(tzinfo=None)})
+            q = q.with_for_update()
+        tat = c.execute(q).scalar()
+        if tat is None:
+            tat = now
+            c.execute(t.rate_limits.insert().values(key=key, tat=now))
+        tat = max(tat, now)
+        new_tat = tat + interval
+        allow_at = new_tat - period
+        if allow_at > now:
+            retry = (allow_at - now).total_seconds()
+            raise RateLimited(
+                f"rate limit of {limit} per {_human(period)} reached; retry in "
+                f"{math.ceil(retry)} s", retry_after=retry, limit=limit, remaining=0,
+                reset_after=(tat - now).total_seconds())
+        c.execute(t.rate_limits.update().where(t.rate_limits.c.key == key)
+                  .values(tat=new_tat))
         remaining = int((period - (new_tat - now)) / interval)
         return max(0, remaining), (new_tat - now).total_seconds()
 
