@@ -112,9 +112,9 @@ class _PostReader:
                 if isinstance(value, str):
                     value = datetime.fromisoformat(value)
                 values[i] = value.replace(tzinfo=UTC)
-        values[self.status_at] = PostStatus(values[self.status_at])
+        values[self.status_at] = _STATUSES[values[self.status_at]]
         media_type = values[self.media_type_at]
-        values[self.media_type_at] = MediaType(media_type) if media_type else None
+        values[self.media_type_at] = _MEDIA_TYPES[media_type] if media_type else None
         post = object.__new__(Post)
         for name, value in zip(self.fields, values, strict=True):
             object.__setattr__(post, name, value)
@@ -122,6 +122,8 @@ class _PostReader:
 
 
 _posts = _PostReader()
+_STATUSES = {s.value: s for s in PostStatus}
+_MEDIA_TYPES = {m.value: m for m in MediaType}
 
 
 def _post_values(post: Post) -> dict[str, Any]:
