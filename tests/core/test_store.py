@@ -150,6 +150,9 @@ def test_listed_posts_equal_the_posts_read_one_by_one(store: Store) -> None:
     """The list's fast row reading gives exactly the Post that get_post gives, for posts
     with every kind of field set and with defaults only."""
     from chat33_core.models import MediaType
+    from chat33_core.store.core import _posts
+
+    assert _posts.usable, "the posts table and Post must keep the same fields in order"
 
     org, user, account = _org_user_account(store)
     now = utcnow()

@@ -7,6 +7,7 @@ encrypted and decrypted by the caller-provided :class:`~chat33_core.security.Vau
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -81,16 +82,15 @@ class _PostReader:
     The JSON and timestamp columns are selected *raw* (no SQLAlchemy result processing)
     and decoded here once: ``"[]"``/``"{}"`` without the JSON parser, SQLite's timestamp
     text with :meth:`datetime.fromisoformat`. PostgreSQL's driver already hands back
-    Python values for both, which pass through. Values from the store are trusted, so the
-    Post is filled in directly instead of through its validating ``__init__`` (the same
-    values, the same frozen class). Used only when the table and the model have exactly
-    the same fields; otherwise :func:`row_to_post` does the work.
+    Python values for both, which pass through. The Post is made positionally, so this is
+    used only when the table's columns and the model's fields are the same names in the
+    same order; otherwise :func:`row_to_post` does the work.
     """
 
     def __init__(self) -> None:
         names = [c.name for c in t.posts.c]
         self.fields = tuple(names)
-        self.usable = set(names) == {a.name for a in attrs.fields(Post)}
+        self.usable = names == [a.name for a in attrs.fields(Post)]
         self.json_at = tuple(i for i, c in enumerate(t.posts.c) if isinstance(c.type, sa.JSON))
         self.time_at = tuple(i for i, c in enumerate(t.posts.c)
                              if isinstance(c.type, t.UTCDateTime))
@@ -115,13 +115,46 @@ class _PostReader:
         values[self.status_at] = _STATUSES[values[self.status_at]]
         media_type = values[self.media_type_at]
         values[self.media_type_at] = _MEDIA_TYPES[media_type] if media_type else None
-        post = object.__new__(Post)
-        for name, value in zip(self.fields, values, strict=True):
-            object.__setattr__(post, name, value)
-        return post
+        return Post(*values)
 
 
 _posts = _PostReader()
+
+
+# --- statements of the per-request paths, built once (building a statement costs about
+# as much as running it on SQLite) --------------------------------------------------------
+
+_ACCOUNT_COLUMNS = [col for col in t.accounts.c if col.name != "credentials_enc"]
+_FIND_API_KEY = sa.select(t.api_keys).where(t.api_keys.c.key_hash == sa.bindparam("key_hash"))
+_GET_ACCOUNTS = sa.select(*_ACCOUNT_COLUMNS).where(
+    t.accounts.c.id.in_(sa.bindparam("ids", expanding=True)),
+    t.accounts.c.org_id == sa.bindparam("org_id"))
+_RATE_TAT = sa.select(t.rate_limits.c.tat).where(t.rate_limits.c.key == sa.bindparam("k"))
+_RATE_TAT_LOCKED = _RATE_TAT.with_for_update()
+_RATE_INSERT = t.rate_limits.insert()
+_RATE_UPDATE = t.rate_limits.update().where(t.rate_limits.c.key == sa.bindparam("k")).values(
+    tat=sa.bindparam("new_tat"))
+_POST_ORDER = (t.posts.c.created_at.desc(), t.posts.c.thread_position, t.posts.c.id)
+
+
+@functools.cache
+def _list_statements(status: bool, platform: bool, account: bool) -> tuple[Any, Any]:
+    """(count, page with the count) for the filters in use; values are bound by name:
+    org_id, status, platform, account_id, limit, offset."""
+    where = [t.posts.c.org_id == sa.bindparam("org_id")]
+    if status:
+        where.append(t.posts.c.status == sa.bindparam("status"))
+    if platform:
+        where.append(t.posts.c.platform == sa.bindparam("platform"))
+    if account:
+        where.append(t.posts.c.account_id == sa.bindparam("account_id"))
+    count = sa.select(sa.func.count()).select_from(t.posts).where(*where)
+    # the page and the total in one statement (an uncorrelated subquery runs once;
+    # cheaper than count(*) OVER (), which reads every matching row in full)
+    page = (sa.select(*_posts.columns, count.scalar_subquery().label("total"))
+            .where(*where).order_by(*_POST_ORDER)
+            .limit(sa.bindparam("limit")).offset(sa.bindparam("offset")))
+    return count, page
 _STATUSES = {s.value: s for s in PostStatus}
 _MEDIA_TYPES = {m.value: m for m in MediaType}
 
@@ -276,8 +309,7 @@ class Store:
 
     def find_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
         with self.read() as c:
-            row = c.execute(sa.select(t.api_keys).where(t.api_keys.c.key_hash == key_hash)
-                            ).mappings().first()
+            row = c.execute(_FIND_API_KEY, {"key_hash": key_hash}).mappings().first()
         return None if row is None else ApiKey(**row)
 
     def list_api_keys(self, org_id: str, user_id: str | None = None) -> list[ApiKey]:
@@ -328,10 +360,9 @@ class Store:
         other organizations and unknown ids are simply absent)."""
         if not account_ids:
             return {}
-        q = sa.select(*[col for col in t.accounts.c if col.name != "credentials_enc"]).where(
-            t.accounts.c.id.in_(list(dict.fromkeys(account_ids))), t.accounts.c.org_id == org_id)
+        params = {"ids": list(dict.fromkeys(account_ids)), "org_id": org_id}
         with self.read() as c:
-            return {r["id"]: Account(**r) for r in c.execute(q).mappings()}
+            return {r["id"]: Account(**r) for r in c.execute(_GET_ACCOUNTS, params).mappings()}
 
     def list_accounts(self, org_id: str, platform: str | None = None,
                       active_only: bool = False) -> list[Account]:
@@ -399,36 +430,32 @@ class Store:
 
     def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
                    account_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
-        where = [t.posts.c.org_id == org_id]
-        if status:
-            where.append(t.posts.c.status == status)
-        if platform:
-            where.append(t.posts.c.platform == platform)
-        if account_id:
-            where.append(t.posts.c.account_id == account_id)
-        order = (t.posts.c.created_at.desc(), t.posts.c.thread_position, t.posts.c.id)
         offset = (page - 1) * limit
         with self.read() as c:
             if not _posts.usable:
+                where = [t.posts.c.org_id == org_id]
+                if status:
+                    where.append(t.posts.c.status == status)
+                if platform:
+                    where.append(t.posts.c.platform == platform)
+                if account_id:
+                    where.append(t.posts.c.account_id == account_id)
                 total = c.execute(sa.select(sa.func.count()).select_from(t.posts)
                                   .where(*where)).scalar_one()
-                rows = c.execute(sa.select(t.posts).where(*where).order_by(*order)
+                rows = c.execute(sa.select(t.posts).where(*where).order_by(*_POST_ORDER)
                                  .limit(limit).offset(offset)).mappings()
                 return Page(items=[row_to_post(r) for r in rows], total=total, page=page,
                             limit=limit)
-            # the page and the total in one statement (an uncorrelated subquery runs once;
-            # cheaper than count(*) OVER (), which reads every matching row in full); an
-            # empty page needs its own count
-            total_q = sa.select(sa.func.count()).select_from(t.posts).where(*where)
-            raw = c.execute(sa.select(*_posts.columns, total_q.scalar_subquery().label("total"))
-                            .where(*where).order_by(*order).limit(limit).offset(offset)
-                            ).all()
+            count_q, page_q = _list_statements(bool(status), bool(platform), bool(account_id))
+            params = {"org_id": org_id, "status": status, "platform": platform,
+                      "account_id": account_id, "limit": limit, "offset": offset}
+            raw = c.execute(page_q, params).all()
             if raw:
                 total = raw[0][-1]
             elif page == 1:
-                total = 0
-            else:
-                total = c.execute(total_q).scalar_one()
+                total = 0  # an empty first page: nothing matches
+            else:  # past the end: the page has no row to carry the count
+                total = c.execute(count_q, params).scalar_one()
             items = [_posts.post(r) for r in raw]
         return Page(items=items, total=total, page=page, limit=limit)
 
@@ -556,16 +583,16 @@ class Store:
         now = now or utcnow()
         interval = period / limit
         c = conn
-        q = sa.select(t.rate_limits.c.tat).where(t.rate_limits.c.key == key)
+        q = _RATE_TAT
         if self.is_postgres:
             c.execute(sa.text(
                 "INSERT INTO rate_limits (key, tat) VALUES (:k, :n) ON CONFLICT DO NOTHING"
             ), {"k": key, "n": now.replace(tzinfo=None)})
-            q = q.with_for_update()
-        tat = c.execute(q).scalar()
+            q = _RATE_TAT_LOCKED
+        tat = c.execute(q, {"k": key}).scalar()
         if tat is None:
             tat = now
-            c.execute(t.rate_limits.insert().values(key=key, tat=now))
+            c.execute(_RATE_INSERT, {"key": key, "tat": now})
         tat = max(tat, now)
         new_tat = tat + interval
         allow_at = new_tat - period
@@ -575,8 +602,7 @@ class Store:
                 f"rate limit of {limit} per {_human(period)} reached; retry in "
                 f"{math.ceil(retry)} s", retry_after=retry, limit=limit, remaining=0,
                 reset_after=(tat - now).total_seconds())
-        c.execute(t.rate_limits.update().where(t.rate_limits.c.key == key)
-                  .values(tat=new_tat))
+        c.execute(_RATE_UPDATE, {"k": key, "new_tat": new_tat})
         remaining = int((period - (new_tat - now)) / interval)
         return max(0, remaining), (new_tat - now).total_seconds()
 
