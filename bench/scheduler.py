@@ -6,7 +6,9 @@ For SQLite (a temporary file) and PostgreSQL (``CHAT33_TEST_POSTGRES_URL`` or
 ``--postgres``; a fresh schema per run), with 1, 4 and 8 processes:
 
 * **bare claim loop**: processes that claim due posts with the worker's own claim query
-  (batched, leased) and immediately mark them PUBLISHED: the database's ceiling;
+  (leased, in the worker's batch size, without the checkpoint and account reads) and
+  mark each PUBLISHED in its own transaction with the worker's finishing statement:
+  the database's ceiling for what the worker must do at least;
 * **worker**: ``chat33 worker --concurrency 4`` processes publishing every post through
   the ``echo`` platform over real HTTP to its sandbox (a separate process): checkpoint,
   logs, final state with outbox, all of it.
@@ -40,6 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from chat33_core import testplatform  # noqa: E402
 from chat33_core.config import Settings  # noqa: E402
 from chat33_core.models import Credentials, Organization, Post, new_id, utcnow  # noqa: E402
+from chat33_core.scheduling.worker import PREFETCH  # noqa: E402
 from chat33_core.service import Chat33  # noqa: E402
 from chat33_core.store import tables as t  # noqa: E402
 
@@ -62,28 +65,31 @@ server.serve_forever()
 
 BARE = """
 import sys, time
-import sqlalchemy as sa
-from chat33_core.models import utcnow
+import attrs
+from chat33_core.models import PostStatus, utcnow
 from chat33_core.store import Store
 from chat33_core.scheduling.queue import Queue, writing
-from chat33_core.store import tables as t
 
 store = Store(sys.argv[1])
 queue = Queue(store, "bare-" + sys.argv[2], lease_s=60)
+batch = int(sys.argv[3])
 print("ready", flush=True)
-idle_since = None
+full = False
 while True:
-    claims = queue.claim(8)
+    # the worker's claim (same batch size, no due-check read while a backlog lasts) without
+    # the reads only publishing needs (checkpoints, accounts)
+    claims = queue.claim(batch, check_due=not full, details=False)
+    full = len(claims) == batch
     if not claims:
         time.sleep(0.005)
         continue
     for claim in claims:
+        # one transaction per post, with the worker's own lease-checked finishing statement
         now = utcnow()
+        done = attrs.evolve(claim.post, status=PostStatus.PUBLISHED, published_at=now,
+                            lease_owner=None, lease_expires_at=None)
         with writing(store) as c:
-            c.execute(t.posts.update().where(t.posts.c.id == claim.post.id,
-                      t.posts.c.lease_owner == queue.owner).values(
-                      status="PUBLISHED", published_at=now, lease_owner=None,
-                      lease_expires_at=None, updated_at=now))
+            queue.write(c, done, now)
 """
 
 
@@ -154,7 +160,9 @@ def spawn(kind: str, n: int, env: dict[str, str], url: str, concurrency: int = 4
     procs = []
     for i in range(n):
         if kind == "bare":
-            cmd = [sys.executable, "-c", BARE, url, str(i)]
+            # the worker's claim batch: concurrency + max(concurrency, PREFETCH)
+            batch = concurrency + max(concurrency, PREFETCH)
+            cmd = [sys.executable, "-c", BARE, url, str(i), str(batch)]
             procs.append(subprocess.Popen(cmd, env=full, stdout=subprocess.PIPE, text=True))
         else:
             cmd = [sys.executable, "-c", "from chat33_core.cli import main; main()",

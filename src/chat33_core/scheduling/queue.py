@@ -74,7 +74,7 @@ class Claim:
         return [self.post.id, *(f.id for f in self.followers)]
 
 
-def due_clause(now: datetime) -> sa.ColumnElement[bool]:
+def due_clause(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
     queued = sa.and_(
         P.c.status == QUEUED,
         P.c.publish_with_head.is_(False),
@@ -84,6 +84,25 @@ def due_clause(now: datetime) -> sa.ColumnElement[bool]:
     expired = sa.and_(P.c.status == PUBLISHING, P.c.publish_with_head.is_(False),
                       P.c.lease_expires_at < now)
     return sa.or_(queued, expired)
+
+
+# The claim's statements, built once: building a statement and its cache key costs more
+# than running it on SQLite, and the claim runs for every batch.
+_NOW = sa.bindparam("b_now", type_=P.c.next_attempt_at.type)
+_IDS: sa.BindParameter[list[str]] = sa.bindparam("b_ids", expanding=True)
+_ANY_DUE = sa.select(P.c.id).where(due_clause(_NOW)).limit(1)
+_PICK = (sa.select(P.c.id, P.c.lease_owner, P.c.status, P.c.thread_id)
+         .where(due_clause(_NOW))
+         .order_by(P.c.next_attempt_at.asc().nulls_first(), P.c.created_at)
+         .limit(sa.bindparam("b_limit")))
+_PICK_PG = _PICK.with_for_update(skip_locked=True)
+_LEASE = {"status": sa.bindparam("b_status"), "lease_owner": sa.bindparam("b_owner"),
+          "lease_expires_at": sa.bindparam("b_expires"), "updated_at": _NOW}
+_TAKE = P.update().where(P.c.id.in_(_IDS)).values(_LEASE)
+_ROWS = sa.select(P).where(P.c.id.in_(_IDS))
+_CHECKPOINTS = (sa.select(t.checkpoints.c.post_id, t.checkpoints.c.data)
+                .where(t.checkpoints.c.post_id.in_(_IDS)))
+_ACCOUNTS = sa.select(t.accounts).where(t.accounts.c.id.in_(_IDS))
 
 
 class Queue:
@@ -97,13 +116,15 @@ class Queue:
     # --- claiming ------------------------------------------------------------------
 
     def claim(self, limit: int, now: datetime | None = None, *,
-              check_due: bool = True) -> list[Claim]:
+              check_due: bool = True, details: bool = True) -> list[Claim]:
         """Lease up to ``limit`` due posts (oldest due first) and mark them PUBLISHING,
         together with their thread followers. Writes an ``attempt_started`` log per post
         in the same transaction, and reads the posts' checkpoints and accounts there.
 
         With ``check_due`` (an idle poll) a read first makes sure something is due, so
-        that polling takes no write lock; a worker working off a backlog skips it."""
+        that polling takes no write lock; a worker working off a backlog skips it.
+        Without ``details`` the checkpoints and accounts are not read (the benchmark's
+        bare claim loop)."""
         if limit <= 0:
             return []
         now = now or utcnow()
@@ -111,13 +132,8 @@ class Queue:
         if check_due and not self.anything_due(now):
             return []  # an idle poll takes no write lock
         with writing(self.store) as c:
-            q = (sa.select(P.c.id, P.c.lease_owner, P.c.status, P.c.thread_id)
-                 .where(due_clause(now))
-                 .order_by(P.c.next_attempt_at.asc().nulls_first(), P.c.created_at)
-                 .limit(limit))
-            if self.store.is_postgres:
-                q = q.with_for_update(skip_locked=True)
-            picked = c.execute(q).all()
+            picked = c.execute(_PICK_PG if self.store.is_postgres else _PICK,
+                               {"b_now": now, "b_limit": limit}).all()
             if not picked:
                 return []
             ids = [r.id for r in picked]
@@ -125,41 +141,46 @@ class Queue:
             threads = [r.thread_id for r in picked if r.thread_id]
             lease = {"status": PUBLISHING, "lease_owner": self.owner,
                      "lease_expires_at": expires, "updated_at": now}
-            c.execute(P.update().where(P.c.id.in_(ids)).values(**lease))
+            c.execute(_TAKE, {"b_ids": ids, "b_status": PUBLISHING, "b_owner": self.owner,
+                              "b_expires": expires, "b_now": now})
             if threads:
                 # followers move with their head; a cancelled or edited-to-draft one stays
                 c.execute(P.update().where(
                     P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
                     P.c.status.in_([QUEUED, PUBLISHING])).values(**lease))
-            rows = c.execute(sa.select(P).where(sa.or_(
-                P.c.id.in_(ids),
-                sa.and_(P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
-                        P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
-                if threads else sa.false()))).mappings().all()
+                rows = c.execute(sa.select(P).where(sa.or_(
+                    P.c.id.in_(ids),
+                    sa.and_(P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
+                            P.c.lease_owner == self.owner, P.c.status == PUBLISHING))
+                )).mappings().all()
+            else:
+                rows = c.execute(_ROWS, {"b_ids": ids}).mappings().all()
             posts = [row_to_post(r) for r in rows]
-            saved = {r.post_id: dict(r.data or {}) for r in c.execute(
-                sa.select(t.checkpoints.c.post_id, t.checkpoints.c.data)
-                .where(t.checkpoints.c.post_id.in_(ids)))}
+            wanted = set(ids)
+            saved: dict[str, dict[str, Any]] = {}
             accounts: dict[str, tuple[Account, str | None]] = {}
-            for r in c.execute(sa.select(t.accounts).where(t.accounts.c.id.in_(
-                    {p.account_id for p in posts if p.id in ids}))).mappings():
-                data = dict(r)
-                enc = data.pop("credentials_enc")
-                accounts[data["id"]] = (Account(**data), enc)
+            if details:
+                saved = {r.post_id: dict(r.data or {})
+                         for r in c.execute(_CHECKPOINTS, {"b_ids": ids})}
+                for r in c.execute(_ACCOUNTS, {"b_ids": sorted(
+                        {p.account_id for p in posts if p.id in wanted})}).mappings():
+                    data = dict(r)
+                    enc = data.pop("credentials_enc")
+                    accounts[data["id"]] = (Account(**data), enc)
             claims = []
             by_thread: dict[str, list[Post]] = {}
             for p in posts:
                 if p.publish_with_head and p.thread_id:
                     by_thread.setdefault(p.thread_id, []).append(p)
             for p in posts:
-                if p.id not in ids:
+                if p.id not in wanted:
                     continue
                 followers = sorted(by_thread.get(p.thread_id or "", []),
                                    key=lambda f: f.thread_position) if p.thread_id else []
                 account, enc = accounts.get(p.account_id, (None, None))
                 claims.append(Claim(post=p, followers=tuple(followers),
                                     taken_over_from=previous.get(p.id),
-                                    checkpoint=saved.get(p.id, {}),
+                                    checkpoint=saved.get(p.id, {}) if details else None,
                                     account=account, credentials_enc=enc))
             logs = []
             for cl in claims:
@@ -180,8 +201,7 @@ class Queue:
 
     def anything_due(self, now: datetime) -> bool:
         with self.store.read() as c:
-            return c.execute(sa.select(P.c.id).where(due_clause(now)).limit(1)).first() \
-                is not None
+            return c.execute(_ANY_DUE, {"b_now": now}).first() is not None
 
     def next_due(self, now: datetime | None = None) -> datetime | None:
         """When the next post becomes due (a scheduled time, a backoff, a lease expiry);

@@ -8,9 +8,9 @@
   thread extends the leases of everything it holds every third of the lease, so long
   uploads keep their post. A worker that dies (SIGKILL) stops heart-beating; its posts'
   leases expire and another worker takes them over from their checkpoints.
-* **Prefetch.** Up to twice ``concurrency`` posts are held (half running, half ready),
-  and claims are made in batches when half of that is free: one claim transaction
-  serves many posts.
+* **Prefetch.** Up to ``concurrency`` + max(``concurrency``, 16) posts are held
+  (running and ready), and claims are made in batches when no more than
+  ``concurrency`` are held: one claim transaction serves many posts.
 * **Graceful stop** (SIGTERM, SIGINT, :meth:`Worker.stop`): no more claims; posts not
   started go back to the queue; in-flight posts get ``grace_s`` to finish; leases of
   any still running are released (expired), so the next worker resumes them.
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "chat33_posts"
 #: how often a busy worker looks at the webhook outbox for deliveries it did not write
 WEBHOOK_CHECK_S = 0.1
+#: the smallest claim batch while a backlog lasts (see ``Worker.window``)
+PREFETCH = 16
 
 
 def default_worker_id() -> str:
@@ -82,6 +84,10 @@ class Worker:
         self.once = once
         self.listen = listen and self.store.is_postgres
         self.queue = Queue(self.store, self.id, self.lease_s)
+        #: posts held at most (running + ready); a claim is made when no more than
+        #: ``concurrency`` are held, so one claim transaction serves at least
+        #: PREFETCH posts of a backlog
+        self.window = self.concurrency + max(self.concurrency, PREFETCH)
         self.publisher = Publisher(core, self.queue)
         self.webhooks = WebhookDispatcher(core, self.id)
         self.webhook_concurrency = max(1, webhook_concurrency)
@@ -157,7 +163,7 @@ class Worker:
         """Claim when half the prefetch window is free; returns (claimed, maybe more)."""
         with self._lock:
             held = len(self._jobs)
-        window = 2 * self.concurrency
+        window = self.window
         if held > self.concurrency:
             return 0, False
         want = window - held
