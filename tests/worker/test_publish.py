@@ -128,3 +128,22 @@ def test_posts_created_through_the_service_are_published(env: Env) -> None:
     assert env.events(head.id)[0] == "created"
     logs = env.core.post_logs(env.principal.org_id, head.id)
     assert [e.event for e in logs][-1] == "published"
+
+
+def test_a_worker_whose_lease_was_taken_over_stops_at_its_first_checkpoint(env: Env) -> None:
+    (post,) = env.posts(1)
+    stale = Queue(env.store, "stale-worker", lease_s=0.0)
+    (old_claim,) = stale.claim(1)  # claimed (prefetched) and not started before it expired
+    heir = Queue(env.store, "heir", lease_s=30)
+    (taken,) = heir.claim(1)
+    assert taken.taken_over_from == "stale-worker"
+    outcome = Publisher(env.core, stale).run(old_claim)
+    # its "sending" checkpoint is refused before the platform call: nothing was posted,
+    # nothing of the heir's was overwritten
+    assert outcome.kind == "lost"
+    assert post.id not in env.sandbox.counts()
+    assert env.store.load_checkpoint(post.id) == {}
+    assert env.get(post.id).lease_owner == "heir"
+    Publisher(env.core, heir).run(taken)
+    assert env.get(post.id).status is PostStatus.PUBLISHED
+    assert env.sandbox.counts() == {post.id: 1}

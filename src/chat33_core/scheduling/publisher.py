@@ -119,8 +119,10 @@ class DurableCheckpoints:
     state of its own beside the plugin's (e.g. "an outcome is unconfirmed")."""
 
     def __init__(self, core: Chat33, post_id: str, attempt_log: AttemptLog,
-                 stored: dict[str, Any] | None = None) -> None:
+                 stored: dict[str, Any] | None = None, queue: Queue | None = None) -> None:
         self.store = core.store
+        #: with a queue, every write is fenced by the lease (and extends it)
+        self.queue = queue
         self.post_id = post_id
         self.attempt_log = attempt_log
         stored = dict(stored) if stored is not None else self.store.load_checkpoint(post_id)
@@ -144,8 +146,14 @@ class DurableCheckpoints:
         row = dict(self.data)
         if self.worker:
             row[WORKER_KEY] = self.worker
+        now = utcnow()
         with writing(self.store) as c:
-            save_checkpoint(c, self.post_id, row, utcnow())
+            if self.queue is not None:
+                # a worker whose lease expired (and was maybe taken over) must neither
+                # overwrite the new owner's checkpoint nor go on to the platform call
+                # this save precedes: LeaseLost ends its attempt here
+                self.queue.fence(c, self.post_id, now)
+            save_checkpoint(c, self.post_id, row, now)
             insert_logs(c, self.attempt_log.drain())
 
 
@@ -259,7 +267,8 @@ class Publisher:
                               reconnect=True)
         except TransientError as exc:
             return self._retry(claim, alog, exc)
-        checkpoints = DurableCheckpoints(self.core, post.id, alog, claim.checkpoint)
+        checkpoints = DurableCheckpoints(self.core, post.id, alog, claim.checkpoint,
+                                         self.queue)
         ctx = PublishContext(
             post_id=post.id, account=account, credentials=credentials, items=items,
             media_type=post.media_type, platform_config=post.platform_config, http=self.http,
@@ -316,6 +325,8 @@ class Publisher:
                                   posted=exc.posted)
             except UnknownOutcome as exc:
                 return self._unknown(claim, alog, platform, ctx, checkpoints, exc)
+            except LeaseLost:
+                raise  # a checkpoint save found the post taken over: stop, write nothing
             except PlatformError as exc:  # a family member we do not know: be careful
                 return self._unknown(claim, alog, platform, ctx, checkpoints,
                                      UnknownOutcome(exc.message, posted=exc.posted))
