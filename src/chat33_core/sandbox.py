@@ -86,6 +86,24 @@ class SandboxApp:
         self.route("/_sandbox/state", lambda req: json_response(self.state()), methods=["GET"])
         self.route("/_sandbox/reset", self._reset, methods=["POST"])
 
+    def configurable(self, **defaults: Any) -> None:
+        """Declare the knobs ``POST /_sandbox/config`` may set. ``self.config`` starts
+        from ``defaults`` (a subclass's ``reset`` restores them); unknown keys are
+        refused with a 400 that lists the known ones."""
+        self.defaults: dict[str, Any] = dict(defaults)
+        self.config: dict[str, Any] = dict(defaults)
+        self.route("/_sandbox/config", self._set_config, methods=["POST"])
+
+    def _set_config(self, request: Request) -> Response:
+        body = request.get_json(force=True) or {}
+        unknown = sorted(set(body) - set(self.defaults))
+        if unknown:
+            return json_response({"error": f"unknown option(s): {', '.join(unknown)}",
+                                  "options": sorted(self.defaults)}, 400)
+        with self.lock:
+            self.config.update(body)
+            return json_response(dict(self.config))
+
     def route(self, rule: str, handler: Callable[..., Response], methods: list[str]) -> None:
         endpoint = f"{handler.__name__}:{rule}:{','.join(methods)}"
         self.url_map.add(Rule(rule, endpoint=endpoint, methods=methods))

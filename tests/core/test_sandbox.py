@@ -83,3 +83,19 @@ def test_prefix_dispatcher_serves_several_sandboxes_on_one_port() -> None:
         assert httpx.post(f"{url}/b/v1/things").json() == {"id": "1"}
         missing = httpx.get(f"{url}/c/v1/things")
     assert missing.status_code == 404 and missing.json()["sandboxes"] == ["a", "b"]
+
+
+class Knobs(SandboxApp):
+    def __init__(self) -> None:
+        super().__init__()
+        self.configurable(quota=50, slow=False)
+
+
+def test_declared_knobs_are_set_over_http_and_unknown_ones_refused() -> None:
+    app = Knobs()
+    with serve(app) as url:
+        r = httpx.post(f"{url}/_sandbox/config", json={"quota": 3})
+        assert r.status_code == 200 and r.json() == {"quota": 3, "slow": False}
+        bad = httpx.post(f"{url}/_sandbox/config", json={"qouta": 3})
+    assert bad.status_code == 400 and bad.json()["options"] == ["quota", "slow"]
+    assert app.config == {"quota": 3, "slow": False}

@@ -83,8 +83,8 @@ class InstagramSandbox(SandboxApp):
                  calls_per_hour: int = 4800, username: str = "chat33sandbox") -> None:
         super().__init__()
         self._fetch_client: httpx.Client | None = None
-        self.defaults = {"quotaTotal": quota_total, "processingPolls": processing_polls,
-                         "callsPerHour": calls_per_hour, "username": username}
+        self.configurable(quotaTotal=quota_total, processingPolls=processing_polls,
+                          callsPerHour=calls_per_hour, username=username)
         self.reset()
         graph = "/<version>"
         self.route("/refresh_access_token", self._refresh, methods=["GET"])
@@ -96,7 +96,6 @@ class InstagramSandbox(SandboxApp):
         self.route(f"{graph}/<user>/content_publishing_limit", self._limit, methods=["GET"])
         self.route(f"{graph}/<node>/comments", self._comment, methods=["POST"])
         self.route(f"{graph}/<node>", self._node, methods=["GET"])
-        self.route("/_sandbox/config", self._config, methods=["POST"])
         self.route("/_sandbox/clock", self._clock, methods=["POST"])
         self.route("/_sandbox/tokens", self._add_token, methods=["POST"])
         self.route("/_sandbox/throttle", self._throttle, methods=["POST"])
@@ -106,7 +105,7 @@ class InstagramSandbox(SandboxApp):
 
     def reset(self) -> None:
         with self.lock:
-            self.config: dict[str, Any] = dict(self.defaults)
+            self.config = dict(self.defaults)
             self.offset = 0.0
             self.containers: dict[str, dict[str, Any]] = {}
             self.media: dict[str, dict[str, Any]] = {}
@@ -533,14 +532,6 @@ class InstagramSandbox(SandboxApp):
                               "expires_in": int(TOKEN_LIFE)})
 
     # --- control API --------------------------------------------------------------------
-
-    def _config(self, request: Request) -> Response:
-        body = request.get_json(force=True) or {}
-        with self.lock:
-            for key in self.defaults:
-                if key in body:
-                    self.config[key] = body[key]
-            return json_response(dict(self.config))
 
     def _clock(self, request: Request) -> Response:
         body = request.get_json(force=True) or {}

@@ -94,10 +94,9 @@ class YouTubeSandbox(SandboxApp):
                  upload_limit: int | None = None, thumbnails_allowed: bool = True,
                  client_id: str | None = None, client_secret: str | None = None) -> None:
         super().__init__()
-        self.defaults: dict[str, Any] = {
-            "insertQuota": insert_quota, "unitQuota": unit_quota, "uploadLimit": upload_limit,
-            "thumbnailsAllowed": thumbnails_allowed, "clientId": client_id,
-            "clientSecret": client_secret}
+        self.configurable(
+            insertQuota=insert_quota, unitQuota=unit_quota, uploadLimit=upload_limit,
+            thumbnailsAllowed=thumbnails_allowed, clientId=client_id, clientSecret=client_secret)
         self.reset()
         self.route(f"/{UPLOAD_PATH}", self._start, methods=["POST"])
         self.route(f"/{UPLOAD_PATH}", self._put, methods=["PUT"])
@@ -105,7 +104,6 @@ class YouTubeSandbox(SandboxApp):
         self.route("/youtube/v3/videos", self._list, methods=["GET"])
         self.route("/youtube/v3/videos", self._delete, methods=["DELETE"])
         self.route("/token", self._token, methods=["POST"])
-        self.route("/_sandbox/config", self._config, methods=["POST"])
         self.route("/_sandbox/drops", self._drops, methods=["POST"])
         self.route("/_sandbox/expire", self._expire, methods=["POST"])
         self.route("/_sandbox/tokens", self._tokens, methods=["POST"])
@@ -114,7 +112,7 @@ class YouTubeSandbox(SandboxApp):
 
     def reset(self) -> None:
         with self.lock:
-            self.config: dict[str, Any] = dict(self.defaults)
+            self.config = dict(self.defaults)
             self.sessions: dict[str, dict[str, Any]] = {}
             self.videos: dict[str, dict[str, Any]] = {}
             self.deleted: list[str] = []
@@ -142,14 +140,6 @@ class YouTubeSandbox(SandboxApp):
             }
 
     # --- control ----------------------------------------------------------------------------
-
-    def _config(self, request: Request) -> Response:
-        body = request.get_json(force=True) or {}
-        with self.lock:
-            for key in self.defaults:
-                if key in body:
-                    self.config[key] = body[key]
-            return json_response(dict(self.config))
 
     def _drops(self, request: Request) -> Response:
         body = request.get_json(force=True) or {}
