@@ -242,6 +242,19 @@ class XSandbox(SandboxApp):
         media = self.media.get(media_id)
         return media if media is not None and media["owner"] == user_id else None
 
+    def _upload_target(self, request: Request, media_id: str,
+                       ) -> tuple[dict[str, Any] | None, dict[str, str], Response | None]:
+        """The caller's media being uploaded (append, finalize), or the refusal to send:
+        rate limited or unauthorized (``_guard``), or another user's or unknown id."""
+        user_id, headers, refusal = self._guard(request, "media")
+        if refusal:
+            return None, headers, refusal
+        assert user_id is not None
+        media = self._owned_media(user_id, media_id)
+        if media is None:
+            return None, headers, invalid(f"media_id {media_id} was not found", "media_id")
+        return media, headers, None
+
     def append(self, request: Request, media_id: str) -> Response:
         # read the body outside the lock: a segment may be megabytes
         if request.files.get("media") is not None:
@@ -259,13 +272,10 @@ class XSandbox(SandboxApp):
                 return invalid("media is not valid base64", "media")
             head, size, segment_raw = raw[:64], len(raw), body.get("segment_index")
         with self.lock:
-            user_id, headers, refusal = self._guard(request, "media")
+            media, headers, refusal = self._upload_target(request, media_id)
             if refusal:
                 return refusal
-            assert user_id is not None
-            media = self._owned_media(user_id, media_id)
-            if media is None:
-                return invalid(f"media_id {media_id} was not found", "media_id")
+            assert media is not None
             if media["state"] != "uploading":
                 return invalid("the upload is already finalized", "media_id")
             try:
@@ -286,13 +296,10 @@ class XSandbox(SandboxApp):
 
     def finalize(self, request: Request, media_id: str) -> Response:
         with self.lock:
-            user_id, headers, refusal = self._guard(request, "media")
+            media, headers, refusal = self._upload_target(request, media_id)
             if refusal:
                 return refusal
-            assert user_id is not None
-            media = self._owned_media(user_id, media_id)
-            if media is None:
-                return invalid(f"media_id {media_id} was not found", "media_id")
+            assert media is not None
             if media["state"] == "uploading":
                 segments = media["segments"]
                 if sorted(segments) != list(range(len(segments))) or \
