@@ -147,3 +147,16 @@ def test_a_worker_whose_lease_was_taken_over_stops_at_its_first_checkpoint(env: 
     Publisher(env.core, heir).run(taken)
     assert env.get(post.id).status is PostStatus.PUBLISHED
     assert env.sandbox.counts() == {post.id: 1}
+
+
+def test_a_released_lease_is_taken_over_only_after_its_settle_time(env: Env) -> None:
+    env.posts(2)
+    first = Queue(env.store, "w1")
+    held = [c.post.id for c in first.claim(2)]
+    assert first.release(held[:1], settle_s=30.0) == 1  # requests may still be landing
+    assert first.release(held[1:]) == 1  # nothing in flight: at once
+    assert first.release(["post_unknown"]) == 0
+    taken = Queue(env.store, "w2").claim(5)
+    assert [c.post.id for c in taken] == held[1:]
+    assert taken[0].taken_over_from == "w1"
+    assert env.get(held[0]).lease_owner == "w1"

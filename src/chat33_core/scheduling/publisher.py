@@ -41,7 +41,6 @@ import attrs
 import httpx
 import sqlalchemy as sa
 
-from .. import webhooks
 from ..errors import (
     CredentialsExpired,
     NotFound,
@@ -64,14 +63,12 @@ from ..platforms import (
     RefreshContext,
 )
 from ..store import tables as t
+from .batch import GroupCommit, Writes
 from .caps import check_cap
 from .queue import (
     Claim,
     LeaseLost,
     Queue,
-    delete_checkpoint,
-    insert_logs,
-    save_checkpoint,
     writing,
 )
 
@@ -93,9 +90,12 @@ class AttemptLog:
     """The ``ctx.log`` of one attempt: events are buffered and written at the next
     durable point (a checkpoint save or the final state), in that same transaction."""
 
-    def __init__(self, post_id: str, attempt: int) -> None:
+    def __init__(self, post_id: str, attempt: int, checkpointed: bool = True) -> None:
         self.post_id = post_id
         self.attempt = attempt
+        #: the post may have a checkpoint row (to delete when it is done); False only when
+        #: the claim found none and this attempt saved none
+        self.checkpointed = checkpointed
         self._events: list[LogEvent] = []
         self._lock = threading.Lock()
 
@@ -116,16 +116,20 @@ class AttemptLog:
 
 class DurableCheckpoints:
     """``ctx.checkpoints`` backed by the ``checkpoints`` table. The worker keeps a little
-    state of its own beside the plugin's (e.g. "an outcome is unconfirmed")."""
+    state of its own beside the plugin's (e.g. "an outcome is unconfirmed").
+
+    Every save is fenced by the lease (and extends it): a worker whose lease expired, and
+    whose post was maybe taken over, must neither overwrite the new owner's checkpoint nor
+    go on to the platform call the save precedes; :class:`LeaseLost` ends its attempt.
+    Saves go through the worker's :class:`GroupCommit`, with the attempt's buffered logs.
+    """
 
     def __init__(self, core: Chat33, post_id: str, attempt_log: AttemptLog,
-                 stored: dict[str, Any] | None = None, queue: Queue | None = None) -> None:
-        self.store = core.store
-        #: with a queue, every write is fenced by the lease (and extends it)
-        self.queue = queue
+                 stored: dict[str, Any] | None, committer: GroupCommit) -> None:
+        self.committer = committer
         self.post_id = post_id
         self.attempt_log = attempt_log
-        stored = dict(stored) if stored is not None else self.store.load_checkpoint(post_id)
+        stored = dict(stored) if stored is not None else core.store.load_checkpoint(post_id)
         self.worker: dict[str, Any] = dict(stored.pop(WORKER_KEY, None) or {})
         self.data: dict[str, Any] = stored
 
@@ -146,15 +150,9 @@ class DurableCheckpoints:
         row = dict(self.data)
         if self.worker:
             row[WORKER_KEY] = self.worker
-        now = utcnow()
-        with writing(self.store) as c:
-            if self.queue is not None:
-                # a worker whose lease expired (and was maybe taken over) must neither
-                # overwrite the new owner's checkpoint nor go on to the platform call
-                # this save precedes: LeaseLost ends its attempt here
-                self.queue.fence(c, self.post_id, now)
-            save_checkpoint(c, self.post_id, row, now)
-            insert_logs(c, self.attempt_log.drain())
+        self.attempt_log.checkpointed = True
+        self.committer.commit(Writes(fence=[self.post_id], checkpoints={self.post_id: row},
+                                     logs=self.attempt_log.drain()))
 
 
 # --- outcomes -------------------------------------------------------------------------------
@@ -186,6 +184,8 @@ class Publisher:
                              else float(env.get("CHAT33_RETRY_BASE_S") or 30.0))
         self.retry_max_s = (retry_max_s if retry_max_s is not None
                             else float(env.get("CHAT33_RETRY_MAX_S") or 3600.0))
+        #: the attempts' writes, committed together when they coincide
+        self.committer = GroupCommit(self.store, queue.owner, queue.lease)
         self._refresh_locks: dict[str, threading.Lock] = {}
         #: posts this worker has started per channel (daily caps)
         self._in_flight: Counter[str] = Counter()
@@ -202,7 +202,8 @@ class Publisher:
     def run(self, claim: Claim) -> Outcome:
         post = claim.post
         attempt = post.retry_count + 1
-        alog = AttemptLog(post.id, attempt)
+        alog = AttemptLog(post.id, attempt, checkpointed=claim.checkpoint is None
+                          or bool(claim.checkpoint))
         try:
             return self._run(claim, alog)
         except LeaseLost as exc:
@@ -268,7 +269,7 @@ class Publisher:
         except TransientError as exc:
             return self._retry(claim, alog, exc)
         checkpoints = DurableCheckpoints(self.core, post.id, alog, claim.checkpoint,
-                                         self.queue)
+                                         self.committer)
         ctx = PublishContext(
             post_id=post.id, account=account, credentials=credentials, items=items,
             media_type=post.media_type, platform_config=post.platform_config, http=self.http,
@@ -503,7 +504,6 @@ class Publisher:
 
     def _requeue(self, claim: Claim, alog: AttemptLog, until: datetime, *, count: bool,
                  kind: str, message: str, posted: Sequence[Receipt] = ()) -> Outcome:
-        now = utcnow()
         receipts = _match(claim, posted)
         rows = []
         for p in (claim.post, *claim.followers):
@@ -514,10 +514,7 @@ class Publisher:
                 retry_count=p.retry_count + (1 if count else 0),
                 external_post_id=r.external_id if r else p.external_post_id,
                 external_post_url=r.external_url if r else p.external_post_url))
-        with writing(self.store) as c:
-            for p in rows:
-                self.queue.write(c, p, now)
-            insert_logs(c, alog.drain())
+        self.committer.commit(Writes(finish=rows, logs=alog.drain()))
         return Outcome(kind, claim.post.id, message)
 
     def _published(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
@@ -544,7 +541,7 @@ class Publisher:
         alog("published", f"published on {name} as {head.external_post_id}"
              + (f" (thread of {len(rows)})" if len(rows) > 1 else ""),
              externalPostId=head.external_post_id, externalPostUrl=head.external_post_url)
-        self._write_final(rows, alog, now, delete_checkpoint_of=claim.post.id)
+        self._write_final(rows, alog, delete_checkpoint_of=claim.post.id)
         return Outcome("published", claim.post.id)
 
     def _fail(self, claim: Claim, alog: AttemptLog, message: str, *,
@@ -565,25 +562,21 @@ class Publisher:
                 rows.append(attrs.evolve(p, status=PostStatus.FAILED, error_message=message,
                                          lease_owner=None, lease_expires_at=None))
         alog("failed", message, platformCode=platform_code)
-        self._write_final(rows, alog, now, reconnect_account=claim.post.account_id
+        self._write_final(rows, alog, reconnect_account=claim.post.account_id
                           if reconnect else None,
                           delete_checkpoint_of=claim.post.id if final_checkpoint else None)
         return Outcome("failed", claim.post.id, message)
 
-    def _write_final(self, rows: Sequence[Post], alog: AttemptLog, now: datetime, *,
+    def _write_final(self, rows: Sequence[Post], alog: AttemptLog, *,
                      reconnect_account: str | None = None,
                      delete_checkpoint_of: str | None = None) -> None:
-        with writing(self.store) as c:
-            for p in rows:
-                self.queue.write(c, p, now)
-            insert_logs(c, alog.drain())
-            hooks = [webhooks.enqueue(c, p, now) for p in rows]
-            if reconnect_account:
-                c.execute(t.accounts.update().where(t.accounts.c.id == reconnect_account)
-                          .values(needs_reconnect=True))
-            if delete_checkpoint_of:
-                delete_checkpoint(c, delete_checkpoint_of)
-        if any(hooks):
+        writes = Writes(finish=list(rows), logs=alog.drain(),
+                        hooks=[p for p in rows if p.callback_url],
+                        reconnect=[reconnect_account] if reconnect_account else [],
+                        drop_checkpoints=[delete_checkpoint_of]
+                        if delete_checkpoint_of and alog.checkpointed else [])
+        self.committer.commit(writes)
+        if writes.hooks_added:
             self.outbox_written.set()
         for p in rows:
             self._notify(p)

@@ -237,17 +237,20 @@ class Queue:
                 P.c.id.in_(ids), P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
                 .values(lease_expires_at=now + self.lease)).rowcount)
 
-    def release(self, ids: Iterable[str]) -> int:
-        """Give up the lease on ``ids`` now (shutdown): the posts stay PUBLISHING with an
-        expired lease, so the next worker takes them over from their checkpoints."""
+    def release(self, ids: Iterable[str], settle_s: float = 0.0) -> int:
+        """Give up the lease on ``ids`` (shutdown): the posts stay PUBLISHING with a lease
+        that expires in ``settle_s``, so the next worker takes them over from their
+        checkpoints once requests this worker abandoned mid-flight have had time to land
+        on the platform (the next worker's lookups then see them)."""
         ids = list(ids)
         if not ids:
             return 0
-        past = utcnow() - timedelta(seconds=1)
+        expires = utcnow() + timedelta(seconds=settle_s) if settle_s > 0 else (
+            utcnow() - timedelta(seconds=1))
         with writing(self.store) as c:
             return int(c.execute(P.update().where(
                 P.c.id.in_(ids), P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
-                .values(lease_expires_at=past)).rowcount)
+                .values(lease_expires_at=expires)).rowcount)
 
     def fence(self, conn: Connection, post_id: str, now: datetime) -> None:
         """In ``conn``'s write transaction: extend this worker's lease on ``post_id``, or
@@ -262,22 +265,23 @@ class Queue:
     def write(self, conn: Connection, post: Post, now: datetime) -> None:
         """Store ``post``'s new state if this worker still holds its lease; else
         :class:`LeaseLost` (the caller's transaction rolls back)."""
-        values = {
-            "status": post.status.value, "published_at": post.published_at,
-            "external_post_id": post.external_post_id,
-            "external_post_url": post.external_post_url,
-            "error_message": post.error_message, "retry_count": post.retry_count,
-            "next_attempt_at": post.next_attempt_at, "lease_owner": post.lease_owner,
-            "lease_expires_at": post.lease_expires_at, "updated_at": now,
-        }
-        n = conn.execute(_FINISH, {"b_id": post.id, "b_owner": self.owner,
-                                   **{"b_" + k: v for k, v in values.items()}}).rowcount
+        n = conn.execute(FINISH, finish_params(post, self.owner, now)).rowcount
         if not n:
             raise LeaseLost(f"post {post.id} is no longer leased by {self.owner}")
 
 
+def finish_params(post: Post, owner: str, now: datetime) -> dict[str, Any]:
+    """The parameters of :data:`FINISH` storing ``post``'s new state."""
+    return {"b_id": post.id, "b_owner": owner, "b_status": post.status.value,
+            "b_published_at": post.published_at, "b_external_post_id": post.external_post_id,
+            "b_external_post_url": post.external_post_url,
+            "b_error_message": post.error_message, "b_retry_count": post.retry_count,
+            "b_next_attempt_at": post.next_attempt_at, "b_lease_owner": post.lease_owner,
+            "b_lease_expires_at": post.lease_expires_at, "b_updated_at": now}
+
+
 #: a claimed post's new state, only while this worker holds its lease (built once)
-_FINISH = P.update().where(
+FINISH = P.update().where(
     P.c.id == sa.bindparam("b_id"), P.c.status == PUBLISHING,
     P.c.lease_owner == sa.bindparam("b_owner")).values(
     {P.c[k]: sa.bindparam("b_" + k) for k in (
@@ -314,8 +318,15 @@ _UPSERTS = {name: _upsert(name) for name in ("postgresql", "sqlite")}
 def save_checkpoint(conn: Connection, post_id: str, data: Mapping[str, Any],
                     now: datetime) -> None:
     """Insert or replace the post's checkpoint, in one statement."""
+    save_checkpoints(conn, {post_id: data}, now)
+
+
+def save_checkpoints(conn: Connection, rows: Mapping[str, Mapping[str, Any]],
+                     now: datetime) -> None:
+    """Insert or replace the checkpoints of several posts (by post id), in one statement."""
     conn.execute(_UPSERTS[conn.dialect.name],
-                 {"post_id": post_id, "data": dict(data), "updated_at": now})
+                 [{"post_id": pid, "data": dict(data), "updated_at": now}
+                  for pid, data in rows.items()])
 
 
 def delete_checkpoint(conn: Connection, post_id: str) -> None:

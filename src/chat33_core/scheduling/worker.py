@@ -13,7 +13,8 @@
   ``concurrency`` are held: one claim transaction serves many posts.
 * **Graceful stop** (SIGTERM, SIGINT, :meth:`Worker.stop`): no more claims; posts not
   started go back to the queue; in-flight posts get ``grace_s`` to finish; leases of
-  any still running are released (expired), so the next worker resumes them.
+  any still running are released: they expire ``settle_s`` later (time for a request cut
+  off mid-flight to land on the platform), and the next worker resumes them.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class Worker:
 
     Tuning from the environment (``Settings.env``): ``CHAT33_WORKER_LEASE_S`` (60),
     ``CHAT33_WORKER_POLL_S`` (0.5 on SQLite; PostgreSQL listens and rechecks every 10 s),
-    ``CHAT33_WORKER_GRACE_S`` (20), ``CHAT33_RETRY_BASE_S`` (30), ``CHAT33_RETRY_MAX_S``
+    ``CHAT33_WORKER_GRACE_S`` (20), ``CHAT33_WORKER_SETTLE_S`` (5),
+    ``CHAT33_RETRY_BASE_S`` (30), ``CHAT33_RETRY_MAX_S``
     (3600), ``CHAT33_MAX_ATTEMPTS`` (5), ``CHAT33_WEBHOOK_RETRY_SCHEDULE_S``.
     """
 
@@ -81,6 +83,8 @@ class Worker:
             env.get("CHAT33_WORKER_POLL_S") or default_poll)
         self.grace_s = grace_s if grace_s is not None else float(
             env.get("CHAT33_WORKER_GRACE_S") or 20.0)
+        #: a released lease expires this much later (see the module's docstring)
+        self.settle_s = float(env.get("CHAT33_WORKER_SETTLE_S") or 5.0)
         self.once = once
         self.listen = listen and self.store.is_postgres
         self.queue = Queue(self.store, self.id, self.lease_s)
@@ -314,9 +318,10 @@ class Worker:
             running = [claim for _, claim in self._jobs.values()]
         if running:
             ids = [pid for claim in running for pid in claim.ids]
-            released = self.queue.release(ids)
+            released = self.queue.release(ids, self.settle_s)
             log.warning("worker %s: released %d lease(s) of posts still publishing after "
-                        "%.0f s; another worker resumes them", self.id, released, self.grace_s)
+                        "%.0f s; another worker resumes them in %.0f s", self.id, released,
+                        self.grace_s, self.settle_s)
             self.stats["released"] += len(running)
         pool.shutdown(wait=not running, cancel_futures=True)
         hook_pool.shutdown(wait=False, cancel_futures=True)

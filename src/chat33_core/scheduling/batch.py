@@ -1,0 +1,157 @@
+"""Group commit: the writes of a worker's concurrent attempts, in shared transactions.
+
+Every attempt writes at least twice (a checkpoint before a platform call, the final
+state with its logs and outbox row). Written one transaction each, the transactions'
+own cost (a connection, ``BEGIN IMMEDIATE``, ``COMMIT``; a round trip each on
+PostgreSQL) outweighs the statements. :class:`GroupCommit` lets the publishing threads
+of one worker share them: a thread hands its :class:`Writes` over and waits until they
+are durable, as with its own transaction; the first waiting thread leads and commits
+everything handed over meanwhile in one transaction, with one statement per kind of
+write (``executemany``).
+
+A write that is not allowed (the post's lease is gone: :class:`~.queue.LeaseLost`)
+or fails must not take the others down with it: when a shared transaction fails, it is
+rolled back and each thread's writes are retried alone, so every thread gets exactly
+the outcome its own transaction would have had.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .. import webhooks
+from ..models import LogEvent, Post, utcnow
+from ..store import Store
+from ..store import tables as t
+from .queue import FINISH, LeaseLost, finish_params, insert_logs, save_checkpoints, writing
+
+P = t.posts
+
+#: extend this worker's lease on the posts named, only where it still holds it
+_FENCE_MANY = P.update().where(
+    P.c.id.in_(sa.bindparam("b_ids", expanding=True)), P.c.status == "PUBLISHING",
+    P.c.lease_owner == sa.bindparam("b_owner")).values(
+    lease_expires_at=sa.bindparam("b_expires"))
+_DROP = t.checkpoints.delete().where(
+    t.checkpoints.c.post_id.in_(sa.bindparam("b_ids", expanding=True)))
+
+
+@attrs.define(eq=False)
+class Writes:
+    """What one attempt writes at one durable point.
+
+    * ``fence`` — post ids whose lease this worker must still hold (it is extended);
+    * ``checkpoints`` — checkpoint rows to store, by post id;
+    * ``finish`` — posts' new states (written only while the lease is held);
+    * ``logs``, ``hooks`` (posts whose webhook delivery goes in the outbox),
+      ``reconnect`` (account ids to mark), ``drop_checkpoints`` (post ids).
+    """
+
+    fence: list[str] = attrs.Factory(list)
+    checkpoints: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    finish: list[Post] = attrs.Factory(list)
+    logs: list[LogEvent] = attrs.Factory(list)
+    hooks: list[Post] = attrs.Factory(list)
+    reconnect: list[str] = attrs.Factory(list)
+    drop_checkpoints: list[str] = attrs.Factory(list)
+    #: set by the committer: webhook deliveries added
+    hooks_added: int = 0
+    _finished: bool = False
+    _error: BaseException | None = None
+
+
+class GroupCommit:
+    """Commits :class:`Writes` of many threads together (see the module's docstring)."""
+
+    def __init__(self, store: Store, owner: str, lease: timedelta) -> None:
+        self.store = store
+        self.owner = owner
+        self.lease = lease
+        self._cond = threading.Condition()
+        self._pending: list[Writes] = []
+        self._leading = False
+        #: transactions committed and the writes in them (for the curious and the tests)
+        self.transactions = 0
+        self.written = 0
+
+    def commit(self, writes: Writes) -> None:
+        """Make ``writes`` durable (with whatever else is pending); raises what its own
+        transaction would have raised (:class:`~.queue.LeaseLost`, a database error)."""
+        with self._cond:
+            self._pending.append(writes)
+            # wait until a leader has written ours, or until nobody leads: then lead
+            while not writes._finished and self._leading:
+                self._cond.wait()
+            group: list[Writes] = []
+            if not writes._finished:
+                self._leading = True
+                group, self._pending = self._pending, []
+        if group:
+            try:
+                self._run(group)
+            finally:
+                with self._cond:
+                    for w in group:
+                        w._finished = True
+                    self._leading = False
+                    self._cond.notify_all()
+        if writes._error is not None:
+            raise writes._error
+
+    def _run(self, group: Sequence[Writes]) -> None:
+        now = utcnow()
+        try:
+            with writing(self.store) as c:
+                self._apply(c, group, now)
+            self.transactions += 1
+            self.written += len(group)
+            return
+        except Exception as exc:
+            if len(group) == 1:
+                group[0]._error = exc
+                return
+        # one of them failed the shared transaction: each alone, with its own outcome
+        for w in group:
+            try:
+                with writing(self.store) as c:
+                    self._apply(c, [w], now)
+                self.transactions += 1
+                self.written += 1
+            except Exception as exc:
+                w._error = exc
+
+    def _apply(self, c: Connection, group: Sequence[Writes], now: datetime) -> None:
+        fence = [pid for w in group for pid in w.fence]
+        if fence:
+            n = c.execute(_FENCE_MANY, {"b_ids": fence, "b_owner": self.owner,
+                                        "b_expires": now + self.lease}).rowcount
+            if n != len(fence):
+                raise LeaseLost(f"post {fence[0] if len(fence) == 1 else 'of ' + str(fence)} "
+                                f"is no longer leased by {self.owner}")
+        rows = {pid: data for w in group for pid, data in w.checkpoints.items()}
+        if rows:
+            save_checkpoints(c, rows, now)
+        finish = [p for w in group for p in w.finish]
+        if finish:
+            n = c.execute(FINISH, [finish_params(p, self.owner, now) for p in finish]
+                          ).rowcount
+            if n != len(finish):
+                raise LeaseLost(f"post {finish[0].id if len(finish) == 1 else 'of a group'} "
+                                f"is no longer leased by {self.owner}")
+        insert_logs(c, [e for w in group for e in w.logs])
+        for w in group:
+            w.hooks_added = sum(1 for p in w.hooks if webhooks.enqueue(c, p, now))
+        reconnect = sorted({a for w in group for a in w.reconnect})
+        if reconnect:
+            c.execute(t.accounts.update().where(t.accounts.c.id.in_(reconnect))
+                      .values(needs_reconnect=True))
+        drop = [pid for w in group for pid in w.drop_checkpoints]
+        if drop:
+            c.execute(_DROP, {"b_ids": drop})
