@@ -391,6 +391,22 @@ class Chat33:
 
     def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
                    channel_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
+        """A page of the organization's posts, newest first."""
+        self._check_list(status, platform, page, limit)
+        return self.store.list_posts(org_id, status=status, platform=platform,
+                                     account_id=channel_id, page=page, limit=limit)
+
+    def list_post_rows(self, org_id: str, columns: Sequence[str], *, status: str | None = None,
+                       platform: str | None = None, channel_id: str | None = None,
+                       page: int = 1, limit: int = 20) -> Page:
+        """:meth:`list_posts` with each item a row of ``columns`` (Post attribute names;
+        see :meth:`Store.list_post_rows`), for renderers that need no Post objects."""
+        self._check_list(status, platform, page, limit)
+        return self.store.list_post_rows(org_id, columns, status=status, platform=platform,
+                                         account_id=channel_id, page=page, limit=limit)
+
+    def _check_list(self, status: str | None, platform: str | None, page: int,
+                    limit: int) -> None:
         issues = []
         if status is not None and status not in PostStatus.__members__:
             issues.append(Issue("status", "must be one of " + ", ".join(PostStatus.__members__)))
@@ -402,8 +418,6 @@ class Chat33:
             issues.append(Issue("limit", "must be between 1 and 100"))
         if issues:
             raise ValidationError(_summary(issues), details=issues)
-        return self.store.list_posts(org_id, status=status, platform=platform,
-                                     account_id=channel_id, page=page, limit=limit)
 
     def get_post(self, org_id: str, post_id: str) -> Post:
         return self.store.get_post(post_id, org_id=org_id)

@@ -180,6 +180,28 @@ def test_listed_posts_equal_the_posts_read_one_by_one(store: Store) -> None:
     assert listed[0].media_urls is not listed[0].media_ids
 
 
+def test_listed_rows_render_as_the_posts_read_one_by_one(store: Store) -> None:
+    """The rows behind ``GET /posts`` give the JSON that the stored Posts give."""
+    from chat33_core.models import MediaType
+    from chat33_core.serialization import post_json, post_rows
+
+    org, user, account = _org_user_account(store)
+    now = utcnow()
+    full = _post(org, user, account, text="héllo 👋", status=PostStatus.FAILED,
+                 media_urls=["https://e.com/a.mp4"], media_ids=["med_1"],
+                 media_type=MediaType.VIDEO, platform_config={"x": {"n": [1, 2.5, None]}},
+                 scheduled_at=now + timedelta(hours=2), published_at=now,
+                 next_attempt_at=now + timedelta(minutes=5), error_message="boom",
+                 created_at=now.replace(microsecond=999999) - timedelta(seconds=1))
+    bare = _post(org, user, account, created_at=now.replace(microsecond=0))
+    store.add_posts([full, bare])
+    rows = store.list_post_rows(org.id, post_rows.columns).items
+    assert [post_rows.json(r) for r in rows] == [
+        post_json(store.get_post(bare.id)), post_json(store.get_post(full.id))]
+    assert post_rows.json(rows[1])["createdAt"].endswith(".999Z")
+    assert post_rows.json(rows[0])["createdAt"].endswith(".000Z")
+
+
 def test_list_total_is_right_on_every_page_and_past_the_end(store: Store) -> None:
     org, user, account = _org_user_account(store)
     other, other_user, other_account = _org_user_account(store, "Other")

@@ -26,6 +26,7 @@ from chat33_core.config import Settings
 from chat33_core.service import Chat33
 
 from . import errors, openapi
+from .json_provider import OrjsonProvider
 from .views import BLUEPRINTS
 from .views.media import files as media_files
 
@@ -39,7 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     entry (a ready :class:`Chat33`) or ``CHAT33_SETTINGS`` (a :class:`Settings`) choose
     the core, otherwise it is built from the environment."""
     app = Flask("chat33_flask")
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     # the whole app is the API: every path answers errors as JSON
     app.config["CHAT33_JSON_ERROR_PREFIXES"] = ("/",)
     app.config.update(config or {})

@@ -77,31 +77,33 @@ def row_to_post(row: Any) -> Post:
 
 
 class _PostReader:
-    """Fast ``posts`` rows to Posts for the hot read paths (lists of many posts).
+    """Fast ``posts`` rows for the hot read paths (lists of many posts), as tuples of
+    chosen columns or as Posts.
 
     The JSON and timestamp columns are selected *raw* (no SQLAlchemy result processing)
     and decoded here once: ``"[]"``/``"{}"`` without the JSON parser, SQLite's timestamp
     text with :meth:`datetime.fromisoformat`. PostgreSQL's driver already hands back
-    Python values for both, which pass through. The Post is made positionally, so this is
-    used only when the table's columns and the model's fields are the same names in the
-    same order; otherwise :func:`row_to_post` does the work.
+    Python values for both, which pass through. Posts are made positionally, so
+    :meth:`post` is used only when the table's columns and the model's fields are the
+    same names in the same order; otherwise :func:`row_to_post` does the work.
     """
 
-    def __init__(self) -> None:
-        names = [c.name for c in t.posts.c]
-        self.fields = tuple(names)
-        self.usable = names == [a.name for a in attrs.fields(Post)]
-        self.json_at = tuple(i for i, c in enumerate(t.posts.c) if isinstance(c.type, sa.JSON))
-        self.time_at = tuple(i for i, c in enumerate(t.posts.c)
+    def __init__(self, names: Sequence[str]) -> None:
+        columns = [t.posts.c[name] for name in names]
+        self.names = tuple(names)
+        self.usable = list(self.names) == [a.name for a in attrs.fields(Post)]
+        self.status_at = self.names.index("status") if self.usable else -1
+        self.media_type_at = self.names.index("media_type") if self.usable else -1
+        self.json_at = tuple(i for i, c in enumerate(columns) if isinstance(c.type, sa.JSON))
+        self.time_at = tuple(i for i, c in enumerate(columns)
                              if isinstance(c.type, t.UTCDateTime))
-        self.status_at = names.index("status")
-        self.media_type_at = names.index("media_type")
         raw = set(self.json_at) | set(self.time_at)
         self.columns = [sa.type_coerce(c, sa.String()).label(c.name) if i in raw else c
-                        for i, c in enumerate(t.posts.c)]
+                        for i, c in enumerate(columns)]
 
-    def post(self, row: Sequence[Any]) -> Post:
-        values = list(row[:len(self.fields)])
+    def values(self, row: Sequence[Any]) -> list[Any]:
+        """The row's values as a Post holds them (enums as their values)."""
+        values = list(row[:len(self.names)])
         for i in self.json_at:
             value = values[i]
             if isinstance(value, str):
@@ -112,13 +114,22 @@ class _PostReader:
                 if isinstance(value, str):
                     value = datetime.fromisoformat(value)
                 values[i] = value.replace(tzinfo=UTC)
+        return values
+
+    def post(self, row: Sequence[Any]) -> Post:
+        values = self.values(row)
         values[self.status_at] = _STATUSES[values[self.status_at]]
         media_type = values[self.media_type_at]
         values[self.media_type_at] = _MEDIA_TYPES[media_type] if media_type else None
         return Post(*values)
 
 
-_posts = _PostReader()
+@functools.cache
+def _reader(names: tuple[str, ...]) -> _PostReader:
+    return _PostReader(names)
+
+
+_posts = _reader(tuple(c.name for c in t.posts.c))
 
 
 # --- statements of the per-request paths, built once (building a statement costs about
@@ -138,9 +149,10 @@ _POST_ORDER = (t.posts.c.created_at.desc(), t.posts.c.thread_position, t.posts.c
 
 
 @functools.cache
-def _list_statements(status: bool, platform: bool, account: bool) -> tuple[Any, Any]:
-    """(count, page with the count) for the filters in use; values are bound by name:
-    org_id, status, platform, account_id, limit, offset."""
+def _list_statements(status: bool, platform: bool, account: bool,
+                     names: tuple[str, ...]) -> tuple[Any, Any]:
+    """(count, page of ``names`` with the count) for the filters in use; values are bound
+    by name: org_id, status, platform, account_id, limit, offset."""
     where = [t.posts.c.org_id == sa.bindparam("org_id")]
     if status:
         where.append(t.posts.c.status == sa.bindparam("status"))
@@ -151,10 +163,12 @@ def _list_statements(status: bool, platform: bool, account: bool) -> tuple[Any, 
     count = sa.select(sa.func.count()).select_from(t.posts).where(*where)
     # the page and the total in one statement (an uncorrelated subquery runs once;
     # cheaper than count(*) OVER (), which reads every matching row in full)
-    page = (sa.select(*_posts.columns, count.scalar_subquery().label("total"))
+    page = (sa.select(*_reader(names).columns, count.scalar_subquery().label("total"))
             .where(*where).order_by(*_POST_ORDER)
             .limit(sa.bindparam("limit")).offset(sa.bindparam("offset")))
     return count, page
+
+
 _STATUSES = {s.value: s for s in PostStatus}
 _MEDIA_TYPES = {m.value: m for m in MediaType}
 
@@ -430,25 +444,27 @@ class Store:
 
     def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
                    account_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
+        """A page of the organization's posts, newest first, as Posts."""
+        if not _posts.usable:
+            return self._list_posts_slowly(org_id, status=status, platform=platform,
+                                           account_id=account_id, page=page, limit=limit)
+        found = self.list_post_rows(org_id, _posts.names, status=status, platform=platform,
+                                    account_id=account_id, page=page, limit=limit)
+        return attrs.evolve(found, items=[_posts.post(r) for r in found.items])
+
+    def list_post_rows(self, org_id: str, columns: Sequence[str], *,
+                       status: str | None = None, platform: str | None = None,
+                       account_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
+        """:meth:`list_posts` as rows: each item a list of the ``columns`` (Post attribute
+        names) with the values a Post would hold (instants aware, JSON decoded), except
+        that enums are their values. For lists rendered without making Posts."""
         offset = (page - 1) * limit
+        reader = _reader(tuple(columns))
+        count_q, page_q = _list_statements(bool(status), bool(platform), bool(account_id),
+                                           reader.names)
+        params = {"org_id": org_id, "status": status, "platform": platform,
+                  "account_id": account_id, "limit": limit, "offset": offset}
         with self.read() as c:
-            if not _posts.usable:
-                where = [t.posts.c.org_id == org_id]
-                if status:
-                    where.append(t.posts.c.status == status)
-                if platform:
-                    where.append(t.posts.c.platform == platform)
-                if account_id:
-                    where.append(t.posts.c.account_id == account_id)
-                total = c.execute(sa.select(sa.func.count()).select_from(t.posts)
-                                  .where(*where)).scalar_one()
-                rows = c.execute(sa.select(t.posts).where(*where).order_by(*_POST_ORDER)
-                                 .limit(limit).offset(offset)).mappings()
-                return Page(items=[row_to_post(r) for r in rows], total=total, page=page,
-                            limit=limit)
-            count_q, page_q = _list_statements(bool(status), bool(platform), bool(account_id))
-            params = {"org_id": org_id, "status": status, "platform": platform,
-                      "account_id": account_id, "limit": limit, "offset": offset}
             raw = c.execute(page_q, params).all()
             if raw:
                 total = raw[0][-1]
@@ -456,8 +472,24 @@ class Store:
                 total = 0  # an empty first page: nothing matches
             else:  # past the end: the page has no row to carry the count
                 total = c.execute(count_q, params).scalar_one()
-            items = [_posts.post(r) for r in raw]
-        return Page(items=items, total=total, page=page, limit=limit)
+        return Page(items=[reader.values(r) for r in raw], total=total, page=page, limit=limit)
+
+    def _list_posts_slowly(self, org_id: str, *, status: str | None, platform: str | None,
+                           account_id: str | None, page: int, limit: int) -> Page:
+        where = [t.posts.c.org_id == org_id]
+        if status:
+            where.append(t.posts.c.status == status)
+        if platform:
+            where.append(t.posts.c.platform == platform)
+        if account_id:
+            where.append(t.posts.c.account_id == account_id)
+        with self.read() as c:
+            total = c.execute(sa.select(sa.func.count()).select_from(t.posts)
+                              .where(*where)).scalar_one()
+            rows = c.execute(sa.select(t.posts).where(*where).order_by(*_POST_ORDER)
+                             .limit(limit).offset((page - 1) * limit)).mappings()
+            return Page(items=[row_to_post(r) for r in rows], total=total, page=page,
+                        limit=limit)
 
     def thread_posts(self, thread_id: str) -> list[Post]:
         with self.read() as c:

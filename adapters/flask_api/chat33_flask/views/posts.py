@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint
 
 from chat33_core.models import PostRequest, PostStatus
-from chat33_core.serialization import post_json, summary_json
+from chat33_core.serialization import post_json, post_rows, summary_json
 
 from ..routing import Param, core, json_body, query, route
 from ..schemas import DuplicatePostRequest, UpdatePostRequest, log_json
@@ -56,10 +56,10 @@ def create_post(principal: Any) -> Any:
        errors=[400])
 def list_posts(principal: Any) -> Any:
     args = query()
-    page = core().list_posts(principal.org_id, status=args["status"],
-                             platform=args["platform"], channel_id=args["channelId"],
-                             page=args["page"], limit=args["limit"])
-    return {"items": [post_json(p) for p in page.items], "total": page.total,
+    page = core().list_post_rows(principal.org_id, post_rows.columns, status=args["status"],
+                                 platform=args["platform"], channel_id=args["channelId"],
+                                 page=args["page"], limit=args["limit"])
+    return {"items": [post_rows.json(row) for row in page.items], "total": page.total,
             "page": page.page, "limit": page.limit, "hasMore": page.has_more}
 
 

@@ -1,0 +1,64 @@
+"""The API's JSON shape: list rows render exactly as the converter renders Posts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chat33_core.models import MediaType, Post, PostStatus
+from chat33_core.serialization import converter, post_json, post_rows
+
+texts = st.none() | st.text(max_size=40)
+instants = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2999, 12, 31),
+                        timezones=st.timezones())
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**9, 10**9) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                  max_size=3),
+    max_leaves=8)
+posts = st.builds(
+    Post, id=st.text(min_size=1, max_size=20), org_id=st.text(max_size=10),
+    account_id=st.text(max_size=20), platform=st.sampled_from(["x", "instagram", "youtube"]),
+    account_name=st.text(max_size=20), created_by=st.text(max_size=10),
+    status=st.sampled_from(PostStatus), text=texts,
+    media_urls=st.lists(st.text(max_size=30), max_size=3),
+    media_ids=st.lists(st.text(max_size=10), max_size=3),
+    media_type=st.none() | st.sampled_from(MediaType), cover_image_url=texts,
+    platform_config=st.dictionaries(st.text(max_size=8), json_values, max_size=3),
+    callback_url=texts, scheduled_at=st.none() | instants, timezone=st.text(max_size=20),
+    group_id=texts, thread_id=texts, thread_position=st.integers(0, 50),
+    publish_with_head=st.booleans(), published_at=st.none() | instants,
+    external_post_id=texts, external_post_url=texts, error_message=texts,
+    retry_count=st.integers(0, 100), next_attempt_at=st.none() | instants,
+    lease_owner=texts, lease_expires_at=st.none() | instants, created_at=instants,
+    updated_at=instants)
+
+
+def _row(post: Post, enums_as_values: bool) -> list[Any]:
+    row = [getattr(post, name) for name in post_rows.columns]
+    if enums_as_values:  # as the store reads them
+        row = [v.value if isinstance(v, (PostStatus, MediaType)) else v for v in row]
+    return row
+
+
+@given(post=posts, enums_as_values=st.booleans())
+def test_a_post_row_renders_as_post_json_renders_the_post(post: Post,
+                                                          enums_as_values: bool) -> None:
+    expected = post_json(post)
+    got = post_rows.json(_row(post, enums_as_values))
+    assert got == expected
+    assert list(got) == list(expected), "the same keys in the same order"
+
+
+def test_post_rows_select_only_what_the_answer_shows() -> None:
+    post = Post(id="post_1", org_id="org_1", account_id="chan_1", platform="x",
+                account_name="X", created_by="user_1",
+                created_at=datetime(2026, 4, 1, tzinfo=UTC))
+    assert list(post_rows.keys) == [*converter.unstructure(post), "channelId"]
+    assert len(post_rows.columns) == len(post_rows.keys)
+    for private in ("org_id", "media_ids", "publish_with_head", "lease_owner",
+                    "lease_expires_at"):
+        assert private not in post_rows.columns
