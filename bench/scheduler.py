@@ -1,6 +1,7 @@
 """Scheduler benchmark: worker throughput next to a bare claim loop, and publish delay.
 
-    .venv/bin/python bench/scheduler.py [--posts 2000] [--postgres URL]
+    .venv/bin/python bench/scheduler.py [--posts 2000] [--postgres URL] [--procs 1,4,8]
+                                        [--skip-throughput] [--skip-delay]
 
 For SQLite (a temporary file) and PostgreSQL (``CHAT33_TEST_POSTGRES_URL`` or
 ``--postgres``; a fresh schema per run), with 1, 4 and 8 processes:
@@ -10,8 +11,13 @@ For SQLite (a temporary file) and PostgreSQL (``CHAT33_TEST_POSTGRES_URL`` or
   mark each PUBLISHED in its own transaction with the worker's finishing statement:
   the database's ceiling for what the worker must do at least;
 * **worker**: ``chat33 worker --concurrency 4`` processes publishing every post through
-  the ``echo`` platform over real HTTP to its sandbox (a separate process): checkpoint,
-  logs, final state with outbox, all of it.
+  the zero-latency ``instant`` platform (in process, at no cost): everything the worker
+  does itself (claims, attempts, logs, final states with their outbox check), nothing
+  the platform does. Its ratio to the bare loop is the worker's efficiency (target:
+  at least 0.5);
+* **worker + HTTP**: the same with the ``echo`` platform, over real HTTP to its sandbox
+  (a separate process, on the same 2 CPUs): a checkpoint and a request per post, the
+  cost of talking to a platform at all.
 
 Processes are started and idle before the posts are inserted (one transaction); the
 clock runs from the insert to the last PUBLISHED row. Then the delay from
@@ -113,7 +119,8 @@ def drop_schema(pg_url: str, schema: str) -> None:
     engine.dispose()
 
 
-def setup(url: str, sandbox_url: str, tmp: Path) -> tuple[Chat33, str, str, dict[str, str]]:
+def setup(url: str, sandbox_url: str, tmp: Path, platform: str = "echo"
+          ) -> tuple[Chat33, str, str, dict[str, str]]:
     env = {"CHAT33_DATABASE_URL": url, "CHAT33_SECRET_KEY": SECRET,
            "CHAT33_MEDIA_DIR": str(tmp / "media"), "CHAT33_ECHO_API_BASE": sandbox_url,
            "CHAT33_LOAD_PLUGINS": "none"}
@@ -121,16 +128,16 @@ def setup(url: str, sandbox_url: str, tmp: Path) -> tuple[Chat33, str, str, dict
     core.host.register(testplatform, name="echo")
     core.store.migrate()
     org = core.store.add_org(Organization.new("bench-" + secrets.token_hex(3)))
-    account = core.add_account(org.id, "echo", "Bench", credentials=Credentials(
+    account = core.add_account(org.id, platform, "Bench", credentials=Credentials(
         access_token="bench", refresh_token="bench-rt"))
     return core, org.id, account.id, env
 
 
 def add_posts(core: Chat33, org_id: str, account_id: str, n: int,
-              due: list | None = None) -> None:
+              due: list | None = None, platform: str = "echo") -> None:
     now = utcnow()
     core.store.add_posts([Post(
-        id=new_id("post"), org_id=org_id, account_id=account_id, platform="echo",
+        id=new_id("post"), org_id=org_id, account_id=account_id, platform=platform,
         account_name="Bench", created_by="bench", text=f"bench {i}",
         scheduled_at=due[i] if due else None, next_attempt_at=due[i] if due else None,
         created_at=now, updated_at=now) for i in range(n)])
@@ -198,12 +205,14 @@ def stop(procs: list[subprocess.Popen[str]]) -> None:
 
 def throughput(kind: str, engine: str, n_procs: int, n_posts: int, pg_url: str | None,
                sandbox_url: str, tmp: Path) -> float:
+    """Posts/s of ``kind``: ``bare``, ``worker`` (instant platform), ``http`` (echo)."""
+    platform = "echo" if kind == "http" else "instant"
     url, schema = new_database(engine, pg_url, tmp)
-    core, org_id, account_id, env = setup(url, sandbox_url, tmp)
+    core, org_id, account_id, env = setup(url, sandbox_url, tmp, platform)
     procs = spawn(kind, n_procs, env, url)
     try:
         start = time.perf_counter()
-        add_posts(core, org_id, account_id, n_posts)
+        add_posts(core, org_id, account_id, n_posts, platform=platform)
         while published(core) < n_posts:
             time.sleep(0.01)
         elapsed = time.perf_counter() - start
@@ -248,6 +257,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("CHAT33_TEST_POSTGRES_URL"))
     parser.add_argument("--procs", default="1,4,8")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-delay", action="store_true")
     args = parser.parse_args()
     engines = ["sqlite"] + (["postgres"] if args.postgres else [])
     counts = [int(x) for x in args.procs.split(",")]
@@ -261,24 +271,25 @@ def main() -> None:
             tmp = Path(d)
             for engine in engines if not args.skip_throughput else []:
                 for n in counts:
-                    bare = throughput("bare", engine, n, args.posts, args.postgres,
-                                      sandbox_url, tmp)
-                    work = throughput("worker", engine, n, args.posts, args.postgres,
-                                      sandbox_url, tmp)
-                    rows.append((engine, n, bare, work))
-                    print(f"  {engine} x{n}: bare {bare:.0f}/s, worker {work:.0f}/s",
-                          file=sys.stderr)
+                    bare, work, http = (throughput(kind, engine, n, args.posts,
+                                                   args.postgres, sandbox_url, tmp)
+                                        for kind in ("bare", "worker", "http"))
+                    rows.append((engine, n, bare, work, http))
+                    print(f"  {engine} x{n}: bare {bare:.0f}/s, worker {work:.0f}/s, "
+                          f"worker + HTTP {http:.0f}/s", file=sys.stderr)
             delay_rows = [(engine, *delays(engine, args.postgres, sandbox_url, tmp))
-                          for engine in engines]
+                          for engine in (engines if not args.skip_delay else [])]
     finally:
         sandbox.terminate()
         sandbox.wait()
-    print(f"\nThroughput, {args.posts} posts (posts/s; worker = 4 threads per process, "
-          "echo over HTTP)\n")
-    print("| engine | processes | bare claim loop | worker | ratio |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for engine, n, bare, work in rows:
-        print(f"| {engine} | {n} | {bare:.0f} | {work:.0f} | {work / bare:.2f} |")
+    print(f"\nThroughput, {args.posts} posts (posts/s; worker = 4 threads per process; "
+          "ratios to the bare claim loop)\n")
+    print("| engine | processes | bare claim loop | worker (instant) | ratio "
+          "| worker + HTTP (echo) | ratio |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for engine, n, bare, work, http in rows:
+        print(f"| {engine} | {n} | {bare:.0f} | {work:.0f} | {work / bare:.2f} "
+              f"| {http:.0f} | {http / bare:.2f} |")
     print("\nDelay from scheduledAt to publish start, 1,000 posts due over 10 s, one worker "
           "process with 8 threads\n")
     print("| engine | p50 | p99 |")

@@ -23,6 +23,11 @@ standard fault injection of :class:`~chat33_core.sandbox.SandboxApp`; ``POST
 /_sandbox/revoke {"token": ...}`` makes a token answer 401.
 
 Use it in a worker process with ``chat33 worker --plugin chat33_core.testplatform``.
+
+The module also registers ``instant``, the zero-latency platform: it publishes in
+process, at no cost, so a worker publishing to it spends its time only on its own work
+(claims, attempts, logs, final states). ``bench/scheduler.py`` measures the worker's
+overhead with it.
 """
 
 from __future__ import annotations
@@ -332,6 +337,27 @@ def _answer(response: httpx.Response, *, creating: bool, posted: list[Receipt]
     raise PermanentError(message, platform_code=code, posted=posted) from exc
 
 
+class InstantPlatform(PlatformBase):
+    """Publishes at once, in process: each item's external id is made from chat33's post
+    id, so publishing a post again gives the same receipt, and ``confirm`` always finds
+    it (the platform is idempotent by construction)."""
+
+    name = "instant"
+    display_name = "Instant"
+    capabilities = Capabilities(threads=True)
+    limits: ClassVar[Limits] = Limits(caption_length=500, max_images=4)
+
+    def publish(self, ctx: PublishContext) -> PublishResult:
+        return PublishResult(receipts=[
+            Receipt(external_id="instant-" + item.post_id,
+                    external_url="https://instant.example/p/" + item.post_id,
+                    post_id=item.post_id) for item in ctx.items])
+
+    def confirm(self, ctx: PublishContext) -> PublishResult | None:
+        return self.publish(ctx)
+
+
 @hookimpl
 def chat33_register_platforms(register: Callable[[type[PlatformBase]], None]) -> None:
     register(EchoPlatform)
+    register(InstantPlatform)

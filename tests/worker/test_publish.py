@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import attrs
+import httpx
 
-from chat33_core.models import PostStatus, utcnow
+from chat33_core.models import Credentials, PostStatus, utcnow
+from chat33_core.platforms import PublishContext, PublishItem
 from chat33_core.scheduling import Publisher, Queue
 
 from .conftest import Env
@@ -160,3 +162,29 @@ def test_a_released_lease_is_taken_over_only_after_its_settle_time(env: Env) -> 
     assert [c.post.id for c in taken] == held[1:]
     assert taken[0].taken_over_from == "w1"
     assert env.get(held[0]).lease_owner == "w1"
+
+
+def test_the_instant_platform_publishes_in_process_and_confirms_what_it_published(
+        env: Env) -> None:
+    account = env.core.add_account(env.account.org_id, "instant", "Instant channel",
+                                   credentials=Credentials(access_token="unused"))
+    posts = env.posts(3, account=account)
+    worker = env.run_once(concurrency=3)
+    assert worker.stats["published"] == 3
+    for p in posts:
+        done = env.get(p.id)
+        assert done.status is PostStatus.PUBLISHED
+        assert done.external_post_id == "instant-" + p.id
+        assert env.events(p.id) == ["attempt_started", "published"]
+    assert env.sandbox.counts() == {}  # nothing went over the network
+    # an unknown outcome is confirmed: the same receipt, not a second post
+    platform = env.core.host.platform("instant")
+    with httpx.Client() as http:
+        ctx = PublishContext(post_id=posts[0].id, account=account,
+                             credentials=Credentials(access_token="unused"),
+                             items=[PublishItem(post_id=posts[0].id, text="x")],
+                             media_type=None, platform_config={}, http=http,
+                             settings=env.core.settings)
+        found = platform.confirm(ctx)
+    assert found is not None
+    assert [r.external_id for r in found.receipts] == ["instant-" + posts[0].id]

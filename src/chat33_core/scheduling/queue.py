@@ -195,7 +195,7 @@ class Queue:
                                       **({"takenOverFrom": cl.taken_over_from}
                                          if cl.taken_over_from else {})},
                              "created_at": now})
-            c.execute(t.post_logs.insert(), logs)
+            c.execute(LOG_INSERT, logs)
         order = {pid: i for i, pid in enumerate(ids)}
         return sorted(claims, key=lambda cl: order[cl.post.id])
 
@@ -295,9 +295,13 @@ _FENCE = P.update().where(
     lease_expires_at=sa.bindparam("b_expires"))
 
 
+#: the logs' insert, built once (a new statement per call costs its cache key each time)
+LOG_INSERT = t.post_logs.insert()
+
+
 def insert_logs(conn: Connection, events: Sequence[LogEvent]) -> None:
     if events:
-        conn.execute(t.post_logs.insert(), [
+        conn.execute(LOG_INSERT, [
             {"post_id": e.post_id, "attempt": e.attempt, "event": e.event,
              "message": e.message, "data": e.data, "created_at": e.created_at}
             for e in events])

@@ -228,9 +228,12 @@ class Worker:
         with self._lock:
             self._started.discard(post_id)
             entry = self._jobs.pop(post_id, None)
+            # the loop has work only when a claim is due (see _fill) or all is done
+            wanted = len(self._jobs) <= self.concurrency
         if outcome is not None and outcome.kind == "unstarted" and entry is not None:
             self._unclaim(entry[1])
-        self._wake.set()
+        if wanted or self._stopping.is_set() or self.publisher.outbox_written.is_set():
+            self._wake.set()
 
     def _hook_done(self, delivery_id: str, future: Future[bool]) -> None:
         try:
