@@ -35,6 +35,7 @@ from ..models import (
     utcnow,
 )
 from . import tables as t
+from .writers import write_turns
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
@@ -191,6 +192,8 @@ class Store:
 
     def __init__(self, engine: Engine | str) -> None:
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        self._turns = (write_turns(self.engine.url.database)
+                       if self.engine.dialect.name == "sqlite" else None)
 
     @property
     def dialect(self) -> str:
@@ -202,7 +205,14 @@ class Store:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        """A write transaction. On SQLite, writers first wait their turn on locks that
+        wake them as soon as the writer before them is done (:mod:`.writers`), rather
+        than in SQLite's sleeping busy handler."""
+        if self._turns is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._turns.turn(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager

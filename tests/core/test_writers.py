@@ -1,0 +1,136 @@
+"""SQLite writers take turns: threads on a mutex, processes on a file lock."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from chat33_core.store import Store
+from chat33_core.store.writers import write_turns
+
+HOLD_A_TURN = """
+import sys
+from chat33_core.store import Store
+store = Store(sys.argv[1])
+with store.begin():
+    print("holding", flush=True)
+    sys.stdin.readline()
+print("released", flush=True)
+"""
+
+
+def _locked_elsewhere(path: str) -> bool:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def sqlite_store(sqlite_template: Path, tmp_path: Path) -> Store:
+    path = tmp_path / "chat33.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    store = Store(f"sqlite:///{path}")
+    yield store
+    store.dispose()
+
+
+def test_a_write_transaction_holds_the_databases_file_lock(sqlite_store: Store) -> None:
+    lock_file = f"{sqlite_store.engine.url.database}-writers"
+    with sqlite_store.begin():
+        assert _locked_elsewhere(lock_file)
+    assert not _locked_elsewhere(lock_file)
+    with sqlite_store.read():
+        assert not _locked_elsewhere(lock_file), "readers take no turn"
+
+
+def test_a_writer_in_another_process_waits_for_the_turn(sqlite_store: Store) -> None:
+    url = sqlite_store.engine.url.render_as_string()
+    child = subprocess.Popen([sys.executable, "-c", HOLD_A_TURN, url], text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == "holding\n"
+        entered = threading.Event()
+
+        def write() -> None:
+            with sqlite_store.begin():
+                entered.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not entered.wait(0.3), "the turn is the other process's"
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        writer.join(timeout=10)
+        assert entered.is_set()
+        assert child.stdout.readline() == "released\n"
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_threads_take_turns_and_a_thread_may_nest_its_turn(sqlite_store: Store) -> None:
+    turns = write_turns(sqlite_store.engine.url.database)
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def write() -> None:
+        with turns.turn():
+            inside.append(1)
+            overlaps.append(len(inside))
+            with turns.turn():  # nested: no wait on itself
+                time.sleep(0.001)
+            inside.pop()
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert overlaps == [1] * 8
+
+
+def test_stores_on_one_file_share_the_turns(sqlite_store: Store) -> None:
+    other = Store(sqlite_store.engine.url.render_as_string())
+    try:
+        assert other._turns is sqlite_store._turns
+    finally:
+        other.dispose()
+
+
+def test_a_forked_child_takes_turns_of_its_own(sqlite_store: Store) -> None:
+    """A child forked while the parent holds the turn neither inherits it nor shares the
+    parent's file lock: it waits for the parent like any other process."""
+    released, told = os.pipe()
+    answer, report = os.pipe()
+    with sqlite_store.begin():
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through the pipe
+            with sqlite_store._turns.turn():  # type: ignore[union-attr]
+                os.set_blocking(released, False)
+                try:
+                    after = os.read(released, 1) == b"r"
+                except BlockingIOError:
+                    after = False
+            os.write(report, b"1" if after else b"0")
+            os._exit(0)
+        time.sleep(0.3)  # room for a child that wrongly got the turn to take it
+        os.write(told, b"r")  # the last thing before the parent's turn ends
+    assert os.read(answer, 1) == b"1", "the child got the turn while the parent held it"
+    os.waitpid(pid, 0)
+    for fd in (released, told, answer, report):
+        os.close(fd)
