@@ -137,3 +137,48 @@ def test_webhook_rows_and_reconnect_marks_are_written(env: Env) -> None:
         assert rows == [post.id]
         assert c.execute(sa.select(t.accounts.c.needs_reconnect).where(
             t.accounts.c.id == post.account_id)).scalar() is True
+
+
+def test_a_write_that_does_not_wait_is_committed_by_the_thread_already_committing(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    first, second, third = claimed(env, 3)
+    with env.store.begin() as c:  # another worker took the third one over
+        c.execute(t.posts.update().where(t.posts.c.id == third.id).values(lease_owner="w2"))
+    committer = GroupCommit(env.store, "w1", timedelta(seconds=60))
+    holding, release = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def hold(w: Writes) -> None:  # keeps the first thread committing (leading) a while
+        holding.set()
+        release.wait(30)
+
+    leader = threading.Thread(target=committer.commit, args=(Writes(
+        finish=[published(first)], after=[hold]),))
+    leader.start()
+    assert holding.wait(30)
+    # a thread that does not wait hands its writes over and returns at once
+    committer.commit(Writes(finish=[published(second)],
+                            after=[lambda w: seen.append(w.finish[0].id)]), wait=False)
+    committer.commit(Writes(finish=[published(third)]), wait=False)
+    assert env.get(second.id).status is PostStatus.PUBLISHING
+    assert seen == []
+    release.set()
+    leader.join(30)
+    assert env.get(second.id).status is PostStatus.PUBLISHED
+    assert seen == [second.id]
+    # the refused one is logged and counted; the post stays with its new owner
+    assert committer.dropped == 1
+    assert env.get(third.id).lease_owner == "w2"
+    assert any(third.id in r.getMessage() for r in caplog.records)
+
+
+def test_a_write_that_does_not_wait_is_committed_at_once_when_nobody_else_commits(
+        env: Env) -> None:
+    (post,) = claimed(env, 1)
+    committer = GroupCommit(env.store, "w1", timedelta(seconds=60))
+    committer.commit(Writes(finish=[published(post)]), wait=False)
+    assert env.get(post.id).status is PostStatus.PUBLISHED
+    # and its errors are its own again
+    (other,) = claimed(env, 1, owner="w2")
+    with pytest.raises(LeaseLost):
+        committer.commit(Writes(finish=[published(other)]), wait=False)

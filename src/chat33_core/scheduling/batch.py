@@ -17,8 +17,9 @@ the outcome its own transaction would have had.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from ..store import Store
 from ..store import tables as t
 from .queue import FINISH, LeaseLost, finish_params, insert_logs, save_checkpoints, writing
 
+log = logging.getLogger(__name__)
 P = t.posts
 
 #: extend this worker's lease on the posts named, only where it still holds it
@@ -61,9 +63,12 @@ class Writes:
     hooks: list[Post] = attrs.Factory(list)
     reconnect: list[str] = attrs.Factory(list)
     drop_checkpoints: list[str] = attrs.Factory(list)
+    #: called once the writes are durable (by whichever thread committed them)
+    after: list[Callable[[Writes], None]] = attrs.Factory(list)
     #: set by the committer: webhook deliveries added
     hooks_added: int = 0
     _finished: bool = False
+    _detached: bool = False
     _error: BaseException | None = None
 
 
@@ -77,33 +82,70 @@ class GroupCommit:
         self._cond = threading.Condition()
         self._pending: list[Writes] = []
         self._leading = False
-        #: transactions committed and the writes in them (for the curious and the tests)
+        #: transactions committed, the writes in them, writes refused after their thread
+        #: left (lease lost, database error; for the curious and the tests)
         self.transactions = 0
         self.written = 0
+        self.dropped = 0
 
-    def commit(self, writes: Writes) -> None:
-        """Make ``writes`` durable (with whatever else is pending); raises what its own
-        transaction would have raised (:class:`~.queue.LeaseLost`, a database error)."""
+    def commit(self, writes: Writes, *, wait: bool = True) -> None:
+        """Make ``writes`` durable, with whatever else is pending.
+
+        With ``wait`` it returns once they are durable and raises what their own
+        transaction would have raised (:class:`~.queue.LeaseLost`, a database error).
+        Without, it returns at once when another thread is committing (that thread
+        writes them next, runs their ``after`` callbacks, and logs a failure): a final
+        state needs no waiting, since a worker that dies before it is written leaves its
+        post leased, and the next owner resumes it from its checkpoints. Either way, a
+        thread that finds nobody committing commits, until nothing is pending."""
         with self._cond:
             self._pending.append(writes)
-            # wait until a leader has written ours, or until nobody leads: then lead
             while not writes._finished and self._leading:
+                if not wait:
+                    writes._detached = True
+                    return
                 self._cond.wait()
-            group: list[Writes] = []
-            if not writes._finished:
+            lead = not writes._finished
+            if lead:
                 self._leading = True
+        if lead:
+            self._drain()
+        if writes._error is not None:
+            raise writes._error
+
+    def _drain(self) -> None:
+        while True:
+            with self._cond:
                 group, self._pending = self._pending, []
-        if group:
+                if not group:
+                    self._leading = False
+                    self._cond.notify_all()
+                    return
             try:
                 self._run(group)
             finally:
                 with self._cond:
                     for w in group:
                         w._finished = True
-                    self._leading = False
                     self._cond.notify_all()
-        if writes._error is not None:
-            raise writes._error
+            for w in group:
+                if w._error is None:
+                    for callback in w.after:
+                        try:
+                            callback(w)
+                        except Exception:
+                            log.exception("a callback after a commit failed")
+                elif w._detached:
+                    # its thread is gone: say what happened (the post stays leased; the
+                    # next owner resumes it from its checkpoints)
+                    self.dropped += 1
+                    ids = [p.id for p in w.finish] or w.fence
+                    if isinstance(w._error, LeaseLost):
+                        log.warning("%s", w._error)
+                    else:
+                        log.error("the result of post(s) %s was not written (%s); it is "
+                                  "published again from its checkpoints after its lease "
+                                  "expires", ", ".join(ids), w._error)
 
     def _run(self, group: Sequence[Writes]) -> None:
         now = utcnow()

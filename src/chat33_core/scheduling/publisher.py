@@ -514,7 +514,7 @@ class Publisher:
                 retry_count=p.retry_count + (1 if count else 0),
                 external_post_id=r.external_id if r else p.external_post_id,
                 external_post_url=r.external_url if r else p.external_post_url))
-        self.committer.commit(Writes(finish=rows, logs=alog.drain()))
+        self.committer.commit(Writes(finish=rows, logs=alog.drain()), wait=False)
         return Outcome(kind, claim.post.id, message)
 
     def _published(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
@@ -570,15 +570,22 @@ class Publisher:
     def _write_final(self, rows: Sequence[Post], alog: AttemptLog, *,
                      reconnect_account: str | None = None,
                      delete_checkpoint_of: str | None = None) -> None:
+        """The attempt's final state, logs and outbox rows, in one transaction shared with
+        other threads' writes; this thread does not wait for it when another thread is
+        committing (see :meth:`GroupCommit.commit`). Observer hooks run once it is
+        durable."""
         writes = Writes(finish=list(rows), logs=alog.drain(),
                         hooks=[p for p in rows if p.callback_url],
                         reconnect=[reconnect_account] if reconnect_account else [],
                         drop_checkpoints=[delete_checkpoint_of]
-                        if delete_checkpoint_of and alog.checkpointed else [])
-        self.committer.commit(writes)
+                        if delete_checkpoint_of and alog.checkpointed else [],
+                        after=[self._written])
+        self.committer.commit(writes, wait=False)
+
+    def _written(self, writes: Writes) -> None:
         if writes.hooks_added:
             self.outbox_written.set()
-        for p in rows:
+        for p in writes.finish:
             self._notify(p)
 
     def _notify(self, post: Post) -> None:

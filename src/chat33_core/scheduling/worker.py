@@ -156,6 +156,9 @@ class Worker:
                 self._wake.wait(self._sleep_time(claimed))
         finally:
             self._shutdown(pool, hook_pool)
+        if self.publisher.committer.dropped:
+            # results whose write failed after their thread moved on (logged one by one)
+            self.stats["unwritten"] += self.publisher.committer.dropped
         log.info("worker %s stopped: %s", self.id, dict(self.stats))
         return 0
 
