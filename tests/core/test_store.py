@@ -135,6 +135,10 @@ def test_get_accounts_finds_only_the_orgs_own(store: Store) -> None:
     assert found == {account.id: store.get_account(account.id)}
     assert store.get_accounts([], org.id) == {}
     assert list(store.get_accounts([foreign.id], other.id)) == [foreign.id]
+    changed = store.update_account(attrs.evolve(account, metadata={"page": {"id": [1, None]}},
+                                                needs_reconnect=True, is_active=False))
+    assert store.get_accounts([account.id], org.id) == {account.id: changed}
+    assert store.get_account(account.id) == changed
 
 
 def test_rate_limit_counted_in_a_transaction_that_rolls_back_is_not_used(store: Store) -> None:
@@ -273,8 +277,12 @@ def test_api_key_lookup_revoke_and_touch(store: Store) -> None:
     when = utcnow()
     store.touch_api_key(key.id, when)
     assert store.list_api_keys(org.id)[0].last_used_at is not None
+    assert store.find_api_key_by_hash("h" * 64) == attrs.evolve(key, last_used_at=when)
     revoked = store.revoke_api_key(org.id, key.id)
     assert not revoked.is_active
+    assert store.find_api_key_by_hash("h" * 64) == revoked
+    assert store.find_api_key_by_hash("h" * 64).is_active is False  # type: ignore[union-attr]
+    assert store.find_api_key_by_hash("x" * 64) is None
     with pytest.raises(NotFound):
         store.revoke_api_key("org_other", key.id)
 

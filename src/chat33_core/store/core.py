@@ -77,33 +77,28 @@ def row_to_post(row: Any) -> Post:
     return Post(**data)
 
 
-class _PostReader:
-    """Fast ``posts`` rows for the hot read paths (lists of many posts), as tuples of
-    chosen columns or as Posts.
+class _Rows:
+    """Rows of chosen columns decoded by hand, for the hot read paths.
 
     The JSON and timestamp columns are selected *raw* (no SQLAlchemy result processing)
     and decoded here once: ``"[]"``/``"{}"`` without the JSON parser, SQLite's timestamp
-    text with :meth:`datetime.fromisoformat`. PostgreSQL's driver already hands back
-    Python values for both, which pass through. Posts are made positionally, so
-    :meth:`post` is used only when the table's columns and the model's fields are the
-    same names in the same order; otherwise :func:`row_to_post` does the work.
+    text with :meth:`datetime.fromisoformat`, SQLite's 0/1 as booleans. PostgreSQL's
+    driver already hands back Python values for these, which pass through.
     """
 
-    def __init__(self, names: Sequence[str]) -> None:
-        columns = [t.posts.c[name] for name in names]
-        self.names = tuple(names)
-        self.usable = list(self.names) == [a.name for a in attrs.fields(Post)]
-        self.status_at = self.names.index("status") if self.usable else -1
-        self.media_type_at = self.names.index("media_type") if self.usable else -1
+    def __init__(self, columns: Sequence[sa.Column[Any]]) -> None:
+        self.names = tuple(c.name for c in columns)
         self.json_at = tuple(i for i, c in enumerate(columns) if isinstance(c.type, sa.JSON))
         self.time_at = tuple(i for i, c in enumerate(columns)
                              if isinstance(c.type, t.UTCDateTime))
+        self.bool_at = tuple(i for i, c in enumerate(columns)
+                             if isinstance(c.type, sa.Boolean))
         raw = set(self.json_at) | set(self.time_at)
         self.columns = [sa.type_coerce(c, sa.String()).label(c.name) if i in raw else c
                         for i, c in enumerate(columns)]
 
     def values(self, row: Sequence[Any]) -> list[Any]:
-        """The row's values as a Post holds them (enums as their values)."""
+        """The row's values as the models hold them (enums as their values)."""
         values = list(row[:len(self.names)])
         for i in self.json_at:
             value = values[i]
@@ -115,7 +110,26 @@ class _PostReader:
                 if isinstance(value, str):
                     value = datetime.fromisoformat(value)
                 values[i] = value.replace(tzinfo=UTC)
+        for i in self.bool_at:
+            if values[i] is not None:
+                values[i] = bool(values[i])
         return values
+
+    def mapping(self, row: Sequence[Any]) -> dict[str, Any]:
+        return dict(zip(self.names, self.values(row), strict=True))
+
+
+class _PostReader(_Rows):
+    """``posts`` rows as tuples of chosen columns or as Posts. Posts are made
+    positionally, so :meth:`post` is used only when the table's columns and the model's
+    fields are the same names in the same order; otherwise :func:`row_to_post` does
+    the work."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__([t.posts.c[name] for name in names])
+        self.usable = list(self.names) == [a.name for a in attrs.fields(Post)]
+        self.status_at = self.names.index("status") if self.usable else -1
+        self.media_type_at = self.names.index("media_type") if self.usable else -1
 
     def post(self, row: Sequence[Any]) -> Post:
         values = self.values(row)
@@ -123,6 +137,30 @@ class _PostReader:
         media_type = values[self.media_type_at]
         values[self.media_type_at] = _MEDIA_TYPES[media_type] if media_type else None
         return Post(*values)
+
+
+class _Query:
+    """A SELECT compiled once per dialect and run on a pooled DBAPI connection.
+
+    SQLAlchemy's execution (transaction events, execution context, result objects)
+    costs several times what SQLite takes to answer a small indexed read, so the
+    per-request reads (an API key, the accounts of a post, a page of posts) run their
+    statement directly. Only for single statements whose parameters need no bind
+    processing (strings and integers); the statement itself is still SQLAlchemy Core.
+    """
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+    def sql(self, dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
+        """The SQL text and, for positional paramstyles, the parameter names in order."""
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            found = self._compiled[dialect.name] = (str(compiled), order)
+        return found
 
 
 @functools.cache
@@ -137,10 +175,20 @@ _posts = _reader(tuple(c.name for c in t.posts.c))
 # as much as running it on SQLite) --------------------------------------------------------
 
 _ACCOUNT_COLUMNS = [col for col in t.accounts.c if col.name != "credentials_enc"]
-_FIND_API_KEY = sa.select(t.api_keys).where(t.api_keys.c.key_hash == sa.bindparam("key_hash"))
-_GET_ACCOUNTS = sa.select(*_ACCOUNT_COLUMNS).where(
-    t.accounts.c.id.in_(sa.bindparam("ids", expanding=True)),
-    t.accounts.c.org_id == sa.bindparam("org_id"))
+_API_KEYS = _Rows(list(t.api_keys.c))
+_FIND_API_KEY = _Query(sa.select(*_API_KEYS.columns).where(
+    t.api_keys.c.key_hash == sa.bindparam("key_hash")))
+_ACCOUNTS = _Rows(_ACCOUNT_COLUMNS)
+
+
+@functools.cache
+def _get_accounts(n: int) -> _Query:
+    """The accounts of an organization among ``n`` ids (bound as id0, id1...)."""
+    return _Query(sa.select(*_ACCOUNTS.columns).where(
+        t.accounts.c.id.in_([sa.bindparam(f"id{i}") for i in range(n)]),
+        t.accounts.c.org_id == sa.bindparam("org_id")))
+
+
 _RATE_TAT = sa.select(t.rate_limits.c.tat).where(t.rate_limits.c.key == sa.bindparam("k"))
 _RATE_TAT_LOCKED = _RATE_TAT.with_for_update()
 _RATE_INSERT = t.rate_limits.insert()
@@ -151,7 +199,7 @@ _POST_ORDER = (t.posts.c.created_at.desc(), t.posts.c.thread_position, t.posts.c
 
 @functools.cache
 def _list_statements(status: bool, platform: bool, account: bool,
-                     names: tuple[str, ...]) -> tuple[Any, Any]:
+                     names: tuple[str, ...]) -> tuple[_Query, _Query]:
     """(count, page of ``names`` with the count) for the filters in use; values are bound
     by name: org_id, status, platform, account_id, limit, offset."""
     where = [t.posts.c.org_id == sa.bindparam("org_id")]
@@ -167,7 +215,7 @@ def _list_statements(status: bool, platform: bool, account: bool,
     page = (sa.select(*_reader(names).columns, count.scalar_subquery().label("total"))
             .where(*where).order_by(*_POST_ORDER)
             .limit(sa.bindparam("limit")).offset(sa.bindparam("offset")))
-    return count, page
+    return _Query(count), _Query(page)
 
 
 _STATUSES = {s.value: s for s in PostStatus}
@@ -222,6 +270,24 @@ class Store:
             conn = conn.execution_options(chat33_readonly=True)
             with conn.begin():
                 yield conn
+
+    def _fetch(self, query: _Query, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """The rows of one read-only statement, run on a pooled DBAPI connection (see
+        :class:`_Query`); on SQLite in autocommit mode (the statement is its own read
+        transaction), on PostgreSQL in a transaction ended when the connection returns
+        to the pool."""
+        sql, order = query.sql(self.engine.dialect)
+        args: Any = params if order is None else [params[name] for name in order]
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, args)
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+        finally:
+            conn.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -332,9 +398,8 @@ class Store:
         return key
 
     def find_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
-        with self.read() as c:
-            row = c.execute(_FIND_API_KEY, {"key_hash": key_hash}).mappings().first()
-        return None if row is None else ApiKey(**row)
+        rows = self._fetch(_FIND_API_KEY, {"key_hash": key_hash})
+        return ApiKey(**_API_KEYS.mapping(rows[0])) if rows else None
 
     def list_api_keys(self, org_id: str, user_id: str | None = None) -> list[ApiKey]:
         q = sa.select(t.api_keys).where(t.api_keys.c.org_id == org_id)
@@ -384,9 +449,12 @@ class Store:
         other organizations and unknown ids are simply absent)."""
         if not account_ids:
             return {}
-        params = {"ids": list(dict.fromkeys(account_ids)), "org_id": org_id}
-        with self.read() as c:
-            return {r["id"]: Account(**r) for r in c.execute(_GET_ACCOUNTS, params).mappings()}
+        ids = list(dict.fromkeys(account_ids))
+        params = {f"id{i}": account_id for i, account_id in enumerate(ids)}
+        params["org_id"] = org_id
+        accounts = [Account(**_ACCOUNTS.mapping(r)) for r in self._fetch(_get_accounts(len(ids)),
+                                                                         params)]
+        return {a.id: a for a in accounts}
 
     def list_accounts(self, org_id: str, platform: str | None = None,
                       active_only: bool = False) -> list[Account]:
@@ -474,14 +542,13 @@ class Store:
                                            reader.names)
         params = {"org_id": org_id, "status": status, "platform": platform,
                   "account_id": account_id, "limit": limit, "offset": offset}
-        with self.read() as c:
-            raw = c.execute(page_q, params).all()
-            if raw:
-                total = raw[0][-1]
-            elif page == 1:
-                total = 0  # an empty first page: nothing matches
-            else:  # past the end: the page has no row to carry the count
-                total = c.execute(count_q, params).scalar_one()
+        raw = self._fetch(page_q, params)
+        if raw:
+            total = raw[0][-1]
+        elif page == 1:
+            total = 0  # an empty first page: nothing matches
+        else:  # past the end: the page has no row to carry the count
+            total = self._fetch(count_q, params)[0][0]
         return Page(items=[reader.values(r) for r in raw], total=total, page=page, limit=limit)
 
     def _list_posts_slowly(self, org_id: str, *, status: str | None, platform: str | None,
