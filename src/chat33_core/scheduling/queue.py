@@ -13,7 +13,6 @@ select-and-update runs alone and is short.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -34,19 +33,12 @@ QUEUED = PostStatus.QUEUED.value
 PUBLISHING = PostStatus.PUBLISHING.value
 
 
-_SQLITE_WRITERS = threading.Lock()
-
-
 @contextmanager
 def writing(store: Store) -> Iterator[Connection]:
-    """A write transaction. On SQLite the threads of this process queue on a mutex
-    first: the database has one writer at a time anyway, and waiting on a mutex is
-    immediate where SQLite's busy handler sleeps in steps of up to 100 ms."""
-    if store.is_postgres:
-        with store.begin() as c:
-            yield c
-        return
-    with _SQLITE_WRITERS, store.begin() as c:
+    """A write transaction: :meth:`Store.begin`, whose SQLite writers (threads and
+    processes) wait their turn on locks that wake them at once, where SQLite's busy
+    handler sleeps in steps of up to 100 ms."""
+    with store.begin() as c:
         yield c
 
 
