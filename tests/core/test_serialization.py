@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat33_core.models import MediaType, Post, PostStatus
-from chat33_core.serialization import converter, post_json, post_rows
+from chat33_core.serialization import converter, isoformat, post_json, post_rows
 
 texts = st.none() | st.text(max_size=40)
 instants = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2999, 12, 31),
@@ -62,3 +62,12 @@ def test_post_rows_select_only_what_the_answer_shows() -> None:
     for private in ("org_id", "media_ids", "publish_with_head", "lease_owner",
                     "lease_expires_at"):
         assert private not in post_rows.columns
+
+
+@given(instant=st.datetimes(timezones=st.timezones()))
+def test_instants_are_utc_with_milliseconds_cut_not_rounded(instant: datetime) -> None:
+    try:
+        utc = instant.astimezone(UTC)
+    except OverflowError:  # an instant at the calendar's edge, beyond UTC's range
+        return
+    assert isoformat(instant) == utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

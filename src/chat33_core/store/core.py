@@ -106,9 +106,14 @@ class _Rows:
                 values[i] = [] if value == "[]" else {} if value == "{}" else json.loads(value)
         for i in self.time_at:
             value = values[i]
-            if value is not None:
-                if isinstance(value, str):
-                    value = datetime.fromisoformat(value)
+            if isinstance(value, str):
+                # SQLite's naive UTC text, parsed with its offset: several times faster
+                # than parsing it naive and then .replace(tzinfo=UTC)
+                try:
+                    values[i] = datetime.fromisoformat(value + "+00:00")
+                except ValueError:  # text written with an offset of its own
+                    values[i] = datetime.fromisoformat(value).replace(tzinfo=UTC)
+            elif value is not None:
                 values[i] = value.replace(tzinfo=UTC)
         for i in self.bool_at:
             if values[i] is not None:
