@@ -188,3 +188,21 @@ def test_the_instant_platform_publishes_in_process_and_confirms_what_it_publishe
         found = platform.confirm(ctx)
     assert found is not None
     assert [r.external_id for r in found.receipts] == ["instant-" + posts[0].id]
+
+
+def test_attempt_log_events_keep_plain_data_and_make_the_rest_json() -> None:
+    from chat33_core.scheduling.publisher import AttemptLog
+
+    alog = AttemptLog("post_1", attempt=2)
+    when = utcnow()
+    alog("step", "plain", n=1, s="a", ok=True, none=None)
+    alog("step", "mixed", when=when, ratio=0.5, ids=("a", "b"))
+    loop: list[object] = []
+    loop.append(loop)
+    alog("step", "cyclic", me=loop)
+    plain, mixed, cyclic = alog.drain()
+    assert plain.data == {"n": 1, "s": "a", "ok": True, "none": None}
+    assert mixed.data == {"when": str(when), "ratio": 0.5, "ids": ["a", "b"]}
+    assert list(cyclic.data) == ["repr"]
+    assert (plain.post_id, plain.attempt, plain.event) == ("post_1", 2, "step")
+    assert alog.drain() == []

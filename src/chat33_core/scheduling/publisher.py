@@ -79,6 +79,8 @@ log = logging.getLogger(__name__)
 
 #: the worker's own state inside a post's checkpoint row (the plugin never sees it)
 WORKER_KEY = "_chat33_worker"
+#: values a log event's data keeps as they are (anything else goes through JSON)
+_PLAIN = frozenset({str, int, bool, type(None)})
 #: decrypted credentials kept per worker process (by ciphertext)
 DECRYPT_CACHE_SIZE = 1024
 
@@ -100,10 +102,13 @@ class AttemptLog:
         self._lock = threading.Lock()
 
     def __call__(self, event: str, message: str, **data: Any) -> None:
-        try:
-            clean = json.loads(json.dumps(data, default=str))
-        except (TypeError, ValueError):
-            clean = {"repr": repr(data)}
+        if all(type(v) in _PLAIN for v in data.values()):
+            clean = data  # already what JSON gives back
+        else:
+            try:
+                clean = json.loads(json.dumps(data, default=str))
+            except (TypeError, ValueError):
+                clean = {"repr": repr(data)}
         with self._lock:
             self._events.append(LogEvent(id=None, post_id=self.post_id, event=event[:60],
                                          message=message, attempt=self.attempt, data=clean))
