@@ -25,9 +25,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy, strict on chat33_core."""
+    """mypy, strict on chat33_core and the platform plugins."""
     session.install("mypy", *EDITABLE)
     session.run("mypy")
+    session.run("mypy", "plugins")
 
 
 @nox.session

@@ -90,7 +90,7 @@ class GraphError:
         """The platform's message for the user, best first."""
         if self.user_msg:
             return self.user_msg
-        if self.subcode in USER_MESSAGES:
+        if self.subcode is not None and self.subcode in USER_MESSAGES:
             return USER_MESSAGES[self.subcode]
         return self.message or f"Instagram refused the request (error {self.platform_code})"
 

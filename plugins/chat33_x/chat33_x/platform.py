@@ -46,7 +46,7 @@ from chat33_core.platforms import (
     WSGIApp,
 )
 
-from . import rules
+from . import counting, rules
 from .api import RateLimitedByX, XApi, error_message
 from .progress import Progress
 from .upload import DEFAULT_SEGMENT_BYTES, MediaUploader
@@ -63,7 +63,7 @@ class XPlatform(PlatformBase):
     default_api_base = "https://api.x.com"
     capabilities = Capabilities(threads=True, delete=True, text_only=True, images=True,
                                 video=True)
-    limits = Limits(caption_length=rules.DEFAULT_LIMIT, max_images=rules.MAX_IMAGES,
+    limits = Limits(caption_length=counting.DEFAULT_LIMIT, max_images=rules.MAX_IMAGES,
                     max_videos=1, max_image_bytes=rules.MAX_IMAGE_BYTES,
                     max_video_bytes=rules.DEFAULT_VIDEO_MAX_BYTES)
     config_keys: ClassVar[frozenset[str]] = frozenset(
@@ -322,13 +322,14 @@ class XPlatform(PlatformBase):
         client_id, client_secret = ctx.settings.client_credentials(self.name)
         client_id = client_id or credentials.extra.get("clientId")
         form = {"grant_type": "refresh_token", "refresh_token": credentials.refresh_token}
-        auth = None
+        auth: httpx.Auth | None = None
         if client_id and client_secret:
             auth = httpx.BasicAuth(client_id, client_secret)  # confidential client
         elif client_id:
             form["client_id"] = client_id  # public client
         try:
-            response = ctx.http.post(self.token_url(), data=form, auth=auth)
+            response = (ctx.http.post(self.token_url(), data=form, auth=auth) if auth
+                        else ctx.http.post(self.token_url(), data=form))
         except httpx.TransportError as exc:
             raise TransientError(f"X token refresh: no answer ({exc.__class__.__name__})",
                                  platform_code="network") from exc

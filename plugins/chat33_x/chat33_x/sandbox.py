@@ -27,6 +27,7 @@ import base64
 import itertools
 import time
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,7 +94,7 @@ class XSandbox(SandboxApp):
     def __init__(self) -> None:
         super().__init__()
         self.reset()
-        for rule, handler, methods in [
+        routes: list[tuple[str, Callable[..., Response], list[str]]] = [
             ("/2/media/upload/initialize", self.initialize, ["POST"]),
             ("/2/media/upload/<media_id>/append", self.append, ["POST"]),
             ("/2/media/upload/<media_id>/finalize", self.finalize, ["POST"]),
@@ -106,7 +107,8 @@ class XSandbox(SandboxApp):
             ("/_sandbox/config", self.set_config, ["POST"]),
             ("/_sandbox/users", self.add_user, ["POST"]),
             ("/_sandbox/revoke", self.revoke, ["POST"]),
-        ]:
+        ]
+        for rule, handler, methods in routes:
             self.route(rule, handler, methods)
 
     # --- state ------------------------------------------------------------------------
@@ -165,7 +167,7 @@ class XSandbox(SandboxApp):
             return json_response(user, 201)
 
     def revoke(self, request: Request) -> Response:
-        token = (request.get_json(force=True) or {}).get("access_token")
+        token = str((request.get_json(force=True) or {}).get("access_token") or "")
         with self.lock:
             self.access.pop(token, None)
         return json_response({"revoked": True})
