@@ -174,6 +174,7 @@ def test_listed_posts_equal_the_posts_read_one_by_one(store: Store) -> None:
                  created_at=now - timedelta(seconds=1))
     bare = _post(org, user, account, created_at=now)
     store.add_posts([full, bare])
+    assert store.get_post(full.id) == full and store.get_post(bare.id) == bare
     listed = store.list_posts(org.id).items
     assert listed == [store.get_post(bare.id), store.get_post(full.id)]
     assert listed[1].media_type is MediaType.CAROUSEL and listed[1].status is PostStatus.PUBLISHED

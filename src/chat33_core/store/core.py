@@ -145,27 +145,50 @@ class _PostReader(_Rows):
 
 
 class _Query:
-    """A SELECT compiled once per dialect and run on a pooled DBAPI connection.
+    """A Core statement compiled once per dialect and run on the DBAPI connection.
 
-    SQLAlchemy's execution (transaction events, execution context, result objects)
-    costs several times what SQLite takes to answer a small indexed read, so the
-    per-request reads (an API key, the accounts of a post, a page of posts) run their
-    statement directly. Only for single statements whose parameters need no bind
-    processing (strings and integers); the statement itself is still SQLAlchemy Core.
+    SQLAlchemy's execution (events, execution context, parameter and result objects)
+    costs several times what SQLite takes to run a small indexed statement, so the
+    per-request statements (reading an API key, a post's accounts, a page of posts;
+    counting the rate limit and inserting posts) run their compiled SQL directly. Their
+    parameters go through the same bind processors SQLAlchemy would apply (timestamps,
+    JSON); their results are decoded by :class:`_Rows`.
     """
 
-    def __init__(self, statement: sa.Select[Any]) -> None:
+    def __init__(self, statement: sa.ClauseElement, column_keys: Sequence[str] | None = None
+                 ) -> None:
         self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+        #: for an INSERT: the columns given (the others take their defaults)
+        self.column_keys = list(column_keys) if column_keys is not None else None
+        self._compiled: dict[str, _Compiled] = {}
 
-    def sql(self, dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
-        """The SQL text and, for positional paramstyles, the parameter names in order."""
+    def compiled(self, dialect: sa.Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
-            compiled = self.statement.compile(dialect=dialect)
-            order = tuple(compiled.positiontup or ()) if compiled.positional else None
-            found = self._compiled[dialect.name] = (str(compiled), order)
+            found = self._compiled[dialect.name] = _Compiled(
+                self.statement.compile(dialect=dialect, column_keys=self.column_keys),
+                dialect)
         return found
+
+
+class _Compiled:
+    """The SQL text of a statement for one dialect, and how to pass it parameters."""
+
+    def __init__(self, compiled: Any, dialect: sa.Dialect) -> None:
+        self.sql = str(compiled)
+        #: positional paramstyles: the parameter names in order
+        self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self.processors: dict[str, Any] = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self.processors[name] = processor
+
+    def args(self, params: Mapping[str, Any]) -> Any:
+        if self.processors:
+            params = {k: (self.processors[k](v) if k in self.processors else v)
+                      for k, v in params.items()}
+        return params if self.order is None else [params[name] for name in self.order]
 
 
 @functools.cache
@@ -194,11 +217,17 @@ def _get_accounts(n: int) -> _Query:
         t.accounts.c.org_id == sa.bindparam("org_id")))
 
 
-_RATE_TAT = sa.select(t.rate_limits.c.tat).where(t.rate_limits.c.key == sa.bindparam("k"))
-_RATE_TAT_LOCKED = _RATE_TAT.with_for_update()
-_RATE_INSERT = t.rate_limits.insert()
-_RATE_UPDATE = t.rate_limits.update().where(t.rate_limits.c.key == sa.bindparam("k")).values(
-    tat=sa.bindparam("new_tat"))
+_TAT = _Rows([t.rate_limits.c.tat])
+_RATE_TAT = sa.select(*_TAT.columns).where(t.rate_limits.c.key == sa.bindparam("k"))
+_RATE_READ = _Query(_RATE_TAT)
+_RATE_READ_LOCKED = _Query(_RATE_TAT.with_for_update())
+_RATE_CLAIM = _Query(sa.text(  # PostgreSQL: a row to lock, even for the first request
+    "INSERT INTO rate_limits (key, tat) VALUES (:k, :n) ON CONFLICT DO NOTHING"))
+_RATE_INSERT = _Query(t.rate_limits.insert(), ["key", "tat"])
+_RATE_UPDATE = _Query(t.rate_limits.update().where(t.rate_limits.c.key == sa.bindparam("k"))
+                      .values(tat=sa.bindparam("new_tat")))
+_INSERT_POSTS = _Query(t.posts.insert(), [c.name for c in t.posts.c])
+_INSERT_LOGS = _Query(t.post_logs.insert(), [c.name for c in t.post_logs.c if c.name != "id"])
 _POST_ORDER = (t.posts.c.created_at.desc(), t.posts.c.thread_position, t.posts.c.id)
 
 
@@ -281,18 +310,33 @@ class Store:
         :class:`_Query`); on SQLite in autocommit mode (the statement is its own read
         transaction), on PostgreSQL in a transaction ended when the connection returns
         to the pool."""
-        sql, order = query.sql(self.engine.dialect)
-        args: Any = params if order is None else [params[name] for name in order]
+        compiled = query.compiled(self.engine.dialect)
         conn = self.engine.raw_connection()
         try:
             cursor = conn.cursor()
             try:
-                cursor.execute(sql, args)
+                cursor.execute(compiled.sql, compiled.args(params))
                 return list(cursor.fetchall())
             finally:
                 cursor.close()
         finally:
             conn.close()
+
+    @staticmethod
+    def _run(conn: Connection, query: _Query, *params: Mapping[str, Any]
+             ) -> list[Sequence[Any]]:
+        """Run ``query`` in ``conn``'s transaction, once per set of ``params``, on its
+        DBAPI connection (see :class:`_Query`); returns the rows of a single run."""
+        compiled = query.compiled(conn.dialect)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if len(params) == 1:
+                cursor.execute(compiled.sql, compiled.args(params[0]))
+                return list(cursor.fetchall()) if cursor.description else []
+            cursor.executemany(compiled.sql, [compiled.args(p) for p in params])
+            return []
+        finally:
+            cursor.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -509,11 +553,11 @@ class Store:
                 self._insert_posts(conn, posts, logs)
         return list(posts)
 
-    @staticmethod
-    def _insert_posts(c: Connection, posts: Sequence[Post], logs: Sequence[LogEvent]) -> None:
-        c.execute(t.posts.insert(), [_post_values(p) for p in posts])
+    def _insert_posts(self, c: Connection, posts: Sequence[Post],
+                      logs: Sequence[LogEvent]) -> None:
+        self._run(c, _INSERT_POSTS, *[_post_values(p) for p in posts])
         if logs:
-            c.execute(t.post_logs.insert(), [_log_values(e) for e in logs])
+            self._run(c, _INSERT_LOGS, *[_log_values(e) for e in logs])
 
     def get_post(self, post_id: str, org_id: str | None = None) -> Post:
         q = sa.select(t.posts).where(t.posts.c.id == post_id)
@@ -697,16 +741,16 @@ class Store:
         now = now or utcnow()
         interval = period / limit
         c = conn
-        q = _RATE_TAT
+        q = _RATE_READ
         if self.is_postgres:
-            c.execute(sa.text(
-                "INSERT INTO rate_limits (key, tat) VALUES (:k, :n) ON CONFLICT DO NOTHING"
-            ), {"k": key, "n": now.replace(tzinfo=None)})
-            q = _RATE_TAT_LOCKED
-        tat = c.execute(q, {"k": key}).scalar()
-        if tat is None:
+            self._run(c, _RATE_CLAIM, {"k": key, "n": now.replace(tzinfo=None)})
+            q = _RATE_READ_LOCKED
+        rows = self._run(c, q, {"k": key})
+        if rows:
+            tat = _TAT.values(rows[0])[0]
+        else:
             tat = now
-            c.execute(_RATE_INSERT, {"key": key, "tat": now})
+            self._run(c, _RATE_INSERT, {"key": key, "tat": now})
         tat = max(tat, now)
         new_tat = tat + interval
         allow_at = new_tat - period
@@ -716,7 +760,7 @@ class Store:
                 f"rate limit of {limit} per {_human(period)} reached; retry in "
                 f"{math.ceil(retry)} s", retry_after=retry, limit=limit, remaining=0,
                 reset_after=(tat - now).total_seconds())
-        c.execute(_RATE_UPDATE, {"k": key, "new_tat": new_tat})
+        self._run(c, _RATE_UPDATE, {"k": key, "new_tat": new_tat})
         remaining = int((period - (new_tat - now)) / interval)
         return max(0, remaining), (new_tat - now).total_seconds()
 
