@@ -189,7 +189,9 @@ class PostRows:
     attributes to select, in order; :meth:`json` turns one such row into exactly the
     dict :func:`post_json` gives for that post. The keys and their order come from the
     converter's registration of Post (one source of truth). Row values are what the Post
-    would hold: instants aware, JSON columns decoded; enums may be their values.
+    would hold (JSON columns decoded; enums may be their values), except instants:
+    UTC text with microseconds, ``YYYY-MM-DDTHH:MM:SS.ffffff``
+    (``Store.list_post_rows(..., utc_text=True)``), of which the wire form is a cut.
     """
 
     def __init__(self) -> None:
@@ -206,7 +208,7 @@ class PostRows:
         for i in self.instants:
             value = values[i]
             if value is not None:
-                values[i] = isoformat(value)
+                values[i] = f"{value[:23]}Z"  # milliseconds, cut as isoformat() cuts them
         return dict(zip(self.keys, values, strict=True))
 
 

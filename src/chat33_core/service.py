@@ -398,12 +398,13 @@ class Chat33:
 
     def list_post_rows(self, org_id: str, columns: Sequence[str], *, status: str | None = None,
                        platform: str | None = None, channel_id: str | None = None,
-                       page: int = 1, limit: int = 20) -> Page:
+                       page: int = 1, limit: int = 20, utc_text: bool = False) -> Page:
         """:meth:`list_posts` with each item a row of ``columns`` (Post attribute names;
         see :meth:`Store.list_post_rows`), for renderers that need no Post objects."""
         self._check_list(status, platform, page, limit)
         return self.store.list_post_rows(org_id, columns, status=status, platform=platform,
-                                         account_id=channel_id, page=page, limit=limit)
+                                         account_id=channel_id, page=page, limit=limit,
+                                         utc_text=utc_text)
 
     def _check_list(self, status: str | None, platform: str | None, page: int,
                     limit: int) -> None:

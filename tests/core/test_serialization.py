@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from chat33_core.models import MediaType, Post, PostStatus
 from chat33_core.serialization import converter, isoformat, post_json, post_rows
+from chat33_core.store.core import utc_text
 
 texts = st.none() | st.text(max_size=40)
 instants = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2999, 12, 31),
@@ -38,7 +39,9 @@ posts = st.builds(
 
 
 def _row(post: Post, enums_as_values: bool) -> list[Any]:
+    """The post as ``Store.list_post_rows(..., utc_text=True)`` gives it."""
     row = [getattr(post, name) for name in post_rows.columns]
+    row = [utc_text(v) if isinstance(v, datetime) else v for v in row]
     if enums_as_values:  # as the store reads them
         row = [v.value if isinstance(v, (PostStatus, MediaType)) else v for v in row]
     return row

@@ -200,11 +200,13 @@ def test_listed_rows_render_as_the_posts_read_one_by_one(store: Store) -> None:
                  created_at=now.replace(microsecond=999999) - timedelta(seconds=1))
     bare = _post(org, user, account, created_at=now.replace(microsecond=0))
     store.add_posts([full, bare])
-    rows = store.list_post_rows(org.id, post_rows.columns).items
+    rows = store.list_post_rows(org.id, post_rows.columns, utc_text=True).items
     assert [post_rows.json(r) for r in rows] == [
         post_json(store.get_post(bare.id)), post_json(store.get_post(full.id))]
     assert post_rows.json(rows[1])["createdAt"].endswith(".999Z")
     assert post_rows.json(rows[0])["createdAt"].endswith(".000Z")
+    as_datetimes = store.list_post_rows(org.id, ["created_at", "scheduled_at"]).items
+    assert as_datetimes == [[bare.created_at, None], [full.created_at, full.scheduled_at]]
 
 
 def test_list_total_is_right_on_every_page_and_past_the_end(store: Store) -> None:

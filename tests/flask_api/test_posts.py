@@ -143,6 +143,17 @@ def test_list_paginates_with_total_and_has_more(api: Api) -> None:
     assert api.get("/posts").get_json()["limit"] == 20
 
 
+def test_listed_posts_are_what_getting_each_one_answers(api: Api) -> None:
+    api.create(text="plain")
+    scheduled = api.create(text="later", scheduledAt=_later())["posts"][0]["id"]
+    _set_status(api, scheduled, PostStatus.FAILED)
+    items = api.get("/posts").get_json()["items"]
+    assert len(items) == 2
+    for item in items:
+        alone = api.get(f"/posts/{item['id']}").get_json()
+        assert item == alone and list(item) == list(alone)
+
+
 def test_list_filters_by_status_platform_and_channel(api: Api) -> None:
     on_x = api.create()["posts"][0]["id"]
     on_fb = api.create(accountIds=[api.org.accounts["facebook"]])["posts"][0]["id"]

@@ -80,6 +80,25 @@ def row_to_post(row: Any) -> Post:
     return Post(**data)
 
 
+def utc_text(value: datetime) -> str:
+    """An instant as UTC text with microseconds and no offset,
+    ``YYYY-MM-DDTHH:MM:SS.ffffff``: the form :meth:`Store.list_post_rows` can hand out
+    instead of datetimes, for renderers that only reformat them."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds")
+
+
+def _instant_text(value: str | datetime) -> str:
+    """A stored instant (SQLite's text or the driver's naive UTC datetime) as
+    :func:`utc_text`; SQLite's text as SQLAlchemy writes it is rearranged, not parsed."""
+    if isinstance(value, str):
+        if len(value) == 26 and value[10] == " ":
+            return f"{value[:10]}T{value[11:]}"
+        value = datetime.fromisoformat(value)
+    return utc_text(value)
+
+
 class _Rows:
     """Rows of chosen columns decoded by hand, for the hot read paths.
 
@@ -100,13 +119,20 @@ class _Rows:
         self.columns = [sa.type_coerce(c, sa.String()).label(c.name) if i in raw else c
                         for i, c in enumerate(columns)]
 
-    def values(self, row: Sequence[Any]) -> list[Any]:
-        """The row's values as the models hold them (enums as their values)."""
+    def values(self, row: Sequence[Any], *, utc_text: bool = False) -> list[Any]:
+        """The row's values as the models hold them (enums as their values); with
+        ``utc_text``, instants as :func:`utc_text` gives them."""
         values = list(row[:len(self.names)])
         for i in self.json_at:
             value = values[i]
             if isinstance(value, str):
                 values[i] = [] if value == "[]" else {} if value == "{}" else json.loads(value)
+        if utc_text:
+            for i in self.time_at:
+                value = values[i]
+                if value is not None:
+                    values[i] = _instant_text(value)
+            return values
         for i in self.time_at:
             value = values[i]
             if isinstance(value, str):
@@ -588,10 +614,12 @@ class Store:
 
     def list_post_rows(self, org_id: str, columns: Sequence[str], *,
                        status: str | None = None, platform: str | None = None,
-                       account_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
+                       account_id: str | None = None, page: int = 1, limit: int = 20,
+                       utc_text: bool = False) -> Page:
         """:meth:`list_posts` as rows: each item a list of the ``columns`` (Post attribute
         names) with the values a Post would hold (instants aware, JSON decoded), except
-        that enums are their values. For lists rendered without making Posts."""
+        that enums are their values and, with ``utc_text``, instants are
+        :func:`utc_text`'s text. For lists rendered without making Posts."""
         offset = (page - 1) * limit
         reader = _reader(tuple(columns))
         count_q, page_q = _list_statements(bool(status), bool(platform), bool(account_id),
@@ -605,7 +633,8 @@ class Store:
             total = 0  # an empty first page: nothing matches
         else:  # past the end: the page has no row to carry the count
             total = self._fetch(count_q, params)[0][0]
-        return Page(items=[reader.values(r) for r in raw], total=total, page=page, limit=limit)
+        return Page(items=[reader.values(r, utc_text=utc_text) for r in raw], total=total,
+                    page=page, limit=limit)
 
     def _list_posts_slowly(self, org_id: str, *, status: str | None, platform: str | None,
                            account_id: str | None, page: int, limit: int) -> Page:

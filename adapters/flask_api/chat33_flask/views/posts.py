@@ -58,7 +58,7 @@ def list_posts(principal: Any) -> Any:
     args = query()
     page = core().list_post_rows(principal.org_id, post_rows.columns, status=args["status"],
                                  platform=args["platform"], channel_id=args["channelId"],
-                                 page=args["page"], limit=args["limit"])
+                                 page=args["page"], limit=args["limit"], utc_text=True)
     return {"items": [post_rows.json(row) for row in page.items], "total": page.total,
             "page": page.page, "limit": page.limit, "hasMore": page.has_more}
 
