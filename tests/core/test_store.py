@@ -150,6 +150,18 @@ def test_rate_limit_counted_in_a_transaction_that_rolls_back_is_not_used(store: 
         store.hit_rate_limit("k", 1, timedelta(hours=1), conn=conn)
 
 
+def test_transactions_still_roll_back_after_the_fast_reads(store: Store) -> None:
+    """The per-request reads borrow pooled connections in autocommit mode; every write
+    transaction after them is still all or nothing, whichever connection it gets."""
+    for _ in range(8):
+        store.find_api_key_by_hash("x" * 64)
+    for _ in range(8):
+        with pytest.raises(RuntimeError), store.begin() as conn:
+            store.hit_rate_limit("k", 1, timedelta(hours=1), conn=conn)
+            raise RuntimeError("the insert after it failed")
+    assert store.hit_rate_limit("k", 1, timedelta(hours=1))[0] == 0
+
+
 def test_listed_posts_equal_the_posts_read_one_by_one(store: Store) -> None:
     """The list's fast row reading gives exactly the Post that get_post gives, for posts
     with every kind of field set and with defaults only."""

@@ -340,18 +340,24 @@ class Store:
 
     def _fetch(self, query: _Query, params: Mapping[str, Any]) -> list[Sequence[Any]]:
         """The rows of one read-only statement, run on a pooled DBAPI connection (see
-        :class:`_Query`); on SQLite in autocommit mode (the statement is its own read
-        transaction), on PostgreSQL in a transaction ended when the connection returns
-        to the pool."""
+        :class:`_Query`) in autocommit mode: the statement is its own read transaction,
+        and the connection goes back to the pool with no transaction to roll back (on
+        PostgreSQL, a round trip saved)."""
         compiled = query.compiled(self.engine.dialect)
         conn = self.engine.raw_connection()
         try:
+            driver: Any = conn.driver_connection
+            switch = self.is_postgres  # SQLite's connections are in autocommit already
+            if switch:
+                driver.autocommit = True
             cursor = conn.cursor()
             try:
                 cursor.execute(compiled.sql, compiled.args(params))
                 return list(cursor.fetchall())
             finally:
                 cursor.close()
+                if switch:
+                    driver.autocommit = False
         finally:
             conn.close()
 
