@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 import yaml
-from chat33_x.counting import CONFIG_V3, DEFAULT_LIMIT, PREMIUM_LIMIT, count
+from chat33_x.counting import (
+    CONFIG_V3,
+    DEFAULT_LIMIT,
+    PREMIUM_LIMIT,
+    TextCount,
+    _options,
+    count,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twitter_text import parse_tweet
 
 HERE = Path(__file__).parent / "conformance"
 SUITE = "WeightedTweetsWithDiscountedEmojiCounterTest"
@@ -65,3 +75,31 @@ def test_absurdly_long_text_is_too_long_without_counting_it_all() -> None:
     result = count("a" * 1_000_000)
     assert result.too_long and not result.valid and not result.exact
     assert result.weighted_length == 1_000_000
+
+
+ASCII_NO_DOT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127,
+                                              blacklist_characters="."), max_size=400)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=ASCII_NO_DOT, limit=st.sampled_from([1, 17, DEFAULT_LIMIT, PREMIUM_LIMIT]))
+def test_the_ascii_shortcut_counts_exactly_as_the_parser(text: str, limit: int) -> None:
+    parsed = parse_tweet(text, _options(CONFIG_V3, limit))
+    assert count(text, limit) == TextCount(weighted_length=parsed.weightedLength, limit=limit,
+                                           valid=parsed.valid, permillage=parsed.permillage)
+
+
+@pytest.mark.parametrize("text", [
+    "see http://localhost:8000/x now", "mail me at me@example", "a\r\nb\rc\nd", "",
+    "   ", "#tag @user $CASH", "x" * 280, "x" * 281, "\x00\x7f\t"])
+def test_the_ascii_shortcut_on_the_edge_cases(text: str) -> None:
+    parsed = parse_tweet(text, _options(CONFIG_V3, DEFAULT_LIMIT))
+    result = count(text)
+    assert (result.weighted_length, result.valid, result.permillage) == (
+        parsed.weightedLength, parsed.valid, parsed.permillage)
+
+
+def test_text_with_a_dot_or_beyond_ascii_goes_to_the_parser() -> None:
+    # a URL (it needs a dot) counts 23, an emoji 2: the shortcut must not take these
+    assert count("read example.com/" + "a" * 60).weighted_length == 5 + 23
+    assert count("ok \U0001F600").weighted_length == 5
