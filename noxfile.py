@@ -25,10 +25,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy, strict on chat33_core and the platform plugins."""
+    """mypy, strict on chat33_core, the platform plugins and the Flask adapter."""
     session.install("mypy", *EDITABLE)
     session.run("mypy")
-    session.run("mypy", "plugins")
+    session.run("mypy", "plugins", "adapters")
 
 
 @nox.session

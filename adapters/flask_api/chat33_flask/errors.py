@@ -87,8 +87,9 @@ def handle_http_error(exc: HTTPException) -> Any:
     elif status == 413:
         message = "the request body is too large"
     response = error_response(status, {"error": code, "message": message, "details": []})
-    if status == 405 and getattr(exc, "valid_methods", None):
-        response.headers["Allow"] = ", ".join(exc.valid_methods or [])
+    valid_methods = getattr(exc, "valid_methods", None)
+    if status == 405 and valid_methods:
+        response.headers["Allow"] = ", ".join(valid_methods)
     return response
 
 

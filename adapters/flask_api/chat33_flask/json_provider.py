@@ -11,7 +11,7 @@ Flask's provider does the whole job.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from flask import Response
@@ -47,8 +47,10 @@ class OrjsonProvider(DefaultJSONProvider):
         if compact:
             data = self._encode(self._prepare_response_obj(args, kwargs))
             if data is not None:
-                return self._app.response_class(data + b"\n", mimetype=self.mimetype)
-        return super().response(*args, **kwargs)
+                response: Response = cast(Any, self._app).response_class(
+                    data + b"\n", mimetype=self.mimetype)
+                return response
+        return cast(Response, super().response(*args, **kwargs))
 
 
 __all__ = ["OrjsonProvider"]

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from attrs import field, frozen
 from flask import Blueprint, current_app, g, request
+from flask.sansio.blueprints import Blueprint as SansioBlueprint
 
 from chat33_core.errors import Issue, ValidationError
 from chat33_core.serialization import structure
@@ -68,7 +69,7 @@ class Operation:
     errors: Sequence[int] = ()
 
 
-def ops(bp: Blueprint) -> list[Operation]:
+def ops(bp: SansioBlueprint) -> list[Operation]:
     """The operations registered on ``bp`` (the blueprint keeps its own list)."""
     found: list[Operation] = bp.__dict__.setdefault("chat33_operations", [])
     return found

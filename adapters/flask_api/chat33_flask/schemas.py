@@ -122,9 +122,10 @@ REQUEST_MODELS: tuple[type, ...] = (UpdatePostRequest, DuplicatePostRequest,
                                     CreateApiKeyRequest, LoginRequest, MediaUrlRequest)
 
 for _cls in REQUEST_MODELS:
+    _renames: dict[str, Any] = {a.name: override(rename=camel(a.name))
+                                for a in attrs.fields(_cls)}
     converter.register_structure_hook(_cls, make_dict_structure_fn(
-        _cls, converter, _cattrs_forbid_extra_keys=True,
-        **{a.name: override(rename=camel(a.name)) for a in attrs.fields(_cls)}))
+        _cls, converter, _cattrs_forbid_extra_keys=True, **_renames))
 
 
 # --- renderers: the one place a response body is made from a model -------------------------
