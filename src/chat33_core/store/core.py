@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -37,10 +38,14 @@ from ..models import (
 from . import tables as t
 from .writers import write_turns
 
+#: a pooled PostgreSQL connection idle this long is checked before it is used again
+PING_IDLE_S = 10.0
 
-def make_engine(url: str, **kw: Any) -> Engine:
+
+def make_engine(url: str, *, ping_idle_s: float = PING_IDLE_S, **kw: Any) -> Engine:
     """An engine configured for chat33: SQLite in WAL mode with foreign keys and a busy
-    timeout; PostgreSQL through psycopg 3 (``postgresql+psycopg://``)."""
+    timeout; PostgreSQL through psycopg 3 (``postgresql+psycopg://``), whose pooled
+    connections are pinged before use when they sat idle ``ping_idle_s`` or longer."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
@@ -68,8 +73,37 @@ def make_engine(url: str, **kw: Any) -> Engine:
                 "BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
-    kw.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kw)
+    engine = sa.create_engine(url, **kw)
+    _ping_when_idle(engine, ping_idle_s)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Check a pooled connection before use only when it sat idle ``idle_s`` or longer
+    (a server restart, an idle timeout or a network drop happens to idle connections): a
+    dead one is replaced before anyone uses it. SQLAlchemy's ``pool_pre_ping`` does it on
+    every checkout, a round trip per transaction (a third of a busy API's requests' time
+    on loopback); a connection handed back moments ago needs none."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checkin(dbapi_conn: Any, record: Any) -> None:
+        record.info["chat33_idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("chat33_idle_since")
+        if since is None or time.monotonic() - since < idle_s:
+            return  # just made, or just used
+        try:
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_conn.rollback()  # the ping's implicit transaction
+        except Exception as exc:
+            # the pool drops this connection and checks out another (a fresh one)
+            raise sa.exc.DisconnectionError(f"a pooled connection is gone: {exc}") from exc
 
 
 def row_to_post(row: Any) -> Post:
