@@ -31,14 +31,22 @@ from .. import webhooks
 from ..models import LogEvent, Post, utcnow
 from ..store import Store
 from ..store import tables as t
-from .queue import FINISH, LeaseLost, finish_params, insert_logs, save_checkpoints, writing
+from .queue import (
+    FINISH,
+    PUBLISHING,
+    LeaseLost,
+    finish_params,
+    insert_logs,
+    save_checkpoints,
+    writing,
+)
 
 log = logging.getLogger(__name__)
 P = t.posts
 
 #: extend this worker's lease on the posts named, only where it still holds it
 _FENCE_MANY = P.update().where(
-    P.c.id.in_(sa.bindparam("b_ids", expanding=True)), P.c.status == "PUBLISHING",
+    P.c.id.in_(sa.bindparam("b_ids", expanding=True)), P.c.status == PUBLISHING,
     P.c.lease_owner == sa.bindparam("b_owner")).values(
     lease_expires_at=sa.bindparam("b_expires"))
 _DROP = t.checkpoints.delete().where(

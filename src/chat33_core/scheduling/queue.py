@@ -244,14 +244,6 @@ class Queue:
                 P.c.id.in_(ids), P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
                 .values(lease_expires_at=expires)).rowcount)
 
-    def fence(self, conn: Connection, post_id: str, now: datetime) -> None:
-        """In ``conn``'s write transaction: extend this worker's lease on ``post_id``, or
-        raise :class:`LeaseLost` if it no longer holds it (the transaction rolls back)."""
-        n = conn.execute(_FENCE, {"b_id": post_id, "b_owner": self.owner,
-                                  "b_expires": now + self.lease}).rowcount
-        if not n:
-            raise LeaseLost(f"post {post_id} is no longer leased by {self.owner}")
-
     # --- finishing -------------------------------------------------------------------
 
     def write(self, conn: Connection, post: Post, now: datetime) -> None:
@@ -279,12 +271,6 @@ FINISH = P.update().where(
     {P.c[k]: sa.bindparam("b_" + k) for k in (
         "status", "published_at", "external_post_id", "external_post_url", "error_message",
         "retry_count", "next_attempt_at", "lease_owner", "lease_expires_at", "updated_at")})
-
-
-_FENCE = P.update().where(
-    P.c.id == sa.bindparam("b_id"), P.c.status == PUBLISHING,
-    P.c.lease_owner == sa.bindparam("b_owner")).values(
-    lease_expires_at=sa.bindparam("b_expires"))
 
 
 #: the logs' insert, built once (a new statement per call costs its cache key each time)
