@@ -296,13 +296,19 @@ class Chat33:
     # --- rate limits --------------------------------------------------------------------
 
     def hit_rate_limit(self, operation: str, key: str, *, conn: Connection | None = None,
+                       insert: tuple[Sequence[Post], Sequence[LogEvent]] | None = None,
                        ) -> tuple[int, int, float]:
         """Count one ``operation`` for ``key``; returns (limit, remaining, reset seconds)
         or raises RateLimited. With ``conn`` (a store write transaction), the count
-        commits or rolls back with it."""
+        commits or rolls back with it; with ``insert`` (posts and their logs), they are
+        inserted in the count's transaction (:meth:`Store.add_posts_counted`)."""
         limit, period = self.rate_limits[operation]
-        remaining, reset = self.store.hit_rate_limit(f"{operation}:{key}", limit, period,
-                                                     conn=conn)
+        if insert is not None:
+            remaining, reset = self.store.add_posts_counted(f"{operation}:{key}", limit,
+                                                            period, *insert)
+        else:
+            remaining, reset = self.store.hit_rate_limit(f"{operation}:{key}", limit, period,
+                                                         conn=conn)
         return limit, remaining, reset
 
     # --- validation ---------------------------------------------------------------------
@@ -379,11 +385,9 @@ class Chat33:
             message=f"post created as {post.status.value}" + (
                 f", scheduled for {post.scheduled_at.isoformat()}" if post.scheduled_at else ""))
             for post in posts]
-        # counted in the transaction that inserts the posts: one write, and a request
-        # that fails to insert does not use the allowance
-        with self.store.begin() as conn:
-            self.hit_rate_limit("posts.create", principal.org_id, conn=conn)
-            self.store.add_posts(posts, logs=logs, conn=conn)
+        # counted in the transaction that inserts the posts (shared with concurrent
+        # requests): a request that fails to insert does not use the allowance
+        self.hit_rate_limit("posts.create", principal.org_id, insert=(posts, logs))
         return posts, group_id
 
     def get_user(self, user_id: str) -> User:

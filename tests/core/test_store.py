@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -428,3 +429,72 @@ def test_a_recently_used_postgres_connection_is_not_pinged(pg_server_url: str) -
         assert _backend_pid(engine) > 0
     finally:
         engine.dispose()
+
+
+def _counted(store: Store, org: Organization, user: User, account: Account, key: str,
+             limit: int, n: int = 1, **kw: object) -> Any:
+    from chat33_core.store.core import _CountedInsert
+
+    posts = [_post(org, user, account, **kw) for _ in range(n)]
+    logs = [LogEvent(id=None, post_id=p.id, event="created", message="created")
+            for p in posts]
+    return _CountedInsert(key, limit, timedelta(hours=1), posts, logs)
+
+
+def test_concurrent_counted_inserts_keep_the_limit_exactly(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    start = threading.Barrier(16)
+    outcomes: list[Any] = []
+    lock = threading.Lock()
+
+    def request() -> None:
+        item = _counted(store, org, user, account, "posts:acme", 6)
+        start.wait()
+        try:
+            result: Any = store.add_posts_counted(item.key, item.limit, item.period,
+                                                  item.posts, item.logs)
+        except RateLimited as exc:
+            result = exc
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=request) for _ in range(16)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    allowed = sorted(o[0] for o in outcomes if not isinstance(o, RateLimited))
+    assert allowed == [0, 1, 2, 3, 4, 5]  # each request saw its own count
+    assert sum(isinstance(o, RateLimited) for o in outcomes) == 10
+    assert store.list_posts(org.id, limit=100).total == 6  # refused requests inserted nothing
+
+
+def test_a_group_counts_in_order_and_a_broken_request_fails_alone(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    existing = store.add_posts([_post(org, user, account)])[0]
+    good = [_counted(store, org, user, account, "posts:acme", 3) for _ in range(2)]
+    # a post id that exists already: its insert breaks the shared transaction
+    bad = _counted(store, org, user, account, "posts:acme", 3)
+    bad.posts = [attrs.evolve(bad.posts[0], id=existing.id)]
+    over = _counted(store, org, user, account, "posts:acme", 3)
+    late = _counted(store, org, user, account, "posts:acme", 3)
+    store._write_counted([good[0], bad, good[1], over, late])
+    # the driver's IntegrityError (the insert runs on the DBAPI connection) or SQLAlchemy's
+    assert bad.error is not None
+    assert "IntegrityError" in {c.__name__ for c in type(bad.error).__mro__}
+    assert [r.result[0] for r in (good[0], good[1], over)] == [2, 1, 0]  # type: ignore[index]
+    assert isinstance(late.error, RateLimited)  # the failed one used no allowance
+    assert store.list_posts(org.id, limit=100).total == 4
+    with pytest.raises(RateLimited):
+        store.hit_rate_limit("posts:acme", 3, timedelta(hours=1))
+
+
+def test_a_counted_insert_alone_raises_its_own_error(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    item = _counted(store, org, user, account, "posts:one", 1)
+    assert store.add_posts_counted(item.key, 1, item.period, item.posts, item.logs)[0] == 0
+    again = _counted(store, org, user, account, "posts:one", 1)
+    with pytest.raises(RateLimited) as refused:
+        store.add_posts_counted(again.key, 1, again.period, again.posts, again.logs)
+    assert refused.value.retry_after and refused.value.retry_after > 3000
+    assert store.list_posts(org.id).total == 1

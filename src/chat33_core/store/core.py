@@ -36,7 +36,7 @@ from ..models import (
     utcnow,
 )
 from . import tables as t
-from .writers import write_turns
+from .writers import Combiner, write_turns
 
 #: a pooled PostgreSQL connection idle this long is checked before it is used again
 PING_IDLE_S = 10.0
@@ -343,6 +343,8 @@ class Store:
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
         self._turns = (write_turns(self.engine.url.database)
                        if self.engine.dialect.name == "sqlite" else None)
+        self._post_groups: Combiner[_CountedInsert, tuple[int, float]] = Combiner(
+            self._write_counted)
 
     @property
     def dialect(self) -> str:
@@ -815,7 +817,6 @@ class Store:
             with self.begin() as c:
                 return self.hit_rate_limit(key, limit, period, now, conn=c)
         now = now or utcnow()
-        interval = period / limit
         c = conn
         q = _RATE_READ
         if self.is_postgres:
@@ -827,18 +828,104 @@ class Store:
         else:
             tat = now
             self._run(c, _RATE_INSERT, {"key": key, "tat": now})
-        tat = max(tat, now)
-        new_tat = tat + interval
-        allow_at = new_tat - period
-        if allow_at > now:
-            retry = (allow_at - now).total_seconds()
-            raise RateLimited(
-                f"rate limit of {limit} per {_human(period)} reached; retry in "
-                f"{math.ceil(retry)} s", retry_after=retry, limit=limit, remaining=0,
-                reset_after=(tat - now).total_seconds())
+        new_tat, remaining, reset = _gcra(tat, now, limit, period)
         self._run(c, _RATE_UPDATE, {"k": key, "new_tat": new_tat})
-        remaining = int((period - (new_tat - now)) / interval)
-        return max(0, remaining), (new_tat - now).total_seconds()
+        return remaining, reset
+
+    def add_posts_counted(self, key: str, limit: int, period: timedelta,
+                          posts: Sequence[Post], logs: Sequence[LogEvent] = ()
+                          ) -> tuple[int, float]:
+        """:meth:`hit_rate_limit` and :meth:`add_posts` in one transaction: the posts are
+        inserted only if the request is within its limit, and a request whose insert fails
+        does not use the allowance. Returns (remaining, seconds until full).
+
+        Concurrent callers in this process share transactions (group commit): one of
+        them counts everybody's requests in arrival order, with one read and one write
+        per rate-limit key, and inserts all the posts with one statement, so a busy API
+        holds the database's write lock (SQLite) or the rate-limit row (PostgreSQL) once
+        per group instead of once per request. If the shared transaction fails, each
+        request is tried alone and gets its own outcome."""
+        return self._post_groups.submit(_CountedInsert(key, limit, period, posts, logs))
+
+    def _write_counted(self, group: Sequence[_CountedInsert]) -> None:
+        try:
+            now = utcnow()
+            with self.begin() as c:
+                tats: dict[str, tuple[datetime, bool]] = {}
+                for key in dict.fromkeys(r.key for r in group):
+                    q = _RATE_READ
+                    if self.is_postgres:
+                        self._run(c, _RATE_CLAIM, {"k": key, "n": now.replace(tzinfo=None)})
+                        q = _RATE_READ_LOCKED
+                    rows = self._run(c, q, {"k": key})
+                    tats[key] = (_TAT.values(rows[0])[0], True) if rows else (now, False)
+                start = dict(tats)
+                accepted = []
+                for r in group:
+                    tat, stored = tats[r.key]
+                    try:
+                        new_tat, remaining, reset = _gcra(tat, now, r.limit, r.period)
+                    except RateLimited as exc:
+                        r.error = exc
+                        continue
+                    tats[r.key] = (new_tat, stored)
+                    r.result = (remaining, reset)
+                    accepted.append(r)
+                for key, (tat, stored) in tats.items():
+                    if tats[key] == start[key]:
+                        continue
+                    if stored:
+                        self._run(c, _RATE_UPDATE, {"k": key, "new_tat": tat})
+                    else:
+                        self._run(c, _RATE_INSERT, {"key": key, "tat": tat})
+                posts = [p for r in accepted for p in r.posts]
+                logs = [e for r in accepted for e in r.logs]
+                if posts:
+                    self._insert_posts(c, posts, logs)
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].result, group[0].error = None, exc
+                return
+            # one request broke the shared transaction: each alone, with its own outcome
+            for r in group:
+                r.result, r.error = None, None
+                try:
+                    with self.begin() as c:
+                        r.result = self.hit_rate_limit(r.key, r.limit, r.period, conn=c)
+                        self._insert_posts(c, r.posts, r.logs)
+                except Exception as alone:
+                    r.result, r.error = None, alone
+
+
+@attrs.define(eq=False)
+class _CountedInsert:
+    """One request of :meth:`Store.add_posts_counted`, and its outcome."""
+
+    key: str
+    limit: int
+    period: timedelta
+    posts: Sequence[Post]
+    logs: Sequence[LogEvent]
+    result: tuple[int, float] | None = None
+    error: BaseException | None = None
+
+
+def _gcra(tat: datetime, now: datetime, limit: int, period: timedelta
+          ) -> tuple[datetime, int, float]:
+    """One request against ``limit`` per ``period`` (GCRA) with the key's theoretical
+    arrival time ``tat``: (the new tat, remaining, seconds until full), or RateLimited."""
+    interval = period / limit
+    tat = max(tat, now)
+    new_tat = tat + interval
+    allow_at = new_tat - period
+    if allow_at > now:
+        retry = (allow_at - now).total_seconds()
+        raise RateLimited(
+            f"rate limit of {limit} per {_human(period)} reached; retry in "
+            f"{math.ceil(retry)} s", retry_after=retry, limit=limit, remaining=0,
+            reset_after=(tat - now).total_seconds())
+    remaining = int((period - (new_tat - now)) / interval)
+    return new_tat, max(0, remaining), (new_tat - now).total_seconds()
 
 
 def _human(period: timedelta) -> str:

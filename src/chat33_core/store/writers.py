@@ -8,14 +8,18 @@ them at once: a re-entrant mutex for the threads of a process, then an exclusive
 ``flock`` on a file next to the database (``<database>-writers``) for the processes on
 the machine. Without ``fcntl`` (Windows) or a database file (``:memory:``), the mutex
 alone. SQLite's own locking still decides; this only orders the waiting.
+
+:class:`Combiner` goes further for writes that many threads make alike (group commit):
+the first waiting thread writes everybody's in one transaction.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, Generic, Protocol, TypeVar
 
 try:
     import fcntl
@@ -86,4 +90,55 @@ def write_turns(database: str | None) -> WriteTurns:
         return turns
 
 
-__all__ = ["WriteTurns", "write_turns"]
+class Outcome(Protocol):
+    """An item handed to a :class:`Combiner`: its writer sets one of the two."""
+
+    result: Any
+    error: BaseException | None
+
+
+T = TypeVar("T", bound=Outcome)
+R = TypeVar("R")
+
+
+class Combiner(Generic[T, R]):
+    """Group commit for the threads of a process: ``submit`` hands an item over and
+    waits; the first thread to find nobody writing takes every item pending, writes
+    them with ``write`` (one transaction; it sets each item's ``result`` or ``error``),
+    wakes their threads and steps down, and a thread still waiting leads the next
+    group. Each thread gets its own item's outcome."""
+
+    def __init__(self, write: Callable[[list[T]], None]) -> None:
+        self._write = write
+        self._cond = threading.Condition()
+        self._pending: list[T] = []
+        self._done: set[int] = set()
+        self._leading = False
+
+    def submit(self, item: T) -> R:
+        with self._cond:
+            self._pending.append(item)
+            while id(item) not in self._done and self._leading:
+                self._cond.wait()
+            lead = id(item) not in self._done
+            group: list[T] = []
+            if lead:
+                self._leading = True
+                group, self._pending = self._pending, []
+        if lead:
+            try:
+                self._write(group)
+            finally:
+                with self._cond:
+                    self._done.update(id(i) for i in group)
+                    self._leading = False
+                    self._cond.notify_all()
+        with self._cond:
+            self._done.discard(id(item))
+        if item.error is not None:
+            raise item.error
+        result: R = item.result
+        return result
+
+
+__all__ = ["Combiner", "WriteTurns", "write_turns"]
