@@ -18,7 +18,6 @@ the outcome its own transaction would have had.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +30,7 @@ from .. import webhooks
 from ..models import LogEvent, Post, utcnow
 from ..store import Store
 from ..store import tables as t
+from ..store.writers import Combiner
 from .queue import (
     FINISH,
     PUBLISHING,
@@ -75,9 +75,10 @@ class Writes:
     after: list[Callable[[Writes], None]] = attrs.Factory(list)
     #: set by the committer: webhook deliveries added
     hooks_added: int = 0
-    _finished: bool = False
-    _detached: bool = False
-    _error: BaseException | None = None
+    #: the outcome (see :class:`~chat33_core.store.writers.Combiner`)
+    result: None = None
+    error: BaseException | None = None
+    detached: bool = False
 
 
 class GroupCommit:
@@ -87,9 +88,7 @@ class GroupCommit:
         self.store = store
         self.owner = owner
         self.lease = lease
-        self._cond = threading.Condition()
-        self._pending: list[Writes] = []
-        self._leading = False
+        self._combiner: Combiner[Writes, None] = Combiner(self._write)
         #: transactions committed, the writes in them, writes refused after their thread
         #: left (lease lost, database error; for the curious and the tests)
         self.transactions = 0
@@ -105,55 +104,30 @@ class GroupCommit:
         writes them next, runs their ``after`` callbacks, and logs a failure): a final
         state needs no waiting, since a worker that dies before it is written leaves its
         post leased, and the next owner resumes it from its checkpoints. Either way, a
-        thread that finds nobody committing commits, until nothing is pending."""
-        with self._cond:
-            self._pending.append(writes)
-            while not writes._finished and self._leading:
-                if not wait:
-                    writes._detached = True
-                    return
-                self._cond.wait()
-            lead = not writes._finished
-            if lead:
-                self._leading = True
-        if lead:
-            self._drain()
-        if writes._error is not None:
-            raise writes._error
+        thread that finds nobody committing commits, until nothing is pending
+        (:class:`~chat33_core.store.writers.Combiner`)."""
+        self._combiner.submit(writes, wait=wait)
 
-    def _drain(self) -> None:
-        while True:
-            with self._cond:
-                group, self._pending = self._pending, []
-                if not group:
-                    self._leading = False
-                    self._cond.notify_all()
-                    return
-            try:
-                self._run(group)
-            finally:
-                with self._cond:
-                    for w in group:
-                        w._finished = True
-                    self._cond.notify_all()
-            for w in group:
-                if w._error is None:
-                    for callback in w.after:
-                        try:
-                            callback(w)
-                        except Exception:
-                            log.exception("a callback after a commit failed")
-                elif w._detached:
-                    # its thread is gone: say what happened (the post stays leased; the
-                    # next owner resumes it from its checkpoints)
-                    self.dropped += 1
-                    ids = [p.id for p in w.finish] or w.fence
-                    if isinstance(w._error, LeaseLost):
-                        log.warning("%s", w._error)
-                    else:
-                        log.error("the result of post(s) %s was not written (%s); it is "
-                                  "published again from its checkpoints after its lease "
-                                  "expires", ", ".join(ids), w._error)
+    def _write(self, group: list[Writes]) -> None:
+        self._run(group)
+        for w in group:
+            if w.error is None:
+                for callback in w.after:
+                    try:
+                        callback(w)
+                    except Exception:
+                        log.exception("a callback after a commit failed")
+            elif w.detached:
+                # its thread is gone: say what happened (the post stays leased; the next
+                # owner resumes it from its checkpoints)
+                self.dropped += 1
+                ids = [p.id for p in w.finish] or w.fence
+                if isinstance(w.error, LeaseLost):
+                    log.warning("%s", w.error)
+                else:
+                    log.error("the result of post(s) %s was not written (%s); it is "
+                              "published again from its checkpoints after its lease "
+                              "expires", ", ".join(ids), w.error)
 
     def _run(self, group: Sequence[Writes]) -> None:
         now = utcnow()
@@ -165,7 +139,7 @@ class GroupCommit:
             return
         except Exception as exc:
             if len(group) == 1:
-                group[0]._error = exc
+                group[0].error = exc
                 return
         # one of them failed the shared transaction: each alone, with its own outcome
         for w in group:
@@ -175,7 +149,7 @@ class GroupCommit:
                 self.transactions += 1
                 self.written += 1
             except Exception as exc:
-                w._error = exc
+                w.error = exc
 
     def _apply(self, c: Connection, group: Sequence[Writes], now: datetime) -> None:
         fence = [pid for w in group for pid in w.fence]

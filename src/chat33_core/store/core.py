@@ -845,7 +845,9 @@ class Store:
         holds the database's write lock (SQLite) or the rate-limit row (PostgreSQL) once
         per group instead of once per request. If the shared transaction fails, each
         request is tried alone and gets its own outcome."""
-        return self._post_groups.submit(_CountedInsert(key, limit, period, posts, logs))
+        result = self._post_groups.submit(_CountedInsert(key, limit, period, posts, logs))
+        assert result is not None  # every request waits for its own outcome
+        return result
 
     def _write_counted(self, group: Sequence[_CountedInsert]) -> None:
         try:
@@ -908,6 +910,7 @@ class _CountedInsert:
     logs: Sequence[LogEvent]
     result: tuple[int, float] | None = None
     error: BaseException | None = None
+    detached: bool = False
 
 
 def _gcra(tat: datetime, now: datetime, limit: int, period: timedelta

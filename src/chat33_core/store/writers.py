@@ -91,10 +91,12 @@ def write_turns(database: str | None) -> WriteTurns:
 
 
 class Outcome(Protocol):
-    """An item handed to a :class:`Combiner`: its writer sets one of the two."""
+    """An item handed to a :class:`Combiner`: its writer sets ``result`` or ``error``;
+    the combiner sets ``detached`` when the item's thread did not wait for it."""
 
     result: Any
     error: BaseException | None
+    detached: bool
 
 
 T = TypeVar("T", bound=Outcome)
@@ -102,11 +104,14 @@ R = TypeVar("R")
 
 
 class Combiner(Generic[T, R]):
-    """Group commit for the threads of a process: ``submit`` hands an item over and
-    waits; the first thread to find nobody writing takes every item pending, writes
-    them with ``write`` (one transaction; it sets each item's ``result`` or ``error``),
-    wakes their threads and steps down, and a thread still waiting leads the next
-    group. Each thread gets its own item's outcome."""
+    """Group commit for the threads of a process.
+
+    ``submit`` hands an item over. The first thread to find nobody writing leads: it
+    takes every item pending, writes them with ``write`` (one transaction; it sets each
+    item's ``result`` or ``error``), wakes their threads, and goes on while items keep
+    coming in; then it steps down. A thread that waits gets its own item's outcome; one
+    that does not wait (``wait=False``) returns at once when somebody is writing, and
+    ``write`` sees its item marked ``detached`` (its errors are nobody's to raise)."""
 
     def __init__(self, write: Callable[[list[T]], None]) -> None:
         self._write = write
@@ -115,30 +120,41 @@ class Combiner(Generic[T, R]):
         self._done: set[int] = set()
         self._leading = False
 
-    def submit(self, item: T) -> R:
+    def submit(self, item: T, *, wait: bool = True) -> R | None:
         with self._cond:
             self._pending.append(item)
             while id(item) not in self._done and self._leading:
+                if not wait:
+                    item.detached = True
+                    return None
                 self._cond.wait()
             lead = id(item) not in self._done
-            group: list[T] = []
             if lead:
                 self._leading = True
-                group, self._pending = self._pending, []
         if lead:
-            try:
-                self._write(group)
-            finally:
-                with self._cond:
-                    self._done.update(id(i) for i in group)
-                    self._leading = False
-                    self._cond.notify_all()
+            self._drain()
         with self._cond:
             self._done.discard(id(item))
         if item.error is not None:
             raise item.error
         result: R = item.result
         return result
+
+    def _drain(self) -> None:
+        while True:
+            with self._cond:
+                group, self._pending = self._pending, []
+                if not group:
+                    self._leading = False
+                    self._cond.notify_all()
+                    return
+            try:
+                self._write(group)
+            finally:
+                with self._cond:
+                    # a detached item's thread never comes back for it
+                    self._done.update(id(i) for i in group if not i.detached)
+                    self._cond.notify_all()
 
 
 __all__ = ["Combiner", "WriteTurns", "write_turns"]
