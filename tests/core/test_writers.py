@@ -134,3 +134,66 @@ def test_a_forked_child_takes_turns_of_its_own(sqlite_store: Store) -> None:
     os.waitpid(pid, 0)
     for fd in (released, told, answer, report):
         os.close(fd)
+
+
+def _orgs_in_the_database_file(path: str) -> int:
+    """Organizations in the database file itself, the write-ahead log ignored (what has
+    been checkpointed)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM organizations").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _add_org(store: Store, name: str) -> None:
+    from chat33_core.models import Organization
+
+    store.add_org(Organization(id=f"org_{name}", name=name))
+
+
+def test_the_log_is_checkpointed_every_n_writes_after_the_turn(sqlite_template: Path,
+                                                               tmp_path: Path) -> None:
+    path = tmp_path / "chat33.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    lock_file = f"{path}-writers"
+    held_during_checkpoint: list[bool] = []
+
+    class Watched(Store):
+        def checkpoint(self) -> tuple[int, int, int] | None:
+            held_during_checkpoint.append(_locked_elsewhere(lock_file))
+            return super().checkpoint()
+
+    store = Watched(f"sqlite:///{path}", checkpoint_every=5)
+    try:
+        before = _orgs_in_the_database_file(str(path))
+        for i in range(4):
+            _add_org(store, f"early {i}")
+        assert _orgs_in_the_database_file(str(path)) == before, "still in the log only"
+        assert held_during_checkpoint == []
+        _add_org(store, "fifth")
+        assert _orgs_in_the_database_file(str(path)) == before + 5
+        assert held_during_checkpoint == [False], "checkpointed once, outside any turn"
+        assert store._turns is not None
+        with store._turns.turn():  # writes inside a held turn do not checkpoint in it
+            for i in range(6):
+                _add_org(store, f"nested {i}")
+        assert held_during_checkpoint == [False]
+        _add_org(store, "after the turn")  # the first write outside it does
+        assert held_during_checkpoint == [False, False]
+        assert _orgs_in_the_database_file(str(path)) == before + 12
+    finally:
+        store.dispose()
+
+
+def test_checkpoint_reports_the_log_and_is_nothing_to_do_on_postgresql(store: Store) -> None:
+    _add_org(store, "one")
+    result = store.checkpoint()
+    if store.is_postgres:
+        assert result is None
+        return
+    assert result is not None
+    busy, log, copied = result
+    assert busy == 0 and log > 0 and copied == log

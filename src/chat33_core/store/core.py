@@ -40,6 +40,10 @@ from .writers import Combiner, write_turns
 
 #: a pooled PostgreSQL connection idle this long is checked before it is used again
 PING_IDLE_S = 10.0
+#: SQLite: the WAL is checkpointed after this many write transactions of a process...
+CHECKPOINT_EVERY = 100
+#: ...and, should that fall behind, by the committing writer at this many pages
+WAL_BACKSTOP_PAGES = 10_000
 
 
 def make_engine(url: str, *, ping_idle_s: float = PING_IDLE_S, **kw: Any) -> Engine:
@@ -61,6 +65,8 @@ def make_engine(url: str, *, ping_idle_s: float = PING_IDLE_S, **kw: Any) -> Eng
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # checkpoints run outside the write turns (Store.begin); this is a backstop
+            cur.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -339,8 +345,11 @@ def _log_values(event: LogEvent) -> dict[str, Any]:
 class Store:
     """All of chat33's persistence. Thread-safe; share one per process."""
 
-    def __init__(self, engine: Engine | str) -> None:
+    def __init__(self, engine: Engine | str, *, checkpoint_every: int = CHECKPOINT_EVERY
+                 ) -> None:
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        #: SQLite: checkpoint the write-ahead log after this many write transactions
+        self.checkpoint_every = checkpoint_every
         self._turns = (write_turns(self.engine.url.database)
                        if self.engine.dialect.name == "sqlite" else None)
         self._post_groups: Combiner[_CountedInsert, tuple[int, float]] = Combiner(
@@ -365,6 +374,32 @@ class Store:
             return
         with self._turns.turn(), self.engine.begin() as conn:
             yield conn
+        if self._turns.wrote(self.checkpoint_every):
+            try:
+                self.checkpoint()
+            finally:
+                self._turns.checkpointed()
+
+    def checkpoint(self) -> tuple[int, int, int] | None:
+        """SQLite: copy what the write-ahead log holds into the database without waiting
+        for anyone (``PRAGMA wal_checkpoint(PASSIVE)``); (busy, log pages, pages copied).
+        :meth:`begin` does it every ``checkpoint_every`` writes of a process, after its
+        write turn: SQLite's automatic checkpoint runs inside the committing writer's
+        turn and keeps every other writer waiting through its copying and syncing (it
+        stays as a backstop at ``WAL_BACKSTOP_PAGES``). PostgreSQL: nothing to do (None)."""
+        if self._turns is None:
+            return None
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                busy, log, done = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            conn.close()
+        return int(busy), int(log), int(done)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -41,6 +41,8 @@ class WriteTurns:
         self._fd = -1
         self._pid = -1
         self._depth = 0
+        self._writes = 0
+        self._checkpointing = False
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -55,6 +57,22 @@ class WriteTurns:
                 self._depth -= 1
                 if self._depth == 0 and self.path is not None:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def wrote(self, every: int) -> bool:
+        """Count a finished write; True when the caller is to checkpoint now (every
+        ``every`` writes, one thread at a time, and never inside a turn). The caller
+        calls :meth:`checkpointed` when done."""
+        with self.mutex:
+            self._writes += 1
+            if self._writes < every or self._checkpointing or self._depth:
+                return False
+            self._writes = 0
+            self._checkpointing = True
+            return True
+
+    def checkpointed(self) -> None:
+        with self.mutex:
+            self._checkpointing = False
 
     def _file(self) -> int:
         # opened per process: a descriptor inherited through fork shares its flock with
