@@ -394,7 +394,7 @@ class Store:
             cursor = conn.cursor()
             try:
                 cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                busy, log, done = cursor.fetchone()
+                busy, log, done = cursor.fetchone() or (1, 0, 0)
             finally:
                 cursor.close()
         finally:
