@@ -431,14 +431,30 @@ def test_a_recently_used_postgres_connection_is_not_pinged(pg_server_url: str) -
         engine.dispose()
 
 
-def _counted(store: Store, org: Organization, user: User, account: Account, key: str,
-             limit: int, n: int = 1, **kw: object) -> Any:
-    from chat33_core.store.core import _CountedInsert
+@attrs.define
+class _Request:
+    """One request's posts for Store.add_posts_counted."""
 
+    key: str
+    limit: int
+    period: timedelta
+    posts: list[Post]
+    logs: list[LogEvent]
+
+    def item(self, store: Store) -> Any:
+        """As the group commit holds it (the driver's parameters prepared)."""
+        from chat33_core.store.core import _CountedInsert
+
+        return _CountedInsert(self.key, self.limit, self.period,
+                              store._insert_args(self.posts, self.logs))
+
+
+def _counted(store: Store, org: Organization, user: User, account: Account, key: str,
+             limit: int, n: int = 1, **kw: object) -> _Request:
     posts = [_post(org, user, account, **kw) for _ in range(n)]
     logs = [LogEvent(id=None, post_id=p.id, event="created", message="created")
             for p in posts]
-    return _CountedInsert(key, limit, timedelta(hours=1), posts, logs)
+    return _Request(key, limit, timedelta(hours=1), posts, logs)
 
 
 def test_concurrent_counted_inserts_keep_the_limit_exactly(store: Store) -> None:
@@ -478,7 +494,9 @@ def test_a_group_counts_in_order_and_a_broken_request_fails_alone(store: Store) 
     bad.posts = [attrs.evolve(bad.posts[0], id=existing.id)]
     over = _counted(store, org, user, account, "posts:acme", 3)
     late = _counted(store, org, user, account, "posts:acme", 3)
-    store._write_counted([good[0], bad, good[1], over, late])
+    group = [r.item(store) for r in (good[0], bad, good[1], over, late)]
+    store._write_counted(group)
+    good[0], bad, good[1], over, late = group
     # the driver's IntegrityError (the insert runs on the DBAPI connection) or SQLAlchemy's
     assert bad.error is not None
     assert "IntegrityError" in {c.__name__ for c in type(bad.error).__mro__}

@@ -36,6 +36,7 @@ from ..models import (
     utcnow,
 )
 from . import tables as t
+from .readers import Readers
 from .writers import Combiner, write_turns
 
 #: a pooled PostgreSQL connection idle this long is checked before it is used again
@@ -350,8 +351,9 @@ class Store:
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
         #: SQLite: checkpoint the write-ahead log after this many write transactions
         self.checkpoint_every = checkpoint_every
-        self._turns = (write_turns(self.engine.url.database)
-                       if self.engine.dialect.name == "sqlite" else None)
+        sqlite = self.engine.dialect.name == "sqlite"
+        self._turns = write_turns(self.engine.url.database) if sqlite else None
+        self._readers = Readers(self.engine) if sqlite else None
         self._post_groups: Combiner[_CountedInsert, tuple[int, float]] = Combiner(
             self._write_counted)
 
@@ -368,12 +370,38 @@ class Store:
         """A write transaction. On SQLite, writers first wait their turn on locks that
         wake them as soon as the writer before them is done (:mod:`.writers`), rather
         than in SQLite's sleeping busy handler."""
-        if self._turns is None:
-            with self.engine.begin() as conn:
-                yield conn
-            return
-        with self._turns.turn(), self.engine.begin() as conn:
+        with self._turn(), self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _begin_driver(self) -> Iterator[Any]:
+        """:meth:`begin` on the DBAPI connection itself, for the hot write paths (see
+        :class:`_Query`): the same turn, ``BEGIN IMMEDIATE`` on SQLite, commit or roll
+        back."""
+        with self._turn():
+            fairy = self.engine.raw_connection()
+            try:
+                driver: Any = fairy.driver_connection
+                if self._turns is not None:
+                    driver.execute("BEGIN IMMEDIATE")
+                try:
+                    yield driver
+                except BaseException:
+                    driver.rollback()
+                    raise
+                driver.commit()
+            finally:
+                fairy.close()
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """SQLite: the write turn, and every ``checkpoint_every`` writes a checkpoint
+        once the turn is over. PostgreSQL: nothing (its locks order the writers)."""
+        if self._turns is None:
+            yield
+            return
+        with self._turns.turn():
+            yield
         if self._turns.wrote(self.checkpoint_every):
             try:
                 self.checkpoint()
@@ -410,45 +438,67 @@ class Store:
                 yield conn
 
     def _fetch(self, query: _Query, params: Mapping[str, Any]) -> list[Sequence[Any]]:
-        """The rows of one read-only statement, run on a pooled DBAPI connection (see
-        :class:`_Query`) in autocommit mode: the statement is its own read transaction,
-        and the connection goes back to the pool with no transaction to roll back (on
-        PostgreSQL, a round trip saved)."""
+        """The rows of one read-only statement, run on a DBAPI connection (see
+        :class:`_Query`) in autocommit mode: the statement is its own read transaction.
+        SQLite: on a connection of :class:`.readers.Readers`. PostgreSQL: on a pooled
+        connection, which goes back to the pool with no transaction to roll back (a
+        round trip saved)."""
         compiled = query.compiled(self.engine.dialect)
+        if self._readers is not None:  # SQLite's connections are in autocommit already
+            driver = self._readers.take()
+            try:
+                cursor = driver.cursor()
+                try:
+                    cursor.execute(compiled.sql, compiled.args(params))
+                    rows = cursor.fetchall()
+                finally:
+                    cursor.close()
+            except BaseException:
+                driver.close()  # not worth finding out whether it is still good
+                raise
+            self._readers.give(driver)
+            return rows  # type: ignore[no-any-return]
         conn = self.engine.raw_connection()
         try:
-            driver: Any = conn.driver_connection
-            switch = self.is_postgres  # SQLite's connections are in autocommit already
-            if switch:
-                driver.autocommit = True
+            pg: Any = conn.driver_connection
+            pg.autocommit = True
             cursor = conn.cursor()
             try:
                 cursor.execute(compiled.sql, compiled.args(params))
                 return list(cursor.fetchall())
             finally:
                 cursor.close()
-                if switch:
-                    driver.autocommit = False
+                pg.autocommit = False
         finally:
             conn.close()
 
-    @staticmethod
-    def _run(conn: Connection, query: _Query, *params: Mapping[str, Any]
+    def _run(self, conn: Connection | Any, query: _Query, *params: Mapping[str, Any]
              ) -> list[Sequence[Any]]:
-        """Run ``query`` in ``conn``'s transaction, once per set of ``params``, on its
-        DBAPI connection (see :class:`_Query`); returns the rows of a single run."""
-        compiled = query.compiled(conn.dialect)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        """Run ``query`` in ``conn``'s transaction (of :meth:`begin` or
+        :meth:`_begin_driver`), once per set of ``params``, on its DBAPI connection (see
+        :class:`_Query`); returns the rows of a single run."""
+        compiled = query.compiled(self.engine.dialect)
+        return self._run_args(conn, compiled.sql, [compiled.args(p) for p in params])
+
+    @staticmethod
+    def _run_args(conn: Connection | Any, sql: str, args: Sequence[Any]
+                  ) -> list[Sequence[Any]]:
+        """:meth:`_run` with the parameters already in the driver's form."""
+        driver: Any = (conn.connection.driver_connection if isinstance(conn, Connection)
+                       else conn)
+        cursor = driver.cursor()
         try:
-            if len(params) == 1:
-                cursor.execute(compiled.sql, compiled.args(params[0]))
+            if len(args) == 1:
+                cursor.execute(sql, args[0])
                 return list(cursor.fetchall()) if cursor.description else []
-            cursor.executemany(compiled.sql, [compiled.args(p) for p in params])
+            cursor.executemany(sql, args)
             return []
         finally:
             cursor.close()
 
     def dispose(self) -> None:
+        if self._readers is not None:
+            self._readers.close()
         self.engine.dispose()
 
     # --- schema -----------------------------------------------------------------
@@ -663,11 +713,25 @@ class Store:
                 self._insert_posts(conn, posts, logs)
         return list(posts)
 
-    def _insert_posts(self, c: Connection, posts: Sequence[Post],
+    def _insert_posts(self, c: Connection | Any, posts: Sequence[Post],
                       logs: Sequence[LogEvent]) -> None:
-        self._run(c, _INSERT_POSTS, *[_post_values(p) for p in posts])
+        self._insert_rows(c, self._insert_args(posts, logs))
+
+    def _insert_args(self, posts: Sequence[Post], logs: Sequence[LogEvent]
+                     ) -> tuple[list[Any], list[Any]]:
+        """The driver's parameters for inserting ``posts`` and ``logs``: prepared before
+        the write transaction, so that it holds its locks for the statements only."""
+        dialect = self.engine.dialect
+        return ([_INSERT_POSTS.compiled(dialect).args(_post_values(p)) for p in posts],
+                [_INSERT_LOGS.compiled(dialect).args(_log_values(e)) for e in logs])
+
+    def _insert_rows(self, c: Connection | Any, args: tuple[list[Any], list[Any]]) -> None:
+        dialect = self.engine.dialect
+        posts, logs = args
+        if posts:
+            self._run_args(c, _INSERT_POSTS.compiled(dialect).sql, posts)
         if logs:
-            self._run(c, _INSERT_LOGS, *[_log_values(e) for e in logs])
+            self._run_args(c, _INSERT_LOGS.compiled(dialect).sql, logs)
 
     def get_post(self, post_id: str, org_id: str | None = None) -> Post:
         q = sa.select(t.posts).where(t.posts.c.id == post_id)
@@ -849,10 +913,13 @@ class Store:
         (a :meth:`begin` transaction) the count is part of that transaction: it holds
         only if the transaction commits."""
         if conn is None:
-            with self.begin() as c:
-                return self.hit_rate_limit(key, limit, period, now, conn=c)
+            with self._begin_driver() as c:
+                return self._count(c, key, limit, period, now)
+        return self._count(conn, key, limit, period, now)
+
+    def _count(self, c: Connection | Any, key: str, limit: int, period: timedelta,
+               now: datetime | None) -> tuple[int, float]:
         now = now or utcnow()
-        c = conn
         q = _RATE_READ
         if self.is_postgres:
             self._run(c, _RATE_CLAIM, {"k": key, "n": now.replace(tzinfo=None)})
@@ -880,14 +947,15 @@ class Store:
         holds the database's write lock (SQLite) or the rate-limit row (PostgreSQL) once
         per group instead of once per request. If the shared transaction fails, each
         request is tried alone and gets its own outcome."""
-        result = self._post_groups.submit(_CountedInsert(key, limit, period, posts, logs))
+        result = self._post_groups.submit(_CountedInsert(key, limit, period,
+                                                         self._insert_args(posts, logs)))
         assert result is not None  # every request waits for its own outcome
         return result
 
     def _write_counted(self, group: Sequence[_CountedInsert]) -> None:
         try:
             now = utcnow()
-            with self.begin() as c:
+            with self._begin_driver() as c:
                 tats: dict[str, tuple[datetime, bool]] = {}
                 for key in dict.fromkeys(r.key for r in group):
                     q = _RATE_READ
@@ -915,10 +983,8 @@ class Store:
                         self._run(c, _RATE_UPDATE, {"k": key, "new_tat": tat})
                     else:
                         self._run(c, _RATE_INSERT, {"key": key, "tat": tat})
-                posts = [p for r in accepted for p in r.posts]
-                logs = [e for r in accepted for e in r.logs]
-                if posts:
-                    self._insert_posts(c, posts, logs)
+                self._insert_rows(c, ([p for r in accepted for p in r.rows[0]],
+                                      [e for r in accepted for e in r.rows[1]]))
         except Exception as exc:
             if len(group) == 1:
                 group[0].result, group[0].error = None, exc
@@ -927,9 +993,9 @@ class Store:
             for r in group:
                 r.result, r.error = None, None
                 try:
-                    with self.begin() as c:
-                        r.result = self.hit_rate_limit(r.key, r.limit, r.period, conn=c)
-                        self._insert_posts(c, r.posts, r.logs)
+                    with self._begin_driver() as c:
+                        r.result = self._count(c, r.key, r.limit, r.period, None)
+                        self._insert_rows(c, r.rows)
                 except Exception as alone:
                     r.result, r.error = None, alone
 
@@ -941,8 +1007,8 @@ class _CountedInsert:
     key: str
     limit: int
     period: timedelta
-    posts: Sequence[Post]
-    logs: Sequence[LogEvent]
+    #: the driver's parameters for the posts and the logs (Store._insert_args)
+    rows: tuple[list[Any], list[Any]]
     result: tuple[int, float] | None = None
     error: BaseException | None = None
     detached: bool = False
