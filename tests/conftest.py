@@ -146,6 +146,16 @@ def store(db_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
+def sqlite_store(sqlite_template: Path, tmp_path: Path) -> Iterator[Store]:
+    """A store on a migrated SQLite file of its own (SQLite-only behaviour)."""
+    path = tmp_path / "chat33.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    s = Store(f"sqlite:///{path}")
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
 def settings_for(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Settings for a database URL, with a secret key and a media dir under tmp_path."""
 

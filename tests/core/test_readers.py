@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,15 +12,6 @@ import sqlalchemy as sa
 from chat33_core.models import ApiKey, Organization, User
 from chat33_core.store import Store
 from chat33_core.store.readers import Readers
-
-
-@pytest.fixture
-def sqlite_store(sqlite_template: Path, tmp_path: Path) -> Iterator[Store]:
-    path = tmp_path / "chat33.db"
-    path.write_bytes(sqlite_template.read_bytes())
-    store = Store(f"sqlite:///{path}")
-    yield store
-    store.dispose()
 
 
 def _key(store: Store) -> ApiKey:

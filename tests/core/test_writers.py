@@ -10,8 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from chat33_core.store import Store
 from chat33_core.store.writers import write_turns
 
@@ -37,15 +35,6 @@ def _locked_elsewhere(path: str) -> bool:
         return False
     finally:
         os.close(fd)
-
-
-@pytest.fixture
-def sqlite_store(sqlite_template: Path, tmp_path: Path) -> Store:
-    path = tmp_path / "chat33.db"
-    path.write_bytes(sqlite_template.read_bytes())
-    store = Store(f"sqlite:///{path}")
-    yield store
-    store.dispose()
 
 
 def test_a_write_transaction_holds_the_databases_file_lock(sqlite_store: Store) -> None:
