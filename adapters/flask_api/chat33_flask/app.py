@@ -11,22 +11,25 @@ reach it through :func:`chat33_flask.routing.core` and nothing else.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
+import os
 import re
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 
 from chat33_core.config import Settings
 from chat33_core.service import Chat33
 
 from . import errors, openapi
 from .json_provider import OrjsonProvider
+from .routing import RequestState
 from .views import BLUEPRINTS
 from .views.media import files as media_files
 
@@ -91,29 +94,51 @@ def init_app(app: Flask, core: Chat33 | None = None, *, url_prefix: str = API_PR
     return core
 
 
+class _RequestIds:
+    """Request ids for requests that bring none: a random prefix per process (made anew
+    in a forked child) and a counter; unique without asking the OS for randomness on
+    every request."""
+
+    def __init__(self) -> None:
+        self._renew()
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self._prefix = uuid.uuid4().hex[:16]
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):016x}"
+
+
+_request_ids = _RequestIds()
+
+
 def _start() -> None:
-    given = request.headers.get("x-request-id", "")
-    g.chat33_request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-    g.chat33_started = time.perf_counter()
+    given = request.headers.get("x-request-id")
+    request_id = given if given and _REQUEST_ID.fullmatch(given) else _request_ids.next()
+    g.chat33 = RequestState(request_id, time.perf_counter())
 
 
 def _finish(response: Response) -> Response:
-    request_id = g.get("chat33_request_id") or uuid.uuid4().hex
-    response.headers["x-request-id"] = request_id
-    rate = g.get("chat33_rate")
+    current: RequestState | None = g.get("chat33")
+    if current is None:  # a request that failed before _start ran
+        current = RequestState(_request_ids.next(), time.perf_counter())
+    headers = response.headers
+    headers.add("x-request-id", current.request_id)
+    rate = current.rate
     if rate is not None and response.status_code < 400:
         limit, remaining, reset = rate
-        response.headers["RateLimit-Limit"] = str(limit)
-        response.headers["RateLimit-Remaining"] = str(remaining)
-        response.headers["RateLimit-Reset"] = str(max(0, math.ceil(reset)))
+        headers.add("RateLimit-Limit", str(limit))
+        headers.add("RateLimit-Remaining", str(remaining))
+        headers.add("RateLimit-Reset", str(max(0, math.ceil(reset))))
     if not access_log.isEnabledFor(logging.INFO):
         return response
-    principal = g.get("chat33_principal")
-    started = g.get("chat33_started")
+    principal = current.principal
     access_log.info(json.dumps({
-        "event": "request", "requestId": request_id, "method": request.method,
+        "event": "request", "requestId": current.request_id, "method": request.method,
         "path": request.path, "status": response.status_code,
-        "durationMs": round((time.perf_counter() - started) * 1000, 2) if started else None,
+        "durationMs": round((time.perf_counter() - current.started) * 1000, 2),
         "orgId": getattr(principal, "org_id", None), "via": getattr(principal, "via", None),
         "remoteAddr": request.remote_addr,
     }))
@@ -132,11 +157,11 @@ def _watch_rate_limits(core: Chat33) -> None:
     hit = core.hit_rate_limit
 
     def watched(operation: str, key: str, **kw: Any) -> tuple[int, int, float]:
-        from flask import has_request_context
-
         result = hit(operation, key, **kw)
         if has_request_context():
-            g.chat33_rate = result
+            current: RequestState | None = g.get("chat33")
+            if current is not None:
+                current.rate = result
         return result
 
     core.hit_rate_limit = watched  # type: ignore[method-assign]

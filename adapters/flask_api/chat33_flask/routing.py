@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
 from typing import Any, TypeVar
 
-from attrs import field, frozen
+from attrs import define, field, frozen
 from flask import Blueprint, current_app, g, request
 from flask.sansio.blueprints import Blueprint as SansioBlueprint
 
@@ -69,6 +69,24 @@ class Operation:
     errors: Sequence[int] = ()
 
 
+@define(slots=True)
+class RequestState:
+    """What the adapter keeps about the current request (``g.chat33``, one lookup)."""
+
+    request_id: str
+    started: float
+    operation: Operation | None = None
+    principal: Any = None
+    #: the rate-limit count of the request: (limit, remaining, seconds until full)
+    rate: tuple[int, int, float] | None = None
+
+
+def state() -> RequestState:
+    """The current request's :class:`RequestState`."""
+    found: RequestState = g.chat33
+    return found
+
+
 def ops(bp: SansioBlueprint) -> list[Operation]:
     """The operations registered on ``bp`` (the blueprint keeps its own list)."""
     found: list[Operation] = bp.__dict__.setdefault("chat33_operations", [])
@@ -91,11 +109,12 @@ def route(bp: Blueprint, method: str, path: str, *, summary: str, tag: str,
 
         @wraps(view)
         def run(**path_args: Any) -> Any:
-            g.chat33_operation = op
+            current = g.chat33
+            current.operation = op
             principal = None
             if op.auth:
-                principal = authenticate(core(), csrf=request.method in _UNSAFE)
-                g.chat33_principal = principal
+                principal = authenticate(core(), csrf=op.method in _UNSAFE)
+                current.principal = principal
                 if op.session_only:
                     principal.require_session()
                 if op.scope:
@@ -140,7 +159,8 @@ def json_body(cls: type[T], *, required: bool = True) -> T:
 def query() -> dict[str, Any]:
     """The current operation's query parameters, typed; bad values are 400
     VALIDATION_ERROR with the parameter's name as the path."""
-    op: Operation = g.chat33_operation
+    op = state().operation
+    assert op is not None, "query() is for the views of @route"
     platforms = sorted(core().host.platforms)
     values: dict[str, Any] = {}
     issues: list[Issue] = []
