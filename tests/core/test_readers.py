@@ -11,7 +11,10 @@ import sqlalchemy as sa
 
 from chat33_core.models import ApiKey, Organization, User
 from chat33_core.store import Store
+from chat33_core.store.core import _Query
 from chat33_core.store.readers import Readers
+
+_rate_rows = _Query(sa.text("SELECT key FROM rate_limits ORDER BY key"))
 
 
 def _key(store: Store) -> ApiKey:
@@ -72,8 +75,6 @@ def test_many_threads_read_at_once_beyond_the_pools_size(sqlite_store: Store) ->
 
 
 def test_a_failed_statement_closes_its_connection(sqlite_store: Store) -> None:
-    from chat33_core.store.core import _Query
-
     readers = _readers(sqlite_store)
     conn = readers.take()
     readers.give(conn)
@@ -120,3 +121,38 @@ def test_a_forked_child_reads_on_connections_of_its_own(sqlite_store: Store) -> 
 
 def test_postgresql_reads_use_the_pool(store: Store) -> None:
     assert (store._readers is None) == store.is_postgres
+
+
+def test_writes_keep_their_connection_through_a_refusal_and_roll_it_back(
+        sqlite_store: Store) -> None:
+    from datetime import timedelta
+
+    from chat33_core.errors import RateLimited
+
+    readers = _readers(sqlite_store)
+    assert sqlite_store.hit_rate_limit("k", 1, timedelta(hours=1)) == (0, 3600.0)
+    kept = len(readers)
+    assert kept == 1  # the write's connection went back to the list
+    with pytest.raises(RateLimited):
+        sqlite_store.hit_rate_limit("k", 1, timedelta(hours=1))
+    assert len(readers) == kept  # refused: rolled back and kept
+    conn = readers.take()
+    assert conn.in_transaction is False
+    readers.give(conn)
+    with pytest.raises(RuntimeError, match="mid-write"), sqlite_store._begin_driver() as c:
+        c.execute("INSERT INTO rate_limits (key, tat) VALUES ('other', '2026-01-01')")
+        raise RuntimeError("mid-write")
+    assert sqlite_store._fetch(_rate_rows, {}) == [("k",)]  # rolled back
+    assert len(readers) == kept
+
+
+def test_a_write_whose_commit_fails_closes_its_connection(sqlite_store: Store) -> None:
+    readers = _readers(sqlite_store)
+    with pytest.raises(sqlite3.IntegrityError), sqlite_store._begin_driver() as c:
+        # checked at commit: a deferred foreign key that points nowhere
+        c.execute("PRAGMA defer_foreign_keys=ON")
+        c.execute("INSERT INTO api_keys (id, org_id, user_id, name, key_prefix, "
+                  "key_hash, scopes, is_active, created_at) VALUES ('k', 'no org', "
+                  "'no user', 'n', 'p', 'h', '[]', 1, '2026-01-01 00:00:00.000000')")
+    assert len(readers) == 0
+    assert sqlite_store._fetch(_rate_rows, {}) == []  # and the store goes on

@@ -376,22 +376,47 @@ class Store:
     @contextmanager
     def _begin_driver(self) -> Iterator[Any]:
         """:meth:`begin` on the DBAPI connection itself, for the hot write paths (see
-        :class:`_Query`): the same turn, ``BEGIN IMMEDIATE`` on SQLite, commit or roll
-        back."""
+        :class:`_Query`): the same turn, ``BEGIN IMMEDIATE`` on SQLite (on a connection
+        of :class:`.readers.Readers`: SQLite's writers of a process take turns, so they
+        rarely need more than one), commit or roll back."""
         with self._turn():
-            fairy = self.engine.raw_connection()
-            try:
-                driver: Any = fairy.driver_connection
-                if self._turns is not None:
-                    driver.execute("BEGIN IMMEDIATE")
+            if self._readers is None:
+                fairy = self.engine.raw_connection()
                 try:
-                    yield driver
-                except BaseException:
-                    driver.rollback()
-                    raise
-                driver.commit()
-            finally:
-                fairy.close()
+                    pg: Any = fairy.driver_connection
+                    try:
+                        yield pg
+                    except BaseException:
+                        pg.rollback()
+                        raise
+                    pg.commit()
+                finally:
+                    fairy.close()
+                return
+            driver = self._readers.take()
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                driver.close()  # not worth finding out whether it is still good
+                raise
+            try:
+                yield driver
+            except BaseException:
+                self._end(driver, "rollback")  # a refusal (RateLimited...) is common
+                raise
+            self._end(driver, "commit")
+
+    def _end(self, driver: Any, how: str) -> None:
+        """Commit or roll back a SQLite transaction of :meth:`_begin_driver` and keep
+        its connection; a connection whose transaction could not end is closed (which
+        rolls it back)."""
+        assert self._readers is not None
+        try:
+            getattr(driver, how)()
+        except BaseException:
+            driver.close()
+            raise
+        self._readers.give(driver)
 
     @contextmanager
     def _turn(self) -> Iterator[None]:
