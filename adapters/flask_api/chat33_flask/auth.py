@@ -19,13 +19,16 @@ CSRF_HEADER = "x-csrf-token"
 def authenticate(core: Any, *, csrf: bool) -> Any:
     """The :class:`~chat33_core.service.Principal` of the request, or Unauthorized.
     ``csrf``: the request changes state, so a cookie session must prove its CSRF token."""
-    key = request.headers.get(API_KEY_HEADER)
-    cookie = request.cookies.get(SESSION_COOKIE)
+    headers = request.headers
+    key = headers.get(API_KEY_HEADER)
+    # no Cookie header: nothing to parse (a cookie lookup that misses costs an exception)
+    cookie = request.cookies.get(SESSION_COOKIE) if key is None and "cookie" in headers \
+        else None
     if key is not None or not cookie:
         return core.authenticate_key(key)
     principal = core.authenticate_session(cookie)
     if csrf:
-        core.check_csrf(principal, request.headers.get(CSRF_HEADER))
+        core.check_csrf(principal, headers.get(CSRF_HEADER))
     return principal
 
 

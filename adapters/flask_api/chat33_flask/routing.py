@@ -140,13 +140,14 @@ def json_body(cls: type[T], *, required: bool = True) -> T:
     """The request's JSON object structured into ``cls``. Malformed JSON, a body that is
     not an object, and wrong fields are 400 VALIDATION_ERROR with paths; another content
     type is 415. An empty body counts as ``{}``."""
-    request.max_content_length = MAX_JSON_BYTES
-    raw = request.get_data(cache=True)
-    if not raw.strip():
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    req.max_content_length = MAX_JSON_BYTES
+    raw = req.get_data(cache=True)
+    if not raw or raw.isspace():
         return structure({}, cls)
-    if not request.is_json:
+    if not req.is_json:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
-                       f"send the body as application/json (got {request.mimetype or 'none'})",
+                       f"send the body as application/json (got {req.mimetype or 'none'})",
                        details=[Issue("body", "expected Content-Type: application/json")])
     try:
         data = json.loads(raw)
