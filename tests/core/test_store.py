@@ -516,3 +516,46 @@ def test_a_counted_insert_alone_raises_its_own_error(store: Store) -> None:
         store.add_posts_counted(again.key, 1, again.period, again.posts, again.logs)
     assert refused.value.retry_after and refused.value.retry_after > 3000
     assert store.list_posts(org.id).total == 1
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite", "postgresql"])
+def test_insert_parameters_from_attributes_match_the_generic_ones(dialect_name: str) -> None:
+    """The counted insert builds its parameters straight from the models' attributes;
+    they are exactly what the generic path (a dict through the bind processors) gives."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from chat33_core.models import MediaType, PostStatus
+    from chat33_core.store import core
+
+    dialect = (sqlite if dialect_name == "sqlite" else postgresql).dialect()
+    when = datetime(2026, 11, 23, 17, 5, 9, 123456, tzinfo=UTC)
+    org = Organization(id="org_a", name="A")
+    user = User(id="usr_a", org_id=org.id, email="a@example.com", password_hash="x")
+    account = Account(id="chan_a", org_id=org.id, platform="x", name="A on X")
+    posts = [
+        _post(org, user, account),
+        _post(org, user, account, text="héllo ✓", status=PostStatus.DRAFT,
+              media_urls=["https://e.example/a.jpg"], media_ids=["med_1"],
+              media_type=MediaType.IMAGE, platform_config={"x": {"replySettings": None}},
+              scheduled_at=when, next_attempt_at=when, thread_id="post_t",
+              thread_position=2, publish_with_head=True, published_at=when, retry_count=3),
+    ]
+    logs = [LogEvent(id=None, post_id="post_t", event="created", message="m"),
+            LogEvent(id=7, post_id="post_t", event="failed", message="boom", attempt=2,
+                     data={"status": 500, "nested": [1, "two"]}, created_at=when)]
+    insert_posts = core._INSERT_POSTS.compiled(dialect)
+    insert_logs = core._INSERT_LOGS.compiled(dialect)
+
+    def plain(args: Any) -> Any:  # psycopg's Json wrappers compare by identity
+        if isinstance(args, dict):
+            return {k: getattr(v, "obj", v) for k, v in args.items()}
+        return args
+
+    for post in posts:
+        assert plain(insert_posts.args_of(post, core._POST_COLUMNS, core._ENUM_VALUES)) == \
+            plain(insert_posts.args(core._post_values(post)))
+    for event in logs:
+        assert plain(insert_logs.args_of(event, core._LOG_COLUMNS, core._NOTHING)) == \
+            plain(insert_logs.args(core._log_values(event)))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import operator
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -254,6 +255,34 @@ class _Compiled:
             if processor is not None:
                 self.processors[name] = processor
         self._positions = tuple((name, self.processors.get(name)) for name in self.order or ())
+        #: args_of's plans, by the id of their ``before`` (kept alive in the plan)
+        self._plans: dict[int, Any] = {}
+
+    def args_of(self, obj: Any, names: Sequence[str],
+                before: Mapping[str, Callable[[Any], Any]]) -> Any:
+        """:meth:`args` for an INSERT of a model object whose attributes ``names`` are
+        the parameters, without building a dict first; ``before`` converts attributes
+        that are not None on the way (an enum to its value), ahead of the processors."""
+        if self.order is None:  # named parameters: the generic path
+            values = {name: getattr(obj, name) for name in names}
+            for name, change in before.items():
+                if values.get(name) is not None:
+                    values[name] = change(values[name])
+            return self.args(values)
+        plan = self._plans.get(id(before))
+        if plan is None:
+            steps = tuple((i, before.get(name), self.processors.get(name))
+                          for i, name in enumerate(self.order)
+                          if name in before or name in self.processors)
+            plan = self._plans[id(before)] = (operator.attrgetter(*self.order), steps, before)
+        get, steps, _ = plan
+        row = list(get(obj))
+        for i, convert, process in steps:
+            value = row[i]
+            if convert is not None and value is not None:
+                value = convert(value)
+            row[i] = value if process is None else process(value)
+        return row
 
     def args(self, params: Mapping[str, Any]) -> Any:
         if self.order is not None:
@@ -300,8 +329,14 @@ _RATE_CLAIM = _Query(sa.text(  # PostgreSQL: a row to lock, even for the first r
 _RATE_INSERT = _Query(t.rate_limits.insert(), ["key", "tat"])
 _RATE_UPDATE = _Query(t.rate_limits.update().where(t.rate_limits.c.key == sa.bindparam("k"))
                       .values(tat=sa.bindparam("new_tat")))
-_INSERT_POSTS = _Query(t.posts.insert(), [c.name for c in t.posts.c])
-_INSERT_LOGS = _Query(t.post_logs.insert(), [c.name for c in t.post_logs.c if c.name != "id"])
+_POST_COLUMNS = tuple(c.name for c in t.posts.c)
+_LOG_COLUMNS = tuple(c.name for c in t.post_logs.c if c.name != "id")
+_INSERT_POSTS = _Query(t.posts.insert(), _POST_COLUMNS)
+_INSERT_LOGS = _Query(t.post_logs.insert(), _LOG_COLUMNS)
+#: Post attributes stored as their enum's value
+_ENUM_VALUES: Mapping[str, Callable[[Any], Any]] = {
+    "status": operator.attrgetter("value"), "media_type": operator.attrgetter("value")}
+_NOTHING: Mapping[str, Callable[[Any], Any]] = {}
 _POST_ORDER = (t.posts.c.created_at.desc(), t.posts.c.thread_position, t.posts.c.id)
 
 
@@ -747,8 +782,13 @@ class Store:
         """The driver's parameters for inserting ``posts`` and ``logs``: prepared before
         the write transaction, so that it holds its locks for the statements only."""
         dialect = self.engine.dialect
-        return ([_INSERT_POSTS.compiled(dialect).args(_post_values(p)) for p in posts],
-                [_INSERT_LOGS.compiled(dialect).args(_log_values(e)) for e in logs])
+        if not _posts.usable:  # the table's columns are not the Post's attributes
+            return ([_INSERT_POSTS.compiled(dialect).args(_post_values(p)) for p in posts],
+                    [_INSERT_LOGS.compiled(dialect).args(_log_values(e)) for e in logs])
+        insert_posts = _INSERT_POSTS.compiled(dialect)
+        insert_logs = _INSERT_LOGS.compiled(dialect)
+        return ([insert_posts.args_of(p, _POST_COLUMNS, _ENUM_VALUES) for p in posts],
+                [insert_logs.args_of(e, _LOG_COLUMNS, _NOTHING) for e in logs])
 
     def _insert_rows(self, c: Connection | Any, args: tuple[list[Any], list[Any]]) -> None:
         dialect = self.engine.dialect
