@@ -81,6 +81,10 @@ class Principal:
     via: str  # "key" or "session"
     key_id: str | None = None
     csrf_hash: str | None = None
+    #: accounts read along with the key (``authenticate_key(..., accounts=ids)``): each
+    #: id asked for -> the organization's Account or None; for this request only
+    accounts: Mapping[str, Account | None] | None = attrs.field(default=None, eq=False,
+                                                                 repr=False)
 
     def require(self, *scopes: str) -> None:
         missing = [s for s in scopes if s not in self.scopes]
@@ -187,10 +191,19 @@ class Chat33:
 
     # --- authentication -----------------------------------------------------------------
 
-    def authenticate_key(self, raw_key: str | None) -> Principal:
+    def authenticate_key(self, raw_key: str | None, *, accounts: Sequence[str] = ()
+                         ) -> Principal:
+        """The principal of an API key, or Unauthorized. ``accounts``: ids of accounts
+        the request is about to use (a post's ``accountIds``); they are read in the same
+        query as the key and handed over on the principal, which :meth:`create_posts`
+        and :meth:`validate_post` use instead of reading them again."""
         if not raw_key:
             raise Unauthorized("missing API key: send it in the x-api-key header")
-        key = self.store.find_api_key_by_hash(digest(raw_key))
+        wanted = [i for i in dict.fromkeys(accounts) if isinstance(i, str)]
+        if wanted:
+            key, found = self.store.find_api_key_with_accounts(digest(raw_key), wanted)
+        else:
+            key, found = self.store.find_api_key_by_hash(digest(raw_key)), {}
         if key is None or not same_digest(raw_key, key.key_hash):
             raise Unauthorized("invalid API key")
         now = utcnow()
@@ -201,7 +214,8 @@ class Chat33:
         if key.last_used_at is None or now - key.last_used_at > timedelta(seconds=60):
             self.store.touch_api_key(key.id, now)  # coarse, so reads do not all write
         return Principal(org_id=key.org_id, user_id=key.user_id, scopes=frozenset(key.scopes),
-                         via="key", key_id=key.id)
+                         via="key", key_id=key.id,
+                         accounts={i: found.get(i) for i in wanted} if wanted else None)
 
     def login(self, email: str, password: str) -> tuple[User, str, str]:
         """Check the password; returns (user, session token, CSRF token). Only digests
@@ -313,8 +327,13 @@ class Chat33:
 
     # --- validation ---------------------------------------------------------------------
 
-    def _accounts_for(self, org_id: str, ids: Sequence[str]) -> dict[str, Account | None]:
+    def _accounts_for(self, org_id: str, ids: Sequence[str],
+                      read: Mapping[str, Account | None] | None = None
+                      ) -> dict[str, Account | None]:
         wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
+        if read is not None and all(i in read for i in wanted):
+            # read with the API key moments ago (Principal.accounts), same organization
+            return {account_id: read[account_id] for account_id in wanted}
         known = self.store.get_accounts(wanted, org_id)  # one query for all of them
         return {account_id: known.get(account_id) for account_id in wanted}
 
@@ -325,10 +344,11 @@ class Chat33:
         return self._validate(org_id, request, keep_media)[0]
 
     def _validate(self, org_id: str, request: PostRequest, keep_media: bool,
+                  read: Mapping[str, Account | None] | None = None,
                   ) -> tuple[ValidationReport, dict[str, Account | None]]:
         from .validation import validate_request
 
-        accounts = self._accounts_for(org_id, request.account_ids)
+        accounts = self._accounts_for(org_id, request.account_ids, read)
         with self.media.ingestor(org_id, keep=keep_media) as inspect_url:
             report = validate_request(request, accounts=accounts, host=self.host,
                                       inspect_url=inspect_url, settings=self.settings)
@@ -341,7 +361,8 @@ class Chat33:
         """One post per account (and per thread item), all or nothing."""
         from .validation import parse_schedule
 
-        report, accounts = self._validate(principal.org_id, request, keep_media=True)
+        report, accounts = self._validate(principal.org_id, request, keep_media=True,
+                                          read=principal.accounts)
         if not report.valid:
             errors = report.errors()
             raise ValidationError(_summary(errors), details=errors)

@@ -21,7 +21,15 @@ from chat33_core.errors import (
     Unauthorized,
     ValidationError,
 )
-from chat33_core.models import MediaType, PostRequest, PostStatus, ThreadItem, User, new_id
+from chat33_core.models import (
+    Account,
+    MediaType,
+    PostRequest,
+    PostStatus,
+    ThreadItem,
+    User,
+    new_id,
+)
 from chat33_core.security import hash_password
 from chat33_core.service import Chat33, Principal
 from chat33_core.testing import make_image, make_video, serve_directory
@@ -386,3 +394,35 @@ def test_post_json_is_the_converters_shape() -> None:
     assert post_json(full)["scheduledAt"] == "2026-04-01T14:30:00.000Z"
     assert post_json(full)["createdAt"] == "2026-04-01T14:00:00.123Z"
     assert post_json(full)["platformConfig"] is not full.platform_config
+
+
+def test_a_key_reads_the_accounts_its_request_names(core: Chat33, principal: Principal,
+                                                     echo: Account) -> None:
+    other_org = core.ensure_org("Other")
+    theirs = core.add_account(other_org.id, "echo", "Theirs")
+    _, raw = core.create_api_key(principal.org_id, principal.user_id, "k")
+    found = core.authenticate_key(raw, accounts=[echo.id, theirs.id, "chan_nope", echo.id])
+    assert found.org_id == principal.org_id
+    # another organization's account and an unknown id read as absent, like get_account
+    assert found.accounts == {echo.id: echo, theirs.id: None, "chan_nope": None}
+    assert core.authenticate_key(raw).accounts is None
+    nobody = core.authenticate_key(raw, accounts=["chan_nope"])
+    assert nobody.accounts == {"chan_nope": None}
+    # the posts are made for the accounts read with the key, and checked as before
+    posts, _ = core.create_posts(found, PostRequest(account_ids=[echo.id], text="hi"))
+    assert [p.account_id for p in posts] == [echo.id]
+    with pytest.raises(ValidationError) as refused:
+        core.create_posts(found, PostRequest(account_ids=[theirs.id], text="hi"))
+    assert refused.value.details[0].path.startswith("accountIds")
+
+
+def test_a_bad_key_with_accounts_is_still_refused(core: Chat33, principal: Principal,
+                                                  echo: Account) -> None:
+    key, raw = core.create_api_key(principal.org_id, principal.user_id, "k")
+    with pytest.raises(Unauthorized, match="invalid"):
+        core.authenticate_key(raw[:-1] + ("x" if raw[-1] != "x" else "y"), accounts=[echo.id])
+    core.revoke_api_key(principal.org_id, key.id)
+    with pytest.raises(Unauthorized, match="revoked"):
+        core.authenticate_key(raw, accounts=[echo.id])
+    with pytest.raises(Unauthorized, match="missing"):
+        core.authenticate_key("", accounts=[echo.id])

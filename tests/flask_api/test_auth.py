@@ -159,3 +159,23 @@ def test_posting_to_another_organizations_channel_is_refused(api: Api) -> None:
     response = api.post("/posts", {"accountIds": [api.other.accounts["x"]], "text": "hi"})
     assert response.status_code == 400
     assert [d["path"] for d in response.get_json()["details"]] == ["accountIds[0]"]
+
+
+def test_a_post_body_is_judged_only_once_the_caller_is_known(api: Api) -> None:
+    """POST /posts reads the accounts its body names along with the API key; the body
+    still cannot change the answer to a caller without a valid key."""
+    mine, theirs = api.org.accounts["x"], api.other.accounts["x"]
+    for body in (b'{"accountIds": [', b'{"accountIds": "nope"}', b"[]",
+                 b'{"accountIds": [%s]}' % f'"{mine}"'.encode()):
+        for headers in ({}, {"x-api-key": "sk_live_nope"}):
+            response = api.client.post("/api/v1/posts", data=body, headers=headers,
+                                       content_type="application/json")
+            assert response.status_code == 401, (body, headers)
+    response = api.post("/posts", data=b'{"accountIds": [', content_type="application/json")
+    assert response.status_code == 400 and response.get_json()["details"][0]["path"] == "body"
+    response = api.post("/posts", {"accountIds": [theirs], "text": "not mine"})
+    assert response.status_code == 400
+    assert response.get_json()["details"][0]["path"].startswith("accountIds")
+    created = api.post("/posts", {"accountIds": [mine], "text": "mine"})
+    assert created.status_code == 201
+    assert [p["accountId"] for p in created.get_json()["posts"]] == [mine]

@@ -7,6 +7,7 @@ changes state it must carry the ``x-csrf-token`` header that login returned (DES
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, request
@@ -16,16 +17,17 @@ API_KEY_HEADER = "x-api-key"
 CSRF_HEADER = "x-csrf-token"
 
 
-def authenticate(core: Any, *, csrf: bool) -> Any:
+def authenticate(core: Any, *, csrf: bool, accounts: Sequence[str] = ()) -> Any:
     """The :class:`~chat33_core.service.Principal` of the request, or Unauthorized.
-    ``csrf``: the request changes state, so a cookie session must prove its CSRF token."""
+    ``csrf``: the request changes state, so a cookie session must prove its CSRF token.
+    ``accounts``: account ids the request names, read along with an API key."""
     headers = request.headers
     key = headers.get(API_KEY_HEADER)
     # no Cookie header: nothing to parse (a cookie lookup that misses costs an exception)
     cookie = request.cookies.get(SESSION_COOKIE) if key is None and "cookie" in headers \
         else None
     if key is not None or not cookie:
-        return core.authenticate_key(key)
+        return core.authenticate_key(key, accounts=accounts)
     principal = core.authenticate_session(cookie)
     if csrf:
         core.check_csrf(principal, headers.get(CSRF_HEADER))

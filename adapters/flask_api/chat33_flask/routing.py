@@ -21,6 +21,7 @@ from flask.sansio.blueprints import Blueprint as SansioBlueprint
 
 from chat33_core.errors import Issue, ValidationError
 from chat33_core.serialization import structure
+from chat33_core.validation import MAX_ACCOUNTS
 
 from .auth import authenticate
 from .errors import ApiError
@@ -66,6 +67,8 @@ class Operation:
     responses: Mapping[int, tuple[str, Any]] = field(factory=dict)
     #: rate-limited operation name in the core (``posts.create``...)
     rate_limit: str | None = None
+    #: the body names accounts (``accountIds``): read them with the API key
+    reads_accounts: bool = False
     errors: Sequence[int] = ()
 
 
@@ -79,6 +82,9 @@ class RequestState:
     principal: Any = None
     #: the rate-limit count of the request: (limit, remaining, seconds until full)
     rate: tuple[int, int, float] | None = None
+    #: the JSON body, once parsed (body_read)
+    body: Any = None
+    body_read: bool = False
 
 
 def state() -> RequestState:
@@ -113,7 +119,9 @@ def route(bp: Blueprint, method: str, path: str, *, summary: str, tag: str,
             current.operation = op
             principal = None
             if op.auth:
-                principal = authenticate(core(), csrf=op.method in _UNSAFE)
+                accounts = _account_ids(current) if op.reads_accounts else ()
+                principal = authenticate(core(), csrf=op.method in _UNSAFE,
+                                         accounts=accounts)
                 current.principal = principal
                 if op.session_only:
                     principal.require_session()
@@ -149,12 +157,35 @@ def json_body(cls: type[T], *, required: bool = True) -> T:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
                        f"send the body as application/json (got {req.mimetype or 'none'})",
                        details=[Issue("body", "expected Content-Type: application/json")])
+    current = state()
+    if current.body_read:
+        return structure(current.body, cls)
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValidationError("the request body is not valid JSON",
                               details=[Issue("body", f"malformed JSON: {exc}")]) from None
     return structure(data, cls)
+
+
+def _account_ids(current: RequestState) -> Sequence[str]:
+    """The ``accountIds`` of the request's JSON body, to read with the API key; nothing
+    when the body is not a readable JSON object (never an error: :func:`json_body`
+    judges the body once the caller is authenticated)."""
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    length = req.content_length
+    if not length or length > MAX_JSON_BYTES or not req.is_json:
+        return ()
+    req.max_content_length = MAX_JSON_BYTES  # as json_body reads it
+    try:
+        current.body = json.loads(req.get_data(cache=True))
+    except (UnicodeDecodeError, ValueError):
+        return ()
+    current.body_read = True
+    ids = current.body.get("accountIds") if isinstance(current.body, dict) else None
+    if not isinstance(ids, list) or len(ids) > MAX_ACCOUNTS:
+        return ()
+    return [i for i in ids if isinstance(i, str)]
 
 
 def query() -> dict[str, Any]:

@@ -150,7 +150,7 @@ class _Rows:
     driver already hands back Python values for these, which pass through.
     """
 
-    def __init__(self, columns: Sequence[sa.Column[Any]]) -> None:
+    def __init__(self, columns: Sequence[sa.Column[Any]], label_prefix: str = "") -> None:
         self.names = tuple(c.name for c in columns)
         self.json_at = tuple(i for i, c in enumerate(columns) if isinstance(c.type, sa.JSON))
         self.time_at = tuple(i for i, c in enumerate(columns)
@@ -158,8 +158,11 @@ class _Rows:
         self.bool_at = tuple(i for i, c in enumerate(columns)
                              if isinstance(c.type, sa.Boolean))
         raw = set(self.json_at) | set(self.time_at)
-        self.columns = [sa.type_coerce(c, sa.String()).label(c.name) if i in raw else c
-                        for i, c in enumerate(columns)]
+        #: what to select (``label_prefix`` tells the columns apart in a join)
+        self.columns: list[Any] = [
+            sa.type_coerce(c, sa.String()).label(label_prefix + c.name) if i in raw
+            else c.label(label_prefix + c.name) if label_prefix else c
+            for i, c in enumerate(columns)]
 
     def values(self, row: Sequence[Any], *, utc_text: bool = False) -> list[Any]:
         """The row's values as the models hold them (enums as their values); with
@@ -310,6 +313,19 @@ _API_KEYS = _Rows(list(t.api_keys.c))
 _FIND_API_KEY = _Query(sa.select(*_API_KEYS.columns).where(
     t.api_keys.c.key_hash == sa.bindparam("key_hash")))
 _ACCOUNTS = _Rows(_ACCOUNT_COLUMNS)
+_JOINED_ACCOUNTS = _Rows(_ACCOUNT_COLUMNS, label_prefix="account_")
+
+
+@functools.cache
+def _find_api_key_with_accounts(n: int) -> _Query:
+    """An API key by its hash, with the accounts of its organization among ``n`` ids
+    (id0, id1...): a row per account found, or one row with no account."""
+    accounts = t.accounts
+    joined = t.api_keys.outerjoin(accounts, sa.and_(
+        accounts.c.org_id == t.api_keys.c.org_id,
+        accounts.c.id.in_([sa.bindparam(f"id{i}") for i in range(n)])))
+    return _Query(sa.select(*_API_KEYS.columns, *_JOINED_ACCOUNTS.columns)
+                  .select_from(joined).where(t.api_keys.c.key_hash == sa.bindparam("key_hash")))
 
 
 @functools.cache
@@ -669,6 +685,25 @@ class Store:
     def find_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
         rows = self._fetch(_FIND_API_KEY, {"key_hash": key_hash})
         return ApiKey(**_API_KEYS.mapping(rows[0])) if rows else None
+
+    def find_api_key_with_accounts(self, key_hash: str, account_ids: Sequence[str]
+                                   ) -> tuple[ApiKey | None, dict[str, Account]]:
+        """:meth:`find_api_key_by_hash` and :meth:`get_accounts` for the key's
+        organization in one query (a request that names its accounts reads them with
+        its key). No key: (None, {})."""
+        ids = list(dict.fromkeys(account_ids))
+        if not ids:
+            return self.find_api_key_by_hash(key_hash), {}
+        params = {f"id{i}": account_id for i, account_id in enumerate(ids)}
+        params["key_hash"] = key_hash
+        rows = self._fetch(_find_api_key_with_accounts(len(ids)), params)
+        if not rows:
+            return None, {}
+        split = len(_API_KEYS.names)
+        key = ApiKey(**_API_KEYS.mapping(rows[0][:split]))
+        accounts = [Account(**_JOINED_ACCOUNTS.mapping(row[split:])) for row in rows
+                    if row[split] is not None]
+        return key, {a.id: a for a in accounts}
 
     def list_api_keys(self, org_id: str, user_id: str | None = None) -> list[ApiKey]:
         q = sa.select(t.api_keys).where(t.api_keys.c.org_id == org_id)

@@ -28,7 +28,7 @@ _GROUP = {"type": ["string", "null"],
        "on X; separate posts where a platform has no threads); `posts` lists every created "
        "post, thread items included.",
        scope="posts:write", body={JSON: "CreatePostRequest"}, body_required=True,
-       rate_limit="posts.create",
+       rate_limit="posts.create", reads_accounts=True,
        responses={201: ("Post(s) created", {
            "type": "object", "required": ["posts", "groupId"],
            "properties": {"posts": _POSTS, "groupId": _GROUP}})},
