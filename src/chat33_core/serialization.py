@@ -198,6 +198,9 @@ class PostRows:
         wired = [*_WIRE_KEYS[Post], ("account_id", "channelId")]
         self.columns: tuple[str, ...] = tuple(name for name, _ in wired)
         self.keys: tuple[str, ...] = tuple(key for _, key in wired)
+        #: (key, column) pairs, for renderers that write the JSON themselves
+        self.fields: tuple[tuple[str, str], ...] = tuple(zip(self.keys, self.columns,
+                                                              strict=True))
         types = typing.get_type_hints(Post)
         instants = {a.name for a in attrs.fields(Post)
                     if datetime in (types[a.name], *typing.get_args(types[a.name]))}

@@ -559,3 +559,72 @@ def test_insert_parameters_from_attributes_match_the_generic_ones(dialect_name: 
     for event in logs:
         assert plain(insert_logs.args_of(event, core._LOG_COLUMNS, core._NOTHING)) == \
             plain(insert_logs.args(core._log_values(event)))
+
+
+def _page_json(store: Store, org_id: str, **kw: Any) -> tuple[list[Any], int]:
+    import json
+
+    from chat33_core.serialization import post_rows
+
+    found = store.post_page_json(org_id, post_rows.fields, **kw)
+    assert found is not None
+    items, total = found
+    return json.loads(items), total
+
+
+def _page_rows(store: Store, org_id: str, **kw: Any) -> tuple[list[Any], int]:
+    from chat33_core.serialization import post_rows
+
+    page = store.list_post_rows(org_id, post_rows.columns, utc_text=True, **kw)
+    return [post_rows.json(r) for r in page.items], page.total
+
+
+def test_sqlite_renders_a_page_as_the_rows_render_it(sqlite_store: Store) -> None:
+    """GET /posts on SQLite: the page's JSON is written by SQLite; it is exactly what
+    the rows give, on every page and filter, in order (ties on createdAt included)."""
+    from chat33_core.models import MediaType
+
+    org, user, account = _org_user_account(sqlite_store)
+    other, other_user, other_account = _org_user_account(sqlite_store, "Other")
+    now = utcnow().replace(microsecond=123456)
+    posts = [
+        _post(org, user, account, text="héllo 👋 \"quoted\" \\ \n tab\t \x01",
+              status=PostStatus.FAILED, media_urls=["https://e.com/a.mp4"],
+              media_ids=["med_1"], media_type=MediaType.VIDEO,
+              platform_config={"x": {"n": [1, 2.5, None, True, "é"]}, "": {}},
+              scheduled_at=now + timedelta(hours=2), published_at=now,
+              next_attempt_at=now + timedelta(minutes=5), error_message="boom",
+              created_at=now.replace(microsecond=999999)),
+        _post(org, user, account, created_at=now.replace(microsecond=0)),
+        *[_post(org, user, account, created_at=now, thread_id="post_t", thread_position=i,
+                status=PostStatus.DRAFT if i % 2 else PostStatus.QUEUED)
+          for i in range(4)],
+    ]
+    sqlite_store.add_posts(posts)
+    sqlite_store.add_posts([_post(other, other_user, other_account)])
+    for kw in ({}, {"limit": 2}, {"limit": 2, "page": 2}, {"limit": 4, "page": 2},
+               {"limit": 2, "page": 9}, {"status": "DRAFT"}, {"status": "PUBLISHED"},
+               {"platform": "x", "limit": 3}, {"account_id": account.id, "page": 1},
+               {"account_id": other_account.id}, {"status": "QUEUED", "limit": 1}):
+        assert _page_json(sqlite_store, org.id, **kw) == _page_rows(sqlite_store, org.id,
+                                                                   **kw), kw
+    items, total = _page_json(sqlite_store, org.id)
+    assert total == 6 and [p["id"] for p in items][:1] == [posts[0].id]
+    assert items[0]["createdAt"].endswith(".999Z") and items[0]["platformConfig"]["x"]["n"]
+    # instants stored in another form (written by hand): SQLite's own date parsing
+    with sqlite_store.begin() as c:
+        c.execute(sa.text("UPDATE posts SET published_at = '2026-11-23 17:05:09', "
+                          "scheduled_at = '2026-11-23T18:05:09.5+01:00' WHERE id = :id"),
+                  {"id": posts[1].id})
+    by_id = {p["id"]: p for p in _page_json(sqlite_store, org.id)[0]}
+    assert by_id[posts[1].id]["publishedAt"] == "2026-11-23T17:05:09.000Z"
+    assert by_id[posts[1].id]["scheduledAt"] == "2026-11-23T17:05:09.500Z"
+    assert _page_json(sqlite_store, org.id) == _page_rows(sqlite_store, org.id)
+    assert _page_json(sqlite_store, "org_nobody") == ([], 0)
+
+
+def test_only_sqlite_renders_pages_itself(store: Store) -> None:
+    from chat33_core.serialization import post_rows
+
+    found = store.post_page_json("org_nobody", post_rows.fields)
+    assert (found is None) == store.is_postgres

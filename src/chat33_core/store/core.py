@@ -361,13 +361,7 @@ def _list_statements(status: bool, platform: bool, account: bool,
                      names: tuple[str, ...]) -> tuple[_Query, _Query]:
     """(count, page of ``names`` with the count) for the filters in use; values are bound
     by name: org_id, status, platform, account_id, limit, offset."""
-    where = [t.posts.c.org_id == sa.bindparam("org_id")]
-    if status:
-        where.append(t.posts.c.status == sa.bindparam("status"))
-    if platform:
-        where.append(t.posts.c.platform == sa.bindparam("platform"))
-    if account:
-        where.append(t.posts.c.account_id == sa.bindparam("account_id"))
+    where = _list_where(status, platform, account)
     count = sa.select(sa.func.count()).select_from(t.posts).where(*where)
     # the page and the total in one statement (an uncorrelated subquery runs once;
     # cheaper than count(*) OVER (), which reads every matching row in full)
@@ -375,6 +369,59 @@ def _list_statements(status: bool, platform: bool, account: bool,
             .where(*where).order_by(*_POST_ORDER)
             .limit(sa.bindparam("limit")).offset(sa.bindparam("offset")))
     return _Query(count), _Query(page)
+
+
+def _list_where(status: bool, platform: bool, account: bool) -> list[Any]:
+    where = [t.posts.c.org_id == sa.bindparam("org_id")]
+    if status:
+        where.append(t.posts.c.status == sa.bindparam("status"))
+    if platform:
+        where.append(t.posts.c.platform == sa.bindparam("platform"))
+    if account:
+        where.append(t.posts.c.account_id == sa.bindparam("account_id"))
+    return where
+
+
+@functools.cache
+def _json_page_statement(status: bool, platform: bool, account: bool,
+                         fields: tuple[tuple[str, str], ...]) -> _Query:
+    """SQLite: one row, (the page as a JSON array of objects of ``fields``, the total);
+    parameters as :func:`_list_statements`'."""
+    where = _list_where(status, platform, account)
+    names = tuple(dict.fromkeys(name for _, name in fields))
+    raw = [sa.type_coerce(t.posts.c[name], sa.String()).label(name) for name in names]
+    page = (sa.select(*raw).where(*where).order_by(*_POST_ORDER)
+            .limit(sa.bindparam("limit")).offset(sa.bindparam("offset")).subquery("page"))
+    members = ", ".join(f"{_sql_text(key)}, {_json_value(t.posts.c[name].type, name)}"
+                        for key, name in fields)
+    count = sa.select(sa.func.count()).select_from(t.posts).where(*where)
+    # the subquery's LIMIT keeps SQLite from flattening it into the aggregate, so the
+    # array takes the rows in the page's order
+    return _Query(sa.select(
+        sa.literal_column(f"coalesce(json_group_array(json_object({members})), '[]')"),
+        count.scalar_subquery()).select_from(page))
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _json_value(kind: Any, name: str) -> str:
+    """The page's column ``name`` as the API's JSON value, in SQLite's SQL (the same
+    values as :class:`_Rows` then :class:`~chat33_core.serialization.PostRows` give)."""
+    column = f'page."{name}"'
+    if isinstance(kind, sa.JSON):
+        return f"json({column})"
+    if isinstance(kind, sa.Boolean):
+        return f"CASE {column} WHEN 1 THEN json('true') WHEN 0 THEN json('false') END"
+    if isinstance(kind, t.UTCDateTime):
+        # SQLAlchemy's text (YYYY-MM-DD HH:MM:SS.ffffff) cut to milliseconds, as
+        # _instant_text and PostRows cut it; any other stored form goes through
+        # SQLite's own date parsing
+        return (f"CASE WHEN length({column}) = 26 AND substr({column}, 11, 1) = ' ' "
+                f"THEN substr({column}, 1, 10) || 'T' || substr({column}, 12, 12) || 'Z' "
+                f"ELSE strftime('%Y-%m-%dT%H:%M:%fZ', {column}) END")
+    return column
 
 
 _STATUSES = {s.value: s for s in PostStatus}
@@ -876,6 +923,25 @@ class Store:
             total = self._fetch(count_q, params)[0][0]
         return Page(items=[reader.values(r, utc_text=utc_text) for r in raw], total=total,
                     page=page, limit=limit)
+
+    def post_page_json(self, org_id: str, fields: Sequence[tuple[str, str]], *,
+                       status: str | None = None, platform: str | None = None,
+                       account_id: str | None = None, page: int = 1, limit: int = 20
+                       ) -> tuple[str, int] | None:
+        """SQLite: a page of :meth:`list_post_rows` rendered as JSON by SQLite itself,
+        with the total: ``(JSON array, total)``, each post an object of ``fields``
+        (key, Post attribute) holding the values :meth:`list_post_rows` gives with
+        ``utc_text``, instants cut to the API's text (UTC, milliseconds, ``Z``). One
+        statement and one row: the page is never decoded into Python values. None on
+        other databases."""
+        if self._readers is None:
+            return None
+        query = _json_page_statement(bool(status), bool(platform), bool(account_id),
+                                     tuple(fields))
+        params = {"org_id": org_id, "status": status, "platform": platform,
+                  "account_id": account_id, "limit": limit, "offset": (page - 1) * limit}
+        items, total = self._fetch(query, params)[0]
+        return items, int(total)
 
     def _list_posts_slowly(self, org_id: str, *, status: str | None, platform: str | None,
                            account_id: str | None, page: int, limit: int) -> Page:
