@@ -319,6 +319,7 @@ class _Engine:
         common_warnings = _dedupe(self.warnings)
         results = [attrs.evolve(r, errors=_dedupe([*common_errors, *r.errors]),
                                 warnings=_dedupe([*common_warnings, *r.warnings]))
+                   if common_errors or common_warnings or r.errors or r.warnings else r
                    for r in results]
         return ValidationReport(results=results, media=self.media_report,
                                 request_errors=common_errors,
@@ -550,8 +551,9 @@ class _Engine:
                                       f"{account.platform!r}", "unknown_platform"))
             return _split(account_id, account.platform, issues)
         if platform.capabilities.threads:
-            issues += self._platform_issues(platform, attrs.evolve(draft, thread=thread),
-                                            account, media_failed)
+            issues += self._platform_issues(
+                platform, attrs.evolve(draft, thread=thread) if thread else draft, account,
+                media_failed)
         else:
             issues += self._platform_issues(platform, draft, account, media_failed)
             if thread:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chat33_core.errors import Conflict, NotFound, RateLimited
 from chat33_core.models import (
@@ -628,3 +630,20 @@ def test_only_sqlite_renders_pages_itself(store: Store) -> None:
 
     found = store.post_page_json("org_nobody", post_rows.fields)
     assert (found is None) == store.is_postgres
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=st.timezones()))
+def test_sqlite_stores_instants_as_sqlalchemy_writes_them(when: datetime) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from chat33_core.store.tables import UTCDateTime
+
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().bind_processor(dialect)
+    theirs = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert ours(when) == theirs(when.astimezone(UTC).replace(tzinfo=None))
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours(when.replace(tzinfo=None))

@@ -32,6 +32,21 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
 
+    def bind_processor(self, dialect: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # SQLite: straight to the text SQLAlchemy stores (YYYY-MM-DD HH:MM:SS.ffffff),
+        # which isoformat writes in one call instead of a %-format of seven fields
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the store")
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
 
 def _id() -> sa.Column[str]:
     return sa.Column("id", sa.String(64), primary_key=True)
