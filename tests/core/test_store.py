@@ -647,3 +647,16 @@ def test_sqlite_stores_instants_as_sqlalchemy_writes_them(when: datetime) -> Non
     assert ours(None) is None
     with pytest.raises(ValueError, match="naive"):
         ours(when.replace(tzinfo=None))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6))
+def test_sqlite_json_columns_are_written_as_json_dumps_writes_them(value: Any) -> None:
+    import json
+
+    from chat33_core.store.core import _json_text
+
+    assert _json_text(value) == json.dumps(value)
+    assert (_json_text([]), _json_text({}), _json_text(())) == ("[]", "{}", "[]")

@@ -55,7 +55,7 @@ class AccountLimits:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):  # unset is the common case: no raise
         return None
     try:
         return float(value)

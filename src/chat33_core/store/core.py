@@ -55,6 +55,7 @@ def make_engine(url: str, *, ping_idle_s: float = PING_IDLE_S, **kw: Any) -> Eng
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
+        kw.setdefault("json_serializer", _json_text)
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
                                   **kw)
 
@@ -84,6 +85,16 @@ def make_engine(url: str, *, ping_idle_s: float = PING_IDLE_S, **kw: Any) -> Eng
     engine = sa.create_engine(url, **kw)
     _ping_when_idle(engine, ping_idle_s)
     return engine
+
+
+def _json_text(value: Any) -> str:
+    """SQLite's JSON columns: :func:`json.dumps`, with the empty list and object (most
+    posts' media and settings) written without it."""
+    if value == [] and type(value) is list:
+        return "[]"
+    if value == {} and type(value) is dict:
+        return "{}"
+    return json.dumps(value)
 
 
 def _ping_when_idle(engine: Engine, idle_s: float) -> None:
