@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from chat33_core.store import Store
 from chat33_core.store.writers import write_turns
 
@@ -186,3 +188,25 @@ def test_checkpoint_reports_the_log_and_is_nothing_to_do_on_postgresql(store: St
     assert result is not None
     busy, log, copied = result
     assert busy == 0 and log > 0 and copied == log
+
+
+def test_a_failed_checkpoint_does_not_fail_the_write_before_it(
+        sqlite_template: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "chat33.db"
+    path.write_bytes(sqlite_template.read_bytes())
+
+    class Failing(Store):
+        def checkpoint(self) -> tuple[int, int, int] | None:
+            raise OSError("disk trouble")
+
+    store = Failing(f"sqlite:///{path}", checkpoint_every=2)
+    try:
+        _add_org(store, "one")
+        with caplog.at_level("WARNING", logger="chat33_core.store.core"):
+            _add_org(store, "two")  # committed, then the checkpoint fails
+        assert "checkpoint failed" in caplog.text
+        assert {o.name for o in (store.get_org("org_one"), store.get_org("org_two"))} == {
+            "one", "two"}
+        _add_org(store, "three")  # and writing goes on
+    finally:
+        store.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import operator
 import time
@@ -39,6 +40,8 @@ from ..models import (
 from . import tables as t
 from .readers import Readers
 from .writers import Combiner, write_turns
+
+log = logging.getLogger(__name__)
 
 #: a pooled PostgreSQL connection idle this long is checked before it is used again
 PING_IDLE_S = 10.0
@@ -539,6 +542,10 @@ class Store:
         if self._turns.wrote(self.checkpoint_every):
             try:
                 self.checkpoint()
+            except Exception:
+                # the write before it has committed: its caller must not see a failure
+                # (it might write again); the next checkpoint, or SQLite's, catches up
+                log.warning("SQLite checkpoint failed", exc_info=True)
             finally:
                 self._turns.checkpointed()
 
