@@ -581,13 +581,13 @@ def _page_rows(store: Store, org_id: str, **kw: Any) -> tuple[list[Any], int]:
     return [post_rows.json(r) for r in page.items], page.total
 
 
-def test_sqlite_renders_a_page_as_the_rows_render_it(sqlite_store: Store) -> None:
-    """GET /posts on SQLite: the page's JSON is written by SQLite; it is exactly what
-    the rows give, on every page and filter, in order (ties on createdAt included)."""
+def test_the_database_renders_a_page_as_the_rows_render_it(store: Store) -> None:
+    """GET /posts: the page's JSON is written by the database; it is exactly what the
+    rows give, on every page and filter, in order (ties on createdAt included)."""
     from chat33_core.models import MediaType
 
-    org, user, account = _org_user_account(sqlite_store)
-    other, other_user, other_account = _org_user_account(sqlite_store, "Other")
+    org, user, account = _org_user_account(store)
+    other, other_user, other_account = _org_user_account(store, "Other")
     now = utcnow().replace(microsecond=123456)
     posts = [
         _post(org, user, account, text="héllo 👋 \"quoted\" \\ \n tab\t \x01",
@@ -602,34 +602,34 @@ def test_sqlite_renders_a_page_as_the_rows_render_it(sqlite_store: Store) -> Non
                 status=PostStatus.DRAFT if i % 2 else PostStatus.QUEUED)
           for i in range(4)],
     ]
-    sqlite_store.add_posts(posts)
-    sqlite_store.add_posts([_post(other, other_user, other_account)])
+    store.add_posts(posts)
+    store.add_posts([_post(other, other_user, other_account)])
     for kw in ({}, {"limit": 2}, {"limit": 2, "page": 2}, {"limit": 4, "page": 2},
                {"limit": 2, "page": 9}, {"status": "DRAFT"}, {"status": "PUBLISHED"},
                {"platform": "x", "limit": 3}, {"account_id": account.id, "page": 1},
                {"account_id": other_account.id}, {"status": "QUEUED", "limit": 1}):
-        assert _page_json(sqlite_store, org.id, **kw) == _page_rows(sqlite_store, org.id,
-                                                                   **kw), kw
-    items, total = _page_json(sqlite_store, org.id)
+        assert _page_json(store, org.id, **kw) == _page_rows(store, org.id, **kw), kw
+    items, total = _page_json(store, org.id)
     assert total == 6 and [p["id"] for p in items][:1] == [posts[0].id]
     assert items[0]["createdAt"].endswith(".999Z") and items[0]["platformConfig"]["x"]["n"]
-    # instants stored in another form (written by hand): SQLite's own date parsing
+    assert _page_json(store, "org_nobody") == ([], 0)
+
+
+def test_sqlite_renders_instants_stored_in_other_forms(sqlite_store: Store) -> None:
+    """Instants written by hand in another text form go through SQLite's date parsing
+    and render as the rows path renders them."""
+    org, user, account = _org_user_account(sqlite_store)
+    posts = [_post(org, user, account), _post(org, user, account)]
+    sqlite_store.add_posts(posts)
+    org_id = org.id
     with sqlite_store.begin() as c:
         c.execute(sa.text("UPDATE posts SET published_at = '2026-11-23 17:05:09', "
                           "scheduled_at = '2026-11-23T18:05:09.5+01:00' WHERE id = :id"),
                   {"id": posts[1].id})
-    by_id = {p["id"]: p for p in _page_json(sqlite_store, org.id)[0]}
+    by_id = {p["id"]: p for p in _page_json(sqlite_store, org_id)[0]}
     assert by_id[posts[1].id]["publishedAt"] == "2026-11-23T17:05:09.000Z"
     assert by_id[posts[1].id]["scheduledAt"] == "2026-11-23T17:05:09.500Z"
-    assert _page_json(sqlite_store, org.id) == _page_rows(sqlite_store, org.id)
-    assert _page_json(sqlite_store, "org_nobody") == ([], 0)
-
-
-def test_only_sqlite_renders_pages_itself(store: Store) -> None:
-    from chat33_core.serialization import post_rows
-
-    found = store.post_page_json("org_nobody", post_rows.fields)
-    assert (found is None) == store.is_postgres
+    assert _page_json(sqlite_store, org_id) == _page_rows(sqlite_store, org_id)
 
 
 @settings(max_examples=200, deadline=None)

@@ -397,30 +397,42 @@ def _list_where(status: bool, platform: bool, account: bool) -> list[Any]:
 
 
 @functools.cache
-def _json_page_statement(status: bool, platform: bool, account: bool,
+def _json_page_statement(dialect: str, status: bool, platform: bool, account: bool,
                          fields: tuple[tuple[str, str], ...]) -> _Query:
-    """SQLite: one row, (the page as a JSON array of objects of ``fields``, the total);
-    parameters as :func:`_list_statements`'."""
+    """One row, (the page as a JSON array of objects of ``fields``, the total), written
+    by SQLite or PostgreSQL; parameters as :func:`_list_statements`'."""
     where = _list_where(status, platform, account)
-    names = tuple(dict.fromkeys(name for _, name in fields))
-    raw = [sa.type_coerce(t.posts.c[name], sa.String()).label(name) for name in names]
-    page = (sa.select(*raw).where(*where).order_by(*_POST_ORDER)
+    names = tuple(dict.fromkeys([*(name for _, name in fields), *_ORDER_NAMES]))
+    sqlite = dialect == "sqlite"
+    selected = [(sa.type_coerce(t.posts.c[name], sa.String()) if sqlite else t.posts.c[name])
+                .label(name) for name in names]
+    page = (sa.select(*selected).where(*where).order_by(*_POST_ORDER)
             .limit(sa.bindparam("limit")).offset(sa.bindparam("offset")).subquery("page"))
-    members = ", ".join(f"{_sql_text(key)}, {_json_value(t.posts.c[name].type, name)}"
+    value = _sqlite_json_value if sqlite else _postgres_json_value
+    members = ", ".join(f"{_sql_text(key)}, {value(t.posts.c[name].type, name)}"
                         for key, name in fields)
+    if sqlite:
+        # the subquery's LIMIT keeps SQLite from flattening it into the aggregate, so
+        # the array takes the rows in the page's order
+        items = f"coalesce(json_group_array(json_object({members})), '[]')"
+    else:  # json_build_object keeps the keys' order (jsonb would sort them)
+        items = (f"coalesce(json_agg(json_build_object({members}) ORDER BY "
+                 f'page."created_at" DESC, page."thread_position", page."id"), '
+                 f"'[]'::json)::text")
     count = sa.select(sa.func.count()).select_from(t.posts).where(*where)
-    # the subquery's LIMIT keeps SQLite from flattening it into the aggregate, so the
-    # array takes the rows in the page's order
-    return _Query(sa.select(
-        sa.literal_column(f"coalesce(json_group_array(json_object({members})), '[]')"),
-        count.scalar_subquery()).select_from(page))
+    return _Query(sa.select(sa.literal_column(items), count.scalar_subquery())
+                  .select_from(page))
+
+
+#: the columns the page is ordered by (_POST_ORDER), which PostgreSQL's aggregate orders by
+_ORDER_NAMES = ("created_at", "thread_position", "id")
 
 
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _json_value(kind: Any, name: str) -> str:
+def _sqlite_json_value(kind: Any, name: str) -> str:
     """The page's column ``name`` as the API's JSON value, in SQLite's SQL (the same
     values as :class:`_Rows` then :class:`~chat33_core.serialization.PostRows` give)."""
     column = f'page."{name}"'
@@ -435,6 +447,16 @@ def _json_value(kind: Any, name: str) -> str:
         return (f"CASE WHEN length({column}) = 26 AND substr({column}, 11, 1) = ' ' "
                 f"THEN substr({column}, 1, 10) || 'T' || substr({column}, 12, 12) || 'Z' "
                 f"ELSE strftime('%Y-%m-%dT%H:%M:%fZ', {column}) END")
+    return column
+
+
+def _postgres_json_value(kind: Any, name: str) -> str:
+    """:func:`_sqlite_json_value` in PostgreSQL's SQL: JSON and booleans are JSON
+    already; instants (naive UTC) cut to milliseconds (``MS`` truncates, as PostRows
+    cuts)."""
+    column = f'page."{name}"'
+    if isinstance(kind, t.UTCDateTime):
+        return f"""to_char({column}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
     return column
 
 
@@ -946,16 +968,16 @@ class Store:
                        status: str | None = None, platform: str | None = None,
                        account_id: str | None = None, page: int = 1, limit: int = 20
                        ) -> tuple[str, int] | None:
-        """SQLite: a page of :meth:`list_post_rows` rendered as JSON by SQLite itself,
-        with the total: ``(JSON array, total)``, each post an object of ``fields``
-        (key, Post attribute) holding the values :meth:`list_post_rows` gives with
-        ``utc_text``, instants cut to the API's text (UTC, milliseconds, ``Z``). One
-        statement and one row: the page is never decoded into Python values. None on
-        other databases."""
-        if self._readers is None:
+        """A page of :meth:`list_post_rows` rendered as JSON by the database itself, with
+        the total: ``(JSON array, total)``, each post an object of ``fields`` (key, Post
+        attribute) holding the values :meth:`list_post_rows` gives with ``utc_text``,
+        instants cut to the API's text (UTC, milliseconds, ``Z``). One statement and one
+        row: the page is never decoded into Python values. SQLite and PostgreSQL; None
+        on other databases."""
+        if self.dialect not in ("sqlite", "postgresql"):
             return None
-        query = _json_page_statement(bool(status), bool(platform), bool(account_id),
-                                     tuple(fields))
+        query = _json_page_statement(self.dialect, bool(status), bool(platform),
+                                     bool(account_id), tuple(fields))
         params = {"org_id": org_id, "status": status, "platform": platform,
                   "account_id": account_id, "limit": limit, "offset": (page - 1) * limit}
         items, total = self._fetch(query, params)[0]
