@@ -35,7 +35,7 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """The benchmarks; each prints a table of ratios against a baseline of the same run."""
     session.install(*EDITABLE)
-    for name in ("media", "api", "scheduler"):
+    for name in ("media", "api", "api_cpu", "scheduler"):
         session.run("python", f"bench/{name}.py")
 
 
