@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -31,12 +32,18 @@ def _readers(store: Store) -> Readers:
     return store._readers
 
 
+def _idle(readers: Readers) -> Any:
+    """The connection the next read will use (looked at, left in the list)."""
+    conn = readers.take()
+    readers.give(conn)
+    return conn
+
+
 def test_reads_reuse_one_connection_and_see_every_commit(sqlite_store: Store) -> None:
     key = _key(sqlite_store)
     assert sqlite_store.find_api_key_by_hash(key.key_hash) == key
     readers = _readers(sqlite_store)
-    first = readers.take()
-    readers.give(first)
+    first = _idle(readers)
     for _ in range(5):
         assert sqlite_store.find_api_key_by_hash(key.key_hash) == key
     assert len(readers) == 1 and readers.take() is first
@@ -76,8 +83,7 @@ def test_many_threads_read_at_once_beyond_the_pools_size(sqlite_store: Store) ->
 
 def test_a_failed_statement_closes_its_connection(sqlite_store: Store) -> None:
     readers = _readers(sqlite_store)
-    conn = readers.take()
-    readers.give(conn)
+    conn = _idle(readers)
     broken = _Query(sa.text("SELECT * FROM no_such_table"))
     with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
         sqlite_store._fetch(broken, {})
@@ -90,8 +96,7 @@ def test_dispose_closes_the_idle_connections(sqlite_store: Store) -> None:
     key = _key(sqlite_store)
     sqlite_store.find_api_key_by_hash(key.key_hash)
     readers = _readers(sqlite_store)
-    conn = readers.take()
-    readers.give(conn)
+    conn = _idle(readers)
     sqlite_store.dispose()
     assert len(readers) == 0
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
@@ -103,8 +108,7 @@ def test_a_forked_child_reads_on_connections_of_its_own(sqlite_store: Store) -> 
     key = _key(sqlite_store)
     sqlite_store.find_api_key_by_hash(key.key_hash)
     readers = _readers(sqlite_store)
-    parents = readers.take()
-    readers.give(parents)
+    parents = _idle(readers)
     answer, report = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe
