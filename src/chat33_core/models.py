@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import secrets
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,8 +50,15 @@ def utcnow() -> datetime:
 
 
 def new_id(prefix: str) -> str:
-    """A random, URL-safe identifier such as ``post_4Yc1...``."""
-    return f"{prefix}_{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}"
+    """A URL-safe identifier such as ``post_019ab7c5e1f04c2d8a7e3b9f10d6a5c4``: the time in
+    milliseconds (12 hex digits), then 80 random bits (20 hex digits).
+
+    Ids made later sort after earlier ones (within a millisecond, at random), so a new
+    row's key lands at the end of its index rather than on a random page of it: fewer
+    pages to change, log and checkpoint per insert. The random part keeps ids
+    unguessable; organizations are kept apart by the store, not by secrecy."""
+    return f"{prefix}_{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}" \
+           f"{secrets.token_hex(10)}"
 
 
 def _aware(_: Any, attribute: attrs.Attribute[Any], value: datetime | None) -> None:

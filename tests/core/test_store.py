@@ -393,6 +393,23 @@ def test_naive_datetimes_are_refused_by_the_models() -> None:
              created_by="u", scheduled_at=datetime(2030, 1, 1))
 
 
+def test_ids_sort_in_the_order_they_were_made_and_do_not_repeat() -> None:
+    import re
+    import time
+
+    first = [new_id("post") for _ in range(2000)]
+    time.sleep(0.003)  # the next millisecond at least
+    later = new_id("post")
+    assert all(re.fullmatch(r"post_[0-9a-f]{32}", i) for i in [*first, later])
+    assert len(set(first)) == len(first)
+    assert max(first) < later
+    # within the same millisecond the order is random, never backwards across them
+    stamps = [i[5:17] for i in first]
+    assert stamps == sorted(stamps)
+    # the clock's part is the time in milliseconds
+    assert abs(int(later[5:17], 16) - time.time_ns() // 1_000_000) < 60_000
+
+
 def _backend_pid(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
