@@ -69,6 +69,71 @@ def test_migrations_match_the_table_definitions(empty_db_url: str) -> None:
     assert diff == []
 
 
+def _alembic(store: Store, how: str, revision: str) -> None:
+    from importlib.resources import files
+
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(files("chat33_core") / "migrations"))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, how)(cfg, revision)
+
+
+def _index_predicates(store: Store) -> dict[str, str | None]:
+    with store.engine.connect() as conn:
+        if store.is_postgres:
+            rows = conn.execute(sa.text(
+                "SELECT c.relname, pg_get_expr(i.indpred, i.indrelid) FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE i.indrelid = 'posts'::regclass")).all()
+        else:
+            rows = [(name, sql.partition(" WHERE ")[2] or None) for name, sql in conn.execute(
+                sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                        "AND tbl_name = 'posts' AND sql IS NOT NULL")).all()]
+    return {name: pred for name, pred in rows}
+
+
+def test_thread_and_publication_indexes_are_partial_and_migrate_both_ways(
+        empty_db_url: str) -> None:
+    fresh = Store(empty_db_url)
+    _alembic(fresh, "upgrade", "0002_worker_notify")
+    org, user, account = _org_user_account(fresh)
+    now = utcnow()
+    head = _post(org, user, account, status=PostStatus.PUBLISHED, published_at=now)
+    head = attrs.evolve(head, thread_id=head.id)
+    reply = attrs.evolve(_post(org, user, account), thread_id=head.id, thread_position=1)
+    plain = _post(org, user, account)
+    fresh.add_posts([head, reply, plain])
+    before = _index_predicates(fresh)
+    assert before["ix_posts_thread"] is None and before["ix_posts_account_published"] is None
+
+    fresh.migrate()  # 0003: the rows stay findable through the partial indexes
+    after = _index_predicates(fresh)
+    assert "thread_id IS NOT NULL" in (after["ix_posts_thread"] or "")
+    assert "published_at IS NOT NULL" in (after["ix_posts_account_published"] or "")
+    assert [p.id for p in fresh.thread_posts(head.id)] == [head.id, reply.id]
+    assert fresh.count_published_since(account.id, now - timedelta(hours=1)) == 1
+    if not fresh.is_postgres:
+        with fresh.engine.connect() as conn:
+            for sql, index in (
+                    ("SELECT * FROM posts WHERE thread_id = 'x' ORDER BY thread_position",
+                     "ix_posts_thread"),
+                    ("SELECT count(*) FROM posts WHERE account_id = 'a' AND "
+                     "published_at >= '2026-01-01'", "ix_posts_account_published")):
+                plan = " ".join(r[-1] for r in conn.execute(sa.text(
+                    "EXPLAIN QUERY PLAN " + sql)))
+                assert index in plan, plan
+
+    _alembic(fresh, "downgrade", "0002_worker_notify")
+    assert _index_predicates(fresh)["ix_posts_thread"] is None
+    fresh.migrate()
+    assert [p.id for p in fresh.thread_posts(head.id)] == [head.id, reply.id]
+    fresh.dispose()
+
+
 def test_org_round_trip_and_lookup_by_name(store: Store) -> None:
     org = store.add_org(Organization.new("Acme"))
     assert store.get_org(org.id) == org

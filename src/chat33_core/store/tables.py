@@ -147,8 +147,14 @@ posts = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index("ix_posts_org_created", "org_id", "created_at"),
     sa.Index("ix_posts_due", "status", "next_attempt_at"),
-    sa.Index("ix_posts_account_published", "account_id", "published_at"),
-    sa.Index("ix_posts_thread", "thread_id", "thread_position"),
+    # partial (migration 0003): most posts have no thread and are not published yet, and
+    # a row outside an index costs its insert nothing there
+    sa.Index("ix_posts_account_published", "account_id", "published_at",
+             sqlite_where=sa.text("published_at IS NOT NULL"),
+             postgresql_where=sa.text("published_at IS NOT NULL")),
+    sa.Index("ix_posts_thread", "thread_id", "thread_position",
+             sqlite_where=sa.text("thread_id IS NOT NULL"),
+             postgresql_where=sa.text("thread_id IS NOT NULL")),
 )
 
 media_assets = sa.Table(
