@@ -4,6 +4,7 @@ organization. The Flask adapter (and any embedding code) only parses, calls and 
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -200,11 +201,12 @@ class Chat33:
         if not raw_key:
             raise Unauthorized("missing API key: send it in the x-api-key header")
         wanted = [i for i in dict.fromkeys(accounts) if isinstance(i, str)]
+        key_hash = digest(raw_key)
         if wanted:
-            key, found = self.store.find_api_key_with_accounts(digest(raw_key), wanted)
+            key, found = self.store.find_api_key_with_accounts(key_hash, wanted)
         else:
-            key, found = self.store.find_api_key_by_hash(digest(raw_key)), {}
-        if key is None or not same_digest(raw_key, key.key_hash):
+            key, found = self.store.find_api_key_by_hash(key_hash), {}
+        if key is None or not hmac.compare_digest(key_hash, key.key_hash):
             raise Unauthorized("invalid API key")
         now = utcnow()
         if not key.is_active:

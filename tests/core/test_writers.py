@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chat33_core.store import Store
-from chat33_core.store.writers import write_turns
+from chat33_core.store.writers import WriteTurns, write_turns
 
 HOLD_A_TURN = """
 import sys
@@ -121,6 +121,33 @@ def test_a_forked_child_takes_turns_of_its_own(sqlite_store: Store) -> None:
             os._exit(0)
         time.sleep(0.3)  # room for a child that wrongly got the turn to take it
         os.write(told, b"r")  # the last thing before the parent's turn ends
+    assert os.read(answer, 1) == b"1", "the child got the turn while the parent held it"
+    os.waitpid(pid, 0)
+    for fd in (released, told, answer, report):
+        os.close(fd)
+
+
+def test_turns_made_directly_are_a_forked_childs_own_too(tmp_path: Path) -> None:
+    """Not only the shared turns of write_turns(): any WriteTurns the parent used opens
+    its lock file anew in a child, so the child waits for the parent's turn."""
+    turns = WriteTurns(str(tmp_path / "direct.db"))
+    with turns.turn():
+        pass  # the parent has opened its lock file
+    released, told = os.pipe()
+    answer, report = os.pipe()
+    with turns.turn():
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through the pipe
+            with turns.turn():
+                os.set_blocking(released, False)
+                try:
+                    after = os.read(released, 1) == b"r"
+                except BlockingIOError:
+                    after = False
+            os.write(report, b"1" if after else b"0")
+            os._exit(0)
+        time.sleep(0.3)
+        os.write(told, b"r")
     assert os.read(answer, 1) == b"1", "the child got the turn while the parent held it"
     os.waitpid(pid, 0)
     for fd in (released, told, answer, report):

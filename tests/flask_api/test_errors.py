@@ -36,6 +36,17 @@ def test_malformed_json_is_400(sqlite_api: Api) -> None:
     assert body["details"][0]["path"] == "body"
 
 
+@pytest.mark.parametrize("value", [b"123456789012345678901234567890", b"NaN", b"-Infinity"])
+def test_json_numbers_beyond_64_bits_and_nan_are_read_as_json_reads_them(
+        sqlite_api: Api, value: bytes) -> None:
+    """The body parser takes what Python's json takes: such a value is judged where it
+    stands (a number is no post text), not refused as malformed JSON."""
+    response = sqlite_api.post("/posts", data=b'{"accountIds": [], "text": ' + value + b"}",
+                               content_type="application/json")
+    body = _is_error(response, 400, "VALIDATION_ERROR")
+    assert [d["path"] for d in body["details"]] == ["text"]
+
+
 @pytest.mark.parametrize("payload", [b"[]", b'"text"', b"42", b"null"])
 def test_json_that_is_not_an_object_is_400(sqlite_api: Api, payload: bytes) -> None:
     response = sqlite_api.post("/posts", data=payload, content_type="application/json")

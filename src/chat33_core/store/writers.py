@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, Protocol, TypeVar
@@ -28,6 +29,8 @@ except ImportError:  # pragma: no cover - Windows
 
 _TURNS: dict[str, WriteTurns] = {}
 _TURNS_LOCK = threading.Lock()
+#: every WriteTurns of the process, for the at-fork hook (also those made directly)
+_EVERY: weakref.WeakSet[WriteTurns] = weakref.WeakSet()
 
 
 class WriteTurns:
@@ -39,10 +42,10 @@ class WriteTurns:
         if database and database != ":memory:" and not database.startswith("file:") and fcntl:
             self.path = database + "-writers"
         self._fd = -1
-        self._pid = -1
         self._depth = 0
         self._writes = 0
         self._checkpointing = False
+        _EVERY.add(self)
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -76,22 +79,22 @@ class WriteTurns:
 
     def _file(self) -> int:
         # opened per process: a descriptor inherited through fork shares its flock with
-        # the parent, so it would not exclude the parent's writers
-        if self._pid != os.getpid():
+        # the parent, so it would not exclude the parent's writers (the at-fork hook
+        # forgets the parent's; no getpid call, a system call, on every turn)
+        if self._fd < 0:
             assert self.path is not None
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            self._pid = os.getpid()
         return self._fd
 
 
 def _after_fork_in_child() -> None:
     # a turn held by another thread of the parent is not this process's: start afresh
-    for turns in _TURNS.values():
+    for turns in list(_EVERY):
         turns.mutex = threading.RLock()
         turns._depth = 0
         if turns._fd >= 0:
             os.close(turns._fd)
-        turns._fd = turns._pid = -1
+        turns._fd = -1
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
