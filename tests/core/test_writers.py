@@ -8,7 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,15 +105,16 @@ def test_stores_on_one_file_share_the_turns(sqlite_store: Store) -> None:
         other.dispose()
 
 
-def test_a_forked_child_takes_turns_of_its_own(sqlite_store: Store) -> None:
-    """A child forked while the parent holds the turn neither inherits it nor shares the
-    parent's file lock: it waits for the parent like any other process."""
+def _child_waits_for_the_parents_turn(parent_turn: AbstractContextManager[Any],
+                                      turns: WriteTurns) -> None:
+    """Fork while the parent holds ``parent_turn``; the child takes ``turns.turn()`` and
+    reports whether it got it only after the parent's turn ended."""
     released, told = os.pipe()
     answer, report = os.pipe()
-    with sqlite_store.begin():
+    with parent_turn:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child reports through the pipe
-            with sqlite_store._turns.turn():  # type: ignore[union-attr]
+            with turns.turn():
                 os.set_blocking(released, False)
                 try:
                     after = os.read(released, 1) == b"r"
@@ -127,31 +130,20 @@ def test_a_forked_child_takes_turns_of_its_own(sqlite_store: Store) -> None:
         os.close(fd)
 
 
+def test_a_forked_child_takes_turns_of_its_own(sqlite_store: Store) -> None:
+    """A child forked while the parent holds the turn neither inherits it nor shares the
+    parent's file lock: it waits for the parent like any other process."""
+    assert sqlite_store._turns is not None
+    _child_waits_for_the_parents_turn(sqlite_store.begin(), sqlite_store._turns)
+
+
 def test_turns_made_directly_are_a_forked_childs_own_too(tmp_path: Path) -> None:
     """Not only the shared turns of write_turns(): any WriteTurns the parent used opens
     its lock file anew in a child, so the child waits for the parent's turn."""
     turns = WriteTurns(str(tmp_path / "direct.db"))
     with turns.turn():
         pass  # the parent has opened its lock file
-    released, told = os.pipe()
-    answer, report = os.pipe()
-    with turns.turn():
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child reports through the pipe
-            with turns.turn():
-                os.set_blocking(released, False)
-                try:
-                    after = os.read(released, 1) == b"r"
-                except BlockingIOError:
-                    after = False
-            os.write(report, b"1" if after else b"0")
-            os._exit(0)
-        time.sleep(0.3)
-        os.write(told, b"r")
-    assert os.read(answer, 1) == b"1", "the child got the turn while the parent held it"
-    os.waitpid(pid, 0)
-    for fd in (released, told, answer, report):
-        os.close(fd)
+    _child_waits_for_the_parents_turn(turns.turn(), turns)
 
 
 def _orgs_in_the_database_file(path: str) -> int:
