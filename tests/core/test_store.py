@@ -370,6 +370,51 @@ def test_api_key_lookup_revoke_and_touch(store: Store) -> None:
         store.revoke_api_key("org_other", key.id)
 
 
+def test_keys_and_accounts_read_again_unchanged_are_the_same_values(store: Store) -> None:
+    """The per-request reads keep what they made by the raw row: an unchanged row gives
+    the same value back; a changed row, however little, gives the change at once."""
+    org, user, account = _org_user_account(store)
+    store.add_api_key(ApiKey(id=new_id("key"), org_id=org.id, user_id=user.id, name="k",
+                             key_prefix="sk_live_abcd", key_hash="i" * 64))
+    key, found = store.find_api_key_with_accounts("i" * 64, [account.id])
+    again, found_again = store.find_api_key_with_accounts("i" * 64, [account.id])
+    assert key == again and found == found_again == {account.id: account}
+    if not store.is_postgres:  # PostgreSQL's rows hold decoded JSON: decoded each time
+        assert again is key and found_again[account.id] is found[account.id]
+        assert store.get_accounts([account.id], org.id)[account.id] is found[account.id]
+
+    renamed = store.update_account(attrs.evolve(account, name="X renamed",
+                                                metadata={"textLimit": 4000}))
+    _, seen = store.find_api_key_with_accounts("i" * 64, [account.id])
+    assert seen[account.id] == renamed and seen[account.id].metadata == {"textLimit": 4000}
+    assert store.get_accounts([account.id], org.id) == {account.id: renamed}
+    assert key is not None
+    store.revoke_api_key(org.id, key.id)
+    revoked, _ = store.find_api_key_with_accounts("i" * 64, [account.id])
+    assert revoked is not None and revoked.is_active is False
+
+
+def test_interned_rows_decode_unhashable_rows_each_time_and_stay_bounded() -> None:
+    from chat33_core.store.core import _Interned
+
+    made: list[tuple[object, ...]] = []
+
+    def make(row: object) -> list[object]:
+        made.append(tuple(row))  # type: ignore[call-overload]
+        return list(row)  # type: ignore[call-overload]
+
+    interned = _Interned(make, size=2)
+    first = interned(("a", 1))
+    assert interned(["a", 1]) is first and len(made) == 1
+    decoded = ("b", ["a", "list"])  # a driver's decoded JSON: no key for it
+    assert interned(decoded) == interned(decoded) == ["b", ["a", "list"]]
+    assert len(made) == 3
+    interned(("c", 2))
+    interned(("d", 3))  # a third row: the memory starts afresh
+    assert interned(("a", 1)) is not first and interned(("a", 1)) == first
+    assert len(made) == 6
+
+
 def test_account_credentials_compare_and_set(store: Store) -> None:
     _, _, account = _org_user_account(store)
     assert store.account_credentials_enc(account.id) is None

@@ -212,6 +212,38 @@ class _Rows:
         return dict(zip(self.names, self.values(row), strict=True))
 
 
+class _Interned:
+    """Models made from raw rows, kept by the raw row itself: a row read again unchanged
+    (an API key on every request, the accounts a post names) gives back the model made
+    the first time instead of decoding it and building it again.
+
+    The raw row is the whole key, so a row that changed in any column (a revoked key, a
+    renamed account) is a different key and is decoded afresh: what the caller sees is
+    always what the database holds. The models are frozen values and shared; callers
+    (plugins included) treat them, their ``metadata`` and ``scopes`` too, as read-only.
+    A row that cannot be a key (PostgreSQL's driver hands JSON back as lists and dicts)
+    is decoded every time. At most ``size`` rows are kept; past that the memory starts
+    afresh."""
+
+    def __init__(self, make: Callable[[Sequence[Any]], Any], size: int = 2048) -> None:
+        self._make = make
+        self._size = size
+        self._made: dict[tuple[Any, ...], Any] = {}
+
+    def __call__(self, row: Sequence[Any]) -> Any:
+        raw = tuple(row)
+        try:
+            found = self._made.get(raw)
+        except TypeError:  # an unhashable value in the row
+            return self._make(raw)
+        if found is None:
+            found = self._make(raw)
+            if len(self._made) >= self._size:
+                self._made.clear()
+            self._made[raw] = found
+        return found
+
+
 class _PostReader(_Rows):
     """``posts`` rows as tuples of chosen columns or as Posts. Posts are made
     positionally, so :meth:`post` is used only when the table's columns and the model's
@@ -328,6 +360,9 @@ _FIND_API_KEY = _Query(sa.select(*_API_KEYS.columns).where(
     t.api_keys.c.key_hash == sa.bindparam("key_hash")))
 _ACCOUNTS = _Rows(_ACCOUNT_COLUMNS)
 _JOINED_ACCOUNTS = _Rows(_ACCOUNT_COLUMNS, label_prefix="account_")
+# the per-request reads: the same key and accounts over and over
+_api_key_of = _Interned(lambda row: ApiKey(**_API_KEYS.mapping(row)))
+_account_of = _Interned(lambda row: Account(**_ACCOUNTS.mapping(row)))
 
 
 @functools.cache
@@ -771,7 +806,7 @@ class Store:
 
     def find_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
         rows = self._fetch(_FIND_API_KEY, {"key_hash": key_hash})
-        return ApiKey(**_API_KEYS.mapping(rows[0])) if rows else None
+        return _api_key_of(rows[0]) if rows else None
 
     def find_api_key_with_accounts(self, key_hash: str, account_ids: Sequence[str]
                                    ) -> tuple[ApiKey | None, dict[str, Account]]:
@@ -787,9 +822,8 @@ class Store:
         if not rows:
             return None, {}
         split = len(_API_KEYS.names)
-        key = ApiKey(**_API_KEYS.mapping(rows[0][:split]))
-        accounts = [Account(**_JOINED_ACCOUNTS.mapping(row[split:])) for row in rows
-                    if row[split] is not None]
+        key = _api_key_of(rows[0][:split])
+        accounts = [_account_of(row[split:]) for row in rows if row[split] is not None]
         return key, {a.id: a for a in accounts}
 
     def list_api_keys(self, org_id: str, user_id: str | None = None) -> list[ApiKey]:
@@ -843,8 +877,7 @@ class Store:
         ids = list(dict.fromkeys(account_ids))
         params = {f"id{i}": account_id for i, account_id in enumerate(ids)}
         params["org_id"] = org_id
-        accounts = [Account(**_ACCOUNTS.mapping(r)) for r in self._fetch(_get_accounts(len(ids)),
-                                                                         params)]
+        accounts = [_account_of(r) for r in self._fetch(_get_accounts(len(ids)), params)]
         return {a.id: a for a in accounts}
 
     def list_accounts(self, org_id: str, platform: str | None = None,
