@@ -495,6 +495,37 @@ def test_count_published_since(store: Store) -> None:
     assert store.count_published_since(account.id, now - timedelta(hours=24)) == 1
 
 
+def test_ids_made_in_threads_and_in_a_forked_child_do_not_repeat() -> None:
+    import os
+    import threading
+
+    made: list[list[str]] = [[] for _ in range(8)]
+
+    def make(mine: list[str]) -> None:
+        mine.extend(new_id("post") for _ in range(1000))
+
+    workers = [threading.Thread(target=make, args=(m,)) for m in made]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    every = [i for m in made for i in m]
+    assert len(set(every)) == len(every) == 8000
+
+    new_id("post")  # the parent has random bytes drawn and waiting
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, " ".join(new_id("post")[17:] for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as child:
+        childs = set(child.read().split())
+    parents = {new_id("post")[17:] for _ in range(50)}
+    assert len(childs) == 50 and not childs & parents
+
+
 def test_naive_datetimes_are_refused_by_the_models() -> None:
     from datetime import datetime
 
@@ -771,6 +802,8 @@ def test_sqlite_stores_instants_as_sqlalchemy_writes_them(when: datetime) -> Non
     ours = UTCDateTime().bind_processor(dialect)
     theirs = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
     assert ours(when) == theirs(when.astimezone(UTC).replace(tzinfo=None))
+    in_utc = when.astimezone(UTC)  # datetime.UTC itself: the processor's short path
+    assert ours(in_utc) == theirs(in_utc.replace(tzinfo=None))
     assert ours(None) is None
     with pytest.raises(ValueError, match="naive"):
         ours(when.replace(tzinfo=None))
