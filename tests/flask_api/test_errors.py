@@ -94,6 +94,49 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path, settings_for) 
     assert "database" in body["message"]
 
 
+def _is_unavailable(response) -> None:
+    body = _is_error(response, 503, "SERVICE_UNAVAILABLE")
+    assert "database" in body["message"] and body["details"] == []
+    assert response.headers["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/missing/dir/x.db",
+                                 "postgresql+psycopg://chat33@127.0.0.1:1/none"])
+def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after(
+        tmp_path, settings_for, url: str) -> None:
+    from chat33_core.service import Chat33
+
+    from .conftest import make_app
+
+    core = Chat33(settings_for(url.format(tmp=tmp_path)))
+    client = make_app(core).test_client()
+    _is_unavailable(client.get("/api/v1/posts", headers={"x-api-key": "sk_live_whatever"}))
+    _is_unavailable(client.post("/api/v1/posts", json={"accountIds": ["chan_1"], "text": "hi"},
+                                headers={"x-api-key": "sk_live_whatever"}))
+    core.store.dispose()
+
+
+def test_a_driver_error_on_the_fast_path_is_a_503_not_a_500(sqlite_api: Api) -> None:
+    """The per-request reads run on the driver's connection: its own operational error
+    (here a table gone from under the running app) is answered like SQLAlchemy's."""
+    import sqlite3
+
+    path = sqlite_api.core.store.engine.url.database
+    other = sqlite3.connect(path)
+    other.execute("DROP TABLE api_keys")
+    other.commit()
+    other.close()
+    _is_unavailable(sqlite_api.get("/posts"))
+
+
+def test_the_openapi_document_names_the_503_of_database_operations(sqlite_api: Api) -> None:
+    doc = sqlite_api.client.get("/api/v1/openapi.json").get_json()
+    listed = doc["paths"]["/posts"]["get"]["responses"]["503"]
+    assert "Retry-After" in listed["headers"]
+    assert listed["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"}
+
+
 def test_every_answer_has_a_request_id(sqlite_api: Api) -> None:
     ids = {sqlite_api.get("/posts").headers["x-request-id"],
            sqlite_api.client.get("/nowhere").headers["x-request-id"],

@@ -48,7 +48,7 @@ def test_document_states_the_contracts_scopes_and_auth(sqlite_api: Api) -> None:
     assert paths["/api-keys"]["post"]["security"] == [{"session": []}]
     assert paths["/auth/login"]["post"]["security"] == []
     assert set(paths["/posts"]["post"]["responses"]) == {"201", "400", "401", "403", "413",
-                                                          "415", "429"}
+                                                          "415", "429", "503"}
     assert "RateLimit-Remaining" in paths["/posts"]["post"]["responses"]["201"]["headers"]
 
 

@@ -2,19 +2,23 @@
 
 chat33's own errors carry their code and status (``Chat33Error.to_dict()`` and
 ``http_status``); werkzeug's HTTP errors (routing 404/405, 413, 415, malformed requests)
-are mapped to a code here; anything unexpected is logged and answered as a 500 without
-internals. Handlers are registered on the app, because routing errors happen before a
-blueprint is chosen. In an app that mounts the API next to its own pages, only the API's
-paths get JSON errors.
+are mapped to a code here; a database that cannot be reached or used right now (the
+drivers' and SQLAlchemy's operational errors: refused connections, a locked or missing
+SQLite file, an exhausted pool) is a 503 with ``Retry-After``; anything else unexpected
+is logged and answered as a 500 without internals. Handlers are registered on the app,
+because routing errors happen before a blueprint is chosen. In an app that mounts the
+API next to its own pages, only the API's paths get JSON errors.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+import sqlalchemy.exc as sa_exc
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -33,7 +37,33 @@ HTTP_CODES = {
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMIT",
+    503: "SERVICE_UNAVAILABLE",
 }
+#: seconds a client is told to wait when the database cannot be reached
+RETRY_UNAVAILABLE_S = 1
+
+
+def _operational_errors() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [sa_exc.OperationalError, sa_exc.TimeoutError,
+                                        sqlite3.OperationalError]
+    try:  # the hot paths run on the driver's connection, so its own errors reach us
+        import psycopg
+    except ImportError:  # pragma: no cover - PostgreSQL support not installed
+        pass
+    else:
+        found.append(psycopg.OperationalError)
+    return tuple(found)
+
+
+_UNAVAILABLE = _operational_errors()
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or used right now (worth a
+    retry), rather than that the request or the code is wrong."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
 
 
 class ApiError(Chat33Error):
@@ -98,6 +128,14 @@ def handle_unexpected(exc: Exception) -> Any:
         return handle_http_error(exc)
     if not _ours():
         raise exc
+    if database_unavailable(exc):
+        log.error("database unavailable on %s %s: %s", request.method, request.path,
+                  exc, exc_info=exc)
+        response = error_response(503, {
+            "error": HTTP_CODES[503], "details": [],
+            "message": "the database cannot be reached right now; retry shortly"})
+        response.headers["Retry-After"] = str(RETRY_UNAVAILABLE_S)
+        return response
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, {"error": "INTERNAL", "message": "internal server error",
                                 "details": []})

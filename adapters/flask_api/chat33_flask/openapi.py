@@ -24,6 +24,8 @@ _ERRORS = {
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMIT: see Retry-After",
+    503: "SERVICE_UNAVAILABLE: the database cannot be reached right now; retry after "
+         "Retry-After seconds",
 }
 _REQUEST_ID = {"x-request-id": {
     "description": "The request's id (echoed when the request sent one)",
@@ -102,9 +104,10 @@ def _operation(op: Operation) -> dict[str, Any]:
     for status in _error_statuses(op):
         headers = dict(_REQUEST_ID)
         if status == 429:
-            headers |= _RATE_HEADERS | {"Retry-After": {
-                "description": "seconds to wait", "required": True,
-                "schema": {"type": "integer"}}}
+            headers |= _RATE_HEADERS
+        if status in (429, 503):
+            headers |= {"Retry-After": {"description": "seconds to wait", "required": True,
+                                        "schema": {"type": "integer"}}}
         responses[str(status)] = {"description": _ERRORS[status], "headers": headers,
                                   "content": {"application/json": {
                                       "schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -116,6 +119,7 @@ def _error_statuses(op: Operation) -> list[int]:
     found = set(op.errors)
     if op.auth:
         found |= {401, 403}  # 403: scope, or a cookie request without its CSRF token
+        found.add(503)  # authenticating reads the database
     if op.params:
         found.add(400)
     if op.body:
