@@ -431,6 +431,21 @@ def test_list_accounts_filters_by_platform_and_activity(store: Store) -> None:
     assert [a.id for a in store.list_accounts(org.id, platform="x")] == [account.id]
     assert len(store.list_accounts(org.id)) == 2
     assert len(store.list_accounts(org.id, active_only=True)) == 1
+    assert store.list_accounts(org.id, platform="youtube", active_only=True) == []
+    assert store.list_accounts(org.id, platform="tiktok") == []
+    assert store.list_accounts("org_nobody") == []
+
+
+def test_listed_accounts_come_oldest_first_with_every_field(store: Store) -> None:
+    org, _, first = _org_user_account(store)
+    at = first.created_at
+    later = [store.add_account(Account(
+        id=new_id("chan"), org_id=org.id, platform="x", name=f"X {i}", username="u",
+        external_id=f"e{i}", needs_reconnect=bool(i % 2), metadata={"textLimit": 4000 + i},
+        created_at=at + timedelta(seconds=10 - i)), None) for i in range(3)]
+    other, _, rival = _org_user_account(store, "Rival")
+    assert store.list_accounts(org.id) == [first, *reversed(later)]
+    assert store.list_accounts(other.id) == [rival]
 
 
 def test_media_lookup_by_url_and_source(store: Store) -> None:

@@ -385,6 +385,18 @@ def _get_accounts(n: int) -> _Query:
         t.accounts.c.org_id == sa.bindparam("org_id")))
 
 
+@functools.cache
+def _list_accounts(by_platform: bool, active_only: bool) -> _Query:
+    """An organization's accounts, oldest first (``org_id``; ``platform`` when
+    ``by_platform``)."""
+    q = sa.select(*_ACCOUNTS.columns).where(t.accounts.c.org_id == sa.bindparam("org_id"))
+    if by_platform:
+        q = q.where(t.accounts.c.platform == sa.bindparam("platform"))
+    if active_only:
+        q = q.where(t.accounts.c.is_active.is_(True))
+    return _Query(q.order_by(t.accounts.c.created_at, t.accounts.c.id))
+
+
 _TAT = _Rows([t.rate_limits.c.tat])
 _RATE_TAT = sa.select(*_TAT.columns).where(t.rate_limits.c.key == sa.bindparam("k"))
 _RATE_READ = _Query(_RATE_TAT)
@@ -882,15 +894,9 @@ class Store:
 
     def list_accounts(self, org_id: str, platform: str | None = None,
                       active_only: bool = False) -> list[Account]:
-        q = sa.select(*[col for col in t.accounts.c if col.name != "credentials_enc"]).where(
-            t.accounts.c.org_id == org_id)
-        if platform:
-            q = q.where(t.accounts.c.platform == platform)
-        if active_only:
-            q = q.where(t.accounts.c.is_active.is_(True))
-        with self.read() as c:
-            rows = c.execute(q.order_by(t.accounts.c.created_at, t.accounts.c.id)).mappings()
-            return [Account(**r) for r in rows]
+        params = {"org_id": org_id, "platform": platform or None}
+        rows = self._fetch(_list_accounts(bool(platform), active_only), params)
+        return [_account_of(r) for r in rows]
 
     def account_credentials_enc(self, account_id: str) -> str | None:
         with self.read() as c:
