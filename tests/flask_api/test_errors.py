@@ -113,6 +113,8 @@ def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after(
     _is_unavailable(client.get("/api/v1/posts", headers={"x-api-key": "sk_live_whatever"}))
     _is_unavailable(client.post("/api/v1/posts", json={"accountIds": ["chan_1"], "text": "hi"},
                                 headers={"x-api-key": "sk_live_whatever"}))
+    _is_unavailable(client.post("/api/v1/auth/login",
+                                json={"email": "me@example.com", "password": "a password"}))
     core.store.dispose()
 
 
@@ -135,6 +137,8 @@ def test_the_openapi_document_names_the_503_of_database_operations(sqlite_api: A
     assert "Retry-After" in listed["headers"]
     assert listed["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"}
+    assert all("503" in op["responses"] for path in doc["paths"].values()
+               for op in path.values())
 
 
 def test_every_answer_has_a_request_id(sqlite_api: Api) -> None:

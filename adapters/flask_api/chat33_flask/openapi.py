@@ -117,9 +117,9 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 def _error_statuses(op: Operation) -> list[int]:
     found = set(op.errors)
+    found.add(503)  # every operation reads the database (signing in too)
     if op.auth:
         found |= {401, 403}  # 403: scope, or a cookie request without its CSRF token
-        found.add(503)  # authenticating reads the database
     if op.params:
         found.add(400)
     if op.body:
