@@ -51,6 +51,7 @@ from .errors import (
     UnknownOutcome,
 )
 from .hookspecs import hookimpl
+from .http import reaching, send
 from .models import Credentials, utcnow
 from .platforms import (
     Capabilities,
@@ -254,14 +255,8 @@ class EchoPlatform(PlatformBase):
               posted: list[dict[str, Any]] | None = None, **kw: Any) -> dict[str, Any]:
         done = [_receipt(p) for p in posted or []]
         headers = {"Authorization": f"Bearer {ctx.credentials.access_token}"}
-        try:
+        with reaching("echo", f"{method} {path}", creates=creating, posted=done):
             response = ctx.http.request(method, self.api_base() + path, headers=headers, **kw)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise TransientError(f"echo is unreachable: {exc}", posted=done) from exc
-        except httpx.TransportError as exc:
-            if creating:
-                raise UnknownOutcome(f"echo did not answer: {exc}", posted=done) from exc
-            raise TransientError(f"echo did not answer: {exc}", posted=done) from exc
         return _answer(response, creating=creating, posted=done)
 
     def delete(self, ctx: DeleteContext) -> None:
@@ -278,11 +273,9 @@ class EchoPlatform(PlatformBase):
         if not credentials.refresh_token:
             raise ReconnectRequired("Echo has no refresh token: reconnect the account")
         url = self.settings.token_url(self.name, self.api_base() + "/oauth/token")
-        try:
-            response = ctx.http.post(url, json={"grant_type": "refresh_token",
-                                                "refresh_token": credentials.refresh_token})
-        except httpx.TransportError as exc:
-            raise TransientError(f"echo token endpoint unreachable: {exc}") from exc
+        response = send(ctx.http, "POST", url, platform="echo", what="token refresh",
+                        creates=False, json={"grant_type": "refresh_token",
+                                             "refresh_token": credentials.refresh_token})
         if response.status_code == 400:
             raise ReconnectRequired("Echo refused the refresh token: reconnect the account")
         body = _answer(response, creating=False, posted=[])

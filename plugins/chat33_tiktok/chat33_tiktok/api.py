@@ -39,6 +39,7 @@ from chat33_core.errors import (
     TransientError,
     UnknownOutcome,
 )
+from chat33_core.http import send
 from chat33_core.models import utcnow
 
 #: per-token requests per minute (platforms.md §3.1-§3.5)
@@ -157,18 +158,8 @@ class TikTokApi:
         """``POST`` JSON to ``path``; the envelope's ``data`` or a chat33 error."""
         headers = {"Authorization": f"Bearer {self.token}",
                    "Content-Type": "application/json; charset=UTF-8"}
-        try:
-            response = self.http.post(f"{self.base}{path}", json=dict(body), headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise TransientError(f"{what}: could not reach TikTok ({type(exc).__name__})",
-                                 platform_code="network") from exc
-        except httpx.TransportError as exc:
-            if creating:
-                raise UnknownOutcome(f"{what}: no answer from TikTok ({type(exc).__name__}); "
-                                     "the post may or may not exist",
-                                     platform_code="network") from exc
-            raise TransientError(f"{what}: TikTok did not answer ({type(exc).__name__})",
-                                 platform_code="network") from exc
+        response = send(self.http, "POST", f"{self.base}{path}", platform="TikTok", what=what,
+                        creates=creating, json=dict(body), headers=headers)
         raise_for_envelope(response, what=what, endpoint=endpoint, creating=creating)
         data = (_json(response) or {}).get("data")
         if not isinstance(data, Mapping):

@@ -24,6 +24,7 @@ from chat33_core.errors import (
     TransientError,
     UnknownOutcome,
 )
+from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
 from chat33_core.platforms import (
     Capabilities,
@@ -145,13 +146,10 @@ class TikTokPlatform(PlatformBase):
                                     platform_code="client-credentials-missing")
         form = {"client_key": client_key, "client_secret": client_secret,
                 "grant_type": "refresh_token", "refresh_token": credentials.refresh_token}
-        try:
-            response = ctx.http.post(self.token_url(), data=form, headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Cache-Control": "no-cache"})
-        except httpx.TransportError as exc:
-            raise TransientError(f"TikTok token refresh: no answer ({type(exc).__name__})",
-                                 platform_code="network") from exc
+        response = send(ctx.http, "POST", self.token_url(), platform="TikTok",
+                        what="TikTok token refresh", creates=False, data=form, headers={
+                            "Content-Type": "application/x-www-form-urlencoded",
+                            "Cache-Control": "no-cache"})
         try:
             body = response.json()
         except ValueError:

@@ -25,6 +25,7 @@ from chat33_core.errors import (
     TransientError,
     UnknownOutcome,
 )
+from chat33_core.http import send
 
 #: X's legacy code and message for duplicate content (v1.1 code 187)
 DUPLICATE_CODES = {"187"}
@@ -144,25 +145,13 @@ class XApi:
 
     def send(self, method: str, path: str, *, creating: bool = False, what: str = "X",
              allow: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
-        """Send one request and translate failures.
-
-        A connection that was never made is a plain transient error; a creating request
-        whose answer was lost (timeout after sending, dropped connection) is unknown.
+        """Send one request and translate failures: no answer by the rule of
+        :mod:`chat33_core.http`, an error answer by :func:`raise_for_response`.
         Statuses in ``allow`` are returned as they are.
         """
         headers = {**self.headers, **kwargs.pop("headers", {})}
-        try:
-            response = self.http.request(method, self.url(path), headers=headers, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise TransientError(f"{what}: could not reach X ({exc.__class__.__name__})",
-                                 platform_code="network") from exc
-        except httpx.TransportError as exc:
-            if creating:
-                raise UnknownOutcome(
-                    f"{what}: no answer from X ({exc.__class__.__name__}); the post may or "
-                    "may not exist", platform_code="network") from exc
-            raise TransientError(f"{what}: X did not answer ({exc.__class__.__name__})",
-                                 platform_code="network") from exc
+        response = send(self.http, method, self.url(path), platform="X", what=what,
+                        creates=creating, headers=headers, **kwargs)
         if response.status_code not in allow:
             raise_for_response(response, creating=creating, what=what)
         return response

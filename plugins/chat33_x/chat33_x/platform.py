@@ -31,6 +31,7 @@ from chat33_core.errors import (
     TransientError,
     UnknownOutcome,
 )
+from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
 from chat33_core.platforms import (
     Capabilities,
@@ -327,12 +328,10 @@ class XPlatform(PlatformBase):
             auth = httpx.BasicAuth(client_id, client_secret)  # confidential client
         elif client_id:
             form["client_id"] = client_id  # public client
-        try:
-            response = (ctx.http.post(self.token_url(), data=form, auth=auth) if auth
-                        else ctx.http.post(self.token_url(), data=form))
-        except httpx.TransportError as exc:
-            raise TransientError(f"X token refresh: no answer ({exc.__class__.__name__})",
-                                 platform_code="network") from exc
+        # without client credentials, the client's own auth (none) stays
+        extra: dict[str, Any] = {"auth": auth} if auth else {}
+        response = send(ctx.http, "POST", self.token_url(), platform="X",
+                        what="X token refresh", creates=False, data=form, **extra)
         if response.status_code in (400, 401, 403):
             message, code = error_message(response)
             raise ReconnectRequired(f"X refused the refresh token: {message}; reconnect the "

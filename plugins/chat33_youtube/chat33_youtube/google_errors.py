@@ -28,7 +28,6 @@ from chat33_core.errors import (
     QuotaExceeded,
     ReconnectRequired,
     TransientError,
-    UnknownOutcome,
 )
 from chat33_core.models import utcnow
 
@@ -137,12 +136,3 @@ def response_error(response: httpx.Response, *, what: str) -> PlatformError:
         return PermanentError(f"YouTube refused the {field_name}: {err.message}",
                               platform_code=code, details=[Issue(path, err.message, code)])
     return PermanentError(text, platform_code=code)
-
-
-def transport_error(exc: httpx.HTTPError, *, what: str, creating: bool = False,
-                    ) -> PlatformError:
-    """No answer: safe to retry unless the request may have created the video."""
-    message = f"no answer from YouTube ({what}): {type(exc).__name__}: {exc}"
-    if creating:
-        return UnknownOutcome(message, platform_code="transport")
-    return TransientError(message, retry_after=None, platform_code="transport")

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from chat33_core.errors import Issue, ReconnectRequired, TransientError
+from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
 from chat33_core.platforms import (
     Capabilities,
@@ -29,7 +30,7 @@ from chat33_core.platforms import (
 )
 
 from . import rules
-from .google_errors import response_error, transport_error
+from .google_errors import response_error
 from .publishing import Publisher, chunk_size
 
 GOOGLE_APIS = "https://www.googleapis.com"
@@ -87,11 +88,9 @@ class YouTubePlatform(PlatformBase):
         """videos.delete each id; a video that is already gone counts as deleted."""
         headers = {"Authorization": f"Bearer {ctx.credentials.access_token}"}
         for video_id in ctx.external_ids:
-            try:
-                response = ctx.http.delete(f"{self.api_base()}/youtube/v3/videos",
-                                           params={"id": video_id}, headers=headers)
-            except httpx.HTTPError as exc:
-                raise transport_error(exc, what="delete") from exc
+            response = send(ctx.http, "DELETE", f"{self.api_base()}/youtube/v3/videos",
+                            platform="YouTube", what="delete", creates=False,
+                            params={"id": video_id}, headers=headers)
             if response.status_code in (200, 204):
                 ctx.log("deleted", f"deleted the YouTube video {video_id}", videoId=video_id)
                 continue
@@ -127,10 +126,8 @@ class YouTubePlatform(PlatformBase):
         data = {"client_id": client_id, "client_secret": client_secret,
                 "grant_type": "refresh_token", "refresh_token": credentials.refresh_token}
         now = utcnow()
-        try:
-            response = ctx.http.post(url, data=data)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, what="token refresh") from exc
+        response = send(ctx.http, "POST", url, platform="YouTube", what="token refresh",
+                        creates=False, data=data)
         body = _json_or_empty(response)
         if response.status_code >= 400:
             raise _refresh_error(response, body)

@@ -22,11 +22,12 @@ from typing import Any
 import httpx
 
 from chat33_core.errors import PermanentError, TransientError
+from chat33_core.http import send
 from chat33_core.models import utcnow
 from chat33_core.platforms import MediaFile, PublishContext, PublishResult, Receipt
 
 from . import rules
-from .google_errors import response_error, retry_after, transport_error
+from .google_errors import response_error, retry_after
 
 #: every chunk but the last must be a multiple of this (Google's rule)
 CHUNK_UNIT = 262_144
@@ -164,12 +165,10 @@ class Publisher:
         headers = {**self._auth(), "Content-Type": "application/json; charset=UTF-8",
                    "X-Upload-Content-Length": str(total),
                    "X-Upload-Content-Type": video.info.mime_type or "application/octet-stream"}
-        try:
-            # opening a session creates nothing on the channel: safe to retry
-            response = self.http.post(f"{self.base}/upload/youtube/v3/videos", params=params,
-                                      json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, what="upload session start") from exc
+        # opening a session creates nothing on the channel: safe to retry
+        response = send(self.http, "POST", f"{self.base}/upload/youtube/v3/videos",
+                        platform="YouTube", what="upload session start", creates=False,
+                        params=params, json=body, headers=headers)
         if response.status_code >= 300:
             raise response_error(response, what="upload") from _status_error(response)
         location = response.headers.get("Location")
