@@ -46,6 +46,27 @@ def raw_header(request: Request, name: str) -> str | None:
     return value
 
 
+#: leading bytes → format name, for :func:`sniff`
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+)
+
+
+def sniff(head: bytes) -> str | None:
+    """The file format by its first bytes (16 are enough), as a sandbox checks an upload
+    without decoding it: ``JPEG``, ``PNG``, ``GIF``, ``BMP``, ``TIFF``, ``WEBP``, ``MP4``
+    (any ISO media file: an ``ftyp`` box first) or ``None``."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp":
+        return "MP4"
+    return None
+
+
 class Fault:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.method = (spec.get("method") or "").upper() or None

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import pytest
 from werkzeug.wrappers import Request, Response
 
-from chat33_core.sandbox import PrefixDispatcher, SandboxApp, json_response, raw_header, serve
+from chat33_core.sandbox import (
+    PrefixDispatcher,
+    SandboxApp,
+    json_response,
+    raw_header,
+    serve,
+    sniff,
+)
+from chat33_core.testing import make_gif, make_image, make_video
 
 
 class Counter(SandboxApp):
@@ -99,3 +110,27 @@ def test_declared_knobs_are_set_over_http_and_unknown_ones_refused() -> None:
         bad = httpx.post(f"{url}/_sandbox/config", json={"qouta": 3})
     assert bad.status_code == 400 and bad.json()["options"] == ["quota", "slow"]
     assert app.config == {"quota": 3, "slow": False}
+
+
+# --- the sniffer ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "expected"), [
+    ("JPEG", "JPEG"), ("PNG", "PNG"), ("BMP", "BMP"), ("TIFF", "TIFF"), ("WEBP", "WEBP"),
+])
+def test_sniff_names_real_images_by_their_first_bytes(tmp_path: Path, fmt: str,
+                                                      expected: str) -> None:
+    path = make_image(tmp_path / f"x.{fmt.lower()}", 64, 48, fmt=fmt)
+    assert sniff(path.read_bytes()[:16]) == expected
+
+
+def test_sniff_names_a_real_gif_and_a_real_mp4(tmp_path: Path) -> None:
+    assert sniff(make_gif(tmp_path / "a.gif", 32, 24, frames=2).read_bytes()[:16]) == "GIF"
+    video = make_video(tmp_path / "v.mp4", 64, 48, seconds=0.2, audio=False)
+    assert sniff(video.read_bytes()[:16]) == "MP4"
+
+
+@pytest.mark.parametrize("head", [b"", b"\xff\xd8", b"GIF88a", b"RIFF\0\0\0\0AVI ",
+                                  b"%PDF-1.7\n", b"hello world, no magic", b"\x00" * 16])
+def test_sniff_knows_nothing_of_truncated_or_other_files(head: bytes) -> None:
+    assert sniff(head) is None

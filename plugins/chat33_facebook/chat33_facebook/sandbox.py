@@ -41,11 +41,14 @@ import httpx
 from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Request, Response
 
-from chat33_core.sandbox import SandboxApp, json_response, raw_header
+from chat33_core.graph import GraphFailure
+from chat33_core.sandbox import SandboxApp, json_response, raw_header, sniff
 
 ALLOWED_UPLOAD_TYPES = frozenset({"application/pdf", "image/jpeg", "image/jpg", "image/png",
                                   "video/mp4"})
 READ_BLOCK = 1024 * 1024
+#: the photo formats Facebook takes, by their magic bytes (MPO is JPEG to a sniffer)
+PHOTO_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "TIFF"})
 DEFAULTS: dict[str, Any] = {
     "max_text": 63_206, "max_photo_bytes": 10 * 1024 * 1024, "max_photos": 10,
     "page_call_limit": None, "app_call_limit": None, "throttle_minutes": 5,
@@ -56,27 +59,6 @@ DEFAULTS: dict[str, Any] = {
 
 class _Version(BaseConverter):
     regex = r"v\d+\.\d+"
-
-
-class GraphFail(Exception):
-    """An error answer, raised anywhere in a handler."""
-
-    def __init__(self, code: int, message: str, *, subcode: int | None = None,
-                 user_title: str | None = None, user_msg: str | None = None,
-                 transient: bool = False, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"message": message, "type": "OAuthException",
-                                     "code": code, "is_transient": transient,
-                                     "fbtrace_id": "Sandbox" + str(code)}
-        if subcode is not None:
-            self.body["error_subcode"] = subcode
-        if user_msg:
-            self.body["error_user_title"] = user_title or "Request refused"
-            self.body["error_user_msg"] = user_msg
-
-    def response(self) -> Response:
-        return json_response({"error": self.body}, self.status)
 
 
 class UploadFail(Exception):
@@ -92,10 +74,10 @@ class UploadFail(Exception):
                              self.status)
 
 
-def missing(object_id: str, verb: str = "get") -> GraphFail:
-    return GraphFail(100, f"Unsupported {verb} request. Object with ID '{object_id}' does not "
-                     "exist, cannot be loaded due to missing permissions, or does not support "
-                     "this operation", subcode=33)
+def missing(object_id: str, verb: str = "get") -> GraphFailure:
+    return GraphFailure(100, f"Unsupported {verb} request. Object with ID '{object_id}' does not "
+                        "exist, cannot be loaded due to missing permissions, or does not support "
+                        "this operation", subcode=33)
 
 
 def underscore_header(request: Request, name: str) -> str | None:
@@ -106,25 +88,6 @@ def underscore_header(request: Request, name: str) -> str | None:
 
 def fb_time(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(ts))
-
-
-def image_format(head: bytes) -> str | None:
-    """The image format by magic bytes, for the formats Facebook takes."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if head.startswith(b"BM"):
-        return "BMP"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    return None
-
-
-def is_mp4(head: bytes) -> bool:
-    return len(head) >= 8 and head[4:8] == b"ftyp"
 
 
 class Stream:
@@ -225,7 +188,7 @@ class FacebookSandbox(SandboxApp):
             self.authorize(request)
             usage = self.count_call(page)
             response = super().dispatch(request)
-        except (GraphFail, UploadFail) as exc:
+        except (GraphFailure, UploadFail) as exc:
             usage = self.usage(page)
             response = exc.response()
         for name, value in usage.items():
@@ -236,10 +199,10 @@ class FacebookSandbox(SandboxApp):
         auth = request.headers.get("Authorization", "")
         token = auth.split(" ", 1)[1] if " " in auth else request.values.get("access_token")
         if not token:
-            raise GraphFail(104, "An access token is required to request this resource.")
+            raise GraphFailure(104, "An access token is required to request this resource.")
         if token in self.options["revoked_tokens"]:
-            raise GraphFail(190, "Error validating access token: The session has been "
-                            "invalidated because the user changed their password.", subcode=460)
+            raise GraphFailure(190, "Error validating access token: The session has been "
+                               "invalidated because the user changed their password.", subcode=460)
 
     def count_call(self, page: str) -> dict[str, str]:
         with self.lock:
@@ -248,9 +211,9 @@ class FacebookSandbox(SandboxApp):
             usage = self.usage(page)
             page_limit, app_limit = self.options["page_call_limit"], self.options["app_call_limit"]
             if page_limit is not None and self.calls[page] > page_limit:
-                raise GraphFail(32, "(#32) Page request limit reached")
+                raise GraphFailure(32, "(#32) Page request limit reached")
             if app_limit is not None and self.calls["app"] > app_limit:
-                raise GraphFail(4, "(#4) Application request limit reached")
+                raise GraphFailure(4, "(#4) Application request limit reached")
             return usage
 
     def usage(self, page: str) -> dict[str, str]:
@@ -274,16 +237,16 @@ class FacebookSandbox(SandboxApp):
     def add_post(self, page: str, post_type: str, message: str, params: list[str],
                  **extra: Any) -> dict[str, Any]:
         if message and len(message) > self.options["max_text"]:
-            raise GraphFail(100, "(#100) Message too long", user_title="Post too long",
-                            user_msg=f"The post has {len(message)} characters; the limit is "
-                            f"{self.options['max_text']}.")
+            raise GraphFailure(100, "(#100) Message too long", user_title="Post too long",
+                               user_msg=f"The post has {len(message)} characters; the limit is "
+                               f"{self.options['max_text']}.")
         now = time.time()
         if message:
             for other in self.objects.values():
                 if (other["kind"] == "post" and not other.get("deleted")
                         and other["page"] == page and other["message"] == message
                         and now - other["created"] < self.options["duplicate_window_s"]):
-                    raise GraphFail(506, "Duplicate status message")
+                    raise GraphFailure(506, "Duplicate status message")
         n = self.new_id()
         post = {"id": f"{page}_{n}", "kind": "post", "type": post_type, "page": page,
                 "message": message, "created": now, "created_time": fb_time(now),
@@ -298,21 +261,21 @@ class FacebookSandbox(SandboxApp):
         link = form.get("link")
         media = _attached_media(form)
         if not (message or link or media):
-            raise GraphFail(100, "(#100) Missing message or attachment")
+            raise GraphFailure(100, "(#100) Missing message or attachment")
         if link and not link.lower().startswith(("http://", "https://")):
-            raise GraphFail(1609005, "Error Posting Link", user_title="Link not valid",
-                            user_msg=f"The link {link!r} could not be posted.")
+            raise GraphFailure(1609005, "Error Posting Link", user_title="Link not valid",
+                               user_msg=f"The link {link!r} could not be posted.")
         with self.lock:
             if len(media) > self.options["max_photos"]:
-                raise GraphFail(100, f"(#100) Too many attached photos ({len(media)}, at most "
-                                f"{self.options['max_photos']})")
+                raise GraphFailure(100, f"(#100) Too many attached photos ({len(media)}, at most "
+                                   f"{self.options['max_photos']})")
             for i, fbid in enumerate(media):
                 photo = self.objects.get(fbid)
                 if (not photo or photo["kind"] != "photo" or photo.get("deleted")
                         or photo["published"] or photo.get("attached_to")
                         or photo["page"] != page):
-                    raise GraphFail(100, f"(#100) param attached_media[{i}] must be an "
-                                    "unpublished photo of this Page")
+                    raise GraphFailure(100, f"(#100) param attached_media[{i}] must be an "
+                                       "unpublished photo of this Page")
             post_type = "album" if media else "link" if link else "status"
             post = self.add_post(page, post_type, message, list(form.keys()), link=link,
                                  attached_media=media)
@@ -330,17 +293,17 @@ class FacebookSandbox(SandboxApp):
             source = form["url"]
             data = self.fetch(source)
         else:
-            raise GraphFail(324, "(#324) Requires upload file")
+            raise GraphFailure(324, "(#324) Requires upload file")
         if len(data) > self.options["max_photo_bytes"]:
-            raise GraphFail(100, "(#100) Photo too large", user_title="Photo too large",
-                            user_msg=f"The photo is larger than "
-                            f"{self.options['max_photo_bytes'] // (1024 * 1024)} MB.")
-        fmt = image_format(data[:16])
-        if fmt is None:
-            raise GraphFail(324, "(#324) Missing or invalid image file",
-                            user_title="Not an image",
-                            user_msg=f"The file at {source} is not a JPEG, PNG, GIF, BMP or "
-                            "TIFF image.")
+            raise GraphFailure(100, "(#100) Photo too large", user_title="Photo too large",
+                               user_msg=f"The photo is larger than "
+                               f"{self.options['max_photo_bytes'] // (1024 * 1024)} MB.")
+        fmt = sniff(data[:16])
+        if fmt not in PHOTO_FORMATS:
+            raise GraphFailure(324, "(#324) Missing or invalid image file",
+                               user_title="Not an image",
+                               user_msg=f"The file at {source} is not a JPEG, PNG, GIF, BMP or "
+                               "TIFF image.")
         with self.lock:
             photo_id = self.new_id()
             photo = {"id": photo_id, "kind": "photo", "page": page, "published": published,
@@ -353,7 +316,7 @@ class FacebookSandbox(SandboxApp):
             try:
                 post = self.add_post(page, "photo", form.get("caption", ""), list(form.keys()),
                                      attached_media=[photo_id])
-            except GraphFail:
+            except GraphFailure:
                 del self.objects[photo_id]
                 raise
             photo["attached_to"] = post["id"]
@@ -374,10 +337,10 @@ class FacebookSandbox(SandboxApp):
             with self.crawler.stream("GET", url, timeout=self.options["fetch_timeout_s"],
                                      follow_redirects=True) as response:
                 if response.status_code != 200:
-                    raise GraphFail(324, "(#324) Missing or invalid image file",
-                                    user_title="Photo not found",
-                                    user_msg=f"Facebook could not download {url} (HTTP "
-                                    f"{response.status_code}).")
+                    raise GraphFailure(324, "(#324) Missing or invalid image file",
+                                       user_title="Photo not found",
+                                       user_msg=f"Facebook could not download {url} (HTTP "
+                                       f"{response.status_code}).")
                 data = b""
                 for block in response.iter_bytes():
                     data += block
@@ -385,9 +348,9 @@ class FacebookSandbox(SandboxApp):
                         break
                 return data
         except httpx.HTTPError as exc:
-            raise GraphFail(324, "(#324) Missing or invalid image file",
-                            user_title="Photo not reachable",
-                            user_msg=f"Facebook could not download {url}: {exc}.") from exc
+            raise GraphFailure(324, "(#324) Missing or invalid image file",
+                               user_title="Photo not reachable",
+                               user_msg=f"Facebook could not download {url}: {exc}.") from exc
 
     def h_published_posts(self, request: Request, v: str, page: str) -> Response:
         limit = int(request.args.get("limit", 25))
@@ -409,11 +372,11 @@ class FacebookSandbox(SandboxApp):
     def h_comment(self, request: Request, v: str, oid: str) -> Response:
         message = request.form.get("message", "")
         if not message:
-            raise GraphFail(100, "(#100) Missing message")
+            raise GraphFailure(100, "(#100) Missing message")
         with self.lock:
             target = self.live(oid, "post")
             if target["kind"] == "reel" and target["publish_status"] != "published":
-                raise GraphFail(100, "(#100) The reel is not published yet")
+                raise GraphFailure(100, "(#100) The reel is not published yet")
             cid = f"{oid.split('_')[-1]}_{self.new_id()}"
             self.objects[cid] = {"id": cid, "kind": "comment", "parent": oid, "page": "",
                                  "message": message, "created": time.time()}
@@ -449,13 +412,13 @@ class FacebookSandbox(SandboxApp):
         values = request.values
         file_type = values.get("file_type", "")
         if file_type not in ALLOWED_UPLOAD_TYPES:
-            raise GraphFail(100, f"(#100) file_type {file_type!r} is not supported")
+            raise GraphFailure(100, f"(#100) file_type {file_type!r} is not supported")
         try:
             length = int(values.get("file_length", ""))
         except ValueError:
             length = 0
         if length <= 0:
-            raise GraphFail(100, "(#100) file_length must be a positive number of bytes")
+            raise GraphFailure(100, "(#100) file_length must be a positive number of bytes")
         with self.lock:
             sid = self.new_id()
             self.uploads[sid] = {"app": app, "file_name": values.get("file_name", ""),
@@ -465,7 +428,7 @@ class FacebookSandbox(SandboxApp):
 
     def session(self, sid: str) -> tuple[dict[str, Any], Stream]:
         if sid not in self.uploads:
-            raise GraphFail(100, f"(#100) Invalid upload session upload:{sid}")
+            raise GraphFailure(100, f"(#100) Invalid upload session upload:{sid}")
         return self.uploads[sid], self.streams[sid]
 
     def h_upload_offset(self, request: Request, v: str, sid: str) -> Response:
@@ -476,14 +439,14 @@ class FacebookSandbox(SandboxApp):
     def h_upload(self, request: Request, v: str, sid: str) -> Response:
         raw = underscore_header(request, "file_offset")
         if raw is None or not raw.isdigit():
-            raise GraphFail(100, "(#100) The file_offset header is required")
+            raise GraphFailure(100, "(#100) The file_offset header is required")
         with self.lock:
             upload, stream = self.session(sid)
         if int(raw) != stream.offset:
-            raise GraphFail(100, f"(#100) file_offset {raw} does not match the "
-                            f"{stream.offset} bytes already uploaded")
+            raise GraphFailure(100, f"(#100) file_offset {raw} does not match the "
+                               f"{stream.offset} bytes already uploaded")
         if not self.receive(request, stream):
-            raise GraphFail(2, "Service temporarily unavailable", transient=True, status=500)
+            raise GraphFailure(2, "Service temporarily unavailable", is_transient=True, status=500)
         if not stream.complete:
             return json_response({"id": f"upload:{sid}", "file_offset": stream.offset})
         with self.lock:
@@ -499,7 +462,7 @@ class FacebookSandbox(SandboxApp):
         remaining = stream.size - stream.offset
         body = request.content_length or 0
         if body > remaining:
-            raise GraphFail(100, f"(#100) {body} bytes sent but only {remaining} remain")
+            raise GraphFailure(100, f"(#100) {body} bytes sent but only {remaining} remain")
         taken = 0
         for block in _blocks(request):
             if cut is not None and taken + len(block) > cut:
@@ -515,14 +478,14 @@ class FacebookSandbox(SandboxApp):
         with self.lock:
             match = [(sid, u) for sid, u in self.uploads.items() if u["handle"] == handle]
             if not handle or not match:
-                raise GraphFail(100, "(#100) Invalid fbuploader_video_file_chunk handle")
+                raise GraphFailure(100, "(#100) Invalid fbuploader_video_file_chunk handle")
             sid, upload = match[0]
             if upload["used"]:
-                raise GraphFail(100, "(#100) This upload handle was already used")
-            if upload["file_type"] != "video/mp4" or not is_mp4(self.streams[sid].head):
-                raise GraphFail(352, "(#352) Sorry, the video file you selected is in a "
-                                "format that we don't support.", user_title="Unsupported video",
-                                user_msg="The uploaded file is not an MP4 video.")
+                raise GraphFailure(100, "(#100) This upload handle was already used")
+            if upload["file_type"] != "video/mp4" or sniff(self.streams[sid].head) != "MP4":
+                raise GraphFailure(352, "(#352) Sorry, the video file you selected is in a "
+                                   "format that we don't support.", user_title="Unsupported video",
+                                   user_msg="The uploaded file is not an MP4 video.")
             upload["used"] = True
             video_id = self.new_id()
             now = time.time()
@@ -563,26 +526,26 @@ class FacebookSandbox(SandboxApp):
             return json_response({"video_id": vid,
                                   "upload_url": f"{request.root_url}video-upload/{v}/{vid}"})
         if phase != "finish":
-            raise GraphFail(100, f"(#100) upload_phase {phase!r} is not start or finish")
+            raise GraphFailure(100, f"(#100) upload_phase {phase!r} is not start or finish")
         state = values.get("video_state", "")
         if state not in ("PUBLISHED", "DRAFT", "SCHEDULED"):
-            raise GraphFail(100, f"(#100) video_state {state!r} is not valid")
+            raise GraphFailure(100, f"(#100) video_state {state!r} is not valid")
         if state == "SCHEDULED" and not values.get("scheduled_publish_time"):
-            raise GraphFail(100, "(#100) scheduled_publish_time is required for SCHEDULED")
+            raise GraphFailure(100, "(#100) scheduled_publish_time is required for SCHEDULED")
         with self.lock:
             reel = self.live(str(values.get("video_id", "")))
             if reel["kind"] != "reel" or reel["page"] != page:
-                raise GraphFail(100, "(#100) video_id is not a reel of this Page")
+                raise GraphFailure(100, "(#100) video_id is not a reel of this Page")
             if reel["stream"] is None or not reel["stream"].complete:
-                raise GraphFail(100, "(#100) The video upload is not complete",
-                                user_title="Upload incomplete",
-                                user_msg="Upload the whole video before publishing it.")
+                raise GraphFailure(100, "(#100) The video upload is not complete",
+                                   user_title="Upload incomplete",
+                                   user_msg="Upload the whole video before publishing it.")
             if reel["phase"] != "uploading":
-                raise GraphFail(100, "(#100) This reel was already finished")
+                raise GraphFailure(100, "(#100) This reel was already finished")
             reel.update(phase="processing", polls=0, target=state,
                         description=values.get("description", ""), title=values.get("title"),
                         params=sorted(values))
-            if not is_mp4(reel["stream"].head):
+            if sniff(reel["stream"].head) != "MP4":
                 reel["error"] = "The video file is not a supported format"
             elif self.options["reel_processing_error"]:
                 reel["error"] = str(self.options["reel_processing_error"])
@@ -608,7 +571,7 @@ class FacebookSandbox(SandboxApp):
                              f"{stream.offset} bytes received")
         try:
             whole = self.receive(request, stream)
-        except GraphFail as exc:
+        except GraphFailure as exc:
             raise UploadFail("PartialRequestError", str(exc)) from exc
         if not whole:
             raise UploadFail("PartialRequestError", "the request body ended early")
@@ -694,7 +657,7 @@ def _attached_media(form: Any) -> list[str]:
         try:
             value = json.loads(form["attached_media"])
         except ValueError as exc:
-            raise GraphFail(100, "(#100) attached_media must be JSON") from exc
+            raise GraphFailure(100, "(#100) attached_media must be JSON") from exc
         raw = value if isinstance(value, list) else [value]
     indexed = sorted((int(k[len("attached_media["):-1]), k) for k in form
                      if k.startswith("attached_media[") and k.endswith("]")
@@ -703,11 +666,11 @@ def _attached_media(form: Any) -> list[str]:
         try:
             raw.append(json.loads(form[key]))
         except ValueError as exc:
-            raise GraphFail(100, f"(#100) {key} must be JSON") from exc
+            raise GraphFailure(100, f"(#100) {key} must be JSON") from exc
     ids = []
     for item in raw:
         if not isinstance(item, dict) or not item.get("media_fbid"):
-            raise GraphFail(100, "(#100) attached_media entries need a media_fbid")
+            raise GraphFailure(100, "(#100) attached_media entries need a media_fbid")
         ids.append(str(item["media_fbid"]))
     return ids
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-
 from chat33_core.errors import (
     CredentialsExpired,
     Issue,
@@ -21,6 +19,8 @@ from chat33_core.errors import (
     ReconnectRequired,
     TransientError,
 )
+from chat33_core.graph import graph_error
+from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
 from chat33_core.platforms import (
     Capabilities,
@@ -35,8 +35,7 @@ from chat33_core.platforms import (
 )
 
 from . import rules
-from .graph import Graph
-from .graph_errors import response_error, transport_error
+from .graph import INSTAGRAM, Graph
 from .publishing import Publisher
 
 INSTAGRAM_GRAPH = "https://graph.instagram.com"
@@ -144,13 +143,11 @@ class InstagramPlatform(PlatformBase):
                                     "cannot be refreshed yet: reconnect the account")
         url = self.settings.token_url(self.name,
                                       f"{self.graph_base(credentials)}/refresh_access_token")
-        try:
-            response = ctx.http.get(url, params={"grant_type": "ig_refresh_token",
-                                                 "access_token": credentials.access_token})
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, what="token refresh") from exc
+        response = send(ctx.http, "GET", url, platform="Instagram", what="token refresh",
+                        creates=False, params={"grant_type": "ig_refresh_token",
+                                               "access_token": credentials.access_token})
         if response.status_code >= 400:
-            error = response_error(response, what="token refresh")
+            error = graph_error(response, INSTAGRAM, what="token refresh")
             if isinstance(error, CredentialsExpired | PermanentError):
                 raise ReconnectRequired(f"Instagram refused to refresh the token: "
                                         f"{error.message}; reconnect the account",

@@ -33,8 +33,7 @@ from chat33_core.errors import (
 from chat33_core.models import utcnow
 from chat33_core.platforms import MediaFile, PublishContext, PublishResult, Receipt
 
-from .graph import Graph
-from .graph_errors import QUOTA_RETRY_AFTER, RECREATE_SUBCODES, USER_MESSAGES
+from .graph import QUOTA_RETRY_AFTER, RECREATE_SUBCODES, USER_MESSAGES, Graph
 from .rules import CAROUSEL, REEL, STORY, post_kind
 
 #: Meta: "query a container's status once per minute, for no more than 5 minutes"

@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 from werkzeug.wrappers import Request, Response
 
+from chat33_core.graph import GraphFailure
 from chat33_core.sandbox import SandboxApp, json_response
 
 from . import rules
@@ -49,29 +50,6 @@ DAY = 86_400.0
 TOKEN_LIFE = 60 * DAY
 HOUR = 3600.0
 FETCH_TIMEOUT_S = 10.0
-
-
-class GraphFailure(Exception):
-    """Answer with a Graph error envelope (always HTTP 400, like Meta)."""
-
-    def __init__(self, code: int, message: str, subcode: int | None = None,
-                 user_msg: str | None = None, headers: Mapping[str, str] | None = None,
-                 is_transient: bool = False) -> None:
-        super().__init__(message)
-        self.code, self.subcode, self.message = code, subcode, message
-        self.user_msg, self.is_transient = user_msg, is_transient
-        self.headers = dict(headers or {})
-
-    def response(self) -> Response:
-        error: dict[str, Any] = {"message": self.message, "type": "OAuthException",
-                                 "code": self.code, "is_transient": self.is_transient,
-                                 "fbtrace_id": secrets.token_urlsafe(12)}
-        if self.subcode is not None:
-            error["error_subcode"] = self.subcode
-        if self.user_msg:
-            error["error_user_title"] = self.message
-            error["error_user_msg"] = self.user_msg
-        return json_response({"error": error}, 400, headers=self.headers)
 
 
 class InstagramSandbox(SandboxApp):

@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 from werkzeug.wrappers import Request, Response
 
-from chat33_core.sandbox import SandboxApp, json_response
+from chat33_core.sandbox import SandboxApp, json_response, sniff
 
 from .chunks import ChunkPlan, plan_problems
 from .rules import (
@@ -84,10 +84,6 @@ def ok(data: Any, status: int = 200) -> Response:
 def fail(status: int, code: str, message: str) -> Response:
     return json_response({"data": {}, "error": {"code": code, "message": message,
                                                 "log_id": _log_id()}}, status)
-
-
-def _is_jpeg_or_webp(head: bytes) -> bool:
-    return head[:3] == b"\xff\xd8\xff" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 class Publish:
@@ -440,7 +436,7 @@ class TikTokSandbox(SandboxApp):
                             entry.update(size=size, sha256=digest.hexdigest())
                             if size > PHOTO_MAX_BYTES:
                                 error = error or "picture_size_check_failed"
-                            elif not _is_jpeg_or_webp(head):
+                            elif sniff(head) not in ("JPEG", "WEBP"):
                                 error = error or "file_format_check_failed"
                 except httpx.HTTPError as exc:
                     entry["error"] = type(exc).__name__

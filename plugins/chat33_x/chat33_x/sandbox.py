@@ -33,7 +33,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from chat33_core.sandbox import SandboxApp, json_response
+from chat33_core.sandbox import SandboxApp, json_response, sniff
 
 from .counting import count
 
@@ -76,14 +76,15 @@ def _now_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+#: the formats X takes in each media category (images otherwise), by their magic bytes
+CATEGORY_FORMATS: dict[str, frozenset[str]] = {
+    "tweet_video": frozenset({"MP4"}), "tweet_gif": frozenset({"GIF"})}
+IMAGE_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP"})
+
+
 def _looks_like(category: str, head: bytes) -> bool:
     """Enough of a format check to tell media from garbage."""
-    if category == "tweet_video":
-        return head[4:8] == b"ftyp"
-    if category == "tweet_gif":
-        return head.startswith(b"GIF8")
-    return (head.startswith(b"\xff\xd8") or head.startswith(b"\x89PNG")
-            or head.startswith(b"GIF8") or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"))
+    return sniff(head) in CATEGORY_FORMATS.get(category, IMAGE_FORMATS)
 
 
 class XSandbox(SandboxApp):

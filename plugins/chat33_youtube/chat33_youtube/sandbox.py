@@ -48,7 +48,7 @@ from typing import Any
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request, Response
 
-from chat33_core.sandbox import SandboxApp, json_response
+from chat33_core.sandbox import SandboxApp, json_response, sniff
 
 from . import rules
 
@@ -379,8 +379,8 @@ class YouTubeSandbox(SandboxApp):
             if size == 0:
                 raise GoogleFailure(400, "mediaBodyRequired", "The request does not include "
                                                               "the image content.")
-            kind = _image_kind(head)
-            if kind is None:
+            kind = sniff(head)
+            if kind not in rules.THUMBNAIL_FORMATS:
                 raise GoogleFailure(400, "invalidImage", "The provided image content is "
                                                          "invalid.", "youtube.thumbnail")
         except GoogleFailure as failure:
@@ -480,14 +480,6 @@ def check_resource(resource: Any) -> None:
                                    or rules.parse_publish_at(publish_at) is None):
         raise GoogleFailure(400, "invalidPublishAt", "The request metadata specifies an "
                                                      "invalid scheduled publishing time.")
-
-
-def _image_kind(head: bytes) -> str | None:
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    return None
 
 
 def _public(video: Mapping[str, Any]) -> dict[str, Any]:

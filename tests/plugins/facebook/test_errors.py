@@ -6,7 +6,7 @@ import json
 
 import httpx
 import pytest
-from chat33_facebook.graph_errors import graph_error, usage_retry_after
+from chat33_facebook.graph import facebook_error
 
 from chat33_core.errors import (
     PermanentError,
@@ -14,6 +14,7 @@ from chat33_core.errors import (
     TransientError,
     UnknownOutcome,
 )
+from chat33_core.graph import usage_wait_s
 from chat33_core.models import MediaType
 
 from .conftest import FB
@@ -138,7 +139,7 @@ def answer(status: int, body: object, headers: dict[str, str] | None = None) -> 
 
 
 def test_user_message_becomes_the_error_message() -> None:
-    err = graph_error(answer(400, envelope(
+    err = facebook_error(answer(400, envelope(
         100, "Invalid parameter", error_subcode=1366046, error_user_title="Photo too small",
         error_user_msg="Photos should be at least 100 pixels wide.")))
     assert isinstance(err, PermanentError)
@@ -148,7 +149,7 @@ def test_user_message_becomes_the_error_message() -> None:
 
 @pytest.mark.parametrize("code", [4, 17, 32, 341, 613, 80001])
 def test_every_throttling_code_is_transient(code: int) -> None:
-    err = graph_error(answer(400, envelope(code)), creates=True)
+    err = facebook_error(answer(400, envelope(code)), creates=True)
     assert type(err) is TransientError and err.retry_after == 300
 
 
@@ -156,25 +157,25 @@ def test_business_use_case_estimate_wins_for_the_wait() -> None:
     headers = {"X-Business-Use-Case-Usage": json.dumps({"1": [
         {"type": "pages", "call_count": 100, "estimated_time_to_regain_access": 12}]}),
         "X-App-Usage": json.dumps({"call_count": 100})}
-    assert usage_retry_after(headers) == 720
-    assert usage_retry_after({"X-App-Usage": json.dumps({"call_count": 40})}) is None
+    assert usage_wait_s(headers) == 720
+    assert usage_wait_s({"X-App-Usage": json.dumps({"call_count": 40})}) is None
 
 
 @pytest.mark.parametrize("code", [190, 102])
 def test_token_errors_need_a_reconnect(code: int) -> None:
-    err = graph_error(answer(400, envelope(code, error_subcode=463)))
+    err = facebook_error(answer(400, envelope(code, error_subcode=463)))
     assert isinstance(err, ReconnectRequired) and "token expired" in err.message
 
 
 def test_gateway_errors_without_an_envelope() -> None:
-    assert type(graph_error(answer(503, {}))) is TransientError
-    assert isinstance(graph_error(answer(502, {}), creates=True), UnknownOutcome)
+    assert type(facebook_error(answer(503, {}))) is TransientError
+    assert isinstance(facebook_error(answer(502, {}), creates=True), UnknownOutcome)
 
 
 def test_upload_host_errors_resume_or_fail() -> None:
-    offset = graph_error(answer(400, {"debug_info": {"type": "OffsetInvalidError",
+    offset = facebook_error(answer(400, {"debug_info": {"type": "OffsetInvalidError",
                                                      "message": "bad offset"}}))
     assert type(offset) is TransientError
-    failed = graph_error(answer(400, {"debug_info": {"type": "ProcessingFailedError",
+    failed = facebook_error(answer(400, {"debug_info": {"type": "ProcessingFailedError",
                                                      "message": "corrupt"}}))
     assert isinstance(failed, PermanentError) and "corrupt" in failed.message

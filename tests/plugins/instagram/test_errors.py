@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from chat33_instagram.graph_errors import GraphError, platform_error
+from chat33_instagram.graph import INSTAGRAM
 
 from chat33_core.errors import (
     CredentialsExpired,
@@ -15,6 +15,7 @@ from chat33_core.errors import (
     TransientError,
     UnknownOutcome,
 )
+from chat33_core.graph import GraphError, envelope_error
 from chat33_core.models import MediaType
 from chat33_core.testing import publish_context
 
@@ -85,15 +86,16 @@ def publish(platform: Any, settings: Any, files: list[Any], **kw: Any) -> Any:
     (506, None, PermanentError),
 ])
 def test_graph_error_maps_to_what_the_worker_must_do(code, subcode, expected):
-    error = platform_error(GraphError.parse(envelope(code, subcode)))
+    error = envelope_error(GraphError.parse(envelope(code, subcode)), INSTAGRAM)
     assert type(error) is expected
     assert error.platform_code == (f"{code}/{subcode}" if subcode else str(code))
 
 
 def test_user_fixable_errors_carry_the_platforms_user_message():
-    error = platform_error(GraphError.parse(envelope(
+    error = envelope_error(GraphError.parse(envelope(
         36000, 2207004, "The image size is too large.",
-        user_msg="The image is too large to download. It should be less than 8 MiB.")))
+        user_msg="The image is too large to download. It should be less than 8 MiB.")),
+        INSTAGRAM)
     assert isinstance(error, PermanentError)
     assert error.message == "The image is too large to download. It should be less than 8 MiB."
 
