@@ -6,10 +6,13 @@ from datetime import timedelta
 
 import attrs
 import httpx
+import pytest
 
+from chat33_core.errors import InvalidTransition
 from chat33_core.models import Credentials, PostStatus, utcnow
 from chat33_core.platforms import PublishContext, PublishItem
 from chat33_core.scheduling import Publisher, Queue
+from chat33_core.scheduling.queue import Claim
 
 from .conftest import Env
 
@@ -47,6 +50,28 @@ def test_drafts_and_cancelled_posts_are_never_claimed(env: Env) -> None:
     env.posts(1, status=PostStatus.CANCELLED)
     env.run_once()
     assert env.sandbox.counts() == {}
+
+
+@pytest.mark.parametrize("status", [PostStatus.QUEUED, PostStatus.CANCELLED,
+                                    PostStatus.FAILED])
+@pytest.mark.parametrize("platform", ["instant", "not-installed"])
+def test_the_worker_may_not_finish_a_post_it_does_not_hold_in_publishing(
+        env: Env, status: PostStatus, platform: str) -> None:
+    """Every status change of the worker goes through ``states.transition``: a claim of a
+    post that is not PUBLISHING (made by hand here; the queue never makes one) can
+    neither publish it (the in-process ``instant`` platform saves no checkpoint, so no
+    lease check stops it first) nor fail it (no plugin), and nothing is written."""
+    account = env.account
+    if platform == "instant":
+        account = env.core.add_account(env.account.org_id, "instant", "Instant channel",
+                                       credentials=Credentials(access_token="unused"))
+    (post,) = env.posts(1, account=account, status=status, platform=platform)
+    with pytest.raises(InvalidTransition, match=f"the post is {status.value}"):
+        Publisher(env.core, Queue(env.store, "w")).run(Claim(post=post))
+    after = env.get(post.id)
+    assert after.status is status and after.published_at is None
+    assert after.error_message is None
+    assert env.events(post.id) == []
 
 
 def test_a_thread_is_claimed_by_its_head_and_each_row_gets_its_receipt(env: Env) -> None:

@@ -19,7 +19,10 @@ and maps its error class to the post's next state:
 =======================  ==============================================================
 
 Every final change (PUBLISHED/FAILED) is written with its logs and its webhook outbox
-row in one transaction, and only if this worker still holds the lease.
+row in one transaction, and only if this worker still holds the lease. Each new status
+is asked of :func:`~chat33_core.states.transition` as ``Actor.WORKER`` first (so are the
+queue's claims and the worker's release of unstarted posts); a refused move raises
+:class:`~chat33_core.errors.InvalidTransition` and writes nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import sqlalchemy as sa
 
 from ..errors import (
     CredentialsExpired,
+    InvalidTransition,
     NotFound,
     PermanentError,
     PlatformError,
@@ -62,6 +66,7 @@ from ..platforms import (
     Receipt,
     RefreshContext,
 )
+from ..states import Actor, transition
 from ..store import tables as t
 from .batch import GroupCommit, Writes
 from .caps import check_cap
@@ -333,6 +338,8 @@ class Publisher:
                 return self._unknown(claim, alog, platform, ctx, checkpoints, exc)
             except LeaseLost:
                 raise  # a checkpoint save found the post taken over: stop, write nothing
+            except InvalidTransition:
+                raise  # the worker's own mistake, not the plugin's: write nothing
             except PlatformError as exc:  # a family member we do not know: be careful
                 return self._unknown(claim, alog, platform, ctx, checkpoints,
                                      UnknownOutcome(exc.message, posted=exc.posted))
@@ -514,8 +521,9 @@ class Publisher:
         for p in (claim.post, *claim.followers):
             r = receipts.get(p.id)
             rows.append(attrs.evolve(
-                p, status=PostStatus.QUEUED, lease_owner=None, lease_expires_at=None,
-                next_attempt_at=until, error_message=message if kind == "retry" else None,
+                p, status=transition(p.status, PostStatus.QUEUED, Actor.WORKER),
+                lease_owner=None, lease_expires_at=None, next_attempt_at=until,
+                error_message=message if kind == "retry" else None,
                 retry_count=p.retry_count + (1 if count else 0),
                 external_post_id=r.external_id if r else p.external_post_id,
                 external_post_url=r.external_url if r else p.external_post_url))
@@ -535,12 +543,14 @@ class Publisher:
                 missing.append(p)
                 continue
             rows.append(attrs.evolve(
-                p, status=PostStatus.PUBLISHED, published_at=now, external_post_id=r.external_id,
+                p, status=transition(p.status, PostStatus.PUBLISHED, Actor.WORKER),
+                published_at=now, external_post_id=r.external_id,
                 external_post_url=r.external_url, error_message=None, lease_owner=None,
                 lease_expires_at=None, next_attempt_at=None))
         for p in missing:
             rows.append(attrs.evolve(
-                p, status=PostStatus.FAILED, lease_owner=None, lease_expires_at=None,
+                p, status=transition(p.status, PostStatus.FAILED, Actor.WORKER), lease_owner=None,
+                lease_expires_at=None,
                 error_message=f"{name} returned no receipt for this thread item"))
         head = rows[0]
         alog("published", f"published on {name} as {head.external_post_id}"
@@ -560,12 +570,14 @@ class Publisher:
             if r is not None:
                 # already on the platform: it is published, whatever happened after it
                 rows.append(attrs.evolve(
-                    p, status=PostStatus.PUBLISHED, published_at=now,
-                    external_post_id=r.external_id, external_post_url=r.external_url,
-                    error_message=None, lease_owner=None, lease_expires_at=None))
+                    p, status=transition(p.status, PostStatus.PUBLISHED, Actor.WORKER),
+                    published_at=now, external_post_id=r.external_id,
+                    external_post_url=r.external_url, error_message=None, lease_owner=None,
+                    lease_expires_at=None))
             else:
-                rows.append(attrs.evolve(p, status=PostStatus.FAILED, error_message=message,
-                                         lease_owner=None, lease_expires_at=None))
+                rows.append(attrs.evolve(
+                    p, status=transition(p.status, PostStatus.FAILED, Actor.WORKER),
+                    error_message=message, lease_owner=None, lease_expires_at=None))
         alog("failed", message, platformCode=platform_code)
         self._write_final(rows, alog, reconnect_account=claim.post.account_id
                           if reconnect else None,

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ..models import Account, LogEvent, Post, PostStatus, utcnow
+from ..states import Actor, can, transition
 from ..store import Store
 from ..store import tables as t
 from ..store.core import row_to_post
@@ -31,6 +32,11 @@ from ..store.core import row_to_post
 P = t.posts
 QUEUED = PostStatus.QUEUED.value
 PUBLISHING = PostStatus.PUBLISHING.value
+#: the statuses a thread follower moves to PUBLISHING from with its head (claimed in one
+#: statement, not read first): those the state machine lets the worker move (QUEUED),
+#: and PUBLISHING itself (a takeover, which changes no status)
+_JOINS_HEAD = sorted([PUBLISHING] + [s.value for s in PostStatus
+                                     if can(s, PostStatus.PUBLISHING, Actor.WORKER)])
 
 
 @contextmanager
@@ -130,6 +136,9 @@ class Queue:
                 return []
             ids = [r.id for r in picked]
             previous = {r.id: r.lease_owner for r in picked if r.status == PUBLISHING}
+            for row in picked:
+                if row.status != PUBLISHING:  # a takeover keeps its status
+                    transition(PostStatus(row.status), PostStatus.PUBLISHING, Actor.WORKER)
             threads = [r.thread_id for r in picked if r.thread_id]
             lease = {"status": PUBLISHING, "lease_owner": self.owner,
                      "lease_expires_at": expires, "updated_at": now}
@@ -139,7 +148,7 @@ class Queue:
                 # followers move with their head; a cancelled or edited-to-draft one stays
                 c.execute(P.update().where(
                     P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
-                    P.c.status.in_([QUEUED, PUBLISHING])).values(**lease))
+                    P.c.status.in_(_JOINS_HEAD)).values(**lease))
                 rows = c.execute(sa.select(P).where(sa.or_(
                     P.c.id.in_(ids),
                     sa.and_(P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..models import LogEvent, PostStatus, utcnow
+from ..states import Actor, transition
 from ..store import tables as t
 from ..webhooks import WebhookDispatcher
 from .publisher import Outcome, Publisher
@@ -338,6 +339,8 @@ class Worker:
         """Put a claimed post that never started back in the queue, as it was."""
         p = t.posts
         now = utcnow()
+        for post in (claim.post, *claim.followers):
+            transition(post.status, PostStatus.QUEUED, Actor.WORKER)
         try:
             with writing(self.store) as c:
                 n = c.execute(p.update().where(
