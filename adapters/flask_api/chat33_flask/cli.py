@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable, Mapping
@@ -97,7 +98,8 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
         listener = socket.create_server((host, port), backlog=2048, family=(
             socket.AF_INET6 if ":" in host else socket.AF_INET))
     except OSError as exc:
-        _refuse(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        _refuse(f"cannot listen on {host}:{port}: "
+                f"{os.strerror(exc.errno) if exc.errno else exc}")
     port = listener.getsockname()[1]
     settings = _public_base_url(settings, host, port)
     _configure_logging()
