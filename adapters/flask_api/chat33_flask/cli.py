@@ -11,10 +11,13 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import click
+
+if TYPE_CHECKING:
+    from chat33_core.config import Settings
 
 DEFAULT_PORT = 8000
 
@@ -134,7 +137,7 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _public_base_url(settings: Any, host: str, port: int) -> Any:
+def _public_base_url(settings: Settings, host: str, port: int) -> Settings:
     """``settings`` with media URLs that reach this server: derived from the address it
     listens on when CHAT33_PUBLIC_BASE_URL is unset; when it is set and points at this
     machine on another port, a warning (it may be a proxy in front, so it is kept)."""
