@@ -25,7 +25,7 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 def _core(ctx: click.Context) -> Any:
     from .service import Chat33
 
-    obj = ctx.ensure_object(dict)
+    obj = ctx.find_root().ensure_object(dict)  # where the error handler finds it
     if "core" not in obj:
         obj["core"] = Chat33(Settings.from_env())
     return obj["core"]
@@ -50,9 +50,25 @@ class _Group(click.Group):
         except Exception as exc:  # database unreachable, etc.: one line, not a traceback
             import sqlalchemy.exc
 
-            if isinstance(exc, sqlalchemy.exc.OperationalError):
-                _fail(f"database error: {exc.orig}", code=1)
+            if isinstance(exc, sqlalchemy.exc.DBAPIError):
+                _database_failed(ctx, exc)
             raise
+
+
+def _database_failed(ctx: click.Context, exc: Exception) -> NoReturn:
+    """One line for a database error: "run `chat33 init` first" when the database is
+    reachable but has no (current) chat33 schema, which is what a missing table means."""
+    import sqlalchemy.exc
+
+    core = ctx.find_root().ensure_object(dict).get("core")
+    if core is not None:
+        try:
+            core.store.require_schema()
+        except Chat33Error as missing:
+            _fail(missing.message)
+        except sqlalchemy.exc.DBAPIError:
+            pass  # unreachable: the original error says why
+    _fail("database error: " + " ".join(str(getattr(exc, "orig", exc)).split()), code=1)
 
 
 def _plugin_commands(group: click.Group) -> dict[str, click.Command]:
@@ -101,11 +117,19 @@ def users() -> None:
 @users.command("create")
 @click.option("--email", required=True, help="The user's email (their login).")
 @click.option("--password", required=True, help="At least 8 characters.")
-@click.option("--org", "org_name", required=True, help="Organization name (created if new).")
+@click.option("--org", "org_name", required=True,
+              help="Organization name (matched in any case: acme is Acme).")
+@click.option("--create-org", is_flag=True,
+              help="Create the organization when none has this name.")
 @click.pass_context
-def users_create(ctx: click.Context, email: str, password: str, org_name: str) -> None:
+def users_create(ctx: click.Context, email: str, password: str, org_name: str,
+                 create_org: bool) -> None:
     """Create a user in an organization; prints the user id."""
-    user = _core(ctx).create_user(email, password, org_name)
+    core = _core(ctx)
+    org = core.store.find_org_by_name(org_name.strip())
+    if org is None and not create_org:
+        _fail(f"no organization named {org_name!r} (add --create-org to create it)")
+    user = core.create_user(email, password, org_name)
     click.echo(user.id)
 
 
@@ -165,6 +189,11 @@ def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
             _fail(f"--token-expires-at: not an ISO 8601 instant: {token_expires_at!r}")
         if expires.tzinfo is None:
             _fail("--token-expires-at needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
+    for option, value in (("--token", token), ("--refresh-token", refresh_token)):
+        if value is not None and not value.strip():
+            # "$X_ACCESS_TOKEN" of an unset variable: an account whose posts all fail
+            _fail(f"{option} is empty (is the variable you passed set?); give the "
+                  "platform's token, or --sandbox for the sandbox's test credentials")
     if sandbox and token is None:
         token, refresh_token = "sandbox-token", refresh_token or "sandbox-refresh"
     credentials = None

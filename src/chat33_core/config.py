@@ -13,6 +13,20 @@ from attrs import field, frozen
 from .errors import ConfigurationError
 
 _TRUE = {"1", "true", "yes", "on"}
+#: where media URLs point when CHAT33_PUBLIC_BASE_URL is unset and nothing better is known
+#: (``chat33 serve`` derives it from the address it listens on instead)
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+#: the shortest CHAT33_SECRET_KEY accepted, in bytes (it keys HMACs and credential encryption)
+MIN_SECRET_KEY_BYTES = 32
+_MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+_ACCEPTED_DATABASES = ("sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+
+
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    """A configured path made absolute against the working directory of the process that
+    read the configuration, so that code which resolves relative paths elsewhere (Flask
+    serves files relative to its package) sees the same place."""
+    return Path(os.path.abspath(os.path.expanduser(path)))
 
 
 @frozen
@@ -23,8 +37,10 @@ class Settings:
     """
 
     database_url: str = "sqlite:///chat33.db"
-    media_dir: Path = field(default=Path("chat33-media"), converter=Path)
-    public_base_url: str = "http://127.0.0.1:8000"
+    media_dir: Path = field(default=Path("chat33-media"), converter=_absolute)
+    #: None: not configured (media URLs then start with where ``chat33 serve`` listens,
+    #: see :attr:`media_base_url`)
+    public_base_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)
     allow_private_urls: bool = False
     poll_interval_s: float = 2.0
@@ -34,12 +50,16 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read and check the environment; a value chat33 cannot use raises
+        :class:`ConfigurationError` naming the variable and what is accepted. Relative
+        paths (the media directory, a SQLite file) are made absolute here, once."""
         env = dict(os.environ if env is None else env)
         values: dict[str, Any] = {
-            "database_url": env.get("CHAT33_DATABASE_URL", "sqlite:///chat33.db"),
-            "media_dir": env.get("CHAT33_MEDIA_DIR", "chat33-media"),
-            "public_base_url": env.get("CHAT33_PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
-            "secret_key": env.get("CHAT33_SECRET_KEY") or None,
+            "database_url": database_url(env.get("CHAT33_DATABASE_URL")
+                                         or "sqlite:///chat33.db"),
+            "media_dir": env.get("CHAT33_MEDIA_DIR") or "chat33-media",
+            "public_base_url": env.get("CHAT33_PUBLIC_BASE_URL") or None,
+            "secret_key": _secret_key(env.get("CHAT33_SECRET_KEY") or None),
             "allow_private_urls": env.get("CHAT33_ALLOW_PRIVATE_URLS", "0").lower() in _TRUE,
             "poll_interval_s": _float(env, "CHAT33_POLL_INTERVAL_S", 2.0),
             "max_attempts": int(_float(env, "CHAT33_MAX_ATTEMPTS", 5)),
@@ -50,6 +70,11 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return attrs.evolve(self, **changes)
+
+    @property
+    def media_base_url(self) -> str:
+        """Where media URLs start: ``CHAT33_PUBLIC_BASE_URL``, else the default."""
+        return (self.public_base_url or DEFAULT_PUBLIC_BASE_URL).rstrip("/")
 
     # --- per-platform overrides --------------------------------------------------
 
@@ -80,10 +105,49 @@ class Settings:
         if not self.secret_key:
             raise ConfigurationError(
                 "CHAT33_SECRET_KEY is not set: chat33 refuses to store credentials or "
-                "serve sessions without it (generate one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+                f"serve sessions without it (make one with `{_MAKE_SECRET}`)"
             )
         return self.secret_key
+
+
+def _secret_key(raw: str | None) -> str | None:
+    if raw is not None and len(raw.encode()) < MIN_SECRET_KEY_BYTES:
+        raise ConfigurationError(
+            f"CHAT33_SECRET_KEY is too weak: {len(raw.encode())} bytes, at least "
+            f"{MIN_SECRET_KEY_BYTES} are needed (make one with `{_MAKE_SECRET}`)")
+    return raw
+
+
+def database_url(raw: str) -> str:
+    """``CHAT33_DATABASE_URL`` checked: a SQLite or PostgreSQL URL whose driver is
+    installed; a relative SQLite path is made absolute. Anything else raises
+    :class:`ConfigurationError` saying what is accepted."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(raw)
+    except sa.exc.ArgumentError:
+        raise ConfigurationError(
+            f"CHAT33_DATABASE_URL is not a database URL: {raw!r} (accepted: "
+            f"{_ACCEPTED_DATABASES})") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"CHAT33_DATABASE_URL names an unsupported database: "
+            f"{url.get_backend_name()!r} (accepted: {_ACCEPTED_DATABASES})")
+    try:
+        url.get_dialect().import_dbapi()
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:
+        hint = (" (pip install 'chat33-core[postgres]')" if url.get_backend_name() ==
+                "postgresql" else "")
+        raise ConfigurationError(
+            f"CHAT33_DATABASE_URL: the driver {url.drivername!r} is not available: "
+            f"{exc}{hint} (accepted: {_ACCEPTED_DATABASES})") from None
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or (
+            database.startswith("file:")):
+        return raw
+    return url.set(database=str(_absolute(database))).render_as_string(hide_password=False)
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

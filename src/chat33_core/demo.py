@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -164,11 +165,69 @@ class DemoFailed(Exception):
     pass
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGINT arrived: unwind (stopping the processes, removing the folder).
+    A BaseException, like KeyboardInterrupt, so no ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Steps:
+    """The demo's progress: rich progress bars on a terminal; otherwise (a log, CI) one
+    line per step as it starts, since bars there only show their last state."""
+
+    def __init__(self, console: Any, total: int) -> None:
+        self.console = console
+        self.total = total
+        self.number = 0
+        self.progress: Any = None
+        if console.is_terminal:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+            self.progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                TextColumn("{task.completed}/{task.total}"), console=console,
+                transient=False)
+
+    def __enter__(self) -> Steps:
+        if self.progress is not None:
+            self.progress.__enter__()
+            self.task = self.progress.add_task("", total=self.total)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def step(self, description: str) -> None:
+        """A step starts."""
+        self.number += 1
+        if self.progress is not None:
+            self.progress.update(self.task, description=description)
+        else:
+            self.console.print(f"[{self.number}/{self.total}] {description}", markup=False,
+                               highlight=False)
+
+    def done(self) -> None:
+        """The current step is over."""
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+    def counter(self, description: str, total: int) -> Callable[[], None]:
+        """A bar of its own for ``total`` things (a no-op without a terminal)."""
+        if self.progress is None:
+            return lambda: None
+        task = self.progress.add_task(description, total=total)
+        return lambda: self.progress.advance(task)
+
+
 class Demo:
     """Runs the scenario; every expectation that fails is collected, not hidden."""
 
     def __init__(self, workdir: Path, console: Any, stack: contextlib.ExitStack,
-                 keep_running: bool = False) -> None:
+                 keep_running: bool = False, port: int | None = None) -> None:
         self.stack = stack
         self.workdir = workdir
         self.console = console
@@ -177,7 +236,7 @@ class Demo:
         self.problems: list[str] = []
         self.rows: list[dict[str, Any]] = []
         self.receiver = WebhookReceiver()
-        self.api_port = _free_port()
+        self.api_port = port or _free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
 
     # --- processes ----------------------------------------------------------------------
@@ -220,8 +279,9 @@ class Demo:
     def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
         return self.http.request(method, f"{self.api}/api/v1{path}", **kw)
 
-    def wait_terminal(self, post_ids: list[str], timeout: float, progress: Any = None,
-                      task: Any = None) -> dict[str, dict[str, Any]]:
+    def wait_terminal(self, post_ids: list[str], timeout: float,
+                      settled: Callable[[], None] = lambda: None
+                      ) -> dict[str, dict[str, Any]]:
         final: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and len(final) < len(post_ids):
@@ -231,8 +291,7 @@ class Demo:
                 post = self.call("GET", f"/posts/{post_id}").json()
                 if post.get("status") in ("PUBLISHED", "FAILED", "CANCELLED"):
                     final[post_id] = post
-                    if progress is not None:
-                        progress.advance(task)
+                    settled()
             time.sleep(0.2)
         for post_id in post_ids:
             if post_id not in final:
@@ -242,8 +301,6 @@ class Demo:
     # --- the scenario -------------------------------------------------------------------
 
     def run(self) -> int:
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
-
         from .service import Chat33
         from .testing import make_image, make_video
 
@@ -256,12 +313,8 @@ class Demo:
             raise DemoFailed(f"platform plugins not installed: {', '.join(missing)} "
                              "(pip install -r requirements.txt)")
         stack = self.stack
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-            TextColumn("{task.completed}/{task.total}"), console=self.console,
-            transient=False,
-        ) as progress:
-            step = progress.add_task("starting sandboxes, API and worker", total=9)
+        with Steps(self.console, total=9) as steps:
+            steps.step("starting sandboxes, API and worker")
             sandbox_url, _apps = stack.enter_context(serve_sandboxes(host))
             hook_url = stack.enter_context(serve(self.receiver))
             env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT33_")}
@@ -295,10 +348,10 @@ class Demo:
                 headers={"x-api-key": raw_key}, timeout=30))
             if not self._wait_ready(30):
                 raise DemoFailed("the API did not become ready:\n" + self.log_tail("api"))
-            progress.advance(step)
+            steps.done()
 
             # media the demo makes itself
-            progress.update(step, description="uploading generated media")
+            steps.step("uploading generated media")
             image = make_image(self.workdir / "photo.jpg", 1080, 1080)
             video = make_video(self.workdir / "clip.mp4", 720, 1280, seconds=4.0, fps=30)
             media = {}
@@ -308,12 +361,12 @@ class Demo:
                 if not self.expect(r.status_code == 201, f"upload of {path.name}: {r.text}"):
                     raise DemoFailed("media upload failed")
                 media[path.suffix] = r.json()["url"]
-            progress.advance(step)
+            steps.done()
 
             callback = f"{hook_url}/hooks"
             posts: dict[str, str] = {}  # post id → what it is
 
-            progress.update(step, description="posting to all five platforms now")
+            steps.step("posting to all five platforms now")
             r = self.call("POST", "/posts", json={
                 "accountIds": [accounts[p].id for p in ("instagram", "facebook", "x")],
                 "text": "Hello from chat33 👋 #opensource", "mediaUrls": [media[".jpg"]],
@@ -329,26 +382,26 @@ class Demo:
                                 "selfDeclaredMadeForKids": False},
                 }})
             self._collect(r, posts, "video post")
-            progress.advance(step)
+            steps.done()
 
-            progress.update(step, description="scheduling a post 4 s ahead")
+            steps.step("scheduling a post 4 s ahead")
             due = datetime.now(UTC) + timedelta(seconds=4)
             r = self.call("POST", "/posts", json={
                 "accountIds": [accounts["x"].id], "text": f"Scheduled by chat33 for {due:%H:%M:%S}",
                 "scheduledAt": due.isoformat(), "callbackUrl": callback})
             scheduled = self._collect(r, posts, "scheduled")
-            progress.advance(step)
+            steps.done()
 
-            progress.update(step, description="posting a 3-part thread on X")
+            steps.step("posting a 3-part thread on X")
             r = self.call("POST", "/posts", json={
                 "accountIds": [accounts["x"].id], "text": "A thread from chat33 (1/3)",
                 "thread": [{"text": "Threads are replies on X (2/3)"},
                            {"text": "and separate posts elsewhere (3/3)"}],
                 "callbackUrl": callback})
             thread_ids = self._collect(r, posts, "thread")
-            progress.advance(step)
+            steps.done()
 
-            progress.update(step, description="dry-running an invalid post")
+            steps.step("dry-running an invalid post")
             r = self.call("POST", "/posts/validate", json={
                 "accountIds": [accounts["instagram"].id, accounts["youtube"].id,
                                accounts["x"].id],
@@ -357,9 +410,9 @@ class Demo:
             self.expect(r.status_code == 200 and report.get("valid") is False,
                         f"the dry run should find the post invalid: {r.status_code} {r.text}")
             self.report = report
-            progress.advance(step)
+            steps.done()
 
-            progress.update(step, description="posting into an injected sandbox failure")
+            steps.step("posting into an injected sandbox failure")
             httpx.post(f"{sandbox_url}/facebook/_sandbox/faults", json={
                 "method": "POST", "path": r"/feed$", "status": 500, "count": 1,
                 "body": {"error": {"message": "An unknown error occurred", "type":
@@ -369,20 +422,20 @@ class Demo:
                 "accountIds": [accounts["facebook"].id],
                 "text": "This one meets a transient failure first", "callbackUrl": callback})
             retried = self._collect(r, posts, "retried")
-            progress.advance(step)
+            steps.done()
 
-            progress.update(step, description="waiting for the worker")
-            wait = progress.add_task("published", total=len(posts))
-            final = self.wait_terminal(list(posts), timeout=60, progress=progress, task=wait)
-            progress.advance(step)
+            steps.step("waiting for the worker")
+            final = self.wait_terminal(list(posts), timeout=60,
+                                       settled=steps.counter("published", len(posts)))
+            steps.done()
 
-            progress.update(step, description="waiting for the webhooks")
+            steps.step("waiting for the webhooks")
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not all(
                     self.receiver.for_post(pid) for pid, post in final.items()
                     if post.get("status") in ("PUBLISHED", "FAILED")):
                 time.sleep(0.2)
-            progress.advance(step)
+            steps.done()
 
         # --- judge and show --------------------------------------------------------------
         for post_id, post in final.items():
@@ -435,16 +488,23 @@ class Demo:
         return ids
 
     def show(self) -> None:
+        from rich import box
         from rich.table import Table
 
-        table = Table(title="chat33 demo", show_lines=False)
-        for col in ("post", "platform", "status", "external URL", "attempts", "webhook"):
-            table.add_column(col)
+        narrow = self.console.width < 120  # a log (80 columns) or a small terminal
+        table = Table(title="chat33 demo", box=box.SIMPLE_HEAD, show_edge=False,
+                      pad_edge=False, collapse_padding=True)
+        for col in ("post", "platform", "status", "external URL", "tries", "webhook"):
+            # URLs have no spaces to wrap at: folded, so a narrow log keeps them whole
+            table.add_column(col, overflow="fold" if col == "external URL" else "ellipsis")
         for row in self.rows:
             status = row["status"]
             colour = "green" if status == "PUBLISHED" else "red"
+            url = row["url"]
+            if narrow:  # x.com/... is still a link to paste, in two lines instead of four
+                url = re.sub(r"^https?://(www\.)?", "", url)
             table.add_row(row["kind"], row["platform"], f"[{colour}]{status}[/{colour}]",
-                          row["url"] or (row["error"] or "")[:60], str(row["attempts"]),
+                          url or (row["error"] or "")[:60], str(row["attempts"]),
                           "verified" if row["webhook"] else "[red]missing[/red]")
         self.console.print(table)
         if getattr(self, "report", None):
@@ -468,8 +528,11 @@ def _sandbox_credentials() -> Any:
 
 @click.command("demo")
 @click.option("--keep-running", is_flag=True,
-              help="Leave the API and worker up afterwards and print how to try them.")
-def demo_command(keep_running: bool) -> None:
+              help="Leave the API and worker up afterwards and print how to try them "
+                   "(Ctrl-C or SIGTERM stops them and removes the demo's folder).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port of the demo's API (default: a free one).")
+def demo_command(keep_running: bool, port: int | None) -> None:
     """Publish sample posts to every platform through the sandboxes and show what happened.
 
     Runs on a temporary SQLite database with the REST API and a worker as real processes;
@@ -477,19 +540,29 @@ def demo_command(keep_running: bool) -> None:
     """
     from rich.console import Console
 
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        console.width = 160  # logs and CI: keep the table's URLs whole
+    console = Console(stderr=True)  # not a terminal: 80 columns (or $COLUMNS)
     workdir = Path(tempfile.mkdtemp(prefix="chat33-demo-"))
+    console.print(f"chat33 demo: working in {workdir}", markup=False, highlight=False)
     stack = contextlib.ExitStack()
-    demo = Demo(workdir, console, stack, keep_running)
+    demo = Demo(workdir, console, stack, keep_running, port)
     code = 1
+    stopped: int | None = None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with stack:
             code = demo.run()
             demo.show()
             if keep_running and code == 0:
                 _keep_running(demo, console)
+    except Stopped as exc:
+        stopped = exc.signum
+        if code != 0:  # stopped before the demo was over
+            code = 128 + exc.signum
+        console.print(f"chat33 demo: stopped by {signal.Signals(exc.signum).name}")
     except DemoFailed as exc:
         console.print(f"[red]demo failed: {exc}[/red]")
         for name in ("api", "worker"):
@@ -497,8 +570,11 @@ def demo_command(keep_running: bool) -> None:
             if tail:
                 console.print(f"--- {name} log ---\n{tail}")
     finally:
+        # a second signal must not cut the clean-up short
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
         demo.stop_all()
-        if code == 0:
+        if code == 0 or stopped is not None:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             for problem in demo.problems:
@@ -512,7 +588,7 @@ def _keep_running(demo: Demo, console: Any) -> None:
     console.print(f"\nAPI: {demo.api}/api/v1   key: {key}\n"
                   f"  curl -s -H 'x-api-key: {key}' {demo.api}/api/v1/accounts\n"
                   f"  curl -s -H 'x-api-key: {key}' '{demo.api}/api/v1/posts?limit=5'\n"
-                  "Ctrl-C to stop.")
-    with contextlib.suppress(KeyboardInterrupt):
-        while all(p.poll() is None for p in demo.procs):
-            time.sleep(0.5)
+                  "Ctrl-C (or SIGTERM) stops the API and the worker.", markup=False,
+                  highlight=False, soft_wrap=True)
+    while all(p.poll() is None for p in demo.procs):
+        time.sleep(0.5)

@@ -28,7 +28,7 @@ import attrs
 from attrs import frozen
 
 from .config import Settings
-from .errors import NotFound
+from .errors import ConfigurationError, NotFound
 from .fetch import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, GuardedClient
 from .media import MediaError, MediaInfo, inspect
 from .models import MediaAsset, new_id
@@ -65,11 +65,26 @@ class MediaStore:
         self.public_base_url = public_base_url.rstrip("/")
         self.url_prefix = "/" + url_prefix.strip("/") if url_prefix.strip("/") else ""
         self.incoming = self.root / ".incoming"
-        self.incoming.mkdir(parents=True, exist_ok=True)
+        self._checked = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MediaStore:
-        return cls(settings.media_dir, settings.public_base_url)
+        return cls(settings.media_dir, settings.media_base_url)
+
+    def check(self) -> None:
+        """Make sure files can be kept here: the directory exists (it is created if
+        need be) and takes a file. Raises :class:`ConfigurationError` naming
+        ``CHAT33_MEDIA_DIR`` otherwise; ``chat33 serve`` and ``/readyz`` call it."""
+        try:
+            self.incoming.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.incoming, prefix="probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"CHAT33_MEDIA_DIR {str(self.root)!r} cannot keep media files: "
+                f"{exc.strerror or exc}") from None
+        self._checked = True
 
     # --- names ------------------------------------------------------------------------
 
@@ -107,6 +122,8 @@ class MediaStore:
     def incoming_file(self) -> Iterator[Path]:
         """A fresh temporary path inside the store (same filesystem: renames are atomic);
         removed on exit unless it was moved into place."""
+        if not self._checked:
+            self.check()
         fd, raw = tempfile.mkstemp(dir=self.incoming, prefix="in-")
         os.close(fd)
         path = Path(raw)

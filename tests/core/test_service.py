@@ -196,7 +196,7 @@ def test_upload_keeps_the_file_and_rejects_non_media(core: Chat33, principal: Pr
     with img.open("rb") as fh:
         asset = core.upload_media(principal.org_id, fh, "holiday.png")
     assert asset.kind == "image" and asset.content_type == "image/png"
-    assert asset.name == "holiday.png" and asset.url.startswith(core.settings.public_base_url)
+    assert asset.name == "holiday.png" and asset.url.startswith(core.settings.media_base_url)
     text = tmp_path / "notes.jpg"
     text.write_text("this is not a picture\n" * 20)
     with text.open("rb") as fh, pytest.raises(ValidationError) as info:

@@ -77,3 +77,150 @@ def test_serve_runs_gunicorn_workers_over_http(settings_for: Any, tmp_path: Path
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(line["requestId"] == "over-http" and line["status"] == 201 for line in lines)
     assert "gunicorn" in err
+
+
+def _start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from chat33_core.cli import main; main()", "serve", *args],
+        env=env, cwd=cwd, stderr=subprocess.PIPE, text=True)
+
+
+def _until_serving(proc: subprocess.Popen[str]) -> list[str]:
+    """stderr lines up to and including the "serving the API" one."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    while not lines or "serving the API" not in lines[-1]:
+        line = proc.stderr.readline()
+        assert line, "serve exited: " + "".join(lines)
+        lines.append(line)
+    return lines
+
+
+def _up(base: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(base + "/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            assert proc.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.1)
+
+
+def test_default_settings_serve_their_own_media_on_the_chosen_port(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """No CHAT33_MEDIA_DIR (relative ./chat33-media) and no CHAT33_PUBLIC_BASE_URL: the
+    media URLs name the port given to serve, and fetching them answers the file."""
+    from chat33_core.config import Settings
+    from chat33_core.testing import make_image
+
+    from ..conftest import SECRET
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT33_")}
+    env["CHAT33_SECRET_KEY"] = SECRET
+    monkeypatch.chdir(tmp_path)  # the defaults are relative to the working directory
+    core = make_core(Settings.from_env(env))
+    org = make_org(core, "Served")
+    core.store.dispose()
+    port = _free_port()
+    proc = _start(["--port", str(port), "--workers", "1"], env, tmp_path)
+    try:
+        _until_serving(proc)
+        base = f"http://127.0.0.1:{port}"
+        _up(base, proc)
+        photo = make_image(tmp_path / "photo.jpg", 640, 480)
+        uploaded = httpx.post(base + "/api/v1/media/upload", headers=org.headers,
+                              files={"file": ("photo.jpg", photo.read_bytes(), "image/jpeg")})
+        assert uploaded.status_code == 201, uploaded.text
+        url = uploaded.json()["url"]
+        assert url.startswith(f"{base}/media/"), url
+        served = httpx.get(url)
+        assert served.status_code == 200, served.text
+        assert served.content == photo.read_bytes()
+        assert (tmp_path / "chat33-media" / url.rsplit("/", 1)[1]).is_file()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def test_a_public_base_url_on_another_port_is_warned_about(tmp_path: Path,
+                                                           settings_for: Any) -> None:
+    settings = settings_for(f"sqlite:///{tmp_path / 'served.db'}")
+    make_core(settings).store.dispose()
+    env = {**os.environ, **settings.env, "CHAT33_PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
+    proc = _start(["--port", "0", "--workers", "1", "--dev"], env, tmp_path)
+    try:
+        lines = _until_serving(proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    port = int(lines[-1].split("http://127.0.0.1:", 1)[1].split(",")[0])
+    assert port not in (0, 8000)
+    warning = [line for line in lines if "warning" in line]
+    assert warning == [
+        f"chat33: warning: CHAT33_PUBLIC_BASE_URL is http://127.0.0.1:8000 but the API "
+        f"listens on 127.0.0.1:{port}: platforms will fetch media from "
+        "http://127.0.0.1:8000/media/ (unset it to use this server's address)\n"]
+    assert "media URLs at http://127.0.0.1:8000/media/" in lines[-1]
+
+
+def test_a_public_base_url_elsewhere_is_no_warning(tmp_path: Path, settings_for: Any) -> None:
+    settings = settings_for(f"sqlite:///{tmp_path / 'served.db'}")
+    make_core(settings).store.dispose()
+    env = {**os.environ, **settings.env,
+           "CHAT33_PUBLIC_BASE_URL": "https://media.example.com"}  # a proxy in front
+    proc = _start(["--port", "0", "--dev"], env, tmp_path)
+    try:
+        lines = _until_serving(proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert not [line for line in lines if "warning" in line]
+    assert "media URLs at https://media.example.com/media/" in lines[-1]
+
+
+def test_serve_refuses_a_media_dir_it_cannot_use(tmp_path: Path, settings_for: Any) -> None:
+    not_a_dir = tmp_path / "media-file"
+    not_a_dir.write_text("a file where the media directory should be")
+    settings = settings_for(f"sqlite:///{tmp_path / 'served.db'}",
+                            CHAT33_MEDIA_DIR=str(not_a_dir))
+    make_core(settings).store.dispose()
+    result = CliRunner(env=dict(settings.env)).invoke(serve, ["--port", "0"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"chat33: error: CHAT33_MEDIA_DIR {str(not_a_dir)!r} cannot keep media files: "
+        "Not a directory"]
+
+
+def test_serve_refuses_a_port_in_use(tmp_path: Path, settings_for: Any) -> None:
+    settings = settings_for(f"sqlite:///{tmp_path / 'served.db'}")
+    make_core(settings).store.dispose()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner(env=dict(settings.env)).invoke(serve, ["--port", str(port)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"chat33: error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_readyz_is_not_ready_when_the_media_dir_is_unusable(tmp_path: Path,
+                                                            settings_for: Any) -> None:
+    from .conftest import make_app
+
+    media = tmp_path / "media"
+    core = make_core(settings_for(f"sqlite:///{tmp_path / 'ready.db'}",
+                                  CHAT33_MEDIA_DIR=str(media)))
+    client = make_app(core).test_client()
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+    (media / ".incoming").rmdir()
+    media.rmdir()
+    media.write_text("the directory was replaced by a file")
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.get_json() == {
+        "error": "NOT_READY", "details": [],
+        "message": f"CHAT33_MEDIA_DIR {str(media)!r} cannot keep media files: Not a directory"}
+    core.store.dispose()

@@ -25,6 +25,7 @@ from typing import Any
 from flask import Flask, Response, g, has_request_context, jsonify, request
 
 from chat33_core.config import Settings
+from chat33_core.errors import ConfigurationError
 from chat33_core.service import Chat33
 
 from . import errors, openapi
@@ -86,6 +87,11 @@ def init_app(app: Flask, core: Chat33 | None = None, *, url_prefix: str = API_PR
         if not ready:
             return errors.error_response(503, {"error": "NOT_READY", "details": [],
                                                "message": "the database is not reachable"})
+        try:
+            core.media.files.check()
+        except ConfigurationError as exc:  # uploads would fail: not ready either
+            return errors.error_response(503, {"error": "NOT_READY", "details": [],
+                                               "message": exc.message})
         return {"status": "ready"}
 
     errors.register(app)

@@ -5,18 +5,24 @@ Registered as a top-level ``chat33`` command through the ``chat33.cli`` entry po
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
 import click
+
+if TYPE_CHECKING:
+    from chat33_core.config import Settings
 
 DEFAULT_PORT = 8000
 
 
-def _refuse(message: str) -> None:
+def _refuse(message: str) -> NoReturn:
     click.echo(f"chat33: error: {message}", err=True)
     sys.exit(2)
 
@@ -53,7 +59,7 @@ def _configure_logging() -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on.")
+              help="Port to listen on (0: any free port).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 256),
               help="gunicorn worker processes.")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256),
@@ -61,38 +67,95 @@ def _configure_logging() -> None:
 @click.option("--dev", is_flag=True, help="Use Flask's development server instead of "
               "gunicorn (one process, for development only).")
 def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
-    """Serve the REST API (/api/v1, /media, /healthz, /readyz)."""
-    if not os.environ.get("CHAT33_SECRET_KEY"):
-        _refuse("CHAT33_SECRET_KEY is not set: the API refuses to serve sessions or store "
-                "credentials without it (generate one with `python -c 'import secrets; "
-                "print(secrets.token_urlsafe(32))'`)")
+    """Serve the REST API (/api/v1, /media, /healthz, /readyz).
+
+    Media URLs start with CHAT33_PUBLIC_BASE_URL, or, when it is unset, with the
+    address the API listens on.
+    """
     from chat33_core.config import Settings
+    from chat33_core.errors import ConfigurationError
+    from chat33_core.mediastore import MediaStore
     from chat33_core.service import Chat33
 
     from .app import create_app
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        settings.require_secret_key()
+        MediaStore.from_settings(settings).check()
+    except ConfigurationError as exc:
+        _refuse(exc.message)
     # fail before forking when the database is unreachable or unmigrated
     probe = Chat33(settings, load_plugins=False)
     try:
-        probe.store.ping()
+        probe.store.require_schema()
+    except ConfigurationError as exc:
+        _refuse(exc.message)
     except Exception as exc:
-        _refuse(f"the database is not reachable: {exc}")
+        _refuse("the database is not reachable: " + " ".join(str(exc).split()))
     finally:
         probe.store.dispose()
+    try:
+        # bound here, not by gunicorn, so that the port is known (--port 0) before the
+        # media URLs are decided, and a port in use is one clear line
+        listener = socket.create_server((host, port), backlog=2048, family=(
+            socket.AF_INET6 if ":" in host else socket.AF_INET))
+    except OSError as exc:
+        _refuse(f"cannot listen on {host}:{port}: "
+                f"{os.strerror(exc.errno) if exc.errno else exc}")
+    port = listener.getsockname()[1]
+    settings = _public_base_url(settings, host, port)
     _configure_logging()
-    click.echo(f"chat33: serving the API on http://{host}:{port} "
+    click.echo(f"chat33: serving the API on http://{_url_host(host)}:{port}, media URLs at "
+               f"{settings.media_base_url}/media/ "
                f"({'Flask dev server' if dev else f'gunicorn, {workers} workers'})", err=True)
     if dev:
-        create_app({"CHAT33_SETTINGS": settings}).run(host=host, port=port, debug=False,
-                                                       use_reloader=False, threaded=True)
+        from werkzeug.serving import make_server
+
+        server = make_server(host, port, create_app({"CHAT33_SETTINGS": settings}),
+                             threaded=True, fd=listener.fileno())
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
         return
-    GunicornServer(lambda: create_app({"CHAT33_SETTINGS": Settings.from_env()}), {
-        "bind": f"{host}:{port}", "workers": workers, "threads": threads,
+    GunicornServer(lambda: create_app({"CHAT33_SETTINGS": settings}), {
+        "bind": f"fd://{listener.fileno()}", "workers": workers, "threads": threads,
         "worker_class": "gthread" if threads > 1 else "sync", "accesslog": None,
         "errorlog": "-", "loglevel": "warning", "timeout": 120, "graceful_timeout": 10,
         "proc_name": "chat33-api",
     }).run()
+
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}
+
+
+def _url_host(host: str) -> str:
+    """The host part of a URL that reaches this machine's ``host`` listener."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _public_base_url(settings: Settings, host: str, port: int) -> Settings:
+    """``settings`` with media URLs that reach this server: derived from the address it
+    listens on when CHAT33_PUBLIC_BASE_URL is unset; when it is set and points at this
+    machine on another port, a warning (it may be a proxy in front, so it is kept)."""
+    if not settings.public_base_url:
+        return settings.with_(public_base_url=f"http://{_url_host(host)}:{port}")
+    parts = urlsplit(settings.public_base_url)
+    try:
+        given_port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        given_port = None
+    here = (parts.hostname or "") in _LOOPBACK | {host} or (
+        parts.hostname or "").startswith("127.")
+    if here and given_port != port:
+        click.echo(f"chat33: warning: CHAT33_PUBLIC_BASE_URL is {settings.public_base_url} "
+                   f"but the API listens on {host}:{port}: platforms will fetch media from "
+                   f"{settings.media_base_url}/media/ (unset it to use this server's "
+                   "address)", err=True)
+    return settings
 
 
 __all__ = ["GunicornServer", "serve"]

@@ -59,11 +59,16 @@ def worker(once: bool, concurrency: int, plugins: tuple[str, ...], worker_id: st
         # httpx logs every request at INFO: one line per post and per webhook is noise
         # (the post's own logs record each step) and costs the publishing threads time
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        # the schema check at start would log alembic's plugin setup line by line
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings.from_env()
     settings.require_secret_key()
     # room for every publishing thread, the loop, the heartbeat and the webhook threads
     engine = make_engine(settings.database_url, pool_size=concurrency + 4, max_overflow=4)
     core = Chat33(settings, store=Store(engine))
+    # an unreachable or uninitialized database is one line and a non-zero exit, before
+    # any claim (chat33's command group reports the error)
+    core.store.require_schema()
     for spec in plugins:
         core.host.register(_load(spec), name=spec)
     runner = Worker(core, concurrency=concurrency, worker_id=worker_id, once=once)

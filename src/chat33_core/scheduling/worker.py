@@ -51,6 +51,8 @@ NOTIFY_CHANNEL = "chat33_posts"
 WEBHOOK_CHECK_S = 0.1
 #: the smallest claim batch while a backlog lasts (see ``Worker.window``)
 PREFETCH = 16
+#: with ``once``, claims tried in a row on a database that fails before giving up
+ONCE_CLAIM_TRIES = 3
 
 
 def default_worker_id() -> str:
@@ -108,6 +110,9 @@ class Worker:
         self._hooks_check_at = 0.0
         #: the last claim was full: more is likely due, skip the "anything due?" read
         self._backlog = False
+        self._claim_failures = 0
+        #: ``once`` gave up on a database it could not use: run() returns 1
+        self.failed = False
 
     # --- control -------------------------------------------------------------------
 
@@ -150,7 +155,8 @@ class Worker:
                 idle = self._idle()
                 claimed, more = self._fill(pool)
                 sent = self._fill_webhooks(hook_pool)
-                if self.once and idle and not claimed and not sent:
+                if self.once and idle and not claimed and not sent and (
+                        not self._claim_failures):
                     break
                 if more:
                     continue
@@ -161,7 +167,7 @@ class Worker:
             # results whose write failed after their thread moved on (logged one by one)
             self.stats["unwritten"] += self.publisher.committer.dropped
         log.info("worker %s stopped: %s", self.id, dict(self.stats))
-        return 0
+        return 1 if self.failed else 0
 
     def _idle(self) -> bool:
         with self._lock:
@@ -178,9 +184,18 @@ class Worker:
         try:
             claims = self.queue.claim(want, check_due=not self._backlog)
         except sa.exc.OperationalError as exc:
+            self._claim_failures += 1
+            if self.once and self._claim_failures >= ONCE_CLAIM_TRIES:
+                # --once must not report "nothing due" when it could not look
+                log.error("worker %s: claim failed %d times (%s); giving up", self.id,
+                          self._claim_failures, exc.orig)
+                self.failed = True
+                self.stop()
+                return 0, False
             log.warning("worker %s: claim failed (%s); retrying", self.id, exc.orig)
             time.sleep(0.2)
             return 0, False
+        self._claim_failures = 0
         for claim in claims:
             future = pool.submit(self._publish, claim)
             with self._lock:

@@ -23,7 +23,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import Conflict, NotFound, RateLimited
+from ..errors import ConfigurationError, Conflict, NotFound, RateLimited
 from ..models import (
     Account,
     ApiKey,
@@ -713,9 +713,8 @@ class Store:
 
     # --- schema -----------------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the newest migration (safe to run twice)."""
-        from alembic import command
+    def _schema(self) -> tuple[Any, bool]:
+        """(alembic config, whether the database is at the newest migration)."""
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
@@ -724,11 +723,26 @@ class Store:
         cfg.set_main_option("script_location", str(files("chat33_core") / "migrations"))
         head = ScriptDirectory.from_config(cfg).get_current_head()
         with self.engine.connect() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == head:
-                return  # up to date: no need to run the migration environment
+            return cfg, MigrationContext.configure(conn).get_current_revision() == head
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest migration (safe to run twice)."""
+        from alembic import command
+
+        cfg, current = self._schema()
+        if current:
+            return  # up to date: no need to run the migration environment
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def require_schema(self) -> None:
+        """Raise :class:`ConfigurationError` unless the database is reachable and at the
+        newest migration (an operational error when it cannot be reached)."""
+        if not self._schema()[1]:
+            raise ConfigurationError(
+                "the database has no chat33 tables or an older schema: run `chat33 init` "
+                "first")
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:
@@ -753,8 +767,12 @@ class Store:
         return Organization(id=row["id"], name=row["name"], created_at=row["created_at"])
 
     def find_org_by_name(self, name: str) -> Organization | None:
+        """The organization called ``name``, in any case ("acme" finds "Acme"); an exact
+        match first, then the oldest."""
+        orgs = t.organizations
         with self.read() as c:
-            row = c.execute(sa.select(t.organizations).where(t.organizations.c.name == name)
+            row = c.execute(sa.select(orgs).where(sa.func.lower(orgs.c.name) == name.lower())
+                            .order_by((orgs.c.name != name), orgs.c.created_at)
                             ).mappings().first()
         return None if row is None else Organization(id=row["id"], name=row["name"],
                                                       created_at=row["created_at"])
