@@ -5,7 +5,8 @@ from __future__ import annotations
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
-PLUGINS = [f"plugins/chat33_{p}" for p in ("instagram", "facebook", "tiktok", "youtube", "x")]
+PLUGINS = [f"plugins/chat33_{p}"
+           for p in ("instagram", "facebook", "tiktok", "youtube", "x", "bluesky")]
 EDITABLE = [arg for path in (".[test]", *PLUGINS, "adapters/flask_api") for arg in ("-e", path)]
 
 
