@@ -236,7 +236,7 @@ class BlueskySandbox(SandboxApp):
         now = self.now()
         access = self._jwt({"scope": "com.atproto.appPass", "sub": account["did"],
                             "iat": int(now), "exp": int(now + self.config["access_ttl_s"]),
-                            "aud": "did:web:sandbox.bsky"})
+                            "aud": "did:web:sandbox.bsky", "jti": secrets.token_hex(8)})
         refresh = self._jwt({"scope": "com.atproto.refresh", "sub": account["did"],
                              "iat": int(now), "exp": int(now + self.config["refresh_ttl_s"]),
                              "jti": secrets.token_hex(8)})
