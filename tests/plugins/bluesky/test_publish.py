@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import pytest
+from chat33_bluesky import BlueskyPlatform
 from chat33_bluesky.publishing import new_tid
+from chat33_bluesky.sandbox import BlueskySandbox
 
+from chat33_core.config import Settings
 from chat33_core.errors import PermanentError
-from chat33_core.platforms import MediaFile
+from chat33_core.models import Credentials
+from chat33_core.platforms import MediaFile, RefreshContext
+from chat33_core.sandbox import PrefixDispatcher, serve
+from chat33_core.testing import publish_context
 
 from .conftest import DID, HANDLE, RecordingSleep, Sandbox, account
 
@@ -184,3 +191,21 @@ def test_reply_to_a_post_that_is_gone_fails_clearly(sandbox: Sandbox) -> None:
             "replyTo": f"at://{DID}/app.bsky.feed.post/3kaaaaaaaaaaa"}}))
     assert caught.value.platform_code == "reply-not-found"
     assert sandbox.posts() == []
+
+
+def test_the_sandbox_behind_chat33_sandbox_s_path_prefix_names_its_pds_there() -> None:
+    """``chat33 sandbox`` serves every sandbox under ``/<platform>``: the DID document's
+    PDS must keep that prefix for the plugin to follow it."""
+    with serve(PrefixDispatcher({"bluesky": BlueskySandbox()})) as url:
+        settings = Settings.from_env({"CHAT33_BLUESKY_API_BASE": f"{url}/bluesky"})
+        platform = BlueskyPlatform(settings)
+        with httpx.Client(timeout=10) as http:
+            credentials = platform.refresh_credentials(
+                Credentials(access_token="sandbox-token"),
+                RefreshContext(account=account(), http=http, settings=settings))
+            assert credentials.extra["pds"] == f"{url}/bluesky/pds"
+            result = platform.publish(publish_context(
+                platform, settings=settings, account=account(), credentials=credentials,
+                http=http, text="through the prefix"))
+            posts = http.get(f"{url}/bluesky/_sandbox/state").json()["posts"]
+    assert [p["uri"] for p in posts] == [result.first.external_id]
