@@ -84,6 +84,7 @@ class Publication:
         self.data.setdefault("posted", [])
         self.data.setdefault("items", {})
         self.config = ctx.config("bluesky")
+        self.dids: dict[str, str | None] = {}
 
     # --- checkpoint ------------------------------------------------------------------------
 
@@ -317,7 +318,12 @@ class Publication:
 
     def resolve_handle(self, handle: str) -> str | None:
         """The DID of a mentioned handle; None leaves the mention as plain text (the
-        handle does not exist), as Bluesky's own guide does."""
+        handle does not exist), as Bluesky's own guide does. Asked once per handle."""
+        if handle not in self.dids:
+            self.dids[handle] = self._resolve(handle)
+        return self.dids[handle]
+
+    def _resolve(self, handle: str) -> str | None:
         response = self.pds.call("GET", "com.atproto.identity.resolveHandle",
                                  what=f"Bluesky handle @{handle}", params={"handle": handle},
                                  allow=("InvalidRequest", "HandleNotFound"))

@@ -591,7 +591,10 @@ class BlueskySandbox(SandboxApp):
         sha = hashlib.sha256(data).hexdigest()
         known = self.videos.get((did, sha))
         if known is not None and self.jobs[known].get("blob"):
-            body = self._job_body(self.jobs[known], False)
+            # the service keeps the processed video and hands its blob to the PDS again
+            job = self.jobs[known]
+            job["blob"] = self._video_blob(job)
+            body = self._job_body(job, False)
             return json_response({**body, "error": "already_exists",
                                   "message": "Video already processed"}, 409)
         job_id = f"job{next(self._jobs):06d}"
@@ -602,6 +605,12 @@ class BlueskySandbox(SandboxApp):
         # the service answers the JobStatus at top level, unlike its lexicon
         return json_response(self._job_body(self.jobs[job_id],
                                              bool(self.config["wrap_job_status"])))
+
+    def _video_blob(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The processed video put on the account's PDS (a blob of its own bytes)."""
+        blob = self._store_blob(job["did"], job["sha"].encode(), "video/mp4")
+        self.blobs[(job["did"], blob["ref"]["$link"])]["size"] = job["size"]
+        return {**blob, "size": job["size"]}
 
     def job_status(self, request: Request, host: str) -> Response:
         job = self.jobs.get(request.args.get("jobId") or "")
@@ -616,11 +625,8 @@ class BlueskySandbox(SandboxApp):
                 job.update(state="JOB_STATE_FAILED", failureCode=failure,
                            error=failure, message="Video processing failed")
             elif job["polls"] >= steps:
-                data = job["sha"].encode()  # the processed video: a blob of its own
-                blob = self._store_blob(job["did"], data, "video/mp4")
-                self.blobs[(job["did"], blob["ref"]["$link"])]["size"] = job["size"]
-                blob["size"] = job["size"]
-                job.update(state="JOB_STATE_COMPLETED", progress=100, blob=blob)
+                job.update(state="JOB_STATE_COMPLETED", progress=100,
+                           blob=self._video_blob(job))
             else:
                 job.update(state=VIDEO_STATES[min(job["polls"] - 1, len(VIDEO_STATES) - 1)],
                            progress=int(100 * job["polls"] / steps))

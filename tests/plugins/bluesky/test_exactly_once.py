@@ -157,3 +157,20 @@ def test_a_blob_the_pds_dropped_is_uploaded_again_on_the_next_attempt(
     sandbox.platform.publish(ctx)
     assert len(sandbox.posts()) == 1
     assert calls(sandbox, "com.atproto.repo.uploadBlob") == 2
+
+
+def test_a_video_blob_the_pds_dropped_is_handed_over_again_by_the_video_service(
+        sandbox: Sandbox, media: Media) -> None:
+    sandbox.config(video_steps=1)
+    checkpoints = Checkpoints(lambda d: bool((d.get("items") or {}).get("0", {})
+                                             .get("video", {}).get("blob")))
+    ctx = sandbox.context(["clip"], media=[[media("clip.mp4")]], checkpoints=checkpoints)
+    with pytest.raises(WorkerCrash):
+        sandbox.platform.publish(ctx)
+    sandbox.advance(601)
+    with pytest.raises(TransientError):
+        sandbox.platform.publish(ctx)
+    sandbox.platform.publish(ctx)  # uploaded again: the service answers already_exists
+    assert calls(sandbox, "app.bsky.video.uploadVideo") == 2
+    assert len(sandbox.state()["jobs"]) == 1
+    assert len(sandbox.posts()) == 1

@@ -209,3 +209,13 @@ def test_the_sandbox_behind_chat33_sandbox_s_path_prefix_names_its_pds_there() -
                 http=http, text="through the prefix"))
             posts = http.get(f"{url}/bluesky/_sandbox/state").json()["posts"]
     assert [p["uri"] for p in posts] == [result.first.external_id]
+
+
+def test_a_handle_mentioned_twice_is_resolved_once(sandbox: Sandbox) -> None:
+    sandbox.platform.publish(sandbox.context(["@atproto.com hi, @atproto.com"]))
+    facets = sandbox.posts()[0]["value"]["facets"]
+    assert [(f["index"]["byteStart"], f["index"]["byteEnd"]) for f in facets] == [
+        (0, 12), (17, 29)]
+    resolves = [c for c in sandbox.state()["calls"]
+                if c[1] == "com.atproto.identity.resolveHandle"]
+    assert len(resolves) == 1
