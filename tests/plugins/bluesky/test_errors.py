@@ -214,3 +214,20 @@ def test_a_connection_dropped_after_sending_the_post_is_an_unknown_outcome(
     assert caught.value.platform_code == "network"
     assert received and CREATE.encode() in received[0]
     assert ctx.checkpoints.load()["items"]["0"]["sent"] is True
+
+
+def test_a_429_without_ratelimit_headers_falls_back_to_retry_after(sandbox: Sandbox) -> None:
+    sandbox.fault(method="POST", path=CREATE, status=429, headers={"Retry-After": "42"},
+                  body={"error": "RateLimitExceeded", "message": "slow down"})
+    with pytest.raises(RateLimitedByBluesky) as caught:
+        sandbox.platform.publish(sandbox.context(["x"]))
+    assert caught.value.retry_after == 42.0
+
+
+def test_a_request_timeout_answer_is_transient(sandbox: Sandbox) -> None:
+    sandbox.fault(method="POST", path=CREATE, status=408, body="request timeout")
+    with pytest.raises(TransientError) as caught:
+        sandbox.platform.publish(sandbox.context(["x"]))
+    assert not isinstance(caught.value, RateLimitedByBluesky)
+    assert caught.value.platform_code == "408"
+    assert sandbox.posts() == []
