@@ -2,8 +2,8 @@
 (platforms-more.md §1.4-§1.8).
 
 Exactly once rests on a record key chosen by us. Before an item's ``createRecord`` is
-sent, its ``rkey`` (a TID, the key type of ``app.bsky.feed.post``) and ``createdAt`` are
-checkpointed and the item is marked ``sent``. Whatever then happens — no answer, a
+sent, its ``rkey`` (a TID, the key type of ``app.bsky.feed.post``) is checkpointed and
+the item is marked ``sent``. Whatever then happens — no answer, a
 worker that dies — whether the post exists is one exact question:
 ``com.atproto.repo.getRecord`` for that rkey. Found: it is recorded as posted. Not found:
 the same record is created again with the same rkey, so even a late first request and a
@@ -14,7 +14,7 @@ Checkpoint layout::
 
     {"posted": [{"uri", "cid", "postId"}],             # in thread order
      "replyTo": {"root": ref, "parent": ref},           # platformConfig.bluesky.replyTo
-     "items": {"<index>": {"rkey", "createdAt", "sent",
+     "items": {"<index>": {"rkey", "sent",
                            "blobs": [{"blob", "at"}], "video": {...}, "thumb": {...}}}}
 """
 
@@ -43,7 +43,7 @@ from .xrpc import Xrpc, body_of
 POST = "app.bsky.feed.post"
 _B32 = "234567abcdefghijklmnopqrstuvwxyz"
 #: how a PDS says that a record names a blob it no longer has
-_BLOB_GONE = ("BlobNotFound", "could not find blob")
+_BLOB_GONE = ("BlobNotFound", "could not find blob")  # the error name, or its message
 
 
 def new_tid(now_us: int | None = None, clock_id: int | None = None) -> str:
@@ -100,7 +100,7 @@ class Publication:
         items: dict[str, Any] = self.data["items"]
         state: dict[str, Any] = items.setdefault(str(index), {})
         if "rkey" not in state:
-            state.update({"rkey": new_tid(), "createdAt": iso_now()})
+            state["rkey"] = new_tid()
             self.save()
         return state
 
@@ -163,7 +163,7 @@ class Publication:
                 self.mark_posted(index, found["uri"], found["cid"])
                 return
             state["sent"] = False
-            if any(marker in exc.message or marker == exc.platform_code
+            if any(marker in exc.message.lower() or marker == exc.platform_code
                    for marker in _BLOB_GONE):
                 for key in ("blobs", "video", "thumb"):
                     state.pop(key, None)  # the PDS dropped them: upload again
@@ -192,7 +192,9 @@ class Publication:
 
     def record(self, index: int, item: PublishItem, state: dict[str, Any]) -> dict[str, Any]:
         text = item.text or ""
-        record: dict[str, Any] = {"$type": POST, "text": text, "createdAt": state["createdAt"]}
+        # the time of this attempt: Bluesky shows it as the post's time, and a retry after
+        # a deferral must not look hours old (the rkey alone keeps the retry single)
+        record: dict[str, Any] = {"$type": POST, "text": text, "createdAt": iso_now()}
         facets = richtext.facets(text, self.resolve_handle)
         if facets:
             record["facets"] = facets

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -174,3 +176,21 @@ def test_a_video_blob_the_pds_dropped_is_handed_over_again_by_the_video_service(
     assert calls(sandbox, "app.bsky.video.uploadVideo") == 2
     assert len(sandbox.state()["jobs"]) == 1
     assert len(sandbox.posts()) == 1
+
+
+def test_a_retried_post_keeps_its_record_key_but_carries_the_time_it_was_made(
+        sandbox: Sandbox) -> None:
+    sandbox.fault(method="POST", path=CREATE, status=503,
+                  body={"error": "NotEnoughResources", "message": "busy"})
+    ctx = sandbox.context(["deferred"])
+    with pytest.raises(UnknownOutcome):
+        sandbox.platform.publish(ctx)
+    rkey = ctx.checkpoints.load()["items"]["0"]["rkey"]
+    time.sleep(0.01)
+    retried_at = datetime.now(UTC)
+    assert sandbox.platform.confirm(ctx) is None
+    sandbox.platform.publish(ctx)
+    [post] = sandbox.posts()
+    assert post["rkey"] == rkey
+    created = datetime.fromisoformat(post["value"]["createdAt"].replace("Z", "+00:00"))
+    assert created >= retried_at.replace(microsecond=retried_at.microsecond // 1000 * 1000)
