@@ -153,8 +153,16 @@ class VideoUpload:
     def _poll(self, job_id: str) -> dict[str, Any]:
         waited = 0.0
         while True:
-            response = self.video.call("GET", "app.bsky.video.getJobStatus",
-                                       params={"jobId": job_id}, what="Bluesky video status")
+            try:
+                response = self.video.call("GET", "app.bsky.video.getJobStatus",
+                                           params={"jobId": job_id},
+                                           what="Bluesky video status")
+            except PermanentError as exc:
+                # the service no longer knows the job (expired): upload the video again
+                self.state.pop("jobId", None)
+                self.save()
+                raise TransientError(f"{exc.message}; the video will be uploaded again",
+                                     platform_code=exc.platform_code) from exc
             job = _job(body_of(response, "Bluesky video status"))
             if isinstance(job.get("blob"), Mapping):
                 return dict(job["blob"])

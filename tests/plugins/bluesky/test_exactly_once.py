@@ -194,3 +194,17 @@ def test_a_retried_post_keeps_its_record_key_but_carries_the_time_it_was_made(
     assert post["rkey"] == rkey
     created = datetime.fromisoformat(post["value"]["createdAt"].replace("Z", "+00:00"))
     assert created >= retried_at.replace(microsecond=retried_at.microsecond // 1000 * 1000)
+
+
+def test_a_video_job_the_service_forgot_is_uploaded_again(sandbox: Sandbox,
+                                                          media: Media) -> None:
+    sandbox.config(video_steps=1)
+    sandbox.fault(method="GET", path="getJobStatus", status=400,
+                  body={"error": "NotFound", "message": "Job not found"})
+    ctx = sandbox.context(["clip"], media=[[media("clip.mp4")]])
+    with pytest.raises(TransientError) as caught:
+        sandbox.platform.publish(ctx)
+    assert "uploaded again" in caught.value.message
+    sandbox.platform.publish(ctx)
+    assert calls(sandbox, "app.bsky.video.uploadVideo") == 2
+    assert len(sandbox.posts()) == 1
