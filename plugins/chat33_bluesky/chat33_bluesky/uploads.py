@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from chat33_core.errors import PermanentError, TransientError
-from chat33_core.platforms import MediaFile
+from chat33_core.platforms import EventLog, MediaFile
 
 from .xrpc import Xrpc, body_of, raise_for_response
 
@@ -74,7 +74,7 @@ class VideoUpload:
     def __init__(self, *, http: httpx.Client, pds: Xrpc, video_base: str, did: str,
                  state: MutableMapping[str, Any], save: Callable[[], None],
                  sleep: Callable[[float], None], delays: Iterator[float],
-                 log: Callable[..., None]) -> None:
+                 log: EventLog) -> None:
         self.http = http
         self.pds = pds
         self.video = Xrpc(http, video_base)
