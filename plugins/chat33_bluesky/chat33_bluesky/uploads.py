@@ -28,6 +28,7 @@ import httpx
 from chat33_core.errors import PermanentError, TransientError
 from chat33_core.platforms import EventLog, MediaFile
 
+from .metadata import strip_jpeg_metadata
 from .xrpc import Xrpc, body_of, raise_for_response
 
 BLOB_REUSE_S = 300.0
@@ -48,12 +49,18 @@ def fresh_blob(entry: Any, now: float | None = None) -> dict[str, Any] | None:
 
 
 def upload_blob(pds: Xrpc, media: MediaFile, what: str) -> dict[str, Any]:
-    """``uploadBlob`` of one file, streamed from disk; answers the blob object."""
-    with media.open() as fh:
-        body = pds.json("POST", "com.atproto.repo.uploadBlob", what=what, content=fh,
-                        headers={"Content-Type": media.info.mime_type or
-                                 "application/octet-stream",
-                                 "Content-Length": str(media.info.size)})
+    """``uploadBlob`` of one file; answers the blob object. A JPEG goes without its
+    camera metadata (:mod:`.metadata`); other files are streamed from disk."""
+    mime = media.info.mime_type or "application/octet-stream"
+    if media.info.format.upper() == "JPEG":
+        data = strip_jpeg_metadata(media.path.read_bytes())  # images are ≤ 2 MB
+        body = pds.json("POST", "com.atproto.repo.uploadBlob", what=what, content=data,
+                        headers={"Content-Type": mime})
+    else:
+        with media.open() as fh:
+            body = pds.json("POST", "com.atproto.repo.uploadBlob", what=what, content=fh,
+                            headers={"Content-Type": mime,
+                                     "Content-Length": str(media.info.size)})
     blob = body.get("blob")
     if not isinstance(blob, Mapping):
         raise TransientError(f"{what}: Bluesky answered without a blob",
