@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from chat33_core.errors import PermanentError, TransientError
+from chat33_core.http import send
 from chat33_core.platforms import EventLog, MediaFile
 
 from .metadata import strip_jpeg_metadata
@@ -130,16 +131,13 @@ class VideoUpload:
         token = self._service_token()
         name = media.name or media.path.name
         with media.open() as fh:
-            try:
-                response = self.http.post(
-                    self.video.url("app.bsky.video.uploadVideo"),
-                    params={"did": self.did, "name": name}, content=fh,
-                    headers={"Authorization": f"Bearer {token}", "Content-Type": "video/mp4",
-                             "Content-Length": str(media.info.size)})
-            except httpx.TransportError as exc:
-                # no post exists yet: uploading again is harmless (same bytes, same blob)
-                raise TransientError(f"Bluesky video upload: no answer "
-                                     f"({type(exc).__name__})", platform_code="network") from exc
+            # no post exists yet: uploading again is harmless (same bytes, same blob)
+            response = send(self.http, "POST", self.video.url("app.bsky.video.uploadVideo"),
+                            platform="Bluesky", what="Bluesky video upload", creates=False,
+                            params={"did": self.did, "name": name}, content=fh,
+                            headers={"Authorization": f"Bearer {token}",
+                                     "Content-Type": "video/mp4",
+                                     "Content-Length": str(media.info.size)})
         try:
             body = response.json()
         except ValueError:

@@ -14,8 +14,7 @@ must do follows from both:
 5xx (500, 502, 503, 504), 408               :class:`TransientError`; :class:`UnknownOutcome`
                                             for the request that creates the post
 other 4xx, 501                              :class:`PermanentError` with Bluesky's message
-no connection / no answer                   :class:`TransientError`; :class:`UnknownOutcome`
-                                            when the creating request may have arrived
+no connection / no answer                   the plugin kit's rule (:mod:`chat33_core.http`)
 ==========================================  =================================================
 """
 
@@ -35,6 +34,7 @@ from chat33_core.errors import (
     TransientError,
     UnknownOutcome,
 )
+from chat33_core.http import send
 
 #: a rate limit that resets later than this is a spent budget: defer the post instead of
 #: counting a failed attempt
@@ -123,28 +123,17 @@ class Xrpc:
 
     def call(self, method: str, nsid: str, *, creating: bool = False, what: str = "",
              allow: tuple[str, ...] = (), **kwargs: Any) -> httpx.Response:
-        """Send one request and translate failures.
-
-        A connection never made is transient; a creating request whose answer was lost
-        is an unknown outcome. Error names in ``allow`` (``RecordNotFound``) are returned
-        as they are instead of raised.
+        """Send one request and translate failures: no answer by the kit's rule
+        (:mod:`chat33_core.http`: transient, or an unknown outcome for the creating
+        request), an error answer by :func:`raise_for_response`. Error names in
+        ``allow`` (``RecordNotFound``) are returned as they are instead of raised.
         """
         what = what or nsid
         headers = dict(kwargs.pop("headers", {}))
         if self.token:
             headers.setdefault("Authorization", f"Bearer {self.token}")
-        try:
-            response = self.http.request(method, self.url(nsid), headers=headers, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise TransientError(f"{what}: could not reach Bluesky ({type(exc).__name__})",
-                                 platform_code="network") from exc
-        except httpx.TransportError as exc:
-            if creating:
-                raise UnknownOutcome(f"{what}: no answer from Bluesky ({type(exc).__name__}); "
-                                     "the post may or may not exist",
-                                     platform_code="network") from exc
-            raise TransientError(f"{what}: Bluesky did not answer ({type(exc).__name__})",
-                                 platform_code="network") from exc
+        response = send(self.http, method, self.url(nsid), platform="Bluesky", what=what,
+                        creates=creating, headers=headers, **kwargs)
         if not response.is_success and allow and error_of(response)[1] in allow:
             return response
         raise_for_response(response, creating=creating, what=what)
