@@ -28,6 +28,24 @@ def _load(spec: str) -> object:
         raise ConfigurationError(f"--plugin {spec}: {module_name} has no {attr!r}") from None
 
 
+#: libraries that log every request: quiet unless DEBUG is asked for
+HTTP_LOGGERS = ("httpx", "httpcore")
+#: the schema check at start would log alembic's plugin setup line by line
+QUIET_LOGGERS = (*HTTP_LOGGERS, "alembic")
+
+
+def configure_logging(level: str) -> None:
+    """The worker's logging: ``level`` for chat33 (INFO shows one line per attempt);
+    httpx and httpcore at WARNING unless ``level`` is DEBUG. httpx logs every request at
+    INFO: one line per post and per webhook is noise (the post's own logs record each
+    step) and costs the publishing threads time."""
+    level = level.upper()
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+
+
 @click.command()
 @click.option("--once", is_flag=True,
               help="Publish what is due now (and deliver due webhooks), then exit.")
@@ -38,8 +56,10 @@ def _load(spec: str) -> object:
                    "a distribution, e.g. chat33_core.testplatform). Repeatable.")
 @click.option("--id", "worker_id", default=None,
               help="This worker's name in leases and logs (default host:pid:random).")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--log-level", default="INFO", show_default=True, envvar="CHAT33_LOG_LEVEL",
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="INFO: one line per publish attempt. DEBUG adds every HTTP request "
+                   "(httpx, httpcore). Also read from CHAT33_LOG_LEVEL.")
 def worker(once: bool, concurrency: int, plugins: tuple[str, ...], worker_id: str | None,
            log_level: str) -> None:
     """Publish due posts and deliver webhooks, on time and exactly once.
@@ -53,14 +73,7 @@ def worker(once: bool, concurrency: int, plugins: tuple[str, ...], worker_id: st
     from ..store.core import make_engine
     from .worker import Worker
 
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if log_level.upper() != "DEBUG":
-        # httpx logs every request at INFO: one line per post and per webhook is noise
-        # (the post's own logs record each step) and costs the publishing threads time
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        # the schema check at start would log alembic's plugin setup line by line
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(log_level)
     settings = Settings.from_env()
     settings.require_secret_key()
     # room for every publishing thread, the loop, the heartbeat and the webhook threads

@@ -33,6 +33,7 @@ import logging
 import random
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -175,6 +176,8 @@ class Outcome:
     kind: str
     post_id: str
     message: str = ""
+    #: when the post is tried again (``retry`` and ``deferred``)
+    next_attempt_at: datetime | None = None
 
 
 class Publisher:
@@ -214,11 +217,14 @@ class Publisher:
         attempt = post.retry_count + 1
         alog = AttemptLog(post.id, attempt, checkpointed=claim.checkpoint is None
                           or bool(claim.checkpoint))
+        started = time.monotonic()
         try:
-            return self._run(claim, alog)
+            outcome = self._run(claim, alog)
         except LeaseLost as exc:
             log.warning("%s", exc)
-            return Outcome("lost", post.id, str(exc))
+            outcome = Outcome("lost", post.id, str(exc))
+        _log_attempt(claim, attempt, outcome, time.monotonic() - started)
+        return outcome
 
     def _run(self, claim: Claim, alog: AttemptLog) -> Outcome:
         post = claim.post
@@ -528,7 +534,7 @@ class Publisher:
                 external_post_id=r.external_id if r else p.external_post_id,
                 external_post_url=r.external_url if r else p.external_post_url))
         self.committer.commit(Writes(finish=rows, logs=alog.drain()), wait=False)
-        return Outcome(kind, claim.post.id, message)
+        return Outcome(kind, claim.post.id, message, next_attempt_at=until)
 
     def _published(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
                    result: PublishResult) -> Outcome:
@@ -614,6 +620,19 @@ class Publisher:
                 hook.chat33_post_failed(post=post)
         except Exception:
             log.exception("a chat33 observer hook failed for post %s", post.id)
+
+
+def _log_attempt(claim: Claim, attempt: int, outcome: Outcome, seconds: float) -> None:
+    """One INFO line per attempt: what an operator tails to see the worker work."""
+    post = claim.post
+    thread = f" (+{len(claim.followers)} thread items)" if claim.followers else ""
+    line = (f"post {post.id}{thread} on {post.platform}, attempt {attempt}: {outcome.kind} "
+            f"in {seconds:.2f} s")
+    if outcome.next_attempt_at is not None:
+        line += f"; next attempt at {outcome.next_attempt_at.isoformat(timespec='seconds')}"
+    if outcome.message and outcome.kind != "published":
+        line += f" ({outcome.message})"
+    log.info("%s", line)
 
 
 @functools.cache
