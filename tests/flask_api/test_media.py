@@ -84,6 +84,57 @@ def test_upload_over_4_5_mb_is_413(sqlite_api: Api, files: Path) -> None:
     body = response.get_json()
     assert body["error"] == "PAYLOAD_TOO_LARGE"
     assert [d["path"] for d in body["details"]] == ["file"]
+    # the answer says how to send the file instead: by URL, the server fetching it
+    assert "4.5 MB (4,718,592 bytes)" in body["message"]
+    assert 'POST /api/v1/media/upload with JSON {"url": ' in body["message"]
+    assert "mediaUrls" in body["message"]
+    assert "presign" not in body["message"]  # this server has no large-upload path
+    assert body["details"][0]["message"] == \
+        f"{MAX_UPLOAD_BYTES + 1:,} bytes is over the 4,718,592-byte multipart limit"
+
+
+def test_upload_of_a_body_without_length_over_the_limit_says_how_to_send_it(
+        sqlite_api: Api) -> None:
+    def chunks() -> Iterator[bytes]:  # sent chunked, over real HTTP: no Content-Length
+        yield (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+               b"Content-Type: image/jpeg\r\n\r\n")
+        for _ in range(MAX_UPLOAD_BYTES // 65536 + 4):
+            yield b"\0" * 65536
+        yield b"\r\n--b--\r\n"
+
+    with serve(sqlite_api.app) as base:
+        response = httpx.post(f"{base}/api/v1/media/upload", content=chunks(), timeout=30,
+                              headers={**sqlite_api.org.headers,
+                                       "Content-Type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 413
+    body = response.json()
+    assert body["error"] == "PAYLOAD_TOO_LARGE" and '{"url": ' in body["message"]
+    assert body["details"] == [{"path": "file", "message": "the body is over the "
+                                                           "4,718,592-byte multipart limit"}]
+
+
+def test_the_413_names_the_large_upload_path_once_the_server_has_one(
+        settings_for: Any, tmp_path: Path, files: Path) -> None:
+    from chat33_flask import create_app
+    from flask import Blueprint
+
+    core = make_core(settings_for(f"sqlite:///{tmp_path / 'api.db'}"))
+    app = create_app({"CHAT33_CORE": core, "TESTING": True})
+    presign = Blueprint("presign_route", __name__)
+    presign.add_url_rule("/api/v1/media/presign", "presign", lambda: ("", 201),
+                         methods=["POST"])
+    app.register_blueprint(presign)
+    org = make_org(core, "Acme")
+    with (files / "huge.jpg").open("rb") as fh:
+        response = app.test_client().post(
+            "/api/v1/media/upload", headers=org.headers, content_type="multipart/form-data",
+            data={"file": (fh, "huge.jpg")})
+    assert response.status_code == 413
+    message = response.get_json()["message"]
+    assert 'POST /api/v1/media/upload with JSON {"url": ' in message
+    assert ("POST /api/v1/media/presign, PUT the file to the uploadUrl it answers, then "
+            "POST /api/v1/media/{id}/complete") in message
+    core.store.dispose()
 
 
 def test_upload_without_the_file_field_is_400(sqlite_api: Api) -> None:

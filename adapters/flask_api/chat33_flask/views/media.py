@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Blueprint, request, send_file
+from flask import Blueprint, current_app, request, send_file
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from chat33_core.errors import Issue, ValidationError
 
@@ -29,8 +30,9 @@ _ENVELOPE = 64 * 1024
 
 @route(bp, "POST", "/media/upload", summary="Upload media", tag="Media", scope="media:write",
        description="Two modes. **Multipart** (`multipart/form-data` with a `file` field) for "
-       f"files up to 4.5 MB ({MAX_UPLOAD_BYTES} bytes; larger: 413 PAYLOAD_TOO_LARGE). **URL "
-       "ingestion** (`application/json` with `{url, filename}`): fetched through the guarded "
+       f"files up to 4.5 MB ({MAX_UPLOAD_BYTES} bytes; larger: 413 PAYLOAD_TOO_LARGE, whose "
+       "message says how to send it instead). **URL ingestion** (`application/json` with "
+       "`{url, filename}`), the way to send a bigger file: fetched through the guarded "
        "client (no private addresses), any size up to the limits. Limits: images 10MB, "
        "videos 100MB. The type is decided by inspecting the bytes. Rate limit 50/hour per "
        "organization. Other content types: 415.",
@@ -49,7 +51,10 @@ def upload(principal: Any) -> Any:
         # werkzeug stops reading past this (413) when no Content-Length was sent
         request.max_content_length = MAX_UPLOAD_BYTES + _ENVELOPE
         app.hit_rate_limit("media.upload", principal.org_id)
-        upload = request.files.get("file")
+        try:
+            upload = request.files.get("file")
+        except RequestEntityTooLarge:  # a body without Content-Length, cut off
+            raise _too_large(None) from None
         if upload is None:
             raise ValidationError("send the file in the multipart field `file`", details=[
                 Issue("file", "this field is required", code="required")])
@@ -72,11 +77,39 @@ def upload(principal: Any) -> Any:
                    details=[Issue("body", "unsupported Content-Type")])
 
 
-def _too_large(size: int) -> ApiError:
+def _too_large(size: int | None) -> ApiError:
+    """The 413 of a multipart upload, saying how to send the file instead."""
+    got = f"{size:,} bytes is" if size is not None else "the body is"
     return ApiError(413, "PAYLOAD_TOO_LARGE",
-                    f"multipart uploads are limited to 4.5 MB ({MAX_UPLOAD_BYTES} bytes); "
-                    "pass larger files by URL ({url, filename})",
-                    details=[Issue("file", f"{size} bytes is over {MAX_UPLOAD_BYTES}")])
+                    f"multipart uploads are limited to 4.5 MB ({MAX_UPLOAD_BYTES:,} bytes). "
+                    f"{bigger_file_hint()}",
+                    details=[Issue("file", f"{got} over the {MAX_UPLOAD_BYTES:,}-byte "
+                                           "multipart limit")])
+
+
+def bigger_file_hint() -> str:
+    """How to send a file over the multipart limit: URL ingestion (the server fetches it,
+    images up to 10 MB, videos up to 100 MB), or the public URL straight in
+    ``mediaUrls``; and the large-upload path when this server has one."""
+    upload_path = request.path
+    hint = (f"Send a bigger file by URL instead: POST {upload_path} with JSON "
+            '{"url": "https://…/file.mp4", "filename": "file.mp4"} and the server fetches '
+            "it (images up to 10 MB, videos up to 100 MB), or put its public URL straight "
+            "into mediaUrls")
+    presign = upload_path.rsplit("/", 1)[0] + "/presign"
+    if _serves(presign, "POST"):
+        media = upload_path.rsplit("/", 1)[0]
+        hint += (f"; or upload it directly: POST {presign}, PUT the file to the uploadUrl "
+                 f"it answers, then POST {media}/{{id}}/complete")
+    return hint + "."
+
+
+def _serves(path: str, method: str) -> bool:
+    try:
+        current_app.url_map.bind("localhost").match(path, method=method)
+    except HTTPException:
+        return False
+    return True
 
 
 @files.get("/media/<name>")
