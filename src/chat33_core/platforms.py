@@ -29,6 +29,7 @@ from attrs import field, frozen
 from .errors import Issue, NotSupported, ReconnectRequired
 from .media import MediaInfo
 from .models import Account, Credentials, MediaType, utcnow
+from .options import Option
 
 if TYPE_CHECKING:
     import httpx
@@ -220,8 +221,10 @@ class PlatformBase:
     display_name: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
     limits: ClassVar[Limits] = Limits(caption_length=2200)
-    #: keys accepted under ``platformConfig.<name>``; anything else is a validation error
-    config_keys: ClassVar[frozenset[str]] = frozenset()
+    #: the options accepted under ``platformConfig.<name>``, declared once: the core
+    #: checks them (types, values, required, unknown keys) before ``validate`` runs, the
+    #: OpenAPI document and the README describe them (see :mod:`chat33_core.options`)
+    options: ClassVar[tuple[Option, ...]] = ()
     #: the platform's real API origin, replaced by ``CHAT33_<NAME>_API_BASE``
     default_api_base: ClassVar[str] = ""
     #: where the sandbox serves the OAuth token endpoint, when the platform keeps it on

@@ -13,6 +13,7 @@ import pluggy
 from . import hookspecs
 from .config import Settings
 from .errors import NotFound, PluginError
+from .options import Option
 from .platforms import PlatformBase
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class PluginHost:
                 f"plugin {plugin_name!r} registered {cls!r}, not a PlatformBase subclass")
         if not cls.name:
             raise PluginError(f"platform class {cls.__qualname__} has no name")
+        _check_options(cls)
         if cls.name in self._platforms:
             other = type(self._platforms[cls.name]).__qualname__
             raise PluginError(
@@ -108,6 +110,22 @@ class PluginHost:
     @property
     def hook(self) -> Any:
         return self.pm.hook
+
+
+def _check_options(cls: type[PlatformBase]) -> None:
+    """A platform's option declarations must be usable before any request meets them."""
+    names = [str(getattr(o, "name", "")) for o in cls.options]
+    bad = [o for o in cls.options if not isinstance(o, Option)]
+    if bad:
+        raise PluginError(f"{cls.__qualname__}.options holds {bad[0]!r}, not an Option")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise PluginError(f"{cls.__qualname__}.options declares {', '.join(twice)} "
+                          "more than once")
+    for option in cls.options:
+        if option.has_default and option.choices and option.default not in option.choices:
+            raise PluginError(f"{cls.__qualname__}.options: the default of {option.name} "
+                              f"({option.default!r}) is not among its choices")
 
 
 def _names(raw: str | None) -> set[str]:

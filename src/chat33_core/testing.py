@@ -3,6 +3,8 @@
 * media makers that write real files (:func:`make_image`, :func:`make_video`);
 * :func:`serve_directory` — serve files over HTTP on loopback, as our media server does;
 * :func:`publish_context` — a ready :class:`~chat33_core.platforms.PublishContext`;
+* :func:`validate_draft` — what validation says of a draft for one platform: its
+  declared options checked by the core, then its ``validate``;
 * :class:`PlatformContract` — the checks every platform plugin must pass. Subclass it
   in your plugin's tests and set ``platform_class``.
 
@@ -19,8 +21,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+import attrs
 import httpx
 
+from . import options
 from .config import Settings
 from .errors import Issue, NotSupported
 from .media import MediaInfo
@@ -194,6 +198,24 @@ def publish_context(
         http=http or httpx.Client(timeout=30), settings=settings,
         checkpoints=checkpoints or MemoryCheckpoints(), log=log, sleep=lambda s: None,
     )
+
+
+def validate_draft(platform: PlatformBase, draft: PostDraft, account: Account) -> list[Issue]:
+    """The issues the core's validation finds in ``draft`` for ``platform``: the
+    declared options (``platform.options``) checked first, then ``platform.validate`` on
+    a draft holding only the options that passed, as in ``POST /posts``."""
+    label = platform.display_name or platform.name
+    path = f"platformConfig.{platform.name}"
+    raw = draft.platform_config.get(platform.name)
+    if raw is None:
+        clean: dict[str, Any] = {}
+        issues = options.missing(platform.options, None, path, label=label)
+    else:
+        clean, issues = options.check(platform.options, raw, path, label=label)
+    seen = {**draft.platform_config, platform.name: clean}
+    thread = [attrs.evolve(item, platform_config=seen) for item in draft.thread]
+    return issues + platform.validate(
+        attrs.evolve(draft, platform_config=seen, thread=thread), account)
 
 
 def media_file(path: Path, base_url: str, info: MediaInfo | None = None) -> MediaFile:

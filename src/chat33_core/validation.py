@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 from attrs import frozen
 
+from . import options
 from .config import Settings
 from .errors import Chat33Error, Issue, NotFound, PluginError, ValidationError
 from .fetch import FetchError, check_url, url_problem
@@ -386,8 +387,10 @@ class _Engine:
             return None
 
     def _platform_config(self, account_ids: list[tuple[int, str]]) -> Mapping[str, Any]:
-        """Check ``platformConfig`` and return what plugins get to see: objects of
-        installed platforms, with their accepted keys only."""
+        """Check ``platformConfig`` against each platform's declared options and return
+        what plugins get to see: objects of installed platforms, holding only the options
+        that passed. A platform no account of the request is on is not held to its
+        required options (its object is ignored, with a warning)."""
         config = self.request.platform_config
         clean: dict[str, dict[str, Any]] = {}
         if config is None:
@@ -405,17 +408,14 @@ class _Engine:
                 self.error(path, f"unknown platform {name!r} (known: {known})",
                            "unknown_platform")
                 continue
-            if not isinstance(value, Mapping):
-                self.error(path, "must be an object of options", "invalid")
-                continue
-            accepted = installed[name].config_keys
-            clean[name] = {k: v for k, v in value.items() if k in accepted}
-            for key in value:
-                if key not in accepted:
-                    allowed = ", ".join(sorted(accepted)) or "none"
-                    self.error(f"{path}.{key}", f"unknown option {key!r} for {name} "
-                                                f"(accepted: {allowed})", "unknown_key")
-            if name not in targeted:
+            platform = installed[name]
+            # required options are the accounts' business (see _account): a request
+            # posting elsewhere is told about them only if it sends the object
+            clean[name], issues = options.check(
+                platform.options, value, path, label=platform.display_name or name,
+                required=name not in targeted)
+            self.errors += issues
+            if name not in targeted and isinstance(value, Mapping):
                 self.warn(path, f"ignored: no {name} account is among accountIds", "unused")
         return clean
 
@@ -550,6 +550,13 @@ class _Engine:
             issues.append(Issue(path, f"no plugin is installed for the platform "
                                       f"{account.platform!r}", "unknown_platform"))
             return _split(account_id, account.platform, issues)
+        config = self.request.platform_config
+        given = config.get(account.platform) if isinstance(config, Mapping) else None
+        if given is None or isinstance(given, Mapping):
+            # required options: set or not, whatever else is wrong with the object
+            issues += options.missing(platform.options, given,
+                                      f"platformConfig.{account.platform}",
+                                      label=platform.display_name or platform.name)
         if platform.capabilities.threads:
             issues += self._platform_issues(
                 platform, attrs.evolve(draft, thread=thread) if thread else draft, account,

@@ -15,6 +15,7 @@ from chat33_core import hookspecs
 from chat33_core.config import Settings
 from chat33_core.errors import Issue, NotFound, PermanentError, PluginError
 from chat33_core.hookspecs import hookimpl
+from chat33_core.options import Option
 from chat33_core.platforms import (
     Capabilities,
     Limits,
@@ -59,7 +60,8 @@ class MastodonPlatform(PlatformBase):
     display_name = "Mastodon"
     capabilities = Capabilities(threads=True, delete=True)
     limits = Limits(caption_length=500, max_images=4)
-    config_keys = frozenset({"visibility"})
+    options = (Option("visibility", "string", "Who sees the status",
+                      choices=("public", "unlisted", "private", "direct"), default="public"),)
     default_api_base = "https://mastodon.example"
 
     def validate(self, draft: PostDraft, account: object) -> list[Issue]:

@@ -19,6 +19,7 @@ from chat33_core.hookspecs import hookimpl
 from chat33_core.media import MediaError, MediaInfo
 from chat33_core.mediastore import MediaIngestor, MediaStore
 from chat33_core.models import Account, MediaType, PostRequest, ThreadItem
+from chat33_core.options import Option
 from chat33_core.platforms import Capabilities, PlatformBase, PostDraft
 from chat33_core.plugins import PluginHost
 from chat33_core.testing import make_image, make_video, serve_directory
@@ -41,7 +42,8 @@ class Threadnet(PlatformBase):
     name = "threadnet"
     display_name = "Threadnet"
     capabilities = Capabilities(threads=True)
-    config_keys = frozenset({"title", "privacy"})
+    options = (Option("title", "string", "The post's title"),
+               Option("privacy", "string", "Who sees it", choices=("public", "private")))
 
     def validate(self, draft: PostDraft, account: Account) -> list[Issue]:
         issues = []
@@ -57,8 +59,8 @@ class Threadnet(PlatformBase):
             issues.append(Issue("mediaUrls", "no media: text-only posts reach fewer people",
                                 severity="warning"))
         title = (draft.platform_config.get("threadnet") or {}).get("title")
-        if title is not None and not isinstance(title, str):
-            issues.append(Issue("platformConfig.threadnet.title", "must be a string"))
+        if title is not None and not title.strip():  # a str: the core checked its type
+            issues.append(Issue("platformConfig.threadnet.title", "must not be empty"))
         for item in draft.thread:
             issues += self.validate(item, account)
         return issues
@@ -69,7 +71,7 @@ class Plainnet(PlatformBase):
 
     name = "plainnet"
     capabilities = Capabilities(threads=False, video=False)
-    config_keys = frozenset({"note"})
+    options = (Option("note", "string", "A note"),)
 
     def validate(self, draft: PostDraft, account: Account) -> list[Issue]:
         issues = []
@@ -370,7 +372,7 @@ def test_platform_config_keys_are_checked() -> None:
     assert codes(report) == {"platformConfig.threadnet.privcy": "unknown_key",
                              "platformConfig.youtube": "unknown_platform"}
     unknown_key = report.errors()[0]
-    assert unknown_key.message == "unknown option 'privcy' for threadnet (accepted: privacy, " \
+    assert unknown_key.message == "unknown option 'privcy' for Threadnet (accepted: privacy, " \
                                   "title)"
     assert paths(report.request_warnings) == ["platformConfig.plainnet"]
 

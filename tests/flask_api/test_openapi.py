@@ -69,6 +69,48 @@ def test_schemas_follow_the_models(sqlite_api: Api) -> None:
         "id", "accountId", "platform", "accountName", "status", "scheduledAt", "createdAt"}
 
 
+def test_platform_config_is_a_schema_per_platform_from_its_declarations(sqlite_api: Api
+                                                                        ) -> None:
+    schemas = sqlite_api.client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    config = schemas["PlatformConfig"]
+    assert config["additionalProperties"] is False
+    assert config["properties"]["youtube"] == {
+        "$ref": "#/components/schemas/PlatformConfig_youtube"}
+    for body in ("CreatePostRequest", "UpdatePostRequest", "Post"):
+        assert schemas[body]["properties"]["platformConfig"] == {
+            "$ref": "#/components/schemas/PlatformConfig"}
+    youtube = schemas["PlatformConfig_youtube"]
+    assert youtube["additionalProperties"] is False
+    assert youtube["required"] == ["selfDeclaredMadeForKids"]
+    assert youtube["properties"]["privacyStatus"]["enum"] == ["public", "unlisted", "private"]
+    assert youtube["properties"]["selfDeclaredMadeForKids"]["type"] == "boolean"
+    assert youtube["properties"]["tags"] == {
+        "type": "array", "items": {"type": "string"},
+        "description": youtube["properties"]["tags"]["description"]}
+    tiktok = schemas["PlatformConfig_tiktok"]
+    assert tiktok["required"] == ["privacyLevel"]
+    assert tiktok["properties"]["disableComment"]["default"] is False
+    assert schemas["PlatformConfig_x"]["properties"]["poll"]["properties"]["options"]["items"] \
+        == {"type": "string"}
+    for name in ("facebook", "instagram"):
+        assert "firstComment" in schemas[f"PlatformConfig_{name}"]["properties"]
+
+
+def test_a_body_the_platform_schema_refuses_is_a_400_at_its_path(sqlite_api: Api) -> None:
+    response = sqlite_api.post("/posts", {
+        "accountIds": [sqlite_api.org.accounts["youtube"]], "text": "Launch",
+        "mediaUrls": ["https://cdn.example/v.mp4"],
+        "platformConfig": {"youtube": {"privacyStatus": "hidden", "selfDeclaredMadeForKids": "no",
+                                       "colour": "red"}}})
+    assert response.status_code == 400
+    details = {d["path"]: d["message"] for d in response.get_json()["details"]}
+    assert details["platformConfig.youtube.privacyStatus"] == \
+        "'hidden' is not one of public, unlisted, private"
+    assert details["platformConfig.youtube.selfDeclaredMadeForKids"] == \
+        "must be true or false, got 'no'"
+    assert details["platformConfig.youtube.colour"].startswith("unknown option 'colour'")
+
+
 # --- schemathesis -------------------------------------------------------------------------
 
 

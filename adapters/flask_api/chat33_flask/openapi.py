@@ -40,7 +40,7 @@ _RATE_HEADERS = {
 
 def build(app: Flask, prefix: str) -> dict[str, Any]:
     core = app.extensions["chat33"]
-    platforms = sorted(core.host.platforms)
+    platforms = core.host.platforms
     paths: dict[str, dict[str, Any]] = {}
     for bp in app.blueprints.values():
         for op in ops(bp):

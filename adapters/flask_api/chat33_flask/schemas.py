@@ -23,6 +23,7 @@ import attrs
 from attrs import field, frozen
 from cattrs.gen import make_dict_structure_fn, override
 
+from chat33_core import options
 from chat33_core.models import (
     Account,
     ApiKey,
@@ -36,6 +37,7 @@ from chat33_core.models import (
     ThreadItem,
     User,
 )
+from chat33_core.platforms import PlatformBase
 from chat33_core.serialization import camel, converter, post_json
 
 
@@ -266,15 +268,18 @@ def model_schema(cls: type, names: Mapping[type, str], *,
 
 
 def request_schema(cls: type, names: Mapping[type, str], *,
+                   overrides: Mapping[str, dict[str, Any]] | None = None,
                    description: str | None = None) -> dict[str, Any]:
     """The body the converter accepts for ``cls``: camelCase fields, unknown keys refused;
     fields without a default are required."""
     hints = typing.get_type_hints(cls)
+    overrides = dict(overrides or {})
     props: dict[str, Any] = {}
     required = []
     for a in attrs.fields(cls):
         key = camel(a.name)
-        schema = dict(a.metadata.get("schema") or type_schema(hints[a.name], names))
+        schema = dict(overrides.get(key) or a.metadata.get("schema")
+                      or type_schema(hints[a.name], names))
         if a.default is attrs.NOTHING:
             required.append(key)
         elif isinstance(a.default, (str, int, bool)) and not isinstance(a.default, _Unset):
@@ -290,15 +295,37 @@ def request_schema(cls: type, names: Mapping[type, str], *,
     return out
 
 
-def components(platforms: list[str]) -> dict[str, Any]:
+def platform_config_schemas(platforms: Mapping[str, PlatformBase]) -> dict[str, Any]:
+    """``PlatformConfig`` (an object keyed by platform name) and one
+    ``PlatformConfig_<name>`` per platform, from the options it declares."""
+    out: dict[str, Any] = {}
+    props: dict[str, Any] = {}
+    for name in sorted(platforms):
+        platform = platforms[name]
+        label = platform.display_name or name
+        out[f"PlatformConfig_{name}"] = options.object_schema(
+            platform.options, description=f"{label} options (platformConfig.{name})")
+        props[name] = ref(f"PlatformConfig_{name}")
+    out["PlatformConfig"] = {
+        "type": "object", "properties": props, "additionalProperties": False,
+        "description": "Options per platform, keyed by platform name. Each platform's "
+        "options are checked against its schema; options of a platform required there "
+        "must be set when the post goes to an account of that platform."}
+    return out
+
+
+def components(platforms: Mapping[str, PlatformBase]) -> dict[str, Any]:
     """Every schema of the API, keyed by component name. ``platforms`` are the installed
-    platform names (third-party plugins add theirs)."""
+    platforms by name (third-party plugins add theirs)."""
     names: dict[type, str] = {
         ThreadItem: "ThreadItem", MediaType: "MediaType", PostStatus: "PostStatus",
     }
-    platform = {"type": "string", "enum": platforms} if platforms else {"type": "string"}
+    platform = ({"type": "string", "enum": sorted(platforms)} if platforms
+                else {"type": "string"})
     p_ref = {"platform": ref("Platform")}
+    config_ref = {"platformConfig": ref("PlatformConfig")}
     schemas: dict[str, Any] = {
+        **platform_config_schemas(platforms),
         "Platform": platform,
         "MediaType": type_schema(MediaType, {}),
         "PostStatus": type_schema(PostStatus, {}),
@@ -316,7 +343,7 @@ def components(platforms: list[str]) -> dict[str, Any]:
             },
         },
         "Account": model_schema(Account, names, render=account_json, overrides=p_ref),
-        "Post": model_schema(Post, names, render=post_json, overrides=p_ref,
+        "Post": model_schema(Post, names, render=post_json, overrides=p_ref | config_ref,
                              extra={"channelId": {"type": "string"}}),
         "PostSummary": model_schema(PostSummary, names, overrides=p_ref),
         "ApiKey": model_schema(ApiKey, names, render=api_key_json),
@@ -325,9 +352,10 @@ def components(platforms: list[str]) -> dict[str, Any]:
             "type": {"type": "string", "enum": ["image", "video"]}}),
         "User": model_schema(User, names, render=user_json, extra={"orgId": {"type": "string"}}),
         "ThreadItem": request_schema(ThreadItem, names),
-        "CreatePostRequest": request_schema(PostRequest, names),
+        "CreatePostRequest": request_schema(PostRequest, names, overrides=config_ref),
         "UpdatePostRequest": request_schema(
-            UpdatePostRequest, names, description="Only the fields sent are changed. "
+            UpdatePostRequest, names, overrides=config_ref,
+            description="Only the fields sent are changed. "
             "scheduledAt null publishes on the next worker tick."),
         "DuplicatePostRequest": request_schema(DuplicatePostRequest, names),
         "CreateApiKeyRequest": request_schema(CreateApiKeyRequest, names),

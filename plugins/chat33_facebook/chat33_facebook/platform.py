@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from chat33_core.errors import Issue, PlatformError, ReconnectRequired
 from chat33_core.models import Account, Credentials
+from chat33_core.options import Option
 from chat33_core.platforms import (
     Capabilities,
     DeleteContext,
@@ -51,7 +52,14 @@ class FacebookPlatform(PlatformBase):
     limits = Limits(caption_length=63_206, max_images=10, max_videos=1,
                     max_image_bytes=10 * 1024 * 1024, max_video_bytes=10 * 1024**3,
                     daily_cap=50)
-    config_keys = frozenset({"type", "link", "title", "firstComment"})
+    options = (
+        Option("type", "string", "What to publish; from mediaType and the media when absent "
+               "(no media: a feed post, photos: a photo or album, a video: a video)",
+               choices=rules.POST_TYPES),
+        Option("link", "string", "An http(s) URL to share (a post without media)"),
+        Option("title", "string", "Videos and reels: the title"),
+        Option("firstComment", "string", "Posted as the first comment right after the post"),
+    )
 
     # --- settings ---------------------------------------------------------------------
 

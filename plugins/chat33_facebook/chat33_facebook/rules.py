@@ -108,18 +108,16 @@ def validate(draft: PostDraft, rules: FacebookRules) -> list[Issue]:
 
 
 def _config_issues(config: Mapping[str, Any], p: str) -> list[Issue]:
+    """The options beyond their declared types and values (``FacebookPlatform.options``,
+    checked by the core)."""
     base = f"{p}platformConfig.facebook"
     issues: list[Issue] = []
-    kind = config.get("type")
-    if kind is not None and (not isinstance(kind, str) or kind.lower() not in POST_TYPES):
-        issues.append(Issue(f"{base}.type", f"type {kind!r} is not one of post, reel, video"))
     link = config.get("link")
-    if link is not None and (not isinstance(link, str)
-                             or not link.lower().startswith(("http://", "https://"))):
+    if link is not None and not link.lower().startswith(("http://", "https://")):
         issues.append(Issue(f"{base}.link", "link must be an http(s) URL"))
     for key in ("title", "firstComment"):
         value = config.get(key)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
+        if value is not None and not value.strip():
             issues.append(Issue(f"{base}.{key}", f"{key} must be a non-empty string"))
     return issues
 

@@ -22,6 +22,7 @@ from chat33_core.errors import (
 from chat33_core.graph import graph_error
 from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
+from chat33_core.options import Option
 from chat33_core.platforms import (
     Capabilities,
     DeleteContext,
@@ -60,10 +61,32 @@ class InstagramPlatform(PlatformBase):
         max_video_bytes=rules.REEL_MAX_BYTES,
         daily_cap=25,
     )
-    config_keys = frozenset({
-        "type", "shareToFeed", "coverUrl", "thumbOffsetMs", "collaborators", "userTags",
-        "locationId", "altText", "firstComment",
-    })
+    options = (
+        Option("type", "string", "What to publish; from the media when absent (one image: "
+               "feed, several: carousel, a video: reel)", choices=rules.POST_TYPES),
+        Option("shareToFeed", "boolean", "Reels: also show the reel in the feed (Instagram "
+               "shows it when absent)"),
+        Option("coverUrl", "string", "Reels: the http(s) URL of a JPEG cover (else "
+               "coverImageUrl, else a frame)"),
+        Option("thumbOffsetMs", "number", "A single video or reel: the thumbnail frame, in "
+               "ms from the start", minimum=0),
+        Option("collaborators", "array", f"Up to {rules.COLLABORATORS_MAX} usernames invited "
+               "as collaborators (not on stories)", items=Option("username", "string", "")),
+        Option("userTags", "array", "Users tagged on the media; x and y (0.0-1.0) place the "
+               "tag and are required on images", items=Option(
+                   "tag", "object", "", fields=(
+                       Option("username", "string", "the Instagram username", required=True),
+                       Option("x", "number", "0.0 (left) to 1.0 (right)", minimum=0.0,
+                              maximum=1.0),
+                       Option("y", "number", "0.0 (top) to 1.0 (bottom)", minimum=0.0,
+                              maximum=1.0)))),
+        Option("locationId", ("string", "integer"), "The numeric id of a Facebook Page with a "
+               "location"),
+        Option("altText", "string", f"Feed images: alt text (up to {rules.ALT_TEXT_MAX} "
+               "characters)"),
+        Option("firstComment", "string", f"Posted as the first comment right after the post "
+               f"(up to {rules.CAPTION_MAX} characters; not on stories)"),
+    )
     default_api_base = INSTAGRAM_GRAPH
     #: refresh long-lived (60-day) tokens this long before they expire;
     #: ``CHAT33_INSTAGRAM_REFRESH_WINDOW_HOURS`` overrides it

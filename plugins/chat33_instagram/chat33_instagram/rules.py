@@ -7,7 +7,6 @@ that broke it ("aspect ratio 0.56 is outside 0.8–1.91"), with a path into the 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -237,10 +236,8 @@ class _Checker:
     # --- platformConfig.instagram -----------------------------------------------
 
     def config(self, config: Mapping[str, Any], kind: str, media: Sequence[MediaInfo]) -> None:
-        post_type = config.get("type")
-        if post_type is not None and post_type not in POST_TYPES:
-            self.error(self.cfg("type"), f"type {post_type!r} is not one of "
-                       f"{', '.join(POST_TYPES)}")
+        """The options beyond their declared types and values (``InstagramPlatform.options``,
+        checked by the core): what each applies to, and limits."""
         if kind == STORY and len(media) > 1:
             self.error("mediaUrls", f"a story takes 1 image or video, got {len(media)}")
         self._bool(config, "shareToFeed", only=(REEL,), kind=kind)
@@ -252,9 +249,7 @@ class _Checker:
         self._alt_text(config, kind, media)
         first = config.get("firstComment")
         if first is not None:
-            if not isinstance(first, str):
-                self.error(self.cfg("firstComment"), "must be a string")
-            elif len(first) > CAPTION_MAX:
+            if len(first) > CAPTION_MAX:
                 self.error(self.cfg("firstComment"), f"comment length {len(first)} is over "
                            f"the limit of {CAPTION_MAX} characters", code="too_long")
             elif kind == STORY:
@@ -263,18 +258,14 @@ class _Checker:
     def _bool(self, config: Mapping[str, Any], key: str, only: tuple[str, ...],
               kind: str) -> None:
         value = config.get(key)
-        if value is None:
-            return
-        if not isinstance(value, bool):
-            self.error(self.cfg(key), f"must be true or false, got {value!r}")
-        elif kind not in only:
+        if value is not None and kind not in only:
             self.error(self.cfg(key), f"{key} applies to {'/'.join(only)} posts, not a {kind}")
 
     def _cover_url(self, config: Mapping[str, Any], kind: str) -> None:
         value = config.get("coverUrl")
         if value is None:
             return
-        if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        if not value.startswith(("https://", "http://")):
             self.error(self.cfg("coverUrl"), "must be an http(s) URL of a JPEG")
         elif kind != REEL:
             self.error(self.cfg("coverUrl"), f"coverUrl applies to reels, not a {kind}")
@@ -285,16 +276,12 @@ class _Checker:
         if value is None:
             return
         path = self.cfg("thumbOffsetMs")
-        if isinstance(value, bool) or not isinstance(value, int | float) or \
-                not math.isfinite(value):
-            self.error(path, f"must be a number of milliseconds, got {value!r}")
-            return
         videos = [m for m in media if m.is_video]
         if kind not in (REEL, STORY) or len(videos) != 1:
             self.error(path, f"thumbOffsetMs applies to a single video or reel, not a {kind}")
             return
         duration_ms = (videos[0].duration_s or 0.0) * 1000
-        if value < 0 or (videos[0].duration_s is not None and value >= duration_ms):
+        if videos[0].duration_s is not None and value >= duration_ms:
             self.error(path, f"thumbnail offset {value:g} ms is outside the video's duration "
                        f"0–{duration_ms:.0f} ms", code="thumb_offset")
 
@@ -303,7 +290,7 @@ class _Checker:
         if value is None:
             return
         path = self.cfg("collaborators")
-        if not isinstance(value, list) or not all(isinstance(u, str) and u for u in value):
+        if not all(value):
             self.error(path, "must be a list of Instagram usernames")
             return
         if len(value) > COLLABORATORS_MAX:
@@ -318,38 +305,25 @@ class _Checker:
         if value is None:
             return
         path = self.cfg("userTags")
-        if not isinstance(value, list):
-            self.error(path, "must be a list of {username, x, y}")
-            return
         # x/y place the tag on an image; optional on stories and reels
         needs_xy = kind == IMAGE or (kind == CAROUSEL and any(not m.is_video for m in media))
         if kind == CAROUSEL and media and all(m.is_video for m in media):
             self.error(path, "user tags are not supported on videos inside a carousel")
         for i, tag in enumerate(value):
             tag_path = f"{path}[{i}]"
-            if not isinstance(tag, Mapping) or not isinstance(tag.get("username"), str) \
-                    or not tag.get("username"):
+            if not tag["username"]:
                 self.error(tag_path, "must be an object with a username")
                 continue
             for axis in ("x", "y"):
-                xy = tag.get(axis)
-                if xy is None:
-                    if needs_xy:
-                        self.error(f"{tag_path}.{axis}", f"{axis} is required on images "
-                                   "(0.0–1.0)")
-                    continue
-                if isinstance(xy, bool) or not isinstance(xy, int | float) \
-                        or not math.isfinite(xy):
-                    self.error(f"{tag_path}.{axis}", f"{axis} must be a number 0.0–1.0")
-                elif not 0.0 <= xy <= 1.0:
-                    self.error(f"{tag_path}.{axis}", f"{axis} {xy:g} is outside 0.0–1.0")
+                if needs_xy and tag.get(axis) is None:
+                    self.error(f"{tag_path}.{axis}", f"{axis} is required on images "
+                               "(0.0–1.0)")
 
     def _location(self, config: Mapping[str, Any], kind: str) -> None:
         value = config.get("locationId")
         if value is None:
             return
-        text = str(value)
-        if isinstance(value, bool) or not text.isdigit():
+        if not str(value).isdigit():
             self.error(self.cfg("locationId"), f"must be the numeric id of a Page with a "
                        f"location, got {value!r}")
 
@@ -359,9 +333,6 @@ class _Checker:
         if value is None:
             return
         path = self.cfg("altText")
-        if not isinstance(value, str):
-            self.error(path, "must be a string")
-            return
         if len(value) > ALT_TEXT_MAX:
             self.error(path, f"alt text length {len(value)} is over the limit of "
                        f"{ALT_TEXT_MAX} characters", code="too_long")

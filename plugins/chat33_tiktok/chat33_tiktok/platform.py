@@ -26,6 +26,7 @@ from chat33_core.errors import (
 )
 from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
+from chat33_core.options import Option
 from chat33_core.platforms import (
     Capabilities,
     Limits,
@@ -58,7 +59,7 @@ class TikTokPlatform(PlatformBase):
     limits = Limits(caption_length=rules.CAPTION_MAX, max_images=rules.MAX_PHOTOS,
                     max_videos=1, max_image_bytes=rules.PHOTO_MAX_BYTES,
                     max_video_bytes=MAX_VIDEO_BYTES, daily_cap=20)
-    config_keys: ClassVar[frozenset[str]] = rules.CONFIG_KEYS
+    options: ClassVar[tuple[Option, ...]] = rules.OPTIONS
     #: access tokens live 2 hours: refresh a little earlier than the default margin
     refresh_margin: ClassVar[timedelta] = timedelta(minutes=10)
 
@@ -83,8 +84,7 @@ class TikTokPlatform(PlatformBase):
             config, has_video=has_video, duration_s=duration,
             privacy_options=options if isinstance(options, list) else None, path=draft.path)
         index = config.get("photoCoverIndex")
-        if (not has_video and isinstance(index, int) and not isinstance(index, bool)
-                and draft.media and index >= len(draft.media)):
+        if not has_video and index is not None and draft.media and index >= len(draft.media):
             issues.append(Issue(f"{draft.path}platformConfig.tiktok.photoCoverIndex",
                                 f"photoCoverIndex {index} is past the last of "
                                 f"{len(draft.media)} photo(s)", "out_of_range"))

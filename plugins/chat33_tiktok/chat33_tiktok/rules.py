@@ -12,6 +12,7 @@ from typing import Any
 
 from chat33_core.errors import Issue
 from chat33_core.media import MediaInfo
+from chat33_core.options import Option
 
 from .chunks import MAX_VIDEO_BYTES
 
@@ -33,15 +34,34 @@ INT32_MAX = 2**31 - 1
 PRIVACY_LEVELS = ("PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "FOLLOWER_OF_CREATOR",
                   "SELF_ONLY")
 POST_MODES = ("DIRECT_POST", "MEDIA_UPLOAD")
-BOOLEAN_KEYS = ("disableDuet", "disableComment", "disableStitch", "brandContentToggle",
-                "brandOrganicToggle", "isAigc", "autoAddMusic")
 #: platformConfig.tiktok; ``title`` and ``description`` apply to photo posts (the post's
 #: text is the description unless ``description`` is given), ``photoCoverIndex`` too
-CONFIG_KEYS = frozenset({
-    "privacyLevel", "disableDuet", "disableComment", "disableStitch",
-    "videoCoverTimestampMs", "brandContentToggle", "brandOrganicToggle", "isAigc",
-    "autoAddMusic", "postMode", "title", "description", "photoCoverIndex",
-})
+OPTIONS = (
+    Option("privacyLevel", "string", "Who can see the post; it must be among the creator's "
+           "privacyLevelOptions", choices=PRIVACY_LEVELS, required=True),
+    Option("disableComment", "boolean", "Turn comments off (sent as true when the creator "
+           "has them off)", default=False),
+    Option("disableDuet", "boolean", "Videos: turn duets off (sent as true when the creator "
+           "has them off)", default=False),
+    Option("disableStitch", "boolean", "Videos: turn stitches off (sent as true when the "
+           "creator has them off)", default=False),
+    Option("videoCoverTimestampMs", "integer", "Videos: the cover frame, in ms from the "
+           "start", minimum=0, maximum=INT32_MAX),
+    Option("brandContentToggle", "boolean", "Paid partnership promoting a third party (not "
+           "with SELF_ONLY)", default=False),
+    Option("brandOrganicToggle", "boolean", "Promotes the creator's own business",
+           default=False),
+    Option("isAigc", "boolean", "Label the content as AI-generated", default=False),
+    Option("autoAddMusic", "boolean", "Photos: let TikTok add music"),
+    Option("postMode", "string", "DIRECT_POST publishes; MEDIA_UPLOAD sends the post to the "
+           "creator's inbox to finish in the app", choices=POST_MODES, default="DIRECT_POST"),
+    Option("title", "string", f"Photos: the title (up to {PHOTO_TITLE_MAX} UTF-16 code "
+           "units)"),
+    Option("description", "string", f"Photos: the description (up to {PHOTO_DESCRIPTION_MAX}"
+           " UTF-16 code units); the post's text when absent"),
+    Option("photoCoverIndex", "integer", "Photos: which photo is the cover, from 0",
+           minimum=0, default=0),
+)
 PHOTO_ONLY_KEYS = ("title", "description", "photoCoverIndex", "autoAddMusic")
 VIDEO_ONLY_KEYS = ("disableDuet", "disableStitch", "videoCoverTimestampMs")
 
@@ -68,17 +88,11 @@ def check_text(text: str | None, has_video: bool, config: Mapping[str, Any],
         return issues
     cfg = f"{path}platformConfig.tiktok"
     title = config.get("title")
-    if title is not None:
-        if not isinstance(title, str):
-            issues.append(Issue(f"{cfg}.title", "title must be a string", "invalid_type"))
-        elif (n := utf16_length(title)) > PHOTO_TITLE_MAX:
-            issues.append(Issue(f"{cfg}.title", f"photo title is {n} UTF-16 code units; "
-                                f"TikTok allows at most {PHOTO_TITLE_MAX}", "too_long"))
+    if title is not None and (n := utf16_length(title)) > PHOTO_TITLE_MAX:
+        issues.append(Issue(f"{cfg}.title", f"photo title is {n} UTF-16 code units; "
+                            f"TikTok allows at most {PHOTO_TITLE_MAX}", "too_long"))
     description = config.get("description")
     where = f"{cfg}.description" if description is not None else f"{path}text"
-    if description is not None and not isinstance(description, str):
-        issues.append(Issue(where, "description must be a string", "invalid_type"))
-        return issues
     body = description if description is not None else (text or "")
     if (n := utf16_length(body)) > PHOTO_DESCRIPTION_MAX:
         issues.append(Issue(where, f"photo description is {n} UTF-16 code units; TikTok "
@@ -158,49 +172,26 @@ def check_video(info: MediaInfo, max_duration_s: float | None, where: str) -> li
 def check_config(config: Mapping[str, Any], *, has_video: bool, duration_s: float | None,
                  privacy_options: Sequence[str] | None = None,
                  path: str = "") -> list[Issue]:
-    """``platformConfig.tiktok``: privacyLevel required and known (and among the
-    creator's options when we know them), booleans, postMode, cover timestamp/index."""
+    """``platformConfig.tiktok`` beyond its declared types and values (:data:`OPTIONS`,
+    checked by the core): privacyLevel among the creator's options when we know them,
+    branded content not private, the cover within the video, keys of the other kind."""
     cfg = f"{path}platformConfig.tiktok"
     issues: list[Issue] = []
     privacy = config.get("privacyLevel")
-    if privacy is None:
-        issues.append(Issue(f"{cfg}.privacyLevel", "privacyLevel is required by TikTok (one "
-                            f"of {', '.join(PRIVACY_LEVELS)})", "required"))
-    elif privacy not in PRIVACY_LEVELS:
-        issues.append(Issue(f"{cfg}.privacyLevel", f"privacyLevel {privacy!r} is not one of "
-                            f"{', '.join(PRIVACY_LEVELS)}", "invalid_choice"))
-    elif privacy_options and privacy not in privacy_options:
+    if privacy is not None and privacy_options and privacy not in privacy_options:
         issues.append(Issue(f"{cfg}.privacyLevel", f"privacyLevel {privacy} is not offered "
                             f"for this account (it offers {', '.join(privacy_options)})",
                             "privacy_level_option_mismatch"))
-    for key in BOOLEAN_KEYS:
-        if key in config and not isinstance(config[key], bool):
-            issues.append(Issue(f"{cfg}.{key}", f"{key} must be true or false",
-                                "invalid_type"))
-    mode = config.get("postMode")
-    if mode is not None and mode not in POST_MODES:
-        issues.append(Issue(f"{cfg}.postMode", f"postMode {mode!r} is not one of "
-                            f"{', '.join(POST_MODES)}", "invalid_choice"))
     if config.get("brandContentToggle") is True and privacy == "SELF_ONLY":
         issues.append(Issue(f"{cfg}.brandContentToggle", "branded content cannot be "
                             "private: choose another privacyLevel than SELF_ONLY",
                             "branded_content_private"))
     cover = config.get("videoCoverTimestampMs")
-    if cover is not None:
-        if isinstance(cover, bool) or not isinstance(cover, int) or not 0 <= cover <= INT32_MAX:
-            issues.append(Issue(f"{cfg}.videoCoverTimestampMs", "videoCoverTimestampMs must "
-                                "be a whole number of milliseconds (int32, not negative)",
-                                "invalid_type"))
-        elif duration_s is not None and cover > duration_s * 1000:
-            issues.append(Issue(f"{cfg}.videoCoverTimestampMs", f"videoCoverTimestampMs "
-                                f"{cover} is after the end of the video ({duration_s * 1000:.0f} "
-                                "ms); TikTok will use the first frame", "cover_timestamp",
-                                "warning"))
-    index = config.get("photoCoverIndex")
-    if index is not None and (isinstance(index, bool) or not isinstance(index, int)
-                              or index < 0):
-        issues.append(Issue(f"{cfg}.photoCoverIndex", "photoCoverIndex must be a whole "
-                            "number from 0", "invalid_type"))
+    if cover is not None and duration_s is not None and cover > duration_s * 1000:
+        issues.append(Issue(f"{cfg}.videoCoverTimestampMs", f"videoCoverTimestampMs "
+                            f"{cover} is after the end of the video ({duration_s * 1000:.0f} "
+                            "ms); TikTok will use the first frame", "cover_timestamp",
+                            "warning"))
     ignored = VIDEO_ONLY_KEYS if not has_video else PHOTO_ONLY_KEYS
     for key in ignored:
         if key in config:

@@ -33,6 +33,7 @@ from chat33_core.errors import (
 )
 from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
+from chat33_core.options import Option
 from chat33_core.platforms import (
     Capabilities,
     DeleteContext,
@@ -67,8 +68,7 @@ class XPlatform(PlatformBase):
     limits = Limits(caption_length=counting.DEFAULT_LIMIT, max_images=rules.MAX_IMAGES,
                     max_videos=1, max_image_bytes=rules.MAX_IMAGE_BYTES,
                     max_video_bytes=rules.DEFAULT_VIDEO_MAX_BYTES)
-    config_keys: ClassVar[frozenset[str]] = frozenset(
-        {"replySettings", "quoteTweetId", "poll", "madeWithAi"})
+    options: ClassVar[tuple[Option, ...]] = rules.OPTIONS
 
     # --- preflight --------------------------------------------------------------------
 

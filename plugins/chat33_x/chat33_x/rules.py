@@ -16,6 +16,7 @@ from attrs import frozen
 from chat33_core.errors import Issue
 from chat33_core.media import GIF, IMAGE, VIDEO, MediaInfo
 from chat33_core.models import Account
+from chat33_core.options import Option
 
 from .counting import DEFAULT_LIMIT, PREMIUM_LIMIT, count
 
@@ -42,6 +43,24 @@ POLL_MIN_OPTIONS, POLL_MAX_OPTIONS = 2, 4
 POLL_OPTION_MAX_CHARS = 25
 POLL_MIN_MINUTES, POLL_MAX_MINUTES = 5, 10_080
 _TWEET_ID = re.compile(r"^[0-9]{1,19}$")
+
+_MINUTES = f"whole minutes, {POLL_MIN_MINUTES}-{POLL_MAX_MINUTES}"
+#: platformConfig.x: fields of the CreatePosts request body
+OPTIONS = (
+    Option("replySettings", "string", "Who can reply (everyone when absent); every post of "
+           "a thread", choices=REPLY_SETTINGS),
+    Option("quoteTweetId", ("string", "integer"), "The id of the post to quote (the first "
+           "post of a thread; not with media or a poll)"),
+    Option("poll", "object", f"A poll on the first post: {POLL_MIN_OPTIONS}-"
+           f"{POLL_MAX_OPTIONS} options of up to {POLL_OPTION_MAX_CHARS} characters (not with "
+           "media or a quote)", fields=(
+               Option("options", "array", "the choices", items=Option("option", "string", "")),
+               Option("durationMinutes", "integer", f"how long it runs ({_MINUTES})",
+                      minimum=POLL_MIN_MINUTES, maximum=POLL_MAX_MINUTES),
+               Option("duration_minutes", "integer", "durationMinutes, as X spells it",
+                      minimum=POLL_MIN_MINUTES, maximum=POLL_MAX_MINUTES))),
+    Option("madeWithAi", "boolean", "Label every post of the thread as made with AI"),
+)
 
 
 @frozen
@@ -228,23 +247,15 @@ def _check_video(info: MediaInfo, limits: AccountLimits, where: str) -> list[Iss
 
 
 def check_config(config: Mapping[str, Any], has_media: bool) -> list[Issue]:
-    """``replySettings``, ``quoteTweetId``, ``poll``, ``madeWithAi``; media, poll and quote
-    exclude each other (poll and quote apply to the first post of a thread)."""
+    """``platformConfig.x`` beyond its declared types and values (:data:`OPTIONS`): a
+    quoted post id is digits, the poll's counts, and media, poll and quote exclude each
+    other (poll and quote apply to the first post of a thread)."""
     base = "platformConfig.x"
     issues: list[Issue] = []
-    reply = config.get("replySettings")
-    if reply is not None and reply not in REPLY_SETTINGS:
-        issues.append(Issue(f"{base}.replySettings",
-                            f"replySettings {reply!r} is not one of {', '.join(REPLY_SETTINGS)}"))
     quote = config.get("quoteTweetId")
-    if quote is not None and not (isinstance(quote, str | int) and not isinstance(quote, bool)
-                                  and _TWEET_ID.match(str(quote))):
+    if quote is not None and not _TWEET_ID.match(str(quote)):
         issues.append(Issue(f"{base}.quoteTweetId",
                             f"quoteTweetId {quote!r} is not a post id (digits only)"))
-    ai = config.get("madeWithAi")
-    if ai is not None and not isinstance(ai, bool):
-        issues.append(Issue(f"{base}.madeWithAi", f"madeWithAi must be true or false, "
-                                                  f"not {ai!r}"))
     poll = config.get("poll")
     if poll is not None:
         issues.extend(_check_poll(poll, f"{base}.poll"))
@@ -263,14 +274,8 @@ def poll_fields(poll: Mapping[str, Any]) -> tuple[list[str], Any]:
     return (list(options) if isinstance(options, list) else []), minutes
 
 
-def _check_poll(poll: Any, path: str) -> list[Issue]:
-    if not isinstance(poll, Mapping):
-        return [Issue(path, "poll must be an object {options, durationMinutes}")]
+def _check_poll(poll: Mapping[str, Any], path: str) -> list[Issue]:
     issues = []
-    unknown = set(poll) - {"options", "durationMinutes", "duration_minutes"}
-    for key in sorted(unknown):
-        issues.append(Issue(f"{path}.{key}", f"unknown poll field {key!r} "
-                                             "(options, durationMinutes)", code="unknown"))
     options, minutes = poll_fields(poll)
     if not isinstance(poll.get("options"), list) or not (
             POLL_MIN_OPTIONS <= len(options) <= POLL_MAX_OPTIONS):
@@ -278,16 +283,13 @@ def _check_poll(poll: Any, path: str) -> list[Issue]:
                             f"a poll has {POLL_MIN_OPTIONS}-{POLL_MAX_OPTIONS} options; "
                             f"got {len(options)}"))
     for index, option in enumerate(options):
-        if not isinstance(option, str) or not option.strip():
+        if not option.strip():
             issues.append(Issue(f"{path}.options[{index}]", "a poll option is non-empty text"))
         elif len(option) > POLL_OPTION_MAX_CHARS:
             issues.append(Issue(f"{path}.options[{index}]",
                                 f"poll option is {len(option)} characters; X allows "
                                 f"{POLL_OPTION_MAX_CHARS}", code="too_long"))
-    number = _number(minutes)
-    if number is None or number != int(number) or not (
-            POLL_MIN_MINUTES <= number <= POLL_MAX_MINUTES):
+    if minutes is None:
         issues.append(Issue(f"{path}.durationMinutes",
-                            f"poll duration {minutes!r} minutes is outside "
-                            f"{POLL_MIN_MINUTES}-{POLL_MAX_MINUTES} (whole minutes)"))
+                            f"a poll needs durationMinutes ({_MINUTES})", code="required"))
     return issues

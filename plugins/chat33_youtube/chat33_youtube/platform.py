@@ -58,7 +58,7 @@ class YouTubePlatform(PlatformBase):
         max_video_bytes=rules.VIDEO_MAX_BYTES,
         daily_cap=6,
     )
-    config_keys = rules.CONFIG_KEYS
+    options = rules.OPTIONS
     default_api_base = GOOGLE_APIS
     sandbox_token_path = "/token"
     #: Google access tokens last about an hour

@@ -24,7 +24,7 @@ def test_declares_what_facebook_can_do() -> None:
 
 
 def test_accepts_the_documented_platform_config_keys() -> None:
-    assert FacebookPlatform.config_keys == {"type", "link", "title", "firstComment"}
+    assert {o.name for o in FacebookPlatform.options} == {"type", "link", "title", "firstComment"}
 
 
 def test_sandbox_returns_a_new_instance_each_time() -> None:

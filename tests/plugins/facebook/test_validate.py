@@ -11,6 +11,7 @@ from chat33_core.config import Settings
 from chat33_core.media import IMAGE, VIDEO, MediaInfo, inspect
 from chat33_core.models import Account, MediaType
 from chat33_core.platforms import PostDraft
+from chat33_core.testing import validate_draft
 
 ACCOUNT = Account(id="chan_1", org_id="org_1", platform="facebook", name="Page")
 REEL = MediaInfo(kind=VIDEO, format="MPEG-4", mime_type="video/mp4", size=5_000_000,
@@ -26,7 +27,7 @@ def check(text: str | None = "hi", media: list[MediaInfo] | None = None,
     platform = FacebookPlatform(Settings.from_env(env or {}))
     draft = PostDraft(text=text, media_type=media_type, media=media or [],
                       platform_config={"facebook": config or {}}, path=path)
-    return platform.validate(draft, ACCOUNT)
+    return validate_draft(platform, draft, ACCOUNT)
 
 
 def errors(issues: list) -> list[tuple[str, str]]:
@@ -54,9 +55,9 @@ def test_a_post_needs_text_media_or_a_link() -> None:
 def test_config_keys_are_checked() -> None:
     issues = errors(check(config={"type": "story", "link": "ftp://x", "title": "",
                                   "firstComment": 5}))
-    assert [p for p, _ in issues] == [
-        "platformConfig.facebook.type", "platformConfig.facebook.link",
-        "platformConfig.facebook.title", "platformConfig.facebook.firstComment"]
+    assert sorted(p for p, _ in issues) == [
+        "platformConfig.facebook.firstComment", "platformConfig.facebook.link",
+        "platformConfig.facebook.title", "platformConfig.facebook.type"]
 
 
 def test_link_cannot_ride_along_with_media() -> None:

@@ -23,7 +23,7 @@ def test_declares_what_instagram_can_do() -> None:
 
 
 def test_accepts_the_documented_platform_config_keys() -> None:
-    assert InstagramPlatform.config_keys == {
+    assert {o.name for o in InstagramPlatform.options} == {
         "type", "shareToFeed", "coverUrl", "thumbOffsetMs", "collaborators", "userTags",
         "locationId", "altText", "firstComment"}
 

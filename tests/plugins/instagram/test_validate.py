@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from chat33_core.media import GIF, IMAGE, VIDEO, MediaInfo
 from chat33_core.models import Account, MediaType
 from chat33_core.platforms import PostDraft
+from chat33_core.testing import validate_draft
 
 ACCOUNT = Account(id="chan_1", org_id="org_1", platform="instagram", name="ig")
 PLATFORM = InstagramPlatform()
@@ -32,7 +33,7 @@ def issues(text: str | None = "caption", media: Any = (JPEG,), media_type: Any =
     draft = PostDraft(text=text, media_type=media_type, media=list(media),
                       platform_config={"instagram": config} if config is not None else {},
                       **kw)
-    return PLATFORM.validate(draft, ACCOUNT)
+    return validate_draft(PLATFORM, draft, ACCOUNT)
 
 
 def errors(*args: Any, **kw: Any) -> dict[str, str]:
@@ -188,8 +189,12 @@ def test_collaborators_at_most_3():
 
 def test_user_tags_coordinates_are_between_0_and_1():
     found = errors(config={"userTags": [{"username": "a", "x": 1.5, "y": 0.5},
+                                        {"username": "b", "y": "top"}]})
+    assert found == {"platformConfig.instagram.userTags[0].x": "x 1.5 is outside 0-1",
+                     "platformConfig.instagram.userTags[1].y": "must be a number (0-1), "
+                                                               "got 'top'"}
+    found = errors(config={"userTags": [{"username": "a", "x": 1, "y": 0.5},
                                         {"username": "b", "y": 0.2}]})
-    assert found["platformConfig.instagram.userTags[0].x"] == "x 1.5 is outside 0.0–1.0"
     assert "required on images" in found["platformConfig.instagram.userTags[1].x"]
     assert errors(media=[REEL], config={"userTags": [{"username": "a"}]}) == {}
 

@@ -12,6 +12,7 @@ from chat33_core.config import Settings
 from chat33_core.media import MediaInfo
 from chat33_core.models import Account, MediaType
 from chat33_core.platforms import PostDraft
+from chat33_core.testing import validate_draft
 
 MB = 1024 * 1024
 ACCOUNT = Account(id="chan_1", org_id="org_1", platform="tiktok", name="c")
@@ -35,7 +36,7 @@ def check(media: list[MediaInfo], text: str | None = "hi", config: dict[str, Any
           account: Account = ACCOUNT) -> list[tuple[str, str, str]]:
     draft = PostDraft(text=text, media_type=MediaType.VIDEO, media=media,
                       platform_config={"tiktok": OK if config is None else config})
-    issues = TikTokPlatform(Settings.from_env({})).validate(draft, account)
+    issues = validate_draft(TikTokPlatform(Settings.from_env({})), draft, account)
     return [(i.path, i.message, i.severity) for i in issues]
 
 
@@ -162,5 +163,5 @@ def test_photo_cover_index_must_point_at_a_photo() -> None:
 def test_thread_paths_are_prefixed() -> None:
     draft = PostDraft(text="x", media_type=None, media=[], platform_config={"tiktok": OK},
                       path="thread[0].")
-    issues = TikTokPlatform(Settings.from_env({})).validate(draft, ACCOUNT)
+    issues = validate_draft(TikTokPlatform(Settings.from_env({})), draft, ACCOUNT)
     assert [i.path for i in issues] == ["thread[0].mediaUrls"]

@@ -11,7 +11,7 @@ from chat33_x import XPlatform
 from chat33_core.config import Settings
 from chat33_core.media import GIF, IMAGE, VIDEO, MediaInfo
 from chat33_core.platforms import PostDraft
-from chat33_core.testing import PlatformContract
+from chat33_core.testing import PlatformContract, validate_draft
 
 from .conftest import account
 
@@ -37,7 +37,8 @@ def issues(text: str | None = "hello", media: tuple[MediaInfo, ...] = (),
     draft = PostDraft(text=text, media_type=None, media=media,
                       platform_config={"x": config} if config is not None else {},
                       thread=thread)
-    return XPlatform(Settings.from_env(env or {})).validate(draft, account(**account_changes))
+    return validate_draft(XPlatform(Settings.from_env(env or {})), draft,
+                          account(**account_changes))
 
 
 def errors(**kwargs: Any) -> dict[str, str]:
@@ -46,7 +47,8 @@ def errors(**kwargs: Any) -> dict[str, str]:
 
 def test_declares_threads_delete_and_its_options() -> None:
     assert XPlatform.capabilities.threads and XPlatform.capabilities.delete
-    assert XPlatform.config_keys == {"replySettings", "quoteTweetId", "poll", "madeWithAi"}
+    assert {o.name for o in XPlatform.options} == {"replySettings", "quoteTweetId", "poll",
+                                                   "madeWithAi"}
     assert XPlatform.limits.caption_length == 280
 
 
@@ -204,7 +206,7 @@ def test_reply_settings_and_flags() -> None:
     ({"options": ["a", ""], "durationMinutes": 60}, "options[1]", "non-empty"),
     ({"options": ["a", "b"], "durationMinutes": 4}, "durationMinutes", "outside 5-10080"),
     ({"options": ["a", "b"], "durationMinutes": 10_081}, "durationMinutes", "outside"),
-    ({"options": ["a", "b"]}, "durationMinutes", "None minutes"),
+    ({"options": ["a", "b"]}, "durationMinutes", "needs durationMinutes"),
     ({"options": ["a", "b"], "durationMinutes": 60, "colour": 1}, "colour", "unknown"),
 ])
 def test_poll_rules(poll: dict[str, Any], path: str, fragment: str) -> None:

@@ -27,7 +27,7 @@ def test_accepts_the_video_resource_keys() -> None:
     assert {"title", "privacyStatus", "publishAt", "categoryId", "tags",
             "selfDeclaredMadeForKids", "containsSyntheticMedia", "defaultLanguage",
             "embeddable", "license", "publicStatsViewable", "notifySubscribers",
-            } <= YouTubePlatform.config_keys
+            } <= {o.name for o in YouTubePlatform.options}
 
 
 def test_one_google_origin_and_the_oauth_token_endpoint() -> None:

@@ -16,6 +16,7 @@ from chat33_core.errors import Issue
 from chat33_core.media import IMAGE, MediaInfo
 from chat33_core.models import Account, MediaType
 from chat33_core.platforms import PostDraft
+from chat33_core.testing import validate_draft
 
 from .conftest import video_info
 
@@ -31,7 +32,7 @@ def check(text: str | None = "A description", media: Any = None, cover: Any = No
     draft = PostDraft(text=text, media_type=media_type,
                       media=[video_info(10_000_000)] if media is None else media,
                       platform_config={"youtube": cfg}, cover_image=cover)
-    return PLATFORM.validate(draft, ACCOUNT)
+    return validate_draft(PLATFORM, draft, ACCOUNT)
 
 
 def errors(issues: list[Issue]) -> dict[str, str]:
