@@ -16,6 +16,10 @@ and maps its error class to the post's next state:
                          their receipts and are PUBLISHED)
 ``UnknownOutcome``       ``platform.confirm``: found -> PUBLISHED; not there -> retry;
                          cannot tell -> FAILED, saying so and naming the account
+an ``httpx`` transport   the transport rule (:func:`escaped_transport_error`): a creating
+error let through        request (POST, PUT, PATCH) -> as ``UnknownOutcome``; else retry
+any other exception      a plugin bug: FAILED naming the plugin and the exception, the
+                         traceback in the worker's log; the checkpoint is kept
 =======================  ==============================================================
 
 Every final change (PUBLISHED/FAILED) is written with its logs and its webhook outbox
@@ -46,6 +50,7 @@ import httpx
 import sqlalchemy as sa
 
 from ..errors import (
+    Chat33Error,
     CredentialsExpired,
     InvalidTransition,
     NotFound,
@@ -349,11 +354,21 @@ class Publisher:
             except PlatformError as exc:  # a family member we do not know: be careful
                 return self._unknown(claim, alog, platform, ctx, checkpoints,
                                      UnknownOutcome(exc.message, posted=exc.posted))
+            except httpx.TransportError as exc:
+                # an HTTP failure the plugin let through: the transport rule decides
+                error = escaped_transport_error(exc, name)
+                if isinstance(error, TransientError):
+                    return self._retry(claim, alog, error)
+                return self._unknown(claim, alog, platform, ctx, checkpoints, error)
+            except Chat33Error as exc:  # NotSupported, ValidationError...: a refusal
+                return self._fail(claim, alog, exc.message, final_checkpoint=False)
             except Exception as exc:
-                # a plugin bug may strike after the platform acted: treat it as unknown
+                # a bug in the plugin, not an answer of the platform: fail the post with
+                # the plugin's error; the checkpoint stays, so a retry once the plugin is
+                # fixed resumes instead of publishing again
                 log.exception("the %s plugin raised while publishing %s", name, ctx.post_id)
-                return self._unknown(claim, alog, platform, ctx, checkpoints, UnknownOutcome(
-                    f"the {name} plugin failed: {type(exc).__name__}: {exc}"))
+                return self._fail(claim, alog, plugin_error_message(platform, exc),
+                                  platform_code=type(exc).__name__, final_checkpoint=False)
 
     def _unknown(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
                  ctx: PublishContext, checkpoints: DurableCheckpoints,
@@ -620,6 +635,36 @@ class Publisher:
                 hook.chat33_post_failed(post=post)
         except Exception:
             log.exception("a chat33 observer hook failed for post %s", post.id)
+
+
+#: methods whose lost answer may hide something created on the platform
+CREATING_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def escaped_transport_error(exc: httpx.TransportError, name: str
+                            ) -> TransientError | UnknownOutcome:
+    """The transport rule, for an httpx error a plugin did not translate: a connection
+    never made, or a request that creates nothing (GET, DELETE), is a transient error;
+    a creating request (POST, PUT, PATCH) without an answer is an unknown outcome."""
+    try:
+        method = exc.request.method
+    except RuntimeError:  # an error raised without its request
+        method = ""
+    said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return TransientError(f"{name} could not be reached ({said})")
+    if method in CREATING_METHODS:
+        return UnknownOutcome(f"{name} did not answer a {method} request ({said})")
+    return TransientError(f"{name} did not answer a {method or 'request'} ({said})")
+
+
+def plugin_error_message(platform: PlatformBase, exc: BaseException) -> str:
+    """What a post says when its plugin raised something that is not a chat33 error."""
+    name = platform.display_name or platform.name
+    module = type(platform).__module__.split(".")[0]
+    return (f"the {name} plugin ({module}) failed: {type(exc).__name__}: {exc}. This is "
+            "a bug in the plugin, not an answer of the platform; the worker's log has the "
+            "traceback")
 
 
 def _log_attempt(claim: Claim, attempt: int, outcome: Outcome, seconds: float) -> None:
