@@ -7,7 +7,9 @@ import nox
 nox.options.sessions = ["lint", "typecheck", "tests"]
 PLUGINS = [f"plugins/chat33_{p}"
            for p in ("instagram", "facebook", "tiktok", "youtube", "x", "bluesky")]
-EDITABLE = [arg for path in (".[test]", *PLUGINS, "adapters/flask_api") for arg in ("-e", path)]
+EXAMPLE = "examples/chat33_example"  # the copyable plugin of docs/plugins.md
+EDITABLE = [arg for path in (".[test]", *PLUGINS, "adapters/flask_api", EXAMPLE)
+            for arg in ("-e", path)]
 
 
 @nox.session
@@ -21,15 +23,16 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over every distribution and the tests."""
     session.install("ruff")
-    session.run("ruff", "check", "src", "plugins", "adapters", "tests", "bench")
+    session.run("ruff", "check", "src", "plugins", "adapters", "tests", "bench", "examples")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy, strict on chat33_core, the platform plugins and the Flask adapter."""
+    """mypy, strict on chat33_core, the platform plugins, the Flask adapter and the
+    example plugin."""
     session.install("mypy", *EDITABLE)
     session.run("mypy")
-    session.run("mypy", "plugins", "adapters")
+    session.run("mypy", "plugins", "adapters", "examples")
 
 
 @nox.session
