@@ -389,8 +389,10 @@ class _Engine:
     def _platform_config(self, account_ids: list[tuple[int, str]]) -> Mapping[str, Any]:
         """Check ``platformConfig`` against each platform's declared options and return
         what plugins get to see: objects of installed platforms, holding only the options
-        that passed. A platform no account of the request is on is not held to its
-        required options (its object is ignored, with a warning)."""
+        that passed. Required options are the business of each account on the platform
+        (see :meth:`_account`); an object sent for a platform no account of the request is
+        on must still match its schema, required options included, and is ignored with a
+        warning."""
         config = self.request.platform_config
         clean: dict[str, dict[str, Any]] = {}
         if config is None:
@@ -409,8 +411,6 @@ class _Engine:
                            "unknown_platform")
                 continue
             platform = installed[name]
-            # required options are the accounts' business (see _account): a request
-            # posting elsewhere is told about them only if it sends the object
             clean[name], issues = options.check(
                 platform.options, value, path, label=platform.display_name or name,
                 required=name not in targeted)
