@@ -263,6 +263,17 @@ class PlatformContract:
         assert self.platform_class.limits.caption_length > 0
         assert self.platform_class.default_api_base.startswith("https://")
 
+    def test_options_are_declared_with_descriptions(self) -> None:
+        """Each option is an Option with a description (the API document and the README
+        show it) and its JSON Schema can be built."""
+        declared = self.platform_class.options
+        assert isinstance(declared, tuple)
+        for option in declared:
+            assert isinstance(option, options.Option), option
+            assert option.description.strip(), f"{option.name} has no description"
+        schema = options.object_schema(declared)
+        assert set(schema["properties"]) == {o.name for o in declared}
+
     def test_api_base_follows_environment(self) -> None:
         env = {f"CHAT33_{self.platform_class.name.upper()}_API_BASE": "http://127.0.0.1:9/"}
         assert self.platform_class(Settings.from_env(env)).api_base() == "http://127.0.0.1:9"
