@@ -669,6 +669,8 @@ def plugin_error_message(platform: PlatformBase, exc: BaseException) -> str:
 
 def _log_attempt(claim: Claim, attempt: int, outcome: Outcome, seconds: float) -> None:
     """One INFO line per attempt: what an operator tails to see the worker work."""
+    if not log.isEnabledFor(logging.INFO):
+        return  # a worker run at WARNING pays nothing for the line
     post = claim.post
     thread = f" (+{len(claim.followers)} thread items)" if claim.followers else ""
     line = (f"post {post.id}{thread} on {post.platform}, attempt {attempt}: {outcome.kind} "
