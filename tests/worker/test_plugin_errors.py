@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from chat33_core.hookspecs import hookimpl
-from chat33_core.models import Credentials, PostStatus
+from chat33_core.models import Credentials, PostStatus, utcnow
 from chat33_core.platforms import PlatformBase, PublishContext, PublishResult
 from chat33_core.testplatform import EchoPlatform
 
@@ -136,3 +137,40 @@ def test_a_connection_never_made_is_retried(env: Env) -> None:
     assert failed.error_message.startswith("gave up after 1 attempts: Leaky could not be "
                                            "reached (ConnectError")
     assert "unknown_outcome" not in env.events(post.id)
+
+
+class BrokenRefresh(EchoPlatform):
+    """Echo whose token refresh has a bug."""
+
+    name = "brokenrefresh"
+    display_name = "Broken refresh"
+
+    def api_base(self) -> str:
+        return self.settings.api_base("echo", self.default_api_base)
+
+    def refresh_credentials(self, credentials: Credentials, ctx: Any) -> Credentials:
+        return Credentials(access_token={"token": "x"}["access_token"])
+
+
+def test_a_bug_in_the_token_refresh_fails_the_post_instead_of_crashing(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    class Plugin:
+        @hookimpl
+        def chat33_register_platforms(self, register: Callable[[type[PlatformBase]], None]
+                                      ) -> None:
+            register(BrokenRefresh)
+
+    env.core.host.register(Plugin(), name="brokenrefresh")
+    account = env.core.add_account(
+        env.account.org_id, "brokenrefresh", "expiring", credentials=Credentials(
+            access_token="t", refresh_token="r", expires_at=utcnow() + timedelta(minutes=1)))
+    (post,) = env.posts(1, account=account)
+    with caplog.at_level(logging.ERROR, "chat33_core.scheduling.publisher"):
+        worker = env.run_once()
+    assert worker.stats.get("crashed", 0) == 0
+    failed = env.get(post.id)
+    assert failed.status is PostStatus.FAILED
+    assert failed.error_message.startswith("the Broken refresh plugin (tests) failed: "
+                                           "KeyError: 'access_token'")
+    assert any("refreshing a token" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert env.sandbox.counts() == {}

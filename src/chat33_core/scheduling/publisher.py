@@ -19,7 +19,8 @@ and maps its error class to the post's next state:
 an ``httpx`` transport   the transport rule (:func:`escaped_transport_error`): a creating
 error let through        request (POST, PUT, PATCH) -> as ``UnknownOutcome``; else retry
 any other exception      a plugin bug: FAILED naming the plugin and the exception, the
-                         traceback in the worker's log; the checkpoint is kept
+                         traceback in the worker's log; the checkpoint is kept (a bug in
+                         ``refresh_credentials`` too)
 =======================  ==============================================================
 
 Every final change (PUBLISHED/FAILED) is written with its logs and its webhook outbox
@@ -289,6 +290,8 @@ class Publisher:
                               reconnect=True)
         except TransientError as exc:
             return self._retry(claim, alog, exc)
+        except PermanentError as exc:  # the plugin's refresh failed (see _refreshed)
+            return self._fail(claim, alog, exc.message, platform_code=exc.platform_code)
         checkpoints = DurableCheckpoints(self.core, post.id, alog, claim.checkpoint,
                                          self.committer)
         ctx = PublishContext(
@@ -330,6 +333,9 @@ class Publisher:
                                       reconnect=True, posted=exc.posted)
                 except TransientError as again:
                     return self._retry(claim, alog, again)
+                except PermanentError as again:
+                    return self._fail(claim, alog, again.message,
+                                      platform_code=again.platform_code, posted=exc.posted)
             except QuotaExceeded as exc:
                 until = exc.retry_at or utcnow() + timedelta(hours=1)
                 message = (f"deferred: {name} quota reached ({exc.message}); next try at "
@@ -459,7 +465,7 @@ class Publisher:
             if current.access_token != credentials.access_token and (
                     force or not platform.needs_refresh(current)):
                 return current  # someone refreshed already
-            fresh = platform.refresh_credentials(current, RefreshContext(
+            fresh = _refreshed(platform, current, RefreshContext(
                 account=account, http=self.http, settings=self.core.settings))
             fresh_enc = vault.encrypt_credentials(fresh)
             update = (a.update().where(a.c.id == account.id, a.c.credentials_enc == current_enc)
@@ -656,6 +662,29 @@ def escaped_transport_error(exc: httpx.TransportError, name: str
     if method in CREATING_METHODS:
         return UnknownOutcome(f"{name} did not answer a {method} request ({said})")
     return TransientError(f"{name} did not answer a {method or 'request'} ({said})")
+
+
+def _refreshed(platform: PlatformBase, credentials: Credentials,
+               ctx: RefreshContext) -> Credentials:
+    """``platform.refresh_credentials``, whose failures are one of three:
+    ``ReconnectRequired``, ``TransientError`` (an unanswered token request too: it
+    creates no post), or ``PermanentError`` for anything else (a plugin bug named as
+    such, logged with its traceback)."""
+    name = platform.display_name or platform.name
+    try:
+        return platform.refresh_credentials(credentials, ctx)
+    except (ReconnectRequired, TransientError):
+        raise
+    except httpx.TransportError as exc:
+        raise TransientError(f"{name}'s token endpoint did not answer "
+                             f"({type(exc).__name__}: {exc})") from exc
+    except Chat33Error as exc:
+        raise PermanentError(f"refreshing the {name} token failed: {exc.message}",
+                             platform_code=getattr(exc, "platform_code", None)) from exc
+    except Exception as exc:
+        log.exception("the %s plugin raised while refreshing a token", name)
+        raise PermanentError(plugin_error_message(platform, exc),
+                             platform_code=type(exc).__name__) from exc
 
 
 def plugin_error_message(platform: PlatformBase, exc: BaseException) -> str:
