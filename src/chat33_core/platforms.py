@@ -69,7 +69,9 @@ class Limits:
 @frozen
 class PostDraft:
     """What validation sees of one post or thread item: the request, never raw URLs
-    to fetch. ``path`` prefixes issue paths (``""`` for the post, ``"thread[1]."``)."""
+    to fetch. ``path`` prefixes issue paths (``""`` for the post, ``"thread[1]."``).
+    ``platform_config`` holds, per platform, only the options that passed their
+    declarations (``PlatformBase.options``)."""
 
     text: str | None
     media_type: MediaType | None
