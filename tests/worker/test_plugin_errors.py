@@ -114,8 +114,8 @@ def test_a_request_that_creates_nothing_is_retried(env: Env) -> None:
     assert worker.run() == 0
     failed = env.get(post.id)
     assert failed.status is PostStatus.FAILED
-    assert failed.error_message.startswith("gave up after 1 attempts: Leaky did not answer "
-                                           "a GET (ReadTimeout")
+    assert failed.error_message.startswith("gave up after 1 attempts: GET /v1/posts: Leaky "
+                                           "did not answer (ReadTimeout")
     assert "unknown_outcome" not in env.events(post.id)
 
 
@@ -134,8 +134,8 @@ def test_a_connection_never_made_is_retried(env: Env) -> None:
         LeakyEcho.base = ""
     failed = env.get(post.id)
     assert failed.status is PostStatus.FAILED
-    assert failed.error_message.startswith("gave up after 1 attempts: Leaky could not be "
-                                           "reached (ConnectError")
+    assert failed.error_message.startswith("gave up after 1 attempts: POST /v1/posts: could "
+                                           "not reach Leaky (ConnectError")
     assert "unknown_outcome" not in env.events(post.id)
 
 

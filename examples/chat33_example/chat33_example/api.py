@@ -29,6 +29,7 @@ from chat33_core.errors import (
     TransientError,
     UnknownOutcome,
 )
+from chat33_core.http import send
 
 
 class ExampleApi:
@@ -43,17 +44,11 @@ class ExampleApi:
     def call(self, method: str, path: str, *, creating: bool = False,
              **kw: Any) -> dict[str, Any]:
         """The JSON answer of a 2xx. ``creating`` marks the request that creates the
-        post: when its answer is lost, nobody knows whether the post exists."""
+        post: when its answer is lost, nobody knows whether the post exists (the core's
+        transport rule, :func:`chat33_core.http.send`, raises ``UnknownOutcome``)."""
         headers = {"Authorization": f"Bearer {self.token}"}
-        try:
-            response = self.http.request(method, self.base + path, headers=headers, **kw)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            # the request never left: safe to try again
-            raise TransientError(f"Example is unreachable: {exc}") from exc
-        except httpx.TransportError as exc:
-            if creating:
-                raise UnknownOutcome(f"Example did not answer the post: {exc}") from exc
-            raise TransientError(f"Example did not answer: {exc}") from exc
+        response = send(self.http, method, self.base + path, platform="Example",
+                        what=f"{method} {path}", creates=creating, headers=headers, **kw)
         return answer(response, creating=creating)
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import httpx
-
-from chat33_core.errors import Issue, PermanentError, ReconnectRequired, TransientError
+from chat33_core.errors import Issue, PermanentError, ReconnectRequired
+from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
 from chat33_core.options import Option
 from chat33_core.platforms import (
@@ -167,11 +166,9 @@ class ExamplePlatform(PlatformBase):
         if not credentials.refresh_token:
             raise ReconnectRequired("this Example account has no refresh token: reconnect it")
         url = self.settings.token_url(self.name, self.api_base() + "/oauth/token")
-        try:
-            response = ctx.http.post(url, json={"grant_type": "refresh_token",
-                                                "refresh_token": credentials.refresh_token})
-        except httpx.TransportError as exc:
-            raise TransientError(f"Example's token endpoint did not answer: {exc}") from exc
+        response = send(ctx.http, "POST", url, platform="Example", what="token refresh",
+                        creates=False, json={"grant_type": "refresh_token",
+                                             "refresh_token": credentials.refresh_token})
         if response.status_code == 400:
             raise ReconnectRequired("Example refused the refresh token: reconnect the account")
         body: dict[str, Any] = answer(response)

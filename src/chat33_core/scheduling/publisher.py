@@ -62,6 +62,7 @@ from ..errors import (
     TransientError,
     UnknownOutcome,
 )
+from ..http import transport_error
 from ..media import MediaInfo
 from ..models import Account, Credentials, LogEvent, Post, PostStatus, utcnow
 from ..platforms import (
@@ -360,12 +361,13 @@ class Publisher:
             except PlatformError as exc:  # a family member we do not know: be careful
                 return self._unknown(claim, alog, platform, ctx, checkpoints,
                                      UnknownOutcome(exc.message, posted=exc.posted))
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 # an HTTP failure the plugin let through: the transport rule decides
                 error = escaped_transport_error(exc, name)
-                if isinstance(error, TransientError):
-                    return self._retry(claim, alog, error)
-                return self._unknown(claim, alog, platform, ctx, checkpoints, error)
+                if isinstance(error, UnknownOutcome):
+                    return self._unknown(claim, alog, platform, ctx, checkpoints, error)
+                assert isinstance(error, TransientError)  # the rule's only other answer
+                return self._retry(claim, alog, error)
             except Chat33Error as exc:  # NotSupported, ValidationError...: a refusal
                 return self._fail(claim, alog, exc.message, final_checkpoint=False)
             except Exception as exc:
@@ -647,21 +649,15 @@ class Publisher:
 CREATING_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-def escaped_transport_error(exc: httpx.TransportError, name: str
-                            ) -> TransientError | UnknownOutcome:
-    """The transport rule, for an httpx error a plugin did not translate: a connection
-    never made, or a request that creates nothing (GET, DELETE), is a transient error;
-    a creating request (POST, PUT, PATCH) without an answer is an unknown outcome."""
+def escaped_transport_error(exc: httpx.RequestError, name: str) -> PlatformError:
+    """:func:`chat33_core.http.transport_error` for an httpx error a plugin let through,
+    without saying whether its request creates the post: POST, PUT and PATCH count as
+    creating requests (a lost answer is an unknown outcome), others not."""
     try:
-        method = exc.request.method
+        method, what = exc.request.method, f"{exc.request.method} {exc.request.url.path}"
     except RuntimeError:  # an error raised without its request
-        method = ""
-    said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return TransientError(f"{name} could not be reached ({said})")
-    if method in CREATING_METHODS:
-        return UnknownOutcome(f"{name} did not answer a {method} request ({said})")
-    return TransientError(f"{name} did not answer a {method or 'request'} ({said})")
+        method, what = "", "a request"
+    return transport_error(exc, platform=name, what=what, creates=method in CREATING_METHODS)
 
 
 def _refreshed(platform: PlatformBase, credentials: Credentials,
@@ -675,9 +671,9 @@ def _refreshed(platform: PlatformBase, credentials: Credentials,
         return platform.refresh_credentials(credentials, ctx)
     except (ReconnectRequired, TransientError):
         raise
-    except httpx.TransportError as exc:
-        raise TransientError(f"{name}'s token endpoint did not answer "
-                             f"({type(exc).__name__}: {exc})") from exc
+    except httpx.RequestError as exc:  # a token request creates no post: retry
+        raise transport_error(exc, platform=name, what="token refresh",
+                              creates=False) from exc
     except Chat33Error as exc:
         raise PermanentError(f"refreshing the {name} token failed: {exc.message}",
                              platform_code=getattr(exc, "platform_code", None)) from exc
