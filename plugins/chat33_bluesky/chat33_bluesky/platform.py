@@ -31,6 +31,7 @@ from chat33_core.errors import (
     UnknownOutcome,
 )
 from chat33_core.models import Account, Credentials, utcnow
+from chat33_core.options import Option
 from chat33_core.platforms import (
     Capabilities,
     DeleteContext,
@@ -60,7 +61,16 @@ class BlueskyPlatform(PlatformBase):
     limits = Limits(caption_length=rules.TEXT_MAX_GRAPHEMES, max_images=rules.MAX_IMAGES,
                     max_videos=1, max_image_bytes=rules.IMAGE_MAX_BYTES,
                     max_video_bytes=rules.VIDEO_MAX_BYTES)
-    config_keys: ClassVar[frozenset[str]] = frozenset(rules.OPTIONS)
+    #: platformConfig.bluesky: the types here, checked by the core; what each value
+    #: means is checked by rules.OPTIONS (whose texts describe them)
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("altText", ("string", "array"), rules.OPTIONS["altText"][1],
+               items=Option("alt", "string", "")),
+        Option("langs", "array", rules.OPTIONS["langs"][1],
+               items=Option("lang", "string", "")),
+        Option("linkCard", "object", rules.OPTIONS["linkCard"][1]),
+        Option("replyTo", "string", rules.OPTIONS["replyTo"][1]),
+    )
     #: the Python SDK refreshes 15 minutes before the access JWT's ``exp``
     refresh_margin: ClassVar[timedelta] = timedelta(minutes=15)
 

@@ -189,5 +189,5 @@ def test_reply_to_takes_an_at_uri_or_a_bsky_app_link() -> None:
 def test_options_are_declared_once_as_the_accepted_config_keys() -> None:
     from chat33_bluesky.rules import OPTIONS
 
-    assert BlueskyPlatform.config_keys == frozenset(OPTIONS)
-    assert BlueskyPlatform.config_keys == {"altText", "langs", "linkCard", "replyTo"}
+    declared = {o.name for o in BlueskyPlatform.options}
+    assert declared == set(OPTIONS) == {"altText", "langs", "linkCard", "replyTo"}
