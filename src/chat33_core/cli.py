@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from .config import Settings
-from .errors import Chat33Error, ConfigurationError
+from .errors import Chat33Error, ConfigurationError, StoreUnavailable
 from .models import Credentials
 
 
@@ -43,6 +43,9 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except StoreUnavailable as exc:  # the operator wants what the driver said
+            cause = exc.__cause__
+            _database_failed(ctx, cause if isinstance(cause, Exception) else exc)
         except Chat33Error as exc:
             details = "; ".join(f"{d.path}: {d.message}" for d in exc.details)
             _fail(exc.message + (f" ({details})" if details and details not in exc.message

@@ -118,6 +118,30 @@ class PluginError(Chat33Error):
     """A plugin is broken or clashes with another one."""
 
 
+class StoreUnavailable(Chat33Error):
+    """The database cannot be reached or used right now (a dropped or terminated
+    connection, a server restart, a locked SQLite file, an exhausted pool): worth trying
+    again shortly, and never a verdict on the post or the request.
+
+    The store raises it in place of the driver's and SQLAlchemy's operational errors.
+    Its ``message`` is generic on purpose: their text holds SQL and bound parameters,
+    which must never reach a post's ``errorMessage``, its logs or an API answer.
+    ``reason`` is the driver's first line (e.g. "terminating connection due to
+    administrator command"), for the operator's logs only; the original error stays
+    chained as ``__cause__``.
+    """
+
+    code = "SERVICE_UNAVAILABLE"
+    http_status = 503
+    #: seconds a client is told to wait (``Retry-After``)
+    retry_after = 1.0
+    MESSAGE = "the database cannot be reached right now; retry shortly"
+
+    def __init__(self, message: str = MESSAGE, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 # --- platform errors: split by what the worker must do ---------------------------
 
 

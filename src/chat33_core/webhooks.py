@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 
 from .models import LogEvent, Post, new_id, utcnow
 from .store import tables as t
+from .store.unavailable import safe_text
 
 if TYPE_CHECKING:
     from .service import Chat33
@@ -254,7 +255,7 @@ class WebhookDispatcher:
             final = exc.reason in ("blocked_address", "invalid_url")
         except Exception as exc:  # never let one delivery kill the worker
             log.exception("webhook %s failed", row["id"])
-            error = f"{type(exc).__name__}: {exc}"
+            error = safe_text(exc)
         delay = None if final else retry_delay(attempt, self.schedule)
         self._record(row, attempt, delivered=False, error=error, delay=delay)
         return False

@@ -92,7 +92,9 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
     except ConfigurationError as exc:
         _refuse(exc.message)
     except Exception as exc:
-        _refuse("the database is not reachable: " + " ".join(str(exc).split()))
+        # a StoreUnavailable says what the driver said in .reason (its message is generic)
+        reason = str(getattr(exc, "reason", "") or exc)
+        _refuse("the database is not reachable: " + " ".join(reason.split()))
     finally:
         probe.store.dispose()
     try:

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-import sqlalchemy.exc as sa_exc
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from chat33_core.errors import Chat33Error, Issue, RateLimited
+from chat33_core.errors import Chat33Error, Issue, RateLimited, StoreUnavailable
+from chat33_core.store.unavailable import is_unavailable, unavailable
 
 log = logging.getLogger("chat33.http")
 
@@ -40,30 +39,7 @@ HTTP_CODES = {
     503: "SERVICE_UNAVAILABLE",
 }
 #: seconds a client is told to wait when the database cannot be reached
-RETRY_UNAVAILABLE_S = 1
-
-
-def _operational_errors() -> tuple[type[BaseException], ...]:
-    found: list[type[BaseException]] = [sa_exc.OperationalError, sa_exc.TimeoutError,
-                                        sqlite3.OperationalError]
-    try:  # the hot paths run on the driver's connection, so its own errors reach us
-        import psycopg
-    except ImportError:  # pragma: no cover - PostgreSQL support not installed
-        pass
-    else:
-        found.append(psycopg.OperationalError)
-    return tuple(found)
-
-
-_UNAVAILABLE = _operational_errors()
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database cannot be reached or used right now (worth a
-    retry), rather than that the request or the code is wrong."""
-    if isinstance(exc, _UNAVAILABLE):
-        return True
-    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+RETRY_UNAVAILABLE_S = math.ceil(StoreUnavailable.retry_after)
 
 
 class ApiError(Chat33Error):
@@ -93,7 +69,9 @@ def handle_chat33_error(exc: Chat33Error) -> Response:
     if status >= 500:
         log.error("chat33 error answered %s: %s", status, exc.message, exc_info=exc)
     response = error_response(status, exc.to_dict())
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, StoreUnavailable):
+        response.headers["Retry-After"] = str(RETRY_UNAVAILABLE_S)
+    elif isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         if exc.limit is not None:
             response.headers["RateLimit-Limit"] = str(exc.limit)
@@ -128,14 +106,10 @@ def handle_unexpected(exc: Exception) -> Any:
         return handle_http_error(exc)
     if not _ours():
         raise exc
-    if database_unavailable(exc):
-        log.error("database unavailable on %s %s: %s", request.method, request.path,
-                  exc, exc_info=exc)
-        response = error_response(503, {
-            "error": HTTP_CODES[503], "details": [],
-            "message": "the database cannot be reached right now; retry shortly"})
-        response.headers["Retry-After"] = str(RETRY_UNAVAILABLE_S)
-        return response
+    if is_unavailable(exc):
+        # a database error from outside the store's transactions: answered as the
+        # store's own StoreUnavailable is
+        return handle_chat33_error(unavailable(exc))
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, {"error": "INTERNAL", "message": "internal server error",
                                 "details": []})

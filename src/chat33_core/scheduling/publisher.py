@@ -18,6 +18,16 @@ and maps its error class to the post's next state:
                          cannot tell -> FAILED, saying so and naming the account
 =======================  ==============================================================
 
+A database that cannot be used right now (:class:`~chat33_core.errors.StoreUnavailable`,
+also when a plugin wraps one) is neither the platform's failure nor the post's: it
+never makes a post FAILED, never counts as an attempt, and its text (SQL, parameters)
+never reaches ``errorMessage`` or the post's logs. Writes are tried again by the
+:class:`~.batch.GroupCommit`; an attempt the database interrupted anyway is resumed by
+this worker from the post's stored checkpoints, as the next owner would resume it,
+once a heartbeat shows the lease is still this worker's; when the database stays away
+longer than the lease, the attempt ends with the post still leased, and whichever worker
+takes it over after the lease expires resumes it from the checkpoints.
+
 Every final change (PUBLISHED/FAILED) is written with its logs and its webhook outbox
 row in one transaction, and only if this worker still holds the lease. Each new status
 is asked of :func:`~chat33_core.states.transition` as ``Actor.WORKER`` first (so are the
@@ -33,12 +43,13 @@ import logging
 import random
 import ssl
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import httpx
@@ -52,6 +63,7 @@ from ..errors import (
     PlatformError,
     QuotaExceeded,
     ReconnectRequired,
+    StoreUnavailable,
     TransientError,
     UnknownOutcome,
 )
@@ -68,7 +80,8 @@ from ..platforms import (
 )
 from ..states import Actor, transition
 from ..store import tables as t
-from .batch import GroupCommit, Writes
+from ..store.unavailable import behind, safe_text
+from .batch import RETRY_FIRST_S, RETRY_MAX_S, GroupCommit, Writes
 from .caps import check_cap
 from .queue import (
     Claim,
@@ -86,6 +99,7 @@ log = logging.getLogger(__name__)
 WORKER_KEY = "_chat33_worker"
 #: values a log event's data keeps as they are (anything else goes through JSON)
 _PLAIN = frozenset({str, int, bool, type(None)})
+_R = TypeVar("_R")
 #: decrypted credentials kept per worker process (by ciphertext)
 DECRYPT_CACHE_SIZE = 1024
 
@@ -170,7 +184,8 @@ class DurableCheckpoints:
 
 @attrs.frozen
 class Outcome:
-    """What an attempt did: ``published``, ``failed``, ``retry``, ``deferred``, ``lost``."""
+    """What an attempt did: ``published``, ``failed``, ``retry``, ``deferred``, ``lost``,
+    ``stalled`` (the database stayed unavailable; the post stays leased)."""
 
     kind: str
     post_id: str
@@ -214,11 +229,38 @@ class Publisher:
         attempt = post.retry_count + 1
         alog = AttemptLog(post.id, attempt, checkpointed=claim.checkpoint is None
                           or bool(claim.checkpoint))
-        try:
-            return self._run(claim, alog)
-        except LeaseLost as exc:
-            log.warning("%s", exc)
-            return Outcome("lost", post.id, str(exc))
+        deadline: float | None = None
+        pause = RETRY_FIRST_S
+        resume = False
+        while True:
+            try:
+                if resume:
+                    # resume as the next owner would: from the stored checkpoints, and
+                    # only while the lease is still ours (a final state whose commit lost
+                    # its answer may have landed: then the post is no longer leased)
+                    if self.queue.heartbeat(claim.ids) < len(claim.ids):
+                        raise LeaseLost(f"post {post.id} is no longer leased by "
+                                        f"{self.queue.owner}")
+                    claim = attrs.evolve(claim, checkpoint=None)
+                    alog.checkpointed = True
+                return self._run(claim, alog)
+            except LeaseLost as exc:
+                log.warning("%s", exc)
+                return Outcome("lost", post.id, str(exc))
+            except StoreUnavailable as exc:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.queue.lease.total_seconds()
+                if now + pause / 2 > deadline:
+                    log.error("post %s: the database stayed unavailable (%s); the post "
+                              "stays leased and is resumed from its checkpoints after its "
+                              "lease expires", post.id, exc.reason)
+                    return Outcome("stalled", post.id, exc.message)
+                log.warning("post %s: the database is unavailable (%s); resuming the "
+                            "attempt in %.2f s", post.id, exc.reason, pause)
+            time.sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 2, RETRY_MAX_S)
+            resume = True
 
     def _run(self, claim: Claim, alog: AttemptLog) -> Outcome:
         post = claim.post
@@ -301,8 +343,10 @@ class Publisher:
                         return self._published(claim, alog, platform, found)
                     checkpoints.mark(unconfirmed=None)
                     alog("confirm", f"{name} says the post is not there; publishing it")
-                result = platform.publish(ctx)
+                result = _plugin_call(platform.publish, ctx)
                 return self._published(claim, alog, platform, result)
+            except StoreUnavailable:
+                raise  # not the platform's doing: see run()
             except CredentialsExpired as exc:
                 if refreshed:
                     return self._fail(claim, alog, _reconnect_text(exc.message, name, account),
@@ -347,7 +391,7 @@ class Publisher:
                 # a plugin bug may strike after the platform acted: treat it as unknown
                 log.exception("the %s plugin raised while publishing %s", name, ctx.post_id)
                 return self._unknown(claim, alog, platform, ctx, checkpoints, UnknownOutcome(
-                    f"the {name} plugin failed: {type(exc).__name__}: {exc}"))
+                    f"the {name} plugin failed: {safe_text(exc)}"))
 
     def _unknown(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
                  ctx: PublishContext, checkpoints: DurableCheckpoints,
@@ -376,11 +420,11 @@ class Publisher:
 
     def _confirm(self, platform: PlatformBase, ctx: PublishContext) -> PublishResult | None:
         try:
-            return platform.confirm(ctx)
-        except PlatformError:
+            return _plugin_call(platform.confirm, ctx)
+        except (PlatformError, StoreUnavailable):
             raise
         except Exception as exc:
-            raise UnknownOutcome(f"{type(exc).__name__}: {exc}") from exc
+            raise UnknownOutcome(safe_text(exc)) from exc
 
     def _account(self, account_id: str) -> tuple[Account, str | None]:
         """The account and its encrypted credentials, in one read."""
@@ -614,6 +658,21 @@ class Publisher:
                 hook.chat33_post_failed(post=post)
         except Exception:
             log.exception("a chat33 observer hook failed for post %s", post.id)
+
+
+def _plugin_call(method: Callable[[PublishContext], _R], ctx: PublishContext) -> _R:
+    """``method(ctx)``, a plugin's publish or confirm: a failure caused by an unavailable
+    database (a checkpoint save, however the plugin wrapped it) comes out as the
+    :class:`StoreUnavailable` it is, not as the platform error the plugin made of it."""
+    try:
+        return method(ctx)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        fault = behind(exc)
+        if fault is None:
+            raise
+        raise StoreUnavailable(reason=fault.reason) from exc
 
 
 @functools.cache

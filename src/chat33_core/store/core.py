@@ -3,6 +3,11 @@
 Rows come back as the frozen models of :mod:`chat33_core.models`; credentials are
 encrypted and decrypted by the caller-provided :class:`~chat33_core.security.Vault`
 (the store never sees a raw token unless it is handed one to encrypt).
+
+A database that cannot be reached or used right now surfaces from every transaction
+of the store (:meth:`Store.begin`, :meth:`Store.read` and their driver-level hot paths)
+as :class:`~chat33_core.errors.StoreUnavailable`, whose message holds no SQL (see
+:mod:`.unavailable`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from ..models import (
 )
 from . import tables as t
 from .readers import Readers
+from .unavailable import translating
 from .writers import Combiner, write_turns
 
 log = logging.getLogger(__name__)
@@ -550,8 +556,9 @@ class Store:
     def begin(self) -> Iterator[Connection]:
         """A write transaction. On SQLite, writers first wait their turn on locks that
         wake them as soon as the writer before them is done (:mod:`.writers`), rather
-        than in SQLite's sleeping busy handler."""
-        with self._turn(), self.engine.begin() as conn:
+        than in SQLite's sleeping busy handler. Raises :class:`StoreUnavailable` when the
+        database cannot be used right now."""
+        with translating, self._turn(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -560,7 +567,7 @@ class Store:
         :class:`_Query`): the same turn, ``BEGIN IMMEDIATE`` on SQLite (on a connection
         of :class:`.readers.Readers`: SQLite's writers of a process take turns, so they
         rarely need more than one), commit or roll back."""
-        with self._turn():
+        with translating, self._turn():
             if self._readers is None:
                 fairy = self.engine.raw_connection()
                 try:
@@ -641,8 +648,9 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction (on SQLite a deferred one: it never blocks writers)."""
-        with self.engine.connect() as conn:
+        """A read-only transaction (on SQLite a deferred one: it never blocks writers).
+        Raises :class:`StoreUnavailable` when the database cannot be used right now."""
+        with translating, self.engine.connect() as conn:
             conn = conn.execution_options(chat33_readonly=True)
             with conn.begin():
                 yield conn
@@ -652,35 +660,36 @@ class Store:
         :class:`_Query`) in autocommit mode: the statement is its own read transaction.
         SQLite: on a connection of :class:`.readers.Readers`. PostgreSQL: on a pooled
         connection, which goes back to the pool with no transaction to roll back (a
-        round trip saved)."""
-        compiled = query.compiled(self.engine.dialect)
-        if self._readers is not None:  # SQLite's connections are in autocommit already
-            driver = self._readers.take()
+        round trip saved). Raises :class:`StoreUnavailable` as :meth:`read` does."""
+        with translating:
+            compiled = query.compiled(self.engine.dialect)
+            if self._readers is not None:  # SQLite's connections are in autocommit already
+                driver = self._readers.take()
+                try:
+                    cursor = driver.cursor()
+                    try:
+                        cursor.execute(compiled.sql, compiled.args(params))
+                        rows = cursor.fetchall()
+                    finally:
+                        cursor.close()
+                except BaseException:
+                    driver.close()  # not worth finding out whether it is still good
+                    raise
+                self._readers.give(driver)
+                return rows  # type: ignore[no-any-return]
+            conn = self.engine.raw_connection()
             try:
-                cursor = driver.cursor()
+                pg: Any = conn.driver_connection
+                pg.autocommit = True
+                cursor = conn.cursor()
                 try:
                     cursor.execute(compiled.sql, compiled.args(params))
-                    rows = cursor.fetchall()
+                    return list(cursor.fetchall())
                 finally:
                     cursor.close()
-            except BaseException:
-                driver.close()  # not worth finding out whether it is still good
-                raise
-            self._readers.give(driver)
-            return rows  # type: ignore[no-any-return]
-        conn = self.engine.raw_connection()
-        try:
-            pg: Any = conn.driver_connection
-            pg.autocommit = True
-            cursor = conn.cursor()
-            try:
-                cursor.execute(compiled.sql, compiled.args(params))
-                return list(cursor.fetchall())
+                    pg.autocommit = False
             finally:
-                cursor.close()
-                pg.autocommit = False
-        finally:
-            conn.close()
+                conn.close()
 
     def _run(self, conn: Connection | Any, query: _Query, *params: Mapping[str, Any]
              ) -> list[Sequence[Any]]:
@@ -745,7 +754,7 @@ class Store:
                 "first")
 
     def ping(self) -> bool:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             conn.execute(sa.text("SELECT 1"))
         return True
 
