@@ -4,12 +4,23 @@ burns an attempt or quotes SQL in ``errorMessage`` or the post's logs."""
 
 from __future__ import annotations
 
+import random
+import secrets
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
 
 from chat33_core.models import PostStatus
+from chat33_core.store import tables as t
 
-from .conftest import Env
-from .faults import failing, sql_in_messages
+from .conftest import Env, spawn_worker, stop_all, wait_until
+from .faults import failing, plain_url, sql_in_messages
+from .test_processes import all_published
 
 
 def final_write(sql: str) -> bool:
@@ -75,3 +86,60 @@ def test_a_database_away_longer_than_the_lease_leaves_the_post_leased_for_the_ne
     env.run_once()
     assert_published_once(env, post.id)
     assert any("taking over" in e.message for e in env.store.list_logs(post.id))
+
+
+# --- the fault test: backends terminated at random while worker processes publish -------
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_terminating_backends_at_random_loses_nothing_repeats_nothing_fails_nothing(
+        make_env: Callable[..., Env], tmp_path: Path) -> None:
+    env = make_env(CHAT33_WORKER_LEASE_S="4")
+    env.sandbox.delay_s = 0.03  # publishing spans a few seconds: terminations land mid-way
+    total = 300
+    ids = [p.id for p in env.posts(total)]
+    # only the workers' connections are terminated (they run under an application name
+    # of their own): other tests share this PostgreSQL database
+    app = f"chat33-fault-{secrets.token_hex(4)}"
+    log = tmp_path / "workers.log"
+    procs = [spawn_worker({**env.env, "PGAPPNAME": app}, "--concurrency", "4", log=log)
+             for _ in range(2)]
+    rng = random.Random(17)
+    stop = threading.Event()
+    terminated: list[int] = []
+
+    def terminate() -> None:
+        with psycopg.connect(plain_url(env), autocommit=True) as killer:
+            while not stop.wait(rng.uniform(0.05, 0.4)):
+                n = killer.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND application_name = %s", (app,)).fetchone()
+                terminated.append(int(n[0]) if n else 0)
+
+    killer = threading.Thread(target=terminate, daemon=True)
+    killer.start()
+    try:
+        # terminations keep going until every post is PUBLISHED
+        wait_until(lambda: all_published(env, total), 50, f"{total} posts published")
+    finally:
+        stop.set()
+        killer.join(timeout=10)
+        codes = stop_all(procs)
+    text = log.read_text()
+    assert codes == [0, 0], text[-3000:]
+    assert sum(1 for n in terminated if n) >= 5, terminated  # the faults were real
+    counts = env.sandbox.counts()
+    assert {k: v for k, v in counts.items() if v > 1} == {}  # 0 duplicates
+    assert set(counts) == set(ids)  # 0 lost
+    with env.store.read() as c:
+        rows = c.execute(sa.select(t.posts.c.status, t.posts.c.external_post_id,
+                                   t.posts.c.retry_count, t.posts.c.error_message)).all()
+    assert {r.status for r in rows} == {PostStatus.PUBLISHED.value}  # 0 wrongly FAILED
+    assert all(r.external_post_id for r in rows)
+    assert [r for r in rows if r.retry_count or r.error_message] == []  # no attempt burnt
+    assert sql_in_messages(env) == []
+    # ...and some landed on writes, which were tried again rather than given up
+    assert "the database refused the writes" in text
