@@ -9,13 +9,14 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 
-from chat33_core.models import PostStatus
+from chat33_core.models import Credentials, PostStatus, utcnow
 from chat33_core.store import tables as t
 
 from .conftest import Env, spawn_worker, stop_all, wait_until
@@ -86,6 +87,25 @@ def test_a_database_away_longer_than_the_lease_leaves_the_post_leased_for_the_ne
     env.run_once()
     assert_published_once(env, post.id)
     assert any("taking over" in e.message for e in env.store.list_logs(post.id))
+
+
+def test_refreshed_tokens_are_stored_even_when_the_first_write_fails(
+        make_env: Callable[..., Env]) -> None:
+    # the platform rotates the refresh token: were the new tokens lost, the next try
+    # would offer the spent one, and the post would fail asking for a reconnect
+    env = make_env(credentials=Credentials(
+        access_token="echo-initial", refresh_token="echo-rt-0",
+        expires_at=utcnow() + timedelta(minutes=2)))
+    (post,) = env.posts(1)
+    with failing(env, lambda sql: sql.startswith("UPDATE accounts")
+                 and "credentials_enc" in sql) as fault:
+        env.run_once()
+    assert fault.fired == 1
+    assert env.sandbox.refreshes == 1
+    creds = env.core.account_credentials(env.account.id)
+    assert creds.refresh_token == "echo-rt-1"
+    assert not env.store.get_account(env.account.id).needs_reconnect
+    assert_published_once(env, post.id)
 
 
 # --- the fault test: backends terminated at random while worker processes publish -------

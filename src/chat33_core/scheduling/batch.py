@@ -31,9 +31,9 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -57,6 +57,7 @@ from .queue import (
 
 log = logging.getLogger(__name__)
 P = t.posts
+_T = TypeVar("_T")
 
 #: extend this worker's lease on the posts named, only where it still holds it
 _FENCE_MANY = P.update().where(
@@ -207,26 +208,17 @@ class GroupCommit:
     def _transaction(self, group: Sequence[Writes]) -> None:
         """``group``'s writes in one transaction, tried again with growing pauses while
         the database is unavailable, for up to :attr:`retry_s`."""
-        deadline: float | None = None
-        pause = RETRY_FIRST_S
-        while True:
-            try:
-                with writing(self.store) as c:
-                    self._apply(c, group, utcnow())
-                self.transactions += 1
-                return
-            except StoreUnavailable as exc:
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.retry_s
-                if now + pause / 2 > deadline:
-                    raise
-                self.retried += 1
-                log.warning("the database refused the writes of post(s) %s (%s); trying "
-                            "again in %.2f s", ", ".join(sorted(
-                                {pid for w in group for pid in _ids(w)})), exc.reason, pause)
-                time.sleep(random.uniform(pause / 2, pause))
-                pause = min(pause * 2, RETRY_MAX_S)
+        def once() -> None:
+            with writing(self.store) as c:
+                self._apply(c, group, utcnow())
+            self.transactions += 1
+
+        def again() -> str:
+            self.retried += 1
+            return "the writes of post(s) " + ", ".join(sorted(
+                {pid for w in group for pid in _ids(w)}))
+
+        retrying(once, self.retry_s, again)
 
     def _apply(self, c: Connection, group: Sequence[Writes], now: datetime) -> None:
         fence = [pid for w in group for pid in w.fence]
@@ -256,6 +248,36 @@ class GroupCommit:
         drop = [pid for w in group for pid in w.drop_checkpoints]
         if drop:
             c.execute(_DROP, {"b_ids": drop})
+
+
+def retrying(attempt: Callable[[], _T], within_s: float, what: Callable[[], str]) -> _T:
+    """``attempt()``, called again after the :func:`pauses` while it raises
+    :class:`StoreUnavailable`, for up to ``within_s``; then that error is raised.
+    ``what()`` names what is tried again, in the warning logged each time."""
+    waits: Iterator[float] | None = None
+    while True:
+        try:
+            return attempt()
+        except StoreUnavailable as exc:
+            waits = waits or pauses(within_s)
+            pause = next(waits, None)
+            if pause is None:
+                raise
+            log.warning("the database refused %s (%s); trying again in %.2f s", what(),
+                        exc.reason, pause)
+            time.sleep(pause)
+
+
+def pauses(within_s: float) -> Iterator[float]:
+    """The pauses (seconds) between tries of something the database refused for now:
+    from :data:`RETRY_FIRST_S` doubling up to :data:`RETRY_MAX_S`, each drawn from its
+    upper half (so workers do not retry in step), for up to ``within_s`` in all from the
+    first one asked for."""
+    deadline = time.monotonic() + within_s
+    pause = RETRY_FIRST_S
+    while time.monotonic() + pause / 2 <= deadline:
+        yield random.uniform(pause / 2, pause)
+        pause = min(pause * 2, RETRY_MAX_S)
 
 
 def _ids(writes: Writes) -> list[str]:

@@ -81,7 +81,7 @@ from ..platforms import (
 from ..states import Actor, transition
 from ..store import tables as t
 from ..store.unavailable import behind, safe_text
-from .batch import RETRY_FIRST_S, RETRY_MAX_S, GroupCommit, Writes
+from .batch import GroupCommit, Writes, pauses, retrying
 from .caps import check_cap
 from .queue import (
     Claim,
@@ -229,8 +229,7 @@ class Publisher:
         attempt = post.retry_count + 1
         alog = AttemptLog(post.id, attempt, checkpointed=claim.checkpoint is None
                           or bool(claim.checkpoint))
-        deadline: float | None = None
-        pause = RETRY_FIRST_S
+        waits: Iterator[float] | None = None
         resume = False
         while True:
             try:
@@ -248,18 +247,16 @@ class Publisher:
                 log.warning("%s", exc)
                 return Outcome("lost", post.id, str(exc))
             except StoreUnavailable as exc:
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.queue.lease.total_seconds()
-                if now + pause / 2 > deadline:
+                waits = waits or pauses(self.queue.lease.total_seconds())
+                pause = next(waits, None)
+                if pause is None:
                     log.error("post %s: the database stayed unavailable (%s); the post "
                               "stays leased and is resumed from its checkpoints after its "
                               "lease expires", post.id, exc.reason)
                     return Outcome("stalled", post.id, exc.message)
                 log.warning("post %s: the database is unavailable (%s); resuming the "
                             "attempt in %.2f s", post.id, exc.reason, pause)
-            time.sleep(random.uniform(pause / 2, pause))
-            pause = min(pause * 2, RETRY_MAX_S)
+            time.sleep(pause)
             resume = True
 
     def _run(self, claim: Claim, alog: AttemptLog) -> Outcome:
@@ -469,36 +466,53 @@ class Publisher:
         locking the account row."""
         vault = self.core.vault
         a = t.accounts
-        with self._lock_for(account.id), self._account_lock() as conn:
-            q = sa.select(a.c.credentials_enc).where(a.c.id == account.id)
-            if conn is not None:
-                current_enc = conn.execute(q.with_for_update()).scalar()
-            else:
-                with self.store.read() as c:
-                    current_enc = c.execute(q).scalar()
-            if current_enc is None:
-                raise ReconnectRequired("the account has no credentials")
-            current = vault.decrypt_credentials(current_enc)
-            if current.access_token != credentials.access_token and (
-                    force or not platform.needs_refresh(current)):
-                return current  # someone refreshed already
-            fresh = platform.refresh_credentials(current, RefreshContext(
-                account=account, http=self.http, settings=self.core.settings))
-            fresh_enc = vault.encrypt_credentials(fresh)
-            update = (a.update().where(a.c.id == account.id, a.c.credentials_enc == current_enc)
-                      .values(credentials_enc=fresh_enc, needs_reconnect=False))
-            if conn is not None:
-                stored = bool(conn.execute(update).rowcount)
-            else:
-                with writing(self.store) as c:
-                    stored = bool(c.execute(update).rowcount)
-            if not stored:
-                # lost the race to another process: use what it stored
-                latest = self.store.account_credentials_enc(account.id)
-                return vault.decrypt_credentials(latest) if latest else fresh
+        fresh: Credentials | None = None
+        update: sa.Update | None = None
+        try:
+            with self._lock_for(account.id), self._account_lock() as conn:
+                q = sa.select(a.c.credentials_enc).where(a.c.id == account.id)
+                if conn is not None:
+                    current_enc = conn.execute(q.with_for_update()).scalar()
+                else:
+                    with self.store.read() as c:
+                        current_enc = c.execute(q).scalar()
+                if current_enc is None:
+                    raise ReconnectRequired("the account has no credentials")
+                current = vault.decrypt_credentials(current_enc)
+                if current.access_token != credentials.access_token and (
+                        force or not platform.needs_refresh(current)):
+                    return current  # someone refreshed already
+                fresh = platform.refresh_credentials(current, RefreshContext(
+                    account=account, http=self.http, settings=self.core.settings))
+                update = (a.update().where(a.c.id == account.id,
+                                           a.c.credentials_enc == current_enc)
+                          .values(credentials_enc=vault.encrypt_credentials(fresh),
+                                  needs_reconnect=False))
+                if conn is not None:
+                    stored = bool(conn.execute(update).rowcount)
+                else:
+                    stored = self._store_credentials(update)
+        except StoreUnavailable:
+            if fresh is None or update is None:
+                raise  # the platform was not asked: nothing new to keep
+            # the platform may have rotated the refresh token (the old one is spent):
+            # the new tokens must be stored, in a transaction of their own
+            stored = retrying(functools.partial(self._store_credentials, update),
+                              self.queue.lease.total_seconds(),
+                              lambda: f"the refreshed credentials of {account.id}")
+        if not stored:
+            # lost the race to another process (or our commit landed unanswered): use
+            # what is stored
+            latest = self.store.account_credentials_enc(account.id)
+            return vault.decrypt_credentials(latest) if latest else fresh
         alog("credentials_refreshed", f"{platform.display_name or platform.name} access "
              "token refreshed")
         return fresh
+
+    def _store_credentials(self, update: sa.Update) -> bool:
+        """Run the compare-and-set ``update`` of refreshed credentials; True if stored."""
+        with writing(self.store) as c:
+            return bool(c.execute(update).rowcount)
 
     @contextmanager
     def _account_lock(self) -> Iterator[Any]:
