@@ -32,6 +32,7 @@ from .media import MediaInfo
 from .models import Account, MediaType, PostRequest, ThreadItem, utcnow
 from .platforms import PlatformBase, PostDraft
 from .plugins import PluginHost
+from .store.unavailable import safe_text
 
 #: a scheduledAt this close behind "now" is accepted (clock skew, request latency)
 SCHEDULE_GRACE = timedelta(seconds=60)
@@ -598,8 +599,7 @@ def _call_plugin(name: str, what: str, fn: Callable[..., Any], *args: Any) -> li
     except Chat33Error:
         raise
     except Exception as exc:
-        raise PluginError(f"the {name} plugin's {what} failed: "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"the {name} plugin's {what} failed: {safe_text(exc)}") from exc
     return _as_issues(name, what, result)
 
 

@@ -83,3 +83,17 @@ def test_safe_text_names_database_errors_and_never_quotes_them() -> None:
         assert behind(wrapped) is not None
         assert safe_text(wrapped) == StoreUnavailable.MESSAGE
     assert behind(TransientError("the platform said no")) is None
+
+
+def test_a_plugin_rule_failing_on_a_database_error_does_not_quote_it() -> None:
+    from chat33_core.errors import PluginError
+    from chat33_core.validation import _call_plugin
+
+    def rules() -> list[object]:
+        raise sa.exc.ProgrammingError("SELECT secret FROM t WHERE k = %(k)s", {"k": "tok"},
+                                      Exception("relation t does not exist"))
+
+    with pytest.raises(PluginError) as caught:
+        _call_plugin("echo", "rules", rules)
+    assert caught.value.message == ("the echo plugin's rules failed: a database error "
+                                    "(ProgrammingError)")
