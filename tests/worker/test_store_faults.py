@@ -9,14 +9,16 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import attrs
 import psycopg
 import pytest
 import sqlalchemy as sa
 
 from chat33_core.models import Credentials, PostStatus, utcnow
+from chat33_core.scheduling.batch import Writes, retrying
 from chat33_core.store import tables as t
 
 from .conftest import Env, spawn_worker, stop_all, wait_until
@@ -87,6 +89,47 @@ def test_a_database_away_longer_than_the_lease_leaves_the_post_leased_for_the_ne
     env.run_once()
     assert_published_once(env, post.id)
     assert any("taking over" in e.message for e in env.store.list_logs(post.id))
+
+
+def test_the_heartbeat_keeps_the_lease_of_a_result_waiting_for_the_database(
+        env: Env) -> None:
+    env.posts(1)
+    w = env.worker(lease_s=30.0, concurrency=1)
+    (claim,) = w.queue.claim(1)
+    done = attrs.evolve(claim.post, status=PostStatus.PUBLISHED, published_at=utcnow(),
+                        external_post_id="e-1", lease_owner=None, lease_expires_at=None)
+    committer = w.publisher.committer
+    outcome: list[BaseException | None] = []
+
+    def commit() -> None:
+        try:
+            committer.commit(Writes(finish=[done]))
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    def lease_of(post_id: str) -> datetime | None:
+        # the test's reads share the pool with the faults: a read may meet a connection
+        # killed a moment ago, and is tried again as the worker's are
+        return retrying(lambda: env.get(post_id).lease_expires_at, 5.0, lambda: "a read")
+
+    with failing(env, final_write, times=1000) as fault:
+        thread = threading.Thread(target=commit)
+        thread.start()
+        wait_until(lambda: fault.fired >= 2, 10, "the write refused twice", interval=0.01)
+        # the post is not among the worker's jobs, but its result is pending: the
+        # heartbeat extends its lease all the same
+        assert committer.unwritten() == [claim.post.id]
+        before = lease_of(claim.post.id)
+        assert before is not None
+        time.sleep(0.01)
+        wait_until(lambda: (w.beat(), lease_of(claim.post.id))[1] > before, 5,
+                   "the lease extended by a heartbeat", interval=0.05)
+    thread.join(timeout=10)
+    assert outcome == [None]  # written once the database took it
+    assert committer.unwritten() == []
+    assert retrying(lambda: env.get(claim.post.id), 5.0, lambda: "a read"
+                    ).external_post_id == "e-1"
 
 
 def test_refreshed_tokens_are_stored_even_when_the_first_write_fails(
