@@ -109,7 +109,9 @@ def handle_unexpected(exc: Exception) -> Any:
     if is_unavailable(exc):
         # a database error from outside the store's transactions: answered as the
         # store's own StoreUnavailable is
-        return handle_chat33_error(unavailable(exc))
+        translated = unavailable(exc)
+        translated.__cause__ = exc  # the server's log shows what the driver said
+        return handle_chat33_error(translated)
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, {"error": "INTERNAL", "message": "internal server error",
                                 "details": []})
