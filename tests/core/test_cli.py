@@ -212,3 +212,13 @@ def test_worker_once_on_an_unreachable_database_exits_non_zero(env: dict[str, st
     # before init: the same one line as the other commands, exit 2
     result = run(["worker", "--once"], env)
     assert result.returncode == 2 and "run `chat33 init` first" in result.stderr
+
+
+def test_an_unusable_database_is_one_line_naming_the_driver_s_reason(
+        env: dict[str, str], tmp_path: Path) -> None:
+    env["CHAT33_DATABASE_URL"] = f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"
+    result = CliRunner(env=env).invoke(main, ["users", "create", "--email", "a@example.com",
+                                              "--password", "password1", "--org", "Acme"])
+    assert result.exit_code == 1
+    assert "database error: unable to open database file" in result.output
+    assert "SELECT" not in result.output and "Traceback" not in result.output
