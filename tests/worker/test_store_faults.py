@@ -9,6 +9,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -132,6 +133,22 @@ def test_the_heartbeat_keeps_the_lease_of_a_result_waiting_for_the_database(
                     ).external_post_id == "e-1"
 
 
+def test_a_heartbeat_the_database_refuses_is_tried_again_at_once(env: Env) -> None:
+    env.posts(1)
+    w = env.worker(lease_s=30.0, concurrency=1)
+    (claim,) = w.queue.claim(1)
+    w._jobs[claim.post.id] = (Future(), claim)  # as if publishing it
+    before = env.get(claim.post.id).lease_expires_at
+    assert before is not None
+    time.sleep(0.01)
+    with failing(env, lambda sql: sql.startswith("UPDATE posts SET lease_expires_at")
+                 ) as fault:
+        w.beat()
+    assert fault.fired == 1
+    after = env.get(claim.post.id).lease_expires_at
+    assert after is not None and after > before
+
+
 def test_refreshed_tokens_are_stored_even_when_the_first_write_fails(
         make_env: Callable[..., Env]) -> None:
     # the platform rotates the refresh token: were the new tokens lost, the next try
@@ -160,7 +177,7 @@ def test_refreshed_tokens_are_stored_even_when_the_first_write_fails(
 def test_terminating_backends_at_random_loses_nothing_repeats_nothing_fails_nothing(
         make_env: Callable[..., Env], tmp_path: Path) -> None:
     env = make_env(CHAT33_WORKER_LEASE_S="4")
-    env.sandbox.delay_s = 0.03  # publishing spans a few seconds: terminations land mid-way
+    env.sandbox.delay_s = 0.05  # publishing spans seconds: terminations land mid-way
     total = 300
     ids = [p.id for p in env.posts(total)]
     # only the workers' connections are terminated (they run under an application name
@@ -175,7 +192,7 @@ def test_terminating_backends_at_random_loses_nothing_repeats_nothing_fails_noth
 
     def terminate() -> None:
         with psycopg.connect(plain_url(env), autocommit=True) as killer:
-            while not stop.wait(rng.uniform(0.05, 0.4)):
+            while not stop.wait(rng.uniform(0.02, 0.3)):
                 n = killer.execute(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "

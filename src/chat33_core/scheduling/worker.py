@@ -37,6 +37,7 @@ from ..models import LogEvent, PostStatus, utcnow
 from ..states import Actor, transition
 from ..store import tables as t
 from ..webhooks import WebhookDispatcher
+from .batch import retrying
 from .publisher import Outcome, Publisher
 from .queue import Claim, Queue, insert_logs, writing
 
@@ -300,7 +301,10 @@ class Worker:
         if not ids:
             return
         try:
-            held = self.queue.heartbeat(ids)
+            # refused (a deadlock, a dropped connection): again in a moment, not a third
+            # of the lease later, when missing one more beat may let the lease expire
+            held = retrying(functools.partial(self.queue.heartbeat, ids), self.lease_s / 6,
+                            lambda: f"the heartbeat of worker {self.id}")
         except StoreUnavailable as exc:
             log.warning("worker %s: heartbeat failed (%s)", self.id, exc.reason)
             return
