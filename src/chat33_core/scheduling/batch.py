@@ -119,7 +119,8 @@ class GroupCommit:
         self.written = 0
         self.dropped = 0
         self.retried = 0
-        #: post ids of writes handed over and not yet durable (see :meth:`unwritten`)
+        #: post ids of writes the database refused and that wait to be tried again
+        #: (see :meth:`unwritten`)
         self._unwritten: Counter[str] = Counter()
         self._unwritten_lock = threading.Lock()
 
@@ -134,35 +135,17 @@ class GroupCommit:
         post leased, and the next owner resumes it from its checkpoints. Either way, a
         thread that finds nobody committing commits, until nothing is pending
         (:class:`~chat33_core.store.writers.Combiner`)."""
-        ids = _ids(writes)
-        with self._unwritten_lock:
-            self._unwritten.update(ids)
-        try:
-            self._combiner.submit(writes, wait=wait)
-        finally:
-            if not writes.detached:  # else the thread that commits them forgets them
-                self._forget(ids)
+        self._combiner.submit(writes, wait=wait)
 
     def unwritten(self) -> list[str]:
-        """The posts whose writes were handed over and are not durable yet (they may be
-        waiting for the database to come back): their leases must be kept."""
+        """The posts whose writes the database refused and that wait to be tried again
+        (their threads may have moved on): their leases must be kept. Only these: the
+        heartbeat would otherwise lock the rows that every commit is writing."""
         with self._unwritten_lock:
             return list(self._unwritten)
 
-    def _forget(self, ids: Sequence[str]) -> None:
-        with self._unwritten_lock:
-            self._unwritten.subtract(ids)
-            for pid in ids:
-                if self._unwritten[pid] <= 0:
-                    del self._unwritten[pid]
-
     def _write(self, group: list[Writes]) -> None:
-        try:
-            self._run(group)
-        finally:
-            for w in group:
-                if w.detached:
-                    self._forget(_ids(w))
+        self._run(group)
         for w in group:
             if w.error is None:
                 for callback in w.after:
@@ -213,12 +196,27 @@ class GroupCommit:
                 self._apply(c, group, utcnow())
             self.transactions += 1
 
-        def again() -> str:
-            self.retried += 1
-            return "the writes of post(s) " + ", ".join(sorted(
-                {pid for w in group for pid in _ids(w)}))
+        ids = sorted({pid for w in group for pid in _ids(w)})
+        waiting = False
 
-        retrying(once, self.retry_s, again)
+        def again() -> str:
+            nonlocal waiting
+            self.retried += 1
+            if not waiting:
+                waiting = True
+                with self._unwritten_lock:
+                    self._unwritten.update(ids)
+            return "the writes of post(s) " + ", ".join(ids)
+
+        try:
+            retrying(once, self.retry_s, again)
+        finally:
+            if waiting:
+                with self._unwritten_lock:
+                    self._unwritten.subtract(ids)
+                    for pid in ids:
+                        if self._unwritten[pid] <= 0:
+                            del self._unwritten[pid]
 
     def _apply(self, c: Connection, group: Sequence[Writes], now: datetime) -> None:
         fence = [pid for w in group for pid in w.fence]
