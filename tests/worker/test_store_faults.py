@@ -179,13 +179,22 @@ def test_terminating_backends_at_random_loses_nothing_repeats_nothing_fails_noth
     env = make_env(CHAT33_WORKER_LEASE_S="4")
     env.sandbox.delay_s = 0.03  # publishing spans seconds: terminations land mid-way
     total = 300
-    ids = [p.id for p in env.posts(total)]
     # only the workers' connections are terminated (they run under an application name
     # of their own): other tests share this PostgreSQL database
     app = f"chat33-fault-{secrets.token_hex(4)}"
     log = tmp_path / "workers.log"
     procs = [spawn_worker({**env.env, "PGAPPNAME": app}, "--concurrency", "4", log=log)
              for _ in range(2)]
+    # the posts come once both workers listen (their start-up checks are not under test:
+    # a worker refuses to start on a database it cannot read)
+    with psycopg.connect(plain_url(env), autocommit=True) as probe:
+        def listening() -> bool:
+            row = probe.execute("SELECT count(*) FROM pg_stat_activity WHERE "
+                                "application_name = %s AND query LIKE 'LISTEN%%'",
+                                (app,)).fetchone()
+            return bool(row and row[0] >= 2)
+        wait_until(listening, 30, "both workers listening")
+    ids = [p.id for p in env.posts(total)]
     rng = random.Random(17)
     stop = threading.Event()
     terminated: list[int] = []
