@@ -52,7 +52,7 @@ from .security import (
     same_digest,
     verify_password,
 )
-from .store import Store
+from .store import Store, human_period
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -98,6 +98,21 @@ class Principal:
                                "manage API keys")
 
 
+#: a rate-limit count: (limit, remaining, seconds until the allowance is full again)
+RateCount = tuple[int, int, float]
+
+
+@attrs.frozen
+class PostsCreated:
+    """What :meth:`Chat33.create_posts` and :meth:`Chat33.duplicate_post` made: every
+    post (thread items included), the group id of a multi-account request, and the
+    ``posts.create`` count the posts were counted in (for ``RateLimit-*`` headers)."""
+
+    posts: list[Post]
+    group_id: str | None
+    rate: RateCount
+
+
 @attrs.frozen
 class DeleteOutcome:
     id: str
@@ -119,7 +134,7 @@ class Chat33:
 
         app = Chat33(Settings.from_env())
         app.store.migrate()
-        posts, group = app.create_posts(principal, request)
+        created = app.create_posts(principal, request)
     """
 
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
@@ -313,13 +328,21 @@ class Chat33:
 
     def hit_rate_limit(self, operation: str, key: str, *, conn: Connection | None = None,
                        insert: tuple[Sequence[Post], Sequence[LogEvent]] | None = None,
-                       ) -> tuple[int, int, float]:
-        """Count one ``operation`` for ``key``; returns (limit, remaining, reset seconds)
-        or raises RateLimited. With ``conn`` (a store write transaction), the count
-        commits or rolls back with it; with ``insert`` (posts and their logs), they are
-        inserted in the count's transaction (:meth:`Store.add_posts_counted`)."""
+                       ) -> RateCount:
+        """Count ``operation`` for ``key``: once, or with ``insert`` (posts and their
+        logs) once per post, the posts inserted in the count's transaction
+        (:meth:`Store.add_posts_counted`). Returns (limit, remaining, reset seconds) or
+        raises RateLimited. With ``conn`` (a store write transaction), the count commits
+        or rolls back with it."""
         limit, period = self.rate_limits[operation]
         if insert is not None:
+            posts = insert[0]
+            if len(posts) > limit:  # it would never fit: say so instead of "retry later"
+                raise ValidationError(
+                    f"this request makes {len(posts)} posts (one per account and thread "
+                    f"part), over the limit of {limit} posts per {human_period(period)}",
+                    details=[Issue("accountIds", f"{len(posts)} posts is over the limit "
+                                                 f"of {limit}", code="too_many")])
             remaining, reset = self.store.add_posts_counted(f"{operation}:{key}", limit,
                                                             period, *insert)
         else:
@@ -359,8 +382,9 @@ class Chat33:
     # --- posts --------------------------------------------------------------------------
 
     def create_posts(self, principal: Principal, request: PostRequest, *,
-                     status: PostStatus = PostStatus.QUEUED) -> tuple[list[Post], str | None]:
-        """One post per account (and per thread item), all or nothing."""
+                     status: PostStatus = PostStatus.QUEUED) -> PostsCreated:
+        """One post per account (and per thread item), all or nothing; each post counts
+        one against the ``posts.create`` limit."""
         from .validation import parse_schedule
 
         report, accounts = self._validate(principal.org_id, request, keep_media=True,
@@ -410,8 +434,8 @@ class Chat33:
             for post in posts]
         # counted in the transaction that inserts the posts (shared with concurrent
         # requests): a request that fails to insert does not use the allowance
-        self.hit_rate_limit("posts.create", principal.org_id, insert=(posts, logs))
-        return posts, group_id
+        rate = self.hit_rate_limit("posts.create", principal.org_id, insert=(posts, logs))
+        return PostsCreated(posts, group_id, rate)
 
     def get_user(self, user_id: str) -> User:
         return self.store.get_user(user_id)
@@ -582,7 +606,9 @@ class Chat33:
 
     def duplicate_post(self, principal: Principal, post_id: str, *,
                        account_ids: Sequence[str] | None = None, scheduled_at: str | None = None,
-                       status: PostStatus = PostStatus.DRAFT) -> tuple[list[Post], str | None]:
+                       status: PostStatus = PostStatus.DRAFT) -> PostsCreated:
+        """Copies of a post (a DRAFT on its account by default), one per account; each
+        copy counts one against the ``posts.create`` limit."""
         from .validation import parse_schedule
 
         source = self.store.get_post(post_id, org_id=principal.org_id)
@@ -619,10 +645,12 @@ class Chat33:
                 external_post_id=None, external_post_url=None, error_message=None,
                 retry_count=0, lease_owner=None, lease_expires_at=None, created_at=now,
                 updated_at=now))
-        self.store.add_posts(copies)
-        for copy in copies:
-            self.log(copy.id, "created", f"duplicated from {source.id} as {status.value}")
-        return copies, group_id
+        logs = [LogEvent(id=None, post_id=copy.id, event="created",
+                         message=f"duplicated from {source.id} as {status.value}")
+                for copy in copies]
+        # copies are new posts: counted like POST /posts, in the insert's transaction
+        rate = self.hit_rate_limit("posts.create", principal.org_id, insert=(copies, logs))
+        return PostsCreated(copies, group_id, rate)
 
     def _infer_media_type(self, org_id: str, urls: Sequence[str]) -> MediaType | None:
         if not urls:
@@ -667,4 +695,4 @@ def _summary(issues: Sequence[Issue]) -> str:
 
 
 
-__all__ = ["Chat33", "Chat33Error", "DeleteOutcome", "Principal"]
+__all__ = ["Chat33", "Chat33Error", "DeleteOutcome", "PostsCreated", "Principal", "RateCount"]

@@ -106,8 +106,8 @@ class PostLifecycle(RuleBasedStateMachine):
 
     @rule(target=posts, text=st.text(min_size=1, max_size=40).filter(str.strip))
     def create(self, text: str) -> str:
-        created, _ = self.core.create_posts(self.principal, PostRequest(
-            account_ids=[self.account_id], text=text))
+        created = self.core.create_posts(self.principal, PostRequest(
+            account_ids=[self.account_id], text=text)).posts
         self.model[created[0].id] = S.QUEUED
         return created[0].id
 

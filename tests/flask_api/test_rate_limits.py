@@ -100,3 +100,69 @@ def test_limits_are_per_organization(two_apps: Any) -> None:
     response = clients[1].post("/api/v1/posts", json={"accountIds": [rival.accounts["x"]],
                                                       "text": "b"}, headers=rival.headers)
     assert response.status_code == 201
+
+
+# --- the post limit counts posts, not requests ----------------------------------------
+
+
+def test_a_post_to_two_accounts_counts_two(api: Any) -> None:
+    response = api.post("/posts", {"accountIds": [api.org.accounts["x"],
+                                                  api.org.accounts["facebook"]],
+                                   "text": "twice"})
+    assert response.status_code == 201
+    assert response.headers["RateLimit-Limit"] == "30"
+    assert response.headers["RateLimit-Remaining"] == "28"
+
+
+def test_a_thread_counts_each_of_its_parts_on_each_account(api: Any) -> None:
+    response = api.post("/posts", {"accountIds": [api.org.accounts["x"],
+                                                  api.org.accounts["facebook"]],
+                                   "text": "1/3", "thread": [{"text": "2/3"}, {"text": "3/3"}]})
+    assert response.status_code == 201 and len(response.get_json()["posts"]) == 6
+    assert response.headers["RateLimit-Remaining"] == "24"
+
+
+def test_a_request_that_would_go_over_creates_none_of_its_posts(two_apps: Any) -> None:
+    clients, org = two_apps
+    pair = {"accountIds": [org.accounts["x"], org.accounts["facebook"]], "text": "pair"}
+    first = clients[0].post("/api/v1/posts", json=pair, headers=org.headers)
+    assert first.headers["RateLimit-Remaining"] == "1"
+    refused = clients[1].post("/api/v1/posts", json=pair, headers=org.headers)
+    assert refused.status_code == 429
+    assert refused.get_json()["error"] == "RATE_LIMIT"
+    assert "this request counts 2, 1 left" in refused.get_json()["message"]
+    assert refused.headers["RateLimit-Remaining"] == "1"
+    assert int(refused.headers["Retry-After"]) >= 1
+    listed = clients[0].get("/api/v1/posts", headers=org.headers).get_json()
+    assert listed["total"] == 2  # nothing of the refused request
+    single = clients[0].post("/api/v1/posts", json={"accountIds": [org.accounts["x"]],
+                                                    "text": "fits"}, headers=org.headers)
+    assert single.status_code == 201 and single.headers["RateLimit-Remaining"] == "0"
+
+
+def test_a_request_bigger_than_the_whole_limit_is_a_validation_error(two_apps: Any) -> None:
+    clients, org = two_apps
+    response = clients[0].post("/api/v1/posts", headers=org.headers, json={
+        "accountIds": [org.accounts["x"], org.accounts["facebook"]], "text": "1/2",
+        "thread": [{"text": "2/2"}]})
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == "VALIDATION_ERROR"
+    assert body["details"] == [{"path": "accountIds",
+                                "message": "4 posts is over the limit of 3"}]
+    assert "4 posts (one per account and thread part), over the limit of 3 posts per hour" \
+        in body["message"]
+    assert clients[0].get("/api/v1/posts", headers=org.headers).get_json()["total"] == 0
+
+
+def test_duplicates_count_against_the_post_limit(two_apps: Any) -> None:
+    clients, org = two_apps
+    created = clients[0].post("/api/v1/posts", headers=org.headers, json={
+        "accountIds": [org.accounts["x"]], "text": "original"}).get_json()
+    post_id = created["posts"][0]["id"]
+    copies = clients[1].post(f"/api/v1/posts/{post_id}/duplicate", headers=org.headers,
+                             json={"accountIds": [org.accounts["x"], org.accounts["facebook"]]})
+    assert copies.status_code == 201
+    assert copies.headers["RateLimit-Remaining"] == "0"
+    _assert_429(clients[0].post(f"/api/v1/posts/{post_id}/duplicate", headers=org.headers,
+                                json={}), 3)

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 
 from chat33_core.config import Settings
 from chat33_core.errors import ConfigurationError
@@ -58,7 +58,6 @@ def init_app(app: Flask, core: Chat33 | None = None, *, url_prefix: str = API_PR
     if core is None:
         settings = app.config.get("CHAT33_SETTINGS") or Settings.from_env()
         core = Chat33(settings)
-    _watch_rate_limits(core)
     app.extensions["chat33"] = core
     app.config.setdefault("CHAT33_JSON_ERROR_PREFIXES",
                           (url_prefix + "/", "/media/", "/healthz", "/readyz"))
@@ -149,29 +148,6 @@ def _finish(response: Response) -> Response:
         "remoteAddr": request.remote_addr,
     }))
     return response
-
-
-def _watch_rate_limits(core: Chat33) -> None:
-    """Keep the last rate-limit count of the request for the ``RateLimit-*`` headers.
-
-    ``Chat33.create_posts`` counts its limit itself (after validation, so rejected posts
-    do not count) and does not return the result; wrapping the instance's method is the
-    adapter-side way to see it until the core returns it.
-    """
-    if getattr(core, "_chat33_flask_watched", False):
-        return
-    hit = core.hit_rate_limit
-
-    def watched(operation: str, key: str, **kw: Any) -> tuple[int, int, float]:
-        result = hit(operation, key, **kw)
-        if has_request_context():
-            current: RequestState | None = g.get("chat33")
-            if current is not None:
-                current.rate = result
-        return result
-
-    core.hit_rate_limit = watched  # type: ignore[method-assign]
-    core._chat33_flask_watched = True  # type: ignore[attr-defined]
 
 
 __all__ = ["API_PREFIX", "create_app", "init_app"]

@@ -142,6 +142,21 @@ def core() -> Any:
     return current_app.extensions["chat33"]
 
 
+def count_request(key: str) -> None:
+    """Count the current request against its operation's ``rate_limit`` for ``key``
+    (an organization or user id): RateLimited when over, else the count is answered in
+    the ``RateLimit-*`` headers."""
+    op = state().operation
+    assert op is not None and op.rate_limit, "count_request() is for rate-limited views"
+    counted(core().hit_rate_limit(op.rate_limit, key))
+
+
+def counted(rate: tuple[int, int, float]) -> None:
+    """Answer ``rate`` (limit, remaining, seconds until full: a count the core made for
+    the current operation) in the ``RateLimit-*`` headers."""
+    state().rate = rate
+
+
 # --- parsing ------------------------------------------------------------------------------
 
 
@@ -250,4 +265,5 @@ def _range(p: Param) -> str:
     return f"must be {p.maximum} or less"
 
 
-__all__ = ["Operation", "Param", "core", "json_body", "ops", "query", "route"]
+__all__ = ["Operation", "Param", "core", "count_request", "counted", "json_body", "ops",
+           "query", "route"]

@@ -1176,21 +1176,21 @@ class Store:
     # --- rate limits ------------------------------------------------------------------
 
     def hit_rate_limit(self, key: str, limit: int, period: timedelta,
-                       now: datetime | None = None, *,
-                       conn: Connection | None = None) -> tuple[int, float]:
-        """Count one request against ``limit`` per ``period`` for ``key`` (GCRA, so the
-        allowance refills smoothly). Returns (remaining, seconds until full); raises
-        :class:`~chat33_core.errors.RateLimited`. Atomic across processes and machines:
-        the row is locked (PostgreSQL) or the write lock is held (SQLite). With ``conn``
-        (a :meth:`begin` transaction) the count is part of that transaction: it holds
-        only if the transaction commits."""
+                       now: datetime | None = None, *, conn: Connection | None = None,
+                       cost: int = 1) -> tuple[int, float]:
+        """Count ``cost`` (one request by default) against ``limit`` per ``period`` for
+        ``key`` (GCRA, so the allowance refills smoothly); all of it or nothing. Returns
+        (remaining, seconds until full); raises :class:`~chat33_core.errors.RateLimited`.
+        Atomic across processes and machines: the row is locked (PostgreSQL) or the write
+        lock is held (SQLite). With ``conn`` (a :meth:`begin` transaction) the count is
+        part of that transaction: it holds only if the transaction commits."""
         if conn is None:
             with self._begin_driver() as c:
-                return self._count(c, key, limit, period, now)
-        return self._count(conn, key, limit, period, now)
+                return self._count(c, key, limit, period, now, cost)
+        return self._count(conn, key, limit, period, now, cost)
 
     def _count(self, c: Connection | Any, key: str, limit: int, period: timedelta,
-               now: datetime | None) -> tuple[int, float]:
+               now: datetime | None, cost: int = 1) -> tuple[int, float]:
         now = now or utcnow()
         q = _RATE_READ
         if self.is_postgres:
@@ -1202,15 +1202,16 @@ class Store:
         else:
             tat = now
             self._run(c, _RATE_INSERT, {"key": key, "tat": now})
-        new_tat, remaining, reset = _gcra(tat, now, limit, period)
+        new_tat, remaining, reset = _gcra(tat, now, limit, period, cost)
         self._run(c, _RATE_UPDATE, {"k": key, "new_tat": new_tat})
         return remaining, reset
 
     def add_posts_counted(self, key: str, limit: int, period: timedelta,
                           posts: Sequence[Post], logs: Sequence[LogEvent] = ()
                           ) -> tuple[int, float]:
-        """:meth:`hit_rate_limit` and :meth:`add_posts` in one transaction: the posts are
-        inserted only if the request is within its limit, and a request whose insert fails
+        """:meth:`hit_rate_limit` and :meth:`add_posts` in one transaction, counting one
+        per post (a post to two accounts counts 2, a thread each of its parts): the posts
+        are inserted only if all of them fit the limit, and a request whose insert fails
         does not use the allowance. Returns (remaining, seconds until full).
 
         Concurrent callers in this process share transactions (group commit): one of
@@ -1219,8 +1220,8 @@ class Store:
         holds the database's write lock (SQLite) or the rate-limit row (PostgreSQL) once
         per group instead of once per request. If the shared transaction fails, each
         request is tried alone and gets its own outcome."""
-        result = self._post_groups.submit(_CountedInsert(key, limit, period,
-                                                         self._insert_args(posts, logs)))
+        result = self._post_groups.submit(_CountedInsert(
+            key, limit, period, self._insert_args(posts, logs), cost=max(1, len(posts))))
         assert result is not None  # every request waits for its own outcome
         return result
 
@@ -1241,7 +1242,8 @@ class Store:
                 for r in group:
                     tat, stored = tats[r.key]
                     try:
-                        new_tat, remaining, reset = _gcra(tat, now, r.limit, r.period)
+                        new_tat, remaining, reset = _gcra(tat, now, r.limit, r.period,
+                                                          r.cost)
                     except RateLimited as exc:
                         r.error = exc
                         continue
@@ -1266,7 +1268,7 @@ class Store:
                 r.result, r.error = None, None
                 try:
                     with self._begin_driver() as c:
-                        r.result = self._count(c, r.key, r.limit, r.period, None)
+                        r.result = self._count(c, r.key, r.limit, r.period, None, r.cost)
                         self._insert_rows(c, r.rows)
                 except Exception as alone:
                     r.result, r.error = None, alone
@@ -1281,30 +1283,42 @@ class _CountedInsert:
     period: timedelta
     #: the driver's parameters for the posts and the logs (Store._insert_args)
     rows: tuple[list[Any], list[Any]]
+    #: what the request counts against the limit (its number of posts)
+    cost: int = 1
     result: tuple[int, float] | None = None
     error: BaseException | None = None
     detached: bool = False
 
 
-def _gcra(tat: datetime, now: datetime, limit: int, period: timedelta
+def _gcra(tat: datetime, now: datetime, limit: int, period: timedelta, cost: int = 1
           ) -> tuple[datetime, int, float]:
-    """One request against ``limit`` per ``period`` (GCRA) with the key's theoretical
-    arrival time ``tat``: (the new tat, remaining, seconds until full), or RateLimited."""
+    """``cost`` against ``limit`` per ``period`` (GCRA) with the key's theoretical
+    arrival time ``tat``: (the new tat, remaining, seconds until full), or RateLimited
+    when not all of ``cost`` fits now."""
     interval = period / limit
     tat = max(tat, now)
-    new_tat = tat + interval
+    new_tat = tat + interval * cost
     allow_at = new_tat - period
     if allow_at > now:
+        left = max(0, int((period - (tat - now)) / interval))
+        reset = (tat - now).total_seconds()
+        if cost > limit:
+            raise RateLimited(
+                f"this request counts {cost} against the rate limit of {limit} per "
+                f"{human_period(period)}, more than it ever allows: send fewer at once",
+                retry_after=reset, limit=limit, remaining=left, reset_after=reset)
         retry = (allow_at - now).total_seconds()
+        counts = "" if cost == 1 else f" (this request counts {cost}, {left} left)"
         raise RateLimited(
-            f"rate limit of {limit} per {_human(period)} reached; retry in "
-            f"{math.ceil(retry)} s", retry_after=retry, limit=limit, remaining=0,
-            reset_after=(tat - now).total_seconds())
+            f"rate limit of {limit} per {human_period(period)} reached{counts}; retry in "
+            f"{math.ceil(retry)} s", retry_after=retry, limit=limit, remaining=left,
+            reset_after=reset)
     remaining = int((period - (new_tat - now)) / interval)
     return new_tat, max(0, remaining), (new_tat - now).total_seconds()
 
 
-def _human(period: timedelta) -> str:
+def human_period(period: timedelta) -> str:
+    """``hour``, ``2 hours``, ``day``, ``90 s``: a period as limits are worded."""
     seconds = int(period.total_seconds())
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds % size == 0:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from ..routing import core, json_body, route
+from ..routing import core, count_request, json_body, route
 from ..schemas import CreateApiKeyRequest, api_key_json
 
 bp = Blueprint("chat33_api_keys", __name__)
@@ -22,7 +22,7 @@ bp = Blueprint("chat33_api_keys", __name__)
        errors=[400])
 def create_api_key(principal: Any) -> Any:
     app = core()
-    app.hit_rate_limit("api_keys.create", principal.user_id)
+    count_request(principal.user_id)
     req = json_body(CreateApiKeyRequest)
     key, raw = app.create_api_key(principal.org_id, principal.user_id, req.name, req.scopes)
     return {**api_key_json(key), "key": raw}, 201

@@ -15,7 +15,7 @@ from flask import Blueprint, request, send_file
 from chat33_core.errors import Issue, ValidationError
 
 from ..errors import ApiError
-from ..routing import core, json_body, route
+from ..routing import core, count_request, json_body, route
 from ..schemas import MediaUrlRequest, media_json
 
 bp = Blueprint("chat33_media", __name__)
@@ -48,7 +48,7 @@ def upload(principal: Any) -> Any:
             raise _too_large(length)
         # werkzeug stops reading past this (413) when no Content-Length was sent
         request.max_content_length = MAX_UPLOAD_BYTES + _ENVELOPE
-        app.hit_rate_limit("media.upload", principal.org_id)
+        count_request(principal.org_id)
         upload = request.files.get("file")
         if upload is None:
             raise ValidationError("send the file in the multipart field `file`", details=[
@@ -63,7 +63,7 @@ def upload(principal: Any) -> Any:
         return media_json(asset), 201
     if request.is_json or not request.get_data(cache=True).strip():
         req = json_body(MediaUrlRequest)
-        app.hit_rate_limit("media.upload", principal.org_id)
+        count_request(principal.org_id)
         asset = app.ingest_media(principal.org_id, req.url, req.filename)
         return media_json(asset), 201
     raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",

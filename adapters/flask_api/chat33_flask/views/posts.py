@@ -10,7 +10,7 @@ from flask import Blueprint, current_app
 from chat33_core.models import PostRequest, PostStatus
 from chat33_core.serialization import post_json, post_rows, summary_json
 
-from ..routing import Param, core, json_body, query, route
+from ..routing import Param, core, counted, json_body, query, route
 from ..schemas import DuplicatePostRequest, UpdatePostRequest, log_json
 
 bp = Blueprint("chat33_posts", __name__)
@@ -24,7 +24,10 @@ _GROUP = {"type": ["string", "null"],
 @route(bp, "POST", "/posts", summary="Create and queue a post", tag="Posts",
        description="Creates a post (or one per channel for multi-platform). If `scheduledAt` "
        "is omitted, the post publishes on the next worker tick. Rate limited to 30 posts/hour "
-       "per organization. Additive: `thread` items follow the first post as a thread (replies "
+       "per organization, counting every post made: one per account, and a thread each of "
+       "its parts on each account; a request that does not fit creates none of its posts "
+       "(429), one bigger than the whole limit is a 400. Additive: `thread` items follow the "
+       "first post as a thread (replies "
        "on X; separate posts where a platform has no threads); `posts` lists every created "
        "post, thread items included.",
        scope="posts:write", body={JSON: "CreatePostRequest"}, body_required=True,
@@ -35,8 +38,9 @@ _GROUP = {"type": ["string", "null"],
        errors=[400])
 def create_post(principal: Any) -> Any:
     req = json_body(PostRequest)
-    posts, group_id = core().create_posts(principal, req)
-    return {"posts": [summary_json(p) for p in posts], "groupId": group_id}, 201
+    created = core().create_posts(principal, req)
+    counted(created.rate)
+    return {"posts": [summary_json(p) for p in created.posts], "groupId": created.group_id}, 201
 
 
 @route(bp, "GET", "/posts", summary="List posts", tag="Posts",
@@ -126,8 +130,9 @@ def delete_post(principal: Any, id: str) -> Any:
 @route(bp, "POST", "/posts/{id}/duplicate", summary="Duplicate a post", tag="Posts",
        scope="posts:write",
        description="Clones a post for reposting or rescheduling. Defaults to a DRAFT copy "
-       "on the same channel; a QUEUED copy is validated like a new post.",
-       body={JSON: "DuplicatePostRequest"},
+       "on the same channel; a QUEUED copy is validated like a new post. Each copy counts "
+       "against the 30 posts/hour of `POST /posts`.",
+       body={JSON: "DuplicatePostRequest"}, rate_limit="posts.create",
        responses={201: ("Duplicated post(s)", {
            "type": "object", "required": ["duplicatedFrom", "posts", "groupId"],
            "properties": {"duplicatedFrom": {"type": "string"}, "posts": _POSTS,
@@ -135,10 +140,11 @@ def delete_post(principal: Any, id: str) -> Any:
        errors=[400])
 def duplicate_post(principal: Any, id: str) -> Any:
     req = json_body(DuplicatePostRequest)
-    posts, group_id = core().duplicate_post(principal, id, account_ids=req.account_ids,
-                                            scheduled_at=req.scheduled_at, status=req.status)
-    return {"duplicatedFrom": id, "posts": [summary_json(p) for p in posts],
-            "groupId": group_id}, 201
+    created = core().duplicate_post(principal, id, account_ids=req.account_ids,
+                                    scheduled_at=req.scheduled_at, status=req.status)
+    counted(created.rate)
+    return {"duplicatedFrom": id, "posts": [summary_json(p) for p in created.posts],
+            "groupId": created.group_id}, 201
 
 
 @route(bp, "GET", "/posts/{id}/logs", summary="Get publish attempt logs", tag="Posts",
