@@ -100,6 +100,14 @@ class RateLimited(Chat33Error):
         self.reset_after = reset_after if reset_after is not None else self.retry_after
 
 
+class ConcurrencyLimited(RateLimited):
+    """Too many of an operation are in flight at once for the caller (not an allowance
+    per period: ``limit`` is None); retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
 class NotSupported(Chat33Error):
     """The platform cannot do this (e.g. delete on TikTok)."""
 

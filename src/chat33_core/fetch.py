@@ -88,6 +88,8 @@ class FetchError(ValidationError):
         super().__init__(message, details=details)
         self.reason = reason
         self.status = status
+        #: body bytes received before the failure (a download's)
+        self.received = 0
 
     def at(self, path: str) -> FetchError:
         """The same error (same class), reported at ``path`` of the request."""
@@ -423,6 +425,7 @@ class GuardedClient:
         ``path`` as the issue path when given).
         """
         dest = Path(dest_path)
+        size = 0
         try:
             with self._within(deadline), self._get(url) as response:
                 if not 200 <= response.status_code < 300:
@@ -430,9 +433,8 @@ class GuardedClient:
                                      reason="http_status", status=response.status_code)
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
-                    raise FetchError(f"{_short(url)} is {_size(int(declared))}, over the "
-                                     f"{_size(max_bytes)} limit", reason="too_large")
-                size = 0
+                    raise FetchError(f"{_short(url)} is {size_text(int(declared))}, over the "
+                                     f"{size_text(max_bytes)} limit", reason="too_large")
                 started = time.monotonic()
                 with dest.open("wb") as out:
                     try:
@@ -442,7 +444,7 @@ class GuardedClient:
                             size += len(chunk)
                             if size > max_bytes:
                                 raise FetchError(f"{_short(url)} is over the "
-                                                 f"{_size(max_bytes)} limit",
+                                                 f"{size_text(max_bytes)} limit",
                                                  reason="too_large")
                             self._check_rate(url, size, started)
                             out.write(chunk)
@@ -451,6 +453,7 @@ class GuardedClient:
                 return response.headers.get("content-type"), size
         except FetchError as exc:
             dest.unlink(missing_ok=True)
+            exc.received = size
             raise exc.at(path) if path else exc from None
         except BaseException:
             dest.unlink(missing_ok=True)
@@ -459,9 +462,9 @@ class GuardedClient:
     def _check_rate(self, url: str, size: int, started: float) -> None:
         elapsed = time.monotonic() - started
         if elapsed > self.rate_grace_s and size < self.min_rate * elapsed:
-            raise FetchError(f"{_short(url)} is sending too slowly: {_size(size)} in "
+            raise FetchError(f"{_short(url)} is sending too slowly: {size_text(size)} in "
                              f"{elapsed:.0f} s, under the minimum of "
-                             f"{_size(int(self.min_rate))} a second", reason="too_slow")
+                             f"{size_text(int(self.min_rate))} a second", reason="too_slow")
 
     @contextmanager
     def _get(self, url: str) -> Iterator[httpx.Response]:
@@ -567,5 +570,6 @@ def _short(url: str) -> str:
     return url if len(url) <= 120 else url[:117] + "..."
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """``n`` bytes as the fetcher's messages say it: ``12.5 MB`` or ``900 bytes``."""
     return f"{n / MB:.1f} MB" if n >= MB else f"{n} bytes"

@@ -68,6 +68,8 @@ SESSION_LIFETIME = timedelta(days=14)
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, timedelta]] = {
     "posts.create": (30, timedelta(hours=1)),
     "media.upload": (50, timedelta(hours=1)),
+    # a dry run fetches media like a post does (the request's bytes are capped too)
+    "posts.validate": (120, timedelta(hours=1)),
     "api_keys.create": (10, timedelta(hours=1)),
 }
 
@@ -362,19 +364,22 @@ class Chat33:
         known = self.store.get_accounts(wanted, org_id)  # one query for all of them
         return {account_id: known.get(account_id) for account_id in wanted}
 
-    def validate_post(self, org_id: str, request: PostRequest, *,
+    def validate_post(self, principal: Principal, request: PostRequest, *,
                       keep_media: bool = False) -> ValidationReport:
         """Check ``request`` against the common rules and each target platform's rules.
-        Creates nothing unless ``keep_media`` (then fetched media is kept for publishing)."""
-        return self._validate(org_id, request, keep_media)[0]
+        Creates nothing unless ``keep_media`` (then fetched media is kept for publishing).
+        Fetching media from a URL needs the scope ``media:write`` (Forbidden) and a free
+        fetch slot of the organization (ConcurrencyLimited); with ``keep_media`` each
+        fetch counts one ``media.upload`` (RateLimited)."""
+        return self._validate(principal, request, keep_media)[0]
 
-    def _validate(self, org_id: str, request: PostRequest, keep_media: bool,
+    def _validate(self, principal: Principal, request: PostRequest, keep_media: bool,
                   read: Mapping[str, Account | None] | None = None,
                   ) -> tuple[ValidationReport, dict[str, Account | None]]:
         from .validation import validate_request
 
-        accounts = self._accounts_for(org_id, request.account_ids, read)
-        with self.media.ingestor(org_id, keep=keep_media) as inspect_url:
+        accounts = self._accounts_for(principal.org_id, request.account_ids, read)
+        with self.media.ingestor(principal, keep=keep_media) as inspect_url:
             report = validate_request(request, accounts=accounts, host=self.host,
                                       inspect_url=inspect_url, settings=self.settings)
         return report, accounts
@@ -387,7 +392,7 @@ class Chat33:
         one against the ``posts.create`` limit."""
         from .validation import parse_schedule
 
-        report, accounts = self._validate(principal.org_id, request, keep_media=True,
+        report, accounts = self._validate(principal, request, keep_media=True,
                                           read=principal.accounts)
         if not report.valid:
             errors = report.errors()
@@ -492,11 +497,14 @@ class Chat33:
     _PATCHABLE = ("text", "media_urls", "media_type", "cover_image_url", "platform_config",
                   "callback_url", "scheduled_at", "timezone", "status")
 
-    def update_post(self, org_id: str, post_id: str, changes: Mapping[str, Any]) -> Post:
+    def update_post(self, principal: Principal, post_id: str, changes: Mapping[str, Any]
+                    ) -> Post:
         """Apply a PATCH (already structured: snake_case keys, typed values, ``status``
-        a PostStatus). Only DRAFT and QUEUED posts can be edited."""
+        a PostStatus). Only DRAFT and QUEUED posts can be edited. New media URLs are
+        fetched as :meth:`validate_post` with ``keep_media`` fetches them."""
         from .validation import parse_schedule
 
+        org_id = principal.org_id
         post = self.store.get_post(post_id, org_id=org_id)
         states.check_editable(post.status)
         unknown = set(changes) - set(self._PATCHABLE)
@@ -524,7 +532,7 @@ class Chat33:
                 scheduled_at=values.get("scheduled_at"),
                 timezone=values.get("timezone", post.timezone),
             )
-            report = self.validate_post(org_id, request, keep_media=True)
+            report = self.validate_post(principal, request, keep_media=True)
             errors = report.errors()
             if errors:
                 raise ValidationError(_summary(errors), details=errors)
@@ -628,7 +636,7 @@ class Chat33:
                 media_type=source.media_type, cover_image_url=source.cover_image_url,
                 platform_config=source.platform_config, callback_url=source.callback_url,
                 scheduled_at=scheduled_at, timezone=source.timezone)
-            report = self.validate_post(principal.org_id, request, keep_media=True)
+            report = self.validate_post(principal, request, keep_media=True)
             if not report.valid:
                 raise ValidationError(_summary(report.errors()), details=report.errors())
         group_id = new_id("grp") if len(targets) > 1 else None

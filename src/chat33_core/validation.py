@@ -242,8 +242,9 @@ def validate_request(request: PostRequest, *, accounts: Mapping[str, Account | N
 
     :param accounts: each requested account id -> the Account of the caller's
         organization, or None (not found, or another organization's).
-    :param inspect_url: fetch and inspect one media URL; raise a ``Chat33Error`` whose
-        message says what is wrong (it becomes an issue at that URL's path).
+    :param inspect_url: fetch and inspect one media URL; raise a ``ValidationError`` whose
+        message says what is wrong (it becomes an issue at that URL's path); any other
+        error ends the validation (it is the request's answer: Forbidden, RateLimited).
     :param now: the current instant (for ``scheduledAt``); the clock by default.
     """
     return _Engine(request, accounts, host, inspect_url, now or utcnow(), settings).run()
@@ -277,7 +278,7 @@ class _Engine:
         self.errors: list[Issue] = []
         self.warnings: list[Issue] = []
         self.media_report: list[dict[str, Any]] = []
-        self._cache: dict[str, MediaInfo | Chat33Error] = {}
+        self._cache: dict[str, MediaInfo | ValidationError] = {}
         self.scheduled_at: datetime | None = None
         self._cover_failed = False
 
@@ -461,7 +462,8 @@ class _Engine:
             entry: dict[str, Any] = {"url": url, "path": path}
             try:
                 info = self.inspect_url(url)
-            except Chat33Error as exc:
+            except ValidationError as exc:  # what is wrong with this URL; other errors
+                # (a missing scope, a limit reached) are the whole request's answer
                 self._cache[url] = exc
                 entry.update(valid=False, error=exc.message)
             else:
@@ -472,7 +474,7 @@ class _Engine:
                 entry.update(valid=True, **media_facts(info))
             self.media_report.append(entry)
         found = self._cache[url]
-        if isinstance(found, Chat33Error):
+        if isinstance(found, ValidationError):
             code = getattr(found, "reason", None) or (
                 found.details[0].code if found.details else "media")
             self.error(path, found.message, code)

@@ -53,7 +53,7 @@ def principal(core: Chat33) -> Principal:
     user = core.store.add_user(User(id=new_id("user"), org_id=org.id,
                                     email="owner@example.com", password_hash=_HASH))
     return Principal(org_id=user.org_id, user_id=user.id,
-                     scopes=frozenset({"posts:read", "posts:write"}), via="key")
+                     scopes=frozenset({"posts:read", "posts:write", "media:write"}), via="key")
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def test_dry_run_creates_nothing(core: Chat33, principal: Principal, echo,  # ty
     served.mkdir()
     make_video(served / "clip.mp4", 320, 240, seconds=0.5)
     with serve_directory(served) as base:
-        report = core.validate_post(principal.org_id, PostRequest(
+        report = core.validate_post(principal, PostRequest(
             account_ids=[echo.id], text="x", media_urls=[f"{base}/clip.mp4"]))
     assert report.valid
     assert core.list_posts(principal.org_id).total == 0
@@ -210,17 +210,17 @@ def test_upload_keeps_the_file_and_rejects_non_media(core: Chat33, principal: Pr
 def test_update_text_and_reschedule(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
     (post,) = core.create_posts(principal, req(echo.id, text="v1")).posts
     when = (datetime.now(UTC) + timedelta(hours=5)).replace(microsecond=0)
-    updated = core.update_post(principal.org_id, post.id,
+    updated = core.update_post(principal, post.id,
                                {"text": "v2", "scheduled_at": when.isoformat()})
     assert updated.text == "v2" and updated.scheduled_at == when
-    now_again = core.update_post(principal.org_id, post.id, {"scheduled_at": None})
+    now_again = core.update_post(principal, post.id, {"scheduled_at": None})
     assert now_again.scheduled_at is None and now_again.next_attempt_at is None
 
 
 def test_update_refuses_what_the_platform_refuses(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
     (post,) = core.create_posts(principal, req(echo.id, text="v1")).posts
     with pytest.raises(ValidationError) as info:
-        core.update_post(principal.org_id, post.id, {"platform_config": {"echo": {"bogus": 1}}})
+        core.update_post(principal, post.id, {"platform_config": {"echo": {"bogus": 1}}})
     assert info.value.details[0].path == "platformConfig.echo.bogus"
     assert core.get_post(principal.org_id, post.id).text == "v1"
 
@@ -232,20 +232,20 @@ def test_only_draft_and_queued_can_be_edited(core: Chat33, principal: Principal,
     (post,) = core.create_posts(principal, req(echo.id, text="v1")).posts
     core.store.save_post(attrs.evolve(post, status=status))
     with pytest.raises(InvalidTransition) as info:
-        core.update_post(principal.org_id, post.id, {"text": "v2"})
+        core.update_post(principal, post.id, {"text": "v2"})
     assert info.value.http_status == 409
 
 
 def test_patch_status_to_draft_and_back(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
     (post,) = core.create_posts(principal, req(echo.id, text="v1")).posts
-    assert core.update_post(principal.org_id, post.id,
+    assert core.update_post(principal, post.id,
                             {"status": PostStatus.DRAFT}).status is PostStatus.DRAFT
-    assert core.update_post(principal.org_id, post.id,
+    assert core.update_post(principal, post.id,
                             {"status": PostStatus.QUEUED}).status is PostStatus.QUEUED
     with pytest.raises(ValidationError):
-        core.update_post(principal.org_id, post.id, {"status": PostStatus.PUBLISHED})
+        core.update_post(principal, post.id, {"status": PostStatus.PUBLISHED})
     with pytest.raises(ValidationError):
-        core.update_post(principal.org_id, post.id, {"bogus": 1})
+        core.update_post(principal, post.id, {"bogus": 1})
 
 
 def test_delete_draft_cancel_queued_refuse_publishing(core: Chat33, principal: Principal,
@@ -253,7 +253,7 @@ def test_delete_draft_cancel_queued_refuse_publishing(core: Chat33, principal: P
     (a,) = core.create_posts(principal, req(echo.id, text="a")).posts
     (b,) = core.create_posts(principal, req(echo.id, text="b")).posts
     (c,) = core.create_posts(principal, req(echo.id, text="c")).posts
-    core.update_post(principal.org_id, a.id, {"status": PostStatus.DRAFT})
+    core.update_post(principal, a.id, {"status": PostStatus.DRAFT})
     assert core.delete_post(principal.org_id, a.id).deleted
     with pytest.raises(NotFound):
         core.get_post(principal.org_id, a.id)
@@ -322,7 +322,8 @@ def test_other_organizations_see_nothing(core: Chat33, principal: Principal, ech
     with pytest.raises(NotFound):
         core.get_post(other.org_id, post.id)
     with pytest.raises(NotFound):
-        core.update_post(other.org_id, post.id, {"text": "theirs"})
+        core.update_post(attrs.evolve(principal, org_id=other.org_id, user_id=other.id),
+                         post.id, {"text": "theirs"})
     with pytest.raises(NotFound):
         core.delete_post(other.org_id, post.id)
     with pytest.raises(NotFound):
@@ -333,7 +334,7 @@ def test_other_organizations_see_nothing(core: Chat33, principal: Principal, ech
 def test_scopes_and_sessions(core: Chat33, principal: Principal) -> None:
     principal.require("posts:read")
     with pytest.raises(Forbidden):
-        principal.require("media:write")
+        principal.require("accounts:read")
     with pytest.raises(Unauthorized):
         principal.require_session()
 
@@ -367,7 +368,7 @@ def test_editing_a_post_whose_time_has_passed_keeps_its_schedule(
     (post,) = core.create_posts(principal, req(echo.id, text="v1")).posts
     past = datetime.now(UTC) - timedelta(hours=1)
     core.store.save_post(attrs.evolve(post, scheduled_at=past, next_attempt_at=past))
-    updated = core.update_post(principal.org_id, post.id, {"text": "v2"})
+    updated = core.update_post(principal, post.id, {"text": "v2"})
     assert updated.text == "v2" and updated.scheduled_at == past.replace(microsecond=(
         past.microsecond))
 

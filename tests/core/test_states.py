@@ -115,7 +115,7 @@ class PostLifecycle(RuleBasedStateMachine):
     def patch_status(self, post: str, target_status: PostStatus) -> None:
         expected = self.model[post]
         try:
-            got = self.core.update_post(self.principal.org_id, post, {"status": target_status})
+            got = self.core.update_post(self.principal, post, {"status": target_status})
         except NotFound:
             assert expected is None
             return
@@ -131,7 +131,7 @@ class PostLifecycle(RuleBasedStateMachine):
     def edit_text(self, post: str, text: str) -> None:
         expected = self.model[post]
         try:
-            got = self.core.update_post(self.principal.org_id, post, {"text": text})
+            got = self.core.update_post(self.principal, post, {"text": text})
         except NotFound:
             assert expected is None
             return

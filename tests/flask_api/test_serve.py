@@ -8,14 +8,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from chat33_flask.cli import serve
 from click.testing import CliRunner
 
+from ..peers import misbehaving_peer
 from .conftest import make_core, make_org
 
 
@@ -224,3 +227,64 @@ def test_readyz_is_not_ready_when_the_media_dir_is_unusable(tmp_path: Path,
         "error": "NOT_READY", "details": [],
         "message": f"CHAT33_MEDIA_DIR {str(media)!r} cannot keep media files: Not a directory"}
     core.store.dispose()
+
+
+@pytest.mark.slow
+def test_slow_media_urls_do_not_take_the_servers_threads(settings_for: Any,
+                                                         tmp_path: Path) -> None:
+    """Ten requests whose media URL trickles its headers a byte at a time, against one
+    gunicorn worker of 4 threads: they end at the fetch deadline (or are refused at once
+    beyond the organization's 2 fetch slots), and /healthz and GET /posts answer within a
+    second all along. Without the deadline and the slots, the ten held every thread for
+    the peer's whole minute."""
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    settings = settings_for(url, CHAT33_FETCH_TIMEOUT_S="3")
+    core = make_core(settings)
+    org = make_org(core, "Served")
+    core.store.dispose()
+    answers: list[tuple[int, float]] = []
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start(["--port", str(port), "--workers", "1", "--threads", "4"],
+                  {**os.environ, **settings.env}, tmp_path)
+    try:
+        _up(base, proc)
+        with misbehaving_peer() as peer:
+            slow = f"{peer.url}/trickle-headers?every=0.5&for=60"
+            paths = ["/posts/validate", "/posts", "/media/upload"]
+
+            def send(i: int) -> None:
+                path = paths[i % 3]
+                body = ({"url": slow} if path == "/media/upload" else
+                        {"accountIds": [org.accounts["x"]], "text": "slow",
+                         "mediaUrls": [slow]})
+                started = time.monotonic()
+                response = httpx.post(base + "/api/v1" + path, json=body, headers=org.headers,
+                                      timeout=60)
+                answers.append((response.status_code, time.monotonic() - started))
+
+            senders = [threading.Thread(target=send, args=(i,)) for i in range(10)]
+            for th in senders:
+                th.start()
+            checks = 0
+            with httpx.Client(base_url=base, headers=org.headers, timeout=5) as client:
+                end = time.monotonic() + 5
+                while time.monotonic() < end:
+                    for path in ("/healthz", "/api/v1/posts"):
+                        started = time.monotonic()
+                        assert client.get(path).status_code == 200
+                        assert time.monotonic() - started < 1.0, f"{path} waited"
+                        checks += 1
+                    time.sleep(0.1)
+            for th in senders:
+                th.join(30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert checks >= 10
+    assert len(answers) == 10
+    # each slow request ended by the 3 s deadline (plus queueing behind the others), or
+    # was refused at once for want of a fetch slot
+    assert all(seconds < 20 for _, seconds in answers), answers
+    assert {status for status, _ in answers} <= {200, 400, 429}
+    assert any(status == 429 for status, _ in answers)

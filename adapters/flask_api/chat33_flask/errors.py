@@ -73,10 +73,10 @@ def handle_chat33_error(exc: Chat33Error) -> Response:
         response.headers["Retry-After"] = str(RETRY_UNAVAILABLE_S)
     elif isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-        if exc.limit is not None:
+        if exc.limit is not None:  # an allowance per period (not a concurrency limit)
             response.headers["RateLimit-Limit"] = str(exc.limit)
-        response.headers["RateLimit-Remaining"] = str(exc.remaining)
-        response.headers["RateLimit-Reset"] = str(max(1, math.ceil(exc.reset_after)))
+            response.headers["RateLimit-Remaining"] = str(exc.remaining)
+            response.headers["RateLimit-Reset"] = str(max(1, math.ceil(exc.reset_after)))
     return response
 
 

@@ -31,9 +31,12 @@ _ENVELOPE = 64 * 1024
        description="Two modes. **Multipart** (`multipart/form-data` with a `file` field) for "
        f"files up to 4.5 MB ({MAX_UPLOAD_BYTES} bytes; larger: 413 PAYLOAD_TOO_LARGE). **URL "
        "ingestion** (`application/json` with `{url, filename}`): fetched through the guarded "
-       "client (no private addresses), any size up to the limits. Limits: images 10MB, "
-       "videos 100MB. The type is decided by inspecting the bytes. Rate limit 50/hour per "
-       "organization. Other content types: 415.",
+       "client (no private addresses), any size up to the limits, within "
+       "`CHAT33_FETCH_TIMEOUT_S` (60 s); an organization has at most "
+       "`CHAT33_FETCH_CONCURRENCY` (2) fetches in flight per API process (429 with "
+       "Retry-After beyond). Limits: images 10MB, videos 100MB. The type is decided by "
+       "inspecting the bytes. Rate limit 50/hour per organization, shared with the media "
+       "that posts fetch from `mediaUrls`. Other content types: 415.",
        body={"application/json": "MediaUrlRequest", "multipart/form-data": {
            "type": "object", "required": ["file"],
            "properties": {"file": {"type": "string", "contentMediaType":

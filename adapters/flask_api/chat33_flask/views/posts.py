@@ -10,7 +10,7 @@ from flask import Blueprint, current_app
 from chat33_core.models import PostRequest, PostStatus
 from chat33_core.serialization import post_json, post_rows, summary_json
 
-from ..routing import Param, core, counted, json_body, query, route
+from ..routing import Param, core, count_request, counted, json_body, query, route
 from ..schemas import DuplicatePostRequest, UpdatePostRequest, log_json
 
 bp = Blueprint("chat33_posts", __name__)
@@ -19,6 +19,14 @@ JSON = "application/json"
 _POSTS = {"type": "array", "items": {"$ref": "PostSummary"}}
 _GROUP = {"type": ["string", "null"],
           "description": "Set for multi-channel posts to group sibling posts"}
+#: how mediaUrls are fetched (the create, edit and duplicate routes)
+MEDIA_URLS = (
+    "Media URLs chat33 does not hold yet are fetched and kept: that needs the scope "
+    "`media:write` as well (403 without), and each one counts against the upload limit "
+    "(50/hour, 429). One request fetches at most `CHAT33_FETCH_REQUEST_MAX_BYTES` (200 MB "
+    "by default) within one `CHAT33_FETCH_TIMEOUT_S` (60 s); an organization has at most "
+    "`CHAT33_FETCH_CONCURRENCY` (2) such requests in flight per API process (429 with "
+    "Retry-After beyond). URLs of media already uploaded need neither.")
 
 
 @route(bp, "POST", "/posts", summary="Create and queue a post", tag="Posts",
@@ -29,7 +37,7 @@ _GROUP = {"type": ["string", "null"],
        "(429), one bigger than the whole limit is a 400. Additive: `thread` items follow the "
        "first post as a thread (replies "
        "on X; separate posts where a platform has no threads); `posts` lists every created "
-       "post, thread items included.",
+       "post, thread items included. " + MEDIA_URLS,
        scope="posts:write", body={JSON: "CreatePostRequest"}, body_required=True,
        rate_limit="posts.create", reads_accounts=True,
        responses={201: ("Post(s) created", {
@@ -78,14 +86,19 @@ def list_posts(principal: Any) -> Any:
 @route(bp, "POST", "/posts/validate", summary="Validate a post (dry run)", tag="Posts",
        description="Checks the post against platform rules (media format, caption length, "
        "channel validity) without creating anything. Media URLs are fetched to be "
-       "inspected, then discarded. A request whose body cannot be read as a post is a 400; "
-       "problems with the post itself are reported in the 200 answer (`valid: false`).",
+       "inspected, then discarded; fetching needs the scope `media:write`, and one request "
+       "fetches at most `CHAT33_FETCH_REQUEST_MAX_BYTES` (200 MB by default) within one "
+       "`CHAT33_FETCH_TIMEOUT_S`. Rate limited to 120 requests/hour per organization. A "
+       "request whose body cannot be read as a post is a 400; problems with the post "
+       "itself are reported in the 200 answer (`valid: false`).",
        scope="posts:write", body={JSON: "CreatePostRequest"}, body_required=True,
+       rate_limit="posts.validate",
        responses={200: ("Validation result", {"$ref": "ValidationReport"})},
        errors=[400])
 def validate_post(principal: Any) -> Any:
+    count_request(principal.org_id)
     req = json_body(PostRequest)
-    report = core().validate_post(principal.org_id, req)
+    report = core().validate_post(principal, req)
     return report.to_dict()
 
 
@@ -98,12 +111,12 @@ def get_post(principal: Any, id: str) -> Any:
 @route(bp, "PATCH", "/posts/{id}", summary="Update a post", tag="Posts", scope="posts:write",
        description="Only DRAFT and QUEUED posts can be edited (409 otherwise). Use to "
        "reschedule, change caption, or move to draft. `scheduledAt: null` publishes on the "
-       "next worker tick; `status: CANCELLED` cancels.",
+       "next worker tick; `status: CANCELLED` cancels. " + MEDIA_URLS,
        body={JSON: "UpdatePostRequest"},
-       responses={200: ("Updated post", {"$ref": "Post"})}, errors=[400, 409])
+       responses={200: ("Updated post", {"$ref": "Post"})}, errors=[400, 409, 429])
 def update_post(principal: Any, id: str) -> Any:
     changes = json_body(UpdatePostRequest).changes()
-    return post_json(core().update_post(principal.org_id, id, changes))
+    return post_json(core().update_post(principal, id, changes))
 
 
 @route(bp, "DELETE", "/posts/{id}", summary="Delete or cancel a post", tag="Posts",
@@ -131,7 +144,7 @@ def delete_post(principal: Any, id: str) -> Any:
        scope="posts:write",
        description="Clones a post for reposting or rescheduling. Defaults to a DRAFT copy "
        "on the same channel; a QUEUED copy is validated like a new post. Each copy counts "
-       "against the 30 posts/hour of `POST /posts`.",
+       "against the 30 posts/hour of `POST /posts`. " + MEDIA_URLS,
        body={JSON: "DuplicatePostRequest"}, rate_limit="posts.create",
        responses={201: ("Duplicated post(s)", {
            "type": "object", "required": ["duplicatedFrom", "posts", "groupId"],
