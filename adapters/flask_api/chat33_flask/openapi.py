@@ -78,8 +78,9 @@ def limits_table(core: Any, limited: list[Operation]) -> str:
     read from the core's ``rate_limits`` (what the API enforces)."""
     from chat33_core.store import human_period
 
-    rows = ["**Rate limits** (per organization; API keys per user), kept in the database "
-            "so they hold across processes:", "", "| operation | limit |", "| --- | --- |"]
+    rows = ["**Rate limits** (per organization; `POST /api-keys` per user), kept in the "
+            "database so they hold across processes:", "", "| operation | limit |",
+            "| --- | --- |"]
     for op in sorted(limited, key=lambda o: (o.path, o.method)):
         name = op.rate_limit or ""
         limit, period = core.rate_limits[name]
