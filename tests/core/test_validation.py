@@ -13,7 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat33_core.config import Settings
-from chat33_core.errors import Chat33Error, Issue, PluginError, ValidationError
+from chat33_core.errors import (
+    Chat33Error,
+    Forbidden,
+    Issue,
+    PluginError,
+    RateLimited,
+    ValidationError,
+)
 from chat33_core.fetch import FetchError, GuardedClient
 from chat33_core.hookspecs import hookimpl
 from chat33_core.media import MediaError, MediaInfo
@@ -304,6 +311,17 @@ def test_media_failures_are_issues_at_their_paths() -> None:
     assert "text" in by_path and not any(p.startswith("mediaUrls[0]") for p in by_path)
     errors = [m for m in report.to_dict()["media"] if not m["valid"]]
     assert [m["path"] for m in errors] == ["mediaUrls[1]", "coverImageUrl"]
+
+
+@pytest.mark.parametrize("error", [
+    Forbidden("this API key lacks the scope media:write"),
+    RateLimited("rate limit of 50 per hour reached", retry_after=10, limit=50),
+])
+def test_an_error_that_is_not_about_the_url_ends_the_validation(error: Chat33Error) -> None:
+    # a missing scope or a spent limit is the request's answer, not an issue at a path
+    with pytest.raises(type(error)):
+        check(media_urls=["https://cdn.test/elsewhere.jpg"],
+              inspect=Inspector({"https://cdn.test/elsewhere.jpg": error}))
 
 
 def test_each_url_is_inspected_once() -> None:

@@ -96,6 +96,18 @@ def test_a_key_without_media_write_cannot_make_chat33_fetch_a_url(
     assert api.get("/posts").get_json()["total"] == 0
 
 
+def test_an_edit_that_adds_a_new_media_url_needs_media_write(
+        api: Api, files: tuple[str, Files]) -> None:
+    url, served = files
+    post_id = api.create()["posts"][0]["id"]
+    key = posts_only_key(api, api.org)
+    refused = api.patch(f"/posts/{post_id}", {"mediaUrls": [f"{url}/1.jpg"]}, headers=key)
+    assert refused.status_code == 403 and "media:write" in refused.get_json()["message"]
+    assert served.asked == []
+    assert api.patch(f"/posts/{post_id}", {"text": "edited"}, headers=key).status_code == 200
+    assert api.patch(f"/posts/{post_id}", {"mediaUrls": [f"{url}/1.jpg"]}).status_code == 200
+
+
 def test_a_key_without_media_write_may_post_media_chat33_already_holds(
         api: Api, files: tuple[str, Files]) -> None:
     url, served = files
