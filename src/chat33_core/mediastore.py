@@ -218,16 +218,14 @@ def store_file(store: MediaStore, source: BinaryIO | str | os.PathLike[str], *, 
 
 
 def ingest_url(store: MediaStore, client: GuardedClient, url: str, *, org_id: str,
-               path: str | None = None, max_bytes: int = MAX_VIDEO_BYTES,
-               deadline: float | None = None) -> MediaAsset:
+               path: str | None = None, max_bytes: int = MAX_VIDEO_BYTES) -> MediaAsset:
     """Download ``url`` once through the guarded client and keep it in the store.
 
     Errors (a refused address, an HTTP error, too large, not media) are
     ``ValidationError`` subclasses; with ``path`` they carry it as their issue path.
-    ``deadline``: see :meth:`GuardedClient.download`.
     """
     with store.incoming_file() as temp:
-        client.download(url, temp, max_bytes, path=path, deadline=deadline)
+        client.download(url, temp, max_bytes, path=path)
         try:
             return _keep(store, temp, org_id=org_id, source_url=url, sha256=None)
         except MediaError as exc:
