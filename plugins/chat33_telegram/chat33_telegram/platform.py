@@ -17,6 +17,7 @@ bot's username, the token the bot token. ``CHAT33_TELEGRAM_API_BASE`` replaces
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import ClassVar
 
 import attrs
@@ -188,17 +189,21 @@ class TelegramPlatform(PlatformBase):
 
     # --- credentials --------------------------------------------------------------------------
 
+    def needs_refresh(self, credentials: Credentials, now: datetime | None = None) -> bool:
+        """Never: a bot token does not expire (whatever expiry the credentials carry)."""
+        return False
+
     def refresh_credentials(self, credentials: Credentials, ctx: RefreshContext) -> Credentials:
         """A bot token does not expire and cannot be renewed: ``getMe`` checks that it
-        still works (the same credentials, with the bot's username noted) or raises
-        :class:`ReconnectRequired`."""
+        still works (the same token, without expiry, with the bot's username noted) or
+        raises :class:`ReconnectRequired`."""
         api = self._api(ctx.http, credentials)
         me = api.call("getMe", what="Telegram getMe")
         if not isinstance(me, Mapping) or not me.get("is_bot"):
             raise ReconnectRequired("Telegram's getMe did not answer with a bot: the token "
                                     "is not a bot token", platform_code="not-a-bot")
         extra = {**credentials.extra, "botId": me.get("id"), "botUsername": me.get("username")}
-        return attrs.evolve(credentials, extra=extra)
+        return attrs.evolve(credentials, refresh_token=None, expires_at=None, extra=extra)
 
     # --- plumbing ------------------------------------------------------------------------------
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from chat33_telegram.sandbox import DEMO_BOT, OLD_GROUP
 
 from chat33_core.errors import NotSupported, PermanentError, ReconnectRequired
-from chat33_core.models import Account, Credentials
+from chat33_core.models import Account, Credentials, utcnow
 from chat33_core.platforms import DeleteContext, MediaFile, RefreshContext
 
 from .conftest import TOKEN, Sandbox, account
@@ -74,10 +75,13 @@ def test_a_malformed_id_is_refused(sandbox: Sandbox) -> None:
 
 def test_get_me_checks_the_token_and_notes_the_bot(sandbox: Sandbox) -> None:
     ctx = RefreshContext(account=account(), http=sandbox.http, settings=sandbox.settings)
-    credentials = Credentials(access_token=TOKEN)
-    assert not sandbox.platform.needs_refresh(credentials)  # bot tokens do not expire
+    # whatever expiry the stored credentials carry, a bot token does not expire
+    credentials = Credentials(access_token=TOKEN, refresh_token="r",
+                              expires_at=utcnow() + timedelta(minutes=1))
+    assert not sandbox.platform.needs_refresh(credentials)
     checked = sandbox.platform.refresh_credentials(credentials, ctx)
     assert checked.access_token == TOKEN
+    assert checked.expires_at is None and checked.refresh_token is None
     assert checked.extra["botUsername"] == DEMO_BOT["username"]
     sandbox.bot(token=TOKEN, revoked=True)
     with pytest.raises(ReconnectRequired, match="revoked"):

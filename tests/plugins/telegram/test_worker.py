@@ -11,6 +11,7 @@ import chat33_telegram
 import pytest
 from chat33_telegram.sandbox import DEMO_BOT, TelegramSandbox
 
+from chat33_core.errors import NotSupported
 from chat33_core.models import (
     Account,
     Credentials,
@@ -110,3 +111,19 @@ def test_a_revoked_token_fails_the_post_and_asks_for_reconnect(world: World) -> 
     assert "BotFather" in (stored.error_message or "")
     assert world.core.store.get_account(world.account.id).needs_reconnect
     assert world.messages() == []
+
+
+def test_deleting_from_the_platform_within_48_hours_and_a_409_after(world: World) -> None:
+    recent, old = world.queue(["recent"])[0], world.queue(["old"])[0]
+    world.run()
+    org = world.account.org_id
+    outcome = world.core.delete_post(org, recent.id, from_platform=True)
+    assert outcome.platform_deleted is True
+    assert [m["text"] for m in world.messages()] == ["old"]
+    with world.sandbox.lock:
+        world.sandbox.offset += 49 * 3600
+    with pytest.raises(NotSupported) as caught:
+        world.core.delete_post(org, old.id, from_platform=True)
+    assert caught.value.http_status == 409 and "48 hours" in caught.value.message
+    assert world.core.store.get_post(old.id).status == PostStatus.PUBLISHED
+    assert [m["text"] for m in world.messages()] == ["old"]
