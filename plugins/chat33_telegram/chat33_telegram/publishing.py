@@ -95,11 +95,12 @@ class Publication:
             self.publish_item(index, items[index])
 
     def publish_item(self, index: int, item: PublishItem) -> None:
-        self.data["sending"] = {"index": index}
-        self.save()
         what = f"Telegram message {index + 1}/{len(self.ctx.items)}"
         waits = 0
         while True:
+            # durable before the call: a worker that dies from here on never resends it
+            self.data["sending"] = {"index": index}
+            self.save()
             try:
                 messages = self.send(index, item, what)
                 break
@@ -107,27 +108,25 @@ class Publication:
                 self.ctx.log("telegram.unknown", f"no clear answer to message {index + 1}; "
                              "it will not be sent again", index=index)
                 raise
-            except RateLimitedByTelegram as exc:
-                wait = exc.retry_after or 0.0
-                if wait > self.inline_wait_s or waits >= INLINE_WAITS:
-                    self.refused()
-                    raise
-                waits += 1
-                self.ctx.log("telegram.flood", f"Telegram asked to wait {wait:g} s before "
-                             f"message {index + 1}", retry_after=wait)
-                self.ctx.sleep(wait)
-            except ChatMigrated as exc:
-                if self.data.get("chatId") == exc.new_chat_id:
-                    self.refused()
-                    raise
-                self.ctx.log("telegram.migrated", f"the group {self.chat_id} is now the "
-                             f"supergroup {exc.new_chat_id}; posting there (set the account's "
-                             "external id to it)", chat_id=exc.new_chat_id)
-                self.chat_id = self.data["chatId"] = exc.new_chat_id
-                self.save()
-            except PlatformError:
+            except PlatformError as exc:
                 self.refused()  # Telegram answered and refused: nothing was sent
-                raise
+                if isinstance(exc, RateLimitedByTelegram):
+                    wait = exc.retry_after or 0.0
+                    if wait > self.inline_wait_s or waits >= INLINE_WAITS:
+                        raise
+                    waits += 1
+                    self.ctx.log("telegram.flood", f"Telegram asked to wait {wait:g} s "
+                                 f"before message {index + 1}", retry_after=wait)
+                    self.ctx.sleep(wait)
+                elif isinstance(exc, ChatMigrated) and exc.new_chat_id != self.data.get(
+                        "chatId"):
+                    self.ctx.log("telegram.migrated", f"the group {self.chat_id} is now the "
+                                 f"supergroup {exc.new_chat_id}; posting there (set the "
+                                 "account's external id to it)", chat_id=exc.new_chat_id)
+                    self.chat_id = self.data["chatId"] = exc.new_chat_id
+                    self.save()
+                else:
+                    raise
         ids = [int(m["message_id"]) for m in messages]
         self.posted.append({"ids": ids, "date": int(messages[0].get("date") or 0),
                             "postId": item.post_id})

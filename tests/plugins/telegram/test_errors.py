@@ -139,3 +139,13 @@ def test_no_connection_is_transient_and_nothing_is_pending(sandbox: Sandbox) -> 
     assert caught.value.platform_code == "network"
     assert not isinstance(caught.value, UnknownOutcome)
     assert ctx.checkpoints.load()["sending"] is None
+
+
+def test_a_404_means_the_token_is_unknown(sandbox: Sandbox) -> None:
+    # the Bot API answers 404 for a token it does not know on some routes
+    sandbox.fault(method="POST", path="sendMessage", status=404,
+                  body={"ok": False, "error_code": 404, "description": "Not Found"})
+    with pytest.raises(ReconnectRequired) as caught:
+        sandbox.platform.publish(sandbox.context(["never"]))
+    assert caught.value.platform_code == "404"
+    assert sandbox.messages() == []

@@ -66,3 +66,22 @@ def test_confirm_answers_when_it_can(sandbox: Sandbox) -> None:
     sandbox.platform.publish(ctx)
     result = sandbox.platform.confirm(ctx)
     assert result is not None and [r.external_id for r in result.receipts] == ["1", "2"]
+
+
+def test_a_crash_during_a_flood_wait_sends_the_message_on_the_next_attempt(
+        sandbox: Sandbox) -> None:
+    sandbox.fault(method="POST", path="sendMessage", status=429, body={
+        "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 2",
+        "parameters": {"retry_after": 2}})
+    ctx = sandbox.context(["refused, then sent"])
+
+    def die(seconds: float) -> None:
+        raise WorkerCrash("the worker died while waiting")
+
+    ctx.sleep = die
+    with pytest.raises(WorkerCrash):
+        sandbox.platform.publish(ctx)
+    # flood control refused the message: nothing is in flight, the next attempt sends it
+    assert ctx.checkpoints.load()["sending"] is None
+    sandbox.platform.publish(ctx)
+    assert [m["text"] for m in sandbox.messages()] == ["refused, then sent"]
