@@ -10,9 +10,10 @@ What it reproduces:
 * message ids counted per chat; chats by id (``-100…``) or ``@username``; a basic group
   that became a supergroup (400 with ``migrate_to_chat_id``); a bot kicked from a chat
   (403); an unknown or revoked token (401);
-* text over 4,096 and captions over 1,024 UTF-16 units (400), uploads over 10 MB (photos)
-  or 50 MB (videos) (413), photo dimensions (width + height ≤ 10,000, ratio ≤ 20),
-  files that are not a photo or an MP4 video;
+* text over 4,096 and captions over 1,024 UTF-16 units (400); files by upload (10 MB
+  photos, 50 MB videos, else 413), by HTTP URL (fetched: 5 MB photos, 20 MB videos) or
+  by the ``file_id`` of an earlier one; photo dimensions (width + height ≤ 10,000, ratio
+  ≤ 20); files that are not a photo or an MP4 video;
 * ``reply_parameters`` naming a message the chat does not have (400, unless
   ``allow_sending_without_reply``);
 * flood control: ``flood_limit`` messages per chat per ``flood_window_s``, then 429 with
@@ -61,6 +62,9 @@ OLD_GROUP: dict[str, Any] = {"id": -4000000001, "migrated_to": -1001000000003}
 NEW_SUPERGROUP: dict[str, Any] = {"id": -1001000000003, "username": None, "type": "supergroup",
                   "title": "chat33 upgraded group"}
 DELETE_WINDOW_S = 48 * 3600
+#: files sent by upload and by URL (platforms-more.md §5.2 "Files")
+UPLOAD_MAX_BYTES = {"photo": PHOTO_MAX_BYTES, "video": VIDEO_MAX_BYTES}
+URL_MAX_BYTES = {"photo": 5 * 1024 * 1024, "video": 20 * 1024 * 1024}
 PHOTO_TYPES = {"JPEG", "PNG", "WEBP", "GIF"}
 
 
@@ -110,6 +114,8 @@ class TelegramSandbox(SandboxApp):
                         "migrated_to": OLD_GROUP["migrated_to"]})
         self.sent: dict[int, list[float]] = {}  # chat id -> send times, for flood control
         self.media_group = 0
+        self.file_count = 0
+        self.files: dict[str, dict[str, Any]] = {}  # file_id -> facts
 
     def _put_chat(self, chat: dict[str, Any]) -> None:
         chat.setdefault("username", None)
@@ -284,20 +290,28 @@ class TelegramSandbox(SandboxApp):
         return {"caption": caption} if caption else {}
 
     def _file(self, value: Any, files: Any, kind: str) -> dict[str, Any]:
-        upload: FileStorage | None = None
-        if isinstance(value, FileStorage):
-            upload = value
-        elif isinstance(value, str) and value.startswith("attach://"):
-            upload = files.get(value.removeprefix("attach://"))
-            if upload is None:
-                raise bad(f"wrong file identifier/HTTP URL specified ({value} has no file)")
+        """The file of a photo or video: uploaded (``attach://`` or the field itself), a
+        ``file_id`` of an earlier upload, or an HTTP URL Telegram fetches, each with its
+        own size limit."""
+        if isinstance(value, str) and value in self.files:
+            return dict(self.files[value])  # a file_id: sent again without a limit
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            data, name = _fetch(value, URL_MAX_BYTES[kind]), value.rsplit("/", 1)[-1]
         else:
-            raise bad(f"there is no {kind} in the request")
-        data = upload.read()
-        limit = PHOTO_MAX_BYTES if kind == "photo" else VIDEO_MAX_BYTES
-        if len(data) > limit:
-            raise BotApiError(413, "Request Entity Too Large")
+            upload: FileStorage | None = None
+            if isinstance(value, FileStorage):
+                upload = value
+            elif isinstance(value, str) and value.startswith("attach://"):
+                upload = files.get(value.removeprefix("attach://"))
+            if upload is None:
+                raise bad("wrong file identifier/HTTP URL specified")
+            data, name = upload.read(), upload.filename or ""
+            if len(data) > UPLOAD_MAX_BYTES[kind]:
+                raise BotApiError(413, "Request Entity Too Large")
         found = sniff(data[:16])
+        self.file_count += 1
+        facts: dict[str, Any] = {"file_id": f"{kind}-{self.file_count:06d}",
+                                 "file_size": len(data), "file_name": name}
         if kind == "photo":
             if found not in PHOTO_TYPES:
                 raise bad("IMAGE_PROCESS_FAILED")
@@ -305,12 +319,13 @@ class TelegramSandbox(SandboxApp):
             if width + height > PHOTO_MAX_SIDES or (
                     max(width, height) / max(1, min(width, height)) > PHOTO_MAX_RATIO):
                 raise bad("PHOTO_INVALID_DIMENSIONS")
-            return {"file_size": len(data), "width": width, "height": height,
-                    "format": found, "file_name": upload.filename}
-        if found != "MP4":
+            facts.update(width=width, height=height, format=found)
+        elif found != "MP4":
             raise bad("wrong type of the web page content (video must be an MP4)")
-        return {"file_size": len(data), "mime_type": "video/mp4",
-                "file_name": upload.filename}
+        else:
+            facts["mime_type"] = "video/mp4"
+        self.files[facts["file_id"]] = facts
+        return dict(facts)
 
     def _reply(self, chat: Mapping[str, Any], params: Mapping[str, Any]) -> int | None:
         reply = _json_value(params.get("reply_parameters"))
@@ -396,6 +411,24 @@ def _int(value: Any, name: str) -> int:
         return int(value)
     except (TypeError, ValueError) as exc:
         raise bad(f"{name} is invalid") from exc
+
+
+def _fetch(url: str, limit: int) -> bytes:
+    """What Telegram downloads from ``url``, refused above ``limit`` bytes."""
+    import httpx
+
+    try:
+        with httpx.stream("GET", url, timeout=10) as response:
+            if not response.is_success:
+                raise bad("failed to get HTTP URL content")
+            data = b""
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > limit:
+                    raise bad("failed to get HTTP URL content (file is too big)")
+    except httpx.HTTPError as exc:
+        raise bad("failed to get HTTP URL content") from exc
+    return data
 
 
 def _dimensions(data: bytes) -> tuple[int, int]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 from chat33_telegram.sandbox import OLD_GROUP
 
 from chat33_core.platforms import MediaFile
+from chat33_core.testing import make_sparse_file, serve_directory
 
 from .conftest import CHANNEL, CHANNEL_ID, TOKEN, Sandbox
 
@@ -59,7 +61,7 @@ def test_media_groups_take_two_to_ten_attached_files(sandbox: Sandbox,
 
     assert "wrong number" in str(group(1)["description"])
     assert "wrong number" in str(group(11)["description"])
-    assert "has no file" in str(group(3, attach=2)["description"])
+    assert "wrong file identifier" in str(group(3, attach=2)["description"])
     result = group(2)["result"]
     assert isinstance(result, list) and [m["message_id"] for m in result] == [1, 2]
 
@@ -116,3 +118,29 @@ def test_delete_messages_skips_missing_ids_and_keeps_the_48_hour_rule(
     assert sandbox.call("deleteMessages", json={"chat_id": CHANNEL, "message_ids": [3, 42]}
                         ).json() == {"ok": True, "result": True}
     assert [m["text"] for m in sandbox.messages()] == ["a", "b"]
+
+
+def test_files_by_url_have_smaller_limits_than_uploads(sandbox: Sandbox, tmp_path: Path,
+                                                      media: Callable[[str], MediaFile]
+                                                      ) -> None:
+    mp4 = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom"
+    make_sparse_file(tmp_path / "big.mp4", 21 * 1024 * 1024, head=mp4)
+    (tmp_path / "photo.jpg").write_bytes(media("photo.jpg").path.read_bytes())
+    with serve_directory(tmp_path) as files:
+        by_url = sandbox.call("sendVideo", json={"chat_id": CHANNEL,
+                                                 "video": f"{files}/big.mp4"}).json()
+        assert by_url["ok"] is False and "too big" in by_url["description"]
+        photo = sandbox.call("sendPhoto", json={"chat_id": CHANNEL,
+                                                "photo": f"{files}/photo.jpg"}).json()
+        assert photo["ok"] and photo["result"]["photo"]["width"] == 600
+    with (tmp_path / "big.mp4").open("rb") as fh:  # 21 MB is within the 50 MB upload limit
+        uploaded = sandbox.call("sendVideo", data={"chat_id": CHANNEL},
+                                files={"video": ("big.mp4", fh, "video/mp4")}).json()
+    assert uploaded["ok"] is True
+    # a file_id is sent again without uploading
+    again = sandbox.call("sendVideo", json={"chat_id": CHANNEL,
+                                            "video": uploaded["result"]["video"]["file_id"]})
+    assert again.json()["result"]["video"]["file_size"] == 21 * 1024 * 1024
+    missing = sandbox.call("sendPhoto", json={"chat_id": CHANNEL, "photo": "no-such-id"})
+    assert missing.json()["description"] == ("Bad Request: wrong file identifier/HTTP URL "
+                                             "specified")
