@@ -90,15 +90,18 @@ def test_a_thread_replies_to_the_previous_item(sandbox: Sandbox,
 def test_options_reach_the_bot_api(sandbox: Sandbox, media: Callable[[str], MediaFile]
                                    ) -> None:
     config = {"telegram": {"disableNotification": True, "protectContent": True,
-                           "disableLinkPreview": True, "hasSpoiler": True}}
+                           "disableLinkPreview": True, "hasSpoiler": True,
+                           "messageThreadId": 5}}
     sandbox.platform.publish(sandbox.context(["text https://example.com", "photo"],
                                              media=[[], [media("photo.jpg")]],
                                              platform_config=config))
     text, photo = sandbox.messages()
     assert text["sent_with"] == {"disable_notification": True, "protect_content": True,
+                                 "message_thread_id": 5,
                                  "link_preview_options": {"is_disabled": True}}
+    # multipart fields arrive as text, as they do at Telegram
     assert photo["sent_with"] == {"disable_notification": True, "protect_content": True,
-                                  "has_spoiler": True}
+                                  "message_thread_id": "5", "has_spoiler": True}
 
 
 def test_a_migrated_group_is_followed_to_its_supergroup(sandbox: Sandbox) -> None:
