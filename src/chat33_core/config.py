@@ -45,6 +45,9 @@ class Settings:
     allow_private_urls: bool = False
     poll_interval_s: float = 2.0
     max_attempts: int = 5
+    #: password hashes (argon2, ~0.5 s of CPU each) one process runs at once; as many
+    #: sign-ins again may wait for a turn, more are answered 503 at once
+    login_concurrency: int = 1
     #: the raw environment the settings came from: platform overrides are read from it
     env: Mapping[str, str] = field(factory=dict, repr=False)
 
@@ -63,6 +66,7 @@ class Settings:
             "allow_private_urls": env.get("CHAT33_ALLOW_PRIVATE_URLS", "0").lower() in _TRUE,
             "poll_interval_s": _float(env, "CHAT33_POLL_INTERVAL_S", 2.0),
             "max_attempts": int(_float(env, "CHAT33_MAX_ATTEMPTS", 5)),
+            "login_concurrency": max(1, int(_float(env, "CHAT33_LOGIN_CONCURRENCY", 1))),
             "env": env,
         }
         values.update(overrides)

@@ -100,6 +100,17 @@ class RateLimited(Chat33Error):
         self.reset_after = reset_after if reset_after is not None else self.retry_after
 
 
+class Unavailable(Chat33Error):
+    """The server is too busy to do this right now; ``retry_after`` in seconds."""
+
+    code = "SERVICE_UNAVAILABLE"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(0.0, retry_after)
+
+
 class NotSupported(Chat33Error):
     """The platform cannot do this (e.g. delete on TikTok)."""
 

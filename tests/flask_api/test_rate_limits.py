@@ -4,27 +4,22 @@ share them, and answer 429 RATE_LIMIT with Retry-After and RateLimit-* headers."
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from .conftest import PASSWORD, make_app, make_core, make_org
+from .conftest import PASSWORD, make_org, two_apps_on
 
 LIMITS = {"posts.create": (3, timedelta(hours=1)), "media.upload": (2, timedelta(hours=1)),
           "api_keys.create": (2, timedelta(hours=1))}
 
 
 @pytest.fixture
-def two_apps(db_url: str, settings_for: Any) -> Any:
-    settings = settings_for(db_url)
-    first = make_core(settings, **LIMITS)
-    second = make_core(settings, **LIMITS)
-    org = make_org(first, "Acme")
-    clients = [make_app(first).test_client(), make_app(second).test_client()]
-    yield clients, org
-    first.store.dispose()
-    second.store.dispose()
+def two_apps(db_url: str, settings_for: Any) -> Iterator[Any]:
+    with two_apps_on(settings_for(db_url), LIMITS) as apps:
+        yield apps
 
 
 def _assert_429(response: Any, limit: int) -> None:

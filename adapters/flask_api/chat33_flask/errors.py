@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from chat33_core.errors import Chat33Error, Issue, RateLimited, StoreUnavailable
+from chat33_core.errors import Chat33Error, Issue, RateLimited, StoreUnavailable, Unavailable
 from chat33_core.store.unavailable import is_unavailable, unavailable
 
 log = logging.getLogger("chat33.http")
@@ -66,7 +66,7 @@ def _ours() -> bool:
 
 def handle_chat33_error(exc: Chat33Error) -> Response:
     status = int(getattr(exc, "http_status", 500) or 500)
-    if status >= 500:
+    if status >= 500 and not isinstance(exc, Unavailable):
         log.error("chat33 error answered %s: %s", status, exc.message, exc_info=exc)
     response = error_response(status, exc.to_dict())
     if isinstance(exc, StoreUnavailable):
@@ -77,6 +77,8 @@ def handle_chat33_error(exc: Chat33Error) -> Response:
             response.headers["RateLimit-Limit"] = str(exc.limit)
         response.headers["RateLimit-Remaining"] = str(exc.remaining)
         response.headers["RateLimit-Reset"] = str(max(1, math.ceil(exc.reset_after)))
+    elif isinstance(exc, Unavailable):
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return response
 
 

@@ -1206,6 +1206,18 @@ class Store:
         self._run(c, _RATE_UPDATE, {"k": key, "new_tat": new_tat})
         return remaining, reset
 
+    def give_back_rate_limit(self, key: str, limit: int, period: timedelta,
+                             now: datetime | None = None) -> None:
+        """Undo one request that :meth:`hit_rate_limit` counted for ``key`` (a sign-in
+        counted before its password was checked, and the password was right)."""
+        now = now or utcnow()
+        with self._begin_driver() as c:
+            rows = self._run(c, _RATE_READ_LOCKED if self.is_postgres else _RATE_READ,
+                             {"k": key})
+            if rows:
+                tat = _TAT.values(rows[0])[0]
+                self._run(c, _RATE_UPDATE, {"k": key, "new_tat": max(now, tat - period / limit)})
+
     def add_posts_counted(self, key: str, limit: int, period: timedelta,
                           posts: Sequence[Post], logs: Sequence[LogEvent] = ()
                           ) -> tuple[int, float]:
