@@ -242,8 +242,8 @@ class Chat33:
         the same hashing work as known ones; hashing waits its turn (:class:`HashGate`).
         """
         email = (email or "").strip().lower()
-        counted = self._count_login(email, client)
         user = self.store.find_user_by_email(email)
+        counted = self._count_login(email, client)
         with self.hash_gate.turn():
             matched = verify_password(user.password_hash if user else None, password or "")
         if user is None or not matched:
