@@ -7,7 +7,8 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -374,6 +375,24 @@ class Chat33:
             remaining, reset = self.store.hit_rate_limit(f"{operation}:{key}", limit, period,
                                                          conn=conn)
         return limit, remaining, reset
+
+    @contextmanager
+    def counted(self, operation: str, key: str) -> Iterator[tuple[int, int, float]]:
+        """Count one ``operation`` for ``key`` (:meth:`hit_rate_limit`) for the block,
+        and give it back when the block raises: a request that is refused (a corrupt
+        upload, a URL that cannot be fetched) does not use the allowance. Counted up
+        front, so parallel requests cannot overshoot the limit."""
+        result = self.hit_rate_limit(operation, key)
+        try:
+            yield result
+        except BaseException:
+            limit, period = self.rate_limits[operation]
+            try:
+                self.store.give_back_rate_limit(f"{operation}:{key}", limit, period)
+            except Exception:  # the refusal is the answer; a lost give-back costs one
+                log.warning("could not give back a refused %s for %s", operation, key,
+                            exc_info=True)
+            raise
 
     # --- validation ---------------------------------------------------------------------
 

@@ -33,7 +33,8 @@ _ENVELOPE = 64 * 1024
        "ingestion** (`application/json` with `{url, filename}`): fetched through the guarded "
        "client (no private addresses), any size up to the limits. Limits: images 10MB, "
        "videos 100MB. The type is decided by inspecting the bytes. Rate limit 50/hour per "
-       "organization. Other content types: 415.",
+       "organization; a refused upload (not media, corrupt, unreachable) does not count. "
+       "Other content types: 415.",
        body={"application/json": "MediaUrlRequest", "multipart/form-data": {
            "type": "object", "required": ["file"],
            "properties": {"file": {"type": "string", "contentMediaType":
@@ -48,23 +49,26 @@ def upload(principal: Any) -> Any:
             raise _too_large(length)
         # werkzeug stops reading past this (413) when no Content-Length was sent
         request.max_content_length = MAX_UPLOAD_BYTES + _ENVELOPE
-        app.hit_rate_limit("media.upload", principal.org_id)
-        upload = request.files.get("file")
-        if upload is None:
-            raise ValidationError("send the file in the multipart field `file`", details=[
-                Issue("file", "this field is required", code="required")])
-        stream = upload.stream
-        stream.seek(0, os.SEEK_END)
-        size = stream.tell()
-        stream.seek(0)
-        if size > MAX_UPLOAD_BYTES:
-            raise _too_large(size)
-        asset = app.upload_media(principal.org_id, stream, upload.filename or None)
+        # counted before the body is read (a limited client costs no upload); a refused
+        # upload is given back
+        with app.counted("media.upload", principal.org_id):
+            upload = request.files.get("file")
+            if upload is None:
+                raise ValidationError("send the file in the multipart field `file`",
+                                      details=[Issue("file", "this field is required",
+                                                     code="required")])
+            stream = upload.stream
+            stream.seek(0, os.SEEK_END)
+            size = stream.tell()
+            stream.seek(0)
+            if size > MAX_UPLOAD_BYTES:
+                raise _too_large(size)
+            asset = app.upload_media(principal.org_id, stream, upload.filename or None)
         return media_json(asset), 201
     if request.is_json or not request.get_data(cache=True).strip():
         req = json_body(MediaUrlRequest)
-        app.hit_rate_limit("media.upload", principal.org_id)
-        asset = app.ingest_media(principal.org_id, req.url, req.filename)
+        with app.counted("media.upload", principal.org_id):
+            asset = app.ingest_media(principal.org_id, req.url, req.filename)
         return media_json(asset), 201
     raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
                    "send multipart/form-data with a `file` field, or application/json with "
