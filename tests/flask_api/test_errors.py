@@ -94,6 +94,34 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path, settings_for) 
     assert "database" in body["message"]
 
 
+def test_a_locked_sqlite_database_holds_readiness_and_reads_a_second_not_30(
+        sqlite_api: Api) -> None:
+    """Another process holds SQLite's write lock: /readyz says so within a second or two
+    (it waited the 30 s busy timeout), and a read whose key is due for its "last used"
+    bookkeeping write answers without it (it waited 30 s, then was a 503)."""
+    import sqlite3
+    import time
+
+    path = sqlite_api.core.store.engine.url.database
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("UPDATE api_keys SET last_used_at = '2000-01-01 00:00:00.000000'")
+    locker.execute("BEGIN IMMEDIATE")
+    locker.execute("UPDATE organizations SET name = name")
+    try:
+        started = time.monotonic()
+        body = _is_error(sqlite_api.client.get("/readyz"), 503, "NOT_READY")
+        assert "locked" in body["message"]
+        assert time.monotonic() - started < 10
+        started = time.monotonic()
+        listed = sqlite_api.get("/posts")
+        assert listed.status_code == 200
+        assert time.monotonic() - started < 10
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert sqlite_api.client.get("/readyz").status_code == 200
+
+
 def _is_unavailable(response) -> None:
     body = _is_error(response, 503, "SERVICE_UNAVAILABLE")
     assert "database" in body["message"] and body["details"] == []

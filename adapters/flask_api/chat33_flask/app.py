@@ -85,8 +85,9 @@ def init_app(app: Flask, core: Chat33 | None = None, *, url_prefix: str = API_PR
             access_log.exception("readiness check failed")
             ready = False
         if not ready:
-            return errors.error_response(503, {"error": "NOT_READY", "details": [],
-                                               "message": "the database is not reachable"})
+            return errors.error_response(503, {
+                "error": "NOT_READY", "details": [],
+                "message": "the database is not reachable, or locked by another writer"})
         try:
             core.media.files.check()
         except ConfigurationError as exc:  # uploads would fail: not ready either
