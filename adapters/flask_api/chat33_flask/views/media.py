@@ -8,6 +8,7 @@ them), with Content-Type, a strong ETag (the content hash) and HTTP ranges.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from flask import Blueprint, request, send_file
@@ -83,11 +84,25 @@ def _too_large(size: int) -> ApiError:
                     details=[Issue("file", f"{size} bytes is over {MAX_UPLOAD_BYTES}")])
 
 
+#: what a browser may be shown in place: the types inspection gives images and videos
+#: (SVG is an image type that runs scripts: never inline)
+_INLINE = re.compile(r"(image/(?!svg)|video/)[a-z0-9.+-]+")
+
+
 @files.get("/media/<name>")
 def serve_media(name: str) -> Any:
+    """A kept file, with the type its bytes were inspected to be (never a client's
+    word). Files are anyone's uploads: ``nosniff`` keeps browsers from reading a JPEG
+    with HTML inside as a page, the sandboxing CSP keeps anything shown from running
+    scripts, and a type that is not an image or video is only offered as a download."""
     path, content_type = core().media_file(name)
+    inline = bool(_INLINE.fullmatch(content_type))
     # names are content-addressed (<sha256>.<ext>): the hash is a strong ETag, and a
     # name's bytes never change, so caches may keep them
     # conditional=True: If-None-Match / If-Modified-Since and Range (206, 416)
-    return send_file(path, mimetype=content_type, conditional=True,
-                     etag=name.split(".", 1)[0], max_age=86400)
+    response = send_file(path, mimetype=content_type if inline else "application/octet-stream",
+                         conditional=True, etag=name.split(".", 1)[0], max_age=86400,
+                         as_attachment=not inline, download_name=name)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
