@@ -38,7 +38,7 @@ _ENVELOPE = 64 * 1024
        "Other content types: 415.",
        body={"application/json": "MediaUrlRequest", "multipart/form-data": {
            "type": "object", "required": ["file"],
-           "properties": {"file": {"type": "string", "contentMediaType":
+           "properties": {"file": {"type": "string", "minLength": 1, "contentMediaType":
                                    "application/octet-stream"}}}},
        body_required=True, rate_limit="media.upload",
        responses={201: ("Uploaded", {"$ref": "Media"})}, errors=[400, 413, 415])
