@@ -30,6 +30,26 @@ def test_wrong_method_is_405_in_the_error_shape(sqlite_api: Api) -> None:
     assert "GET" in response.headers["Allow"]
 
 
+def test_options_lists_only_the_methods_a_path_has(sqlite_api: Api) -> None:
+    """/posts/validate is a resource of its own, not the post "validate" of /posts/{id}
+    (OpenAPI matches concrete paths first): it has POST only."""
+    client = sqlite_api.client
+
+    def allowed(path: str) -> set[str]:
+        response = client.options("/api/v1" + path)
+        assert response.status_code == 200
+        return {m.strip() for m in response.headers["Allow"].split(",")}
+
+    assert allowed("/posts/validate") == {"POST", "OPTIONS"}
+    assert allowed("/posts/post_0123") == {"GET", "HEAD", "PATCH", "DELETE", "OPTIONS"}
+    assert allowed("/posts/post_0123/logs") == {"GET", "HEAD", "OPTIONS"}
+    response = sqlite_api.get("/posts/validate")
+    _is_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"POST", "OPTIONS"}
+    post_id = sqlite_api.create()["posts"][0]["id"]
+    assert sqlite_api.get(f"/posts/{post_id}").status_code == 200
+
+
 def test_malformed_json_is_400(sqlite_api: Api) -> None:
     response = sqlite_api.post("/posts", data=b'{"accountIds": [', content_type="application/json")
     body = _is_error(response, 400, "VALIDATION_ERROR")

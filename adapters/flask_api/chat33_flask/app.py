@@ -30,7 +30,7 @@ from chat33_core.service import Chat33
 
 from . import errors, openapi
 from .json_provider import OrjsonProvider
-from .routing import RequestState
+from .routing import PARAM_CONVERTER, RequestState, param_converter
 from .views import BLUEPRINTS
 from .views.media import files as media_files
 
@@ -62,6 +62,7 @@ def init_app(app: Flask, core: Chat33 | None = None, *, url_prefix: str = API_PR
     app.extensions["chat33"] = core
     app.config.setdefault("CHAT33_JSON_ERROR_PREFIXES",
                           (url_prefix + "/", "/media/", "/healthz", "/readyz"))
+    app.url_map.converters[PARAM_CONVERTER] = param_converter(BLUEPRINTS)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp, url_prefix=url_prefix)
     app.register_blueprint(media_files)

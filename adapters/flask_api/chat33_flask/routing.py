@@ -19,6 +19,7 @@ import orjson
 from attrs import define, field, frozen
 from flask import Blueprint, current_app, g, request
 from flask.sansio.blueprints import Blueprint as SansioBlueprint
+from werkzeug.routing import BaseConverter
 
 from chat33_core.errors import Issue, ValidationError
 from chat33_core.serialization import structure
@@ -133,11 +134,33 @@ def route(bp: Blueprint, method: str, path: str, *, summary: str, tag: str,
                     principal.require(op.scope)
             return view(principal, **path_args)
 
-        rule = re.sub(r"\{(\w+)\}", r"<\1>", path)
+        rule = re.sub(r"\{(\w+)\}", rf"<{PARAM_CONVERTER}:\1>", path)
         bp.add_url_rule(rule, view.__name__, run, methods=[method])
         return run
 
     return decorate
+
+
+#: the URL converter of path parameters (``{id}``), registered on the app by init_app
+PARAM_CONVERTER = "chat33_param"
+
+
+def param_converter(bps: Sequence[SansioBlueprint]) -> type[BaseConverter]:
+    """The URL converter of path parameters for the operations of ``bps``: one segment,
+    but never a word their paths use literally.
+
+    ``/posts/validate`` is a resource of its own, not the post ``validate``: as OpenAPI
+    matches concrete paths before templated ones, ``GET /posts/validate`` is a 405 and
+    ``OPTIONS`` lists only its own methods (werkzeug matched ``/posts/{id}`` for the
+    others). Ids never are such words (``post_019ab7...``)."""
+    words = sorted({part for bp in bps for op in ops(bp) for part in op.path.split("/")
+                    if part and "{" not in part})
+    taken = "|".join(re.escape(w) for w in words)
+
+    class ParamConverter(BaseConverter):
+        regex = rf"(?!(?:{taken})\Z)[^/]+" if words else "[^/]+"
+
+    return ParamConverter
 
 
 def core() -> Any:
