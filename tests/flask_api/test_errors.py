@@ -50,6 +50,19 @@ def test_options_lists_only_the_methods_a_path_has(sqlite_api: Api) -> None:
     assert sqlite_api.get(f"/posts/{post_id}").status_code == 200
 
 
+def test_a_url_or_headers_over_the_limits_are_414_and_431_in_the_error_shape(
+        sqlite_api: Api) -> None:
+    long_url = sqlite_api.get("/posts?q=" + "a" * 5000)
+    _is_error(long_url, 414, "URI_TOO_LONG")
+    big = sqlite_api.get("/posts", headers={"x-big": "b" * 9000})
+    body = _is_error(big, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE")
+    assert body["details"][0]["path"] == "headers.x-big"
+    many = sqlite_api.get("/posts", headers={f"x-h{i}": "v" for i in range(120)})
+    _is_error(many, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE")
+    assert sqlite_api.get("/posts?q=" + "a" * 3000, headers={"x-ok": "c" * 8000}
+                          ).status_code == 200
+
+
 def test_malformed_json_is_400(sqlite_api: Api) -> None:
     response = sqlite_api.post("/posts", data=b'{"accountIds": [', content_type="application/json")
     body = _is_error(response, 400, "VALIDATION_ERROR")
@@ -230,6 +243,8 @@ def test_mounted_in_another_app_only_the_api_speaks_json(sqlite_api: Api) -> Non
     init_app(host, core=sqlite_api.core)
     client = host.test_client()
     assert client.get("/").data == b"<h1>my site</h1>"
+    assert client.get("/?q=" + "a" * 5000).data == b"<h1>my site</h1>"  # its own limits
+    assert client.get("/api/v1/accounts?q=" + "a" * 5000).status_code == 414
     assert client.get("/missing").mimetype == "text/html"
     assert client.get("/api/v1/missing").get_json()["error"] == "Not found"
     response = client.get("/api/v1/accounts", headers=sqlite_api.org.headers)

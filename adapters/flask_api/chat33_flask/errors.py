@@ -34,8 +34,10 @@ HTTP_CODES = {
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMIT",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
     503: "SERVICE_UNAVAILABLE",
 }
 #: seconds a client is told to wait when the database cannot be reached
@@ -58,7 +60,7 @@ def error_response(status: int, body: dict[str, Any]) -> Response:
     return response
 
 
-def _ours() -> bool:
+def ours() -> bool:
     """True for requests the API answers (its prefix, media files, health checks)."""
     prefixes = current_app.config.get("CHAT33_JSON_ERROR_PREFIXES", ("/",))
     return any(request.path.startswith(p) for p in prefixes)
@@ -83,7 +85,7 @@ def handle_chat33_error(exc: Chat33Error) -> Response:
 
 
 def handle_http_error(exc: HTTPException) -> Any:
-    if not _ours():
+    if not ours():
         return exc
     status = exc.code or 500
     code = HTTP_CODES.get(status, (exc.name or "ERROR").upper().replace(" ", "_"))
@@ -106,7 +108,7 @@ def handle_http_error(exc: HTTPException) -> Any:
 def handle_unexpected(exc: Exception) -> Any:
     if isinstance(exc, HTTPException):
         return handle_http_error(exc)
-    if not _ours():
+    if not ours():
         raise exc
     if is_unavailable(exc):
         # a database error from outside the store's transactions: answered as the
@@ -125,4 +127,4 @@ def register(app: Flask) -> None:
     app.register_error_handler(Exception, handle_unexpected)
 
 
-__all__ = ["HTTP_CODES", "ApiError", "error_response", "register"]
+__all__ = ["HTTP_CODES", "ApiError", "error_response", "ours", "register"]

@@ -32,6 +32,12 @@ T = TypeVar("T")
 
 #: a JSON body is small; media files go through multipart with their own limit
 MAX_JSON_BYTES = 1024 * 1024
+#: the longest URL (path and query) and header (name and value) the API reads, and how
+#: many headers: gunicorn's own defaults, checked by the app so the answer is in the
+#: error shape (414, 431); `chat33 serve` lets gunicorn read more before it answers itself
+MAX_URL_BYTES = 4094
+MAX_HEADER_BYTES = 8190
+MAX_HEADERS = 100
 #: levels of nesting a JSON body may have: a post needs five or so; the JSON encoders
 #: and the database's JSON recurse, so a body nested hundreds deep is refused up front
 MAX_JSON_DEPTH = 32
