@@ -329,6 +329,11 @@ def test_corrupt_jpegs_are_a_media_error(tmp_path: Path, how: str) -> None:
     assert err.message.startswith(("corrupt JPEG", "truncated JPEG"))
 
 
+def test_an_unknown_corruption_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown corruption 'scrambled'"):
+        make_corrupt_jpeg(tmp_path / "x.jpg", "scrambled")
+
+
 def test_a_multi_picture_jpeg_is_read_as_mpo(tmp_path: Path) -> None:
     path = tmp_path / "pair.mpo"
     Image.new("RGB", (40, 30), "red").save(path, format="MPO", save_all=True,
