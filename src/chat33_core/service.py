@@ -25,6 +25,7 @@ from .errors import (
     PlatformError,
     RateLimited,
     Unauthorized,
+    Unavailable,
     ValidationError,
 )
 from .models import (
@@ -245,12 +246,16 @@ class Chat33:
         email = (email or "").strip().lower()
         user = self.store.find_user_by_email(email)
         counted = self._count_login(email, client)
-        with self.hash_gate.turn():
-            matched = verify_password(user.password_hash if user else None, password or "")
+        try:
+            with self.hash_gate.turn():
+                matched = verify_password(user.password_hash if user else None,
+                                          password or "")
+        except Unavailable:  # nothing was checked: not a failed attempt
+            self._give_back(counted)
+            raise
         if user is None or not matched:
             raise Unauthorized("wrong email or password")
-        for key, limit, period in counted:
-            self.store.give_back_rate_limit(key, limit, period)
+        self._give_back(counted)
         session, csrf = new_token(), new_token()
         self.store.add_session(digest(session), user.id, digest(csrf),
                                utcnow() + SESSION_LIFETIME)
@@ -278,6 +283,10 @@ class Chat33:
                         limit=limit, reset_after=exc.reset_after) from None
                 counted.append((key, limit, period))
         return counted
+
+    def _give_back(self, counted: Sequence[tuple[str, int, timedelta]]) -> None:
+        for key, limit, period in counted:
+            self.store.give_back_rate_limit(key, limit, period)
 
     def authenticate_session(self, session_token: str | None) -> Principal:
         if not session_token:

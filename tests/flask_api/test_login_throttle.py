@@ -162,6 +162,8 @@ def test_hashing_is_bounded_per_process(sqlite_api: Any, hasher: _CountingHasher
 
 def test_a_busy_server_answers_503_with_retry_after(sqlite_api: Any) -> None:
     gate = sqlite_api.core.hash_gate = security.HashGate(1, wait_s=30)
+    # one failed sign-in allowed: the refused attempt below must not be it
+    sqlite_api.core.rate_limits["auth.login.email"] = (1, timedelta(hours=1))
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -194,3 +196,8 @@ def test_a_busy_server_answers_503_with_retry_after(sqlite_api: Any) -> None:
     ok = sqlite_api.client.post(LOGIN, json={"email": sqlite_api.org.email,
                                              "password": PASSWORD})
     assert ok.status_code == 200
+    wrong = sqlite_api.client.post(LOGIN, json={"email": sqlite_api.org.email,
+                                                "password": "wrong"})
+    assert wrong.status_code == 401
+    _assert_throttled(sqlite_api.client.post(LOGIN, json={"email": sqlite_api.org.email,
+                                                          "password": PASSWORD}), 1)
