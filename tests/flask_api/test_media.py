@@ -145,6 +145,7 @@ def test_a_kept_file_that_is_not_an_image_or_video_is_only_a_download(sqlite_api
     core = sqlite_api.core
     data = b"<html><script>alert(1)</script></html>"
     name = hashlib.sha256(data).hexdigest() + ".html"
+    core.media.files.root.mkdir(parents=True, exist_ok=True)
     (core.media.files.root / name).write_bytes(data)
     core.store.add_media(MediaAsset(
         id=new_id("med"), org_id=sqlite_api.org.id, name=name,
