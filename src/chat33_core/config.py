@@ -52,6 +52,9 @@ class Settings:
     fetch_request_max_bytes: int = 200 * 1024 * 1024
     #: media fetches one organization may have in flight in one API process
     fetch_concurrency: int = 2
+    #: password hashes (argon2, ~0.5 s of CPU each) one process runs at once; as many
+    #: sign-ins again may wait for a turn, more are answered 503 at once
+    login_concurrency: int = 1
     #: the raw environment the settings came from: platform overrides are read from it
     env: Mapping[str, str] = field(factory=dict, repr=False)
 
@@ -74,6 +77,7 @@ class Settings:
             "fetch_request_max_bytes": int(_positive(env, "CHAT33_FETCH_REQUEST_MAX_BYTES",
                                                      200 * 1024 * 1024)),
             "fetch_concurrency": max(1, int(_positive(env, "CHAT33_FETCH_CONCURRENCY", 2))),
+            "login_concurrency": max(1, int(_float(env, "CHAT33_LOGIN_CONCURRENCY", 1))),
             "env": env,
         }
         values.update(overrides)

@@ -108,6 +108,18 @@ class ConcurrencyLimited(RateLimited):
         super().__init__(message, retry_after=retry_after)
 
 
+class Unavailable(Chat33Error):
+    """The server cannot do this right now (too busy, or its database is away); worth
+    trying again after ``retry_after`` seconds."""
+
+    code = "SERVICE_UNAVAILABLE"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(0.0, retry_after)
+
+
 class NotSupported(Chat33Error):
     """The platform cannot do this (e.g. delete on TikTok)."""
 
@@ -126,7 +138,7 @@ class PluginError(Chat33Error):
     """A plugin is broken or clashes with another one."""
 
 
-class StoreUnavailable(Chat33Error):
+class StoreUnavailable(Unavailable):
     """The database cannot be reached or used right now (a dropped or terminated
     connection, a server restart, a locked SQLite file, an exhausted pool): worth trying
     again shortly, and never a verdict on the post or the request.
@@ -139,14 +151,12 @@ class StoreUnavailable(Chat33Error):
     chained as ``__cause__``.
     """
 
-    code = "SERVICE_UNAVAILABLE"
-    http_status = 503
     #: seconds a client is told to wait (``Retry-After``)
-    retry_after = 1.0
+    RETRY_AFTER_S = 1.0
     MESSAGE = "the database cannot be reached right now; retry shortly"
 
     def __init__(self, message: str = MESSAGE, *, reason: str = "") -> None:
-        super().__init__(message)
+        super().__init__(message, retry_after=self.RETRY_AFTER_S)
         self.reason = reason
 
 

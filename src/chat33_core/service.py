@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -21,7 +23,9 @@ from .errors import (
     Issue,
     NotSupported,
     PlatformError,
+    RateLimited,
     Unauthorized,
+    Unavailable,
     ValidationError,
 )
 from .models import (
@@ -44,6 +48,7 @@ from .models import (
 from .plugins import PluginHost
 from .security import (
     KEY_PREFIX_LENGTH,
+    HashGate,
     Vault,
     digest,
     generate_api_key,
@@ -71,6 +76,10 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[int, timedelta]] = {
     # a dry run fetches media like a post does (the request's bytes are capped too)
     "posts.validate": (120, timedelta(hours=1)),
     "api_keys.create": (10, timedelta(hours=1)),
+    # sign-in attempts that failed, per email and per client address (a right password
+    # is given back); the address allows more, as many people may share one (NAT)
+    "auth.login.email": (10, timedelta(minutes=15)),
+    "auth.login.address": (50, timedelta(minutes=15)),
 }
 
 
@@ -148,6 +157,8 @@ class Chat33:
         if host is None and load_plugins:
             self.host.load_entry_points(self.settings.env or None)
         self.rate_limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
+        #: bounds the CPU and threads password hashing may take in this process
+        self.hash_gate = HashGate(self.settings.login_concurrency)
 
     @cached_property
     def vault(self) -> Vault:
@@ -189,8 +200,9 @@ class Chat33:
         if issues:
             raise ValidationError("invalid user", details=issues)
         org = self.ensure_org(org_name.strip())
-        user = User(id=new_id("user"), org_id=org.id, email=email,
-                    password_hash=hash_password(password))
+        with self.hash_gate.turn():
+            password_hash = hash_password(password)
+        user = User(id=new_id("user"), org_id=org.id, email=email, password_hash=password_hash)
         return self.store.add_user(user)
 
     def webhook_secret(self, org_id: str) -> str:
@@ -236,16 +248,62 @@ class Chat33:
                          via="key", key_id=key.id,
                          accounts={i: found.get(i) for i in wanted} if wanted else None)
 
-    def login(self, email: str, password: str) -> tuple[User, str, str]:
+    def login(self, email: str, password: str, *, client: str | None = None
+              ) -> tuple[User, str, str]:
         """Check the password; returns (user, session token, CSRF token). Only digests
-        of the two tokens are stored."""
-        user = self.store.find_user_by_email((email or "").strip().lower())
-        if user is None or not verify_password(user.password_hash, password or ""):
+        of the two tokens are stored.
+
+        Throttled: every attempt is counted against the failed sign-ins of its email and
+        of its ``client`` address (the ``auth.login.*`` rate limits, in the store, so the
+        count holds across processes) *before* the password is checked, so parallel
+        guesses cannot outrun it; an attempt with the right password is given back. A
+        throttled attempt is RateLimited without checking anything. Unknown emails cost
+        the same hashing work as known ones; hashing waits its turn (:class:`HashGate`).
+        """
+        email = (email or "").strip().lower()
+        user = self.store.find_user_by_email(email)
+        counted = self._count_login(email, client)
+        try:
+            with self.hash_gate.turn():
+                matched = verify_password(user.password_hash if user else None,
+                                          password or "")
+        except Unavailable:  # nothing was checked: not a failed attempt
+            self._give_back(counted)
+            raise
+        if user is None or not matched:
             raise Unauthorized("wrong email or password")
+        self._give_back(counted)
         session, csrf = new_token(), new_token()
         self.store.add_session(digest(session), user.id, digest(csrf),
                                utcnow() + SESSION_LIFETIME)
         return user, session, csrf
+
+    def _count_login(self, email: str, client: str | None
+                     ) -> list[tuple[str, int, timedelta]]:
+        """Count one sign-in attempt for the email and the client address, both or
+        neither (one transaction); returns what was counted (store key, limit, period).
+        The email is kept as its digest: the key stays short and names nobody."""
+        keys = [("auth.login.email", digest(email), "for this email address")]
+        if client:
+            keys.append(("auth.login.address", client[:100], "from this address"))
+        counted = []
+        with self.store.begin() as conn:
+            for operation, who, what in keys:
+                limit, period = self.rate_limits[operation]
+                key = f"{operation}:{who}"
+                try:
+                    self.store.hit_rate_limit(key, limit, period, conn=conn)
+                except RateLimited as exc:
+                    raise RateLimited(
+                        f"too many failed sign-ins {what}; retry in "
+                        f"{math.ceil(exc.retry_after)} s", retry_after=exc.retry_after,
+                        limit=limit, reset_after=exc.reset_after) from None
+                counted.append((key, limit, period))
+        return counted
+
+    def _give_back(self, counted: Sequence[tuple[str, int, timedelta]]) -> None:
+        for key, limit, period in counted:
+            self.store.give_back_rate_limit(key, limit, period)
 
     def authenticate_session(self, session_token: str | None) -> Principal:
         if not session_token:
@@ -351,6 +409,24 @@ class Chat33:
             remaining, reset = self.store.hit_rate_limit(f"{operation}:{key}", limit, period,
                                                          conn=conn)
         return limit, remaining, reset
+
+    @contextmanager
+    def counted(self, operation: str, key: str) -> Iterator[tuple[int, int, float]]:
+        """Count one ``operation`` for ``key`` (:meth:`hit_rate_limit`) for the block,
+        and give it back when the block raises: a request that is refused (a corrupt
+        upload, a URL that cannot be fetched) does not use the allowance. Counted up
+        front, so parallel requests cannot overshoot the limit."""
+        result = self.hit_rate_limit(operation, key)
+        try:
+            yield result
+        except BaseException:
+            limit, period = self.rate_limits[operation]
+            try:
+                self.store.give_back_rate_limit(f"{operation}:{key}", limit, period)
+            except Exception:  # the refusal is the answer; a lost give-back costs one
+                log.warning("could not give back a refused %s for %s", operation, key,
+                            exc_info=True)
+            raise
 
     # --- validation ---------------------------------------------------------------------
 

@@ -16,7 +16,9 @@ plugin (:class:`~chat33_core.errors.PluginError`).
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -198,12 +200,26 @@ def _zone(timezone: Any, issues: list[Issue]) -> ZoneInfo | None:
                                         "America/New_York", "invalid_timezone"))
         return None
     try:
+        if timezone not in _iana_zones():
+            raise ZoneInfoNotFoundError(timezone)
         return ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
         issues.append(Issue("timezone", f"unknown IANA time zone {timezone[:64]!r} "
                                         "(e.g. America/New_York, Europe/Paris, UTC)",
                             "invalid_timezone"))
         return None
+
+
+#: files in the time zone database that are no IANA zone: ``localtime`` is the host's
+#: own zone (a post's time would change with the server's setting), ``Factory`` a zone
+#: meaning "not set"
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@functools.cache
+def _iana_zones() -> frozenset[str]:
+    """The IANA time zone names of the installed database (read once, ~0.1 s)."""
+    return frozenset(zoneinfo.available_timezones()) - _NOT_ZONES
 
 
 def _parse_instant(raw: str, zone: ZoneInfo | None, timezone: Any,

@@ -161,6 +161,23 @@ def test_invalid_posts_do_not_use_the_rate_limit(db_url: str, settings_for, prin
     limited.create_posts(principal, req(echo.id, text="fits"))
 
 
+def test_counted_gives_the_count_back_when_the_block_raises(db_url: str, settings_for  # type: ignore[no-untyped-def]
+                                                           ) -> None:
+    limited = Chat33(settings_for(db_url), rate_limits={"media.upload": (2, timedelta(hours=1))})
+    for _ in range(3):  # refused three times: none of them counted
+        with pytest.raises(ValidationError), limited.counted("media.upload", "org_1"):
+            raise ValidationError("not media")
+    with limited.counted("media.upload", "org_1") as (limit, remaining, _):
+        assert (limit, remaining) == (2, 1)
+    with limited.counted("media.upload", "org_1") as (_, remaining, _):
+        assert remaining == 0
+    with pytest.raises(RateLimited), limited.counted("media.upload", "org_1"):
+        pytest.fail("the block of a refused count does not run")
+    with limited.counted("media.upload", "org_2"):  # other keys are their own
+        pass
+    limited.store.dispose()
+
+
 def test_media_from_a_url_is_kept_at_schedule_time(core: Chat33, principal: Principal, echo,  # type: ignore[no-untyped-def]
                                                    tmp_path: Path) -> None:
     served = tmp_path / "served"

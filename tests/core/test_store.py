@@ -477,6 +477,24 @@ def test_rate_limit_allows_the_limit_then_refuses(store: Store) -> None:
     store.hit_rate_limit("other", 3, timedelta(hours=1), now=now)
 
 
+def test_a_counted_request_can_be_given_back_once(store: Store) -> None:
+    now = utcnow()
+    hour = timedelta(hours=1)
+    for _ in range(3):
+        store.hit_rate_limit("k", 3, hour, now=now)
+    store.give_back_rate_limit("k", 3, hour, now=now)
+    assert store.hit_rate_limit("k", 3, hour, now=now)[0] == 0
+    with pytest.raises(RateLimited):
+        store.hit_rate_limit("k", 3, hour, now=now)
+    # giving back more than was counted leaves a full allowance, never more
+    for _ in range(5):
+        store.give_back_rate_limit("k", 3, hour, now=now)
+    assert [store.hit_rate_limit("k", 3, hour, now=now)[0] for _ in range(3)] == [2, 1, 0]
+    # a key never counted: nothing to give back, nothing stored
+    store.give_back_rate_limit("never", 3, hour, now=now)
+    assert store.hit_rate_limit("never", 3, hour, now=now)[0] == 2
+
+
 def test_rate_limit_is_atomic_under_concurrency(store: Store) -> None:
     allowed, refused = [], []
     lock = threading.Lock()

@@ -274,6 +274,21 @@ def test_a_bad_timezone_is_reported_without_a_schedule() -> None:
     assert codes(check(timezone="Nowhere/Special")) == {"timezone": "invalid_timezone"}
 
 
+@pytest.mark.parametrize("tz", ["localtime", "posixrules", "posix/Europe/Paris", "right/UTC",
+                                "Factory"])
+def test_files_of_the_zone_database_that_are_no_iana_zone_are_refused(tz: str) -> None:
+    """``localtime`` is the server's own zone (ZoneInfo loads it where the host has one):
+    a post's instant would move with the server's setting."""
+    report = check(scheduled_at="2026-07-01T09:00:00", timezone=tz)
+    assert codes(report) == {"timezone": "invalid_timezone"}
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Paris", "America/Argentina/Buenos_Aires",
+                                "Etc/GMT+5", "US/Eastern"])
+def test_iana_zones_and_their_links_are_accepted(tz: str) -> None:
+    assert check(scheduled_at="2026-07-01T09:00:00", timezone=tz).valid
+
+
 # --- callbackUrl -----------------------------------------------------------------------
 
 

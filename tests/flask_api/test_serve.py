@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +289,56 @@ def test_slow_media_urls_do_not_take_the_servers_threads(settings_for: Any,
     assert all(seconds < 20 for _, seconds in answers), answers
     assert {status for status, _ in answers} <= {200, 400, 429}
     assert any(status == 429 for status, _ in answers)
+
+
+def _raw(base: str, request: bytes) -> tuple[int, bytes, bytes]:
+    """Send ``request`` as it is; (status, headers block, body) of the answer."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(request)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head, body
+
+
+def test_oversized_requests_are_answered_in_the_error_shape_under_gunicorn(
+        settings_for: Any, tmp_path: Path) -> None:
+    settings = settings_for(f"sqlite:///{tmp_path / 'served.db'}")
+    make_core(settings).store.dispose()
+
+    def request(path: str, headers: Sequence[tuple[str, str]] = ()) -> bytes:
+        lines = [f"GET {path} HTTP/1.1", "Host: x", "Connection: close",
+                 *(f"{k}: {v}" for k, v in headers)]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    too_big = [
+        (414, "URI_TOO_LONG", request("/api/v1/posts?q=" + "a" * 5000)),
+        (431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
+         request("/api/v1/posts", [("x-big", "b" * 10_000)])),
+        # 150 headers: over the app's 100, under gunicorn's 200
+        (431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
+         request("/api/v1/posts", [(f"x-h{i}", "v") for i in range(150)])),
+    ]
+    port = _free_port()
+    proc = _start(["--port", str(port), "--workers", "1"], {**os.environ, **settings.env},
+                  tmp_path)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _up(base, proc)
+        for expected, code, sent in too_big:
+            status, head, body = _raw(base, sent)
+            assert status == expected, body
+            assert b"application/json" in head.lower()
+            error = json.loads(body)
+            assert set(error) == {"error", "message", "details"}
+            assert error["error"] == code
+        # past gunicorn's own limits it answers itself, not in the error shape (README)
+        status, head, _ = _raw(base, request("/api/v1/posts?q=" + "a" * 9000))
+        assert status == 414 and b"application/json" not in head.lower()
+        # within the limits nothing changes
+        assert _raw(base, request("/healthz", [("x-ok", "c" * 4000)]))[0] == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)

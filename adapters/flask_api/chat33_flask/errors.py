@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from chat33_core.errors import Chat33Error, Issue, RateLimited, StoreUnavailable
+from chat33_core.errors import Chat33Error, Issue, RateLimited, Unavailable
 from chat33_core.store.unavailable import is_unavailable, unavailable
 
 log = logging.getLogger("chat33.http")
@@ -34,12 +34,13 @@ HTTP_CODES = {
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMIT",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
     503: "SERVICE_UNAVAILABLE",
 }
 #: seconds a client is told to wait when the database cannot be reached
-RETRY_UNAVAILABLE_S = math.ceil(StoreUnavailable.retry_after)
 
 
 class ApiError(Chat33Error):
@@ -58,7 +59,7 @@ def error_response(status: int, body: dict[str, Any]) -> Response:
     return response
 
 
-def _ours() -> bool:
+def ours() -> bool:
     """True for requests the API answers (its prefix, media files, health checks)."""
     prefixes = current_app.config.get("CHAT33_JSON_ERROR_PREFIXES", ("/",))
     return any(request.path.startswith(p) for p in prefixes)
@@ -66,22 +67,21 @@ def _ours() -> bool:
 
 def handle_chat33_error(exc: Chat33Error) -> Response:
     status = int(getattr(exc, "http_status", 500) or 500)
-    if status >= 500:
+    if status >= 500 and not isinstance(exc, Unavailable):
         log.error("chat33 error answered %s: %s", status, exc.message, exc_info=exc)
     response = error_response(status, exc.to_dict())
-    if isinstance(exc, StoreUnavailable):
-        response.headers["Retry-After"] = str(RETRY_UNAVAILABLE_S)
-    elif isinstance(exc, RateLimited):
+    if isinstance(exc, Unavailable | RateLimited):
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-        if exc.limit is not None:  # an allowance per period (not a concurrency limit)
-            response.headers["RateLimit-Limit"] = str(exc.limit)
-            response.headers["RateLimit-Remaining"] = str(exc.remaining)
-            response.headers["RateLimit-Reset"] = str(max(1, math.ceil(exc.reset_after)))
+    # an allowance per period (not a concurrency limit) is described in RateLimit-*
+    if isinstance(exc, RateLimited) and exc.limit is not None:
+        response.headers["RateLimit-Limit"] = str(exc.limit)
+        response.headers["RateLimit-Remaining"] = str(exc.remaining)
+        response.headers["RateLimit-Reset"] = str(max(1, math.ceil(exc.reset_after)))
     return response
 
 
 def handle_http_error(exc: HTTPException) -> Any:
-    if not _ours():
+    if not ours():
         return exc
     status = exc.code or 500
     code = HTTP_CODES.get(status, (exc.name or "ERROR").upper().replace(" ", "_"))
@@ -104,7 +104,7 @@ def handle_http_error(exc: HTTPException) -> Any:
 def handle_unexpected(exc: Exception) -> Any:
     if isinstance(exc, HTTPException):
         return handle_http_error(exc)
-    if not _ours():
+    if not ours():
         raise exc
     if is_unavailable(exc):
         # a database error from outside the store's transactions: answered as the
@@ -123,4 +123,4 @@ def register(app: Flask) -> None:
     app.register_error_handler(Exception, handle_unexpected)
 
 
-__all__ = ["HTTP_CODES", "ApiError", "error_response", "register"]
+__all__ = ["HTTP_CODES", "ApiError", "error_response", "ours", "register"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from .routing import Operation, Param, ops
+from .routing import MAX_HEADER_BYTES, MAX_HEADERS, MAX_URL_BYTES, Operation, Param, ops
 from .schemas import components
 
 _ERRORS = {
@@ -22,10 +22,13 @@ _ERRORS = {
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT: the post's status does not allow this",
     413: "PAYLOAD_TOO_LARGE",
+    414: f"URI_TOO_LONG: the URL is over {MAX_URL_BYTES} bytes",
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMIT: see Retry-After. An allowance per period that is spent also sends "
          "RateLimit-*; too many requests of the organization fetching media URLs at once "
          "sends Retry-After alone",
+    431: f"REQUEST_HEADER_FIELDS_TOO_LARGE: a header over {MAX_HEADER_BYTES} bytes, or over "
+         f"{MAX_HEADERS} headers",
     503: "SERVICE_UNAVAILABLE: the database cannot be reached right now; retry after "
          "Retry-After seconds",
 }
@@ -143,6 +146,7 @@ def _operation(op: Operation) -> dict[str, Any]:
 def _error_statuses(op: Operation) -> list[int]:
     found = set(op.errors)
     found.add(503)  # every operation reads the database (signing in too)
+    found |= {414, 431}  # any request may be too long (MAX_URL_BYTES, MAX_HEADER_BYTES)
     if op.auth:
         found |= {401, 403}  # 403: scope, or a cookie request without its CSRF token
     if op.params:

@@ -24,6 +24,7 @@ from attrs import field, frozen
 from cattrs.gen import make_dict_structure_fn, override
 
 from chat33_core.models import (
+    DEFAULT_SCOPES,
     Account,
     ApiKey,
     LogEvent,
@@ -37,6 +38,7 @@ from chat33_core.models import (
     User,
 )
 from chat33_core.serialization import camel, converter, post_json
+from chat33_core.validation import MAX_ACCOUNTS, MAX_MEDIA_URLS, MAX_THREAD_ITEMS
 
 
 class _Unset:
@@ -325,14 +327,25 @@ def components(platforms: list[str]) -> dict[str, Any]:
             "type": {"type": "string", "enum": ["image", "video"]}}),
         "User": model_schema(User, names, render=user_json, extra={"orgId": {"type": "string"}}),
         "ThreadItem": request_schema(ThreadItem, names),
-        "CreatePostRequest": request_schema(PostRequest, names),
+        # the limits validation refuses a post for, so the document allows no less
+        "CreatePostRequest": _limited(
+            request_schema(PostRequest, names),
+            accountIds={"minItems": 1, "maxItems": MAX_ACCOUNTS, "uniqueItems": True,
+                        "items": {"type": "string", "minLength": 1}},
+            mediaUrls={"maxItems": MAX_MEDIA_URLS}, thread={"maxItems": MAX_THREAD_ITEMS}),
         "UpdatePostRequest": request_schema(
             UpdatePostRequest, names, description="Only the fields sent are changed. "
             "scheduledAt null publishes on the next worker tick."),
         "DuplicatePostRequest": request_schema(DuplicatePostRequest, names),
-        "CreateApiKeyRequest": request_schema(CreateApiKeyRequest, names),
+        "CreateApiKeyRequest": _limited(
+            request_schema(CreateApiKeyRequest, names),
+            name={"minLength": 1, "maxLength": 200, "pattern": r"\S"},
+            scopes={"anyOf": [{"type": "array", "minItems": 1,
+                               "items": {"type": "string", "enum": list(DEFAULT_SCOPES)}},
+                              {"type": "null"}]}),
         "LoginRequest": request_schema(LoginRequest, names),
-        "MediaUrlRequest": request_schema(MediaUrlRequest, names),
+        "MediaUrlRequest": _limited(request_schema(MediaUrlRequest, names),
+                                    url={"minLength": 1}),
     }
     issue = {"type": "object", "required": ["path", "code", "message"], "properties": {
         "path": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}}}
@@ -357,6 +370,15 @@ def components(platforms: list[str]) -> dict[str, Any]:
     schemas["ApiKeyCreated"] = _with(schemas["ApiKey"], key={
         "type": "string", "description": "The raw API key. Shown only once."})
     return schemas
+
+
+def _limited(schema: dict[str, Any], **limits: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with ``limits`` added to the properties they name (``anyOf`` replaces
+    the property's schema: a nullable one's limits go on its non-null branch)."""
+    props = dict(schema["properties"])
+    for name, more in limits.items():
+        props[name] = dict(more) if "anyOf" in more else {**props[name], **more}
+    return {**schema, "properties": props}
 
 
 def _with(schema: dict[str, Any], **props: dict[str, Any]) -> dict[str, Any]:

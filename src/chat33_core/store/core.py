@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import operator
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -55,6 +56,11 @@ PING_IDLE_S = 10.0
 CHECKPOINT_EVERY = 100
 #: ...and, should that fall behind, by the committing writer at this many pages
 WAL_BACKSTOP_PAGES = 10_000
+#: SQLite: how long a statement waits for a lock another connection holds
+BUSY_TIMEOUT_S = 30.0
+#: ...and how long the readiness check and the bookkeeping writes of reads wait: a
+#: locked database must not hold them for the 30 s a real write may wait
+QUICK_TIMEOUT_S = 1.0
 
 
 def make_engine(url: str, *, ping_idle_s: float = PING_IDLE_S, **kw: Any) -> Engine:
@@ -65,8 +71,8 @@ def make_engine(url: str, *, ping_idle_s: float = PING_IDLE_S, **kw: Any) -> Eng
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
         kw.setdefault("json_serializer", _json_text)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                                  **kw)
+        engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S,
+                                                     "check_same_thread": False}, **kw)
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _: Any) -> None:
@@ -75,7 +81,7 @@ def make_engine(url: str, *, ping_idle_s: float = PING_IDLE_S, **kw: Any) -> Eng
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             cur.execute("PRAGMA synchronous=NORMAL")
             # checkpoints run outside the write turns (Store.begin); this is a backstop
             cur.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
@@ -412,6 +418,8 @@ _RATE_CLAIM = _Query(sa.text(  # PostgreSQL: a row to lock, even for the first r
 _RATE_INSERT = _Query(t.rate_limits.insert(), ["key", "tat"])
 _RATE_UPDATE = _Query(t.rate_limits.update().where(t.rate_limits.c.key == sa.bindparam("k"))
                       .values(tat=sa.bindparam("new_tat")))
+_TOUCH_KEY = _Query(t.api_keys.update().where(t.api_keys.c.id == sa.bindparam("k"))
+                    .values(last_used_at=sa.bindparam("when")))
 _POST_COLUMNS = tuple(c.name for c in t.posts.c)
 _LOG_COLUMNS = tuple(c.name for c in t.post_logs.c if c.name != "id")
 _INSERT_POSTS = _Query(t.posts.insert(), _POST_COLUMNS)
@@ -754,9 +762,41 @@ class Store:
                 "first")
 
     def ping(self) -> bool:
-        with self.read() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        """True when the database can be used now; raises otherwise. On SQLite the
+        write lock is asked for (and released at once) with a short wait
+        (``QUICK_TIMEOUT_S``): a locked database answers in a second, not thirty."""
+        if self._readers is None:
+            with self.read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        with translating, self._quick_write():
+            pass
         return True
+
+    @contextmanager
+    def _quick_write(self) -> Iterator[Any]:
+        """SQLite: a write transaction on a driver connection that waits at most
+        ``QUICK_TIMEOUT_S`` for the write lock (``sqlite3.OperationalError`` beyond), for
+        the writes nobody should wait long for. Outside the write turns, whose waiting
+        has no deadline: a turn may be held by a writer waiting for the same lock."""
+        assert self._readers is not None
+        driver = self._readers.take()
+        try:
+            driver.execute(f"PRAGMA busy_timeout={int(QUICK_TIMEOUT_S * 1000)}")
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                try:
+                    yield driver
+                except BaseException:
+                    driver.rollback()
+                    raise
+                driver.commit()
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        except BaseException:
+            driver.close()  # not worth finding out whether it is still good
+            raise
+        self._readers.give(driver)
 
     # --- organizations and users ----------------------------------------------------
 
@@ -885,9 +925,18 @@ class Store:
         return ApiKey(**row)
 
     def touch_api_key(self, key_id: str, when: datetime) -> None:
-        with self.begin() as c:
-            c.execute(t.api_keys.update().where(t.api_keys.c.id == key_id)
-                      .values(last_used_at=when))
+        """Note when a key was last used: bookkeeping, so on SQLite it waits only
+        ``QUICK_TIMEOUT_S`` for the write lock and is skipped (logged) when the database
+        is locked, rather than holding a read request for the full busy timeout."""
+        if self._readers is None:
+            with self.begin() as c:
+                self._run(c, _TOUCH_KEY, {"k": key_id, "when": when})
+            return
+        try:
+            with self._quick_write() as c:
+                self._run(c, _TOUCH_KEY, {"k": key_id, "when": when})
+        except sqlite3.OperationalError as exc:
+            log.warning("API key %s: last use not recorded (%s)", key_id, exc)
 
     # --- accounts ---------------------------------------------------------------------
 
@@ -1205,6 +1254,18 @@ class Store:
         new_tat, remaining, reset = _gcra(tat, now, limit, period, cost)
         self._run(c, _RATE_UPDATE, {"k": key, "new_tat": new_tat})
         return remaining, reset
+
+    def give_back_rate_limit(self, key: str, limit: int, period: timedelta,
+                             now: datetime | None = None) -> None:
+        """Undo one request that :meth:`hit_rate_limit` counted for ``key`` (a sign-in
+        counted before its password was checked, and the password was right)."""
+        now = now or utcnow()
+        with self._begin_driver() as c:
+            rows = self._run(c, _RATE_READ_LOCKED if self.is_postgres else _RATE_READ,
+                             {"k": key})
+            if rows:
+                tat = _TAT.values(rows[0])[0]
+                self._run(c, _RATE_UPDATE, {"k": key, "new_tat": max(now, tat - period / limit)})
 
     def add_posts_counted(self, key: str, limit: int, period: timedelta,
                           posts: Sequence[Post], logs: Sequence[LogEvent] = ()
