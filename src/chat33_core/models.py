@@ -46,6 +46,25 @@ class PostStatus(enum.StrEnum):
 DEFAULT_SCOPES: tuple[str, ...] = ("accounts:read", "posts:read", "posts:write", "media:write")
 
 
+class PostSort(enum.StrEnum):
+    """The orders of a post list (``GET /posts?sort=``): a field, newest first when
+    it starts with ``-``. ``scheduledAt`` is the post's scheduled time, or its creation
+    time when it has none (a post published on the next worker tick)."""
+
+    CREATED_DESC = "-createdAt"
+    CREATED_ASC = "createdAt"
+    SCHEDULED_DESC = "-scheduledAt"
+    SCHEDULED_ASC = "scheduledAt"
+
+    @property
+    def descending(self) -> bool:
+        return self.value.startswith("-")
+
+    @property
+    def by_schedule(self) -> bool:
+        return self.value.endswith("scheduledAt")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -36,6 +36,7 @@ from .models import (
     Page,
     Post,
     PostRequest,
+    PostSort,
     PostStatus,
     User,
     new_id,
@@ -446,44 +447,58 @@ class Chat33:
         return self.store.get_user(user_id)
 
     def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
-                   channel_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
-        """A page of the organization's posts, newest first."""
-        self._check_list(status, platform, page, limit)
+                   channel_id: str | None = None, since: datetime | None = None,
+                   until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                   page: int = 1, limit: int = 20) -> Page:
+        """A page of the organization's posts, newest first by default. ``since``
+        (inclusive) and ``until`` (exclusive) bound when a post is meant to go out: its
+        schedule, or its creation for a post without one."""
+        self._check_list(status, platform, since, until, page, limit)
         return self.store.list_posts(org_id, status=status, platform=platform,
-                                     account_id=channel_id, page=page, limit=limit)
+                                     account_id=channel_id, since=since, until=until,
+                                     sort=sort, page=page, limit=limit)
 
     def list_post_rows(self, org_id: str, columns: Sequence[str], *, status: str | None = None,
                        platform: str | None = None, channel_id: str | None = None,
-                       page: int = 1, limit: int = 20, utc_text: bool = False) -> Page:
+                       since: datetime | None = None, until: datetime | None = None,
+                       sort: PostSort = PostSort.CREATED_DESC, page: int = 1, limit: int = 20,
+                       utc_text: bool = False) -> Page:
         """:meth:`list_posts` with each item a row of ``columns`` (Post attribute names;
         see :meth:`Store.list_post_rows`), for renderers that need no Post objects."""
-        self._check_list(status, platform, page, limit)
+        self._check_list(status, platform, since, until, page, limit)
         return self.store.list_post_rows(org_id, columns, status=status, platform=platform,
-                                         account_id=channel_id, page=page, limit=limit,
-                                         utc_text=utc_text)
+                                         account_id=channel_id, since=since, until=until,
+                                         sort=sort, page=page, limit=limit, utc_text=utc_text)
 
     def list_posts_json(self, org_id: str, fields: Sequence[tuple[str, str]], *,
                         status: str | None = None, platform: str | None = None,
-                        channel_id: str | None = None, page: int = 1, limit: int = 20
-                        ) -> tuple[str, Page] | None:
+                        channel_id: str | None = None, since: datetime | None = None,
+                        until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                        page: int = 1, limit: int = 20) -> tuple[str, Page] | None:
         """:meth:`list_post_rows` already rendered as JSON where the database can do it
         (:meth:`Store.post_page_json`): ``(JSON array of the items, the page without
         items)``; None where it cannot (then use :meth:`list_post_rows`)."""
-        self._check_list(status, platform, page, limit)
+        self._check_list(status, platform, since, until, page, limit)
         found = self.store.post_page_json(org_id, fields, status=status, platform=platform,
-                                          account_id=channel_id, page=page, limit=limit)
+                                          account_id=channel_id, since=since, until=until,
+                                          sort=sort, page=page, limit=limit)
         if found is None:
             return None
         items, total = found
         return items, Page(items=[], total=total, page=page, limit=limit)
 
-    def _check_list(self, status: str | None, platform: str | None, page: int,
-                    limit: int) -> None:
+    def _check_list(self, status: str | None, platform: str | None, since: datetime | None,
+                    until: datetime | None, page: int, limit: int) -> None:
         issues = []
         if status is not None and status not in PostStatus.__members__:
             issues.append(Issue("status", "must be one of " + ", ".join(PostStatus.__members__)))
         if platform is not None and not self.host.has_platform(platform):
             issues.append(Issue("platform", f"unknown platform {platform!r}"))
+        for name, value in (("from", since), ("to", until)):
+            if value is not None and value.utcoffset() is None:
+                issues.append(Issue(name, "must be an instant with a UTC offset"))
+        if since is not None and until is not None and not issues and since > until:
+            issues.append(Issue("to", "must not be before from"))
         if page < 1:
             issues.append(Issue("page", "must be 1 or more"))
         if not 1 <= limit <= 100:
