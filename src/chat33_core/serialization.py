@@ -163,7 +163,7 @@ def _wire(cls: type, *, omit: tuple[str, ...] = (), rename: dict[str, str] | Non
                                     **structure_overrides))
 
 
-_wire(Account, omit=("org_id", "external_id"))
+_wire(Account, omit=("org_id",))
 _wire(Post, omit=("org_id", "media_ids", "publish_with_head", "lease_owner",
                   "lease_expires_at", "account_id"))
 _wire(PostSummary)

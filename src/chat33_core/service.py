@@ -17,6 +17,7 @@ from . import states
 from .config import Settings
 from .errors import (
     Chat33Error,
+    Conflict,
     Forbidden,
     Issue,
     NotSupported,
@@ -603,6 +604,52 @@ class Chat33:
                     f"; deleting it on the platform failed: {platform_error}"))
         return DeleteOutcome(id=cancelled.id, deleted=False, status=cancelled.status.value,
                              platform_deleted=platform_deleted, platform_error=platform_error)
+
+    def retry_post(self, org_id: str, post_id: str) -> Post:
+        """Put a FAILED post back in the queue, due now, its attempts counted from zero
+        (409 CONFLICT from any other status). The first post of a thread takes its
+        failed followers along; a follower published with its first post is retried
+        through that one. Its checkpoints stay, so a post whose outcome was unknown is
+        looked for on the platform before it is sent again. Refused (409) while the
+        account is removed or must be reconnected: it would only fail again."""
+        post = self.store.get_post(post_id, org_id=org_id)
+        target = states.retry(post.status)
+        if post.publish_with_head and post.thread_id:
+            raise Conflict(f"post {post.id} is published together with the first post of "
+                           f"its thread; retry that one ({post.thread_id})")
+        account = self.store.get_account(post.account_id, org_id=org_id)
+        name = self._platform_name(account.platform)
+        if not account.is_active:
+            raise Conflict(f"the {name} account {account.name!r} was removed; duplicate the "
+                           "post to another account instead")
+        if account.needs_reconnect:
+            raise Conflict(f"the {name} account {account.name!r} must be reconnected before "
+                           "its posts can be retried: its credentials were refused")
+        followers = [p for p in self.store.thread_posts(post.thread_id)
+                     if p.publish_with_head and p.status is PostStatus.FAILED
+                     ] if post.thread_id == post.id else []
+        retried = []
+        with self.store.begin() as conn:
+            for item in (post, *followers):
+                retried.append(self.store.save_post(attrs.evolve(
+                    item, status=target, retry_count=0, error_message=None,
+                    next_attempt_at=None, lease_owner=None, lease_expires_at=None),
+                    expect_status=PostStatus.FAILED, conn=conn))
+                self.store.add_log(LogEvent(
+                    id=None, post_id=item.id, event="retried",
+                    message=f"retry asked for: FAILED → QUEUED, attempts reset (was "
+                    f"{item.retry_count}); it failed with: {item.error_message or 'no message'}",
+                    data={"previousRetryCount": item.retry_count,
+                          "previousError": item.error_message}), conn=conn)
+        return retried[0]
+
+    def _platform_name(self, platform: str) -> str:
+        """The platform's display name ("X", "TikTok"), or its name when its plugin is
+        not installed here."""
+        if not self.host.has_platform(platform):
+            return platform
+        found = self.host.platform(platform)
+        return found.display_name or found.name
 
     def _delete_on_platform(self, post: Post) -> tuple[bool, str | None]:
         import httpx

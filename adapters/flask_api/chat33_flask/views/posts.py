@@ -183,6 +183,19 @@ def duplicate_post(principal: Any, id: str) -> Any:
             "groupId": created.group_id}, 201
 
 
+@route(bp, "POST", "/posts/{id}/retry", summary="Retry a failed post", tag="Posts",
+       scope="posts:write",
+       description="Additive. Puts a FAILED post back in the queue, due now, with its "
+       "attempts (`retryCount`) reset and its error cleared; the retry is logged. 409 "
+       "CONFLICT from any other status, for a thread item published with its first post "
+       "(retry that one: it takes its failed items along), and while the post's account "
+       "is removed or `needsReconnect` (reconnect it first). A post whose outcome was "
+       "unknown is looked for on the platform before it is sent again.",
+       responses={200: ("The post, QUEUED again", {"$ref": "Post"})}, errors=[409])
+def retry_post(principal: Any, id: str) -> Any:
+    return post_json(core().retry_post(principal.org_id, id))
+
+
 @route(bp, "GET", "/posts/{id}/logs", summary="Get publish attempt logs", tag="Posts",
        scope="posts:read",
        description="Returns the events of this post (creation, edits, publish attempts, "
