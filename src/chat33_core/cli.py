@@ -219,5 +219,9 @@ def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
     click.echo(account.id)
 
 
+# the commands that manage what exists (list, show, rename, remove, revoke, retry...)
+# live in their own module and register on the groups above
+from . import manage as _manage  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     main()

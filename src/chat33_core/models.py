@@ -44,6 +44,10 @@ class PostStatus(enum.StrEnum):
 
 
 DEFAULT_SCOPES: tuple[str, ...] = ("accounts:read", "posts:read", "posts:write", "media:write")
+#: every scope there is. ``settings:write`` (read and rotate the organization's webhook
+#: signing secret: whoever reads it can sign webhooks) is granted to signed-in users,
+#: and to an API key only when it is asked for at creation
+ALL_SCOPES: tuple[str, ...] = (*DEFAULT_SCOPES, "settings:write")
 
 
 class PostSort(enum.StrEnum):
@@ -158,6 +162,26 @@ class Account:
     needs_reconnect: bool = False
     metadata: dict[str, Any] = field(factory=dict)
     created_at: datetime = field(factory=utcnow, validator=_aware)
+
+
+@frozen
+class AccountRemoval:
+    """What removing an account did (``DELETE /accounts/{id}`` answers ``success`` and
+    the number of cancelled posts)."""
+
+    account: Account
+    #: the ids of its QUEUED posts, now CANCELLED
+    cancelled_posts: list[str] = field(factory=list)
+
+
+@frozen
+class WebhookSecret:
+    """An organization's webhook signing secret (Standard Webhooks ``whsec_...``), and
+    until when each secret it replaced still signs deliveries beside it (the grace
+    period after a rotation), latest first."""
+
+    secret: str
+    previous_secrets_expire_at: list[datetime] = field(factory=list)
 
 
 @frozen

@@ -36,6 +36,7 @@ from .models import (
     PostStatus,
     PostSummary,
     ThreadItem,
+    WebhookSecret,
 )
 
 T = TypeVar("T")
@@ -171,6 +172,7 @@ _wire(ApiKey, omit=("org_id", "user_id", "key_hash"))
 _wire(LogEvent)
 _wire(MediaAsset, omit=("org_id", "path", "info"))
 _wire(ThreadItem)
+_wire(WebhookSecret)
 _wire(PostRequest)
 
 

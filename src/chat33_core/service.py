@@ -20,14 +20,17 @@ from .errors import (
     Conflict,
     Forbidden,
     Issue,
+    NotFound,
     NotSupported,
     PlatformError,
     Unauthorized,
     ValidationError,
 )
 from .models import (
+    ALL_SCOPES,
     DEFAULT_SCOPES,
     Account,
+    AccountRemoval,
     ApiKey,
     Credentials,
     LogEvent,
@@ -40,6 +43,7 @@ from .models import (
     PostSort,
     PostStatus,
     User,
+    WebhookSecret,
     new_id,
     utcnow,
 )
@@ -65,6 +69,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SESSION_LIFETIME = timedelta(days=14)
+#: how long the secret a rotation replaced keeps signing webhooks beside the new one
+WEBHOOK_SECRET_GRACE = timedelta(hours=24)
+MAX_WEBHOOK_SECRET_GRACE = timedelta(days=7)
 
 #: (limit, period) per limited operation; override with Chat33(rate_limits=...)
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, timedelta]] = {
@@ -196,18 +203,64 @@ class Chat33:
         return self.store.add_user(user)
 
     def webhook_secret(self, org_id: str) -> str:
-        enc = self.store.org_webhook_secret_enc(org_id)
+        """The organization's current webhook signing secret (made on first use)."""
+        enc, _ = self.store.webhook_secrets_enc(org_id, utcnow())
         if enc is None:
-            return self.rotate_webhook_secret(org_id)
+            return self.rotate_webhook_secret(org_id).secret
         return self.vault.decrypt(enc)
 
-    def rotate_webhook_secret(self, org_id: str) -> str:
+    def webhook_secret_state(self, org_id: str) -> WebhookSecret:
+        """The current secret and when the secrets it replaced stop signing."""
+        enc, retired = self.store.webhook_secrets_enc(org_id, utcnow())
+        if enc is None:
+            return self.rotate_webhook_secret(org_id)
+        return WebhookSecret(secret=self.vault.decrypt(enc),
+                             previous_secrets_expire_at=[until for _, until in retired])
+
+    def webhook_signing_secrets(self, org_id: str) -> list[str]:
+        """Every secret a delivery is signed with now: the current one first, then the
+        ones a rotation replaced, while their grace period lasts."""
+        enc, retired = self.store.webhook_secrets_enc(org_id, utcnow())
+        if enc is None:
+            return [self.rotate_webhook_secret(org_id).secret]
+        return [self.vault.decrypt(e) for e in (enc, *(e for e, _ in retired))]
+
+    def rotate_webhook_secret(self, org_id: str, *,
+                              grace: timedelta = WEBHOOK_SECRET_GRACE) -> WebhookSecret:
+        """A new webhook secret for the organization. For ``grace`` after now (0 to
+        7 days), deliveries are signed with the replaced secret too, so receivers can
+        switch without losing one; a grace of 0 ends every older secret at once (a
+        leaked secret)."""
         from .webhooks import generate_secret
 
+        if not timedelta(0) <= grace <= MAX_WEBHOOK_SECRET_GRACE:
+            raise ValidationError("invalid grace period", details=[Issue(
+                "graceSeconds", f"must be between 0 and "
+                f"{int(MAX_WEBHOOK_SECRET_GRACE.total_seconds())} seconds (7 days)")])
         # Standard Webhooks format: whsec_ + standard base64 of the key bytes
         secret = generate_secret()
-        self.store.set_org_webhook_secret_enc(org_id, self.vault.encrypt(secret))
-        return secret
+        now = utcnow()
+        self.store.replace_webhook_secret_enc(org_id, self.vault.encrypt(secret),
+                                              keep_until=now + grace if grace else None,
+                                              now=now)
+        _, retired = self.store.webhook_secrets_enc(org_id, now)
+        return WebhookSecret(secret=secret,
+                             previous_secrets_expire_at=[until for _, until in retired])
+
+    def list_users(self, org_id: str | None = None) -> list[User]:
+        return self.store.list_users(org_id)
+
+    def set_password(self, email: str, password: str) -> tuple[User, int]:
+        """Give the user with ``email`` a new password; their sessions end. Returns the
+        user and the number of sessions ended."""
+        if len(password or "") < 8:
+            raise ValidationError("invalid password", details=[
+                Issue("password", "must be at least 8 characters")])
+        user = self.store.find_user_by_email((email or "").strip().lower())
+        if user is None:
+            raise NotFound(f"no user with the email {email!r}")
+        ended = self.store.set_user_password(user.id, hash_password(password))
+        return user, ended
 
     # --- authentication -----------------------------------------------------------------
 
@@ -256,7 +309,8 @@ class Chat33:
         if row is None or row["expires_at"] <= utcnow():
             raise Unauthorized("the session has ended; sign in again")
         user = self.store.get_user(row["user_id"])
-        return Principal(org_id=user.org_id, user_id=user.id, scopes=frozenset(DEFAULT_SCOPES),
+        # a signed-in user may do everything in their organization
+        return Principal(org_id=user.org_id, user_id=user.id, scopes=frozenset(ALL_SCOPES),
                          via="session", csrf_hash=row["csrf_hash"])
 
     def check_csrf(self, principal: Principal, token: str | None) -> None:
@@ -279,11 +333,11 @@ class Chat33:
             raise ValidationError("invalid API key name",
                                   details=[Issue("name", "must be 1 to 200 characters")])
         scopes = list(scopes) if scopes is not None else list(DEFAULT_SCOPES)
-        unknown = [s for s in scopes if s not in DEFAULT_SCOPES]
+        unknown = [s for s in scopes if s not in ALL_SCOPES]
         if unknown or not scopes:
             raise ValidationError("invalid scopes", details=[Issue(
                 "scopes", f"unknown scope(s) {', '.join(unknown)}; known: "
-                f"{', '.join(DEFAULT_SCOPES)}" if unknown else "at least one scope is needed")])
+                f"{', '.join(ALL_SCOPES)}" if unknown else "at least one scope is needed")])
         raw = generate_api_key()
         key = ApiKey(id=new_id("key"), org_id=org_id, user_id=user_id, name=name,
                      key_prefix=raw[:KEY_PREFIX_LENGTH], key_hash=digest(raw), scopes=scopes)
@@ -319,6 +373,33 @@ class Chat33:
 
     def get_account(self, org_id: str, account_id: str) -> Account:
         return self.store.get_account(account_id, org_id=org_id)
+
+    def rename_account(self, org_id: str, account_id: str, name: str) -> Account:
+        """Give the account a new display name (posts keep the name they were made
+        with: it is part of their history)."""
+        name = (name or "").strip()
+        if not name or len(name) > 200:
+            raise ValidationError("invalid account name",
+                                  details=[Issue("name", "must be 1 to 200 characters")])
+        return self.store.rename_account(org_id, account_id, name)
+
+    def remove_account(self, org_id: str, account_id: str) -> AccountRemoval:
+        """Disconnect the account: its credentials are forgotten, it leaves the account
+        list, and its QUEUED posts are cancelled with a logged reason. Published posts
+        and their history stay readable; DRAFT and FAILED posts stay too (they cannot be
+        queued or retried on it). Removing a removed account changes nothing. (The
+        platform is not told: revoking the grant there is the platform plugin's job once
+        plugins can.)"""
+        account = self.store.get_account(account_id, org_id=org_id)
+        name = self._platform_name(account.platform)
+        account, cancelled = self.store.remove_account(
+            org_id, account_id, cancel_as=states.transition(PostStatus.QUEUED,
+                                                             PostStatus.CANCELLED),
+            reason=f"post cancelled: its {name} account {account.name!r} was removed")
+        if cancelled:
+            log.info("account %s removed; %d queued posts cancelled", account_id,
+                     len(cancelled))
+        return AccountRemoval(account=account, cancelled_posts=cancelled)
 
     def account_credentials(self, account_id: str) -> Credentials | None:
         enc = self.store.account_credentials_enc(account_id)

@@ -35,6 +35,7 @@ from chat33_core.models import (
     PostSummary,
     ThreadItem,
     User,
+    WebhookSecret,
 )
 from chat33_core.serialization import camel, converter, post_json
 
@@ -118,8 +119,18 @@ class MediaUrlRequest:
     filename: str | None = None
 
 
+@frozen
+class RotateWebhookSecretRequest:
+    """``POST /webhooks/secret/rotate``: how long the replaced secret keeps signing
+    deliveries beside the new one (0: it stops at once, for a leaked secret)."""
+
+    grace_seconds: int = field(default=86400, metadata={"schema": {
+        "type": "integer", "minimum": 0, "maximum": 604800, "default": 86400}})
+
+
 REQUEST_MODELS: tuple[type, ...] = (UpdatePostRequest, DuplicatePostRequest,
-                                    CreateApiKeyRequest, LoginRequest, MediaUrlRequest)
+                                    CreateApiKeyRequest, LoginRequest, MediaUrlRequest,
+                                    RotateWebhookSecretRequest)
 
 for _cls in REQUEST_MODELS:
     _renames: dict[str, Any] = {a.name: override(rename=camel(a.name))
@@ -151,6 +162,11 @@ def media_json(asset: MediaAsset) -> dict[str, Any]:
     the asset's other public facts (id, sha256, sourceUrl, createdAt)."""
     data: dict[str, Any] = converter.unstructure(asset)
     data["type"] = asset.kind
+    return data
+
+
+def webhook_secret_json(secret: WebhookSecret) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(secret)
     return data
 
 
@@ -333,6 +349,11 @@ def components(platforms: list[str]) -> dict[str, Any]:
         "CreateApiKeyRequest": request_schema(CreateApiKeyRequest, names),
         "LoginRequest": request_schema(LoginRequest, names),
         "MediaUrlRequest": request_schema(MediaUrlRequest, names),
+        "RotateWebhookSecretRequest": request_schema(RotateWebhookSecretRequest, names),
+        "WebhookSecret": model_schema(
+            WebhookSecret, names, render=webhook_secret_json,
+            description="The organization's Standard Webhooks signing secret, and until "
+            "when each secret it replaced still signs deliveries (latest first)."),
     }
     issue = {"type": "object", "required": ["path", "code", "message"], "properties": {
         "path": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}}}
@@ -367,6 +388,7 @@ def _with(schema: dict[str, Any], **props: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "UNSET", "CreateApiKeyRequest", "DuplicatePostRequest", "LoginRequest", "MediaUrlRequest",
-    "UpdatePostRequest", "account_json", "api_key_json", "components", "log_json",
-    "media_json", "model_schema", "ref", "request_schema", "type_schema", "user_json",
+    "RotateWebhookSecretRequest", "UpdatePostRequest", "account_json", "api_key_json",
+    "components", "log_json", "media_json", "model_schema", "ref", "request_schema",
+    "type_schema", "user_json", "webhook_secret_json",
 ]

@@ -829,6 +829,39 @@ class Store:
             c.execute(t.organizations.update().where(t.organizations.c.id == org_id)
                       .values(webhook_secret_enc=value))
 
+    def webhook_secrets_enc(self, org_id: str, now: datetime
+                            ) -> tuple[str | None, list[tuple[str, datetime]]]:
+        """The organization's current webhook secret (encrypted; None before its first
+        use) and the retired ones still in their grace period at ``now``, as
+        (encrypted secret, expiry), latest expiry first."""
+        o, r = t.organizations, t.retired_webhook_secrets
+        with self.read() as c:
+            current = c.execute(sa.select(o.c.webhook_secret_enc)
+                                .where(o.c.id == org_id)).scalar()
+            rows = c.execute(sa.select(r.c.secret_enc, r.c.expires_at)
+                             .where(r.c.org_id == org_id, r.c.expires_at > now)
+                             .order_by(r.c.expires_at.desc(), r.c.id.desc())).all()
+        return current, [(row.secret_enc, row.expires_at) for row in rows]
+
+    def replace_webhook_secret_enc(self, org_id: str, value: str, *,
+                                   keep_until: datetime | None, now: datetime) -> None:
+        """Make ``value`` the organization's webhook secret. With ``keep_until`` (after
+        ``now``), the secret it replaces keeps signing until then, and so do the retired
+        ones still in their grace period; without, every older secret ends at once."""
+        o, r = t.organizations, t.retired_webhook_secrets
+        with self.begin() as c:
+            q = sa.select(o.c.webhook_secret_enc).where(o.c.id == org_id)
+            row = c.execute(q.with_for_update() if self.is_postgres else q).first()
+            if row is None:
+                raise NotFound(f"organization {org_id} not found")
+            keep = keep_until is not None and keep_until > now
+            c.execute(r.delete().where(r.c.org_id == org_id, *(
+                [r.c.expires_at <= now] if keep else [])))
+            if keep and row.webhook_secret_enc is not None:
+                c.execute(r.insert().values(org_id=org_id, secret_enc=row.webhook_secret_enc,
+                                            expires_at=keep_until, created_at=now))
+            c.execute(o.update().where(o.c.id == org_id).values(webhook_secret_enc=value))
+
     def add_user(self, user: User) -> User:
         try:
             with self.begin() as c:
@@ -842,6 +875,25 @@ class Store:
             row = c.execute(sa.select(t.users).where(t.users.c.email == email.lower())
                             ).mappings().first()
         return None if row is None else User(**row)
+
+    def list_users(self, org_id: str | None = None) -> list[User]:
+        """Users, oldest first; of one organization when ``org_id`` is given."""
+        q = sa.select(t.users)
+        if org_id is not None:
+            q = q.where(t.users.c.org_id == org_id)
+        with self.read() as c:
+            rows = c.execute(q.order_by(t.users.c.created_at, t.users.c.id)).mappings()
+            return [User(**r) for r in rows]
+
+    def set_user_password(self, user_id: str, password_hash: str) -> int:
+        """Replace the user's password hash and end every session of the user (they
+        sign in again with the new password); returns the number of sessions ended."""
+        with self.begin() as c:
+            if not c.execute(t.users.update().where(t.users.c.id == user_id)
+                             .values(password_hash=password_hash)).rowcount:
+                raise NotFound("user not found")
+            return int(c.execute(t.sessions.delete()
+                                 .where(t.sessions.c.user_id == user_id)).rowcount)
 
     def get_user(self, user_id: str) -> User:
         with self.read() as c:
@@ -905,6 +957,14 @@ class Store:
         with self.read() as c:
             rows = c.execute(q.order_by(t.api_keys.c.created_at, t.api_keys.c.id)).mappings()
             return [ApiKey(**r) for r in rows]
+
+    def get_api_key(self, key_id: str) -> ApiKey:
+        with self.read() as c:
+            row = c.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)
+                            ).mappings().first()
+        if row is None:
+            raise NotFound(f"API key {key_id} not found")
+        return ApiKey(**row)
 
     def revoke_api_key(self, org_id: str, key_id: str) -> ApiKey:
         with self.begin() as c:
@@ -979,6 +1039,38 @@ class Store:
         with self.begin() as c:
             c.execute(t.accounts.update().where(t.accounts.c.id == account.id).values(**values))
         return account
+
+    def rename_account(self, org_id: str, account_id: str, name: str) -> Account:
+        with self.begin() as c:
+            if not c.execute(t.accounts.update().where(
+                    t.accounts.c.id == account_id, t.accounts.c.org_id == org_id)
+                    .values(name=name)).rowcount:
+                raise NotFound(f"account {account_id} not found")
+        return self.get_account(account_id, org_id=org_id)
+
+    def remove_account(self, org_id: str, account_id: str, *, cancel_as: PostStatus,
+                       reason: str) -> tuple[Account, list[str]]:
+        """Deactivate the account and forget its credentials; its QUEUED posts take the
+        status ``cancel_as`` with a log saying ``reason``; other posts (published ones
+        included) stay as they are. One transaction. Returns the account and the ids of
+        the posts cancelled (those still QUEUED when it ran: a post a worker has just
+        claimed is left to it)."""
+        a, p = t.accounts, t.posts
+        now = utcnow()
+        with self.begin() as c:
+            if not c.execute(a.update().where(a.c.id == account_id, a.c.org_id == org_id)
+                             .values(is_active=False, credentials_enc=None,
+                                     needs_reconnect=False)).rowcount:
+                raise NotFound(f"account {account_id} not found")
+            cancelled = list(c.execute(
+                p.update().where(p.c.account_id == account_id, p.c.org_id == org_id,
+                                 p.c.status == PostStatus.QUEUED.value)
+                .values(status=cancel_as.value, next_attempt_at=None, updated_at=now)
+                .returning(p.c.id)).scalars())
+            for post_id in cancelled:
+                self.add_log(LogEvent(id=None, post_id=post_id, event="cancelled",
+                                      message=reason, created_at=now), conn=c)
+        return self.get_account(account_id, org_id=org_id), sorted(cancelled)
 
     # --- posts ------------------------------------------------------------------------
 
@@ -1142,6 +1234,14 @@ class Store:
                 raise Conflict(f"post {post_id} changed meanwhile; reload it and try again")
             c.execute(t.post_logs.delete().where(t.post_logs.c.post_id == post_id))
             c.execute(t.checkpoints.delete().where(t.checkpoints.c.post_id == post_id))
+
+    def count_posts_by_status(self, account_id: str) -> dict[str, int]:
+        """The account's posts, counted by status (statuses it has none of left out)."""
+        p = t.posts
+        with self.read() as c:
+            rows = c.execute(sa.select(p.c.status, sa.func.count()).where(
+                p.c.account_id == account_id).group_by(p.c.status).order_by(p.c.status))
+            return {status: int(n) for status, n in rows}
 
     def count_published_since(self, account_id: str, since: datetime) -> int:
         with self.read() as c:
