@@ -224,4 +224,8 @@ def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
 from . import manage as _manage  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # ``python -m chat33_core.cli`` runs a copy of this module as __main__; the management
+    # commands registered on the package's own module, whose main is the real one
+    from chat33_core.cli import main as _main
+
+    _main()
