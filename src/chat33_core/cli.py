@@ -158,6 +158,19 @@ def keys_create(ctx: click.Context, email: str, name: str | None, scopes: str | 
     click.echo(raw)
 
 
+def _expiry(text: str | None) -> datetime | None:
+    """``--token-expires-at``: an ISO 8601 instant with its offset, or None."""
+    if not text:
+        return None
+    try:
+        expires = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--token-expires-at: not an ISO 8601 instant: {text!r}")
+    if expires.tzinfo is None:
+        _fail("--token-expires-at needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
+    return expires
+
+
 @main.group(cls=_Group)
 def accounts() -> None:
     """Manage connected channels."""
@@ -184,14 +197,7 @@ def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
     org = core.store.find_org_by_name(org_name)
     if org is None:
         _fail(f"no organization named {org_name!r} (create a user in it first)")
-    expires = None
-    if token_expires_at:
-        try:
-            expires = datetime.fromisoformat(token_expires_at.replace("Z", "+00:00"))
-        except ValueError:
-            _fail(f"--token-expires-at: not an ISO 8601 instant: {token_expires_at!r}")
-        if expires.tzinfo is None:
-            _fail("--token-expires-at needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
+    expires = _expiry(token_expires_at)
     for option, value in (("--token", token), ("--refresh-token", refresh_token)):
         if value is not None and not value.strip():
             # "$X_ACCESS_TOKEN" of an unset variable: an account whose posts all fail

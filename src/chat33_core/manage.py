@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
-from .cli import _core, _fail, _Group, accounts, keys, main, users
-from .models import Account, Organization
+from .cli import _core, _expiry, _fail, _Group, accounts, keys, main, users
+from .models import Account, Credentials, Organization
 from .serialization import converter, isoformat
 from .service import MAX_WEBHOOK_SECRET_GRACE, WEBHOOK_SECRET_GRACE
 
@@ -117,6 +117,29 @@ def accounts_rename(ctx: click.Context, account_id: str, name: str) -> None:
     account = _account(core, account_id)
     renamed = core.rename_account(account.org_id, account.id, name)
     click.echo(f"renamed {renamed.id}: {account.name!r} -> {renamed.name!r}", err=True)
+
+
+@accounts.command("set-token")
+@click.argument("account_id")
+@click.option("--token", required=True, help="The new access token (for Facebook the Page "
+              "token).")
+@click.option("--refresh-token", default=None)
+@click.option("--token-expires-at", default=None, help="ISO 8601 instant.")
+@click.pass_context
+def accounts_set_token(ctx: click.Context, account_id: str, token: str,
+                       refresh_token: str | None, token_expires_at: str | None) -> None:
+    """Give an account new credentials by hand (the account connected again): its
+    needsReconnect mark is cleared, and its failed posts can be retried."""
+    core = _core(ctx)
+    account = _account(core, account_id)
+    if not token.strip():
+        _fail("--token must not be empty")
+    credentials = Credentials(access_token=token, refresh_token=refresh_token or None,
+                              expires_at=_expiry(token_expires_at))
+    core.set_account_credentials(account.org_id, account.id, credentials)
+    click.echo(f"new credentials saved for {account.id}"
+               + (" (it no longer needs reconnecting)" if account.needs_reconnect else ""),
+               err=True)
 
 
 @accounts.command("remove")

@@ -401,6 +401,16 @@ class Chat33:
                      len(cancelled))
         return AccountRemoval(account=account, cancelled_posts=cancelled)
 
+    def set_account_credentials(self, org_id: str, account_id: str,
+                                credentials: Credentials) -> Account:
+        """Replace the account's credentials (it was connected again): its
+        ``needs_reconnect`` mark is cleared. A removed account is refused (409)."""
+        account = self.store.get_account(account_id, org_id=org_id)
+        if not account.is_active:
+            raise Conflict(f"account {account_id} was removed; add it again instead")
+        self.save_account_credentials(account.id, credentials)
+        return self.store.get_account(account_id, org_id=org_id)
+
     def account_credentials(self, account_id: str) -> Credentials | None:
         enc = self.store.account_credentials_enc(account_id)
         return None if enc is None else self.vault.decrypt_credentials(enc)

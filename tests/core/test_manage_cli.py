@@ -124,6 +124,29 @@ def test_accounts_remove_cancels_queued_posts_and_prints_them(ops: Ops) -> None:
     _one_error_line(ops("accounts", "remove", "chan_nope", "--yes"), "not found")
 
 
+def test_accounts_set_token_reconnects_by_hand(ops: Ops) -> None:
+    store = ops.core.store
+    store.update_account(attrs.evolve(store.get_account(ops.account), needs_reconnect=True))
+    result = ops("accounts", "set-token", ops.account, "--token", "new-token",
+                 "--refresh-token", "new-refresh", "--token-expires-at", "2030-01-01T00:00:00Z")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "" and "no longer needs reconnecting" in result.stderr
+    assert "new-token" not in result.stderr
+    assert store.get_account(ops.account).needs_reconnect is False
+    saved = ops.core.account_credentials(ops.account)
+    assert saved is not None
+    assert (saved.access_token, saved.refresh_token, saved.expires_at.year) == \
+        ("new-token", "new-refresh", 2030)
+    _one_error_line(ops("accounts", "set-token", ops.account, "--token", " "),
+                    "--token must not be empty")
+    _one_error_line(ops("accounts", "set-token", ops.account, "--token", "t",
+                        "--token-expires-at", "soon"), "not an ISO 8601 instant")
+    _one_error_line(ops("accounts", "set-token", "chan_nope", "--token", "t"), "not found")
+    assert ops("accounts", "remove", ops.account, "--yes").exit_code == 0
+    _one_error_line(ops("accounts", "set-token", ops.account, "--token", "t"), "was removed")
+    assert ops.core.account_credentials(ops.account) is None
+
+
 # --- keys and users ----------------------------------------------------------------------
 
 
@@ -215,6 +238,7 @@ def test_posts_retry(ops: Ops) -> None:
 
 @pytest.mark.parametrize("command", [
     ["accounts", "list"], ["accounts", "show"], ["accounts", "rename"], ["accounts", "remove"],
+    ["accounts", "set-token"],
     ["keys", "list"], ["keys", "revoke"], ["users", "list"], ["users", "set-password"],
     ["webhooks", "secret"], ["posts", "retry"]])
 def test_every_management_command_has_help(command: list[str]) -> None:

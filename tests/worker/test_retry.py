@@ -22,12 +22,13 @@ def test_refused_credentials_then_reconnect_then_retry_publishes(make_env) -> No
         failed.error_message
     assert f"POST /api/v1/posts/{post.id}/retry" in failed.error_message
     assert f"chat33 posts retry {post.id}" in failed.error_message
+    assert f"chat33 accounts set-token {env.account.id}" in failed.error_message
     (listed,) = env.core.list_accounts(env.account.org_id)
     assert converter.unstructure(listed)["needsReconnect"] is True
 
     with pytest.raises(Conflict, match="must be reconnected"):
         env.core.retry_post(env.account.org_id, post.id)
-    env.core.save_account_credentials(env.account.id, Credentials(
+    env.core.set_account_credentials(env.account.org_id, env.account.id, Credentials(
         access_token="echo-second", refresh_token="echo-rt-2",
         expires_at=utcnow() + timedelta(days=30)))
     assert env.store.get_account(env.account.id).needs_reconnect is False

@@ -724,5 +724,6 @@ def _reconnect_hint(name: str, account: Account, post_id: str) -> str:
     """What the owner does about refused credentials (the account is marked
     ``needsReconnect`` in ``GET /accounts`` meanwhile)."""
     return (f"Reconnect the {name} account {account.name!r} ({account.id}, shown with "
-            f"needsReconnect: true in GET /api/v1/accounts), then retry the post "
+            f"needsReconnect: true in GET /api/v1/accounts; by hand: `chat33 accounts "
+            f"set-token {account.id} --token ...`), then retry the post "
             f"(POST /api/v1/posts/{post_id}/retry or `chat33 posts retry {post_id}`)")
