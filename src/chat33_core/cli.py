@@ -144,7 +144,9 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--email", required=True, help="The user the key acts for.")
 @click.option("--name", default=None, help="A label for the key.")
-@click.option("--scopes", default=None, help="Comma list; default: all four scopes.")
+@click.option("--scopes", default=None,
+              help="Comma list of accounts:read, posts:read, posts:write, media:write and "
+                   "settings:write (the webhook secret); default: the first four.")
 @click.pass_context
 def keys_create(ctx: click.Context, email: str, name: str | None, scopes: str | None) -> None:
     """Create an API key; prints the raw key alone on stdout (shown only once)."""

@@ -99,7 +99,8 @@ class DuplicatePostRequest:
 
 @frozen
 class CreateApiKeyRequest:
-    """``POST /api-keys``; ``scopes`` (additive) narrows the key below the default scopes."""
+    """``POST /api-keys``; ``scopes`` (additive): the key's scopes, the default ones when
+    left out (``settings:write`` only when asked for)."""
 
     name: str = "Default API Key"
     scopes: list[str] | None = None
