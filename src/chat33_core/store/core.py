@@ -819,16 +819,6 @@ class Store:
         return None if row is None else Organization(id=row["id"], name=row["name"],
                                                       created_at=row["created_at"])
 
-    def org_webhook_secret_enc(self, org_id: str) -> str | None:
-        with self.read() as c:
-            return c.execute(sa.select(t.organizations.c.webhook_secret_enc)
-                             .where(t.organizations.c.id == org_id)).scalar()
-
-    def set_org_webhook_secret_enc(self, org_id: str, value: str) -> None:
-        with self.begin() as c:
-            c.execute(t.organizations.update().where(t.organizations.c.id == org_id)
-                      .values(webhook_secret_enc=value))
-
     def webhook_secrets_enc(self, org_id: str, now: datetime
                             ) -> tuple[str | None, list[tuple[str, datetime]]]:
         """The organization's current webhook secret (encrypted; None before its first
