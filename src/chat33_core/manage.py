@@ -17,9 +17,16 @@ from typing import Any
 import click
 
 from .cli import _core, _expiry, _fail, _Group, accounts, keys, main, users
-from .models import Account, Credentials, Organization
-from .serialization import converter, isoformat
-from .service import MAX_WEBHOOK_SECRET_GRACE, WEBHOOK_SECRET_GRACE
+from .models import (
+    MAX_WEBHOOK_SECRET_GRACE,
+    WEBHOOK_SECRET_GRACE,
+    Account,
+    Credentials,
+    Organization,
+)
+
+# the service, the store and the converter are imported when a command runs: every
+# chat33 command (serve and worker too) loads this module, and should start quickly
 
 _JSON = click.option("--json", "as_json", is_flag=True,
                      help="Print the items as a JSON array (the API's shapes).")
@@ -39,10 +46,23 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return isoformat(value)
+        return _isoformat(value)
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value) or "-"
     return str(value)
+
+
+def _isoformat(value: datetime) -> str:
+    from .serialization import isoformat
+
+    return isoformat(value)
+
+
+def _unstructure(value: Any) -> Any:
+    """The API's JSON shape of a model (the one converter)."""
+    from .serialization import converter
+
+    return converter.unstructure(value)
 
 
 def _print_json(value: Any) -> None:
@@ -84,7 +104,7 @@ def accounts_list(ctx: click.Context, org_name: str, platform: str | None, show_
     org = _org(core, org_name)
     found = core.store.list_accounts(org.id, platform=platform, active_only=not show_all)
     if as_json:
-        _print_json([converter.unstructure(a) for a in found])
+        _print_json([_unstructure(a) for a in found])
         return
     _table(["ID", "PLATFORM", "NAME", "USERNAME", "EXTERNAL ID", "STATE", "CREATED"],
            [[a.id, a.platform, a.name, a.username, a.external_id, _account_state(a),
@@ -100,7 +120,7 @@ def accounts_show(ctx: click.Context, account_id: str) -> None:
     core = _core(ctx)
     account = _account(core, account_id)
     counts = core.store.count_posts_by_status(account.id)
-    _print_json({**converter.unstructure(account),
+    _print_json({**_unstructure(account),
                  "orgId": account.org_id, "orgName": core.store.get_org(account.org_id).name,
                  "state": _account_state(account),
                  "hasCredentials": core.store.account_credentials_enc(account.id) is not None,
@@ -189,7 +209,7 @@ def keys_list(ctx: click.Context, org_name: str | None, email: str | None,
     else:
         found = core.list_api_keys(_org(core, org_name or "").id)
     if as_json:
-        _print_json([converter.unstructure(k) for k in found])
+        _print_json([_unstructure(k) for k in found])
         return
     emails = {u.id: u.email for u in core.list_users(found[0].org_id)} if found else {}
     _table(["ID", "PREFIX", "NAME", "USER", "SCOPES", "STATE", "LAST USED", "CREATED"],
@@ -224,7 +244,7 @@ def users_list(ctx: click.Context, org_name: str | None, as_json: bool) -> None:
     names = {o: core.store.get_org(o).name for o in {u.org_id for u in found}}
     if as_json:
         _print_json([{"id": u.id, "email": u.email, "orgId": u.org_id,
-                      "orgName": names[u.org_id], "createdAt": isoformat(u.created_at)}
+                      "orgName": names[u.org_id], "createdAt": _isoformat(u.created_at)}
                      for u in found])
         return
     _table(["ID", "EMAIL", "ORGANIZATION", "CREATED"],
@@ -272,7 +292,7 @@ def webhooks_secret(ctx: click.Context, org_name: str, rotate: bool, grace_s: in
     else:
         state = core.webhook_secret_state(org.id)
     for until in state.previous_secrets_expire_at:
-        click.echo(f"a previous secret also signs deliveries until {isoformat(until)}",
+        click.echo(f"a previous secret also signs deliveries until {_isoformat(until)}",
                    err=True)
     click.echo(state.secret)
 

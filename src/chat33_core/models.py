@@ -10,7 +10,7 @@ import enum
 import os
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -48,6 +48,12 @@ DEFAULT_SCOPES: tuple[str, ...] = ("accounts:read", "posts:read", "posts:write",
 #: signing secret: whoever reads it can sign webhooks) is granted to signed-in users,
 #: and to an API key only when it is asked for at creation
 ALL_SCOPES: tuple[str, ...] = (*DEFAULT_SCOPES, "settings:write")
+
+
+#: how long the webhook secret a rotation replaced keeps signing beside the new one, by
+#: default and at most
+WEBHOOK_SECRET_GRACE = timedelta(hours=24)
+MAX_WEBHOOK_SECRET_GRACE = timedelta(days=7)
 
 
 class PostSort(enum.StrEnum):

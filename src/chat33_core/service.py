@@ -29,6 +29,8 @@ from .errors import (
 from .models import (
     ALL_SCOPES,
     DEFAULT_SCOPES,
+    MAX_WEBHOOK_SECRET_GRACE,
+    WEBHOOK_SECRET_GRACE,
     Account,
     AccountRemoval,
     ApiKey,
@@ -69,9 +71,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SESSION_LIFETIME = timedelta(days=14)
-#: how long the secret a rotation replaced keeps signing webhooks beside the new one
-WEBHOOK_SECRET_GRACE = timedelta(hours=24)
-MAX_WEBHOOK_SECRET_GRACE = timedelta(days=7)
 
 #: (limit, period) per limited operation; override with Chat33(rate_limits=...)
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, timedelta]] = {
