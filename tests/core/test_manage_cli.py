@@ -244,3 +244,14 @@ def test_posts_retry(ops: Ops) -> None:
 def test_every_management_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+def test_the_cli_starts_without_loading_the_service() -> None:
+    """Every chat33 command (serve, worker) loads the management commands; they must not
+    pull in the service, the store or SQLAlchemy before a command runs."""
+    code = ("import sys, chat33_core.cli; print(sorted(m for m in ('chat33_core.service', "
+            "'chat33_core.store', 'chat33_core.serialization', 'sqlalchemy', 'cattrs') "
+            "if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=60, check=True)
+    assert found.stdout.strip() == "[]"
