@@ -144,7 +144,9 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--email", required=True, help="The user the key acts for.")
 @click.option("--name", default=None, help="A label for the key.")
-@click.option("--scopes", default=None, help="Comma list; default: all four scopes.")
+@click.option("--scopes", default=None,
+              help="Comma list of accounts:read, posts:read, posts:write, media:write and "
+                   "settings:write (the webhook secret); default: the first four.")
 @click.pass_context
 def keys_create(ctx: click.Context, email: str, name: str | None, scopes: str | None) -> None:
     """Create an API key; prints the raw key alone on stdout (shown only once)."""
@@ -156,6 +158,19 @@ def keys_create(ctx: click.Context, email: str, name: str | None, scopes: str | 
     key, raw = core.create_api_key(user.org_id, user.id, name, scope_list)
     click.echo(f"created API key {key.id} ({key.key_prefix}...)", err=True)
     click.echo(raw)
+
+
+def _expiry(text: str | None) -> datetime | None:
+    """``--token-expires-at``: an ISO 8601 instant with its offset, or None."""
+    if not text:
+        return None
+    try:
+        expires = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--token-expires-at: not an ISO 8601 instant: {text!r}")
+    if expires.tzinfo is None:
+        _fail("--token-expires-at needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
+    return expires
 
 
 @main.group(cls=_Group)
@@ -184,14 +199,7 @@ def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
     org = core.store.find_org_by_name(org_name)
     if org is None:
         _fail(f"no organization named {org_name!r} (create a user in it first)")
-    expires = None
-    if token_expires_at:
-        try:
-            expires = datetime.fromisoformat(token_expires_at.replace("Z", "+00:00"))
-        except ValueError:
-            _fail(f"--token-expires-at: not an ISO 8601 instant: {token_expires_at!r}")
-        if expires.tzinfo is None:
-            _fail("--token-expires-at needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
+    expires = _expiry(token_expires_at)
     for option, value in (("--token", token), ("--refresh-token", refresh_token)):
         if value is not None and not value.strip():
             # "$X_ACCESS_TOKEN" of an unset variable: an account whose posts all fail
@@ -219,5 +227,13 @@ def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
     click.echo(account.id)
 
 
+# the commands that manage what exists (list, show, rename, remove, revoke, retry...)
+# live in their own module and register on the groups above
+from . import manage as _manage  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # ``python -m chat33_core.cli`` runs a copy of this module as __main__; the management
+    # commands registered on the package's own module, whose main is the real one
+    from chat33_core.cli import main as _main
+
+    _main()

@@ -9,7 +9,7 @@ import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -19,8 +19,10 @@ from . import states
 from .config import Settings
 from .errors import (
     Chat33Error,
+    Conflict,
     Forbidden,
     Issue,
+    NotFound,
     NotSupported,
     PlatformError,
     RateLimited,
@@ -29,8 +31,12 @@ from .errors import (
     ValidationError,
 )
 from .models import (
+    ALL_SCOPES,
     DEFAULT_SCOPES,
+    MAX_WEBHOOK_SECRET_GRACE,
+    WEBHOOK_SECRET_GRACE,
     Account,
+    AccountRemoval,
     ApiKey,
     Credentials,
     LogEvent,
@@ -40,8 +46,10 @@ from .models import (
     Page,
     Post,
     PostRequest,
+    PostSort,
     PostStatus,
     User,
+    WebhookSecret,
     new_id,
     utcnow,
 )
@@ -206,18 +214,64 @@ class Chat33:
         return self.store.add_user(user)
 
     def webhook_secret(self, org_id: str) -> str:
-        enc = self.store.org_webhook_secret_enc(org_id)
+        """The organization's current webhook signing secret (made on first use)."""
+        enc, _ = self.store.webhook_secrets_enc(org_id, utcnow())
         if enc is None:
-            return self.rotate_webhook_secret(org_id)
+            return self.rotate_webhook_secret(org_id).secret
         return self.vault.decrypt(enc)
 
-    def rotate_webhook_secret(self, org_id: str) -> str:
+    def webhook_secret_state(self, org_id: str) -> WebhookSecret:
+        """The current secret and when the secrets it replaced stop signing."""
+        enc, retired = self.store.webhook_secrets_enc(org_id, utcnow())
+        if enc is None:
+            return self.rotate_webhook_secret(org_id)
+        return WebhookSecret(secret=self.vault.decrypt(enc),
+                             previous_secrets_expire_at=[until for _, until in retired])
+
+    def webhook_signing_secrets(self, org_id: str) -> list[str]:
+        """Every secret a delivery is signed with now: the current one first, then the
+        ones a rotation replaced, while their grace period lasts."""
+        enc, retired = self.store.webhook_secrets_enc(org_id, utcnow())
+        if enc is None:
+            return [self.rotate_webhook_secret(org_id).secret]
+        return [self.vault.decrypt(e) for e in (enc, *(e for e, _ in retired))]
+
+    def rotate_webhook_secret(self, org_id: str, *,
+                              grace: timedelta = WEBHOOK_SECRET_GRACE) -> WebhookSecret:
+        """A new webhook secret for the organization. For ``grace`` after now (0 to
+        7 days), deliveries are signed with the replaced secret too, so receivers can
+        switch without losing one; a grace of 0 ends every older secret at once (a
+        leaked secret)."""
         from .webhooks import generate_secret
 
+        if not timedelta(0) <= grace <= MAX_WEBHOOK_SECRET_GRACE:
+            raise ValidationError("invalid grace period", details=[Issue(
+                "graceSeconds", f"must be between 0 and "
+                f"{int(MAX_WEBHOOK_SECRET_GRACE.total_seconds())} seconds (7 days)")])
         # Standard Webhooks format: whsec_ + standard base64 of the key bytes
         secret = generate_secret()
-        self.store.set_org_webhook_secret_enc(org_id, self.vault.encrypt(secret))
-        return secret
+        now = utcnow()
+        self.store.replace_webhook_secret_enc(org_id, self.vault.encrypt(secret),
+                                              keep_until=now + grace if grace else None,
+                                              now=now)
+        _, retired = self.store.webhook_secrets_enc(org_id, now)
+        return WebhookSecret(secret=secret,
+                             previous_secrets_expire_at=[until for _, until in retired])
+
+    def list_users(self, org_id: str | None = None) -> list[User]:
+        return self.store.list_users(org_id)
+
+    def set_password(self, email: str, password: str) -> tuple[User, int]:
+        """Give the user with ``email`` a new password; their sessions end. Returns the
+        user and the number of sessions ended."""
+        if len(password or "") < 8:
+            raise ValidationError("invalid password", details=[
+                Issue("password", "must be at least 8 characters")])
+        user = self.store.find_user_by_email((email or "").strip().lower())
+        if user is None:
+            raise NotFound(f"no user with the email {email!r}")
+        ended = self.store.set_user_password(user.id, hash_password(password))
+        return user, ended
 
     # --- authentication -----------------------------------------------------------------
 
@@ -312,7 +366,8 @@ class Chat33:
         if row is None or row["expires_at"] <= utcnow():
             raise Unauthorized("the session has ended; sign in again")
         user = self.store.get_user(row["user_id"])
-        return Principal(org_id=user.org_id, user_id=user.id, scopes=frozenset(DEFAULT_SCOPES),
+        # a signed-in user may do everything in their organization
+        return Principal(org_id=user.org_id, user_id=user.id, scopes=frozenset(ALL_SCOPES),
                          via="session", csrf_hash=row["csrf_hash"])
 
     def check_csrf(self, principal: Principal, token: str | None) -> None:
@@ -335,11 +390,11 @@ class Chat33:
             raise ValidationError("invalid API key name",
                                   details=[Issue("name", "must be 1 to 200 characters")])
         scopes = list(scopes) if scopes is not None else list(DEFAULT_SCOPES)
-        unknown = [s for s in scopes if s not in DEFAULT_SCOPES]
+        unknown = [s for s in scopes if s not in ALL_SCOPES]
         if unknown or not scopes:
             raise ValidationError("invalid scopes", details=[Issue(
                 "scopes", f"unknown scope(s) {', '.join(unknown)}; known: "
-                f"{', '.join(DEFAULT_SCOPES)}" if unknown else "at least one scope is needed")])
+                f"{', '.join(ALL_SCOPES)}" if unknown else "at least one scope is needed")])
         raw = generate_api_key()
         key = ApiKey(id=new_id("key"), org_id=org_id, user_id=user_id, name=name,
                      key_prefix=raw[:KEY_PREFIX_LENGTH], key_hash=digest(raw), scopes=scopes)
@@ -374,6 +429,43 @@ class Chat33:
         return self.store.list_accounts(org_id, platform=platform, active_only=True)
 
     def get_account(self, org_id: str, account_id: str) -> Account:
+        return self.store.get_account(account_id, org_id=org_id)
+
+    def rename_account(self, org_id: str, account_id: str, name: str) -> Account:
+        """Give the account a new display name (posts keep the name they were made
+        with: it is part of their history)."""
+        name = (name or "").strip()
+        if not name or len(name) > 200:
+            raise ValidationError("invalid account name",
+                                  details=[Issue("name", "must be 1 to 200 characters")])
+        return self.store.rename_account(org_id, account_id, name)
+
+    def remove_account(self, org_id: str, account_id: str) -> AccountRemoval:
+        """Disconnect the account: its credentials are forgotten, it leaves the account
+        list, and its QUEUED posts are cancelled with a logged reason. Published posts
+        and their history stay readable; DRAFT and FAILED posts stay too (they cannot be
+        queued or retried on it). Removing a removed account changes nothing. (The
+        platform is not told: revoking the grant there is the platform plugin's job once
+        plugins can.)"""
+        account = self.store.get_account(account_id, org_id=org_id)
+        name = self._platform_name(account.platform)
+        account, cancelled = self.store.remove_account(
+            org_id, account_id, cancel_as=states.transition(PostStatus.QUEUED,
+                                                             PostStatus.CANCELLED),
+            reason=f"post cancelled: its {name} account {account.name!r} was removed")
+        if cancelled:
+            log.info("account %s removed; %d queued posts cancelled", account_id,
+                     len(cancelled))
+        return AccountRemoval(account=account, cancelled_posts=cancelled)
+
+    def set_account_credentials(self, org_id: str, account_id: str,
+                                credentials: Credentials) -> Account:
+        """Replace the account's credentials (it was connected again): its
+        ``needs_reconnect`` mark is cleared. A removed account is refused (409)."""
+        account = self.store.get_account(account_id, org_id=org_id)
+        if not account.is_active:
+            raise Conflict(f"account {account_id} was removed; add it again instead")
+        self.save_account_credentials(account.id, credentials)
         return self.store.get_account(account_id, org_id=org_id)
 
     def account_credentials(self, account_id: str) -> Credentials | None:
@@ -522,44 +614,58 @@ class Chat33:
         return self.store.get_user(user_id)
 
     def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
-                   channel_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
-        """A page of the organization's posts, newest first."""
-        self._check_list(status, platform, page, limit)
+                   channel_id: str | None = None, since: datetime | None = None,
+                   until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                   page: int = 1, limit: int = 20) -> Page:
+        """A page of the organization's posts, newest first by default. ``since``
+        (inclusive) and ``until`` (exclusive) bound when a post is meant to go out: its
+        schedule, or its creation for a post without one."""
+        self._check_list(status, platform, since, until, page, limit)
         return self.store.list_posts(org_id, status=status, platform=platform,
-                                     account_id=channel_id, page=page, limit=limit)
+                                     account_id=channel_id, since=since, until=until,
+                                     sort=sort, page=page, limit=limit)
 
     def list_post_rows(self, org_id: str, columns: Sequence[str], *, status: str | None = None,
                        platform: str | None = None, channel_id: str | None = None,
-                       page: int = 1, limit: int = 20, utc_text: bool = False) -> Page:
+                       since: datetime | None = None, until: datetime | None = None,
+                       sort: PostSort = PostSort.CREATED_DESC, page: int = 1, limit: int = 20,
+                       utc_text: bool = False) -> Page:
         """:meth:`list_posts` with each item a row of ``columns`` (Post attribute names;
         see :meth:`Store.list_post_rows`), for renderers that need no Post objects."""
-        self._check_list(status, platform, page, limit)
+        self._check_list(status, platform, since, until, page, limit)
         return self.store.list_post_rows(org_id, columns, status=status, platform=platform,
-                                         account_id=channel_id, page=page, limit=limit,
-                                         utc_text=utc_text)
+                                         account_id=channel_id, since=since, until=until,
+                                         sort=sort, page=page, limit=limit, utc_text=utc_text)
 
     def list_posts_json(self, org_id: str, fields: Sequence[tuple[str, str]], *,
                         status: str | None = None, platform: str | None = None,
-                        channel_id: str | None = None, page: int = 1, limit: int = 20
-                        ) -> tuple[str, Page] | None:
+                        channel_id: str | None = None, since: datetime | None = None,
+                        until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                        page: int = 1, limit: int = 20) -> tuple[str, Page] | None:
         """:meth:`list_post_rows` already rendered as JSON where the database can do it
         (:meth:`Store.post_page_json`): ``(JSON array of the items, the page without
         items)``; None where it cannot (then use :meth:`list_post_rows`)."""
-        self._check_list(status, platform, page, limit)
+        self._check_list(status, platform, since, until, page, limit)
         found = self.store.post_page_json(org_id, fields, status=status, platform=platform,
-                                          account_id=channel_id, page=page, limit=limit)
+                                          account_id=channel_id, since=since, until=until,
+                                          sort=sort, page=page, limit=limit)
         if found is None:
             return None
         items, total = found
         return items, Page(items=[], total=total, page=page, limit=limit)
 
-    def _check_list(self, status: str | None, platform: str | None, page: int,
-                    limit: int) -> None:
+    def _check_list(self, status: str | None, platform: str | None, since: datetime | None,
+                    until: datetime | None, page: int, limit: int) -> None:
         issues = []
         if status is not None and status not in PostStatus.__members__:
             issues.append(Issue("status", "must be one of " + ", ".join(PostStatus.__members__)))
         if platform is not None and not self.host.has_platform(platform):
             issues.append(Issue("platform", f"unknown platform {platform!r}"))
+        for name, value in (("from", since), ("to", until)):
+            if value is not None and value.utcoffset() is None:
+                issues.append(Issue(name, "must be an instant with a UTC offset"))
+        if since is not None and until is not None and not issues and since > until:
+            issues.append(Issue("to", "must not be before from"))
         if page < 1:
             issues.append(Issue("page", "must be 1 or more"))
         if not 1 <= limit <= 100:
@@ -664,6 +770,52 @@ class Chat33:
                     f"; deleting it on the platform failed: {platform_error}"))
         return DeleteOutcome(id=cancelled.id, deleted=False, status=cancelled.status.value,
                              platform_deleted=platform_deleted, platform_error=platform_error)
+
+    def retry_post(self, org_id: str, post_id: str) -> Post:
+        """Put a FAILED post back in the queue, due now, its attempts counted from zero
+        (409 CONFLICT from any other status). The first post of a thread takes its
+        failed followers along; a follower published with its first post is retried
+        through that one. Its checkpoints stay, so a post whose outcome was unknown is
+        looked for on the platform before it is sent again. Refused (409) while the
+        account is removed or must be reconnected: it would only fail again."""
+        post = self.store.get_post(post_id, org_id=org_id)
+        target = states.retry(post.status)
+        if post.publish_with_head and post.thread_id:
+            raise Conflict(f"post {post.id} is published together with the first post of "
+                           f"its thread; retry that one ({post.thread_id})")
+        account = self.store.get_account(post.account_id, org_id=org_id)
+        name = self._platform_name(account.platform)
+        if not account.is_active:
+            raise Conflict(f"the {name} account {account.name!r} was removed; duplicate the "
+                           "post to another account instead")
+        if account.needs_reconnect:
+            raise Conflict(f"the {name} account {account.name!r} must be reconnected before "
+                           "its posts can be retried: its credentials were refused")
+        followers = [p for p in self.store.thread_posts(post.thread_id)
+                     if p.publish_with_head and p.status is PostStatus.FAILED
+                     ] if post.thread_id == post.id else []
+        retried = []
+        with self.store.begin() as conn:
+            for item in (post, *followers):
+                retried.append(self.store.save_post(attrs.evolve(
+                    item, status=target, retry_count=0, error_message=None,
+                    next_attempt_at=None, lease_owner=None, lease_expires_at=None),
+                    expect_status=PostStatus.FAILED, conn=conn))
+                self.store.add_log(LogEvent(
+                    id=None, post_id=item.id, event="retried",
+                    message=f"retry asked for: FAILED → QUEUED, attempts reset (was "
+                    f"{item.retry_count}); it failed with: {item.error_message or 'no message'}",
+                    data={"previousRetryCount": item.retry_count,
+                          "previousError": item.error_message}), conn=conn)
+        return retried[0]
+
+    def _platform_name(self, platform: str) -> str:
+        """The platform's display name ("X", "TikTok"), or its name when its plugin is
+        not installed here."""
+        if not self.host.has_platform(platform):
+            return platform
+        found = self.host.platform(platform)
+        return found.display_name or found.name
 
     def _delete_on_platform(self, post: Post) -> tuple[bool, str | None]:
         import httpx

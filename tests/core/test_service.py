@@ -376,7 +376,7 @@ def test_api_key_names_and_scopes_are_checked(core: Chat33, principal: Principal
 def test_webhook_secret_is_stable_until_rotated(core: Chat33, principal: Principal) -> None:
     first = core.webhook_secret(principal.org_id)
     assert core.webhook_secret(principal.org_id) == first
-    rotated = core.rotate_webhook_secret(principal.org_id)
+    rotated = core.rotate_webhook_secret(principal.org_id).secret
     assert rotated != first and core.webhook_secret(principal.org_id) == rotated
 
 

@@ -214,3 +214,12 @@ def test_post_lifecycle_state_machine(tmp_path: Path, settings_for) -> None:  # 
     examples = 300 if os.environ.get("CI") else 60
     run_state_machine_as_test(PostLifecycle, settings=hyp_settings(
         max_examples=examples, stateful_step_count=12, deadline=None))
+
+
+@pytest.mark.parametrize("current", list(S))
+def test_only_a_failed_post_can_be_retried(current: PostStatus) -> None:
+    if current is S.FAILED:
+        assert states.retry(current) is S.QUEUED
+        return
+    with pytest.raises(InvalidTransition, match="only FAILED posts can be retried"):
+        states.retry(current)

@@ -15,7 +15,8 @@ from .routing import MAX_HEADER_BYTES, MAX_HEADERS, MAX_URL_BYTES, Operation, Pa
 from .schemas import components
 
 _ERRORS = {
-    400: "VALIDATION_ERROR: the request is invalid; `details[].path` points into it",
+    400: "VALIDATION_ERROR: the request is invalid (an unknown query parameter too); "
+         "`details[].path` points into it",
     401: "Unauthorized: no, a bad, an expired or a revoked credential",
     403: "Insufficient scope (or a cookie session without its x-csrf-token)",
     404: "Not found (also another organization's ids)",
@@ -147,10 +148,9 @@ def _error_statuses(op: Operation) -> list[int]:
     found = set(op.errors)
     found.add(503)  # every operation reads the database (signing in too)
     found |= {414, 431}  # any request may be too long (MAX_URL_BYTES, MAX_HEADER_BYTES)
+    found.add(400)  # an unknown query parameter, on every operation
     if op.auth:
         found |= {401, 403}  # 403: scope, or a cookie request without its CSRF token
-    if op.params:
-        found.add(400)
     if op.body:
         found |= {400, 413, 415}
     if _path_names(op.path):
@@ -165,6 +165,8 @@ def _param(p: Param) -> dict[str, Any]:
                               "boolean" if p.kind == "boolean" else "string"}
     if p.kind == "platform":
         schema = {"$ref": "#/components/schemas/Platform"}
+    if p.kind == "instant":
+        schema["format"] = "date-time"
     if p.enum:
         schema["enum"] = list(p.enum)
     if p.default is not None:

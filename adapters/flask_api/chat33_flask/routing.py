@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -46,8 +47,9 @@ _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 @frozen
 class Param:
-    """A query parameter: ``kind`` is "string", "integer", "boolean" or "platform"
-    (one of the installed platforms); ``enum`` restricts a string."""
+    """A query parameter: ``kind`` is "string", "integer", "boolean", "instant" (ISO
+    8601; UTC when it has no offset) or "platform" (one of the installed platforms);
+    ``enum`` restricts a string."""
 
     name: str
     kind: str = "string"
@@ -138,6 +140,8 @@ def route(bp: Blueprint, method: str, path: str, *, summary: str, tag: str,
                     principal.require_session()
                 if op.scope:
                     principal.require(op.scope)
+            if request.query_string:
+                _refuse_unknown_params(op)
             return view(principal, **path_args)
 
         rule = re.sub(r"\{(\w+)\}", rf"<{PARAM_CONVERTER}:\1>", path)
@@ -332,6 +336,12 @@ def query() -> dict[str, Any]:
             if low or high:
                 issues.append(Issue(p.name, _range(p)))
                 continue
+        elif p.kind == "instant":
+            value = _instant(raw)
+            if value is None:
+                issues.append(Issue(p.name, "must be an ISO 8601 instant such as "
+                                            f"2026-04-01T14:00:00Z, got {raw[:50]!r}"))
+                continue
         elif p.kind == "boolean":
             if raw.lower() not in ("true", "false", "1", "0"):
                 issues.append(Issue(p.name, f"must be true or false, got {raw[:50]!r}"))
@@ -347,6 +357,32 @@ def query() -> dict[str, Any]:
         first = issues[0]
         raise ValidationError(f"{first.path}: {first.message}", details=issues)
     return values
+
+
+def _refuse_unknown_params(op: Operation) -> None:
+    """A query parameter the operation does not know is a mistake (a misspelt filter
+    would otherwise be ignored and answer more than was asked for): 400 naming it."""
+    known = {p.name for p in op.params}
+    unknown = [name for name in dict.fromkeys(request.args) if name not in known]
+    if unknown:
+        hint = f"known: {', '.join(p.name for p in op.params)}" if op.params else \
+            "this endpoint takes no query parameters"
+        raise ValidationError(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(n[:50]) for n in unknown)} ({hint})",
+            details=[Issue(name[:100], f"unknown query parameter ({hint})",
+                           code="unknown_parameter") for name in unknown])
+
+
+def _instant(raw: str) -> datetime | None:
+    """An ISO 8601 instant of a query string; UTC when it has no offset. A ``+`` of an
+    offset that arrived unencoded (read as a space) is put back."""
+    text = re.sub(r" (\d\d(:?\d\d)?)$", r"+\1", raw)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.utcoffset() is not None else value.replace(tzinfo=UTC)
 
 
 def _range(p: Param) -> str:

@@ -36,6 +36,7 @@ from chat33_core.models import (
     PostSummary,
     ThreadItem,
     User,
+    WebhookSecret,
 )
 from chat33_core.serialization import camel, converter, post_json
 from chat33_core.validation import MAX_ACCOUNTS, MAX_MEDIA_URLS, MAX_THREAD_ITEMS
@@ -100,7 +101,8 @@ class DuplicatePostRequest:
 
 @frozen
 class CreateApiKeyRequest:
-    """``POST /api-keys``; ``scopes`` (additive) narrows the key below the default scopes."""
+    """``POST /api-keys``; ``scopes`` (additive): the key's scopes, the default ones when
+    left out (``settings:write`` only when asked for)."""
 
     name: str = "Default API Key"
     scopes: list[str] | None = None
@@ -120,8 +122,18 @@ class MediaUrlRequest:
     filename: str | None = None
 
 
+@frozen
+class RotateWebhookSecretRequest:
+    """``POST /webhooks/secret/rotate``: how long the replaced secret keeps signing
+    deliveries beside the new one (0: it stops at once, for a leaked secret)."""
+
+    grace_seconds: int = field(default=86400, metadata={"schema": {
+        "type": "integer", "minimum": 0, "maximum": 604800, "default": 86400}})
+
+
 REQUEST_MODELS: tuple[type, ...] = (UpdatePostRequest, DuplicatePostRequest,
-                                    CreateApiKeyRequest, LoginRequest, MediaUrlRequest)
+                                    CreateApiKeyRequest, LoginRequest, MediaUrlRequest,
+                                    RotateWebhookSecretRequest)
 
 for _cls in REQUEST_MODELS:
     _renames: dict[str, Any] = {a.name: override(rename=camel(a.name))
@@ -153,6 +165,11 @@ def media_json(asset: MediaAsset) -> dict[str, Any]:
     the asset's other public facts (id, sha256, sourceUrl, createdAt)."""
     data: dict[str, Any] = converter.unstructure(asset)
     data["type"] = asset.kind
+    return data
+
+
+def webhook_secret_json(secret: WebhookSecret) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(secret)
     return data
 
 
@@ -346,6 +363,11 @@ def components(platforms: list[str]) -> dict[str, Any]:
         "LoginRequest": request_schema(LoginRequest, names),
         "MediaUrlRequest": _limited(request_schema(MediaUrlRequest, names),
                                     url={"minLength": 1}),
+        "RotateWebhookSecretRequest": request_schema(RotateWebhookSecretRequest, names),
+        "WebhookSecret": model_schema(
+            WebhookSecret, names, render=webhook_secret_json,
+            description="The organization's Standard Webhooks signing secret, and until "
+            "when each secret it replaced still signs deliveries (latest first)."),
     }
     issue = {"type": "object", "required": ["path", "code", "message"], "properties": {
         "path": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}}}
@@ -389,6 +411,7 @@ def _with(schema: dict[str, Any], **props: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "UNSET", "CreateApiKeyRequest", "DuplicatePostRequest", "LoginRequest", "MediaUrlRequest",
-    "UpdatePostRequest", "account_json", "api_key_json", "components", "log_json",
-    "media_json", "model_schema", "ref", "request_schema", "type_schema", "user_json",
+    "RotateWebhookSecretRequest", "UpdatePostRequest", "account_json", "api_key_json",
+    "components", "log_json", "media_json", "model_schema", "ref", "request_schema",
+    "type_schema", "user_json", "webhook_secret_json",
 ]

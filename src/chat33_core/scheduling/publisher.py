@@ -275,7 +275,7 @@ class Publisher:
             return self._fail(claim, alog, f"the {name} channel {account.name!r} is "
                               "disconnected; connect it again, then retry the post")
         if account.needs_reconnect:
-            return self._fail(claim, alog, _reconnect_message(name, account),
+            return self._fail(claim, alog, _reconnect_message(name, account, post.id),
                               reconnect=True)
         if platform.limits.daily_cap is not None:
             # one check at a time per channel in this process, counting what it started
@@ -302,7 +302,8 @@ class Publisher:
         post = claim.post
         name = platform.display_name or platform.name
         if enc is None:
-            return self._fail(claim, alog, _reconnect_message(name, account), reconnect=True)
+            return self._fail(claim, alog, _reconnect_message(name, account, post.id),
+                              reconnect=True)
         credentials = self._decrypt(enc)
         try:
             if platform.needs_refresh(credentials):
@@ -313,8 +314,8 @@ class Publisher:
         except NotFound as exc:
             return self._fail(claim, alog, f"a media file of the post is missing: {exc}")
         except ReconnectRequired as exc:
-            return self._fail(claim, alog, _reconnect_text(exc.message, name, account),
-                              reconnect=True)
+            return self._fail(claim, alog, _reconnect_text(exc.message, name, account,
+                                                           post.id), reconnect=True)
         except TransientError as exc:
             return self._retry(claim, alog, exc)
         checkpoints = DurableCheckpoints(self.core, post.id, alog, claim.checkpoint,
@@ -346,8 +347,9 @@ class Publisher:
                 raise  # not the platform's doing: see run()
             except CredentialsExpired as exc:
                 if refreshed:
-                    return self._fail(claim, alog, _reconnect_text(exc.message, name, account),
-                                      reconnect=True, posted=exc.posted)
+                    return self._fail(claim, alog, _reconnect_text(
+                        exc.message, name, account, claim.post.id), reconnect=True,
+                        posted=exc.posted)
                 refreshed = True
                 alog("credentials_expired", f"{name} refused the token ({exc.message}); "
                      "refreshing it once")
@@ -356,7 +358,7 @@ class Publisher:
                                                     force=True)
                 except ReconnectRequired as again:
                     return self._fail(claim, alog, _reconnect_text(again.message, name,
-                                                                   account),
+                                                                   account, claim.post.id),
                                       reconnect=True, posted=exc.posted)
                 except TransientError as again:
                     return self._retry(claim, alog, again)
@@ -370,8 +372,9 @@ class Publisher:
             except TransientError as exc:
                 return self._retry(claim, alog, exc)
             except ReconnectRequired as exc:
-                return self._fail(claim, alog, _reconnect_text(exc.message, name, account),
-                                  reconnect=True, posted=exc.posted)
+                return self._fail(claim, alog, _reconnect_text(
+                    exc.message, name, account, claim.post.id), reconnect=True,
+                    posted=exc.posted)
             except PermanentError as exc:
                 return self._fail(claim, alog, exc.message, platform_code=exc.platform_code,
                                   posted=exc.posted)
@@ -708,11 +711,19 @@ def _match(claim: Claim, receipts: Sequence[Receipt]) -> dict[str, Receipt]:
     return found
 
 
-def _reconnect_message(name: str, account: Account) -> str:
+def _reconnect_message(name: str, account: Account, post_id: str) -> str:
     return (f"the {name} account {account.name!r} must be reconnected: its access was "
-            "revoked or has expired; reconnect it, then retry the post")
+            f"revoked or has expired. {_reconnect_hint(name, account, post_id)}")
 
 
-def _reconnect_text(message: str, name: str, account: Account) -> str:
-    return f"{message.rstrip('.')}. Reconnect the {name} account {account.name!r}, then retry " \
-           "the post"
+def _reconnect_text(message: str, name: str, account: Account, post_id: str) -> str:
+    return f"{message.rstrip('.')}. {_reconnect_hint(name, account, post_id)}"
+
+
+def _reconnect_hint(name: str, account: Account, post_id: str) -> str:
+    """What the owner does about refused credentials (the account is marked
+    ``needsReconnect`` in ``GET /accounts`` meanwhile)."""
+    return (f"Reconnect the {name} account {account.name!r} ({account.id}, shown with "
+            f"needsReconnect: true in GET /api/v1/accounts; by hand: `chat33 accounts "
+            f"set-token {account.id} --token ...`), then retry the post "
+            f"(POST /api/v1/posts/{post_id}/retry or `chat33 posts retry {post_id}`)")

@@ -39,6 +39,7 @@ from ..models import (
     Organization,
     Page,
     Post,
+    PostSort,
     PostStatus,
     User,
     utcnow,
@@ -428,25 +429,37 @@ _INSERT_LOGS = _Query(t.post_logs.insert(), _LOG_COLUMNS)
 _ENUM_VALUES: Mapping[str, Callable[[Any], Any]] = {
     "status": operator.attrgetter("value"), "media_type": operator.attrgetter("value")}
 _NOTHING: Mapping[str, Callable[[Any], Any]] = {}
-_POST_ORDER = (t.posts.c.created_at.desc(), t.posts.c.thread_position, t.posts.c.id)
+#: when a post is meant to go out: its schedule, or its creation for a post published on
+#: the next worker tick (the ``from``/``to`` filters and the ``scheduledAt`` sort)
+_WHEN = sa.func.coalesce(t.posts.c.scheduled_at, t.posts.c.created_at)
+#: the label of _WHEN in the JSON page's subquery, which PostgreSQL's aggregate orders by
+_WHEN_LABEL = "chat33_when"
+
+
+def _post_order(sort: PostSort) -> tuple[Any, ...]:
+    """ORDER BY of a post list: the sort's instant, then a thread's items in order."""
+    key = _WHEN if sort.by_schedule else t.posts.c.created_at
+    return (key.desc() if sort.descending else key.asc(), t.posts.c.thread_position,
+            t.posts.c.id)
 
 
 @functools.cache
-def _list_statements(status: bool, platform: bool, account: bool,
-                     names: tuple[str, ...]) -> tuple[_Query, _Query]:
+def _list_statements(status: bool, platform: bool, account: bool, since: bool, until: bool,
+                     sort: PostSort, names: tuple[str, ...]) -> tuple[_Query, _Query]:
     """(count, page of ``names`` with the count) for the filters in use; values are bound
-    by name: org_id, status, platform, account_id, limit, offset."""
-    where = _list_where(status, platform, account)
+    by name: org_id, status, platform, account_id, since, until, limit, offset."""
+    where = _list_where(status, platform, account, since, until)
     count = sa.select(sa.func.count()).select_from(t.posts).where(*where)
     # the page and the total in one statement (an uncorrelated subquery runs once;
     # cheaper than count(*) OVER (), which reads every matching row in full)
     page = (sa.select(*_reader(names).columns, count.scalar_subquery().label("total"))
-            .where(*where).order_by(*_POST_ORDER)
+            .where(*where).order_by(*_post_order(sort))
             .limit(sa.bindparam("limit")).offset(sa.bindparam("offset")))
     return _Query(count), _Query(page)
 
 
-def _list_where(status: bool, platform: bool, account: bool) -> list[Any]:
+def _list_where(status: bool, platform: bool, account: bool, since: bool = False,
+                until: bool = False) -> list[Any]:
     where = [t.posts.c.org_id == sa.bindparam("org_id")]
     if status:
         where.append(t.posts.c.status == sa.bindparam("status"))
@@ -454,20 +467,28 @@ def _list_where(status: bool, platform: bool, account: bool) -> list[Any]:
         where.append(t.posts.c.platform == sa.bindparam("platform"))
     if account:
         where.append(t.posts.c.account_id == sa.bindparam("account_id"))
+    # from inclusive, to exclusive: consecutive windows never count a post twice
+    if since:
+        where.append(sa.bindparam("since", type_=t.UTCDateTime()) <= _WHEN)
+    if until:
+        where.append(sa.bindparam("until", type_=t.UTCDateTime()) > _WHEN)
     return where
 
 
 @functools.cache
 def _json_page_statement(dialect: str, status: bool, platform: bool, account: bool,
+                         since: bool, until: bool, sort: PostSort,
                          fields: tuple[tuple[str, str], ...]) -> _Query:
     """One row, (the page as a JSON array of objects of ``fields``, the total), written
     by SQLite or PostgreSQL; parameters as :func:`_list_statements`'."""
-    where = _list_where(status, platform, account)
+    where = _list_where(status, platform, account, since, until)
     names = tuple(dict.fromkeys([*(name for _, name in fields), *_ORDER_NAMES]))
     sqlite = dialect == "sqlite"
     selected = [(sa.type_coerce(t.posts.c[name], sa.String()) if sqlite else t.posts.c[name])
                 .label(name) for name in names]
-    page = (sa.select(*selected).where(*where).order_by(*_POST_ORDER)
+    if sort.by_schedule:
+        selected.append(_WHEN.label(_WHEN_LABEL))
+    page = (sa.select(*selected).where(*where).order_by(*_post_order(sort))
             .limit(sa.bindparam("limit")).offset(sa.bindparam("offset")).subquery("page"))
     value = _sqlite_json_value if sqlite else _postgres_json_value
     members = ", ".join(f"{_sql_text(key)}, {value(t.posts.c[name].type, name)}"
@@ -477,15 +498,17 @@ def _json_page_statement(dialect: str, status: bool, platform: bool, account: bo
         # the array takes the rows in the page's order
         items = f"coalesce(json_group_array(json_object({members})), '[]')"
     else:  # json_build_object keeps the keys' order (jsonb would sort them)
+        key = f'page."{_WHEN_LABEL if sort.by_schedule else "created_at"}"'
         items = (f"coalesce(json_agg(json_build_object({members}) ORDER BY "
-                 f'page."created_at" DESC, page."thread_position", page."id"), '
-                 f"'[]'::json)::text")
+                 f"{key} {'DESC' if sort.descending else 'ASC'}, page.\"thread_position\", "
+                 f"page.\"id\"), '[]'::json)::text")
     count = sa.select(sa.func.count()).select_from(t.posts).where(*where)
     return _Query(sa.select(sa.literal_column(items), count.scalar_subquery())
                   .select_from(page))
 
 
-#: the columns the page is ordered by (_POST_ORDER), which PostgreSQL's aggregate orders by
+#: the columns a page is ordered by besides _WHEN (_post_order), which PostgreSQL's
+#: aggregate orders by
 _ORDER_NAMES = ("created_at", "thread_position", "id")
 
 
@@ -519,6 +542,16 @@ def _postgres_json_value(kind: Any, name: str) -> str:
     if isinstance(kind, t.UTCDateTime):
         return f"""to_char({column}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
     return column
+
+
+def _list_params(org_id: str, status: str | None, platform: str | None,
+                 account_id: str | None, since: datetime | None, until: datetime | None,
+                 limit: int, offset: int) -> dict[str, Any]:
+    """The bound values of :func:`_list_statements` and :func:`_json_page_statement`
+    (every name, used or not: positional paramstyles look each one up)."""
+    return {"org_id": org_id, "status": status, "platform": platform,
+            "account_id": account_id, "since": since, "until": until, "limit": limit,
+            "offset": offset}
 
 
 _STATUSES = {s.value: s for s in PostStatus}
@@ -826,15 +859,38 @@ class Store:
         return None if row is None else Organization(id=row["id"], name=row["name"],
                                                       created_at=row["created_at"])
 
-    def org_webhook_secret_enc(self, org_id: str) -> str | None:
+    def webhook_secrets_enc(self, org_id: str, now: datetime
+                            ) -> tuple[str | None, list[tuple[str, datetime]]]:
+        """The organization's current webhook secret (encrypted; None before its first
+        use) and the retired ones still in their grace period at ``now``, as
+        (encrypted secret, expiry), latest expiry first."""
+        o, r = t.organizations, t.retired_webhook_secrets
         with self.read() as c:
-            return c.execute(sa.select(t.organizations.c.webhook_secret_enc)
-                             .where(t.organizations.c.id == org_id)).scalar()
+            current = c.execute(sa.select(o.c.webhook_secret_enc)
+                                .where(o.c.id == org_id)).scalar()
+            rows = c.execute(sa.select(r.c.secret_enc, r.c.expires_at)
+                             .where(r.c.org_id == org_id, r.c.expires_at > now)
+                             .order_by(r.c.expires_at.desc(), r.c.id.desc())).all()
+        return current, [(row.secret_enc, row.expires_at) for row in rows]
 
-    def set_org_webhook_secret_enc(self, org_id: str, value: str) -> None:
+    def replace_webhook_secret_enc(self, org_id: str, value: str, *,
+                                   keep_until: datetime | None, now: datetime) -> None:
+        """Make ``value`` the organization's webhook secret. With ``keep_until`` (after
+        ``now``), the secret it replaces keeps signing until then, and so do the retired
+        ones still in their grace period; without, every older secret ends at once."""
+        o, r = t.organizations, t.retired_webhook_secrets
         with self.begin() as c:
-            c.execute(t.organizations.update().where(t.organizations.c.id == org_id)
-                      .values(webhook_secret_enc=value))
+            q = sa.select(o.c.webhook_secret_enc).where(o.c.id == org_id)
+            row = c.execute(q.with_for_update() if self.is_postgres else q).first()
+            if row is None:
+                raise NotFound(f"organization {org_id} not found")
+            keep = keep_until is not None and keep_until > now
+            c.execute(r.delete().where(r.c.org_id == org_id, *(
+                [r.c.expires_at <= now] if keep else [])))
+            if keep and row.webhook_secret_enc is not None:
+                c.execute(r.insert().values(org_id=org_id, secret_enc=row.webhook_secret_enc,
+                                            expires_at=keep_until, created_at=now))
+            c.execute(o.update().where(o.c.id == org_id).values(webhook_secret_enc=value))
 
     def add_user(self, user: User) -> User:
         try:
@@ -849,6 +905,25 @@ class Store:
             row = c.execute(sa.select(t.users).where(t.users.c.email == email.lower())
                             ).mappings().first()
         return None if row is None else User(**row)
+
+    def list_users(self, org_id: str | None = None) -> list[User]:
+        """Users, oldest first; of one organization when ``org_id`` is given."""
+        q = sa.select(t.users)
+        if org_id is not None:
+            q = q.where(t.users.c.org_id == org_id)
+        with self.read() as c:
+            rows = c.execute(q.order_by(t.users.c.created_at, t.users.c.id)).mappings()
+            return [User(**r) for r in rows]
+
+    def set_user_password(self, user_id: str, password_hash: str) -> int:
+        """Replace the user's password hash and end every session of the user (they
+        sign in again with the new password); returns the number of sessions ended."""
+        with self.begin() as c:
+            if not c.execute(t.users.update().where(t.users.c.id == user_id)
+                             .values(password_hash=password_hash)).rowcount:
+                raise NotFound("user not found")
+            return int(c.execute(t.sessions.delete()
+                                 .where(t.sessions.c.user_id == user_id)).rowcount)
 
     def get_user(self, user_id: str) -> User:
         with self.read() as c:
@@ -912,6 +987,14 @@ class Store:
         with self.read() as c:
             rows = c.execute(q.order_by(t.api_keys.c.created_at, t.api_keys.c.id)).mappings()
             return [ApiKey(**r) for r in rows]
+
+    def get_api_key(self, key_id: str) -> ApiKey:
+        with self.read() as c:
+            row = c.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)
+                            ).mappings().first()
+        if row is None:
+            raise NotFound(f"API key {key_id} not found")
+        return ApiKey(**row)
 
     def revoke_api_key(self, org_id: str, key_id: str) -> ApiKey:
         with self.begin() as c:
@@ -996,6 +1079,38 @@ class Store:
             c.execute(t.accounts.update().where(t.accounts.c.id == account.id).values(**values))
         return account
 
+    def rename_account(self, org_id: str, account_id: str, name: str) -> Account:
+        with self.begin() as c:
+            if not c.execute(t.accounts.update().where(
+                    t.accounts.c.id == account_id, t.accounts.c.org_id == org_id)
+                    .values(name=name)).rowcount:
+                raise NotFound(f"account {account_id} not found")
+        return self.get_account(account_id, org_id=org_id)
+
+    def remove_account(self, org_id: str, account_id: str, *, cancel_as: PostStatus,
+                       reason: str) -> tuple[Account, list[str]]:
+        """Deactivate the account and forget its credentials; its QUEUED posts take the
+        status ``cancel_as`` with a log saying ``reason``; other posts (published ones
+        included) stay as they are. One transaction. Returns the account and the ids of
+        the posts cancelled (those still QUEUED when it ran: a post a worker has just
+        claimed is left to it)."""
+        a, p = t.accounts, t.posts
+        now = utcnow()
+        with self.begin() as c:
+            if not c.execute(a.update().where(a.c.id == account_id, a.c.org_id == org_id)
+                             .values(is_active=False, credentials_enc=None,
+                                     needs_reconnect=False)).rowcount:
+                raise NotFound(f"account {account_id} not found")
+            cancelled = list(c.execute(
+                p.update().where(p.c.account_id == account_id, p.c.org_id == org_id,
+                                 p.c.status == PostStatus.QUEUED.value)
+                .values(status=cancel_as.value, next_attempt_at=None, updated_at=now)
+                .returning(p.c.id)).scalars())
+            for post_id in cancelled:
+                self.add_log(LogEvent(id=None, post_id=post_id, event="cancelled",
+                                      message=reason, created_at=now), conn=c)
+        return self.get_account(account_id, org_id=org_id), sorted(cancelled)
+
     # --- posts ------------------------------------------------------------------------
 
     def add_posts(self, posts: Sequence[Post], logs: Sequence[LogEvent] = (), *,
@@ -1046,19 +1161,25 @@ class Store:
         return row_to_post(row)
 
     def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
-                   account_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
-        """A page of the organization's posts, newest first, as Posts."""
+                   account_id: str | None = None, since: datetime | None = None,
+                   until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                   page: int = 1, limit: int = 20) -> Page:
+        """A page of the organization's posts as Posts, newest first by default.
+        ``since`` (inclusive) and ``until`` (exclusive) bound when each post is meant to
+        go out: its ``scheduled_at``, or its ``created_at`` when it has none."""
+        filters: dict[str, Any] = {"status": status, "platform": platform,
+                                   "account_id": account_id, "since": since, "until": until,
+                                   "sort": sort}
         if not _posts.usable:
-            return self._list_posts_slowly(org_id, status=status, platform=platform,
-                                           account_id=account_id, page=page, limit=limit)
-        found = self.list_post_rows(org_id, _posts.names, status=status, platform=platform,
-                                    account_id=account_id, page=page, limit=limit)
+            return self._list_posts_slowly(org_id, page=page, limit=limit, **filters)
+        found = self.list_post_rows(org_id, _posts.names, page=page, limit=limit, **filters)
         return attrs.evolve(found, items=[_posts.post(r) for r in found.items])
 
     def list_post_rows(self, org_id: str, columns: Sequence[str], *,
                        status: str | None = None, platform: str | None = None,
-                       account_id: str | None = None, page: int = 1, limit: int = 20,
-                       utc_text: bool = False) -> Page:
+                       account_id: str | None = None, since: datetime | None = None,
+                       until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                       page: int = 1, limit: int = 20, utc_text: bool = False) -> Page:
         """:meth:`list_posts` as rows: each item a list of the ``columns`` (Post attribute
         names) with the values a Post would hold (instants aware, JSON decoded), except
         that enums are their values and, with ``utc_text``, instants are
@@ -1066,9 +1187,10 @@ class Store:
         offset = (page - 1) * limit
         reader = _reader(tuple(columns))
         count_q, page_q = _list_statements(bool(status), bool(platform), bool(account_id),
-                                           reader.names)
-        params = {"org_id": org_id, "status": status, "platform": platform,
-                  "account_id": account_id, "limit": limit, "offset": offset}
+                                           since is not None, until is not None,
+                                           PostSort(sort), reader.names)
+        params = _list_params(org_id, status, platform, account_id, since, until, limit,
+                              offset)
         raw = self._fetch(page_q, params)
         if raw:
             total = raw[0][-1]
@@ -1081,8 +1203,9 @@ class Store:
 
     def post_page_json(self, org_id: str, fields: Sequence[tuple[str, str]], *,
                        status: str | None = None, platform: str | None = None,
-                       account_id: str | None = None, page: int = 1, limit: int = 20
-                       ) -> tuple[str, int] | None:
+                       account_id: str | None = None, since: datetime | None = None,
+                       until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                       page: int = 1, limit: int = 20) -> tuple[str, int] | None:
         """A page of :meth:`list_post_rows` rendered as JSON by the database itself, with
         the total: ``(JSON array, total)``, each post an object of ``fields`` (key, Post
         attribute) holding the values :meth:`list_post_rows` gives with ``utc_text``,
@@ -1092,26 +1215,27 @@ class Store:
         if self.dialect not in ("sqlite", "postgresql"):
             return None
         query = _json_page_statement(self.dialect, bool(status), bool(platform),
-                                     bool(account_id), tuple(fields))
-        params = {"org_id": org_id, "status": status, "platform": platform,
-                  "account_id": account_id, "limit": limit, "offset": (page - 1) * limit}
+                                     bool(account_id), since is not None, until is not None,
+                                     PostSort(sort), tuple(fields))
+        params = _list_params(org_id, status, platform, account_id, since, until, limit,
+                              (page - 1) * limit)
         items, total = self._fetch(query, params)[0]
         return items, int(total)
 
     def _list_posts_slowly(self, org_id: str, *, status: str | None, platform: str | None,
-                           account_id: str | None, page: int, limit: int) -> Page:
-        where = [t.posts.c.org_id == org_id]
-        if status:
-            where.append(t.posts.c.status == status)
-        if platform:
-            where.append(t.posts.c.platform == platform)
-        if account_id:
-            where.append(t.posts.c.account_id == account_id)
+                           account_id: str | None, since: datetime | None,
+                           until: datetime | None, sort: PostSort, page: int, limit: int
+                           ) -> Page:
+        where = _list_where(bool(status), bool(platform), bool(account_id),
+                            since is not None, until is not None)
+        params = _list_params(org_id, status, platform, account_id, since, until, limit,
+                              (page - 1) * limit)
         with self.read() as c:
-            total = c.execute(sa.select(sa.func.count()).select_from(t.posts)
-                              .where(*where)).scalar_one()
-            rows = c.execute(sa.select(t.posts).where(*where).order_by(*_POST_ORDER)
-                             .limit(limit).offset((page - 1) * limit)).mappings()
+            total = c.execute(sa.select(sa.func.count()).select_from(t.posts).where(*where),
+                              params).scalar_one()
+            rows = c.execute(sa.select(t.posts).where(*where)
+                             .order_by(*_post_order(PostSort(sort)))
+                             .limit(limit).offset((page - 1) * limit), params).mappings()
             return Page(items=[row_to_post(r) for r in rows], total=total, page=page,
                         limit=limit)
 
@@ -1149,6 +1273,14 @@ class Store:
                 raise Conflict(f"post {post_id} changed meanwhile; reload it and try again")
             c.execute(t.post_logs.delete().where(t.post_logs.c.post_id == post_id))
             c.execute(t.checkpoints.delete().where(t.checkpoints.c.post_id == post_id))
+
+    def count_posts_by_status(self, account_id: str) -> dict[str, int]:
+        """The account's posts, counted by status (statuses it has none of left out)."""
+        p = t.posts
+        with self.read() as c:
+            rows = c.execute(sa.select(p.c.status, sa.func.count()).where(
+                p.c.account_id == account_id).group_by(p.c.status).order_by(p.c.status))
+            return {status: int(n) for status, n in rows}
 
     def count_published_since(self, account_id: str, since: datetime) -> int:
         with self.read() as c:

@@ -15,7 +15,9 @@ bp = Blueprint("chat33_api_keys", __name__)
 @route(bp, "POST", "/api-keys", summary="Create API key", tag="API Keys", session_only=True,
        description="Generates a new API key. **Session auth only**. The raw key is returned "
        "ONCE in the response and never stored or retrievable again. Rate limit 10/hour per "
-       "user. `scopes` (additive) narrows the key; default: every scope.",
+       "user. `scopes` (additive) narrows the key; default: `accounts:read`, `posts:read`, "
+       "`posts:write`, `media:write`. `settings:write` (read and rotate the webhook secret) "
+       "is given only when asked for.",
        body={"application/json": "CreateApiKeyRequest"}, rate_limit="api_keys.create",
        responses={201: ("Key created. Save the `key` value — it cannot be retrieved later.",
                         "ApiKeyCreated")},

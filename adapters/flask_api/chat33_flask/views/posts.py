@@ -7,7 +7,8 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
-from chat33_core.models import PostRequest, PostStatus
+from chat33_core.errors import Issue, ValidationError
+from chat33_core.models import PostRequest, PostSort, PostStatus
 from chat33_core.serialization import post_json, post_rows, summary_json
 
 from ..routing import Param, core, count_request, counted, json_body, query, route
@@ -53,11 +54,27 @@ def create_post(principal: Any) -> Any:
 
 @route(bp, "GET", "/posts", summary="List posts", tag="Posts",
        description="Paginated list of posts, newest first, filterable by status, platform, "
-       "or channel. `page` starts at 1; `limit` is 1 to 100 (default 20).",
+       "channel and time. `page` starts at 1; `limit` is 1 to 100 (default 20). Additive: "
+       "`from` (inclusive) and `to` (exclusive) bound when each post goes out: its "
+       "`scheduledAt`, or its `createdAt` when it has none (published on the next worker "
+       "tick); ISO 8601 instants, UTC when they have no offset. `accountId` is another "
+       "name of `channelId` (the summary of a post calls it `accountId`, the full post "
+       "`channelId`); give one, or both with the same value. `sort` is `createdAt` or "
+       "`scheduledAt` (the same instant `from`/`to` use), ascending, or newest first with "
+       "a leading `-`; default `-createdAt`. An unknown query parameter is a 400 naming "
+       "it.",
        scope="posts:read",
        params=[Param("status", enum=tuple(s.value for s in PostStatus)),
                Param("platform", "platform"),
-               Param("channelId"),
+               Param("channelId", description="Only the posts of this account"),
+               Param("accountId", description="Another name of channelId"),
+               Param("from", "instant", description="Posts going out at or after this "
+                     "instant (scheduledAt, else createdAt)"),
+               Param("to", "instant", description="Posts going out before this instant "
+                     "(scheduledAt, else createdAt)"),
+               Param("sort", enum=tuple(s.value for s in PostSort),
+                     default=PostSort.CREATED_DESC.value,
+                     description="Field to sort by; a leading - sorts newest first"),
                Param("page", "integer", default=1, minimum=1, maximum=10**9),
                Param("limit", "integer", default=20, minimum=1, maximum=100)],
        responses={200: ("Paginated post list", {
@@ -68,10 +85,16 @@ def create_post(principal: Any) -> Any:
        errors=[400])
 def list_posts(principal: Any) -> Any:
     args = query()
+    channel, account = args["channelId"], args["accountId"]
+    if channel is not None and account is not None and channel != account:
+        raise ValidationError("channelId and accountId name the same filter; give one", details=[
+            Issue("accountId", "differs from channelId (they are two names of one filter)")])
     filters = {"status": args["status"], "platform": args["platform"],
-               "channel_id": args["channelId"], "page": args["page"], "limit": args["limit"]}
+               "channel_id": channel if channel is not None else account,
+               "since": args["from"], "until": args["to"], "sort": PostSort(args["sort"]),
+               "page": args["page"], "limit": args["limit"]}
     rendered = core().list_posts_json(principal.org_id, post_rows.fields, **filters)
-    if rendered is not None:  # the database wrote the items' JSON (SQLite)
+    if rendered is not None:  # the database wrote the items' JSON (SQLite, PostgreSQL)
         items, page = rendered
         rest = current_app.json.dumps({"total": page.total, "page": page.page,
                                        "limit": page.limit, "hasMore": page.has_more})
@@ -158,6 +181,19 @@ def duplicate_post(principal: Any, id: str) -> Any:
     counted(created.rate)
     return {"duplicatedFrom": id, "posts": [summary_json(p) for p in created.posts],
             "groupId": created.group_id}, 201
+
+
+@route(bp, "POST", "/posts/{id}/retry", summary="Retry a failed post", tag="Posts",
+       scope="posts:write",
+       description="Additive. Puts a FAILED post back in the queue, due now, with its "
+       "attempts (`retryCount`) reset and its error cleared; the retry is logged. 409 "
+       "CONFLICT from any other status, for a thread item published with its first post "
+       "(retry that one: it takes its failed items along), and while the post's account "
+       "is removed or `needsReconnect` (reconnect it first). A post whose outcome was "
+       "unknown is looked for on the platform before it is sent again.",
+       responses={200: ("The post, QUEUED again", {"$ref": "Post"})}, errors=[409])
+def retry_post(principal: Any, id: str) -> Any:
+    return post_json(core().retry_post(principal.org_id, id))
 
 
 @route(bp, "GET", "/posts/{id}/logs", summary="Get publish attempt logs", tag="Posts",
