@@ -4,6 +4,7 @@ added as ``accounts add`` adds it, exactly once."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -121,7 +122,11 @@ def test_a_revoked_token_fails_the_post_and_asks_for_reconnect(world: World) -> 
 def test_a_rate_limit_defers_the_post_until_the_reset(world: World) -> None:
     httpx.post(f"{world.url}/_sandbox/config", json={"rate_limit": 0}).raise_for_status()
     [post] = world.queue(["later"])
+    before = utcnow()
     world.run()
     stored = world.core.store.get_post(post.id)
-    assert stored.status != PostStatus.PUBLISHED and world.statuses() == []
-    assert stored.status != PostStatus.FAILED
+    assert stored.status not in (PostStatus.PUBLISHED, PostStatus.FAILED)
+    assert world.statuses() == []
+    # retried at the reset of the 5-minute window, not at once
+    assert stored.next_attempt_at is not None
+    assert stored.next_attempt_at > before + timedelta(seconds=1)
