@@ -12,7 +12,8 @@ Checkpoint layout::
 
     {"posted": [{"id", "url", "postId"}],                  # in thread order
      "items": {"<index>": {"media": [{"id", "ready"}],     # uploaded attachments
-                           "sentAt": epoch seconds}}}      # the status request went out
+                           "sentAt": epoch seconds,        # the status request went out
+                           "uncertain": true}}}            # ... and its answer was lost
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chat33_core.errors import TransientError, UnknownOutcome
+from chat33_core.errors import PlatformError, TransientError, UnknownOutcome
 from chat33_core.platforms import MediaFile, PublishContext, PublishItem
 
 from . import rules
@@ -130,18 +131,19 @@ class Publication:
                                    headers={"Idempotency-Key":
                                             idempotency_key(self.ctx.post_id, index)})
         except UnknownOutcome:
+            # from now on the status may exist: ``sentAt`` stays, so the key window is
+            # measured from this first request whatever answers later attempts get
+            state["uncertain"] = True
+            self.save()
             self.ctx.log("mastodon.unknown", f"no clear answer to status {index + 1}; it "
                           "will be sent again with the same Idempotency-Key", index=index)
             raise
-        except TransientError as exc:
+        except PlatformError as exc:
             if exc.platform_code == "processing":
                 for entry in state.get("media", []):
                     entry["ready"] = False  # poll again before the next attempt
-            state.pop("sentAt", None)  # answered and refused: nothing was created
-            self.save()
-            raise
-        except Exception:
-            state.pop("sentAt", None)
+            if not state.get("uncertain"):
+                state.pop("sentAt", None)  # answered and refused: nothing was created
             self.save()
             raise
         if not status.get("id"):

@@ -133,3 +133,18 @@ def test_the_key_is_the_post_and_the_position() -> None:
     assert idempotency_key("post_1", 0) == idempotency_key("post_1", 0)
     assert idempotency_key("post_1", 0) != idempotency_key("post_1", 1)
     assert idempotency_key("post_1", 0) != idempotency_key("post_2", 0)
+
+
+def test_the_key_window_counts_from_the_first_unanswered_request(sandbox: Sandbox) -> None:
+    sandbox.fault(method="POST", path=STATUSES, status=502, after_body=True,
+                  body={"error": "Bad Gateway"})
+    ctx = sandbox.context(["uncertain"])
+    with pytest.raises(UnknownOutcome):
+        sandbox.platform.publish(ctx)
+    first_sent = ctx.checkpoints.load()["items"]["0"]["sentAt"]
+    sandbox.fault(method="POST", path=STATUSES, status=503, body={"error": "down"})
+    with pytest.raises(TransientError):
+        sandbox.platform.confirm(ctx)  # refused this time, but the first one may exist
+    assert ctx.checkpoints.load()["items"]["0"]["sentAt"] == first_sent
+    result = sandbox.platform.confirm(ctx)
+    assert result is not None and len(sandbox.statuses()) == 1
