@@ -229,7 +229,7 @@ class MastodonSandbox(SandboxApp):
                      "pending": 0 if sync else int(self.config["processing_polls"]),
                      "polls": 0, "attached": False}
             self.media[media["id"]] = media
-            return json_response(self._media_json(media, request.host_url),
+            return json_response(self._media_json(media, request.root_url),
                                  200 if sync else 202, headers)
 
     def get_media(self, request: Request, media_id: str) -> Response:
@@ -244,9 +244,9 @@ class MastodonSandbox(SandboxApp):
             media["polls"] += 1
             if media["pending"] > 0:
                 media["pending"] -= 1
-                return json_response(self._media_json(media, request.host_url) | {"url": None},
+                return json_response(self._media_json(media, request.root_url) | {"url": None},
                                      206, headers)
-            return json_response(self._media_json(media, request.host_url), 200, headers)
+            return json_response(self._media_json(media, request.root_url), 200, headers)
 
     # --- statuses --------------------------------------------------------------------------
 
@@ -273,7 +273,7 @@ class MastodonSandbox(SandboxApp):
                 if seen is not None and self.now() - seen[0] <= IDEMPOTENCY_TTL_S:
                     self.replays += 1
                     return json_response(self._status_json(self.statuses[seen[1]],
-                                                           request.host_url), 200, headers)
+                                                           request.root_url), 200, headers)
             if request.is_json:
                 body = request.get_json(silent=True) or {}
                 media_ids = [str(m) for m in body.get("media_ids") or []]
@@ -301,7 +301,7 @@ class MastodonSandbox(SandboxApp):
                 self.media[media_id]["attached"] = True
             if key:
                 self.keys[(token, key)] = (self.now(), status["id"])
-            return json_response(self._status_json(status, request.host_url), 200, headers)
+            return json_response(self._status_json(status, request.root_url), 200, headers)
 
     def _refusal(self, body: dict[str, Any], media_ids: list[str],
                  token: str) -> tuple[int, str] | None:
@@ -341,7 +341,7 @@ class MastodonSandbox(SandboxApp):
             status = self.statuses.get(status_id)
             if status is None or status["deleted"]:
                 return json_response(NOT_FOUND, 404, headers)
-            return json_response(self._status_json(status, request.host_url), 200, headers)
+            return json_response(self._status_json(status, request.root_url), 200, headers)
 
     def delete_status(self, request: Request, status_id: str) -> Response:
         with self.lock:
@@ -354,5 +354,5 @@ class MastodonSandbox(SandboxApp):
                 return json_response(NOT_FOUND, 404, headers)
             status["deleted"] = True
             # the deleted status with its source text, for delete-and-redraft
-            return json_response(self._status_json(status, request.host_url)
+            return json_response(self._status_json(status, request.root_url)
                                  | {"text": status["text"]}, 200, headers)

@@ -8,10 +8,15 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from chat33_mastodon import MastodonPlatform
+from chat33_mastodon.sandbox import MastodonSandbox
 
+from chat33_core.config import Settings
 from chat33_core.platforms import MediaFile
+from chat33_core.sandbox import PrefixDispatcher, serve
+from chat33_core.testing import publish_context
 
-from .conftest import TOKEN, Sandbox
+from .conftest import TOKEN, Sandbox, account
 
 Media = Callable[[str], MediaFile]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -128,3 +133,16 @@ def test_unknown_tokens_and_garbage_files_are_refused(sandbox: Sandbox, media: M
     sandbox.config(image_size_limit=100)
     big = upload(sandbox, media("photo.jpg"))
     assert big.status_code == 422 and "file size" in big.json()["error"]
+
+
+def test_served_under_a_prefix_as_chat33_sandbox_does() -> None:
+    sandbox = MastodonSandbox()
+    with serve(PrefixDispatcher({"mastodon": sandbox})) as root:
+        settings = Settings.from_env({"CHAT33_MASTODON_API_BASE": f"{root}/mastodon"})
+        platform = MastodonPlatform(settings)
+        # the demo's account: a sandbox token, no instance but the API base
+        ctx = publish_context(platform, settings=settings, account=account(username="demo"),
+                              text="from the demo")
+        result = platform.publish(ctx)
+    assert result.first.external_url == f"{root}/mastodon/@chat33/{result.first.external_id}"
+    assert [s["text"] for s in sandbox.state()["statuses"]] == ["from the demo"]
