@@ -7,7 +7,7 @@ import nox
 nox.options.sessions = ["lint", "typecheck", "tests"]
 PLUGINS = [f"plugins/chat33_{p}"
            for p in ("instagram", "facebook", "tiktok", "youtube", "x", "bluesky",
-                     "telegram")]
+                     "telegram", "mastodon")]
 EDITABLE = [arg for path in (".[test]", *PLUGINS, "adapters/flask_api") for arg in ("-e", path)]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import click
 
@@ -173,6 +174,18 @@ def _expiry(text: str | None) -> datetime | None:
     return expires
 
 
+def _instance_url(value: str) -> str:
+    """``--instance``: an http(s) URL of a server (``https://mastodon.social``), kept
+    without a trailing slash; a bare host name gets ``https://``."""
+    url = value.strip().rstrip("/")
+    if url and "://" not in url:
+        url = f"https://{url}"
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname or parsed.path:
+        _fail(f"--instance: not the URL of a server: {value!r} (e.g. https://mastodon.social)")
+    return url
+
+
 @main.group(cls=_Group)
 def accounts() -> None:
     """Manage connected channels."""
@@ -188,12 +201,15 @@ def accounts() -> None:
 @click.option("--token", default=None, help="Access token (for Facebook the Page token).")
 @click.option("--refresh-token", default=None)
 @click.option("--token-expires-at", default=None, help="ISO 8601 instant.")
+@click.option("--instance", default=None,
+              help="The account's server, for platforms with many (Mastodon): its https URL.")
 @click.option("--sandbox", is_flag=True,
               help="Use the platform sandbox's test credentials when no token is given.")
 @click.pass_context
 def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
                  username: str | None, external_id: str | None, token: str | None,
-                 refresh_token: str | None, token_expires_at: str | None, sandbox: bool) -> None:
+                 refresh_token: str | None, token_expires_at: str | None,
+                 instance: str | None, sandbox: bool) -> None:
     """Connect a channel; prints its id."""
     core = _core(ctx)
     org = core.store.find_org_by_name(org_name)
@@ -216,7 +232,10 @@ def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
             _fail(str(exc))
     elif refresh_token:
         _fail("--refresh-token needs --token")
-    metadata = {"sandbox": True} if sandbox else {}
+    metadata: dict[str, object] = {"sandbox": True} if sandbox else {}
+    if instance is not None:
+        # stored on the account (``metadata["instance"]``), where the plugin reads it
+        metadata["instance"] = _instance_url(instance)
     try:
         account = core.add_account(org.id, platform, name, username=username,
                                    external_id=external_id or (f"sandbox-{platform}"
