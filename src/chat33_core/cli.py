@@ -9,11 +9,12 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import click
 
 from .config import Settings
-from .errors import Chat33Error, ConfigurationError
+from .errors import Chat33Error, ConfigurationError, StoreUnavailable
 from .models import Credentials
 
 
@@ -43,6 +44,9 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except StoreUnavailable as exc:  # the operator wants what the driver said
+            cause = exc.__cause__
+            _database_failed(ctx, cause if isinstance(cause, Exception) else exc)
         except Chat33Error as exc:
             details = "; ".join(f"{d.path}: {d.message}" for d in exc.details)
             _fail(exc.message + (f" ({details})" if details and details not in exc.message
@@ -141,7 +145,9 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--email", required=True, help="The user the key acts for.")
 @click.option("--name", default=None, help="A label for the key.")
-@click.option("--scopes", default=None, help="Comma list; default: all four scopes.")
+@click.option("--scopes", default=None,
+              help="Comma list of accounts:read, posts:read, posts:write, media:write and "
+                   "settings:write (the webhook secret); default: the first four.")
 @click.pass_context
 def keys_create(ctx: click.Context, email: str, name: str | None, scopes: str | None) -> None:
     """Create an API key; prints the raw key alone on stdout (shown only once)."""
@@ -153,6 +159,31 @@ def keys_create(ctx: click.Context, email: str, name: str | None, scopes: str | 
     key, raw = core.create_api_key(user.org_id, user.id, name, scope_list)
     click.echo(f"created API key {key.id} ({key.key_prefix}...)", err=True)
     click.echo(raw)
+
+
+def _expiry(text: str | None) -> datetime | None:
+    """``--token-expires-at``: an ISO 8601 instant with its offset, or None."""
+    if not text:
+        return None
+    try:
+        expires = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--token-expires-at: not an ISO 8601 instant: {text!r}")
+    if expires.tzinfo is None:
+        _fail("--token-expires-at needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
+    return expires
+
+
+def _instance_url(value: str) -> str:
+    """``--instance``: an http(s) URL of a server (``https://mastodon.social``), kept
+    without a trailing slash; a bare host name gets ``https://``."""
+    url = value.strip().rstrip("/")
+    if url and "://" not in url:
+        url = f"https://{url}"
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname or parsed.path:
+        _fail(f"--instance: not the URL of a server: {value!r} (e.g. https://mastodon.social)")
+    return url
 
 
 @main.group(cls=_Group)
@@ -170,25 +201,21 @@ def accounts() -> None:
 @click.option("--token", default=None, help="Access token (for Facebook the Page token).")
 @click.option("--refresh-token", default=None)
 @click.option("--token-expires-at", default=None, help="ISO 8601 instant.")
+@click.option("--instance", default=None,
+              help="The account's server, for platforms with many (Mastodon): its https URL.")
 @click.option("--sandbox", is_flag=True,
               help="Use the platform sandbox's test credentials when no token is given.")
 @click.pass_context
 def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
                  username: str | None, external_id: str | None, token: str | None,
-                 refresh_token: str | None, token_expires_at: str | None, sandbox: bool) -> None:
+                 refresh_token: str | None, token_expires_at: str | None,
+                 instance: str | None, sandbox: bool) -> None:
     """Connect a channel; prints its id."""
     core = _core(ctx)
     org = core.store.find_org_by_name(org_name)
     if org is None:
         _fail(f"no organization named {org_name!r} (create a user in it first)")
-    expires = None
-    if token_expires_at:
-        try:
-            expires = datetime.fromisoformat(token_expires_at.replace("Z", "+00:00"))
-        except ValueError:
-            _fail(f"--token-expires-at: not an ISO 8601 instant: {token_expires_at!r}")
-        if expires.tzinfo is None:
-            _fail("--token-expires-at needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
+    expires = _expiry(token_expires_at)
     for option, value in (("--token", token), ("--refresh-token", refresh_token)):
         if value is not None and not value.strip():
             # "$X_ACCESS_TOKEN" of an unset variable: an account whose posts all fail
@@ -205,7 +232,10 @@ def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
             _fail(str(exc))
     elif refresh_token:
         _fail("--refresh-token needs --token")
-    metadata = {"sandbox": True} if sandbox else {}
+    metadata: dict[str, object] = {"sandbox": True} if sandbox else {}
+    if instance is not None:
+        # stored on the account (``metadata["instance"]``), where the plugin reads it
+        metadata["instance"] = _instance_url(instance)
     try:
         account = core.add_account(org.id, platform, name, username=username,
                                    external_id=external_id or (f"sandbox-{platform}"
@@ -216,5 +246,13 @@ def accounts_add(ctx: click.Context, org_name: str, platform: str, name: str,
     click.echo(account.id)
 
 
+# the commands that manage what exists (list, show, rename, remove, revoke, retry...)
+# live in their own module and register on the groups above
+from . import manage as _manage  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # ``python -m chat33_core.cli`` runs a copy of this module as __main__; the management
+    # commands registered on the package's own module, whose main is the real one
+    from chat33_core.cli import main as _main
+
+    _main()

@@ -45,6 +45,16 @@ class Settings:
     allow_private_urls: bool = False
     poll_interval_s: float = 2.0
     max_attempts: int = 5
+    #: every outbound fetch (connect, headers, body; a webhook delivery) ends by then,
+    #: and so do all the media fetches of one API request together
+    fetch_timeout_s: float = 60.0
+    #: the bytes one API request may fetch in all (its media URLs together)
+    fetch_request_max_bytes: int = 200 * 1024 * 1024
+    #: media fetches one organization may have in flight in one API process
+    fetch_concurrency: int = 2
+    #: password hashes (argon2, ~0.5 s of CPU each) one process runs at once; as many
+    #: sign-ins again may wait for a turn, more are answered 503 at once
+    login_concurrency: int = 1
     #: the raw environment the settings came from: platform overrides are read from it
     env: Mapping[str, str] = field(factory=dict, repr=False)
 
@@ -63,6 +73,11 @@ class Settings:
             "allow_private_urls": env.get("CHAT33_ALLOW_PRIVATE_URLS", "0").lower() in _TRUE,
             "poll_interval_s": _float(env, "CHAT33_POLL_INTERVAL_S", 2.0),
             "max_attempts": int(_float(env, "CHAT33_MAX_ATTEMPTS", 5)),
+            "fetch_timeout_s": _positive(env, "CHAT33_FETCH_TIMEOUT_S", 60.0),
+            "fetch_request_max_bytes": int(_positive(env, "CHAT33_FETCH_REQUEST_MAX_BYTES",
+                                                     200 * 1024 * 1024)),
+            "fetch_concurrency": max(1, int(_positive(env, "CHAT33_FETCH_CONCURRENCY", 2))),
+            "login_concurrency": max(1, int(_float(env, "CHAT33_LOGIN_CONCURRENCY", 1))),
             "env": env,
         }
         values.update(overrides)
@@ -158,3 +173,10 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not value > 0:
+        raise ConfigurationError(f"{name} must be a positive number, got {env.get(name)!r}")
+    return value

@@ -100,6 +100,26 @@ class RateLimited(Chat33Error):
         self.reset_after = reset_after if reset_after is not None else self.retry_after
 
 
+class ConcurrencyLimited(RateLimited):
+    """Too many of an operation are in flight at once for the caller (not an allowance
+    per period: ``limit`` is None); retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
+class Unavailable(Chat33Error):
+    """The server cannot do this right now (too busy, or its database is away); worth
+    trying again after ``retry_after`` seconds."""
+
+    code = "SERVICE_UNAVAILABLE"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(0.0, retry_after)
+
+
 class NotSupported(Chat33Error):
     """The platform cannot do this (e.g. delete on TikTok)."""
 
@@ -116,6 +136,28 @@ class ConfigurationError(Chat33Error):
 
 class PluginError(Chat33Error):
     """A plugin is broken or clashes with another one."""
+
+
+class StoreUnavailable(Unavailable):
+    """The database cannot be reached or used right now (a dropped or terminated
+    connection, a server restart, a locked SQLite file, an exhausted pool): worth trying
+    again shortly, and never a verdict on the post or the request.
+
+    The store raises it in place of the driver's and SQLAlchemy's operational errors.
+    Its ``message`` is generic on purpose: their text holds SQL and bound parameters,
+    which must never reach a post's ``errorMessage``, its logs or an API answer.
+    ``reason`` is the driver's first line (e.g. "terminating connection due to
+    administrator command"), for the operator's logs only; the original error stays
+    chained as ``__cause__``.
+    """
+
+    #: seconds a client is told to wait (``Retry-After``)
+    RETRY_AFTER_S = 1.0
+    MESSAGE = "the database cannot be reached right now; retry shortly"
+
+    def __init__(self, message: str = MESSAGE, *, reason: str = "") -> None:
+        super().__init__(message, retry_after=self.RETRY_AFTER_S)
+        self.reason = reason
 
 
 # --- platform errors: split by what the worker must do ---------------------------

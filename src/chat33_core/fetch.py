@@ -11,11 +11,17 @@ they must not become a way into the operator's own network (SSRF). :class:`Guard
   the URL's host name, so a name cannot resolve to a public address for the check and
   a private one for the connection;
 * follows redirects itself (bounded), checking each hop;
-* streams downloads with a size cap and timeouts, and never uses environment proxies
-  (a proxy would bypass the pin).
+* streams downloads with a size cap, and never uses environment proxies (a proxy would
+  bypass the pin);
+* gives every fetch one wall-clock deadline (``CHAT33_FETCH_TIMEOUT_S``, 60 s) for
+  connecting, TLS, the headers and the body together: every socket operation waits at
+  most until the deadline, so a peer that trickles a byte at a time cannot stretch it;
+  and a body still coming in after :data:`RATE_GRACE_S` must average
+  :data:`MIN_RATE_BYTES_S`, so a trickle is cut off early instead of at the deadline.
 
-Every refusal raises :class:`FetchError` (a ``ValidationError``: the URL came from the
-user) with a ``reason`` code and, when the caller names one, a path into the request.
+Every refusal and every transport failure raises :class:`FetchError` (a
+``ValidationError``: the URL came from the user) naming the URL and what went wrong,
+with a ``reason`` code and, when the caller names one, a path into the request.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import socket
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +52,9 @@ MAX_REDIRECTS = 5
 #: how much of a webhook receiver's answer is kept
 MAX_REPLY_BYTES = 64 * 1024
 USER_AGENT = "chat33/0.1 (+https://github.com/chat33)"
+#: a body still downloading after this many seconds must average MIN_RATE_BYTES_S
+RATE_GRACE_S = 10.0
+MIN_RATE_BYTES_S = 32 * 1024
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -68,7 +78,9 @@ METADATA_HOSTS = frozenset({
 class FetchError(ValidationError):
     """An outbound fetch was refused or failed. ``reason`` is a short code:
     ``invalid_url``, ``blocked_address``, ``too_large``, ``http_status``, ``timeout``,
-    ``unreachable``, ``too_many_redirects``."""
+    ``too_slow``, ``unreachable``, ``interrupted`` (the connection broke or the peer
+    hung up mid-answer), ``bad_response`` (not a readable HTTP answer),
+    ``too_many_redirects``."""
 
     def __init__(self, message: str, *, reason: str, path: str | None = None,
                  status: int | None = None) -> None:
@@ -76,6 +88,8 @@ class FetchError(ValidationError):
         super().__init__(message, details=details)
         self.reason = reason
         self.status = status
+        #: body bytes received before the failure (a download's)
+        self.received = 0
 
     def at(self, path: str) -> FetchError:
         """The same error (same class), reported at ``path`` of the request."""
@@ -210,6 +224,52 @@ def system_resolver(host: str, port: int) -> list[str]:
     return seen
 
 
+# --- the deadline -----------------------------------------------------------------------
+
+#: the monotonic instant the current thread's fetch must be done by (GuardedClient sets
+#: it around each fetch; the pooled connections read it on every socket operation, so
+#: a connection reused by another fetch obeys that fetch's deadline)
+_DEADLINE: ContextVar[float | None] = ContextVar("chat33_fetch_deadline", default=None)
+
+
+def _bounded(timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left before the current deadline; ``error`` (an
+    httpcore timeout, which httpx maps to its own) when nothing is left."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the fetch deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake waits at most until the
+    current fetch's deadline: httpcore's own timeouts restart with each operation, so a
+    peer sending one byte every few seconds would otherwise never time out."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(
+            ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 # --- the pinned transport ---------------------------------------------------------------
 
 
@@ -245,9 +305,9 @@ class _GuardedBackend(httpcore.NetworkBackend):
         error: Exception | None = None
         for address in addresses:
             try:
-                return self._inner.connect_tcp(address, port, timeout=timeout,
-                                               local_address=local_address,
-                                               socket_options=socket_options)
+                return _DeadlineStream(self._inner.connect_tcp(
+                    address, port, timeout=_bounded(timeout, httpcore.ConnectTimeout),
+                    local_address=local_address, socket_options=socket_options))
             except httpcore.ConnectError as exc:
                 error = exc
         assert error is not None
@@ -284,27 +344,37 @@ class GuardedClient:
     """One guarded client for media ingestion and webhooks. Thread-safe; close it (or use
     it as a context manager) when done.
 
-    :param settings: ``allow_private_urls`` lifts the private-address refusal (tests, demo).
-    :param timeout: per-operation timeouts (connect, read, write) in seconds.
-    :param total_timeout: a whole download must finish within this many seconds.
+    :param settings: ``allow_private_urls`` lifts the private-address refusal (tests,
+        demo); ``fetch_timeout_s`` is the default ``total_timeout``.
+    :param timeout: per-operation timeouts (connect, read, write) in seconds: how long a
+        peer may stay silent.
+    :param total_timeout: every fetch (connecting, TLS, headers and body; a webhook
+        delivery) must be done within this many seconds, however the peer paces it.
+    :param min_rate: bytes per second a body still downloading after ``rate_grace_s``
+        seconds must average.
     :param resolver: ``resolve(host, port) -> [address, ...]``; the system's by default.
     :param allowed_networks: networks allowed although private, e.g. ``["10.1.2.3/32"]``
         for the operator's own media server (``CHAT33_ALLOW_PRIVATE_URLS`` allows all).
     """
 
     def __init__(self, settings: Settings, *, timeout: float = 20.0,
-                 total_timeout: float = 300.0, max_redirects: int = MAX_REDIRECTS,
+                 total_timeout: float | None = None, min_rate: float = MIN_RATE_BYTES_S,
+                 rate_grace_s: float = RATE_GRACE_S, max_redirects: int = MAX_REDIRECTS,
                  resolver: Resolver | None = None, allowed_networks: Iterable[str] = (),
                  verify: Any = True) -> None:
         self.allow_private = settings.allow_private_urls
         self.allowed = tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks)
-        self.total_timeout = total_timeout
+        self.total_timeout = (settings.fetch_timeout_s if total_timeout is None
+                              else total_timeout)
+        self.min_rate = min_rate
+        self.rate_grace_s = rate_grace_s
         self.max_redirects = max_redirects
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
         self._client = httpx.Client(
             transport=_GuardedTransport(allow_private=self.allow_private,
                                         resolver=resolver or system_resolver,
                                         allowed=self.allowed, verify=verify),
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            timeout=self._timeout,
             follow_redirects=False,
             trust_env=False,
             headers={"User-Agent": USER_AGENT},
@@ -324,49 +394,77 @@ class GuardedClient:
         return check_url(url, allow_private=self.allow_private, path=path,
                          allowed=self.allowed)
 
+    def deadline(self) -> float:
+        """The :func:`time.monotonic` instant a fetch starting now must be done by; pass
+        it as ``deadline`` to several downloads to give them one deadline together."""
+        return time.monotonic() + self.total_timeout
+
+    @contextmanager
+    def _within(self, deadline: float | None) -> Iterator[None]:
+        """Run a fetch under its deadline: ``total_timeout`` from now, or the caller's
+        ``deadline`` when that comes first."""
+        own = self.deadline()
+        token = _DEADLINE.set(own if deadline is None else min(own, deadline))
+        try:
+            yield
+        finally:
+            _DEADLINE.reset(token)
+
     # --- downloads -------------------------------------------------------------------
 
     def download(self, url: str, dest_path: str | os.PathLike[str],
-                 max_bytes: int = MAX_VIDEO_BYTES, *,
-                 path: str | None = None) -> tuple[str | None, int]:
+                 max_bytes: int = MAX_VIDEO_BYTES, *, path: str | None = None,
+                 deadline: float | None = None) -> tuple[str | None, int]:
         """GET ``url`` into ``dest_path``, following checked redirects, refusing more
-        than ``max_bytes`` while streaming. Returns ``(content_type, size)``; the
-        Content-Type is the server's claim only (inspection decides the real type).
+        than ``max_bytes`` while streaming, within ``total_timeout`` (or by ``deadline``,
+        a :meth:`deadline` instant, when that comes first). Returns ``(content_type,
+        size)``; the Content-Type is the server's claim only (inspection decides the
+        real type).
 
         On any failure ``dest_path`` is removed and :class:`FetchError` raised (with
         ``path`` as the issue path when given).
         """
         dest = Path(dest_path)
-        deadline = time.monotonic() + self.total_timeout
+        size = 0
         try:
-            with self._get(url) as response:
+            with self._within(deadline), self._get(url) as response:
                 if not 200 <= response.status_code < 300:
                     raise FetchError(f"{_short(url)} answered HTTP {response.status_code}",
                                      reason="http_status", status=response.status_code)
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
-                    raise FetchError(f"{_short(url)} is {_size(int(declared))}, over the "
-                                     f"{_size(max_bytes)} limit", reason="too_large")
-                size = 0
+                    raise FetchError(f"{_short(url)} is {size_text(int(declared))}, over the "
+                                     f"{size_text(max_bytes)} limit", reason="too_large")
+                started = time.monotonic()
                 with dest.open("wb") as out:
-                    # iter_bytes decodes gzip/deflate: the cap applies to what we keep
-                    for chunk in response.iter_bytes(64 * 1024):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise FetchError(f"{_short(url)} is over the {_size(max_bytes)} "
-                                             "limit", reason="too_large")
-                        if time.monotonic() > deadline:
-                            raise FetchError(f"{_short(url)} took longer than "
-                                             f"{self.total_timeout:.0f} s to download",
-                                             reason="timeout")
-                        out.write(chunk)
+                    try:
+                        # iter_bytes decodes gzip/deflate: the cap applies to what we
+                        # keep; no chunk size, so each read is checked as it arrives
+                        for chunk in response.iter_bytes():
+                            size += len(chunk)
+                            if size > max_bytes:
+                                raise FetchError(f"{_short(url)} is over the "
+                                                 f"{size_text(max_bytes)} limit",
+                                                 reason="too_large")
+                            self._check_rate(url, size, started)
+                            out.write(chunk)
+                    except httpx.HTTPError as exc:
+                        raise self._failure(url, exc) from None
                 return response.headers.get("content-type"), size
         except FetchError as exc:
             dest.unlink(missing_ok=True)
+            exc.received = size
             raise exc.at(path) if path else exc from None
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
+
+    def _check_rate(self, url: str, size: int, started: float) -> None:
+        elapsed = time.monotonic() - started
+        if elapsed > self.rate_grace_s and size < self.min_rate * elapsed:
+            raise FetchError(f"{_short(url)} is sending too slowly: {size_text(size)} in "
+                             f"{elapsed:.0f} s, under the minimum of "
+                             f"{size_text(int(self.min_rate))} a second", reason="too_slow")
 
     @contextmanager
     def _get(self, url: str) -> Iterator[httpx.Response]:
@@ -378,7 +476,11 @@ class GuardedClient:
             location = response.headers.get("location")
             if response.is_redirect and location:
                 response.close()
-                current = str(response.url.join(location))
+                try:
+                    current = str(response.url.join(location))
+                except (httpx.InvalidURL, ValueError):
+                    raise FetchError(f"{_short(current)} redirected to an invalid URL: "
+                                     f"{_short(location)}", reason="invalid_url") from None
                 continue
             try:
                 yield response
@@ -389,39 +491,71 @@ class GuardedClient:
                          reason="too_many_redirects")
 
     def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        deadline = _DEADLINE.get()
+        if deadline is not None:  # waiting for a pooled connection counts too
+            left = max(0.001, deadline - time.monotonic())
+            kw["timeout"] = httpx.Timeout(self._timeout.read, connect=self._timeout.connect,
+                                          pool=min(self._timeout.pool or left, left))
         try:
             request = self._client.build_request(method, url, **kw)
             return self._client.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise FetchError(f"{_short(url)} timed out", reason="timeout") from None
         except httpx.HTTPError as exc:
-            raise FetchError(f"{_short(url)} cannot be reached: {exc or type(exc).__name__}",
-                             reason="unreachable") from None
+            raise self._failure(url, exc) from None
+
+    def _failure(self, url: str, exc: httpx.HTTPError) -> FetchError:
+        """A transport failure as a FetchError that names the URL and what went wrong."""
+        u = _short(url)
+        detail = (str(exc) or type(exc).__name__)[:200]
+        if isinstance(exc, httpx.TimeoutException):
+            deadline = _DEADLINE.get()
+            if deadline is not None and time.monotonic() >= deadline - 0.05:
+                return FetchError(f"{u} timed out: the fetch took longer than "
+                                  f"{self.total_timeout:g} s", reason="timeout")
+            waited = (self._timeout.connect if isinstance(exc, httpx.ConnectTimeout)
+                      else self._timeout.read)
+            return FetchError(f"{u} timed out: nothing came for {waited:g} s",
+                              reason="timeout")
+        if isinstance(exc, httpx.ConnectError):
+            return FetchError(f"{u} cannot be reached: {detail}", reason="unreachable")
+        if isinstance(exc, httpx.RemoteProtocolError):
+            return FetchError(f"{u} hung up before its answer was complete: {detail}",
+                              reason="interrupted")
+        if isinstance(exc, httpx.NetworkError):  # read or write failed: reset, broken pipe
+            return FetchError(f"{u}: the connection broke off mid-transfer: {detail}",
+                              reason="interrupted")
+        if isinstance(exc, httpx.DecodingError):
+            return FetchError(f"{u} sent a body that cannot be decoded: {detail}",
+                              reason="bad_response")
+        if isinstance(exc, httpx.ProtocolError):
+            return FetchError(f"{u} did not answer in readable HTTP: {detail}",
+                              reason="bad_response")
+        return FetchError(f"{u} cannot be fetched: {detail}", reason="unreachable")
 
     # --- webhooks --------------------------------------------------------------------
 
     def post_json(self, url: str, body: Any, headers: Mapping[str, str] | None = None, *,
                   path: str | None = None) -> httpx.Response:
         """POST ``body`` as JSON (``bytes`` are sent as they are, so a signature made
-        over them stays valid). Redirects are not followed: a 3xx is returned as the
-        answer. The reply body is kept up to 64 KB. Refusals and transport failures
-        raise :class:`FetchError`; any HTTP status is returned."""
+        over them stays valid) within ``total_timeout``. Redirects are not followed: a
+        3xx is returned as the answer. The reply body is kept up to 64 KB. Refusals and
+        transport failures raise :class:`FetchError`; any HTTP status is returned."""
         content = body if isinstance(body, bytes) else json.dumps(
             body, separators=(",", ":")).encode()
         try:
             self.check(url)
             all_headers = {"Content-Type": "application/json", **(headers or {})}
-            response = self._send("POST", url, content=content, headers=all_headers)
-            try:
-                kept = bytearray()
-                for chunk in response.iter_bytes(16 * 1024):
-                    kept += chunk[: MAX_REPLY_BYTES - len(kept)]
-                    if len(kept) >= MAX_REPLY_BYTES:
-                        break
-            except httpx.HTTPError:
-                pass  # the status is what matters; a broken reply body does not
-            finally:
-                response.close()
+            with self._within(None):
+                response = self._send("POST", url, content=content, headers=all_headers)
+                try:
+                    kept = bytearray()
+                    for chunk in response.iter_bytes(16 * 1024):
+                        kept += chunk[: MAX_REPLY_BYTES - len(kept)]
+                        if len(kept) >= MAX_REPLY_BYTES:
+                            break
+                except httpx.HTTPError:
+                    pass  # the status is what matters; a broken reply body does not
+                finally:
+                    response.close()
         except FetchError as exc:
             raise exc.at(path) if path else exc from None
         # the kept body is already decoded: drop the headers that describe the wire form
@@ -436,5 +570,6 @@ def _short(url: str) -> str:
     return url if len(url) <= 120 else url[:117] + "..."
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """``n`` bytes as the fetcher's messages say it: ``12.5 MB`` or ``900 bytes``."""
     return f"{n / MB:.1f} MB" if n >= MB else f"{n} bytes"

@@ -235,17 +235,22 @@ def _describe_unknown(head: bytes, family: str) -> str:
 
 # --- images --------------------------------------------------------------------------
 
-#: the formats Pillow may try: what the sniffer routes to images (no plugin roulette)
-_PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO")
+#: the formats Pillow may try: what the sniffer routes to images (no plugin roulette).
+#: MPO (multi-picture JPEG) needs no entry of its own: Pillow's JPEG opener makes one.
+_IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+#: those of them this Pillow can open (a name it does not know is a KeyError in open)
+_PILLOW_FORMATS: tuple[str, ...] = ()
 _PIL: Any = None
 
 
 def _pillow() -> Any:
     """PIL.Image, imported on first use (importing chat33 stays light) and kept."""
-    global _PIL
+    global _PIL, _PILLOW_FORMATS
     if _PIL is None:
         from PIL import Image
 
+        Image.init()  # every opener registered (open() would do it for WEBP and TIFF)
+        _PILLOW_FORMATS = tuple(f for f in _IMAGE_FORMATS if f in Image.OPEN)
         _PIL = Image
     return _PIL
 
@@ -270,8 +275,10 @@ def _inspect_image(fh: BinaryIO, head: bytes, size: int, *, owned: bool) -> Medi
         raise MediaError(f"{fmt_hint} image is too large to process safely: {exc}") from None
     except UnidentifiedImageError:
         raise MediaError(f"corrupt {fmt_hint}: its header cannot be read") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise MediaError(f"corrupt {fmt_hint}: {exc}") from None
+    except Exception as exc:
+        # Pillow's parsers raise whatever a malformed file leads them to (OSError,
+        # SyntaxError, struct.error, IndexError, KeyError...): all mean a broken file
+        raise MediaError(f"corrupt {fmt_hint}: {_reason(exc)}") from None
     try:
         width, height = img.size
         if width <= 0 or height <= 0:
@@ -287,8 +294,9 @@ def _inspect_image(fh: BinaryIO, head: bytes, size: int, *, owned: bool) -> Medi
             # Pillow counts GIF/APNG/WebP frames from headers; never decodes pixels here.
             # (Asked only of formats that can animate: a missing attribute is slow.)
             frames = int(getattr(img, "n_frames", 1) or 1) if fmt in _ANIMATABLE else 1
-        except (OSError, EOFError, ValueError, SyntaxError) as exc:
-            raise MediaError(f"corrupt {fmt}: frames cannot be read ({exc})") from None
+        except Exception as exc:  # as for open: a malformed file, whatever it raises
+            raise MediaError(f"corrupt {fmt}: frames cannot be read ({_reason(exc)})"
+                             ) from None
         orientation: Any = 1
         # Only when the header carried EXIF: without it, Pillow's PNG getexif() decodes
         # the whole image looking for a late eXIf chunk.
@@ -316,6 +324,13 @@ def _inspect_image(fh: BinaryIO, head: bytes, size: int, *, owned: bool) -> Medi
         )
     finally:
         img.close()  # closes only the _Borrowed view: the stream stays the caller's
+
+
+def _reason(exc: Exception) -> str:
+    """What Pillow said, or the kind of error when it said nothing useful."""
+    text = str(exc).strip()
+    return text if text and not isinstance(exc, (KeyError, IndexError)) \
+        else f"{type(exc).__name__} while reading it"
 
 
 class _Borrowed:

@@ -5,30 +5,77 @@ which file.
 Every file is fetched at most once (through the guarded client), inspected from its own
 bytes, and kept under ``CHAT33_MEDIA_DIR``; posts refer to the kept copy, so a scheduled
 post keeps its media even when the original URL expires before publish time.
+
+Fetching a URL is bounded per request and per organization, since it holds an API thread
+for as long as the peer takes (up to ``CHAT33_FETCH_TIMEOUT_S``): a request's fetches
+share one deadline and ``CHAT33_FETCH_REQUEST_MAX_BYTES``, and an organization may have
+``CHAT33_FETCH_CONCURRENCY`` requests fetching at once in a process (:class:`FetchSlots`),
+so slow URLs cannot take every thread of a server. Fetching needs the scope
+``media:write``; kept media fetched by a post counts against the ``media.upload`` limit
+like an upload.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, BinaryIO
 
 import attrs
 
-from .errors import Issue, NotFound, ValidationError
+from .errors import ConcurrencyLimited, Forbidden, Issue, NotFound, RateLimited, ValidationError
 from .fetch import MAX_VIDEO_BYTES
 from .media import MediaError
 from .mediastore import MediaIngestor, MediaStore, describe_stored, ingest_url, store_file
 from .models import MediaAsset
 
 if TYPE_CHECKING:
-    from .service import Chat33
+    from .service import Chat33, Principal
+
+#: the scope a request needs to make chat33 fetch a URL
+FETCH_SCOPE = "media:write"
+#: what a client refused for fetching too much at once is told to wait
+BUSY_RETRY_S = 5.0
+
+
+class FetchSlots:
+    """At most ``per_org`` requests of one organization fetching media at once (in this
+    process); one more is refused at once rather than queued, as a queued request would
+    hold its thread all the same."""
+
+    def __init__(self, per_org: int) -> None:
+        self.per_org = per_org
+        self._lock = threading.Lock()
+        self._busy: dict[str, int] = {}
+
+    @contextmanager
+    def hold(self, org_id: str) -> Iterator[None]:
+        """Hold one of the organization's slots; ConcurrencyLimited when none is free."""
+        with self._lock:
+            busy = self._busy.get(org_id, 0)
+            if busy >= self.per_org:
+                raise ConcurrencyLimited(
+                    f"this organization already has {busy} requests fetching media from "
+                    f"URLs, the most it may have at once; retry when one is done",
+                    retry_after=BUSY_RETRY_S)
+            self._busy[org_id] = busy + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._busy[org_id] - 1
+                if left:
+                    self._busy[org_id] = left
+                else:
+                    del self._busy[org_id]
 
 
 class MediaService:
     def __init__(self, core: Chat33) -> None:
         self.core = core
         self.files = MediaStore.from_settings(core.settings)
+        self.slots = FetchSlots(core.settings.fetch_concurrency)
 
     def _record(self, asset: MediaAsset, name: str | None) -> MediaAsset:
         """Keep the row; the display name is what the client called the file."""
@@ -47,23 +94,59 @@ class MediaService:
         return self._record(asset, filename)
 
     def ingest(self, org_id: str, url: str, filename: str | None = None) -> MediaAsset:
-        """Fetch ``url`` through the guarded client and keep it."""
-        asset = ingest_url(self.files, self.core.fetcher, url, org_id=org_id, path="url")
+        """Fetch ``url`` through the guarded client and keep it (in one of the
+        organization's fetch slots, within the per-request byte cap)."""
+        max_bytes = min(MAX_VIDEO_BYTES, self.core.settings.fetch_request_max_bytes)
+        with self.slots.hold(org_id):
+            asset = ingest_url(self.files, self.core.fetcher, url, org_id=org_id, path="url",
+                               max_bytes=max_bytes)
         return self._record(asset, filename or url.rsplit("/", 1)[-1].split("?")[0])
 
     @contextmanager
-    def ingestor(self, org_id: str, *, keep: bool) -> Iterator[MediaIngestor]:
-        """The ``inspect_url`` of validation. With ``keep`` (a post is being created),
-        the media it fetched is recorded for this organization when the block ends
-        without error; without (the dry run), nothing is kept."""
-        ingestor = MediaIngestor(
-            store=self.files, client=self.core.fetcher, org_id=org_id, keep=keep,
-            known=lambda url: self.core.store.find_media_by_url(org_id, url))
-        yield ingestor
+    def ingestor(self, principal: Principal, *, keep: bool) -> Iterator[MediaIngestor]:
+        """The ``inspect_url`` of validation for ``principal``'s request. With ``keep``
+        (a post is being created), the media it fetched is recorded for the organization
+        when the block ends without error; without (the dry run), nothing is kept.
+
+        Before its first fetch the request must have the scope ``media:write`` and takes
+        one of the organization's fetch slots (kept to the end of the block); with
+        ``keep``, each fetch counts one ``media.upload``."""
+        org_id = principal.org_id
+        with ExitStack() as slot:
+            holding = False
+
+            def before_fetch(url: str) -> None:
+                nonlocal holding
+                if FETCH_SCOPE not in principal.scopes:
+                    raise Forbidden(f"fetching media from a URL ({url[:200]}) needs the scope "
+                                    f"{FETCH_SCOPE}, which this API key lacks; pass media "
+                                    "chat33 already holds (uploaded with a media:write key)")
+                if not holding:
+                    slot.enter_context(self.slots.hold(org_id))
+                    holding = True
+                if keep:
+                    self._count_upload(org_id)
+
+            ingestor = MediaIngestor(
+                store=self.files, client=self.core.fetcher, org_id=org_id, keep=keep,
+                known=lambda url: self.core.store.find_media_by_url(org_id, url),
+                byte_budget=self.core.settings.fetch_request_max_bytes,
+                before_fetch=before_fetch)
+            yield ingestor
         if keep:
             for url, asset in ingestor.assets.items():
                 if asset.path and self.core.store.find_media_by_url(org_id, url) is None:
                     self.core.store.add_media(asset)
+
+    def _count_upload(self, org_id: str) -> None:
+        """One ``media.upload`` for a URL a post makes chat33 fetch and keep."""
+        try:
+            self.core.hit_rate_limit("media.upload", org_id)
+        except RateLimited as exc:
+            raise RateLimited(
+                "media fetched from mediaUrls counts against the upload limit: "
+                + exc.message, retry_after=exc.retry_after, limit=exc.limit,
+                remaining=exc.remaining, reset_after=exc.reset_after) from None
 
     def asset_for(self, org_id: str, url: str) -> MediaAsset:
         """The kept asset for ``url`` (one of our media URLs or an ingested source URL)."""

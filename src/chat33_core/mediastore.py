@@ -29,7 +29,7 @@ from attrs import frozen
 
 from .config import Settings
 from .errors import ConfigurationError, NotFound
-from .fetch import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, GuardedClient
+from .fetch import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, FetchError, GuardedClient, size_text
 from .media import MediaError, MediaInfo, inspect
 from .models import MediaAsset, new_id
 
@@ -250,6 +250,10 @@ class MediaIngestor:
     of this store (our own media URLs are never fetched), or a guarded download. The
     assets made are kept in :attr:`assets` (by URL) for the service to attach to the
     posts. With ``keep=False`` (the dry run) downloads are inspected and then removed.
+
+    The downloads of one ingestor (one request) share one deadline (the client's
+    ``total_timeout`` from the first of them) and ``byte_budget`` bytes in all;
+    ``before_fetch(url)`` is called before each one and may raise to refuse it.
     """
 
     store: MediaStore
@@ -257,7 +261,12 @@ class MediaIngestor:
     org_id: str
     known: Callable[[str], MediaAsset | None] | None = None
     keep: bool = True
+    byte_budget: int = MAX_VIDEO_BYTES
+    before_fetch: Callable[[str], None] | None = None
     assets: dict[str, MediaAsset] = attrs.Factory(dict)
+    #: bytes downloaded so far
+    fetched: int = 0
+    deadline: float | None = None
 
     def __call__(self, url: str) -> MediaInfo:
         asset = self.assets.get(url)
@@ -274,15 +283,34 @@ class MediaIngestor:
         name = self.store.name_for_url(url)
         if name is not None and self.store.exists(name):
             return describe_stored(self.store, name, org_id=self.org_id)
-        if self.keep:
-            return ingest_url(self.store, self.client, url, org_id=self.org_id)
+        left = self.byte_budget - self.fetched
+        if left <= 0:
+            raise FetchError(f"{url} was not fetched: this request has fetched "
+                             f"{size_text(self.fetched)} already, all that one request may fetch",
+                             reason="too_large")
+        if self.before_fetch is not None:
+            self.before_fetch(url)
+        if self.deadline is None:
+            self.deadline = self.client.deadline()
+        cap = min(MAX_VIDEO_BYTES, left)
         with self.store.incoming_file() as temp:
-            self.client.download(url, temp, MAX_VIDEO_BYTES)
+            try:
+                _, size = self.client.download(url, temp, cap, deadline=self.deadline)
+            except FetchError as exc:
+                self.fetched += exc.received  # a failed download used the budget too
+                if exc.reason == "too_large" and cap < MAX_VIDEO_BYTES:
+                    raise FetchError(f"{url} is more than the {size_text(left)} left of the "
+                                     f"{size_text(self.byte_budget)} one request may fetch",
+                                     reason="too_large") from None
+                raise
+            self.fetched += size
+            if self.keep:
+                return _keep(self.store, temp, org_id=self.org_id, source_url=url,
+                             sha256=None)
             info = inspect(temp)
             check_size(info)
-            return MediaAsset(
-                id=new_id("media"), org_id=self.org_id, name="", path="", url=url,
-                kind="video" if info.is_video else "image", content_type=info.mime_type,
-                size=info.size, sha256="", source_url=url, info=info.to_dict(),
-            )
-
+        return MediaAsset(
+            id=new_id("media"), org_id=self.org_id, name="", path="", url=url,
+            kind="video" if info.is_video else "image", content_type=info.mime_type,
+            size=info.size, sha256="", source_url=url, info=info.to_dict(),
+        )

@@ -10,7 +10,7 @@ import enum
 import os
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -44,6 +44,35 @@ class PostStatus(enum.StrEnum):
 
 
 DEFAULT_SCOPES: tuple[str, ...] = ("accounts:read", "posts:read", "posts:write", "media:write")
+#: every scope there is. ``settings:write`` (read and rotate the organization's webhook
+#: signing secret: whoever reads it can sign webhooks) is granted to signed-in users,
+#: and to an API key only when it is asked for at creation
+ALL_SCOPES: tuple[str, ...] = (*DEFAULT_SCOPES, "settings:write")
+
+
+#: how long the webhook secret a rotation replaced keeps signing beside the new one, by
+#: default and at most
+WEBHOOK_SECRET_GRACE = timedelta(hours=24)
+MAX_WEBHOOK_SECRET_GRACE = timedelta(days=7)
+
+
+class PostSort(enum.StrEnum):
+    """The orders of a post list (``GET /posts?sort=``): a field, newest first when
+    it starts with ``-``. ``scheduledAt`` is the post's scheduled time, or its creation
+    time when it has none (a post published on the next worker tick)."""
+
+    CREATED_DESC = "-createdAt"
+    CREATED_ASC = "createdAt"
+    SCHEDULED_DESC = "-scheduledAt"
+    SCHEDULED_ASC = "scheduledAt"
+
+    @property
+    def descending(self) -> bool:
+        return self.value.startswith("-")
+
+    @property
+    def by_schedule(self) -> bool:
+        return self.value.endswith("scheduledAt")
 
 
 def utcnow() -> datetime:
@@ -139,6 +168,26 @@ class Account:
     needs_reconnect: bool = False
     metadata: dict[str, Any] = field(factory=dict)
     created_at: datetime = field(factory=utcnow, validator=_aware)
+
+
+@frozen
+class AccountRemoval:
+    """What removing an account did (``DELETE /accounts/{id}`` answers ``success`` and
+    the number of cancelled posts)."""
+
+    account: Account
+    #: the ids of its QUEUED posts, now CANCELLED
+    cancelled_posts: list[str] = field(factory=list)
+
+
+@frozen
+class WebhookSecret:
+    """An organization's webhook signing secret (Standard Webhooks ``whsec_...``), and
+    until when each secret it replaced still signs deliveries beside it (the grace
+    period after a rotation), latest first."""
+
+    secret: str
+    previous_secrets_expire_at: list[datetime] = field(factory=list)
 
 
 @frozen

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, Unavailable
 from .models import Credentials
 
 API_KEY_PREFIX = "sk_live_"
@@ -46,11 +50,63 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(password_hash: str, password: str) -> bool:
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash``. ``None`` (no such user) is checked
+    against a stand-in hash made with the same parameters and is never a match: a
+    sign-in for an unknown email spends the same hashing work as one for a known email,
+    so the answer's timing does not tell which emails exist."""
     try:
-        return _hasher.verify(password_hash, password)
+        matched = _hasher.verify(password_hash or _stand_in_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
+    return matched and password_hash is not None
+
+
+@functools.cache
+def _stand_in_hash() -> str:
+    """An argon2 hash of a random secret nobody knows, made once per process."""
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
+class HashGate:
+    """At most ``slots`` password hashes at once in this process, and at most as many
+    callers again waiting for a turn (each for at most ``wait_s``); anyone beyond that is
+    refused at once with :class:`~chat33_core.errors.Unavailable`.
+
+    An argon2 hash costs about half a second of CPU on purpose. Unbounded, a burst of
+    sign-ins takes every core and every serving thread, and the rest of the API starves
+    (16 parallel wrong passwords took other requests from 4 ms to 2.3 s); bounded, sign-ins
+    hold at most ``2 * slots`` threads and ``slots`` cores of a process.
+    """
+
+    def __init__(self, slots: int, wait_s: float = 5.0) -> None:
+        self.slots = max(1, slots)
+        self.wait_s = wait_s
+        self._turns = threading.BoundedSemaphore(self.slots)
+        self._lock = threading.Lock()
+        self._inside = 0  # hashing or waiting
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold one of the slots for the block."""
+        with self._lock:
+            if self._inside >= 2 * self.slots:
+                raise _busy()
+            self._inside += 1
+        try:
+            if not self._turns.acquire(timeout=self.wait_s):
+                raise _busy()
+            try:
+                yield
+            finally:
+                self._turns.release()
+        finally:
+            with self._lock:
+                self._inside -= 1
+
+
+def _busy() -> Unavailable:
+    return Unavailable("too many sign-ins at once; retry in a second", retry_after=1)
 
 
 def new_token() -> str:

@@ -36,6 +36,7 @@ from .models import (
     PostStatus,
     PostSummary,
     ThreadItem,
+    WebhookSecret,
 )
 
 T = TypeVar("T")
@@ -163,7 +164,7 @@ def _wire(cls: type, *, omit: tuple[str, ...] = (), rename: dict[str, str] | Non
                                     **structure_overrides))
 
 
-_wire(Account, omit=("org_id", "external_id"))
+_wire(Account, omit=("org_id",))
 _wire(Post, omit=("org_id", "media_ids", "publish_with_head", "lease_owner",
                   "lease_expires_at", "account_id"))
 _wire(PostSummary)
@@ -171,6 +172,7 @@ _wire(ApiKey, omit=("org_id", "user_id", "key_hash"))
 _wire(LogEvent)
 _wire(MediaAsset, omit=("org_id", "path", "info"))
 _wire(ThreadItem)
+_wire(WebhookSecret)
 _wire(PostRequest)
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -17,16 +19,24 @@ from . import states
 from .config import Settings
 from .errors import (
     Chat33Error,
+    Conflict,
     Forbidden,
     Issue,
+    NotFound,
     NotSupported,
     PlatformError,
+    RateLimited,
     Unauthorized,
+    Unavailable,
     ValidationError,
 )
 from .models import (
+    ALL_SCOPES,
     DEFAULT_SCOPES,
+    MAX_WEBHOOK_SECRET_GRACE,
+    WEBHOOK_SECRET_GRACE,
     Account,
+    AccountRemoval,
     ApiKey,
     Credentials,
     LogEvent,
@@ -36,14 +46,17 @@ from .models import (
     Page,
     Post,
     PostRequest,
+    PostSort,
     PostStatus,
     User,
+    WebhookSecret,
     new_id,
     utcnow,
 )
 from .plugins import PluginHost
 from .security import (
     KEY_PREFIX_LENGTH,
+    HashGate,
     Vault,
     digest,
     generate_api_key,
@@ -52,7 +65,7 @@ from .security import (
     same_digest,
     verify_password,
 )
-from .store import Store
+from .store import Store, human_period
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -68,7 +81,13 @@ SESSION_LIFETIME = timedelta(days=14)
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, timedelta]] = {
     "posts.create": (30, timedelta(hours=1)),
     "media.upload": (50, timedelta(hours=1)),
+    # a dry run fetches media like a post does (the request's bytes are capped too)
+    "posts.validate": (120, timedelta(hours=1)),
     "api_keys.create": (10, timedelta(hours=1)),
+    # sign-in attempts that failed, per email and per client address (a right password
+    # is given back); the address allows more, as many people may share one (NAT)
+    "auth.login.email": (10, timedelta(minutes=15)),
+    "auth.login.address": (50, timedelta(minutes=15)),
 }
 
 
@@ -98,6 +117,21 @@ class Principal:
                                "manage API keys")
 
 
+#: a rate-limit count: (limit, remaining, seconds until the allowance is full again)
+RateCount = tuple[int, int, float]
+
+
+@attrs.frozen
+class PostsCreated:
+    """What :meth:`Chat33.create_posts` and :meth:`Chat33.duplicate_post` made: every
+    post (thread items included), the group id of a multi-account request, and the
+    ``posts.create`` count the posts were counted in (for ``RateLimit-*`` headers)."""
+
+    posts: list[Post]
+    group_id: str | None
+    rate: RateCount
+
+
 @attrs.frozen
 class DeleteOutcome:
     id: str
@@ -119,7 +153,7 @@ class Chat33:
 
         app = Chat33(Settings.from_env())
         app.store.migrate()
-        posts, group = app.create_posts(principal, request)
+        created = app.create_posts(principal, request)
     """
 
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
@@ -131,6 +165,8 @@ class Chat33:
         if host is None and load_plugins:
             self.host.load_entry_points(self.settings.env or None)
         self.rate_limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
+        #: bounds the CPU and threads password hashing may take in this process
+        self.hash_gate = HashGate(self.settings.login_concurrency)
 
     @cached_property
     def vault(self) -> Vault:
@@ -172,23 +208,70 @@ class Chat33:
         if issues:
             raise ValidationError("invalid user", details=issues)
         org = self.ensure_org(org_name.strip())
-        user = User(id=new_id("user"), org_id=org.id, email=email,
-                    password_hash=hash_password(password))
+        with self.hash_gate.turn():
+            password_hash = hash_password(password)
+        user = User(id=new_id("user"), org_id=org.id, email=email, password_hash=password_hash)
         return self.store.add_user(user)
 
     def webhook_secret(self, org_id: str) -> str:
-        enc = self.store.org_webhook_secret_enc(org_id)
+        """The organization's current webhook signing secret (made on first use)."""
+        enc, _ = self.store.webhook_secrets_enc(org_id, utcnow())
         if enc is None:
-            return self.rotate_webhook_secret(org_id)
+            return self.rotate_webhook_secret(org_id).secret
         return self.vault.decrypt(enc)
 
-    def rotate_webhook_secret(self, org_id: str) -> str:
+    def webhook_secret_state(self, org_id: str) -> WebhookSecret:
+        """The current secret and when the secrets it replaced stop signing."""
+        enc, retired = self.store.webhook_secrets_enc(org_id, utcnow())
+        if enc is None:
+            return self.rotate_webhook_secret(org_id)
+        return WebhookSecret(secret=self.vault.decrypt(enc),
+                             previous_secrets_expire_at=[until for _, until in retired])
+
+    def webhook_signing_secrets(self, org_id: str) -> list[str]:
+        """Every secret a delivery is signed with now: the current one first, then the
+        ones a rotation replaced, while their grace period lasts."""
+        enc, retired = self.store.webhook_secrets_enc(org_id, utcnow())
+        if enc is None:
+            return [self.rotate_webhook_secret(org_id).secret]
+        return [self.vault.decrypt(e) for e in (enc, *(e for e, _ in retired))]
+
+    def rotate_webhook_secret(self, org_id: str, *,
+                              grace: timedelta = WEBHOOK_SECRET_GRACE) -> WebhookSecret:
+        """A new webhook secret for the organization. For ``grace`` after now (0 to
+        7 days), deliveries are signed with the replaced secret too, so receivers can
+        switch without losing one; a grace of 0 ends every older secret at once (a
+        leaked secret)."""
         from .webhooks import generate_secret
 
+        if not timedelta(0) <= grace <= MAX_WEBHOOK_SECRET_GRACE:
+            raise ValidationError("invalid grace period", details=[Issue(
+                "graceSeconds", f"must be between 0 and "
+                f"{int(MAX_WEBHOOK_SECRET_GRACE.total_seconds())} seconds (7 days)")])
         # Standard Webhooks format: whsec_ + standard base64 of the key bytes
         secret = generate_secret()
-        self.store.set_org_webhook_secret_enc(org_id, self.vault.encrypt(secret))
-        return secret
+        now = utcnow()
+        self.store.replace_webhook_secret_enc(org_id, self.vault.encrypt(secret),
+                                              keep_until=now + grace if grace else None,
+                                              now=now)
+        _, retired = self.store.webhook_secrets_enc(org_id, now)
+        return WebhookSecret(secret=secret,
+                             previous_secrets_expire_at=[until for _, until in retired])
+
+    def list_users(self, org_id: str | None = None) -> list[User]:
+        return self.store.list_users(org_id)
+
+    def set_password(self, email: str, password: str) -> tuple[User, int]:
+        """Give the user with ``email`` a new password; their sessions end. Returns the
+        user and the number of sessions ended."""
+        if len(password or "") < 8:
+            raise ValidationError("invalid password", details=[
+                Issue("password", "must be at least 8 characters")])
+        user = self.store.find_user_by_email((email or "").strip().lower())
+        if user is None:
+            raise NotFound(f"no user with the email {email!r}")
+        ended = self.store.set_user_password(user.id, hash_password(password))
+        return user, ended
 
     # --- authentication -----------------------------------------------------------------
 
@@ -219,16 +302,62 @@ class Chat33:
                          via="key", key_id=key.id,
                          accounts={i: found.get(i) for i in wanted} if wanted else None)
 
-    def login(self, email: str, password: str) -> tuple[User, str, str]:
+    def login(self, email: str, password: str, *, client: str | None = None
+              ) -> tuple[User, str, str]:
         """Check the password; returns (user, session token, CSRF token). Only digests
-        of the two tokens are stored."""
-        user = self.store.find_user_by_email((email or "").strip().lower())
-        if user is None or not verify_password(user.password_hash, password or ""):
+        of the two tokens are stored.
+
+        Throttled: every attempt is counted against the failed sign-ins of its email and
+        of its ``client`` address (the ``auth.login.*`` rate limits, in the store, so the
+        count holds across processes) *before* the password is checked, so parallel
+        guesses cannot outrun it; an attempt with the right password is given back. A
+        throttled attempt is RateLimited without checking anything. Unknown emails cost
+        the same hashing work as known ones; hashing waits its turn (:class:`HashGate`).
+        """
+        email = (email or "").strip().lower()
+        user = self.store.find_user_by_email(email)
+        counted = self._count_login(email, client)
+        try:
+            with self.hash_gate.turn():
+                matched = verify_password(user.password_hash if user else None,
+                                          password or "")
+        except Unavailable:  # nothing was checked: not a failed attempt
+            self._give_back(counted)
+            raise
+        if user is None or not matched:
             raise Unauthorized("wrong email or password")
+        self._give_back(counted)
         session, csrf = new_token(), new_token()
         self.store.add_session(digest(session), user.id, digest(csrf),
                                utcnow() + SESSION_LIFETIME)
         return user, session, csrf
+
+    def _count_login(self, email: str, client: str | None
+                     ) -> list[tuple[str, int, timedelta]]:
+        """Count one sign-in attempt for the email and the client address, both or
+        neither (one transaction); returns what was counted (store key, limit, period).
+        The email is kept as its digest: the key stays short and names nobody."""
+        keys = [("auth.login.email", digest(email), "for this email address")]
+        if client:
+            keys.append(("auth.login.address", client[:100], "from this address"))
+        counted = []
+        with self.store.begin() as conn:
+            for operation, who, what in keys:
+                limit, period = self.rate_limits[operation]
+                key = f"{operation}:{who}"
+                try:
+                    self.store.hit_rate_limit(key, limit, period, conn=conn)
+                except RateLimited as exc:
+                    raise RateLimited(
+                        f"too many failed sign-ins {what}; retry in "
+                        f"{math.ceil(exc.retry_after)} s", retry_after=exc.retry_after,
+                        limit=limit, reset_after=exc.reset_after) from None
+                counted.append((key, limit, period))
+        return counted
+
+    def _give_back(self, counted: Sequence[tuple[str, int, timedelta]]) -> None:
+        for key, limit, period in counted:
+            self.store.give_back_rate_limit(key, limit, period)
 
     def authenticate_session(self, session_token: str | None) -> Principal:
         if not session_token:
@@ -237,7 +366,8 @@ class Chat33:
         if row is None or row["expires_at"] <= utcnow():
             raise Unauthorized("the session has ended; sign in again")
         user = self.store.get_user(row["user_id"])
-        return Principal(org_id=user.org_id, user_id=user.id, scopes=frozenset(DEFAULT_SCOPES),
+        # a signed-in user may do everything in their organization
+        return Principal(org_id=user.org_id, user_id=user.id, scopes=frozenset(ALL_SCOPES),
                          via="session", csrf_hash=row["csrf_hash"])
 
     def check_csrf(self, principal: Principal, token: str | None) -> None:
@@ -260,11 +390,11 @@ class Chat33:
             raise ValidationError("invalid API key name",
                                   details=[Issue("name", "must be 1 to 200 characters")])
         scopes = list(scopes) if scopes is not None else list(DEFAULT_SCOPES)
-        unknown = [s for s in scopes if s not in DEFAULT_SCOPES]
+        unknown = [s for s in scopes if s not in ALL_SCOPES]
         if unknown or not scopes:
             raise ValidationError("invalid scopes", details=[Issue(
                 "scopes", f"unknown scope(s) {', '.join(unknown)}; known: "
-                f"{', '.join(DEFAULT_SCOPES)}" if unknown else "at least one scope is needed")])
+                f"{', '.join(ALL_SCOPES)}" if unknown else "at least one scope is needed")])
         raw = generate_api_key()
         key = ApiKey(id=new_id("key"), org_id=org_id, user_id=user_id, name=name,
                      key_prefix=raw[:KEY_PREFIX_LENGTH], key_hash=digest(raw), scopes=scopes)
@@ -301,6 +431,43 @@ class Chat33:
     def get_account(self, org_id: str, account_id: str) -> Account:
         return self.store.get_account(account_id, org_id=org_id)
 
+    def rename_account(self, org_id: str, account_id: str, name: str) -> Account:
+        """Give the account a new display name (posts keep the name they were made
+        with: it is part of their history)."""
+        name = (name or "").strip()
+        if not name or len(name) > 200:
+            raise ValidationError("invalid account name",
+                                  details=[Issue("name", "must be 1 to 200 characters")])
+        return self.store.rename_account(org_id, account_id, name)
+
+    def remove_account(self, org_id: str, account_id: str) -> AccountRemoval:
+        """Disconnect the account: its credentials are forgotten, it leaves the account
+        list, and its QUEUED posts are cancelled with a logged reason. Published posts
+        and their history stay readable; DRAFT and FAILED posts stay too (they cannot be
+        queued or retried on it). Removing a removed account changes nothing. (The
+        platform is not told: revoking the grant there is the platform plugin's job once
+        plugins can.)"""
+        account = self.store.get_account(account_id, org_id=org_id)
+        name = self._platform_name(account.platform)
+        account, cancelled = self.store.remove_account(
+            org_id, account_id, cancel_as=states.transition(PostStatus.QUEUED,
+                                                             PostStatus.CANCELLED),
+            reason=f"post cancelled: its {name} account {account.name!r} was removed")
+        if cancelled:
+            log.info("account %s removed; %d queued posts cancelled", account_id,
+                     len(cancelled))
+        return AccountRemoval(account=account, cancelled_posts=cancelled)
+
+    def set_account_credentials(self, org_id: str, account_id: str,
+                                credentials: Credentials) -> Account:
+        """Replace the account's credentials (it was connected again): its
+        ``needs_reconnect`` mark is cleared. A removed account is refused (409)."""
+        account = self.store.get_account(account_id, org_id=org_id)
+        if not account.is_active:
+            raise Conflict(f"account {account_id} was removed; add it again instead")
+        self.save_account_credentials(account.id, credentials)
+        return self.store.get_account(account_id, org_id=org_id)
+
     def account_credentials(self, account_id: str) -> Credentials | None:
         enc = self.store.account_credentials_enc(account_id)
         return None if enc is None else self.vault.decrypt_credentials(enc)
@@ -313,19 +480,45 @@ class Chat33:
 
     def hit_rate_limit(self, operation: str, key: str, *, conn: Connection | None = None,
                        insert: tuple[Sequence[Post], Sequence[LogEvent]] | None = None,
-                       ) -> tuple[int, int, float]:
-        """Count one ``operation`` for ``key``; returns (limit, remaining, reset seconds)
-        or raises RateLimited. With ``conn`` (a store write transaction), the count
-        commits or rolls back with it; with ``insert`` (posts and their logs), they are
-        inserted in the count's transaction (:meth:`Store.add_posts_counted`)."""
+                       ) -> RateCount:
+        """Count ``operation`` for ``key``: once, or with ``insert`` (posts and their
+        logs) once per post, the posts inserted in the count's transaction
+        (:meth:`Store.add_posts_counted`). Returns (limit, remaining, reset seconds) or
+        raises RateLimited. With ``conn`` (a store write transaction), the count commits
+        or rolls back with it."""
         limit, period = self.rate_limits[operation]
         if insert is not None:
+            posts = insert[0]
+            if len(posts) > limit:  # it would never fit: say so instead of "retry later"
+                raise ValidationError(
+                    f"this request makes {len(posts)} posts (one per account and thread "
+                    f"part), over the limit of {limit} posts per {human_period(period)}",
+                    details=[Issue("accountIds", f"{len(posts)} posts is over the limit "
+                                                 f"of {limit}", code="too_many")])
             remaining, reset = self.store.add_posts_counted(f"{operation}:{key}", limit,
                                                             period, *insert)
         else:
             remaining, reset = self.store.hit_rate_limit(f"{operation}:{key}", limit, period,
                                                          conn=conn)
         return limit, remaining, reset
+
+    @contextmanager
+    def counted(self, operation: str, key: str) -> Iterator[tuple[int, int, float]]:
+        """Count one ``operation`` for ``key`` (:meth:`hit_rate_limit`) for the block,
+        and give it back when the block raises: a request that is refused (a corrupt
+        upload, a URL that cannot be fetched) does not use the allowance. Counted up
+        front, so parallel requests cannot overshoot the limit."""
+        result = self.hit_rate_limit(operation, key)
+        try:
+            yield result
+        except BaseException:
+            limit, period = self.rate_limits[operation]
+            try:
+                self.store.give_back_rate_limit(f"{operation}:{key}", limit, period)
+            except Exception:  # the refusal is the answer; a lost give-back costs one
+                log.warning("could not give back a refused %s for %s", operation, key,
+                            exc_info=True)
+            raise
 
     # --- validation ---------------------------------------------------------------------
 
@@ -339,19 +532,22 @@ class Chat33:
         known = self.store.get_accounts(wanted, org_id)  # one query for all of them
         return {account_id: known.get(account_id) for account_id in wanted}
 
-    def validate_post(self, org_id: str, request: PostRequest, *,
+    def validate_post(self, principal: Principal, request: PostRequest, *,
                       keep_media: bool = False) -> ValidationReport:
         """Check ``request`` against the common rules and each target platform's rules.
-        Creates nothing unless ``keep_media`` (then fetched media is kept for publishing)."""
-        return self._validate(org_id, request, keep_media)[0]
+        Creates nothing unless ``keep_media`` (then fetched media is kept for publishing).
+        Fetching media from a URL needs the scope ``media:write`` (Forbidden) and a free
+        fetch slot of the organization (ConcurrencyLimited); with ``keep_media`` each
+        fetch counts one ``media.upload`` (RateLimited)."""
+        return self._validate(principal, request, keep_media)[0]
 
-    def _validate(self, org_id: str, request: PostRequest, keep_media: bool,
+    def _validate(self, principal: Principal, request: PostRequest, keep_media: bool,
                   read: Mapping[str, Account | None] | None = None,
                   ) -> tuple[ValidationReport, dict[str, Account | None]]:
         from .validation import validate_request
 
-        accounts = self._accounts_for(org_id, request.account_ids, read)
-        with self.media.ingestor(org_id, keep=keep_media) as inspect_url:
+        accounts = self._accounts_for(principal.org_id, request.account_ids, read)
+        with self.media.ingestor(principal, keep=keep_media) as inspect_url:
             report = validate_request(request, accounts=accounts, host=self.host,
                                       inspect_url=inspect_url, settings=self.settings)
         return report, accounts
@@ -359,11 +555,12 @@ class Chat33:
     # --- posts --------------------------------------------------------------------------
 
     def create_posts(self, principal: Principal, request: PostRequest, *,
-                     status: PostStatus = PostStatus.QUEUED) -> tuple[list[Post], str | None]:
-        """One post per account (and per thread item), all or nothing."""
+                     status: PostStatus = PostStatus.QUEUED) -> PostsCreated:
+        """One post per account (and per thread item), all or nothing; each post counts
+        one against the ``posts.create`` limit."""
         from .validation import parse_schedule
 
-        report, accounts = self._validate(principal.org_id, request, keep_media=True,
+        report, accounts = self._validate(principal, request, keep_media=True,
                                           read=principal.accounts)
         if not report.valid:
             errors = report.errors()
@@ -410,51 +607,65 @@ class Chat33:
             for post in posts]
         # counted in the transaction that inserts the posts (shared with concurrent
         # requests): a request that fails to insert does not use the allowance
-        self.hit_rate_limit("posts.create", principal.org_id, insert=(posts, logs))
-        return posts, group_id
+        rate = self.hit_rate_limit("posts.create", principal.org_id, insert=(posts, logs))
+        return PostsCreated(posts, group_id, rate)
 
     def get_user(self, user_id: str) -> User:
         return self.store.get_user(user_id)
 
     def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
-                   channel_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
-        """A page of the organization's posts, newest first."""
-        self._check_list(status, platform, page, limit)
+                   channel_id: str | None = None, since: datetime | None = None,
+                   until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                   page: int = 1, limit: int = 20) -> Page:
+        """A page of the organization's posts, newest first by default. ``since``
+        (inclusive) and ``until`` (exclusive) bound when a post is meant to go out: its
+        schedule, or its creation for a post without one."""
+        self._check_list(status, platform, since, until, page, limit)
         return self.store.list_posts(org_id, status=status, platform=platform,
-                                     account_id=channel_id, page=page, limit=limit)
+                                     account_id=channel_id, since=since, until=until,
+                                     sort=sort, page=page, limit=limit)
 
     def list_post_rows(self, org_id: str, columns: Sequence[str], *, status: str | None = None,
                        platform: str | None = None, channel_id: str | None = None,
-                       page: int = 1, limit: int = 20, utc_text: bool = False) -> Page:
+                       since: datetime | None = None, until: datetime | None = None,
+                       sort: PostSort = PostSort.CREATED_DESC, page: int = 1, limit: int = 20,
+                       utc_text: bool = False) -> Page:
         """:meth:`list_posts` with each item a row of ``columns`` (Post attribute names;
         see :meth:`Store.list_post_rows`), for renderers that need no Post objects."""
-        self._check_list(status, platform, page, limit)
+        self._check_list(status, platform, since, until, page, limit)
         return self.store.list_post_rows(org_id, columns, status=status, platform=platform,
-                                         account_id=channel_id, page=page, limit=limit,
-                                         utc_text=utc_text)
+                                         account_id=channel_id, since=since, until=until,
+                                         sort=sort, page=page, limit=limit, utc_text=utc_text)
 
     def list_posts_json(self, org_id: str, fields: Sequence[tuple[str, str]], *,
                         status: str | None = None, platform: str | None = None,
-                        channel_id: str | None = None, page: int = 1, limit: int = 20
-                        ) -> tuple[str, Page] | None:
+                        channel_id: str | None = None, since: datetime | None = None,
+                        until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                        page: int = 1, limit: int = 20) -> tuple[str, Page] | None:
         """:meth:`list_post_rows` already rendered as JSON where the database can do it
         (:meth:`Store.post_page_json`): ``(JSON array of the items, the page without
         items)``; None where it cannot (then use :meth:`list_post_rows`)."""
-        self._check_list(status, platform, page, limit)
+        self._check_list(status, platform, since, until, page, limit)
         found = self.store.post_page_json(org_id, fields, status=status, platform=platform,
-                                          account_id=channel_id, page=page, limit=limit)
+                                          account_id=channel_id, since=since, until=until,
+                                          sort=sort, page=page, limit=limit)
         if found is None:
             return None
         items, total = found
         return items, Page(items=[], total=total, page=page, limit=limit)
 
-    def _check_list(self, status: str | None, platform: str | None, page: int,
-                    limit: int) -> None:
+    def _check_list(self, status: str | None, platform: str | None, since: datetime | None,
+                    until: datetime | None, page: int, limit: int) -> None:
         issues = []
         if status is not None and status not in PostStatus.__members__:
             issues.append(Issue("status", "must be one of " + ", ".join(PostStatus.__members__)))
         if platform is not None and not self.host.has_platform(platform):
             issues.append(Issue("platform", f"unknown platform {platform!r}"))
+        for name, value in (("from", since), ("to", until)):
+            if value is not None and value.utcoffset() is None:
+                issues.append(Issue(name, "must be an instant with a UTC offset"))
+        if since is not None and until is not None and not issues and since > until:
+            issues.append(Issue("to", "must not be before from"))
         if page < 1:
             issues.append(Issue("page", "must be 1 or more"))
         if not 1 <= limit <= 100:
@@ -468,11 +679,14 @@ class Chat33:
     _PATCHABLE = ("text", "media_urls", "media_type", "cover_image_url", "platform_config",
                   "callback_url", "scheduled_at", "timezone", "status")
 
-    def update_post(self, org_id: str, post_id: str, changes: Mapping[str, Any]) -> Post:
+    def update_post(self, principal: Principal, post_id: str, changes: Mapping[str, Any]
+                    ) -> Post:
         """Apply a PATCH (already structured: snake_case keys, typed values, ``status``
-        a PostStatus). Only DRAFT and QUEUED posts can be edited."""
+        a PostStatus). Only DRAFT and QUEUED posts can be edited. New media URLs are
+        fetched as :meth:`validate_post` with ``keep_media`` fetches them."""
         from .validation import parse_schedule
 
+        org_id = principal.org_id
         post = self.store.get_post(post_id, org_id=org_id)
         states.check_editable(post.status)
         unknown = set(changes) - set(self._PATCHABLE)
@@ -500,7 +714,7 @@ class Chat33:
                 scheduled_at=values.get("scheduled_at"),
                 timezone=values.get("timezone", post.timezone),
             )
-            report = self.validate_post(org_id, request, keep_media=True)
+            report = self.validate_post(principal, request, keep_media=True)
             errors = report.errors()
             if errors:
                 raise ValidationError(_summary(errors), details=errors)
@@ -557,6 +771,52 @@ class Chat33:
         return DeleteOutcome(id=cancelled.id, deleted=False, status=cancelled.status.value,
                              platform_deleted=platform_deleted, platform_error=platform_error)
 
+    def retry_post(self, org_id: str, post_id: str) -> Post:
+        """Put a FAILED post back in the queue, due now, its attempts counted from zero
+        (409 CONFLICT from any other status). The first post of a thread takes its
+        failed followers along; a follower published with its first post is retried
+        through that one. Its checkpoints stay, so a post whose outcome was unknown is
+        looked for on the platform before it is sent again. Refused (409) while the
+        account is removed or must be reconnected: it would only fail again."""
+        post = self.store.get_post(post_id, org_id=org_id)
+        target = states.retry(post.status)
+        if post.publish_with_head and post.thread_id:
+            raise Conflict(f"post {post.id} is published together with the first post of "
+                           f"its thread; retry that one ({post.thread_id})")
+        account = self.store.get_account(post.account_id, org_id=org_id)
+        name = self._platform_name(account.platform)
+        if not account.is_active:
+            raise Conflict(f"the {name} account {account.name!r} was removed; duplicate the "
+                           "post to another account instead")
+        if account.needs_reconnect:
+            raise Conflict(f"the {name} account {account.name!r} must be reconnected before "
+                           "its posts can be retried: its credentials were refused")
+        followers = [p for p in self.store.thread_posts(post.thread_id)
+                     if p.publish_with_head and p.status is PostStatus.FAILED
+                     ] if post.thread_id == post.id else []
+        retried = []
+        with self.store.begin() as conn:
+            for item in (post, *followers):
+                retried.append(self.store.save_post(attrs.evolve(
+                    item, status=target, retry_count=0, error_message=None,
+                    next_attempt_at=None, lease_owner=None, lease_expires_at=None),
+                    expect_status=PostStatus.FAILED, conn=conn))
+                self.store.add_log(LogEvent(
+                    id=None, post_id=item.id, event="retried",
+                    message=f"retry asked for: FAILED → QUEUED, attempts reset (was "
+                    f"{item.retry_count}); it failed with: {item.error_message or 'no message'}",
+                    data={"previousRetryCount": item.retry_count,
+                          "previousError": item.error_message}), conn=conn)
+        return retried[0]
+
+    def _platform_name(self, platform: str) -> str:
+        """The platform's display name ("X", "TikTok"), or its name when its plugin is
+        not installed here."""
+        if not self.host.has_platform(platform):
+            return platform
+        found = self.host.platform(platform)
+        return found.display_name or found.name
+
     def _delete_on_platform(self, post: Post) -> tuple[bool, str | None]:
         import httpx
 
@@ -582,7 +842,9 @@ class Chat33:
 
     def duplicate_post(self, principal: Principal, post_id: str, *,
                        account_ids: Sequence[str] | None = None, scheduled_at: str | None = None,
-                       status: PostStatus = PostStatus.DRAFT) -> tuple[list[Post], str | None]:
+                       status: PostStatus = PostStatus.DRAFT) -> PostsCreated:
+        """Copies of a post (a DRAFT on its account by default), one per account; each
+        copy counts one against the ``posts.create`` limit."""
         from .validation import parse_schedule
 
         source = self.store.get_post(post_id, org_id=principal.org_id)
@@ -602,7 +864,7 @@ class Chat33:
                 media_type=source.media_type, cover_image_url=source.cover_image_url,
                 platform_config=source.platform_config, callback_url=source.callback_url,
                 scheduled_at=scheduled_at, timezone=source.timezone)
-            report = self.validate_post(principal.org_id, request, keep_media=True)
+            report = self.validate_post(principal, request, keep_media=True)
             if not report.valid:
                 raise ValidationError(_summary(report.errors()), details=report.errors())
         group_id = new_id("grp") if len(targets) > 1 else None
@@ -619,10 +881,12 @@ class Chat33:
                 external_post_id=None, external_post_url=None, error_message=None,
                 retry_count=0, lease_owner=None, lease_expires_at=None, created_at=now,
                 updated_at=now))
-        self.store.add_posts(copies)
-        for copy in copies:
-            self.log(copy.id, "created", f"duplicated from {source.id} as {status.value}")
-        return copies, group_id
+        logs = [LogEvent(id=None, post_id=copy.id, event="created",
+                         message=f"duplicated from {source.id} as {status.value}")
+                for copy in copies]
+        # copies are new posts: counted like POST /posts, in the insert's transaction
+        rate = self.hit_rate_limit("posts.create", principal.org_id, insert=(copies, logs))
+        return PostsCreated(copies, group_id, rate)
 
     def _infer_media_type(self, org_id: str, urls: Sequence[str]) -> MediaType | None:
         if not urls:
@@ -667,4 +931,4 @@ def _summary(issues: Sequence[Issue]) -> str:
 
 
 
-__all__ = ["Chat33", "Chat33Error", "DeleteOutcome", "Principal"]
+__all__ = ["Chat33", "Chat33Error", "DeleteOutcome", "PostsCreated", "Principal", "RateCount"]

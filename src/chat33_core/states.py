@@ -68,6 +68,16 @@ def check_editable(current: PostStatus) -> None:
                                 action="edit the post (only DRAFT and QUEUED posts can be edited)")
 
 
+def retry(current: PostStatus) -> PostStatus:
+    """The status a post takes when its owner retries it: a FAILED post goes back to
+    QUEUED (through :func:`transition`); from any other status, InvalidTransition (a
+    DRAFT is queued with an edit, not a retry)."""
+    if current is not S.FAILED:
+        raise InvalidTransition(current.value, S.QUEUED.value,
+                                action="retry the post (only FAILED posts can be retried)")
+    return transition(current, S.QUEUED)
+
+
 class DeleteAction(enum.StrEnum):
     HARD_DELETE = "deleted"
     CANCEL = "cancelled"

@@ -60,6 +60,34 @@ def make_image(path: Path | str, width: int = 1080, height: int = 1080, fmt: str
     return path
 
 
+#: the corrupt JPEGs :func:`make_corrupt_jpeg` writes
+CORRUPT_JPEGS = ("truncated", "garbage", "mpo_like", "markers_only")
+
+
+def make_corrupt_jpeg(path: Path | str, how: str, seed: int = 7) -> Path:
+    """Write a JPEG that is broken in one of the ways of :data:`CORRUPT_JPEGS`:
+    ``truncated`` (a real JPEG cut in half), ``garbage`` (a real JPEG's first 20 bytes,
+    then random bytes, then an end-of-image marker), ``mpo_like`` (the APP1 segment of
+    a multi-picture file with nothing sensible after it), ``markers_only`` (start and
+    end markers around random bytes)."""
+    import random
+
+    data = make_image(path, 320, 240, quality=90).read_bytes()
+    rng = random.Random(seed)
+    noise = bytes(rng.randrange(256) for _ in range(3000))
+    eoi = b"\xff\xd9"
+    corrupt = {
+        "truncated": data[:len(data) // 2],
+        "garbage": data[:20] + noise + eoi,
+        "mpo_like": b"\xff\xd8\xff\xe1\x00\x10MPF\x00II*\x00" + noise[:64] + eoi,
+        "markers_only": b"\xff\xd8\xff" + noise + eoi,
+    }
+    if how not in corrupt:
+        raise ValueError(f"unknown corruption {how!r} (known: {', '.join(CORRUPT_JPEGS)})")
+    Path(path).write_bytes(corrupt[how])
+    return Path(path)
+
+
 def make_gif(path: Path | str, width: int = 320, height: int = 240, frames: int = 5) -> Path:
     from PIL import Image
 

@@ -16,7 +16,9 @@ plugin (:class:`~chat33_core.errors.PluginError`).
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +35,7 @@ from .media import MediaInfo
 from .models import Account, MediaType, PostRequest, ThreadItem, utcnow
 from .platforms import PlatformBase, PostDraft
 from .plugins import PluginHost
+from .store.unavailable import safe_text
 
 #: a scheduledAt this close behind "now" is accepted (clock skew, request latency)
 SCHEDULE_GRACE = timedelta(seconds=60)
@@ -198,12 +201,26 @@ def _zone(timezone: Any, issues: list[Issue]) -> ZoneInfo | None:
                                         "America/New_York", "invalid_timezone"))
         return None
     try:
+        if timezone not in _iana_zones():
+            raise ZoneInfoNotFoundError(timezone)
         return ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
         issues.append(Issue("timezone", f"unknown IANA time zone {timezone[:64]!r} "
                                         "(e.g. America/New_York, Europe/Paris, UTC)",
                             "invalid_timezone"))
         return None
+
+
+#: files in the time zone database that are no IANA zone: ``localtime`` is the host's
+#: own zone (a post's time would change with the server's setting), ``Factory`` a zone
+#: meaning "not set"
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@functools.cache
+def _iana_zones() -> frozenset[str]:
+    """The IANA time zone names of the installed database (read once, ~0.1 s)."""
+    return frozenset(zoneinfo.available_timezones()) - _NOT_ZONES
 
 
 def _parse_instant(raw: str, zone: ZoneInfo | None, timezone: Any,
@@ -242,8 +259,9 @@ def validate_request(request: PostRequest, *, accounts: Mapping[str, Account | N
 
     :param accounts: each requested account id -> the Account of the caller's
         organization, or None (not found, or another organization's).
-    :param inspect_url: fetch and inspect one media URL; raise a ``Chat33Error`` whose
-        message says what is wrong (it becomes an issue at that URL's path).
+    :param inspect_url: fetch and inspect one media URL; raise a ``ValidationError`` whose
+        message says what is wrong (it becomes an issue at that URL's path); any other
+        error ends the validation (it is the request's answer: Forbidden, RateLimited).
     :param now: the current instant (for ``scheduledAt``); the clock by default.
     """
     return _Engine(request, accounts, host, inspect_url, now or utcnow(), settings).run()
@@ -277,7 +295,7 @@ class _Engine:
         self.errors: list[Issue] = []
         self.warnings: list[Issue] = []
         self.media_report: list[dict[str, Any]] = []
-        self._cache: dict[str, MediaInfo | Chat33Error] = {}
+        self._cache: dict[str, MediaInfo | ValidationError] = {}
         self.scheduled_at: datetime | None = None
         self._cover_failed = False
 
@@ -460,7 +478,8 @@ class _Engine:
             entry: dict[str, Any] = {"url": url, "path": path}
             try:
                 info = self.inspect_url(url)
-            except Chat33Error as exc:
+            except ValidationError as exc:  # what is wrong with this URL; other errors
+                # (a missing scope, a limit reached) are the whole request's answer
                 self._cache[url] = exc
                 entry.update(valid=False, error=exc.message)
             else:
@@ -471,7 +490,7 @@ class _Engine:
                 entry.update(valid=True, **media_facts(info))
             self.media_report.append(entry)
         found = self._cache[url]
-        if isinstance(found, Chat33Error):
+        if isinstance(found, ValidationError):
             code = getattr(found, "reason", None) or (
                 found.details[0].code if found.details else "media")
             self.error(path, found.message, code)
@@ -605,8 +624,7 @@ def _call_plugin(name: str, what: str, fn: Callable[..., Any], *args: Any) -> li
     except Chat33Error:
         raise
     except Exception as exc:
-        raise PluginError(f"the {name} plugin's {what} failed: "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"the {name} plugin's {what} failed: {safe_text(exc)}") from exc
     return _as_issues(name, what, result)
 
 

@@ -9,7 +9,10 @@
   every retry: receivers deduplicate on it), ``webhook-timestamp`` (unix seconds of this
   attempt) and ``webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``
   keyed with the organization's secret ``whsec_<base64>`` (the key is the base64-decoded
-  part after the prefix). :func:`verify` is the receiver's side.
+  part after the prefix). For a grace period after a rotation (24 h by default) the
+  header carries a second ``v1,<sig>`` entry, made with the replaced secret, so
+  receivers switch secrets without losing a delivery. :func:`verify` is the receiver's
+  side.
 * **Delivery.** :class:`WebhookDispatcher` (run by the worker) claims due rows with a
   lease, POSTs through the guarded client (:class:`~chat33_core.fetch.GuardedClient`: no
   private addresses unless allowed, no redirects followed), and on failure retries on the
@@ -37,6 +40,7 @@ from sqlalchemy.engine import Connection
 
 from .models import LogEvent, Post, new_id, utcnow
 from .store import tables as t
+from .store.unavailable import safe_text
 
 if TYPE_CHECKING:
     from .service import Chat33
@@ -117,13 +121,18 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
-def headers_for(secret: str, msg_id: str, body: bytes, timestamp: int | None = None
-                ) -> dict[str, str]:
+def headers_for(secrets: str | Sequence[str], msg_id: str, body: bytes,
+                timestamp: int | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers; with several secrets (the current one and those
+    still in their grace period after a rotation), ``webhook-signature`` carries one
+    space-separated ``v1,<sig>`` entry per secret, and a receiver accepts the delivery
+    when any entry matches its secret."""
     timestamp = int(time.time()) if timestamp is None else timestamp
+    keys = [secrets] if isinstance(secrets, str) else list(secrets)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "webhook-signature": " ".join(sign(k, msg_id, timestamp, body) for k in keys),
     }
 
 
@@ -238,9 +247,9 @@ class WebhookDispatcher:
         error: str | None = None
         final = False
         try:
-            secret = self.core.webhook_secret(row["org_id"])
+            secrets = self.core.webhook_signing_secrets(row["org_id"])
             response = self.client.post_json(row["url"], body,
-                                             headers_for(secret, row["id"], body))
+                                             headers_for(secrets, row["id"], body))
             if 200 <= response.status_code < 300:
                 self._record(row, attempt, delivered=True,
                              message=f"webhook delivered to {row['url']} "
@@ -254,7 +263,7 @@ class WebhookDispatcher:
             final = exc.reason in ("blocked_address", "invalid_url")
         except Exception as exc:  # never let one delivery kill the worker
             log.exception("webhook %s failed", row["id"])
-            error = f"{type(exc).__name__}: {exc}"
+            error = safe_text(exc)
         delay = None if final else retry_delay(attempt, self.schedule)
         self._record(row, attempt, delivered=False, error=error, delay=delay)
         return False

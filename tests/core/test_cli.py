@@ -63,6 +63,26 @@ def test_full_operator_flow(env: dict[str, str]) -> None:
     assert creds is not None and creds.refresh_token == "ref"
 
 
+def test_accounts_add_stores_the_instance_on_the_account(env: dict[str, str]) -> None:
+    runner = CliRunner(env=env)
+    runner.invoke(main, ["init"])
+    runner.invoke(main, ["users", "create", "--email", "ops@example.com", "--password",
+                         "password1", "--org", "Acme", "--create-org"])
+    for name, given in (("full", "https://social.example/"), ("bare", "fosstodon.org")):
+        added = runner.invoke(main, ["accounts", "add", "--org", "Acme", "--platform", "mastodon",
+                                     "--name", name, "--token", "t", "--instance", given])
+        assert added.exit_code == 0, added.stderr
+
+    from chat33_core.config import Settings
+    from chat33_core.service import Chat33
+
+    core = Chat33(Settings.from_env(env))
+    org = core.store.find_org_by_name("Acme")
+    assert org is not None
+    stored = {a.name: a.metadata.get("instance") for a in core.list_accounts(org.id)}
+    assert stored == {"full": "https://social.example", "bare": "https://fosstodon.org"}
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["users", "create", "--email", "bad", "--password", "password1", "--org", "A",
       "--create-org"], "email: must be an email address"),
@@ -87,6 +107,10 @@ def test_full_operator_flow(env: dict[str, str]) -> None:
       "--token-expires-at", "tomorrow"], "not an ISO 8601 instant"),
     (["accounts", "add", "--org", "Acme", "--platform", "x", "--name", "n",
       "--refresh-token", "r"], "--refresh-token needs --token"),
+    (["accounts", "add", "--org", "Acme", "--platform", "x", "--name", "n",
+      "--instance", "ftp://files.example"], "--instance: not the URL of a server"),
+    (["accounts", "add", "--org", "Acme", "--platform", "x", "--name", "n",
+      "--instance", "https://social.example/@me"], "--instance: not the URL of a server"),
     (["users", "create", "--email", "ops@example.com", "--password", "password1",
       "--org", "Acme"], "already exists"),
 ])
@@ -212,3 +236,13 @@ def test_worker_once_on_an_unreachable_database_exits_non_zero(env: dict[str, st
     # before init: the same one line as the other commands, exit 2
     result = run(["worker", "--once"], env)
     assert result.returncode == 2 and "run `chat33 init` first" in result.stderr
+
+
+def test_an_unusable_database_is_one_line_naming_the_driver_s_reason(
+        env: dict[str, str], tmp_path: Path) -> None:
+    env["CHAT33_DATABASE_URL"] = f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"
+    result = CliRunner(env=env).invoke(main, ["users", "create", "--email", "a@example.com",
+                                              "--password", "password1", "--org", "Acme"])
+    assert result.exit_code == 1
+    assert "database error: unable to open database file" in result.output
+    assert "SELECT" not in result.output and "Traceback" not in result.output

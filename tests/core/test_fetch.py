@@ -11,7 +11,7 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from chat33_core.config import Settings
-from chat33_core.errors import ValidationError
+from chat33_core.errors import ConfigurationError, ValidationError
 from chat33_core.fetch import (
     BlockedAddress,
     FetchError,
@@ -20,6 +20,8 @@ from chat33_core.fetch import (
     url_problem,
 )
 from chat33_core.sandbox import serve
+
+from ..peers import MisbehavingPeer, misbehaving_peer
 
 PRIVATE_OK = Settings(allow_private_urls=True)
 STRICT = Settings(allow_private_urls=False)
@@ -341,3 +343,92 @@ def test_tls_checks_the_host_name_while_connecting_to_the_pinned_address(
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# --- deadlines and broken transfers (a peer that misbehaves on purpose) -----------------
+
+
+@pytest.fixture(scope="module")
+def peer() -> Iterator[MisbehavingPeer]:
+    with misbehaving_peer() as found:
+        yield found
+
+
+@pytest.mark.parametrize("path", ["/trickle-headers?every=0.1", "/silent",
+                                  "/trickle-body?every=0.1"])
+def test_one_deadline_covers_the_whole_fetch_however_the_peer_paces_it(
+        peer: MisbehavingPeer, tmp_path: Path, path: str) -> None:
+    # the per-operation timeout (20 s) never fires: a byte comes every 0.1 s; without a
+    # deadline over the whole fetch this took the peer's 20 s
+    with GuardedClient(PRIVATE_OK, total_timeout=1.0, min_rate=0) as client, \
+            pytest.raises(FetchError) as info:
+        started = time.monotonic()
+        client.download(peer.url + path, tmp_path / "f", path="mediaUrls[0]")
+    assert time.monotonic() - started < 6
+    assert info.value.reason == "timeout"
+    assert info.value.message == f"{peer.url + path} timed out: the fetch took longer than 1 s"
+    assert info.value.details[0].path == "mediaUrls[0]"
+    assert not (tmp_path / "f").exists()
+
+
+def test_downloads_given_one_deadline_share_it(peer: MisbehavingPeer, tmp_path: Path) -> None:
+    with GuardedClient(PRIVATE_OK, total_timeout=30.0, min_rate=0) as client:
+        deadline = time.monotonic() + 1.0
+        started = time.monotonic()
+        for _ in range(3):
+            with pytest.raises(FetchError, match="took longer than"):
+                client.download(peer.url + "/trickle-body?every=0.1", tmp_path / "f",
+                                deadline=deadline)
+    assert time.monotonic() - started < 6
+
+
+def test_a_body_under_the_minimum_rate_is_cut_off_before_the_deadline(
+        peer: MisbehavingPeer, tmp_path: Path) -> None:
+    with GuardedClient(PRIVATE_OK, total_timeout=30.0, min_rate=10_000,
+                       rate_grace_s=0.5) as client, pytest.raises(FetchError) as info:
+        started = time.monotonic()
+        client.download(peer.url + "/trickle-body?every=0.1", tmp_path / "f")
+    assert time.monotonic() - started < 6
+    assert info.value.reason == "too_slow"
+    assert "sending too slowly" in info.value.message
+    assert "under the minimum of 10000 bytes a second" in info.value.message
+
+
+def test_a_fast_body_passes_the_rate_check(origin: tuple[str, Origin], tmp_path: Path) -> None:
+    url, _ = origin
+    with GuardedClient(PRIVATE_OK, min_rate=1024, rate_grace_s=0.0) as client:
+        assert client.download(f"{url}/bytes/500000", tmp_path / "f")[1] == 500_000
+
+
+@pytest.mark.parametrize(("path", "said"), [
+    ("/hangup", "hung up before its answer was complete"),
+    ("/reset", "the connection broke off mid-transfer"),
+    ("/reset-at-once", ""),
+])
+def test_a_peer_that_hangs_up_or_resets_is_a_fetch_error_naming_the_url(
+        peer: MisbehavingPeer, tmp_path: Path, path: str, said: str) -> None:
+    with GuardedClient(PRIVATE_OK) as client, pytest.raises(FetchError) as info:
+        client.download(peer.url + path, tmp_path / "f", path="url")
+    assert info.value.reason == "interrupted"
+    assert info.value.message.startswith(peer.url + path)
+    assert said in info.value.message
+    assert info.value.details[0].path == "url"
+    assert not (tmp_path / "f").exists()
+
+
+def test_a_webhook_to_a_trickling_receiver_ends_at_the_deadline(
+        peer: MisbehavingPeer) -> None:
+    with GuardedClient(PRIVATE_OK, total_timeout=1.0) as client, \
+            pytest.raises(FetchError, match="took longer than 1 s"):
+        started = time.monotonic()
+        client.post_json(peer.url + "/trickle-headers?every=0.1", {"event": "x"})
+    assert time.monotonic() - started < 6
+
+
+def test_the_fetch_timeout_comes_from_the_settings() -> None:
+    settings = Settings.from_env({"CHAT33_FETCH_TIMEOUT_S": "7.5"})
+    with GuardedClient(settings) as client:
+        assert client.total_timeout == 7.5
+    assert Settings.from_env({}).fetch_timeout_s == 60.0
+    with pytest.raises(ConfigurationError, match="CHAT33_FETCH_TIMEOUT_S"):
+        Settings.from_env({"CHAT33_FETCH_TIMEOUT_S": "0"})

@@ -13,7 +13,13 @@ from PIL import Image
 
 from chat33_core.errors import ValidationError
 from chat33_core.media import GIF, IMAGE, VIDEO, MediaError, MediaInfo, inspect
-from chat33_core.testing import make_gif, make_image, make_video
+from chat33_core.testing import (
+    CORRUPT_JPEGS,
+    make_corrupt_jpeg,
+    make_gif,
+    make_image,
+    make_video,
+)
 
 # --- helpers that write the corpus ---------------------------------------------------
 
@@ -312,3 +318,25 @@ def test_images_are_inspected_from_headers_without_decoding(tmp_path: Path) -> N
     assert (info.format, info.width, info.height) == ("PNG", 4000, 3000)
     with pytest.raises(OSError), Image.open(tmp_path / "lazy.png") as img:
         img.load()
+
+
+@pytest.mark.parametrize("how", CORRUPT_JPEGS)
+def test_corrupt_jpegs_are_a_media_error(tmp_path: Path, how: str) -> None:
+    """Pillow's JPEG opener makes MPO files itself; asking it for "MPO" by name was a
+    KeyError (a 500) for every JPEG its own opener refused."""
+    err = error_of(make_corrupt_jpeg(tmp_path / f"{how}.jpg", how))
+    assert "JPEG" in err.message
+    assert err.message.startswith(("corrupt JPEG", "truncated JPEG"))
+
+
+def test_an_unknown_corruption_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown corruption 'scrambled'"):
+        make_corrupt_jpeg(tmp_path / "x.jpg", "scrambled")
+
+
+def test_a_multi_picture_jpeg_is_read_as_mpo(tmp_path: Path) -> None:
+    path = tmp_path / "pair.mpo"
+    Image.new("RGB", (40, 30), "red").save(path, format="MPO", save_all=True,
+                                           append_images=[Image.new("RGB", (40, 30), "blue")])
+    info = inspect(path)
+    assert (info.format, info.width, info.height, info.frames) == ("MPO", 40, 30, 2)

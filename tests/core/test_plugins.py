@@ -158,12 +158,12 @@ def test_a_third_party_platform_publishes_a_thread_through_the_core(
                               via="key")
         with pytest.raises(Exception, match="500-character limit"):
             core.create_posts(principal, PostRequest(account_ids=[account.id], text="x" * 501))
-        posts, _ = core.create_posts(principal, PostRequest(
-            account_ids=[account.id], text="first", thread=[ThreadItem(text="second")]))
+        posts = core.create_posts(principal, PostRequest(
+            account_ids=[account.id], text="first", thread=[ThreadItem(text="second")])).posts
         revoked = core.add_account(user.org_id, "mastodon", "Revoked",
                                    credentials=Credentials(access_token="old-token"))
-        (refused,), _ = core.create_posts(principal, PostRequest(account_ids=[revoked.id],
-                                                                 text="never lands"))
+        (refused,) = core.create_posts(principal, PostRequest(account_ids=[revoked.id],
+                                                              text="never lands")).posts
         assert Worker(core, once=True, concurrency=1).run() == 0
     stored = [core.get_post(user.org_id, p.id) for p in posts]
     assert [p.status for p in stored] == [PostStatus.PUBLISHED, PostStatus.PUBLISHED]

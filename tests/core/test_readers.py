@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from chat33_core.errors import StoreUnavailable
 from chat33_core.models import ApiKey, Organization, User
 from chat33_core.store import Store
 from chat33_core.store.core import _Query
@@ -85,8 +86,10 @@ def test_a_failed_statement_closes_its_connection(sqlite_store: Store) -> None:
     readers = _readers(sqlite_store)
     conn = _idle(readers)
     broken = _Query(sa.text("SELECT * FROM no_such_table"))
-    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+    with pytest.raises(StoreUnavailable, match="cannot be reached") as caught:
         sqlite_store._fetch(broken, {})
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    assert "no_such_table" in caught.value.reason
     assert len(readers) == 0
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         conn.execute("SELECT 1")

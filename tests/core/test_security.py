@@ -119,3 +119,37 @@ def test_api_key_auth_revocation_and_last_used(tmp_path: Path, settings_for) -> 
         core.authenticate_key(raw)
 
 
+
+
+def test_a_hash_turn_not_given_in_time_is_unavailable() -> None:
+    import threading
+
+    from chat33_core.errors import Unavailable
+    from chat33_core.security import HashGate
+
+    gate = HashGate(1, wait_s=0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gate.turn():
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(Unavailable) as info, gate.turn():
+            pytest.fail("no turn while the only slot is held")
+        assert info.value.retry_after == 1 and info.value.http_status == 503
+    finally:
+        release.set()
+        holder.join(30)
+    with gate.turn():  # free again, and nobody left counted as waiting
+        pass
+    assert gate._inside == 0
+
+
+def test_no_password_hash_never_verifies() -> None:
+    assert not verify_password(None, "")
+    assert not verify_password(None, "correct horse")

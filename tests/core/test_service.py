@@ -53,7 +53,7 @@ def principal(core: Chat33) -> Principal:
     user = core.store.add_user(User(id=new_id("user"), org_id=org.id,
                                     email="owner@example.com", password_hash=_HASH))
     return Principal(org_id=user.org_id, user_id=user.id,
-                     scopes=frozenset({"posts:read", "posts:write"}), via="key")
+                     scopes=frozenset({"posts:read", "posts:write", "media:write"}), via="key")
 
 
 @pytest.fixture
@@ -68,7 +68,8 @@ def req(*accounts: str, **kw: object) -> PostRequest:
 def test_create_one_post_per_account_with_a_group(core: Chat33, principal: Principal,
                                                   echo) -> None:  # type: ignore[no-untyped-def]
     second = core.add_account(principal.org_id, "echo", "Echo second")
-    posts, group = core.create_posts(principal, req(echo.id, second.id, text="hello"))
+    created = core.create_posts(principal, req(echo.id, second.id, text="hello"))
+    posts, group = created.posts, created.group_id
     assert group is not None and len(posts) == 2
     assert {p.account_id for p in posts} == {echo.id, second.id}
     assert all(p.group_id == group and p.status is PostStatus.QUEUED for p in posts)
@@ -78,7 +79,8 @@ def test_create_one_post_per_account_with_a_group(core: Chat33, principal: Princ
 
 
 def test_single_account_has_no_group(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
-    posts, group = core.create_posts(principal, req(echo.id, text="solo"))
+    created = core.create_posts(principal, req(echo.id, text="solo"))
+    posts, group = created.posts, created.group_id
     assert group is None and posts[0].group_id is None
 
 
@@ -102,8 +104,8 @@ def test_unknown_and_foreign_accounts_are_validation_errors(core: Chat33, princi
 def test_schedule_in_a_timezone(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
     wall = (datetime.now(UTC) + timedelta(days=3)).replace(tzinfo=None, microsecond=0,
                                                            second=0).isoformat()
-    posts, _ = core.create_posts(principal, PostRequest(
-        account_ids=[echo.id], text="later", scheduled_at=wall, timezone="America/New_York"))
+    posts = core.create_posts(principal, PostRequest(
+        account_ids=[echo.id], text="later", scheduled_at=wall, timezone="America/New_York")).posts
     from zoneinfo import ZoneInfo
 
     expected = datetime.fromisoformat(wall).replace(tzinfo=ZoneInfo("America/New_York"))
@@ -120,8 +122,9 @@ def test_past_schedule_is_refused(core: Chat33, principal: Principal, echo) -> N
 
 def test_thread_items_ride_with_the_head_on_thread_platforms(core: Chat33, principal: Principal,
                                                              echo) -> None:  # type: ignore[no-untyped-def]
-    posts, _ = core.create_posts(principal, PostRequest(
-        account_ids=[echo.id], text="1/3", thread=[ThreadItem(text="2/3"), ThreadItem(text="3/3")]))
+    posts = core.create_posts(principal, PostRequest(
+        account_ids=[echo.id], text="1/3",
+        thread=[ThreadItem(text="2/3"), ThreadItem(text="3/3")])).posts
     assert [p.thread_position for p in posts] == [0, 1, 2]
     assert {p.thread_id for p in posts} == {posts[0].id}
     assert [p.publish_with_head for p in posts] == [False, True, True]
@@ -131,8 +134,8 @@ def test_thread_on_a_platform_without_threads_is_separate_posts(
         core: Chat33, principal: Principal) -> None:
     tiktok_like = core.add_account(principal.org_id, "x", "X")
     platform = core.host.platform("x")
-    posts, _ = core.create_posts(principal, PostRequest(
-        account_ids=[tiktok_like.id], text="one", thread=[ThreadItem(text="two")]))
+    posts = core.create_posts(principal, PostRequest(
+        account_ids=[tiktok_like.id], text="one", thread=[ThreadItem(text="two")])).posts
     assert [p.publish_with_head for p in posts] == [False, platform.capabilities.threads]
 
 
@@ -158,6 +161,23 @@ def test_invalid_posts_do_not_use_the_rate_limit(db_url: str, settings_for, prin
     limited.create_posts(principal, req(echo.id, text="fits"))
 
 
+def test_counted_gives_the_count_back_when_the_block_raises(db_url: str, settings_for  # type: ignore[no-untyped-def]
+                                                           ) -> None:
+    limited = Chat33(settings_for(db_url), rate_limits={"media.upload": (2, timedelta(hours=1))})
+    for _ in range(3):  # refused three times: none of them counted
+        with pytest.raises(ValidationError), limited.counted("media.upload", "org_1"):
+            raise ValidationError("not media")
+    with limited.counted("media.upload", "org_1") as (limit, remaining, _):
+        assert (limit, remaining) == (2, 1)
+    with limited.counted("media.upload", "org_1") as (_, remaining, _):
+        assert remaining == 0
+    with pytest.raises(RateLimited), limited.counted("media.upload", "org_1"):
+        pytest.fail("the block of a refused count does not run")
+    with limited.counted("media.upload", "org_2"):  # other keys are their own
+        pass
+    limited.store.dispose()
+
+
 def test_media_from_a_url_is_kept_at_schedule_time(core: Chat33, principal: Principal, echo,  # type: ignore[no-untyped-def]
                                                    tmp_path: Path) -> None:
     served = tmp_path / "served"
@@ -165,8 +185,8 @@ def test_media_from_a_url_is_kept_at_schedule_time(core: Chat33, principal: Prin
     make_image(served / "pic.jpg", 640, 480)
     with serve_directory(served) as base:
         url = f"{base}/pic.jpg"
-        posts, _ = core.create_posts(principal, PostRequest(
-            account_ids=[echo.id], text="pic", media_urls=[url]))
+        posts = core.create_posts(principal, PostRequest(
+            account_ids=[echo.id], text="pic", media_urls=[url])).posts
     (served / "pic.jpg").unlink()  # the URL "expires"
     post = posts[0]
     assert post.media_type is MediaType.IMAGE and len(post.media_ids) == 1
@@ -181,7 +201,7 @@ def test_dry_run_creates_nothing(core: Chat33, principal: Principal, echo,  # ty
     served.mkdir()
     make_video(served / "clip.mp4", 320, 240, seconds=0.5)
     with serve_directory(served) as base:
-        report = core.validate_post(principal.org_id, PostRequest(
+        report = core.validate_post(principal, PostRequest(
             account_ids=[echo.id], text="x", media_urls=[f"{base}/clip.mp4"]))
     assert report.valid
     assert core.list_posts(principal.org_id).total == 0
@@ -205,19 +225,19 @@ def test_upload_keeps_the_file_and_rejects_non_media(core: Chat33, principal: Pr
 
 
 def test_update_text_and_reschedule(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
-    (post,), _ = core.create_posts(principal, req(echo.id, text="v1"))
+    (post,) = core.create_posts(principal, req(echo.id, text="v1")).posts
     when = (datetime.now(UTC) + timedelta(hours=5)).replace(microsecond=0)
-    updated = core.update_post(principal.org_id, post.id,
+    updated = core.update_post(principal, post.id,
                                {"text": "v2", "scheduled_at": when.isoformat()})
     assert updated.text == "v2" and updated.scheduled_at == when
-    now_again = core.update_post(principal.org_id, post.id, {"scheduled_at": None})
+    now_again = core.update_post(principal, post.id, {"scheduled_at": None})
     assert now_again.scheduled_at is None and now_again.next_attempt_at is None
 
 
 def test_update_refuses_what_the_platform_refuses(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
-    (post,), _ = core.create_posts(principal, req(echo.id, text="v1"))
+    (post,) = core.create_posts(principal, req(echo.id, text="v1")).posts
     with pytest.raises(ValidationError) as info:
-        core.update_post(principal.org_id, post.id, {"platform_config": {"echo": {"bogus": 1}}})
+        core.update_post(principal, post.id, {"platform_config": {"echo": {"bogus": 1}}})
     assert info.value.details[0].path == "platformConfig.echo.bogus"
     assert core.get_post(principal.org_id, post.id).text == "v1"
 
@@ -226,31 +246,31 @@ def test_update_refuses_what_the_platform_refuses(core: Chat33, principal: Princ
                                     PostStatus.FAILED, PostStatus.CANCELLED])
 def test_only_draft_and_queued_can_be_edited(core: Chat33, principal: Principal, echo,  # type: ignore[no-untyped-def]
                                              status: PostStatus) -> None:
-    (post,), _ = core.create_posts(principal, req(echo.id, text="v1"))
+    (post,) = core.create_posts(principal, req(echo.id, text="v1")).posts
     core.store.save_post(attrs.evolve(post, status=status))
     with pytest.raises(InvalidTransition) as info:
-        core.update_post(principal.org_id, post.id, {"text": "v2"})
+        core.update_post(principal, post.id, {"text": "v2"})
     assert info.value.http_status == 409
 
 
 def test_patch_status_to_draft_and_back(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
-    (post,), _ = core.create_posts(principal, req(echo.id, text="v1"))
-    assert core.update_post(principal.org_id, post.id,
+    (post,) = core.create_posts(principal, req(echo.id, text="v1")).posts
+    assert core.update_post(principal, post.id,
                             {"status": PostStatus.DRAFT}).status is PostStatus.DRAFT
-    assert core.update_post(principal.org_id, post.id,
+    assert core.update_post(principal, post.id,
                             {"status": PostStatus.QUEUED}).status is PostStatus.QUEUED
     with pytest.raises(ValidationError):
-        core.update_post(principal.org_id, post.id, {"status": PostStatus.PUBLISHED})
+        core.update_post(principal, post.id, {"status": PostStatus.PUBLISHED})
     with pytest.raises(ValidationError):
-        core.update_post(principal.org_id, post.id, {"bogus": 1})
+        core.update_post(principal, post.id, {"bogus": 1})
 
 
 def test_delete_draft_cancel_queued_refuse_publishing(core: Chat33, principal: Principal,
                                                       echo) -> None:  # type: ignore[no-untyped-def]
-    (a,), _ = core.create_posts(principal, req(echo.id, text="a"))
-    (b,), _ = core.create_posts(principal, req(echo.id, text="b"))
-    (c,), _ = core.create_posts(principal, req(echo.id, text="c"))
-    core.update_post(principal.org_id, a.id, {"status": PostStatus.DRAFT})
+    (a,) = core.create_posts(principal, req(echo.id, text="a")).posts
+    (b,) = core.create_posts(principal, req(echo.id, text="b")).posts
+    (c,) = core.create_posts(principal, req(echo.id, text="c")).posts
+    core.update_post(principal, a.id, {"status": PostStatus.DRAFT})
     assert core.delete_post(principal.org_id, a.id).deleted
     with pytest.raises(NotFound):
         core.get_post(principal.org_id, a.id)
@@ -282,8 +302,9 @@ def test_delete_from_platform_where_unsupported_is_a_clear_conflict(
 
 def test_duplicate_defaults_to_a_draft_on_the_same_channel(core: Chat33, principal: Principal,
                                                            echo) -> None:  # type: ignore[no-untyped-def]
-    (post,), _ = core.create_posts(principal, req(echo.id, text="again"))
-    copies, group = core.duplicate_post(principal, post.id)
+    (post,) = core.create_posts(principal, req(echo.id, text="again")).posts
+    created = core.duplicate_post(principal, post.id)
+    copies, group = created.posts, created.group_id
     assert group is None and len(copies) == 1
     copy = copies[0]
     assert copy.id != post.id and copy.status is PostStatus.DRAFT
@@ -292,9 +313,10 @@ def test_duplicate_defaults_to_a_draft_on_the_same_channel(core: Chat33, princip
 
 def test_duplicate_to_other_channels_queued(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
     other = core.add_account(principal.org_id, "echo", "Echo 2")
-    (post,), _ = core.create_posts(principal, req(echo.id, text="again"))
-    copies, group = core.duplicate_post(principal, post.id, account_ids=[echo.id, other.id],
+    (post,) = core.create_posts(principal, req(echo.id, text="again")).posts
+    created = core.duplicate_post(principal, post.id, account_ids=[echo.id, other.id],
                                         status=PostStatus.QUEUED)
+    copies, group = created.posts, created.group_id
     assert group is not None and {c.account_id for c in copies} == {echo.id, other.id}
     with pytest.raises(ValidationError):
         core.duplicate_post(principal, post.id, account_ids=["chan_nope"])
@@ -312,12 +334,13 @@ def test_list_posts_refuses_bad_filters(core: Chat33, principal: Principal) -> N
 
 
 def test_other_organizations_see_nothing(core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
-    (post,), _ = core.create_posts(principal, req(echo.id, text="mine"))
+    (post,) = core.create_posts(principal, req(echo.id, text="mine")).posts
     other = core.create_user("other@example.com", "password1", "Other")
     with pytest.raises(NotFound):
         core.get_post(other.org_id, post.id)
     with pytest.raises(NotFound):
-        core.update_post(other.org_id, post.id, {"text": "theirs"})
+        core.update_post(attrs.evolve(principal, org_id=other.org_id, user_id=other.id),
+                         post.id, {"text": "theirs"})
     with pytest.raises(NotFound):
         core.delete_post(other.org_id, post.id)
     with pytest.raises(NotFound):
@@ -328,7 +351,7 @@ def test_other_organizations_see_nothing(core: Chat33, principal: Principal, ech
 def test_scopes_and_sessions(core: Chat33, principal: Principal) -> None:
     principal.require("posts:read")
     with pytest.raises(Forbidden):
-        principal.require("media:write")
+        principal.require("accounts:read")
     with pytest.raises(Unauthorized):
         principal.require_session()
 
@@ -353,16 +376,16 @@ def test_api_key_names_and_scopes_are_checked(core: Chat33, principal: Principal
 def test_webhook_secret_is_stable_until_rotated(core: Chat33, principal: Principal) -> None:
     first = core.webhook_secret(principal.org_id)
     assert core.webhook_secret(principal.org_id) == first
-    rotated = core.rotate_webhook_secret(principal.org_id)
+    rotated = core.rotate_webhook_secret(principal.org_id).secret
     assert rotated != first and core.webhook_secret(principal.org_id) == rotated
 
 
 def test_editing_a_post_whose_time_has_passed_keeps_its_schedule(
         core: Chat33, principal: Principal, echo) -> None:  # type: ignore[no-untyped-def]
-    (post,), _ = core.create_posts(principal, req(echo.id, text="v1"))
+    (post,) = core.create_posts(principal, req(echo.id, text="v1")).posts
     past = datetime.now(UTC) - timedelta(hours=1)
     core.store.save_post(attrs.evolve(post, scheduled_at=past, next_attempt_at=past))
-    updated = core.update_post(principal.org_id, post.id, {"text": "v2"})
+    updated = core.update_post(principal, post.id, {"text": "v2"})
     assert updated.text == "v2" and updated.scheduled_at == past.replace(microsecond=(
         past.microsecond))
 
@@ -409,7 +432,7 @@ def test_a_key_reads_the_accounts_its_request_names(core: Chat33, principal: Pri
     nobody = core.authenticate_key(raw, accounts=["chan_nope"])
     assert nobody.accounts == {"chan_nope": None}
     # the posts are made for the accounts read with the key, and checked as before
-    posts, _ = core.create_posts(found, PostRequest(account_ids=[echo.id], text="hi"))
+    posts = core.create_posts(found, PostRequest(account_ids=[echo.id], text="hi")).posts
     assert [p.account_id for p in posts] == [echo.id]
     with pytest.raises(ValidationError) as refused:
         core.create_posts(found, PostRequest(account_ids=[theirs.id], text="hi"))

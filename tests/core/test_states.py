@@ -106,8 +106,8 @@ class PostLifecycle(RuleBasedStateMachine):
 
     @rule(target=posts, text=st.text(min_size=1, max_size=40).filter(str.strip))
     def create(self, text: str) -> str:
-        created, _ = self.core.create_posts(self.principal, PostRequest(
-            account_ids=[self.account_id], text=text))
+        created = self.core.create_posts(self.principal, PostRequest(
+            account_ids=[self.account_id], text=text)).posts
         self.model[created[0].id] = S.QUEUED
         return created[0].id
 
@@ -115,7 +115,7 @@ class PostLifecycle(RuleBasedStateMachine):
     def patch_status(self, post: str, target_status: PostStatus) -> None:
         expected = self.model[post]
         try:
-            got = self.core.update_post(self.principal.org_id, post, {"status": target_status})
+            got = self.core.update_post(self.principal, post, {"status": target_status})
         except NotFound:
             assert expected is None
             return
@@ -131,7 +131,7 @@ class PostLifecycle(RuleBasedStateMachine):
     def edit_text(self, post: str, text: str) -> None:
         expected = self.model[post]
         try:
-            got = self.core.update_post(self.principal.org_id, post, {"text": text})
+            got = self.core.update_post(self.principal, post, {"text": text})
         except NotFound:
             assert expected is None
             return
@@ -214,3 +214,12 @@ def test_post_lifecycle_state_machine(tmp_path: Path, settings_for) -> None:  # 
     examples = 300 if os.environ.get("CI") else 60
     run_state_machine_as_test(PostLifecycle, settings=hyp_settings(
         max_examples=examples, stateful_step_count=12, deadline=None))
+
+
+@pytest.mark.parametrize("current", list(S))
+def test_only_a_failed_post_can_be_retried(current: PostStatus) -> None:
+    if current is S.FAILED:
+        assert states.retry(current) is S.QUEUED
+        return
+    with pytest.raises(InvalidTransition, match="only FAILED posts can be retried"):
+        states.retry(current)

@@ -477,6 +477,24 @@ def test_rate_limit_allows_the_limit_then_refuses(store: Store) -> None:
     store.hit_rate_limit("other", 3, timedelta(hours=1), now=now)
 
 
+def test_a_counted_request_can_be_given_back_once(store: Store) -> None:
+    now = utcnow()
+    hour = timedelta(hours=1)
+    for _ in range(3):
+        store.hit_rate_limit("k", 3, hour, now=now)
+    store.give_back_rate_limit("k", 3, hour, now=now)
+    assert store.hit_rate_limit("k", 3, hour, now=now)[0] == 0
+    with pytest.raises(RateLimited):
+        store.hit_rate_limit("k", 3, hour, now=now)
+    # giving back more than was counted leaves a full allowance, never more
+    for _ in range(5):
+        store.give_back_rate_limit("k", 3, hour, now=now)
+    assert [store.hit_rate_limit("k", 3, hour, now=now)[0] for _ in range(3)] == [2, 1, 0]
+    # a key never counted: nothing to give back, nothing stored
+    store.give_back_rate_limit("never", 3, hour, now=now)
+    assert store.hit_rate_limit("never", 3, hour, now=now)[0] == 2
+
+
 def test_rate_limit_is_atomic_under_concurrency(store: Store) -> None:
     allowed, refused = [], []
     lock = threading.Lock()
@@ -621,7 +639,8 @@ class _Request:
         from chat33_core.store.core import _CountedInsert
 
         return _CountedInsert(self.key, self.limit, self.period,
-                              store._insert_args(self.posts, self.logs))
+                              store._insert_args(self.posts, self.logs),
+                              cost=len(self.posts))
 
 
 def _counted(store: Store, org: Organization, user: User, account: Account, key: str,
@@ -691,6 +710,47 @@ def test_a_counted_insert_alone_raises_its_own_error(store: Store) -> None:
         store.add_posts_counted(again.key, 1, again.period, again.posts, again.logs)
     assert refused.value.retry_after and refused.value.retry_after > 3000
     assert store.list_posts(org.id).total == 1
+
+
+def test_a_counted_insert_counts_each_post(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    pair = _counted(store, org, user, account, "posts:acme", 30, n=2)
+    assert store.add_posts_counted(pair.key, 30, pair.period, pair.posts, pair.logs)[0] == 28
+    thread = _counted(store, org, user, account, "posts:acme", 30, n=3)
+    assert store.add_posts_counted(thread.key, 30, thread.period, thread.posts,
+                                   thread.logs)[0] == 25
+
+
+def test_posts_that_do_not_all_fit_are_refused_together(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    first = _counted(store, org, user, account, "posts:acme", 3, n=2)
+    assert store.add_posts_counted(first.key, 3, first.period, first.posts, first.logs)[0] == 1
+    over = _counted(store, org, user, account, "posts:acme", 3, n=2)
+    with pytest.raises(RateLimited) as refused:
+        store.add_posts_counted(over.key, 3, over.period, over.posts, over.logs)
+    assert refused.value.remaining == 1
+    assert "this request counts 2, 1 left" in refused.value.message
+    assert store.list_posts(org.id).total == 2  # none of the refused request's posts
+    last = _counted(store, org, user, account, "posts:acme", 3, n=1)
+    assert store.add_posts_counted(last.key, 3, last.period, last.posts, last.logs)[0] == 0
+
+
+def test_a_group_counts_each_request_by_its_posts(store: Store) -> None:
+    org, user, account = _org_user_account(store)
+    pair, too_many, single = (_counted(store, org, user, account, "posts:acme", 3, n=n)
+                              for n in (2, 2, 1))
+    group = [r.item(store) for r in (pair, too_many, single)]
+    store._write_counted(group)
+    assert group[0].result[0] == 1 and group[2].result[0] == 0
+    assert isinstance(group[1].error, RateLimited) and group[1].result is None
+    assert store.list_posts(org.id, limit=100).total == 3
+
+
+def test_a_count_over_the_whole_limit_never_fits(store: Store) -> None:
+    with pytest.raises(RateLimited, match="counts 4 against the rate limit of 3 per hour, "
+                                          "more than it ever allows"):
+        store.hit_rate_limit("k", 3, timedelta(hours=1), cost=4)
+    assert store.hit_rate_limit("k", 3, timedelta(hours=1), cost=3)[0] == 0
 
 
 @pytest.mark.parametrize("dialect_name", ["sqlite", "postgresql"])

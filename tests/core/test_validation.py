@@ -13,7 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat33_core.config import Settings
-from chat33_core.errors import Chat33Error, Issue, PluginError, ValidationError
+from chat33_core.errors import (
+    Chat33Error,
+    Forbidden,
+    Issue,
+    PluginError,
+    RateLimited,
+    ValidationError,
+)
 from chat33_core.fetch import FetchError, GuardedClient
 from chat33_core.hookspecs import hookimpl
 from chat33_core.media import MediaError, MediaInfo
@@ -269,6 +276,21 @@ def test_a_bad_timezone_is_reported_without_a_schedule() -> None:
     assert codes(check(timezone="Nowhere/Special")) == {"timezone": "invalid_timezone"}
 
 
+@pytest.mark.parametrize("tz", ["localtime", "posixrules", "posix/Europe/Paris", "right/UTC",
+                                "Factory"])
+def test_files_of_the_zone_database_that_are_no_iana_zone_are_refused(tz: str) -> None:
+    """``localtime`` is the server's own zone (ZoneInfo loads it where the host has one):
+    a post's instant would move with the server's setting."""
+    report = check(scheduled_at="2026-07-01T09:00:00", timezone=tz)
+    assert codes(report) == {"timezone": "invalid_timezone"}
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Paris", "America/Argentina/Buenos_Aires",
+                                "Etc/GMT+5", "US/Eastern"])
+def test_iana_zones_and_their_links_are_accepted(tz: str) -> None:
+    assert check(scheduled_at="2026-07-01T09:00:00", timezone=tz).valid
+
+
 # --- callbackUrl -----------------------------------------------------------------------
 
 
@@ -306,6 +328,17 @@ def test_media_failures_are_issues_at_their_paths() -> None:
     assert "text" in by_path and not any(p.startswith("mediaUrls[0]") for p in by_path)
     errors = [m for m in report.to_dict()["media"] if not m["valid"]]
     assert [m["path"] for m in errors] == ["mediaUrls[1]", "coverImageUrl"]
+
+
+@pytest.mark.parametrize("error", [
+    Forbidden("this API key lacks the scope media:write"),
+    RateLimited("rate limit of 50 per hour reached", retry_after=10, limit=50),
+])
+def test_an_error_that_is_not_about_the_url_ends_the_validation(error: Chat33Error) -> None:
+    # a missing scope or a spent limit is the request's answer, not an issue at a path
+    with pytest.raises(type(error)):
+        check(media_urls=["https://cdn.test/elsewhere.jpg"],
+              inspect=Inspector({"https://cdn.test/elsewhere.jpg": error}))
 
 
 def test_each_url_is_inspected_once() -> None:

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from chat33_core.cli import main
 
-PLATFORMS = ("instagram", "facebook", "tiktok", "youtube", "x", "bluesky")
+PLATFORMS = ("instagram", "facebook", "tiktok", "youtube", "x", "bluesky", "telegram",
+             "mastodon")
 
 
 def test_print_env_names_every_platform_and_exits() -> None:

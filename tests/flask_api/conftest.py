@@ -4,6 +4,7 @@ an organization with a user, an API key and connected channels (the real plugins
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -125,6 +126,21 @@ def make_app(core: Chat33) -> Flask:
     app = create_app({"CHAT33_CORE": core, "TESTING": True})
     app.test_client_class = CheckedClient
     return app
+
+
+@contextmanager
+def two_apps_on(settings: Any, limits: dict[str, tuple[int, timedelta]]
+                ) -> Iterator[tuple[list[FlaskClient], Org]]:
+    """Two app instances with separate cores on one database (as two processes would
+    be), with ``limits`` as their rate limits, and an organization."""
+    first = make_core(settings, **limits)
+    second = make_core(settings, **limits)
+    try:
+        org = make_org(first, "Acme")
+        yield [make_app(first).test_client(), make_app(second).test_client()], org
+    finally:
+        first.store.dispose()
+        second.store.dispose()
 
 
 @pytest.fixture

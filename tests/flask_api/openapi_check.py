@@ -23,13 +23,10 @@ class Conformance:
             return None
         rest = path[len(self.prefix):]
         matches = [tpl for rx, tpl in self._routes if rx.match(rest)]
-        # a literal path (/posts/validate) wins over a template (/posts/{id})
+        # a literal path (/posts/validate) wins over a template (/posts/{id}), for every
+        # method: GET /posts/validate is not GET /posts/{id} (it is a 405)
         matches.sort(key=lambda t: t.count("{"))
-        for tpl in matches:
-            op = self.doc["paths"][tpl].get(method.lower())
-            if op is not None:
-                return op
-        return None
+        return self.doc["paths"][matches[0]].get(method.lower()) if matches else None
 
     @cache  # noqa: B019 - one document per test session
     def _validator(self, key: str) -> Any:

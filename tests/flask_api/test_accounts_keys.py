@@ -25,7 +25,7 @@ def test_accounts_list_has_the_documented_fields(api: Api) -> None:
     items = response.get_json()["items"]
     assert len(items) == 5
     for item in items:
-        assert set(item) >= ACCOUNT_KEYS  # plus needsReconnect (additive)
+        assert set(item) >= ACCOUNT_KEYS  # plus needsReconnect and externalId (additive)
         assert item["isActive"] is True
     x = next(i for i in items if i["platform"] == "x")
     assert (x["name"], x["username"]) == ("Acme on x", "acme_x")

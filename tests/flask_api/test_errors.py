@@ -30,6 +30,39 @@ def test_wrong_method_is_405_in_the_error_shape(sqlite_api: Api) -> None:
     assert "GET" in response.headers["Allow"]
 
 
+def test_options_lists_only_the_methods_a_path_has(sqlite_api: Api) -> None:
+    """/posts/validate is a resource of its own, not the post "validate" of /posts/{id}
+    (OpenAPI matches concrete paths first): it has POST only."""
+    client = sqlite_api.client
+
+    def allowed(path: str) -> set[str]:
+        response = client.options("/api/v1" + path)
+        assert response.status_code == 200
+        return {m.strip() for m in response.headers["Allow"].split(",")}
+
+    assert allowed("/posts/validate") == {"POST", "OPTIONS"}
+    assert allowed("/posts/post_0123") == {"GET", "HEAD", "PATCH", "DELETE", "OPTIONS"}
+    assert allowed("/posts/post_0123/logs") == {"GET", "HEAD", "OPTIONS"}
+    response = sqlite_api.get("/posts/validate")
+    _is_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"POST", "OPTIONS"}
+    post_id = sqlite_api.create()["posts"][0]["id"]
+    assert sqlite_api.get(f"/posts/{post_id}").status_code == 200
+
+
+def test_a_url_or_headers_over_the_limits_are_414_and_431_in_the_error_shape(
+        sqlite_api: Api) -> None:
+    long_url = sqlite_api.get("/posts?q=" + "a" * 5000)
+    _is_error(long_url, 414, "URI_TOO_LONG")
+    big = sqlite_api.get("/posts", headers={"x-big": "b" * 9000})
+    body = _is_error(big, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE")
+    assert body["details"][0]["path"] == "headers.x-big"
+    many = sqlite_api.get("/posts", headers={f"x-h{i}": "v" for i in range(120)})
+    _is_error(many, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE")
+    assert sqlite_api.get("/posts?q=" + "a" * 3000, headers={"x-ok": "c" * 8000}
+                          ).status_code == 200
+
+
 def test_malformed_json_is_400(sqlite_api: Api) -> None:
     response = sqlite_api.post("/posts", data=b'{"accountIds": [', content_type="application/json")
     body = _is_error(response, 400, "VALIDATION_ERROR")
@@ -92,6 +125,34 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path, settings_for) 
     response = make_app(core).test_client().get("/readyz")
     body = _is_error(response, 503, "NOT_READY")
     assert "database" in body["message"]
+
+
+def test_a_locked_sqlite_database_holds_readiness_and_reads_a_second_not_30(
+        sqlite_api: Api) -> None:
+    """Another process holds SQLite's write lock: /readyz says so within a second or two
+    (it waited the 30 s busy timeout), and a read whose key is due for its "last used"
+    bookkeeping write answers without it (it waited 30 s, then was a 503)."""
+    import sqlite3
+    import time
+
+    path = sqlite_api.core.store.engine.url.database
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("UPDATE api_keys SET last_used_at = '2000-01-01 00:00:00.000000'")
+    locker.execute("BEGIN IMMEDIATE")
+    locker.execute("UPDATE organizations SET name = name")
+    try:
+        started = time.monotonic()
+        body = _is_error(sqlite_api.client.get("/readyz"), 503, "NOT_READY")
+        assert "locked" in body["message"]
+        assert time.monotonic() - started < 10
+        started = time.monotonic()
+        listed = sqlite_api.get("/posts")
+        assert listed.status_code == 200
+        assert time.monotonic() - started < 10
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert sqlite_api.client.get("/readyz").status_code == 200
 
 
 def _is_unavailable(response) -> None:
@@ -182,6 +243,8 @@ def test_mounted_in_another_app_only_the_api_speaks_json(sqlite_api: Api) -> Non
     init_app(host, core=sqlite_api.core)
     client = host.test_client()
     assert client.get("/").data == b"<h1>my site</h1>"
+    assert client.get("/?q=" + "a" * 5000).data == b"<h1>my site</h1>"  # its own limits
+    assert client.get("/api/v1/accounts?q=" + "a" * 5000).status_code == 414
     assert client.get("/missing").mimetype == "text/html"
     assert client.get("/api/v1/missing").get_json()["error"] == "Not found"
     response = client.get("/api/v1/accounts", headers=sqlite_api.org.headers)

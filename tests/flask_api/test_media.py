@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import socket
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from chat33_flask.views.media import MAX_UPLOAD_BYTES
 
-from chat33_core.models import PostStatus
+from chat33_core.models import MediaAsset, PostStatus, new_id
 from chat33_core.sandbox import serve
 from chat33_core.testing import make_image, make_sparse_file, make_video, serve_directory
 
@@ -170,6 +171,43 @@ def test_media_files_are_served_with_type_etag_and_ranges(sqlite_api: Api, files
         assert http.get(path, headers={"If-None-Match": etag}).status_code == 304
         beyond = http.get(path, headers={"Range": f"bytes={len(data) + 10}-"})
         assert beyond.status_code == 416
+
+
+def test_a_jpeg_with_html_inside_is_served_as_a_jpeg_browsers_must_not_sniff(
+        sqlite_api: Api, tmp_path: Path) -> None:
+    page = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
+    polyglot = make_image(tmp_path / "polyglot.jpg", 64, 48, comment=page)
+    assert page in polyglot.read_bytes()
+    body = upload(sqlite_api, polyglot).get_json()
+    assert body["contentType"] == "image/jpeg"
+    served = sqlite_api.client.get("/media/" + body["url"].rsplit("/", 1)[1])
+    assert served.status_code == 200
+    assert served.data == polyglot.read_bytes()
+    assert served.headers["Content-Type"] == "image/jpeg"
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in served.headers["Content-Security-Policy"]
+    assert served.headers["Content-Disposition"].startswith("inline")
+
+
+def test_a_kept_file_that_is_not_an_image_or_video_is_only_a_download(sqlite_api: Api
+                                                                      ) -> None:
+    """Inspection keeps only images and videos; should a row say otherwise (an older
+    version, a hand-made row), the file is still never shown as a page."""
+    core = sqlite_api.core
+    data = b"<html><script>alert(1)</script></html>"
+    name = hashlib.sha256(data).hexdigest() + ".html"
+    core.media.files.root.mkdir(parents=True, exist_ok=True)
+    (core.media.files.root / name).write_bytes(data)
+    core.store.add_media(MediaAsset(
+        id=new_id("med"), org_id=sqlite_api.org.id, name=name,
+        path=str(core.media.files.root / name), url=core.media.files.url_for(name),
+        kind="image", content_type="text/html", size=len(data),
+        sha256=hashlib.sha256(data).hexdigest()))
+    served = sqlite_api.client.get(f"/media/{name}")
+    assert served.status_code == 200
+    assert served.headers["Content-Type"] == "application/octet-stream"
+    assert served.headers["Content-Disposition"].startswith("attachment")
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_unknown_media_file_is_404_json(sqlite_api: Api) -> None:

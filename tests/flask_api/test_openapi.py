@@ -3,9 +3,12 @@ the server (schemathesis, in-process WSGI, bounded examples: no 5xx, no schema b
 
 from __future__ import annotations
 
+import io
+import re
 from datetime import timedelta
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -32,7 +35,7 @@ def test_document_is_openapi_3_1_with_every_route(sqlite_api: Api) -> None:
     served = set()
     for rule in sqlite_api.app.url_map.iter_rules():
         if rule.rule.startswith("/api/v1/") and rule.endpoint != "chat33_openapi":
-            path = rule.rule.replace("<", "{").replace(">", "}")
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             served |= {(m, path) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == served
 
@@ -48,7 +51,7 @@ def test_document_states_the_contracts_scopes_and_auth(sqlite_api: Api) -> None:
     assert paths["/api-keys"]["post"]["security"] == [{"session": []}]
     assert paths["/auth/login"]["post"]["security"] == []
     assert set(paths["/posts"]["post"]["responses"]) == {"201", "400", "401", "403", "413",
-                                                          "415", "429", "503"}
+                                                          "414", "415", "429", "431", "503"}
     assert "RateLimit-Remaining" in paths["/posts"]["post"]["responses"]["201"]["headers"]
 
 
@@ -109,6 +112,43 @@ def test_a_body_the_platform_schema_refuses_is_a_400_at_its_path(sqlite_api: Api
     assert details["platformConfig.youtube.selfDeclaredMadeForKids"] == \
         "must be true or false, got 'no'"
     assert details["platformConfig.youtube.colour"].startswith("unknown option 'colour'")
+
+
+def test_the_document_allows_no_body_the_api_refuses_for_its_limits(sqlite_api: Api) -> None:
+    """Each of these bodies is a 400 from POST /posts; the document's CreatePostRequest
+    must not call it valid (it allowed ``accountIds: []``)."""
+    doc = sqlite_api.client.get("/api/v1/openapi.json").get_json()
+    schema = doc["components"]["schemas"]["CreatePostRequest"]
+    validator = jsonschema_rs.Draft202012Validator({**schema, "components": doc["components"]})
+    x = sqlite_api.org.accounts["x"]
+    refused = {
+        "no account": {"accountIds": []},
+        "an empty id": {"accountIds": [""]},
+        "an id twice": {"accountIds": [x, x]},
+        "51 accounts": {"accountIds": [x] + [f"chan_{i}" for i in range(50)]},
+        "21 media URLs": {"accountIds": [x], "mediaUrls": ["http://127.0.0.1:9/a.jpg"] * 21},
+        "26 thread items": {"accountIds": [x], "text": "a",
+                            "thread": [{"text": f"{i}"} for i in range(26)]},
+    }
+    for what, body in refused.items():
+        assert sqlite_api.post("/posts", body).status_code == 400, what
+        assert not validator.is_valid(body), what
+    assert validator.is_valid({"accountIds": [x], "text": "fine"})
+    key = doc["components"]["schemas"]["CreateApiKeyRequest"]
+    assert not jsonschema_rs.Draft202012Validator(key).is_valid({"scopes": []})
+    assert not jsonschema_rs.Draft202012Validator(key).is_valid({"name": ""})
+
+
+def test_the_document_allows_no_empty_upload(sqlite_api: Api) -> None:
+    doc = sqlite_api.client.get("/api/v1/openapi.json").get_json()
+    upload = doc["paths"]["/media/upload"]["post"]["requestBody"]["content"]
+    file_schema = upload["multipart/form-data"]["schema"]["properties"]["file"]
+    assert not jsonschema_rs.Draft202012Validator(file_schema).is_valid("")
+    response = sqlite_api.post("/media/upload", json=None, content_type="multipart/form-data",
+                               data={"file": (io.BytesIO(b""), "empty.jpg")})
+    assert response.status_code == 400
+    assert not jsonschema_rs.Draft202012Validator(
+        doc["components"]["schemas"]["MediaUrlRequest"]).is_valid({"url": ""})
 
 
 # --- schemathesis -------------------------------------------------------------------------

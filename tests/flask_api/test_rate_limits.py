@@ -3,28 +3,25 @@ share them, and answer 429 RATE_LIMIT with Retry-After and RateLimit-* headers."
 
 from __future__ import annotations
 
-import io
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import PASSWORD, make_app, make_core, make_org
+from chat33_core.testing import CORRUPT_JPEGS, make_corrupt_jpeg, make_image
+
+from .conftest import PASSWORD, make_org, two_apps_on
 
 LIMITS = {"posts.create": (3, timedelta(hours=1)), "media.upload": (2, timedelta(hours=1)),
           "api_keys.create": (2, timedelta(hours=1))}
 
 
 @pytest.fixture
-def two_apps(db_url: str, settings_for: Any) -> Any:
-    settings = settings_for(db_url)
-    first = make_core(settings, **LIMITS)
-    second = make_core(settings, **LIMITS)
-    org = make_org(first, "Acme")
-    clients = [make_app(first).test_client(), make_app(second).test_client()]
-    yield clients, org
-    first.store.dispose()
-    second.store.dispose()
+def two_apps(db_url: str, settings_for: Any) -> Iterator[Any]:
+    with two_apps_on(settings_for(db_url), LIMITS) as apps:
+        yield apps
 
 
 def _assert_429(response: Any, limit: int) -> None:
@@ -64,15 +61,40 @@ def test_rejected_posts_do_not_count(two_apps: Any) -> None:
     assert good.headers["RateLimit-Remaining"] == "2"
 
 
-def test_upload_limit_is_shared(two_apps: Any) -> None:
+def _upload(client: Any, org: Any, path: Path) -> Any:
+    with path.open("rb") as fh:
+        return client.post("/api/v1/media/upload", headers=org.headers,
+                           content_type="multipart/form-data", data={"file": (fh, path.name)})
+
+
+def test_upload_limit_is_shared_and_refused_uploads_do_not_count(two_apps: Any,
+                                                                 tmp_path: Path) -> None:
     clients, org = two_apps
-    for i in range(2):
-        response = clients[i].post("/api/v1/media/upload", headers=org.headers,
-                                   content_type="multipart/form-data",
-                                   data={"file": (io.BytesIO(b"not media"), "x.jpg")})
-        assert response.status_code == 400  # counted: uploads are limited before inspection
-        assert response.headers.get("RateLimit-Limit") is None
-    _assert_429(clients[0].post("/api/v1/media/upload", headers=org.headers, json={
+    refused = [make_corrupt_jpeg(tmp_path / f"{how}.jpg", how) for how in CORRUPT_JPEGS]
+    (tmp_path / "notes.jpg").write_bytes(b"not media at all")
+    refused.append(tmp_path / "notes.jpg")
+    for i, path in enumerate(refused):
+        response = _upload(clients[i % 2], org, path)
+        assert response.status_code == 400, response.get_json()
+        assert [d["path"] for d in response.get_json()["details"]] == ["file"]
+        assert "JPEG" in response.get_json()["message"] or "not an image" in \
+            response.get_json()["message"]
+    no_file = clients[0].post("/api/v1/media/upload", headers=org.headers,
+                              content_type="multipart/form-data", data={"other": "x"})
+    assert no_file.status_code == 400
+    unreachable = clients[1].post("/api/v1/media/upload", headers=org.headers,
+                                  json={"url": "http://127.0.0.1:9/x.jpg"})
+    assert unreachable.status_code == 400
+    # none of the refused uploads used the allowance of 2
+    image = make_image(tmp_path / "ok.jpg", 64, 48)
+    remaining = []
+    for client in clients:
+        response = _upload(client, org, image)
+        assert response.status_code == 201, response.get_json()
+        remaining.append(response.headers["RateLimit-Remaining"])
+    assert remaining == ["1", "0"]
+    _assert_429(_upload(clients[0], org, image), 2)
+    _assert_429(clients[1].post("/api/v1/media/upload", headers=org.headers, json={
         "url": "http://127.0.0.1:9/x.jpg"}), 2)
 
 
@@ -100,3 +122,69 @@ def test_limits_are_per_organization(two_apps: Any) -> None:
     response = clients[1].post("/api/v1/posts", json={"accountIds": [rival.accounts["x"]],
                                                       "text": "b"}, headers=rival.headers)
     assert response.status_code == 201
+
+
+# --- the post limit counts posts, not requests ----------------------------------------
+
+
+def test_a_post_to_two_accounts_counts_two(api: Any) -> None:
+    response = api.post("/posts", {"accountIds": [api.org.accounts["x"],
+                                                  api.org.accounts["facebook"]],
+                                   "text": "twice"})
+    assert response.status_code == 201
+    assert response.headers["RateLimit-Limit"] == "30"
+    assert response.headers["RateLimit-Remaining"] == "28"
+
+
+def test_a_thread_counts_each_of_its_parts_on_each_account(api: Any) -> None:
+    response = api.post("/posts", {"accountIds": [api.org.accounts["x"],
+                                                  api.org.accounts["facebook"]],
+                                   "text": "1/3", "thread": [{"text": "2/3"}, {"text": "3/3"}]})
+    assert response.status_code == 201 and len(response.get_json()["posts"]) == 6
+    assert response.headers["RateLimit-Remaining"] == "24"
+
+
+def test_a_request_that_would_go_over_creates_none_of_its_posts(two_apps: Any) -> None:
+    clients, org = two_apps
+    pair = {"accountIds": [org.accounts["x"], org.accounts["facebook"]], "text": "pair"}
+    first = clients[0].post("/api/v1/posts", json=pair, headers=org.headers)
+    assert first.headers["RateLimit-Remaining"] == "1"
+    refused = clients[1].post("/api/v1/posts", json=pair, headers=org.headers)
+    assert refused.status_code == 429
+    assert refused.get_json()["error"] == "RATE_LIMIT"
+    assert "this request counts 2, 1 left" in refused.get_json()["message"]
+    assert refused.headers["RateLimit-Remaining"] == "1"
+    assert int(refused.headers["Retry-After"]) >= 1
+    listed = clients[0].get("/api/v1/posts", headers=org.headers).get_json()
+    assert listed["total"] == 2  # nothing of the refused request
+    single = clients[0].post("/api/v1/posts", json={"accountIds": [org.accounts["x"]],
+                                                    "text": "fits"}, headers=org.headers)
+    assert single.status_code == 201 and single.headers["RateLimit-Remaining"] == "0"
+
+
+def test_a_request_bigger_than_the_whole_limit_is_a_validation_error(two_apps: Any) -> None:
+    clients, org = two_apps
+    response = clients[0].post("/api/v1/posts", headers=org.headers, json={
+        "accountIds": [org.accounts["x"], org.accounts["facebook"]], "text": "1/2",
+        "thread": [{"text": "2/2"}]})
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == "VALIDATION_ERROR"
+    assert body["details"] == [{"path": "accountIds",
+                                "message": "4 posts is over the limit of 3"}]
+    assert "4 posts (one per account and thread part), over the limit of 3 posts per hour" \
+        in body["message"]
+    assert clients[0].get("/api/v1/posts", headers=org.headers).get_json()["total"] == 0
+
+
+def test_duplicates_count_against_the_post_limit(two_apps: Any) -> None:
+    clients, org = two_apps
+    created = clients[0].post("/api/v1/posts", headers=org.headers, json={
+        "accountIds": [org.accounts["x"]], "text": "original"}).get_json()
+    post_id = created["posts"][0]["id"]
+    copies = clients[1].post(f"/api/v1/posts/{post_id}/duplicate", headers=org.headers,
+                             json={"accountIds": [org.accounts["x"], org.accounts["facebook"]]})
+    assert copies.status_code == 201
+    assert copies.headers["RateLimit-Remaining"] == "0"
+    _assert_429(clients[0].post(f"/api/v1/posts/{post_id}/duplicate", headers=org.headers,
+                                json={}), 3)

@@ -8,14 +8,18 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from chat33_flask.cli import serve
 from click.testing import CliRunner
 
+from ..peers import misbehaving_peer
 from .conftest import make_core, make_org
 
 
@@ -224,3 +228,117 @@ def test_readyz_is_not_ready_when_the_media_dir_is_unusable(tmp_path: Path,
         "error": "NOT_READY", "details": [],
         "message": f"CHAT33_MEDIA_DIR {str(media)!r} cannot keep media files: Not a directory"}
     core.store.dispose()
+
+
+@pytest.mark.slow
+def test_slow_media_urls_do_not_take_the_servers_threads(settings_for: Any,
+                                                         tmp_path: Path) -> None:
+    """Ten requests whose media URL trickles its headers a byte at a time, against one
+    gunicorn worker of 4 threads: they end at the fetch deadline (or are refused at once
+    beyond the organization's 2 fetch slots), and /healthz and GET /posts answer within a
+    second all along. Without the deadline and the slots, the ten held every thread for
+    the peer's whole minute."""
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    settings = settings_for(url, CHAT33_FETCH_TIMEOUT_S="3")
+    core = make_core(settings)
+    org = make_org(core, "Served")
+    core.store.dispose()
+    answers: list[tuple[int, float]] = []
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start(["--port", str(port), "--workers", "1", "--threads", "4"],
+                  {**os.environ, **settings.env}, tmp_path)
+    try:
+        _up(base, proc)
+        with misbehaving_peer() as peer:
+            slow = f"{peer.url}/trickle-headers?every=0.5&for=60"
+            paths = ["/posts/validate", "/posts", "/media/upload"]
+
+            def send(i: int) -> None:
+                path = paths[i % 3]
+                body = ({"url": slow} if path == "/media/upload" else
+                        {"accountIds": [org.accounts["x"]], "text": "slow",
+                         "mediaUrls": [slow]})
+                started = time.monotonic()
+                response = httpx.post(base + "/api/v1" + path, json=body, headers=org.headers,
+                                      timeout=60)
+                answers.append((response.status_code, time.monotonic() - started))
+
+            senders = [threading.Thread(target=send, args=(i,)) for i in range(10)]
+            for th in senders:
+                th.start()
+            checks = 0
+            with httpx.Client(base_url=base, headers=org.headers, timeout=5) as client:
+                end = time.monotonic() + 5
+                while time.monotonic() < end:
+                    for path in ("/healthz", "/api/v1/posts"):
+                        started = time.monotonic()
+                        assert client.get(path).status_code == 200
+                        assert time.monotonic() - started < 1.0, f"{path} waited"
+                        checks += 1
+                    time.sleep(0.1)
+            for th in senders:
+                th.join(30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert checks >= 10
+    assert len(answers) == 10
+    # each slow request ended by the 3 s deadline (plus queueing behind the others), or
+    # was refused at once for want of a fetch slot
+    assert all(seconds < 20 for _, seconds in answers), answers
+    assert {status for status, _ in answers} <= {200, 400, 429}
+    assert any(status == 429 for status, _ in answers)
+
+
+def _raw(base: str, request: bytes) -> tuple[int, bytes, bytes]:
+    """Send ``request`` as it is; (status, headers block, body) of the answer."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(request)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head, body
+
+
+def test_oversized_requests_are_answered_in_the_error_shape_under_gunicorn(
+        settings_for: Any, tmp_path: Path) -> None:
+    settings = settings_for(f"sqlite:///{tmp_path / 'served.db'}")
+    make_core(settings).store.dispose()
+
+    def request(path: str, headers: Sequence[tuple[str, str]] = ()) -> bytes:
+        lines = [f"GET {path} HTTP/1.1", "Host: x", "Connection: close",
+                 *(f"{k}: {v}" for k, v in headers)]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    too_big = [
+        (414, "URI_TOO_LONG", request("/api/v1/posts?q=" + "a" * 5000)),
+        (431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
+         request("/api/v1/posts", [("x-big", "b" * 10_000)])),
+        # 150 headers: over the app's 100, under gunicorn's 200
+        (431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
+         request("/api/v1/posts", [(f"x-h{i}", "v") for i in range(150)])),
+    ]
+    port = _free_port()
+    proc = _start(["--port", str(port), "--workers", "1"], {**os.environ, **settings.env},
+                  tmp_path)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _up(base, proc)
+        for expected, code, sent in too_big:
+            status, head, body = _raw(base, sent)
+            assert status == expected, body
+            assert b"application/json" in head.lower()
+            error = json.loads(body)
+            assert set(error) == {"error", "message", "details"}
+            assert error["error"] == code
+        # past gunicorn's own limits it answers itself, not in the error shape (README)
+        status, head, _ = _raw(base, request("/api/v1/posts?q=" + "a" * 9000))
+        assert status == 414 and b"application/json" not in head.lower()
+        # within the limits nothing changes
+        assert _raw(base, request("/healthz", [("x-ok", "c" * 4000)]))[0] == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)

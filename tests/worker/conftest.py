@@ -177,6 +177,19 @@ def env(make_env: Callable[..., Env]) -> Env:
     return make_env()
 
 
+def fail_for_refused_credentials(make_env: Callable[..., Env]) -> tuple[Env, Post]:
+    """A post the worker failed because the platform refused the token and its refresh
+    token alike (the account is marked needs_reconnect)."""
+    env = make_env(credentials=Credentials(access_token="echo-initial",
+                                           refresh_token="revoked-rt"))
+    env.sandbox.revoked.add("echo-initial")
+    (post,) = env.posts(1)
+    env.run_once()
+    failed = env.get(post.id)
+    assert failed.status is PostStatus.FAILED
+    return env, failed
+
+
 # --- worker processes ---------------------------------------------------------------------
 
 WORKER_CMD = [sys.executable, "-c", "from chat33_core.cli import main; main()", "worker",

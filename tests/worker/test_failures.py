@@ -10,7 +10,7 @@ import pytest
 from chat33_core.models import Credentials, PostStatus, utcnow
 from chat33_core.scheduling import Publisher, Queue
 
-from .conftest import Env
+from .conftest import Env, fail_for_refused_credentials
 
 
 def publisher(env: Env, **kw: float) -> Publisher:
@@ -200,13 +200,7 @@ def test_a_stale_refresh_uses_the_tokens_another_worker_stored(env: Env) -> None
 
 
 def test_a_refused_refresh_fails_the_post_and_asks_to_reconnect(make_env) -> None:  # type: ignore[no-untyped-def]
-    env: Env = make_env(credentials=Credentials(access_token="echo-initial",
-                                                refresh_token="revoked-rt"))
-    env.sandbox.revoked.add("echo-initial")
-    (post,) = env.posts(1)
-    env.run_once()
-    failed = env.get(post.id)
-    assert failed.status is PostStatus.FAILED
+    env, failed = fail_for_refused_credentials(make_env)
     assert "Reconnect the Echo account 'Echo channel'" in failed.error_message
     assert env.store.get_account(env.account.id).needs_reconnect is True
     # the next post of that account fails at once, without calling the platform

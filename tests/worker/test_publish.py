@@ -144,7 +144,8 @@ def test_posts_created_through_the_service_are_published(env: Env) -> None:
 
     request = PostRequest(account_ids=[env.account.id], text="through the service",
                           thread=[ThreadItem(text="and a reply")])
-    posts, _group = env.core.create_posts(env.principal, request)
+    created = env.core.create_posts(env.principal, request)
+    posts, _group = created.posts, created.group_id
     head, reply = posts
     assert reply.publish_with_head and reply.thread_id == head.id
     env.run_once()

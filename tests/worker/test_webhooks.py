@@ -10,10 +10,12 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
 from chat33_core import webhooks
@@ -71,8 +73,39 @@ def test_the_org_secret_is_in_the_standard_format(env: Env) -> None:
     secret = env.core.webhook_secret(env.principal.org_id)
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret[6:], validate=True)) >= 24
-    rotated = env.core.rotate_webhook_secret(env.principal.org_id)
+    rotated = env.core.rotate_webhook_secret(env.principal.org_id).secret
     assert rotated != secret and env.core.webhook_secret(env.principal.org_id) == rotated
+
+
+def test_after_a_rotation_deliveries_verify_with_the_old_and_the_new_secret(env: Env) -> None:
+    """Receivers switch secrets at their own pace: during the grace period each delivery
+    carries a v1 signature per live secret, and the spec's check accepts any of them."""
+    org_id = env.principal.org_id
+    old = env.core.webhook_secret(org_id)
+    new = env.core.rotate_webhook_secret(org_id).secret
+    received: list[tuple[Any, bytes]] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        received.append((Headers(request.headers), request.get_data()))
+        return Response("ok")(environ, start_response)
+
+    with serve(app) as url:
+        (post,) = env.posts(1, callback_url=url + "/hook")
+        env.run_once()
+        env.core.rotate_webhook_secret(org_id, grace=timedelta(0))
+        (after,) = env.posts(1, callback_url=url + "/hook")
+        env.run_once()
+    (headers, body), (headers_after, body_after) = received
+    assert len(headers["Webhook-Signature"].split(" ")) == 2
+    assert spec_verify(old, headers, body) and spec_verify(new, headers, body)
+    assert not spec_verify("whsec_" + "A" * 44, headers, body)
+    # grace 0: the older secrets stop at once
+    assert len(headers_after["Webhook-Signature"].split(" ")) == 1
+    assert not spec_verify(old, headers_after, body_after)
+    assert not spec_verify(new, headers_after, body_after)
+    assert spec_verify(env.core.webhook_secret(org_id), headers_after, body_after)
+    assert {json.loads(b)["postId"] for _, b in received} == {post.id, after.id}
 
 
 def test_signature_matches_the_spec_example() -> None:

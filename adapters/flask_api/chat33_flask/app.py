@@ -22,15 +22,22 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 
 from chat33_core.config import Settings
-from chat33_core.errors import ConfigurationError
+from chat33_core.errors import ConfigurationError, Issue
 from chat33_core.service import Chat33
 
 from . import errors, openapi
 from .json_provider import OrjsonProvider
-from .routing import RequestState
+from .routing import (
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    MAX_URL_BYTES,
+    PARAM_CONVERTER,
+    RequestState,
+    param_converter,
+)
 from .views import BLUEPRINTS
 from .views.media import files as media_files
 
@@ -58,10 +65,10 @@ def init_app(app: Flask, core: Chat33 | None = None, *, url_prefix: str = API_PR
     if core is None:
         settings = app.config.get("CHAT33_SETTINGS") or Settings.from_env()
         core = Chat33(settings)
-    _watch_rate_limits(core)
     app.extensions["chat33"] = core
     app.config.setdefault("CHAT33_JSON_ERROR_PREFIXES",
                           (url_prefix + "/", "/media/", "/healthz", "/readyz"))
+    app.url_map.converters[PARAM_CONVERTER] = param_converter(BLUEPRINTS)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp, url_prefix=url_prefix)
     app.register_blueprint(media_files)
@@ -85,8 +92,9 @@ def init_app(app: Flask, core: Chat33 | None = None, *, url_prefix: str = API_PR
             access_log.exception("readiness check failed")
             ready = False
         if not ready:
-            return errors.error_response(503, {"error": "NOT_READY", "details": [],
-                                               "message": "the database is not reachable"})
+            return errors.error_response(503, {
+                "error": "NOT_READY", "details": [],
+                "message": "the database is not reachable, or locked by another writer"})
         try:
             core.media.files.check()
         except ConfigurationError as exc:  # uploads would fail: not ready either
@@ -124,6 +132,30 @@ def _start() -> None:
     given = request.headers.get("x-request-id")
     request_id = given if given and _REQUEST_ID.fullmatch(given) else _request_ids.next()
     g.chat33 = RequestState(request_id, time.perf_counter())
+    _check_size(request.environ)
+
+
+def _check_size(environ: Mapping[str, Any]) -> None:
+    """414 for a URL, 431 for headers over the limits (in the error shape, on the API's
+    paths; a host app's own pages are its business)."""
+    url = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    if len(url) > MAX_URL_BYTES and errors.ours():
+        raise errors.ApiError(414, "URI_TOO_LONG", f"the URL is over {MAX_URL_BYTES} bytes",
+                              details=[Issue("url", f"{len(url)} bytes")])
+    count = 0
+    for name, value in environ.items():
+        if not name.startswith("HTTP_"):
+            continue
+        count += 1
+        if len(name) - 5 + len(value) > MAX_HEADER_BYTES and errors.ours():
+            header = name[5:].replace("_", "-").lower()
+            raise errors.ApiError(431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
+                                  f"the {header} header is over {MAX_HEADER_BYTES} bytes",
+                                  details=[Issue(f"headers.{header}", "too large")])
+    if count > MAX_HEADERS and errors.ours():
+        raise errors.ApiError(431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
+                              f"{count} headers is over the limit of {MAX_HEADERS}",
+                              details=[Issue("headers", f"{count} headers")])
 
 
 def _finish(response: Response) -> Response:
@@ -149,29 +181,6 @@ def _finish(response: Response) -> Response:
         "remoteAddr": request.remote_addr,
     }))
     return response
-
-
-def _watch_rate_limits(core: Chat33) -> None:
-    """Keep the last rate-limit count of the request for the ``RateLimit-*`` headers.
-
-    ``Chat33.create_posts`` counts its limit itself (after validation, so rejected posts
-    do not count) and does not return the result; wrapping the instance's method is the
-    adapter-side way to see it until the core returns it.
-    """
-    if getattr(core, "_chat33_flask_watched", False):
-        return
-    hit = core.hit_rate_limit
-
-    def watched(operation: str, key: str, **kw: Any) -> tuple[int, int, float]:
-        result = hit(operation, key, **kw)
-        if has_request_context():
-            current: RequestState | None = g.get("chat33")
-            if current is not None:
-                current.rate = result
-        return result
-
-    core.hit_rate_limit = watched  # type: ignore[method-assign]
-    core._chat33_flask_watched = True  # type: ignore[attr-defined]
 
 
 __all__ = ["API_PREFIX", "create_app", "init_app"]

@@ -22,6 +22,17 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 8000
 
 
+def gunicorn_limits() -> dict[str, int]:
+    """gunicorn answers requests over its limits itself, in plain text; its limits are
+    set above the app's (:data:`chat33_flask.routing.MAX_URL_BYTES`...), so the app
+    answers those in the error shape, and gunicorn only what is past them (a request line
+    over 8,190 bytes, its most; headers over twice the app's) or malformed HTTP (400)."""
+    from .routing import MAX_HEADER_BYTES, MAX_HEADERS
+
+    return {"limit_request_line": 8190, "limit_request_fields": 2 * MAX_HEADERS,
+            "limit_request_field_size": 2 * MAX_HEADER_BYTES}
+
+
 def _refuse(message: str) -> NoReturn:
     click.echo(f"chat33: error: {message}", err=True)
     sys.exit(2)
@@ -92,7 +103,9 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
     except ConfigurationError as exc:
         _refuse(exc.message)
     except Exception as exc:
-        _refuse("the database is not reachable: " + " ".join(str(exc).split()))
+        # a StoreUnavailable says what the driver said in .reason (its message is generic)
+        reason = str(getattr(exc, "reason", "") or exc)
+        _refuse("the database is not reachable: " + " ".join(reason.split()))
     finally:
         probe.store.dispose()
     try:
@@ -121,7 +134,7 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
         "bind": f"fd://{listener.fileno()}", "workers": workers, "threads": threads,
         "worker_class": "gthread" if threads > 1 else "sync", "accesslog": None,
         "errorlog": "-", "loglevel": "warning", "timeout": 120, "graceful_timeout": 10,
-        "proc_name": "chat33-api",
+        "proc_name": "chat33-api", **gunicorn_limits(),
     }).run()
 
 

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-import sqlalchemy.exc as sa_exc
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from chat33_core.errors import Chat33Error, Issue, RateLimited
+from chat33_core.errors import Chat33Error, Issue, RateLimited, Unavailable
+from chat33_core.store.unavailable import is_unavailable, unavailable
 
 log = logging.getLogger("chat33.http")
 
@@ -35,35 +34,13 @@ HTTP_CODES = {
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMIT",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
     503: "SERVICE_UNAVAILABLE",
 }
 #: seconds a client is told to wait when the database cannot be reached
-RETRY_UNAVAILABLE_S = 1
-
-
-def _operational_errors() -> tuple[type[BaseException], ...]:
-    found: list[type[BaseException]] = [sa_exc.OperationalError, sa_exc.TimeoutError,
-                                        sqlite3.OperationalError]
-    try:  # the hot paths run on the driver's connection, so its own errors reach us
-        import psycopg
-    except ImportError:  # pragma: no cover - PostgreSQL support not installed
-        pass
-    else:
-        found.append(psycopg.OperationalError)
-    return tuple(found)
-
-
-_UNAVAILABLE = _operational_errors()
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database cannot be reached or used right now (worth a
-    retry), rather than that the request or the code is wrong."""
-    if isinstance(exc, _UNAVAILABLE):
-        return True
-    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
 
 
 class ApiError(Chat33Error):
@@ -82,7 +59,7 @@ def error_response(status: int, body: dict[str, Any]) -> Response:
     return response
 
 
-def _ours() -> bool:
+def ours() -> bool:
     """True for requests the API answers (its prefix, media files, health checks)."""
     prefixes = current_app.config.get("CHAT33_JSON_ERROR_PREFIXES", ("/",))
     return any(request.path.startswith(p) for p in prefixes)
@@ -90,20 +67,21 @@ def _ours() -> bool:
 
 def handle_chat33_error(exc: Chat33Error) -> Response:
     status = int(getattr(exc, "http_status", 500) or 500)
-    if status >= 500:
+    if status >= 500 and not isinstance(exc, Unavailable):
         log.error("chat33 error answered %s: %s", status, exc.message, exc_info=exc)
     response = error_response(status, exc.to_dict())
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, Unavailable | RateLimited):
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-        if exc.limit is not None:
-            response.headers["RateLimit-Limit"] = str(exc.limit)
+    # an allowance per period (not a concurrency limit) is described in RateLimit-*
+    if isinstance(exc, RateLimited) and exc.limit is not None:
+        response.headers["RateLimit-Limit"] = str(exc.limit)
         response.headers["RateLimit-Remaining"] = str(exc.remaining)
         response.headers["RateLimit-Reset"] = str(max(1, math.ceil(exc.reset_after)))
     return response
 
 
 def handle_http_error(exc: HTTPException) -> Any:
-    if not _ours():
+    if not ours():
         return exc
     status = exc.code or 500
     code = HTTP_CODES.get(status, (exc.name or "ERROR").upper().replace(" ", "_"))
@@ -126,16 +104,14 @@ def handle_http_error(exc: HTTPException) -> Any:
 def handle_unexpected(exc: Exception) -> Any:
     if isinstance(exc, HTTPException):
         return handle_http_error(exc)
-    if not _ours():
+    if not ours():
         raise exc
-    if database_unavailable(exc):
-        log.error("database unavailable on %s %s: %s", request.method, request.path,
-                  exc, exc_info=exc)
-        response = error_response(503, {
-            "error": HTTP_CODES[503], "details": [],
-            "message": "the database cannot be reached right now; retry shortly"})
-        response.headers["Retry-After"] = str(RETRY_UNAVAILABLE_S)
-        return response
+    if is_unavailable(exc):
+        # a database error from outside the store's transactions: answered as the
+        # store's own StoreUnavailable is
+        translated = unavailable(exc)
+        translated.__cause__ = exc  # the server's log shows what the driver said
+        return handle_chat33_error(translated)
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, {"error": "INTERNAL", "message": "internal server error",
                                 "details": []})
@@ -147,4 +123,4 @@ def register(app: Flask) -> None:
     app.register_error_handler(Exception, handle_unexpected)
 
 
-__all__ = ["HTTP_CODES", "ApiError", "error_response", "register"]
+__all__ = ["HTTP_CODES", "ApiError", "error_response", "ours", "register"]

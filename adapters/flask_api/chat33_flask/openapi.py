@@ -11,19 +11,25 @@ from typing import Any
 
 from flask import Flask
 
-from .routing import Operation, Param, ops
+from .routing import MAX_HEADER_BYTES, MAX_HEADERS, MAX_URL_BYTES, Operation, Param, ops
 from .schemas import components
 
 _ERRORS = {
-    400: "VALIDATION_ERROR: the request is invalid; `details[].path` points into it",
+    400: "VALIDATION_ERROR: the request is invalid (an unknown query parameter too); "
+         "`details[].path` points into it",
     401: "Unauthorized: no, a bad, an expired or a revoked credential",
     403: "Insufficient scope (or a cookie session without its x-csrf-token)",
     404: "Not found (also another organization's ids)",
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT: the post's status does not allow this",
     413: "PAYLOAD_TOO_LARGE",
+    414: f"URI_TOO_LONG: the URL is over {MAX_URL_BYTES} bytes",
     415: "UNSUPPORTED_MEDIA_TYPE",
-    429: "RATE_LIMIT: see Retry-After",
+    429: "RATE_LIMIT: see Retry-After. An allowance per period that is spent also sends "
+         "RateLimit-*; too many requests of the organization fetching media URLs at once "
+         "sends Retry-After alone",
+    431: f"REQUEST_HEADER_FIELDS_TOO_LARGE: a header over {MAX_HEADER_BYTES} bytes, or over "
+         f"{MAX_HEADERS} headers",
     503: "SERVICE_UNAVAILABLE: the database cannot be reached right now; retry after "
          "Retry-After seconds",
 }
@@ -42,9 +48,12 @@ def build(app: Flask, prefix: str) -> dict[str, Any]:
     core = app.extensions["chat33"]
     platforms = core.host.platforms
     paths: dict[str, dict[str, Any]] = {}
+    limited: list[Operation] = []
     for bp in app.blueprints.values():
         for op in ops(bp):
             paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+            if op.rate_limit:
+                limited.append(op)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -54,7 +63,7 @@ def build(app: Flask, prefix: str) -> dict[str, Any]:
             "session auth (cookie; state-changing requests then need x-csrf-token). Errors "
             "are `{error, message, details}`. Every answer carries `x-request-id`. Media "
             "files are served at `/media/{name}` on the public base URL (outside this API "
-            "prefix, no auth, with ETag and Range support).",
+            "prefix, no auth, with ETag and Range support).\n\n" + limits_table(core, limited),
         },
         "servers": [{"url": prefix}],
         "paths": paths,
@@ -66,6 +75,26 @@ def build(app: Flask, prefix: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def limits_table(core: Any, limited: list[Operation]) -> str:
+    """The rate limits as a Markdown table: each limited operation and its allowance,
+    read from the core's ``rate_limits`` (what the API enforces)."""
+    from chat33_core.store import human_period
+
+    rows = ["**Rate limits** (per organization; `POST /api-keys` per user), kept in the "
+            "database so they hold across processes:", "", "| operation | limit |",
+            "| --- | --- |"]
+    for op in sorted(limited, key=lambda o: (o.path, o.method)):
+        name = op.rate_limit or ""
+        limit, period = core.rate_limits[name]
+        what = {"posts.create": "posts", "media.upload": "uploads"}.get(name, "requests")
+        rows.append(f"| `{op.method} {op.path}` | {limit} {what} per {human_period(period)} "
+                    f"(`{name}`) |")
+    rows += ["", "A post counts once per account and once per thread part. Media that a "
+             "post, an edit or a duplicate fetches from `mediaUrls` counts as an upload and "
+             "needs the scope `media:write`."]
+    return "\n".join(rows)
 
 
 def _operation(op: Operation) -> dict[str, Any]:
@@ -103,8 +132,8 @@ def _operation(op: Operation) -> dict[str, Any]:
                                   "content": {"application/json": {"schema": _schema(schema)}}}
     for status in _error_statuses(op):
         headers = dict(_REQUEST_ID)
-        if status == 429:
-            headers |= _RATE_HEADERS
+        if status == 429:  # not with a concurrency refusal (no allowance to describe)
+            headers |= {name: {**h, "required": False} for name, h in _RATE_HEADERS.items()}
         if status in (429, 503):
             headers |= {"Retry-After": {"description": "seconds to wait", "required": True,
                                         "schema": {"type": "integer"}}}
@@ -118,10 +147,10 @@ def _operation(op: Operation) -> dict[str, Any]:
 def _error_statuses(op: Operation) -> list[int]:
     found = set(op.errors)
     found.add(503)  # every operation reads the database (signing in too)
+    found |= {414, 431}  # any request may be too long (MAX_URL_BYTES, MAX_HEADER_BYTES)
+    found.add(400)  # an unknown query parameter, on every operation
     if op.auth:
         found |= {401, 403}  # 403: scope, or a cookie request without its CSRF token
-    if op.params:
-        found.add(400)
     if op.body:
         found |= {400, 413, 415}
     if _path_names(op.path):
@@ -136,6 +165,8 @@ def _param(p: Param) -> dict[str, Any]:
                               "boolean" if p.kind == "boolean" else "string"}
     if p.kind == "platform":
         schema = {"$ref": "#/components/schemas/Platform"}
+    if p.kind == "instant":
+        schema["format"] = "date-time"
     if p.enum:
         schema["enum"] = list(p.enum)
     if p.default is not None:

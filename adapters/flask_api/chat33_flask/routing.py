@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ import orjson
 from attrs import define, field, frozen
 from flask import Blueprint, current_app, g, request
 from flask.sansio.blueprints import Blueprint as SansioBlueprint
+from werkzeug.routing import BaseConverter
 
 from chat33_core.errors import Issue, ValidationError
 from chat33_core.serialization import structure
@@ -31,13 +33,23 @@ T = TypeVar("T")
 
 #: a JSON body is small; media files go through multipart with their own limit
 MAX_JSON_BYTES = 1024 * 1024
+#: the longest URL (path and query) and header (name and value) the API reads, and how
+#: many headers: gunicorn's own defaults, checked by the app so the answer is in the
+#: error shape (414, 431); `chat33 serve` lets gunicorn read more before it answers itself
+MAX_URL_BYTES = 4094
+MAX_HEADER_BYTES = 8190
+MAX_HEADERS = 100
+#: levels of nesting a JSON body may have: a post needs five or so; the JSON encoders
+#: and the database's JSON recurse, so a body nested hundreds deep is refused up front
+MAX_JSON_DEPTH = 32
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 @frozen
 class Param:
-    """A query parameter: ``kind`` is "string", "integer", "boolean" or "platform"
-    (one of the installed platforms); ``enum`` restricts a string."""
+    """A query parameter: ``kind`` is "string", "integer", "boolean", "instant" (ISO
+    8601; UTC when it has no offset) or "platform" (one of the installed platforms);
+    ``enum`` restricts a string."""
 
     name: str
     kind: str = "string"
@@ -128,18 +140,57 @@ def route(bp: Blueprint, method: str, path: str, *, summary: str, tag: str,
                     principal.require_session()
                 if op.scope:
                     principal.require(op.scope)
+            if request.query_string:
+                _refuse_unknown_params(op)
             return view(principal, **path_args)
 
-        rule = re.sub(r"\{(\w+)\}", r"<\1>", path)
+        rule = re.sub(r"\{(\w+)\}", rf"<{PARAM_CONVERTER}:\1>", path)
         bp.add_url_rule(rule, view.__name__, run, methods=[method])
         return run
 
     return decorate
 
 
+#: the URL converter of path parameters (``{id}``), registered on the app by init_app
+PARAM_CONVERTER = "chat33_param"
+
+
+def param_converter(bps: Sequence[SansioBlueprint]) -> type[BaseConverter]:
+    """The URL converter of path parameters for the operations of ``bps``: one segment,
+    but never a word their paths use literally.
+
+    ``/posts/validate`` is a resource of its own, not the post ``validate``: as OpenAPI
+    matches concrete paths before templated ones, ``GET /posts/validate`` is a 405 and
+    ``OPTIONS`` lists only its own methods (werkzeug matched ``/posts/{id}`` for the
+    others). Ids never are such words (``post_019ab7...``)."""
+    words = sorted({part for bp in bps for op in ops(bp) for part in op.path.split("/")
+                    if part and "{" not in part})
+    taken = "|".join(re.escape(w) for w in words)
+
+    class ParamConverter(BaseConverter):
+        regex = rf"(?!(?:{taken})\Z)[^/]+" if words else "[^/]+"
+
+    return ParamConverter
+
+
 def core() -> Any:
     """The app's :class:`~chat33_core.service.Chat33`."""
     return current_app.extensions["chat33"]
+
+
+def count_request(key: str) -> None:
+    """Count the current request against its operation's ``rate_limit`` for ``key``
+    (an organization or user id): RateLimited when over, else the count is answered in
+    the ``RateLimit-*`` headers."""
+    op = state().operation
+    assert op is not None and op.rate_limit, "count_request() is for rate-limited views"
+    counted(core().hit_rate_limit(op.rate_limit, key))
+
+
+def counted(rate: tuple[int, int, float]) -> None:
+    """Answer ``rate`` (limit, remaining, seconds until full: a count the core made for
+    the current operation) in the ``RateLimit-*`` headers."""
+    state().rate = rate
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -163,7 +214,7 @@ def json_body(cls: type[T], *, required: bool = True) -> T:
         return structure(current.body, cls)
     try:
         data = _loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except ValueError as exc:  # UnicodeDecodeError, orjson's and json's errors
         raise ValidationError("the request body is not valid JSON",
                               details=[Issue("body", f"malformed JSON: {exc}")]) from None
     return structure(data, cls)
@@ -173,11 +224,71 @@ def _loads(raw: bytes) -> Any:
     """The JSON value of a request body: orjson's parse, or where orjson refuses what
     :mod:`json` takes (integers beyond 64 bits, ``NaN``), :mod:`json`'s, so the body
     means what it always meant; :mod:`json`'s error otherwise (its message names the
-    place)."""
+    place). A body nested deeper than ``MAX_JSON_DEPTH`` or with a string that is not
+    text (a lone UTF-16 surrogate such as ``"\\udc00"``, which :mod:`json` takes and
+    orjson does not) is a ValidationError naming where: nothing downstream (encoders,
+    the database) could handle it."""
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(raw)
+        try:
+            data = json.loads(raw)
+        except RecursionError:  # json parses recursively; orjson stops at 1,024 levels
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+        _check_text(data)
+    # each level opens a bracket: a body with few of them cannot be deep (no walk)
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+        _check_depth(data)
+    return data
+
+
+def _walk(data: Any) -> Iterator[tuple[str, int, Any]]:
+    """Every value of a parsed body with its path (``thread[0].text``) and depth,
+    without recursion (a body may be nested as deep as the parser allows)."""
+    stack: list[tuple[str, int, Any]] = [("", 0, data)]
+    while stack:
+        path, depth, value = stack.pop()
+        yield path, depth, value
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), depth + 1, v)
+                         for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", depth + 1, v)
+                         for i, v in reversed(list(enumerate(value))))
+
+
+def _check_depth(data: Any) -> None:
+    for path, depth, _ in _walk(data):
+        if depth >= MAX_JSON_DEPTH:
+            raise ValidationError(
+                f"the request body is nested deeper than {MAX_JSON_DEPTH} levels",
+                details=[Issue(path or "body", f"nested deeper than {MAX_JSON_DEPTH} levels")])
+
+
+def _check_text(data: Any) -> None:
+    issues = []
+    for path, _, value in _walk(data):
+        keys = value.keys() if isinstance(value, dict) else ()
+        if any(not _is_text(k) for k in keys):
+            issues.append(Issue(path or "body", "a key is not valid Unicode text (it has a "
+                                                "lone UTF-16 surrogate)"))
+        elif isinstance(value, str) and not _is_text(value):
+            issues.append(Issue(path or "body", "not valid Unicode text: it has a lone "
+                                                "UTF-16 surrogate (such as \\udc00)"))
+    if issues:
+        first = issues[0]
+        raise ValidationError(f"{first.path}: {first.message}", details=issues)
+
+
+def _is_text(value: str) -> bool:
+    """No lone surrogates: the string can be written as UTF-8 (the database's encoding)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _account_ids(current: RequestState) -> Sequence[str]:
@@ -191,7 +302,7 @@ def _account_ids(current: RequestState) -> Sequence[str]:
     req.max_content_length = MAX_JSON_BYTES  # as json_body reads it
     try:
         current.body = _loads(req.get_data(cache=True))
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, ValidationError):  # judged by json_body, after authentication
         return ()
     current.body_read = True
     ids = current.body.get("accountIds") if isinstance(current.body, dict) else None
@@ -225,6 +336,12 @@ def query() -> dict[str, Any]:
             if low or high:
                 issues.append(Issue(p.name, _range(p)))
                 continue
+        elif p.kind == "instant":
+            value = _instant(raw)
+            if value is None:
+                issues.append(Issue(p.name, "must be an ISO 8601 instant such as "
+                                            f"2026-04-01T14:00:00Z, got {raw[:50]!r}"))
+                continue
         elif p.kind == "boolean":
             if raw.lower() not in ("true", "false", "1", "0"):
                 issues.append(Issue(p.name, f"must be true or false, got {raw[:50]!r}"))
@@ -242,6 +359,32 @@ def query() -> dict[str, Any]:
     return values
 
 
+def _refuse_unknown_params(op: Operation) -> None:
+    """A query parameter the operation does not know is a mistake (a misspelt filter
+    would otherwise be ignored and answer more than was asked for): 400 naming it."""
+    known = {p.name for p in op.params}
+    unknown = [name for name in dict.fromkeys(request.args) if name not in known]
+    if unknown:
+        hint = f"known: {', '.join(p.name for p in op.params)}" if op.params else \
+            "this endpoint takes no query parameters"
+        raise ValidationError(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(n[:50]) for n in unknown)} ({hint})",
+            details=[Issue(name[:100], f"unknown query parameter ({hint})",
+                           code="unknown_parameter") for name in unknown])
+
+
+def _instant(raw: str) -> datetime | None:
+    """An ISO 8601 instant of a query string; UTC when it has no offset. A ``+`` of an
+    offset that arrived unencoded (read as a space) is put back."""
+    text = re.sub(r" (\d\d(:?\d\d)?)$", r"+\1", raw)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.utcoffset() is not None else value.replace(tzinfo=UTC)
+
+
 def _range(p: Param) -> str:
     if p.minimum is not None and p.maximum is not None:
         return f"must be between {p.minimum} and {p.maximum}"
@@ -250,4 +393,5 @@ def _range(p: Param) -> str:
     return f"must be {p.maximum} or less"
 
 
-__all__ = ["Operation", "Param", "core", "json_body", "ops", "query", "route"]
+__all__ = ["Operation", "Param", "core", "count_request", "counted", "json_body", "ops",
+           "query", "route"]

@@ -25,6 +25,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from chat33_core import options
 from chat33_core.models import (
+    DEFAULT_SCOPES,
     Account,
     ApiKey,
     LogEvent,
@@ -36,9 +37,11 @@ from chat33_core.models import (
     PostSummary,
     ThreadItem,
     User,
+    WebhookSecret,
 )
 from chat33_core.platforms import PlatformBase
 from chat33_core.serialization import camel, converter, post_json
+from chat33_core.validation import MAX_ACCOUNTS, MAX_MEDIA_URLS, MAX_THREAD_ITEMS
 
 
 class _Unset:
@@ -100,7 +103,8 @@ class DuplicatePostRequest:
 
 @frozen
 class CreateApiKeyRequest:
-    """``POST /api-keys``; ``scopes`` (additive) narrows the key below the default scopes."""
+    """``POST /api-keys``; ``scopes`` (additive): the key's scopes, the default ones when
+    left out (``settings:write`` only when asked for)."""
 
     name: str = "Default API Key"
     scopes: list[str] | None = None
@@ -120,8 +124,18 @@ class MediaUrlRequest:
     filename: str | None = None
 
 
+@frozen
+class RotateWebhookSecretRequest:
+    """``POST /webhooks/secret/rotate``: how long the replaced secret keeps signing
+    deliveries beside the new one (0: it stops at once, for a leaked secret)."""
+
+    grace_seconds: int = field(default=86400, metadata={"schema": {
+        "type": "integer", "minimum": 0, "maximum": 604800, "default": 86400}})
+
+
 REQUEST_MODELS: tuple[type, ...] = (UpdatePostRequest, DuplicatePostRequest,
-                                    CreateApiKeyRequest, LoginRequest, MediaUrlRequest)
+                                    CreateApiKeyRequest, LoginRequest, MediaUrlRequest,
+                                    RotateWebhookSecretRequest)
 
 for _cls in REQUEST_MODELS:
     _renames: dict[str, Any] = {a.name: override(rename=camel(a.name))
@@ -153,6 +167,11 @@ def media_json(asset: MediaAsset) -> dict[str, Any]:
     the asset's other public facts (id, sha256, sourceUrl, createdAt)."""
     data: dict[str, Any] = converter.unstructure(asset)
     data["type"] = asset.kind
+    return data
+
+
+def webhook_secret_json(secret: WebhookSecret) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(secret)
     return data
 
 
@@ -352,15 +371,31 @@ def components(platforms: Mapping[str, PlatformBase]) -> dict[str, Any]:
             "type": {"type": "string", "enum": ["image", "video"]}}),
         "User": model_schema(User, names, render=user_json, extra={"orgId": {"type": "string"}}),
         "ThreadItem": request_schema(ThreadItem, names),
-        "CreatePostRequest": request_schema(PostRequest, names, overrides=config_ref),
+        # the limits validation refuses a post for, so the document allows no less
+        "CreatePostRequest": _limited(
+            request_schema(PostRequest, names, overrides=config_ref),
+            accountIds={"minItems": 1, "maxItems": MAX_ACCOUNTS, "uniqueItems": True,
+                        "items": {"type": "string", "minLength": 1}},
+            mediaUrls={"maxItems": MAX_MEDIA_URLS}, thread={"maxItems": MAX_THREAD_ITEMS}),
         "UpdatePostRequest": request_schema(
             UpdatePostRequest, names, overrides=config_ref,
             description="Only the fields sent are changed. "
             "scheduledAt null publishes on the next worker tick."),
         "DuplicatePostRequest": request_schema(DuplicatePostRequest, names),
-        "CreateApiKeyRequest": request_schema(CreateApiKeyRequest, names),
+        "CreateApiKeyRequest": _limited(
+            request_schema(CreateApiKeyRequest, names),
+            name={"minLength": 1, "maxLength": 200, "pattern": r"\S"},
+            scopes={"anyOf": [{"type": "array", "minItems": 1,
+                               "items": {"type": "string", "enum": list(DEFAULT_SCOPES)}},
+                              {"type": "null"}]}),
         "LoginRequest": request_schema(LoginRequest, names),
-        "MediaUrlRequest": request_schema(MediaUrlRequest, names),
+        "MediaUrlRequest": _limited(request_schema(MediaUrlRequest, names),
+                                    url={"minLength": 1}),
+        "RotateWebhookSecretRequest": request_schema(RotateWebhookSecretRequest, names),
+        "WebhookSecret": model_schema(
+            WebhookSecret, names, render=webhook_secret_json,
+            description="The organization's Standard Webhooks signing secret, and until "
+            "when each secret it replaced still signs deliveries (latest first)."),
     }
     issue = {"type": "object", "required": ["path", "code", "message"], "properties": {
         "path": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}}}
@@ -387,6 +422,15 @@ def components(platforms: Mapping[str, PlatformBase]) -> dict[str, Any]:
     return schemas
 
 
+def _limited(schema: dict[str, Any], **limits: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with ``limits`` added to the properties they name (``anyOf`` replaces
+    the property's schema: a nullable one's limits go on its non-null branch)."""
+    props = dict(schema["properties"])
+    for name, more in limits.items():
+        props[name] = dict(more) if "anyOf" in more else {**props[name], **more}
+    return {**schema, "properties": props}
+
+
 def _with(schema: dict[str, Any], **props: dict[str, Any]) -> dict[str, Any]:
     out = {**schema, "properties": {**schema["properties"], **props}}
     out["required"] = [*schema["required"], *props]
@@ -395,6 +439,7 @@ def _with(schema: dict[str, Any], **props: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "UNSET", "CreateApiKeyRequest", "DuplicatePostRequest", "LoginRequest", "MediaUrlRequest",
-    "UpdatePostRequest", "account_json", "api_key_json", "components", "log_json",
-    "media_json", "model_schema", "ref", "request_schema", "type_schema", "user_json",
+    "RotateWebhookSecretRequest", "UpdatePostRequest", "account_json", "api_key_json",
+    "components", "log_json", "media_json", "model_schema", "ref", "request_schema",
+    "type_schema", "user_json", "webhook_secret_json",
 ]

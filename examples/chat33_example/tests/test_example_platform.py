@@ -172,9 +172,9 @@ def test_chat33_publishes_a_post_to_example(sandbox: tuple[ExampleSandbox, Setti
         core.create_posts(principal, PostRequest(
             account_ids=[account.id], text="hi",
             platform_config={"example": {"visibility": "friends"}}))
-    (post,), _ = core.create_posts(principal, PostRequest(
+    (post,) = core.create_posts(principal, PostRequest(
         account_ids=[account.id], text="Hello from chat33",
-        platform_config={"example": {"visibility": "private"}}))
+        platform_config={"example": {"visibility": "private"}})).posts
     assert Worker(core, once=True, concurrency=1).run() == 0
     done = core.get_post(user.org_id, post.id)
     assert done.status is PostStatus.PUBLISHED

@@ -23,6 +23,16 @@ any other exception      a plugin bug: FAILED naming the plugin and the exceptio
                          ``refresh_credentials`` too)
 =======================  ==============================================================
 
+A database that cannot be used right now (:class:`~chat33_core.errors.StoreUnavailable`,
+also when a plugin wraps one) is neither the platform's failure nor the post's: it
+never makes a post FAILED, never counts as an attempt, and its text (SQL, parameters)
+never reaches ``errorMessage`` or the post's logs. Writes are tried again by the
+:class:`~.batch.GroupCommit`; an attempt the database interrupted anyway is resumed by
+this worker from the post's stored checkpoints, as the next owner would resume it,
+once a heartbeat shows the lease is still this worker's; when the database stays away
+longer than the lease, the attempt ends with the post still leased, and whichever worker
+takes it over after the lease expires resumes it from the checkpoints.
+
 Every final change (PUBLISHED/FAILED) is written with its logs and its webhook outbox
 row in one transaction, and only if this worker still holds the lease. Each new status
 is asked of :func:`~chat33_core.states.transition` as ``Actor.WORKER`` first (so are the
@@ -40,11 +50,11 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import httpx
@@ -59,6 +69,7 @@ from ..errors import (
     PlatformError,
     QuotaExceeded,
     ReconnectRequired,
+    StoreUnavailable,
     TransientError,
     UnknownOutcome,
 )
@@ -76,7 +87,8 @@ from ..platforms import (
 )
 from ..states import Actor, transition
 from ..store import tables as t
-from .batch import GroupCommit, Writes
+from ..store.unavailable import behind, safe_text
+from .batch import GroupCommit, Writes, pauses, retrying
 from .caps import check_cap
 from .queue import (
     Claim,
@@ -94,6 +106,7 @@ log = logging.getLogger(__name__)
 WORKER_KEY = "_chat33_worker"
 #: values a log event's data keeps as they are (anything else goes through JSON)
 _PLAIN = frozenset({str, int, bool, type(None)})
+_R = TypeVar("_R")
 #: decrypted credentials kept per worker process (by ciphertext)
 DECRYPT_CACHE_SIZE = 1024
 
@@ -178,7 +191,8 @@ class DurableCheckpoints:
 
 @attrs.frozen
 class Outcome:
-    """What an attempt did: ``published``, ``failed``, ``retry``, ``deferred``, ``lost``."""
+    """What an attempt did: ``published``, ``failed``, ``retry``, ``deferred``, ``lost``,
+    ``stalled`` (the database stayed unavailable; the post stays leased)."""
 
     kind: str
     post_id: str
@@ -225,13 +239,43 @@ class Publisher:
         alog = AttemptLog(post.id, attempt, checkpointed=claim.checkpoint is None
                           or bool(claim.checkpoint))
         started = time.monotonic()
-        try:
-            outcome = self._run(claim, alog)
-        except LeaseLost as exc:
-            log.warning("%s", exc)
-            outcome = Outcome("lost", post.id, str(exc))
+        outcome = self._run_resuming(claim, alog)
         _log_attempt(claim, attempt, outcome, time.monotonic() - started)
         return outcome
+
+    def _run_resuming(self, claim: Claim, alog: AttemptLog) -> Outcome:
+        """:meth:`_run`, resumed from the checkpoints (while the lease holds) when the
+        database is briefly unavailable."""
+        post = claim.post
+        waits: Iterator[float] | None = None
+        resume = False
+        while True:
+            try:
+                if resume:
+                    # resume as the next owner would: from the stored checkpoints, and
+                    # only while the lease is still ours (a final state whose commit lost
+                    # its answer may have landed: then the post is no longer leased)
+                    if self.queue.heartbeat(claim.ids) < len(claim.ids):
+                        raise LeaseLost(f"post {post.id} is no longer leased by "
+                                        f"{self.queue.owner}")
+                    claim = attrs.evolve(claim, checkpoint=None)
+                    alog.checkpointed = True
+                return self._run(claim, alog)
+            except LeaseLost as exc:
+                log.warning("%s", exc)
+                return Outcome("lost", post.id, str(exc))
+            except StoreUnavailable as exc:
+                waits = waits or pauses(self.queue.lease.total_seconds())
+                pause = next(waits, None)
+                if pause is None:
+                    log.error("post %s: the database stayed unavailable (%s); the post "
+                              "stays leased and is resumed from its checkpoints after its "
+                              "lease expires", post.id, exc.reason)
+                    return Outcome("stalled", post.id, exc.message)
+                log.warning("post %s: the database is unavailable (%s); resuming the "
+                            "attempt in %.2f s", post.id, exc.reason, pause)
+            time.sleep(pause)
+            resume = True
 
     def _run(self, claim: Claim, alog: AttemptLog) -> Outcome:
         post = claim.post
@@ -249,7 +293,7 @@ class Publisher:
             return self._fail(claim, alog, f"the {name} channel {account.name!r} is "
                               "disconnected; connect it again, then retry the post")
         if account.needs_reconnect:
-            return self._fail(claim, alog, _reconnect_message(name, account),
+            return self._fail(claim, alog, _reconnect_message(name, account, post.id),
                               reconnect=True)
         if platform.limits.daily_cap is not None:
             # one check at a time per channel in this process, counting what it started
@@ -276,7 +320,8 @@ class Publisher:
         post = claim.post
         name = platform.display_name or platform.name
         if enc is None:
-            return self._fail(claim, alog, _reconnect_message(name, account), reconnect=True)
+            return self._fail(claim, alog, _reconnect_message(name, account, post.id),
+                              reconnect=True)
         credentials = self._decrypt(enc)
         try:
             if platform.needs_refresh(credentials):
@@ -287,8 +332,8 @@ class Publisher:
         except NotFound as exc:
             return self._fail(claim, alog, f"a media file of the post is missing: {exc}")
         except ReconnectRequired as exc:
-            return self._fail(claim, alog, _reconnect_text(exc.message, name, account),
-                              reconnect=True)
+            return self._fail(claim, alog, _reconnect_text(exc.message, name, account,
+                                                           post.id), reconnect=True)
         except TransientError as exc:
             return self._retry(claim, alog, exc)
         except PermanentError as exc:  # the plugin's refresh failed (see _refreshed)
@@ -316,12 +361,15 @@ class Publisher:
                         return self._published(claim, alog, platform, found)
                     checkpoints.mark(unconfirmed=None)
                     alog("confirm", f"{name} says the post is not there; publishing it")
-                result = platform.publish(ctx)
+                result = _plugin_call(platform.publish, ctx)
                 return self._published(claim, alog, platform, result)
+            except StoreUnavailable:
+                raise  # not the platform's doing: see run()
             except CredentialsExpired as exc:
                 if refreshed:
-                    return self._fail(claim, alog, _reconnect_text(exc.message, name, account),
-                                      reconnect=True, posted=exc.posted)
+                    return self._fail(claim, alog, _reconnect_text(
+                        exc.message, name, account, claim.post.id), reconnect=True,
+                        posted=exc.posted)
                 refreshed = True
                 alog("credentials_expired", f"{name} refused the token ({exc.message}); "
                      "refreshing it once")
@@ -330,7 +378,7 @@ class Publisher:
                                                     force=True)
                 except ReconnectRequired as again:
                     return self._fail(claim, alog, _reconnect_text(again.message, name,
-                                                                   account),
+                                                                   account, claim.post.id),
                                       reconnect=True, posted=exc.posted)
                 except TransientError as again:
                     return self._retry(claim, alog, again)
@@ -347,8 +395,9 @@ class Publisher:
             except TransientError as exc:
                 return self._retry(claim, alog, exc)
             except ReconnectRequired as exc:
-                return self._fail(claim, alog, _reconnect_text(exc.message, name, account),
-                                  reconnect=True, posted=exc.posted)
+                return self._fail(claim, alog, _reconnect_text(
+                    exc.message, name, account, claim.post.id), reconnect=True,
+                    posted=exc.posted)
             except PermanentError as exc:
                 return self._fail(claim, alog, exc.message, platform_code=exc.platform_code,
                                   posted=exc.posted)
@@ -405,11 +454,11 @@ class Publisher:
 
     def _confirm(self, platform: PlatformBase, ctx: PublishContext) -> PublishResult | None:
         try:
-            return platform.confirm(ctx)
-        except PlatformError:
+            return _plugin_call(platform.confirm, ctx)
+        except (PlatformError, StoreUnavailable):
             raise
         except Exception as exc:
-            raise UnknownOutcome(f"{type(exc).__name__}: {exc}") from exc
+            raise UnknownOutcome(safe_text(exc)) from exc
 
     def _account(self, account_id: str) -> tuple[Account, str | None]:
         """The account and its encrypted credentials, in one read."""
@@ -454,36 +503,53 @@ class Publisher:
         locking the account row."""
         vault = self.core.vault
         a = t.accounts
-        with self._lock_for(account.id), self._account_lock() as conn:
-            q = sa.select(a.c.credentials_enc).where(a.c.id == account.id)
-            if conn is not None:
-                current_enc = conn.execute(q.with_for_update()).scalar()
-            else:
-                with self.store.read() as c:
-                    current_enc = c.execute(q).scalar()
-            if current_enc is None:
-                raise ReconnectRequired("the account has no credentials")
-            current = vault.decrypt_credentials(current_enc)
-            if current.access_token != credentials.access_token and (
-                    force or not platform.needs_refresh(current)):
-                return current  # someone refreshed already
-            fresh = _refreshed(platform, current, RefreshContext(
-                account=account, http=self.http, settings=self.core.settings))
-            fresh_enc = vault.encrypt_credentials(fresh)
-            update = (a.update().where(a.c.id == account.id, a.c.credentials_enc == current_enc)
-                      .values(credentials_enc=fresh_enc, needs_reconnect=False))
-            if conn is not None:
-                stored = bool(conn.execute(update).rowcount)
-            else:
-                with writing(self.store) as c:
-                    stored = bool(c.execute(update).rowcount)
-            if not stored:
-                # lost the race to another process: use what it stored
-                latest = self.store.account_credentials_enc(account.id)
-                return vault.decrypt_credentials(latest) if latest else fresh
+        fresh: Credentials | None = None
+        update: sa.Update | None = None
+        try:
+            with self._lock_for(account.id), self._account_lock() as conn:
+                q = sa.select(a.c.credentials_enc).where(a.c.id == account.id)
+                if conn is not None:
+                    current_enc = conn.execute(q.with_for_update()).scalar()
+                else:
+                    with self.store.read() as c:
+                        current_enc = c.execute(q).scalar()
+                if current_enc is None:
+                    raise ReconnectRequired("the account has no credentials")
+                current = vault.decrypt_credentials(current_enc)
+                if current.access_token != credentials.access_token and (
+                        force or not platform.needs_refresh(current)):
+                    return current  # someone refreshed already
+                fresh = _refreshed(platform, current, RefreshContext(
+                    account=account, http=self.http, settings=self.core.settings))
+                update = (a.update().where(a.c.id == account.id,
+                                           a.c.credentials_enc == current_enc)
+                          .values(credentials_enc=vault.encrypt_credentials(fresh),
+                                  needs_reconnect=False))
+                if conn is not None:
+                    stored = bool(conn.execute(update).rowcount)
+                else:
+                    stored = self._store_credentials(update)
+        except StoreUnavailable:
+            if fresh is None or update is None:
+                raise  # the platform was not asked: nothing new to keep
+            # the platform may have rotated the refresh token (the old one is spent):
+            # the new tokens must be stored, in a transaction of their own
+            stored = retrying(functools.partial(self._store_credentials, update),
+                              self.queue.lease.total_seconds(),
+                              lambda: f"the refreshed credentials of {account.id}")
+        if not stored:
+            # lost the race to another process (or our commit landed unanswered): use
+            # what is stored
+            latest = self.store.account_credentials_enc(account.id)
+            return vault.decrypt_credentials(latest) if latest else fresh
         alog("credentials_refreshed", f"{platform.display_name or platform.name} access "
              "token refreshed")
         return fresh
+
+    def _store_credentials(self, update: sa.Update) -> bool:
+        """Run the compare-and-set ``update`` of refreshed credentials; True if stored."""
+        with writing(self.store) as c:
+            return bool(c.execute(update).rowcount)
 
     @contextmanager
     def _account_lock(self) -> Iterator[Any]:
@@ -707,6 +773,21 @@ def _log_attempt(claim: Claim, attempt: int, outcome: Outcome, seconds: float) -
     log.info("%s", line)
 
 
+def _plugin_call(method: Callable[[PublishContext], _R], ctx: PublishContext) -> _R:
+    """``method(ctx)``, a plugin's publish or confirm: a failure caused by an unavailable
+    database (a checkpoint save, however the plugin wrapped it) comes out as the
+    :class:`StoreUnavailable` it is, not as the platform error the plugin made of it."""
+    try:
+        return method(ctx)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        fault = behind(exc)
+        if fault is None:
+            raise
+        raise StoreUnavailable(reason=fault.reason) from exc
+
+
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
     """Loading the CA bundle is slow (~0.1 s): once per process."""
@@ -726,11 +807,19 @@ def _match(claim: Claim, receipts: Sequence[Receipt]) -> dict[str, Receipt]:
     return found
 
 
-def _reconnect_message(name: str, account: Account) -> str:
+def _reconnect_message(name: str, account: Account, post_id: str) -> str:
     return (f"the {name} account {account.name!r} must be reconnected: its access was "
-            "revoked or has expired; reconnect it, then retry the post")
+            f"revoked or has expired. {_reconnect_hint(name, account, post_id)}")
 
 
-def _reconnect_text(message: str, name: str, account: Account) -> str:
-    return f"{message.rstrip('.')}. Reconnect the {name} account {account.name!r}, then retry " \
-           "the post"
+def _reconnect_text(message: str, name: str, account: Account, post_id: str) -> str:
+    return f"{message.rstrip('.')}. {_reconnect_hint(name, account, post_id)}"
+
+
+def _reconnect_hint(name: str, account: Account, post_id: str) -> str:
+    """What the owner does about refused credentials (the account is marked
+    ``needsReconnect`` in ``GET /accounts`` meanwhile)."""
+    return (f"Reconnect the {name} account {account.name!r} ({account.id}, shown with "
+            f"needsReconnect: true in GET /api/v1/accounts; by hand: `chat33 accounts "
+            f"set-token {account.id} --token ...`), then retry the post "
+            f"(POST /api/v1/posts/{post_id}/retry or `chat33 posts retry {post_id}`)")

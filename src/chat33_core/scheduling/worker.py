@@ -32,12 +32,12 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
+from ..errors import StoreUnavailable
 from ..models import LogEvent, PostStatus, utcnow
 from ..states import Actor, transition
 from ..store import tables as t
 from ..webhooks import WebhookDispatcher
+from .batch import retrying
 from .publisher import Outcome, Publisher
 from .queue import Claim, Queue, insert_logs, writing
 
@@ -183,16 +183,16 @@ class Worker:
         want = window - held
         try:
             claims = self.queue.claim(want, check_due=not self._backlog)
-        except sa.exc.OperationalError as exc:
+        except StoreUnavailable as exc:
             self._claim_failures += 1
             if self.once and self._claim_failures >= ONCE_CLAIM_TRIES:
                 # --once must not report "nothing due" when it could not look
                 log.error("worker %s: claim failed %d times (%s); giving up", self.id,
-                          self._claim_failures, exc.orig)
+                          self._claim_failures, exc.reason)
                 self.failed = True
                 self.stop()
                 return 0, False
-            log.warning("worker %s: claim failed (%s); retrying", self.id, exc.orig)
+            log.warning("worker %s: claim failed (%s); retrying", self.id, exc.reason)
             time.sleep(0.2)
             return 0, False
         self._claim_failures = 0
@@ -219,8 +219,8 @@ class Worker:
             return 0
         try:
             rows = self.webhooks.claim(free)
-        except sa.exc.OperationalError as exc:
-            log.warning("worker %s: webhook claim failed (%s)", self.id, exc.orig)
+        except StoreUnavailable as exc:
+            log.warning("worker %s: webhook claim failed (%s)", self.id, exc.reason)
             return 0
         for row in rows:
             future = pool.submit(self.webhooks.deliver, row)
@@ -271,7 +271,7 @@ class Worker:
             return self.poll_s  # a finishing job wakes us
         try:
             due = [d for d in (self.queue.next_due(), self.webhooks.next_due()) if d]
-        except sa.exc.OperationalError:
+        except StoreUnavailable:
             return self.poll_s
         if not due:
             return self.poll_s
@@ -295,12 +295,18 @@ class Worker:
     def beat(self) -> None:
         with self._lock:
             ids = [pid for _, claim in self._jobs.values() for pid in claim.ids]
+        # posts whose results wait for the database to take them (their threads may have
+        # moved on) keep their leases too
+        ids = sorted({*ids, *self.publisher.committer.unwritten()})
         if not ids:
             return
         try:
-            held = self.queue.heartbeat(ids)
-        except sa.exc.OperationalError as exc:
-            log.warning("worker %s: heartbeat failed (%s)", self.id, exc.orig)
+            # refused (a deadlock, a dropped connection): again in a moment, not a third
+            # of the lease later, when missing one more beat may let the lease expire
+            held = retrying(functools.partial(self.queue.heartbeat, ids), self.lease_s / 6,
+                            lambda: f"the heartbeat of worker {self.id}")
+        except StoreUnavailable as exc:
+            log.warning("worker %s: heartbeat failed (%s)", self.id, exc.reason)
             return
         if held < len(ids):
             log.debug("worker %s holds %d of %d leases", self.id, held, len(ids))
@@ -340,7 +346,11 @@ class Worker:
             running = [claim for _, claim in self._jobs.values()]
         if running:
             ids = [pid for claim in running for pid in claim.ids]
-            released = self.queue.release(ids, self.settle_s)
+            try:
+                released = self.queue.release(ids, self.settle_s)
+            except StoreUnavailable as exc:  # the leases then expire in their own time
+                log.warning("worker %s: could not release leases (%s)", self.id, exc.reason)
+                released = 0
             log.warning("worker %s: released %d lease(s) of posts still publishing after "
                         "%.0f s; another worker resumes them in %.0f s", self.id, released,
                         self.grace_s, self.settle_s)
@@ -368,7 +378,7 @@ class Worker:
                         id=None, post_id=claim.post.id, event="released",
                         message=f"worker {self.id} stopped before starting this attempt; "
                         "the post is back in the queue", attempt=claim.post.retry_count + 1)])
-        except sa.exc.OperationalError as exc:
+        except StoreUnavailable as exc:
             log.warning("worker %s: could not requeue %s (%s); its lease will expire",
-                        self.id, claim.post.id, exc.orig)
+                        self.id, claim.post.id, exc.reason)
         self.stats["requeued"] += 1

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .core import Store, make_engine
+from .core import Store, human_period, make_engine
 
-__all__ = ["Store", "make_engine"]
+__all__ = ["Store", "human_period", "make_engine"]

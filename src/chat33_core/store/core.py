@@ -3,6 +3,11 @@
 Rows come back as the frozen models of :mod:`chat33_core.models`; credentials are
 encrypted and decrypted by the caller-provided :class:`~chat33_core.security.Vault`
 (the store never sees a raw token unless it is handed one to encrypt).
+
+A database that cannot be reached or used right now surfaces from every transaction
+of the store (:meth:`Store.begin`, :meth:`Store.read` and their driver-level hot paths)
+as :class:`~chat33_core.errors.StoreUnavailable`, whose message holds no SQL (see
+:mod:`.unavailable`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import logging
 import math
 import operator
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,12 +39,14 @@ from ..models import (
     Organization,
     Page,
     Post,
+    PostSort,
     PostStatus,
     User,
     utcnow,
 )
 from . import tables as t
 from .readers import Readers
+from .unavailable import translating
 from .writers import Combiner, write_turns
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,11 @@ PING_IDLE_S = 10.0
 CHECKPOINT_EVERY = 100
 #: ...and, should that fall behind, by the committing writer at this many pages
 WAL_BACKSTOP_PAGES = 10_000
+#: SQLite: how long a statement waits for a lock another connection holds
+BUSY_TIMEOUT_S = 30.0
+#: ...and how long the readiness check and the bookkeeping writes of reads wait: a
+#: locked database must not hold them for the 30 s a real write may wait
+QUICK_TIMEOUT_S = 1.0
 
 
 def make_engine(url: str, *, ping_idle_s: float = PING_IDLE_S, **kw: Any) -> Engine:
@@ -59,8 +72,8 @@ def make_engine(url: str, *, ping_idle_s: float = PING_IDLE_S, **kw: Any) -> Eng
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
         kw.setdefault("json_serializer", _json_text)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                                  **kw)
+        engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S,
+                                                     "check_same_thread": False}, **kw)
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _: Any) -> None:
@@ -69,7 +82,7 @@ def make_engine(url: str, *, ping_idle_s: float = PING_IDLE_S, **kw: Any) -> Eng
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             cur.execute("PRAGMA synchronous=NORMAL")
             # checkpoints run outside the write turns (Store.begin); this is a backstop
             cur.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
@@ -406,6 +419,8 @@ _RATE_CLAIM = _Query(sa.text(  # PostgreSQL: a row to lock, even for the first r
 _RATE_INSERT = _Query(t.rate_limits.insert(), ["key", "tat"])
 _RATE_UPDATE = _Query(t.rate_limits.update().where(t.rate_limits.c.key == sa.bindparam("k"))
                       .values(tat=sa.bindparam("new_tat")))
+_TOUCH_KEY = _Query(t.api_keys.update().where(t.api_keys.c.id == sa.bindparam("k"))
+                    .values(last_used_at=sa.bindparam("when")))
 _POST_COLUMNS = tuple(c.name for c in t.posts.c)
 _LOG_COLUMNS = tuple(c.name for c in t.post_logs.c if c.name != "id")
 _INSERT_POSTS = _Query(t.posts.insert(), _POST_COLUMNS)
@@ -414,25 +429,37 @@ _INSERT_LOGS = _Query(t.post_logs.insert(), _LOG_COLUMNS)
 _ENUM_VALUES: Mapping[str, Callable[[Any], Any]] = {
     "status": operator.attrgetter("value"), "media_type": operator.attrgetter("value")}
 _NOTHING: Mapping[str, Callable[[Any], Any]] = {}
-_POST_ORDER = (t.posts.c.created_at.desc(), t.posts.c.thread_position, t.posts.c.id)
+#: when a post is meant to go out: its schedule, or its creation for a post published on
+#: the next worker tick (the ``from``/``to`` filters and the ``scheduledAt`` sort)
+_WHEN = sa.func.coalesce(t.posts.c.scheduled_at, t.posts.c.created_at)
+#: the label of _WHEN in the JSON page's subquery, which PostgreSQL's aggregate orders by
+_WHEN_LABEL = "chat33_when"
+
+
+def _post_order(sort: PostSort) -> tuple[Any, ...]:
+    """ORDER BY of a post list: the sort's instant, then a thread's items in order."""
+    key = _WHEN if sort.by_schedule else t.posts.c.created_at
+    return (key.desc() if sort.descending else key.asc(), t.posts.c.thread_position,
+            t.posts.c.id)
 
 
 @functools.cache
-def _list_statements(status: bool, platform: bool, account: bool,
-                     names: tuple[str, ...]) -> tuple[_Query, _Query]:
+def _list_statements(status: bool, platform: bool, account: bool, since: bool, until: bool,
+                     sort: PostSort, names: tuple[str, ...]) -> tuple[_Query, _Query]:
     """(count, page of ``names`` with the count) for the filters in use; values are bound
-    by name: org_id, status, platform, account_id, limit, offset."""
-    where = _list_where(status, platform, account)
+    by name: org_id, status, platform, account_id, since, until, limit, offset."""
+    where = _list_where(status, platform, account, since, until)
     count = sa.select(sa.func.count()).select_from(t.posts).where(*where)
     # the page and the total in one statement (an uncorrelated subquery runs once;
     # cheaper than count(*) OVER (), which reads every matching row in full)
     page = (sa.select(*_reader(names).columns, count.scalar_subquery().label("total"))
-            .where(*where).order_by(*_POST_ORDER)
+            .where(*where).order_by(*_post_order(sort))
             .limit(sa.bindparam("limit")).offset(sa.bindparam("offset")))
     return _Query(count), _Query(page)
 
 
-def _list_where(status: bool, platform: bool, account: bool) -> list[Any]:
+def _list_where(status: bool, platform: bool, account: bool, since: bool = False,
+                until: bool = False) -> list[Any]:
     where = [t.posts.c.org_id == sa.bindparam("org_id")]
     if status:
         where.append(t.posts.c.status == sa.bindparam("status"))
@@ -440,20 +467,28 @@ def _list_where(status: bool, platform: bool, account: bool) -> list[Any]:
         where.append(t.posts.c.platform == sa.bindparam("platform"))
     if account:
         where.append(t.posts.c.account_id == sa.bindparam("account_id"))
+    # from inclusive, to exclusive: consecutive windows never count a post twice
+    if since:
+        where.append(sa.bindparam("since", type_=t.UTCDateTime()) <= _WHEN)
+    if until:
+        where.append(sa.bindparam("until", type_=t.UTCDateTime()) > _WHEN)
     return where
 
 
 @functools.cache
 def _json_page_statement(dialect: str, status: bool, platform: bool, account: bool,
+                         since: bool, until: bool, sort: PostSort,
                          fields: tuple[tuple[str, str], ...]) -> _Query:
     """One row, (the page as a JSON array of objects of ``fields``, the total), written
     by SQLite or PostgreSQL; parameters as :func:`_list_statements`'."""
-    where = _list_where(status, platform, account)
+    where = _list_where(status, platform, account, since, until)
     names = tuple(dict.fromkeys([*(name for _, name in fields), *_ORDER_NAMES]))
     sqlite = dialect == "sqlite"
     selected = [(sa.type_coerce(t.posts.c[name], sa.String()) if sqlite else t.posts.c[name])
                 .label(name) for name in names]
-    page = (sa.select(*selected).where(*where).order_by(*_POST_ORDER)
+    if sort.by_schedule:
+        selected.append(_WHEN.label(_WHEN_LABEL))
+    page = (sa.select(*selected).where(*where).order_by(*_post_order(sort))
             .limit(sa.bindparam("limit")).offset(sa.bindparam("offset")).subquery("page"))
     value = _sqlite_json_value if sqlite else _postgres_json_value
     members = ", ".join(f"{_sql_text(key)}, {value(t.posts.c[name].type, name)}"
@@ -463,15 +498,17 @@ def _json_page_statement(dialect: str, status: bool, platform: bool, account: bo
         # the array takes the rows in the page's order
         items = f"coalesce(json_group_array(json_object({members})), '[]')"
     else:  # json_build_object keeps the keys' order (jsonb would sort them)
+        key = f'page."{_WHEN_LABEL if sort.by_schedule else "created_at"}"'
         items = (f"coalesce(json_agg(json_build_object({members}) ORDER BY "
-                 f'page."created_at" DESC, page."thread_position", page."id"), '
-                 f"'[]'::json)::text")
+                 f"{key} {'DESC' if sort.descending else 'ASC'}, page.\"thread_position\", "
+                 f"page.\"id\"), '[]'::json)::text")
     count = sa.select(sa.func.count()).select_from(t.posts).where(*where)
     return _Query(sa.select(sa.literal_column(items), count.scalar_subquery())
                   .select_from(page))
 
 
-#: the columns the page is ordered by (_POST_ORDER), which PostgreSQL's aggregate orders by
+#: the columns a page is ordered by besides _WHEN (_post_order), which PostgreSQL's
+#: aggregate orders by
 _ORDER_NAMES = ("created_at", "thread_position", "id")
 
 
@@ -505,6 +542,16 @@ def _postgres_json_value(kind: Any, name: str) -> str:
     if isinstance(kind, t.UTCDateTime):
         return f"""to_char({column}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
     return column
+
+
+def _list_params(org_id: str, status: str | None, platform: str | None,
+                 account_id: str | None, since: datetime | None, until: datetime | None,
+                 limit: int, offset: int) -> dict[str, Any]:
+    """The bound values of :func:`_list_statements` and :func:`_json_page_statement`
+    (every name, used or not: positional paramstyles look each one up)."""
+    return {"org_id": org_id, "status": status, "platform": platform,
+            "account_id": account_id, "since": since, "until": until, "limit": limit,
+            "offset": offset}
 
 
 _STATUSES = {s.value: s for s in PostStatus}
@@ -550,8 +597,9 @@ class Store:
     def begin(self) -> Iterator[Connection]:
         """A write transaction. On SQLite, writers first wait their turn on locks that
         wake them as soon as the writer before them is done (:mod:`.writers`), rather
-        than in SQLite's sleeping busy handler."""
-        with self._turn(), self.engine.begin() as conn:
+        than in SQLite's sleeping busy handler. Raises :class:`StoreUnavailable` when the
+        database cannot be used right now."""
+        with translating, self._turn(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -560,7 +608,7 @@ class Store:
         :class:`_Query`): the same turn, ``BEGIN IMMEDIATE`` on SQLite (on a connection
         of :class:`.readers.Readers`: SQLite's writers of a process take turns, so they
         rarely need more than one), commit or roll back."""
-        with self._turn():
+        with translating, self._turn():
             if self._readers is None:
                 fairy = self.engine.raw_connection()
                 try:
@@ -641,8 +689,9 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction (on SQLite a deferred one: it never blocks writers)."""
-        with self.engine.connect() as conn:
+        """A read-only transaction (on SQLite a deferred one: it never blocks writers).
+        Raises :class:`StoreUnavailable` when the database cannot be used right now."""
+        with translating, self.engine.connect() as conn:
             conn = conn.execution_options(chat33_readonly=True)
             with conn.begin():
                 yield conn
@@ -652,35 +701,36 @@ class Store:
         :class:`_Query`) in autocommit mode: the statement is its own read transaction.
         SQLite: on a connection of :class:`.readers.Readers`. PostgreSQL: on a pooled
         connection, which goes back to the pool with no transaction to roll back (a
-        round trip saved)."""
-        compiled = query.compiled(self.engine.dialect)
-        if self._readers is not None:  # SQLite's connections are in autocommit already
-            driver = self._readers.take()
+        round trip saved). Raises :class:`StoreUnavailable` as :meth:`read` does."""
+        with translating:
+            compiled = query.compiled(self.engine.dialect)
+            if self._readers is not None:  # SQLite's connections are in autocommit already
+                driver = self._readers.take()
+                try:
+                    cursor = driver.cursor()
+                    try:
+                        cursor.execute(compiled.sql, compiled.args(params))
+                        rows = cursor.fetchall()
+                    finally:
+                        cursor.close()
+                except BaseException:
+                    driver.close()  # not worth finding out whether it is still good
+                    raise
+                self._readers.give(driver)
+                return rows  # type: ignore[no-any-return]
+            conn = self.engine.raw_connection()
             try:
-                cursor = driver.cursor()
+                pg: Any = conn.driver_connection
+                pg.autocommit = True
+                cursor = conn.cursor()
                 try:
                     cursor.execute(compiled.sql, compiled.args(params))
-                    rows = cursor.fetchall()
+                    return list(cursor.fetchall())
                 finally:
                     cursor.close()
-            except BaseException:
-                driver.close()  # not worth finding out whether it is still good
-                raise
-            self._readers.give(driver)
-            return rows  # type: ignore[no-any-return]
-        conn = self.engine.raw_connection()
-        try:
-            pg: Any = conn.driver_connection
-            pg.autocommit = True
-            cursor = conn.cursor()
-            try:
-                cursor.execute(compiled.sql, compiled.args(params))
-                return list(cursor.fetchall())
+                    pg.autocommit = False
             finally:
-                cursor.close()
-                pg.autocommit = False
-        finally:
-            conn.close()
+                conn.close()
 
     def _run(self, conn: Connection | Any, query: _Query, *params: Mapping[str, Any]
              ) -> list[Sequence[Any]]:
@@ -745,9 +795,41 @@ class Store:
                 "first")
 
     def ping(self) -> bool:
-        with self.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        """True when the database can be used now; raises otherwise. On SQLite the
+        write lock is asked for (and released at once) with a short wait
+        (``QUICK_TIMEOUT_S``): a locked database answers in a second, not thirty."""
+        if self._readers is None:
+            with self.read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        with translating, self._quick_write():
+            pass
         return True
+
+    @contextmanager
+    def _quick_write(self) -> Iterator[Any]:
+        """SQLite: a write transaction on a driver connection that waits at most
+        ``QUICK_TIMEOUT_S`` for the write lock (``sqlite3.OperationalError`` beyond), for
+        the writes nobody should wait long for. Outside the write turns, whose waiting
+        has no deadline: a turn may be held by a writer waiting for the same lock."""
+        assert self._readers is not None
+        driver = self._readers.take()
+        try:
+            driver.execute(f"PRAGMA busy_timeout={int(QUICK_TIMEOUT_S * 1000)}")
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                try:
+                    yield driver
+                except BaseException:
+                    driver.rollback()
+                    raise
+                driver.commit()
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        except BaseException:
+            driver.close()  # not worth finding out whether it is still good
+            raise
+        self._readers.give(driver)
 
     # --- organizations and users ----------------------------------------------------
 
@@ -777,15 +859,38 @@ class Store:
         return None if row is None else Organization(id=row["id"], name=row["name"],
                                                       created_at=row["created_at"])
 
-    def org_webhook_secret_enc(self, org_id: str) -> str | None:
+    def webhook_secrets_enc(self, org_id: str, now: datetime
+                            ) -> tuple[str | None, list[tuple[str, datetime]]]:
+        """The organization's current webhook secret (encrypted; None before its first
+        use) and the retired ones still in their grace period at ``now``, as
+        (encrypted secret, expiry), latest expiry first."""
+        o, r = t.organizations, t.retired_webhook_secrets
         with self.read() as c:
-            return c.execute(sa.select(t.organizations.c.webhook_secret_enc)
-                             .where(t.organizations.c.id == org_id)).scalar()
+            current = c.execute(sa.select(o.c.webhook_secret_enc)
+                                .where(o.c.id == org_id)).scalar()
+            rows = c.execute(sa.select(r.c.secret_enc, r.c.expires_at)
+                             .where(r.c.org_id == org_id, r.c.expires_at > now)
+                             .order_by(r.c.expires_at.desc(), r.c.id.desc())).all()
+        return current, [(row.secret_enc, row.expires_at) for row in rows]
 
-    def set_org_webhook_secret_enc(self, org_id: str, value: str) -> None:
+    def replace_webhook_secret_enc(self, org_id: str, value: str, *,
+                                   keep_until: datetime | None, now: datetime) -> None:
+        """Make ``value`` the organization's webhook secret. With ``keep_until`` (after
+        ``now``), the secret it replaces keeps signing until then, and so do the retired
+        ones still in their grace period; without, every older secret ends at once."""
+        o, r = t.organizations, t.retired_webhook_secrets
         with self.begin() as c:
-            c.execute(t.organizations.update().where(t.organizations.c.id == org_id)
-                      .values(webhook_secret_enc=value))
+            q = sa.select(o.c.webhook_secret_enc).where(o.c.id == org_id)
+            row = c.execute(q.with_for_update() if self.is_postgres else q).first()
+            if row is None:
+                raise NotFound(f"organization {org_id} not found")
+            keep = keep_until is not None and keep_until > now
+            c.execute(r.delete().where(r.c.org_id == org_id, *(
+                [r.c.expires_at <= now] if keep else [])))
+            if keep and row.webhook_secret_enc is not None:
+                c.execute(r.insert().values(org_id=org_id, secret_enc=row.webhook_secret_enc,
+                                            expires_at=keep_until, created_at=now))
+            c.execute(o.update().where(o.c.id == org_id).values(webhook_secret_enc=value))
 
     def add_user(self, user: User) -> User:
         try:
@@ -800,6 +905,25 @@ class Store:
             row = c.execute(sa.select(t.users).where(t.users.c.email == email.lower())
                             ).mappings().first()
         return None if row is None else User(**row)
+
+    def list_users(self, org_id: str | None = None) -> list[User]:
+        """Users, oldest first; of one organization when ``org_id`` is given."""
+        q = sa.select(t.users)
+        if org_id is not None:
+            q = q.where(t.users.c.org_id == org_id)
+        with self.read() as c:
+            rows = c.execute(q.order_by(t.users.c.created_at, t.users.c.id)).mappings()
+            return [User(**r) for r in rows]
+
+    def set_user_password(self, user_id: str, password_hash: str) -> int:
+        """Replace the user's password hash and end every session of the user (they
+        sign in again with the new password); returns the number of sessions ended."""
+        with self.begin() as c:
+            if not c.execute(t.users.update().where(t.users.c.id == user_id)
+                             .values(password_hash=password_hash)).rowcount:
+                raise NotFound("user not found")
+            return int(c.execute(t.sessions.delete()
+                                 .where(t.sessions.c.user_id == user_id)).rowcount)
 
     def get_user(self, user_id: str) -> User:
         with self.read() as c:
@@ -864,6 +988,14 @@ class Store:
             rows = c.execute(q.order_by(t.api_keys.c.created_at, t.api_keys.c.id)).mappings()
             return [ApiKey(**r) for r in rows]
 
+    def get_api_key(self, key_id: str) -> ApiKey:
+        with self.read() as c:
+            row = c.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)
+                            ).mappings().first()
+        if row is None:
+            raise NotFound(f"API key {key_id} not found")
+        return ApiKey(**row)
+
     def revoke_api_key(self, org_id: str, key_id: str) -> ApiKey:
         with self.begin() as c:
             n = c.execute(t.api_keys.update()
@@ -876,9 +1008,18 @@ class Store:
         return ApiKey(**row)
 
     def touch_api_key(self, key_id: str, when: datetime) -> None:
-        with self.begin() as c:
-            c.execute(t.api_keys.update().where(t.api_keys.c.id == key_id)
-                      .values(last_used_at=when))
+        """Note when a key was last used: bookkeeping, so on SQLite it waits only
+        ``QUICK_TIMEOUT_S`` for the write lock and is skipped (logged) when the database
+        is locked, rather than holding a read request for the full busy timeout."""
+        if self._readers is None:
+            with self.begin() as c:
+                self._run(c, _TOUCH_KEY, {"k": key_id, "when": when})
+            return
+        try:
+            with self._quick_write() as c:
+                self._run(c, _TOUCH_KEY, {"k": key_id, "when": when})
+        except sqlite3.OperationalError as exc:
+            log.warning("API key %s: last use not recorded (%s)", key_id, exc)
 
     # --- accounts ---------------------------------------------------------------------
 
@@ -938,6 +1079,38 @@ class Store:
             c.execute(t.accounts.update().where(t.accounts.c.id == account.id).values(**values))
         return account
 
+    def rename_account(self, org_id: str, account_id: str, name: str) -> Account:
+        with self.begin() as c:
+            if not c.execute(t.accounts.update().where(
+                    t.accounts.c.id == account_id, t.accounts.c.org_id == org_id)
+                    .values(name=name)).rowcount:
+                raise NotFound(f"account {account_id} not found")
+        return self.get_account(account_id, org_id=org_id)
+
+    def remove_account(self, org_id: str, account_id: str, *, cancel_as: PostStatus,
+                       reason: str) -> tuple[Account, list[str]]:
+        """Deactivate the account and forget its credentials; its QUEUED posts take the
+        status ``cancel_as`` with a log saying ``reason``; other posts (published ones
+        included) stay as they are. One transaction. Returns the account and the ids of
+        the posts cancelled (those still QUEUED when it ran: a post a worker has just
+        claimed is left to it)."""
+        a, p = t.accounts, t.posts
+        now = utcnow()
+        with self.begin() as c:
+            if not c.execute(a.update().where(a.c.id == account_id, a.c.org_id == org_id)
+                             .values(is_active=False, credentials_enc=None,
+                                     needs_reconnect=False)).rowcount:
+                raise NotFound(f"account {account_id} not found")
+            cancelled = list(c.execute(
+                p.update().where(p.c.account_id == account_id, p.c.org_id == org_id,
+                                 p.c.status == PostStatus.QUEUED.value)
+                .values(status=cancel_as.value, next_attempt_at=None, updated_at=now)
+                .returning(p.c.id)).scalars())
+            for post_id in cancelled:
+                self.add_log(LogEvent(id=None, post_id=post_id, event="cancelled",
+                                      message=reason, created_at=now), conn=c)
+        return self.get_account(account_id, org_id=org_id), sorted(cancelled)
+
     # --- posts ------------------------------------------------------------------------
 
     def add_posts(self, posts: Sequence[Post], logs: Sequence[LogEvent] = (), *,
@@ -988,19 +1161,25 @@ class Store:
         return row_to_post(row)
 
     def list_posts(self, org_id: str, *, status: str | None = None, platform: str | None = None,
-                   account_id: str | None = None, page: int = 1, limit: int = 20) -> Page:
-        """A page of the organization's posts, newest first, as Posts."""
+                   account_id: str | None = None, since: datetime | None = None,
+                   until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                   page: int = 1, limit: int = 20) -> Page:
+        """A page of the organization's posts as Posts, newest first by default.
+        ``since`` (inclusive) and ``until`` (exclusive) bound when each post is meant to
+        go out: its ``scheduled_at``, or its ``created_at`` when it has none."""
+        filters: dict[str, Any] = {"status": status, "platform": platform,
+                                   "account_id": account_id, "since": since, "until": until,
+                                   "sort": sort}
         if not _posts.usable:
-            return self._list_posts_slowly(org_id, status=status, platform=platform,
-                                           account_id=account_id, page=page, limit=limit)
-        found = self.list_post_rows(org_id, _posts.names, status=status, platform=platform,
-                                    account_id=account_id, page=page, limit=limit)
+            return self._list_posts_slowly(org_id, page=page, limit=limit, **filters)
+        found = self.list_post_rows(org_id, _posts.names, page=page, limit=limit, **filters)
         return attrs.evolve(found, items=[_posts.post(r) for r in found.items])
 
     def list_post_rows(self, org_id: str, columns: Sequence[str], *,
                        status: str | None = None, platform: str | None = None,
-                       account_id: str | None = None, page: int = 1, limit: int = 20,
-                       utc_text: bool = False) -> Page:
+                       account_id: str | None = None, since: datetime | None = None,
+                       until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                       page: int = 1, limit: int = 20, utc_text: bool = False) -> Page:
         """:meth:`list_posts` as rows: each item a list of the ``columns`` (Post attribute
         names) with the values a Post would hold (instants aware, JSON decoded), except
         that enums are their values and, with ``utc_text``, instants are
@@ -1008,9 +1187,10 @@ class Store:
         offset = (page - 1) * limit
         reader = _reader(tuple(columns))
         count_q, page_q = _list_statements(bool(status), bool(platform), bool(account_id),
-                                           reader.names)
-        params = {"org_id": org_id, "status": status, "platform": platform,
-                  "account_id": account_id, "limit": limit, "offset": offset}
+                                           since is not None, until is not None,
+                                           PostSort(sort), reader.names)
+        params = _list_params(org_id, status, platform, account_id, since, until, limit,
+                              offset)
         raw = self._fetch(page_q, params)
         if raw:
             total = raw[0][-1]
@@ -1023,8 +1203,9 @@ class Store:
 
     def post_page_json(self, org_id: str, fields: Sequence[tuple[str, str]], *,
                        status: str | None = None, platform: str | None = None,
-                       account_id: str | None = None, page: int = 1, limit: int = 20
-                       ) -> tuple[str, int] | None:
+                       account_id: str | None = None, since: datetime | None = None,
+                       until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                       page: int = 1, limit: int = 20) -> tuple[str, int] | None:
         """A page of :meth:`list_post_rows` rendered as JSON by the database itself, with
         the total: ``(JSON array, total)``, each post an object of ``fields`` (key, Post
         attribute) holding the values :meth:`list_post_rows` gives with ``utc_text``,
@@ -1034,26 +1215,27 @@ class Store:
         if self.dialect not in ("sqlite", "postgresql"):
             return None
         query = _json_page_statement(self.dialect, bool(status), bool(platform),
-                                     bool(account_id), tuple(fields))
-        params = {"org_id": org_id, "status": status, "platform": platform,
-                  "account_id": account_id, "limit": limit, "offset": (page - 1) * limit}
+                                     bool(account_id), since is not None, until is not None,
+                                     PostSort(sort), tuple(fields))
+        params = _list_params(org_id, status, platform, account_id, since, until, limit,
+                              (page - 1) * limit)
         items, total = self._fetch(query, params)[0]
         return items, int(total)
 
     def _list_posts_slowly(self, org_id: str, *, status: str | None, platform: str | None,
-                           account_id: str | None, page: int, limit: int) -> Page:
-        where = [t.posts.c.org_id == org_id]
-        if status:
-            where.append(t.posts.c.status == status)
-        if platform:
-            where.append(t.posts.c.platform == platform)
-        if account_id:
-            where.append(t.posts.c.account_id == account_id)
+                           account_id: str | None, since: datetime | None,
+                           until: datetime | None, sort: PostSort, page: int, limit: int
+                           ) -> Page:
+        where = _list_where(bool(status), bool(platform), bool(account_id),
+                            since is not None, until is not None)
+        params = _list_params(org_id, status, platform, account_id, since, until, limit,
+                              (page - 1) * limit)
         with self.read() as c:
-            total = c.execute(sa.select(sa.func.count()).select_from(t.posts)
-                              .where(*where)).scalar_one()
-            rows = c.execute(sa.select(t.posts).where(*where).order_by(*_POST_ORDER)
-                             .limit(limit).offset((page - 1) * limit)).mappings()
+            total = c.execute(sa.select(sa.func.count()).select_from(t.posts).where(*where),
+                              params).scalar_one()
+            rows = c.execute(sa.select(t.posts).where(*where)
+                             .order_by(*_post_order(PostSort(sort)))
+                             .limit(limit).offset((page - 1) * limit), params).mappings()
             return Page(items=[row_to_post(r) for r in rows], total=total, page=page,
                         limit=limit)
 
@@ -1091,6 +1273,14 @@ class Store:
                 raise Conflict(f"post {post_id} changed meanwhile; reload it and try again")
             c.execute(t.post_logs.delete().where(t.post_logs.c.post_id == post_id))
             c.execute(t.checkpoints.delete().where(t.checkpoints.c.post_id == post_id))
+
+    def count_posts_by_status(self, account_id: str) -> dict[str, int]:
+        """The account's posts, counted by status (statuses it has none of left out)."""
+        p = t.posts
+        with self.read() as c:
+            rows = c.execute(sa.select(p.c.status, sa.func.count()).where(
+                p.c.account_id == account_id).group_by(p.c.status).order_by(p.c.status))
+            return {status: int(n) for status, n in rows}
 
     def count_published_since(self, account_id: str, since: datetime) -> int:
         with self.read() as c:
@@ -1167,21 +1357,21 @@ class Store:
     # --- rate limits ------------------------------------------------------------------
 
     def hit_rate_limit(self, key: str, limit: int, period: timedelta,
-                       now: datetime | None = None, *,
-                       conn: Connection | None = None) -> tuple[int, float]:
-        """Count one request against ``limit`` per ``period`` for ``key`` (GCRA, so the
-        allowance refills smoothly). Returns (remaining, seconds until full); raises
-        :class:`~chat33_core.errors.RateLimited`. Atomic across processes and machines:
-        the row is locked (PostgreSQL) or the write lock is held (SQLite). With ``conn``
-        (a :meth:`begin` transaction) the count is part of that transaction: it holds
-        only if the transaction commits."""
+                       now: datetime | None = None, *, conn: Connection | None = None,
+                       cost: int = 1) -> tuple[int, float]:
+        """Count ``cost`` (one request by default) against ``limit`` per ``period`` for
+        ``key`` (GCRA, so the allowance refills smoothly); all of it or nothing. Returns
+        (remaining, seconds until full); raises :class:`~chat33_core.errors.RateLimited`.
+        Atomic across processes and machines: the row is locked (PostgreSQL) or the write
+        lock is held (SQLite). With ``conn`` (a :meth:`begin` transaction) the count is
+        part of that transaction: it holds only if the transaction commits."""
         if conn is None:
             with self._begin_driver() as c:
-                return self._count(c, key, limit, period, now)
-        return self._count(conn, key, limit, period, now)
+                return self._count(c, key, limit, period, now, cost)
+        return self._count(conn, key, limit, period, now, cost)
 
     def _count(self, c: Connection | Any, key: str, limit: int, period: timedelta,
-               now: datetime | None) -> tuple[int, float]:
+               now: datetime | None, cost: int = 1) -> tuple[int, float]:
         now = now or utcnow()
         q = _RATE_READ
         if self.is_postgres:
@@ -1193,15 +1383,28 @@ class Store:
         else:
             tat = now
             self._run(c, _RATE_INSERT, {"key": key, "tat": now})
-        new_tat, remaining, reset = _gcra(tat, now, limit, period)
+        new_tat, remaining, reset = _gcra(tat, now, limit, period, cost)
         self._run(c, _RATE_UPDATE, {"k": key, "new_tat": new_tat})
         return remaining, reset
+
+    def give_back_rate_limit(self, key: str, limit: int, period: timedelta,
+                             now: datetime | None = None) -> None:
+        """Undo one request that :meth:`hit_rate_limit` counted for ``key`` (a sign-in
+        counted before its password was checked, and the password was right)."""
+        now = now or utcnow()
+        with self._begin_driver() as c:
+            rows = self._run(c, _RATE_READ_LOCKED if self.is_postgres else _RATE_READ,
+                             {"k": key})
+            if rows:
+                tat = _TAT.values(rows[0])[0]
+                self._run(c, _RATE_UPDATE, {"k": key, "new_tat": max(now, tat - period / limit)})
 
     def add_posts_counted(self, key: str, limit: int, period: timedelta,
                           posts: Sequence[Post], logs: Sequence[LogEvent] = ()
                           ) -> tuple[int, float]:
-        """:meth:`hit_rate_limit` and :meth:`add_posts` in one transaction: the posts are
-        inserted only if the request is within its limit, and a request whose insert fails
+        """:meth:`hit_rate_limit` and :meth:`add_posts` in one transaction, counting one
+        per post (a post to two accounts counts 2, a thread each of its parts): the posts
+        are inserted only if all of them fit the limit, and a request whose insert fails
         does not use the allowance. Returns (remaining, seconds until full).
 
         Concurrent callers in this process share transactions (group commit): one of
@@ -1210,8 +1413,8 @@ class Store:
         holds the database's write lock (SQLite) or the rate-limit row (PostgreSQL) once
         per group instead of once per request. If the shared transaction fails, each
         request is tried alone and gets its own outcome."""
-        result = self._post_groups.submit(_CountedInsert(key, limit, period,
-                                                         self._insert_args(posts, logs)))
+        result = self._post_groups.submit(_CountedInsert(
+            key, limit, period, self._insert_args(posts, logs), cost=max(1, len(posts))))
         assert result is not None  # every request waits for its own outcome
         return result
 
@@ -1232,7 +1435,8 @@ class Store:
                 for r in group:
                     tat, stored = tats[r.key]
                     try:
-                        new_tat, remaining, reset = _gcra(tat, now, r.limit, r.period)
+                        new_tat, remaining, reset = _gcra(tat, now, r.limit, r.period,
+                                                          r.cost)
                     except RateLimited as exc:
                         r.error = exc
                         continue
@@ -1257,7 +1461,7 @@ class Store:
                 r.result, r.error = None, None
                 try:
                     with self._begin_driver() as c:
-                        r.result = self._count(c, r.key, r.limit, r.period, None)
+                        r.result = self._count(c, r.key, r.limit, r.period, None, r.cost)
                         self._insert_rows(c, r.rows)
                 except Exception as alone:
                     r.result, r.error = None, alone
@@ -1272,30 +1476,42 @@ class _CountedInsert:
     period: timedelta
     #: the driver's parameters for the posts and the logs (Store._insert_args)
     rows: tuple[list[Any], list[Any]]
+    #: what the request counts against the limit (its number of posts)
+    cost: int = 1
     result: tuple[int, float] | None = None
     error: BaseException | None = None
     detached: bool = False
 
 
-def _gcra(tat: datetime, now: datetime, limit: int, period: timedelta
+def _gcra(tat: datetime, now: datetime, limit: int, period: timedelta, cost: int = 1
           ) -> tuple[datetime, int, float]:
-    """One request against ``limit`` per ``period`` (GCRA) with the key's theoretical
-    arrival time ``tat``: (the new tat, remaining, seconds until full), or RateLimited."""
+    """``cost`` against ``limit`` per ``period`` (GCRA) with the key's theoretical
+    arrival time ``tat``: (the new tat, remaining, seconds until full), or RateLimited
+    when not all of ``cost`` fits now."""
     interval = period / limit
     tat = max(tat, now)
-    new_tat = tat + interval
+    new_tat = tat + interval * cost
     allow_at = new_tat - period
     if allow_at > now:
+        left = max(0, int((period - (tat - now)) / interval))
+        reset = (tat - now).total_seconds()
+        if cost > limit:
+            raise RateLimited(
+                f"this request counts {cost} against the rate limit of {limit} per "
+                f"{human_period(period)}, more than it ever allows: send fewer at once",
+                retry_after=reset, limit=limit, remaining=left, reset_after=reset)
         retry = (allow_at - now).total_seconds()
+        counts = "" if cost == 1 else f" (this request counts {cost}, {left} left)"
         raise RateLimited(
-            f"rate limit of {limit} per {_human(period)} reached; retry in "
-            f"{math.ceil(retry)} s", retry_after=retry, limit=limit, remaining=0,
-            reset_after=(tat - now).total_seconds())
+            f"rate limit of {limit} per {human_period(period)} reached{counts}; retry in "
+            f"{math.ceil(retry)} s", retry_after=retry, limit=limit, remaining=left,
+            reset_after=reset)
     remaining = int((period - (new_tat - now)) / interval)
     return new_tat, max(0, remaining), (new_tat - now).total_seconds()
 
 
-def _human(period: timedelta) -> str:
+def human_period(period: timedelta) -> str:
+    """``hour``, ``2 hours``, ``day``, ``90 s``: a period as limits are worded."""
     seconds = int(period.total_seconds())
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds % size == 0:

@@ -66,6 +66,19 @@ organizations = sa.Table(
     _created(),
 )
 
+# the secrets a rotation replaced, which still sign deliveries (beside the current one)
+# until ``expires_at``: receivers switch to the new secret within that grace period
+retired_webhook_secrets = sa.Table(
+    "retired_webhook_secrets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org_id", sa.String(64), sa.ForeignKey("organizations.id"), nullable=False),
+    # encrypted with the secret key, as organizations.webhook_secret_enc
+    sa.Column("secret_enc", sa.Text, nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    _created(),  # when it was retired
+    sa.Index("ix_retired_webhook_secrets_org", "org_id", "expires_at"),
+)
+
 users = sa.Table(
     "users", metadata, _id(),
     sa.Column("org_id", sa.String(64), sa.ForeignKey("organizations.id"), nullable=False),

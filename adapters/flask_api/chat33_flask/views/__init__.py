@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import accounts, api_keys, auth, media, posts
+from . import accounts, api_keys, auth, media, posts, webhooks
 
-BLUEPRINTS: tuple[Blueprint, ...] = (accounts.bp, posts.bp, media.bp, api_keys.bp, auth.bp)
+BLUEPRINTS: tuple[Blueprint, ...] = (accounts.bp, posts.bp, media.bp, api_keys.bp, auth.bp,
+                                     webhooks.bp)
 
 __all__ = ["BLUEPRINTS"]

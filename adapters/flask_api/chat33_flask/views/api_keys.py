@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from ..routing import core, json_body, route
+from ..routing import core, count_request, json_body, route
 from ..schemas import CreateApiKeyRequest, api_key_json
 
 bp = Blueprint("chat33_api_keys", __name__)
@@ -15,14 +15,16 @@ bp = Blueprint("chat33_api_keys", __name__)
 @route(bp, "POST", "/api-keys", summary="Create API key", tag="API Keys", session_only=True,
        description="Generates a new API key. **Session auth only**. The raw key is returned "
        "ONCE in the response and never stored or retrievable again. Rate limit 10/hour per "
-       "user. `scopes` (additive) narrows the key; default: every scope.",
+       "user. `scopes` (additive) narrows the key; default: `accounts:read`, `posts:read`, "
+       "`posts:write`, `media:write`. `settings:write` (read and rotate the webhook secret) "
+       "is given only when asked for.",
        body={"application/json": "CreateApiKeyRequest"}, rate_limit="api_keys.create",
        responses={201: ("Key created. Save the `key` value — it cannot be retrieved later.",
                         "ApiKeyCreated")},
        errors=[400])
 def create_api_key(principal: Any) -> Any:
     app = core()
-    app.hit_rate_limit("api_keys.create", principal.user_id)
+    count_request(principal.user_id)
     req = json_body(CreateApiKeyRequest)
     key, raw = app.create_api_key(principal.org_id, principal.user_id, req.name, req.scopes)
     return {**api_key_json(key), "key": raw}, 201

@@ -22,15 +22,18 @@ _ME = {"type": "object", "required": ["user", "via", "scopes"], "properties": {
 @route(bp, "POST", "/auth/login", summary="Sign in", tag="Auth", auth=False,
        description="Checks the password and sets the session cookie (HttpOnly, "
        "SameSite=Lax). State-changing requests authenticated by this cookie alone must "
-       "send the returned `csrfToken` in the `x-csrf-token` header.",
+       "send the returned `csrfToken` in the `x-csrf-token` header. Failed sign-ins are "
+       "throttled per email (10 per 15 minutes) and per client address (50 per 15 "
+       "minutes): beyond, 429 with Retry-After, whatever the password. A server busy "
+       "hashing other sign-ins answers 503 with Retry-After.",
        body={"application/json": "LoginRequest"}, body_required=True,
        responses={200: ("Signed in", {
            "type": "object", "required": ["user", "csrfToken"],
            "properties": {"user": {"$ref": "User"}, "csrfToken": {"type": "string"}}})},
-       errors=[400, 401])
+       errors=[400, 401, 429])
 def login(principal: Any) -> Any:
     req = json_body(LoginRequest)
-    user, session, csrf = core().login(req.email, req.password)
+    user, session, csrf = core().login(req.email, req.password, client=request.remote_addr)
 
     response = jsonify({"user": user_json(user), "csrfToken": csrf})
     set_session_cookie(response, session, int(SESSION_LIFETIME.total_seconds()))

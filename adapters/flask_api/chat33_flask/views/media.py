@@ -8,6 +8,7 @@ them), with Content-Type, a strong ETag (the content hash) and HTTP ranges.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from flask import Blueprint, current_app, request, send_file
@@ -16,7 +17,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from chat33_core.errors import Issue, ValidationError
 
 from ..errors import ApiError
-from ..routing import core, json_body, route
+from ..routing import core, counted, json_body, route
 from ..schemas import MediaUrlRequest, media_json
 
 bp = Blueprint("chat33_media", __name__)
@@ -30,15 +31,18 @@ _ENVELOPE = 64 * 1024
 
 @route(bp, "POST", "/media/upload", summary="Upload media", tag="Media", scope="media:write",
        description="Two modes. **Multipart** (`multipart/form-data` with a `file` field) for "
-       f"files up to 4.5 MB ({MAX_UPLOAD_BYTES} bytes; larger: 413 PAYLOAD_TOO_LARGE, whose "
-       "message says how to send it instead). **URL ingestion** (`application/json` with "
-       "`{url, filename}`), the way to send a bigger file: fetched through the guarded "
-       "client (no private addresses), any size up to the limits. Limits: images 10MB, "
-       "videos 100MB. The type is decided by inspecting the bytes. Rate limit 50/hour per "
-       "organization. Other content types: 415.",
+       f"files up to 4.5 MB ({MAX_UPLOAD_BYTES} bytes; larger: 413 PAYLOAD_TOO_LARGE). **URL "
+       "ingestion** (`application/json` with `{url, filename}`): fetched through the guarded "
+       "client (no private addresses), any size up to the limits, within "
+       "`CHAT33_FETCH_TIMEOUT_S` (60 s); an organization has at most "
+       "`CHAT33_FETCH_CONCURRENCY` (2) fetches in flight per API process (429 with "
+       "Retry-After beyond). Limits: images 10MB, videos 100MB. The type is decided by "
+       "inspecting the bytes. Rate limit 50/hour per organization, shared with the media "
+       "that posts fetch from `mediaUrls`; a refused upload (not media, corrupt, "
+       "unreachable) does not count. Other content types: 415.",
        body={"application/json": "MediaUrlRequest", "multipart/form-data": {
            "type": "object", "required": ["file"],
-           "properties": {"file": {"type": "string", "contentMediaType":
+           "properties": {"file": {"type": "string", "minLength": 1, "contentMediaType":
                                    "application/octet-stream"}}}},
        body_required=True, rate_limit="media.upload",
        responses={201: ("Uploaded", {"$ref": "Media"})}, errors=[400, 413, 415])
@@ -50,26 +54,31 @@ def upload(principal: Any) -> Any:
             raise _too_large(length)
         # werkzeug stops reading past this (413) when no Content-Length was sent
         request.max_content_length = MAX_UPLOAD_BYTES + _ENVELOPE
-        app.hit_rate_limit("media.upload", principal.org_id)
-        try:
-            upload = request.files.get("file")
-        except RequestEntityTooLarge:  # a body without Content-Length, cut off
-            raise _too_large(None) from None
-        if upload is None:
-            raise ValidationError("send the file in the multipart field `file`", details=[
-                Issue("file", "this field is required", code="required")])
-        stream = upload.stream
-        stream.seek(0, os.SEEK_END)
-        size = stream.tell()
-        stream.seek(0)
-        if size > MAX_UPLOAD_BYTES:
-            raise _too_large(size)
-        asset = app.upload_media(principal.org_id, stream, upload.filename or None)
+        # counted before the body is read (a limited client costs no upload); a refused
+        # upload is given back
+        with app.counted("media.upload", principal.org_id) as rate:
+            try:
+                upload = request.files.get("file")
+            except RequestEntityTooLarge:  # a body without Content-Length, cut off
+                raise _too_large(None) from None
+            if upload is None:
+                raise ValidationError("send the file in the multipart field `file`",
+                                      details=[Issue("file", "this field is required",
+                                                     code="required")])
+            stream = upload.stream
+            stream.seek(0, os.SEEK_END)
+            size = stream.tell()
+            stream.seek(0)
+            if size > MAX_UPLOAD_BYTES:
+                raise _too_large(size)
+            asset = app.upload_media(principal.org_id, stream, upload.filename or None)
+        counted(rate)
         return media_json(asset), 201
     if request.is_json or not request.get_data(cache=True).strip():
         req = json_body(MediaUrlRequest)
-        app.hit_rate_limit("media.upload", principal.org_id)
-        asset = app.ingest_media(principal.org_id, req.url, req.filename)
+        with app.counted("media.upload", principal.org_id) as rate:
+            asset = app.ingest_media(principal.org_id, req.url, req.filename)
+        counted(rate)
         return media_json(asset), 201
     raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
                    "send multipart/form-data with a `file` field, or application/json with "
@@ -112,11 +121,25 @@ def _serves(path: str, method: str) -> bool:
     return True
 
 
+#: what a browser may be shown in place: the types inspection gives images and videos
+#: (SVG is an image type that runs scripts: never inline)
+_INLINE = re.compile(r"(image/(?!svg)|video/)[a-z0-9.+-]+")
+
+
 @files.get("/media/<name>")
 def serve_media(name: str) -> Any:
+    """A kept file, with the type its bytes were inspected to be (never a client's
+    word). Files are anyone's uploads: ``nosniff`` keeps browsers from reading a JPEG
+    with HTML inside as a page, the sandboxing CSP keeps anything shown from running
+    scripts, and a type that is not an image or video is only offered as a download."""
     path, content_type = core().media_file(name)
+    inline = bool(_INLINE.fullmatch(content_type))
     # names are content-addressed (<sha256>.<ext>): the hash is a strong ETag, and a
     # name's bytes never change, so caches may keep them
     # conditional=True: If-None-Match / If-Modified-Since and Range (206, 416)
-    return send_file(path, mimetype=content_type, conditional=True,
-                     etag=name.split(".", 1)[0], max_age=86400)
+    response = send_file(path, mimetype=content_type if inline else "application/octet-stream",
+                         conditional=True, etag=name.split(".", 1)[0], max_age=86400,
+                         as_attachment=not inline, download_name=name)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
