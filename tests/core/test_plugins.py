@@ -55,7 +55,7 @@ class MastodonSandbox(SandboxApp):
 class MastodonPlatform(PlatformBase):
     """A platform that is not one of ours, as a third party would ship it."""
 
-    name = "mastodon"
+    name = "tootsuite"
     display_name = "Mastodon"
     capabilities = Capabilities(threads=True, delete=True)
     limits = Limits(caption_length=500, max_images=4)
@@ -115,8 +115,8 @@ def test_load_and_disable_select_entry_points() -> None:
 
 def test_a_third_party_platform_registers_without_core_changes() -> None:
     host = PluginHost(Settings.from_env({}))
-    host.register(third_party_plugin(MastodonPlatform), name="mastodon")
-    platform = host.platform("mastodon")
+    host.register(third_party_plugin(MastodonPlatform), name="tootsuite")
+    platform = host.platform("tootsuite")
     assert isinstance(platform, MastodonPlatform)
     draft = PostDraft(text="x" * 501, media_type=None, media=(), platform_config={})
     assert platform.validate(draft, None)[0].path == "text"
@@ -146,13 +146,13 @@ def test_a_third_party_platform_publishes_a_thread_through_the_core(
     sandbox = MastodonSandbox()
     with serve(sandbox) as url:
         settings = settings_for(f"sqlite:///{tmp_path / 'db.sqlite'}",
-                                CHAT33_MASTODON_API_BASE=url)
+                                CHAT33_TOOTSUITE_API_BASE=url)
         core = Chat33(settings)
-        core.host.register(third_party_plugin(MastodonPlatform), name="mastodon")
+        core.host.register(third_party_plugin(MastodonPlatform), name="tootsuite")
         core.host.register(observer, name="observer")
         core.store.migrate()
         user = core.create_user("m@example.com", "password1", "Fediverse")
-        account = core.add_account(user.org_id, "mastodon", "Toots",
+        account = core.add_account(user.org_id, "tootsuite", "Toots",
                                    credentials=Credentials(access_token="mastodon-token"))
         principal = Principal(org_id=user.org_id, user_id=user.id, scopes=frozenset(),
                               via="key")
@@ -160,7 +160,7 @@ def test_a_third_party_platform_publishes_a_thread_through_the_core(
             core.create_posts(principal, PostRequest(account_ids=[account.id], text="x" * 501))
         posts = core.create_posts(principal, PostRequest(
             account_ids=[account.id], text="first", thread=[ThreadItem(text="second")])).posts
-        revoked = core.add_account(user.org_id, "mastodon", "Revoked",
+        revoked = core.add_account(user.org_id, "tootsuite", "Revoked",
                                    credentials=Credentials(access_token="old-token"))
         (refused,) = core.create_posts(principal, PostRequest(account_ids=[revoked.id],
                                                               text="never lands")).posts
@@ -182,9 +182,9 @@ def test_two_platforms_with_one_name_are_an_error() -> None:
 
     host = PluginHost(Settings.from_env({}))
     host.register(third_party_plugin(MastodonPlatform), name="one")
-    with pytest.raises(PluginError, match="two plugins register the platform 'mastodon'"):
+    with pytest.raises(PluginError, match="two plugins register the platform 'tootsuite'"):
         host.register(third_party_plugin(Other), name="two")
-    assert type(host.platform("mastodon")) is MastodonPlatform
+    assert type(host.platform("tootsuite")) is MastodonPlatform
     assert not host.pm.has_plugin("two")
 
 
