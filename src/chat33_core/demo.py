@@ -307,7 +307,7 @@ class Demo:
         started = time.monotonic()
         host = PluginHost(Settings.from_env({}))
         host.load_entry_points()
-        expected_platforms = ["instagram", "facebook", "tiktok", "youtube", "x"]
+        expected_platforms = ["instagram", "facebook", "tiktok", "youtube", "x", *DEMO_ACCOUNTS]
         missing = [p for p in expected_platforms if not host.has_platform(p)]
         if missing:
             raise DemoFailed(f"platform plugins not installed: {', '.join(missing)} "
@@ -337,10 +337,12 @@ class Demo:
             self.receiver.secret = core.webhook_secret(user.org_id)
             accounts = {}
             for name in expected_platforms:
+                username, external_id, token = DEMO_ACCOUNTS.get(name) or (
+                    f"chat33demo_{name}", f"sandbox-{name}", None)
                 accounts[name] = core.add_account(
                     user.org_id, name, f"Demo {host.platform(name).display_name}",
-                    username=f"chat33demo_{name}", external_id=f"sandbox-{name}",
-                    credentials=_sandbox_credentials(), metadata={"sandbox": True})
+                    username=username, external_id=external_id,
+                    credentials=_sandbox_credentials(token), metadata={"sandbox": True})
             core.store.dispose()
             self.spawn("api", ["serve", "--port", str(self.api_port), "--workers", "2"], env)
             self.spawn("worker", ["worker", "--concurrency", "4"], env)
@@ -366,11 +368,14 @@ class Demo:
             callback = f"{hook_url}/hooks"
             posts: dict[str, str] = {}  # post id → what it is
 
-            steps.step("posting to all five platforms now")
+            steps.step(f"posting to all {len(expected_platforms)} platforms now")
             r = self.call("POST", "/posts", json={
-                "accountIds": [accounts[p].id for p in ("instagram", "facebook", "x")],
+                "accountIds": [accounts[p].id for p in ("instagram", "facebook", "x", "bluesky",
+                                                        "mastodon", "telegram")],
                 "text": "Hello from chat33 👋 #opensource", "mediaUrls": [media[".jpg"]],
-                "mediaType": "image", "callbackUrl": callback})
+                "mediaType": "image", "callbackUrl": callback,
+                "platformConfig": {"bluesky": {"altText": "a generated test picture"},
+                                   "mastodon": {"altText": "a generated test picture"}}})
             self._collect(r, posts, "image post")
             r = self.call("POST", "/posts", json={
                 "accountIds": [accounts["tiktok"].id, accounts["youtube"].id],
@@ -519,10 +524,21 @@ class Demo:
             self.console.print(f"done in {self.elapsed:.1f} s")
 
 
-def _sandbox_credentials() -> Any:
+#: the accounts the wave-1 sandboxes know (username, external id, token) where the
+#: generic ``chat33demo_<name>`` / ``sandbox-<name>`` / ``sandbox-token`` will not do:
+#: Bluesky's external id is a DID and its token the app password of the sandbox's user,
+#: Telegram posts to a channel with a bot token of the Bot API's shape
+DEMO_ACCOUNTS: dict[str, tuple[str, str, str | None]] = {
+    "bluesky": ("chat33demo.bsky.social", "did:plc:chat33sandboxdemouser234", None),
+    "mastodon": ("chat33demo_mastodon", "sandbox-mastodon", None),
+    "telegram": ("chat33_sandbox_bot", "@chat33demo", "7000000001:chat33-sandbox-token"),
+}
+
+
+def _sandbox_credentials(token: str | None = None) -> Any:
     from .models import Credentials, utcnow
 
-    return Credentials(access_token="sandbox-token", refresh_token="sandbox-refresh",
+    return Credentials(access_token=token or "sandbox-token", refresh_token="sandbox-refresh",
                        expires_at=utcnow() + timedelta(days=50), issued_at=utcnow())
 
 
