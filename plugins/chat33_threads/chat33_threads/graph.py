@@ -2,7 +2,9 @@
 
 Threads answers with Meta's Graph envelope, so the plugin kit's mapping
 (:mod:`chat33_core.graph`) decides; :data:`THREADS` is what Threads adds to it as data.
-The token travels as ``access_token`` (form for POST, query otherwise), as documented.
+The token travels as the documented ``access_token`` form field on POST; on GET and
+DELETE it goes in an ``Authorization: Bearer`` header instead of the query, so that it
+never appears in a URL (httpx logs URLs at DEBUG). Meta's Graph hosts take both.
 """
 
 from __future__ import annotations
@@ -53,8 +55,11 @@ class Graph:
         error unless its status is in ``allow``."""
         clean = {k: ("true" if v else "false") if isinstance(v, bool) else str(v)
                  for k, v in (values or {}).items() if v is not None}
-        clean["access_token"] = self.token
-        where = {"data": clean} if method == "POST" else {"params": clean}
+        where: dict[str, Any]
+        if method == "POST":
+            where = {"data": {**clean, "access_token": self.token}}
+        else:
+            where = {"params": clean, "headers": {"Authorization": f"Bearer {self.token}"}}
         url = f"{self.base}/{self.version}/{path.lstrip('/')}"
         response = send(self.http, method, url, platform="Threads", what=what,
                         creates=creates, **where)

@@ -87,7 +87,7 @@ class ThreadsPlatform(PlatformBase):
                                        link if index == 0 and isinstance(link, str) else None,
                                        item.path)
             issues += rules.check_media(item.media, item.path)
-        issues += rules.check_config(config, draft.media, bool(draft.thread))
+        issues += rules.check_config(config, draft.media)
         return issues
 
     # --- publishing --------------------------------------------------------------------

@@ -140,8 +140,7 @@ def _video(info: MediaInfo, where: str) -> list[Issue]:
     return issues + _ratio_issue(info, where, 0.01)
 
 
-def check_config(config: Mapping[str, Any], media: Sequence[MediaInfo],
-                 has_thread: bool) -> list[Issue]:
+def check_config(config: Mapping[str, Any], media: Sequence[MediaInfo]) -> list[Issue]:
     """What the declared types cannot say about ``platformConfig.threads``."""
     at = "platformConfig.threads."
     issues: list[Issue] = []

@@ -107,3 +107,13 @@ def test_a_video_that_fails_processing_fails_the_post(
     with pytest.raises(PermanentError, match="FAILED_PROCESSING_VIDEO"):
         sandbox.platform.publish(sandbox.context(["bad"], media=[[media("broken.mp4")]]))
     assert sandbox.posts() == []
+
+
+def test_the_token_never_travels_in_a_url(sandbox: Sandbox) -> None:
+    seen: list[str] = []
+    sandbox.http.event_hooks["request"].append(lambda request: seen.append(str(request.url)))
+    try:
+        sandbox.platform.publish(sandbox.context(["quiet token"]))
+    finally:
+        sandbox.http.event_hooks["request"].pop()
+    assert seen and not any("sandbox-token" in url for url in seen)
