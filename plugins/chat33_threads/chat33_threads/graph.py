@@ -25,7 +25,10 @@ QUOTA_WAIT = timedelta(hours=1)
 #: the reference leaves Threads' own code open, so the Instagram one is assumed)
 NOT_READY_SUBCODE = 2207027
 THREADS = GraphPlatform(
-    name="Threads", scopes="threads_basic,threads_content_publish,threads_delete",
+    # a token Threads refuses (190) is expired or revoked, and neither can be refreshed
+    # (refresh needs a live token): every token error means connecting again
+    name="Threads", refreshable_tokens=False,
+    scopes="threads_basic,threads_content_publish,threads_delete",
     user_messages={
         2207051: "Threads restricted this activity (it looked like spam).",
         4279013: "The Threads user is restricted; open the app to fix it.",

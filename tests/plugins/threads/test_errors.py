@@ -9,7 +9,6 @@ import pytest
 from chat33_threads.graph import THREADS
 
 from chat33_core.errors import (
-    CredentialsExpired,
     PermanentError,
     QuotaExceeded,
     ReconnectRequired,
@@ -49,9 +48,10 @@ def test_a_lost_connection_during_threads_publish_is_an_unknown_outcome(
     assert len(sandbox.posts()) == 1  # it got through: confirm must find it
 
 
-def test_an_expired_token_asks_for_a_refresh(sandbox: Sandbox) -> None:
+def test_an_expired_token_asks_for_a_reconnect(sandbox: Sandbox) -> None:
+    """Threads refreshes only live tokens: once expired, only a new login helps."""
     sandbox.token(token=TOKEN, expiresAt=0)
-    with pytest.raises(CredentialsExpired):
+    with pytest.raises(ReconnectRequired, match="token expired"):
         sandbox.platform.publish(sandbox.context(["x"]))
 
 

@@ -130,3 +130,18 @@ def test_a_spent_quota_defers_the_post(world: World) -> None:
     assert world.posts() == []
     assert stored.next_attempt_at is not None
     assert stored.next_attempt_at > before + timedelta(minutes=30)
+
+
+def test_a_token_near_expiry_is_refreshed_before_publishing(world: World) -> None:
+    now = utcnow()
+    world.core.save_account_credentials(world.account.id, Credentials(
+        access_token=DEMO_ACCOUNT["token"], expires_at=now + timedelta(days=2),
+        issued_at=now - timedelta(days=58)))
+    [post] = world.queue(["fresh token"])
+    world.run()
+    assert world.core.store.get_post(post.id).status == PostStatus.PUBLISHED
+    requests = world.sandbox.state()["requests"]
+    assert sum("refresh_access_token" in r for r in requests) == 1
+    stored = world.core.account_credentials(world.account.id)
+    assert stored is not None and stored.access_token != DEMO_ACCOUNT["token"]
+    assert stored.expires_at is not None and stored.expires_at > now + timedelta(days=59)
