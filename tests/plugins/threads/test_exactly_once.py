@@ -123,3 +123,16 @@ def test_an_expired_container_is_created_again(sandbox: Sandbox) -> None:
     sandbox.advance(86_400 + 10)
     sandbox.platform.publish(ctx)
     assert len(sandbox.state()["containers"]) == 2 and len(sandbox.posts()) == 1
+
+
+def test_a_lost_reply_is_found_among_the_replies(sandbox: Sandbox) -> None:
+    root = sandbox.platform.publish(sandbox.context(["root"])).first.external_id
+    sandbox.fault(method="POST", path="/threads_publish$", status=502, body="",
+                  after_body=True)
+    ctx = sandbox.context(["an answer"], platform_config={"threads": {"replyToId": root}})
+    with pytest.raises(UnknownOutcome):
+        sandbox.platform.publish(ctx)
+    result = sandbox.platform.confirm(ctx)
+    answer = next(p for p in sandbox.posts() if p["text"] == "an answer")
+    assert result is not None and result.first.external_id == answer["id"]
+    assert any("/replies" in r for r in sandbox.state()["requests"])

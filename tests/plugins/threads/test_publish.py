@@ -117,3 +117,13 @@ def test_the_token_never_travels_in_a_url(sandbox: Sandbox) -> None:
     finally:
         sandbox.http.event_hooks["request"].pop()
     assert seen and not any("sandbox-token" in url for url in seen)
+
+
+def test_a_carousel_item_that_fails_fails_the_post_before_the_carousel(
+        sandbox: Sandbox, media: Callable[[str], MediaFile]) -> None:
+    files = [media("photo.jpg"), media("broken.mp4")]
+    with pytest.raises(PermanentError, match="FAILED_PROCESSING_VIDEO"):
+        sandbox.platform.publish(sandbox.context(["two"], media=[files]))
+    containers = sandbox.state()["containers"]
+    assert [c["mediaType"] for c in containers] == ["IMAGE", "VIDEO"]  # no CAROUSEL
+    assert sandbox.posts() == []
