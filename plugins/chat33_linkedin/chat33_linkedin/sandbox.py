@@ -112,7 +112,8 @@ class LinkedInSandbox(SandboxApp):
                     "images": list(self.images.values()),
                     "videos": [{k: v for k, v in video.items() if k != "data"}
                                for video in self.videos.values()],
-                    "tokens": sorted(self.tokens), "config": dict(self.config)}
+                    "tokens": sorted(self.tokens), "config": dict(self.config),
+                    "requests": list(self.requests)}
 
     # --- headers, tokens, limits -------------------------------------------------------------
 
