@@ -11,8 +11,11 @@ request goes out, so any attempt that finds it — after a lost answer, a 5xx, a
 died — first asks LinkedIn whether the post exists: ``GET /rest/posts?q=author`` (the
 author's recent posts) and a post with the same commentary and media, created since
 ``sentAt``, is taken as this one. Only when LinkedIn lists none is the request sent again.
-A token that may not read posts (``w_member_social`` is write-only) cannot confirm:
-:class:`UnknownOutcome` that says to check the account by hand, never a blind resend.
+Should the listing lag behind and the resend meet LinkedIn's duplicate check (422
+``DUPLICATE_POST``, "Content is a duplicate of urn:li:share:…"), the URN it names is
+taken as the post. A token that may not read posts (``w_member_social`` is write-only)
+cannot confirm: :class:`UnknownOutcome` that says to check the account by hand, never a
+blind resend.
 
 Checkpoint layout::
 
@@ -144,7 +147,9 @@ class Publication:
                 # our own earlier request, created after the listing was read
                 self.record(index, item, duplicate.group(1))
                 return
-            state.pop("sentAt", None)  # answered and refused: nothing was created
+            # answered and refused: nothing was created
+            state.pop("sentAt", None)
+            state.pop("confirmed", None)
             self.save()
             raise
         urn = response.headers.get("x-restli-id")

@@ -13,7 +13,8 @@ What it reproduces, because the plugin's real code path depends on it:
   media within ``duplicate_window_s`` is 422 ``DUPLICATE_POST`` naming the first post;
   ``multiImage`` takes 2-20 images; media must be uploaded (and a video ``AVAILABLE``);
 * ``GET /rest/posts?q=author&author=...``: the author's posts, newest first (403 when
-  ``posts_readable`` is off, as for a ``w_member_social``-only token);
+  ``posts_readable`` is off, as for a ``w_member_social``-only token); posts younger than
+  ``listing_lag_s`` are not listed yet (whether LinkedIn's finder lags: [?]);
 * ``DELETE /rest/posts/{urn}``: 204, 404 once gone;
 * images: ``initializeUpload`` → one ``PUT`` of the whole file (sniffed: JPEG/PNG/GIF);
 * videos: ``initializeUpload`` with ``fileSizeBytes`` → ``uploadInstructions`` of
@@ -77,8 +78,9 @@ class LinkedInSandbox(SandboxApp):
     def __init__(self) -> None:
         super().__init__()
         self.configurable(max_characters=3000, part_bytes=4_194_304, processing_polls=2,
-                          duplicate_window_s=600, posts_readable=True, refresh_enabled=True,
-                          daily_posts=150, sunset_versions=["202401", "202507"],
+                          duplicate_window_s=600, posts_readable=True, listing_lag_s=0,
+                          refresh_enabled=True, daily_posts=150,
+                          sunset_versions=["202401", "202507"],
                           fail_processing=False)
         self.route("/rest/posts", self.create_post, ["POST"])
         self.route("/rest/posts", self.list_posts, ["GET"])
@@ -235,8 +237,11 @@ class LinkedInSandbox(SandboxApp):
                 return error(403, "ACCESS_DENIED", "Not enough permissions to access posts "
                              f"of {author}")
             count = int(request.args.get("count") or 10)
+            # the finder reads a replica: the newest posts may be missing for a while
+            newest = (time.time() - float(self.config["listing_lag_s"])) * 1000
             posts = sorted((p for p in self.posts.values()
-                            if p["author"] == author and not p["deleted"]),
+                            if p["author"] == author and not p["deleted"]
+                            and p["createdAt"] <= newest),
                            key=lambda p: p["createdAt"], reverse=True)
             keep = ("id", "author", "commentary", "visibility", "content", "createdAt",
                     "lifecycleState")

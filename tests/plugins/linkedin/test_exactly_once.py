@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chat33_core.errors import UnknownOutcome
+from chat33_core.errors import PermanentError, UnknownOutcome
 from chat33_core.platforms import MediaFile
 
 from .conftest import Checkpoints, Sandbox, WorkerCrash
@@ -117,3 +117,25 @@ def test_a_thread_continues_after_the_posted_items(sandbox: Sandbox) -> None:
 
 def sandbox_requests(sandbox: Sandbox) -> list[tuple[str, str]]:
     return [tuple(r) for r in sandbox.state()["requests"]]  # type: ignore[misc]
+
+
+def test_a_listing_that_lags_is_covered_by_linkedins_duplicate_check(
+        sandbox: Sandbox) -> None:
+    sandbox.config(listing_lag_s=600)
+    sandbox.fault(method="POST", path=POSTS, status=500, after_body=True)
+    ctx = sandbox.context(["created, not listed yet"])
+    with pytest.raises(UnknownOutcome):
+        sandbox.platform.publish(ctx)
+    [created] = sandbox.posts()
+    assert sandbox.platform.confirm(ctx) is None  # the finder does not show it yet
+    # the resend is refused as a duplicate of the post the lost request created
+    result = sandbox.platform.publish(ctx)
+    assert result.first.external_id == created["id"]
+    assert len(sandbox.posts()) == 1
+
+
+def test_a_duplicate_of_someone_elses_post_is_not_taken_without_an_unknown_outcome(
+        sandbox: Sandbox) -> None:
+    sandbox.platform.publish(sandbox.context(["said twice"]))
+    with pytest.raises(PermanentError, match="duplicate"):
+        sandbox.platform.publish(sandbox.context(["said twice"]))
