@@ -139,3 +139,12 @@ def test_a_refused_refresh_asks_for_reconnect(sandbox: Sandbox) -> None:
     sandbox.config(refresh_enabled=False)
     with pytest.raises(ReconnectRequired, match="refresh token is invalid"):
         refresh(sandbox, Credentials(access_token="a", refresh_token="sandbox-refresh"))
+
+
+def test_a_video_linkedin_cannot_process_is_permanent_and_not_posted(
+        sandbox: Sandbox, media: Media) -> None:
+    sandbox.config(fail_processing=True)
+    with pytest.raises(PermanentError, match="could not process") as info:
+        sandbox.platform.publish(sandbox.context(["clip"], media=[[media("clip.mp4")]]))
+    assert info.value.platform_code == "PROCESSING_FAILED"
+    assert sandbox.posts() == []

@@ -109,3 +109,14 @@ def test_delete_is_204_then_404(sandbox: Sandbox) -> None:
     path = "/rest/posts/" + urn.replace(":", "%3A")
     assert call(sandbox, "DELETE", path).status_code == 204
     assert call(sandbox, "DELETE", path).status_code == 404
+
+
+def test_an_upload_needs_the_bearer_token(sandbox: Sandbox) -> None:
+    init = call(sandbox, "POST", "/rest/images?action=initializeUpload",
+                json={"initializeUploadRequest": {"owner": DEMO_ACCOUNT["urn"]}}).json()
+    url = init["value"]["uploadUrl"]
+    assert sandbox.http.put(url, content=b"\xff\xd8\xff\xe0").status_code == 401
+    assert sandbox.http.put(url, content=b"\xff\xd8\xff\xe0",
+                            headers=HEADERS).status_code == 201
+    [image] = sandbox.state()["images"]
+    assert image["status"] == "AVAILABLE"
