@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 from chat33_linkedin.rules import RESERVED
 
 from chat33_core.models import Credentials
@@ -97,3 +98,28 @@ def test_delete_removes_every_post_and_a_missing_one_counts_as_gone(
     assert sandbox.posts() == []
     sandbox.platform.delete(ctx)
     assert sum("already gone" in e for e in events) == 2
+
+
+def test_upload_urls_stay_under_the_prefix_chat33_sandbox_serves(media: Media) -> None:
+    """``chat33 sandbox`` serves every platform under ``/<name>``: the upload URLs the
+    sandbox hands out must keep that prefix."""
+    from chat33_linkedin import LinkedInPlatform
+    from chat33_linkedin.sandbox import LinkedInSandbox
+
+    from chat33_core.config import Settings
+    from chat33_core.sandbox import PrefixDispatcher, serve
+    from chat33_core.testing import publish_context
+
+    app = LinkedInSandbox()
+    app.config["part_bytes"] = 65_536
+    with serve(PrefixDispatcher({"linkedin": app})) as url, \
+            httpx.Client(timeout=10) as http:
+        settings = Settings.from_env({"CHAT33_LINKEDIN_API_BASE": f"{url}/linkedin",
+                                      "CHAT33_POLL_INTERVAL_S": "0.01"})
+        platform = LinkedInPlatform(settings)
+        for files in ([media("photo.jpg")], [media("clip.mp4")]):
+            platform.publish(publish_context(
+                platform, settings=settings, media=files, http=http, account=account(),
+                credentials=Credentials(access_token="sandbox-token"), text="prefixed"
+                + files[0].name))
+    assert len(app.state()["posts"]) == 2
