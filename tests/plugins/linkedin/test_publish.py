@@ -6,10 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+from chat33_linkedin import LinkedInPlatform
 from chat33_linkedin.rules import RESERVED
+from chat33_linkedin.sandbox import LinkedInSandbox
 
+from chat33_core.config import Settings
 from chat33_core.models import Credentials
 from chat33_core.platforms import DeleteContext, MediaFile
+from chat33_core.sandbox import PrefixDispatcher, serve
+from chat33_core.testing import publish_context
 
 from .conftest import Sandbox, account
 
@@ -103,13 +108,6 @@ def test_delete_removes_every_post_and_a_missing_one_counts_as_gone(
 def test_upload_urls_stay_under_the_prefix_chat33_sandbox_serves(media: Media) -> None:
     """``chat33 sandbox`` serves every platform under ``/<name>``: the upload URLs the
     sandbox hands out must keep that prefix."""
-    from chat33_linkedin import LinkedInPlatform
-    from chat33_linkedin.sandbox import LinkedInSandbox
-
-    from chat33_core.config import Settings
-    from chat33_core.sandbox import PrefixDispatcher, serve
-    from chat33_core.testing import publish_context
-
     app = LinkedInSandbox()
     app.config["part_bytes"] = 65_536
     with serve(PrefixDispatcher({"linkedin": app})) as url, \
