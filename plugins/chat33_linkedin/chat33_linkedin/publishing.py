@@ -20,9 +20,9 @@ blind resend.
 Checkpoint layout::
 
     {"posted": [{"id", "url", "postId"}],                         # in thread order
-     "items": {"<index>": {"images": [{"urn", "uploadUrl", "uploaded"}],
+     "items": {"<index>": {"images": [{"urn", "uploadUrl", "uploaded", "expiresAt"}],
                            "video": {"urn", "uploadToken", "instructions", "etags",
-                                     "finalized", "ready"},
+                                     "expiresAt", "finalized", "ready"},
                            "sentAt": epoch seconds}}}
 """
 
@@ -210,19 +210,16 @@ class Publication:
                                                                   {"images": images}}
 
     def images(self, media: list[MediaFile], state: dict[str, Any], index: int) -> list[str]:
-        """Every image's URN: initialized and PUT once each (checkpointed after each)."""
+        """Every image's URN: initialized and PUT once each (checkpointed after each). An
+        image whose upload URL lapsed before its PUT (a worker away too long) starts over."""
         entries: list[dict[str, Any]] = state.setdefault("images", [])
         for number, file in enumerate(media):
             what = f"LinkedIn image {number + 1} of post {index + 1}"
             if number == len(entries):
-                value = self.api.json(
-                    "POST", "/rest/images?action=initializeUpload", what=what,
-                    json={"initializeUploadRequest": {"owner": self.author}}).get("value")
-                if not isinstance(value, dict) or not value.get("image"):
-                    raise TransientError(f"{what}: LinkedIn answered without an image URN",
-                                         platform_code="bad-response")
-                entries.append({"urn": value["image"], "uploadUrl": value["uploadUrl"],
-                                "uploaded": False})
+                entries.append(self.init_image(what))
+                self.save()
+            elif not entries[number]["uploaded"] and self.expired(entries[number]):
+                entries[number] = self.init_image(what)
                 self.save()
             entry = entries[number]
             if not entry["uploaded"]:
@@ -235,11 +232,30 @@ class Publication:
                              media_id=entry["urn"])
         return [str(entry["urn"]) for entry in entries]
 
+    def init_image(self, what: str) -> dict[str, Any]:
+        """``POST /rest/images?action=initializeUpload``: the checkpoint entry."""
+        value = self.api.json("POST", "/rest/images?action=initializeUpload", what=what,
+                              json={"initializeUploadRequest": {"owner": self.author}}
+                              ).get("value")
+        if not isinstance(value, dict) or not value.get("image"):
+            raise TransientError(f"{what}: LinkedIn answered without an image URN",
+                                 platform_code="bad-response")
+        return {"urn": value["image"], "uploadUrl": value["uploadUrl"], "uploaded": False,
+                "expiresAt": value.get("uploadUrlExpiresAt")}
+
+    def expired(self, entry: dict[str, Any]) -> bool:
+        """Whether the upload URLs of ``entry`` (``expiresAt``, epoch ms) have lapsed, with
+        a minute to spare for the upload itself."""
+        expires = entry.get("expiresAt")
+        return isinstance(expires, int | float) and expires / 1000 - 60 <= self.clock()
+
     def video(self, file: MediaFile, state: dict[str, Any], index: int) -> str:
         """The video's URN: initialized, its parts PUT (ETags kept in order), finalized,
         then polled until LinkedIn has processed it."""
         what = f"LinkedIn video of post {index + 1}"
         video: dict[str, Any] | None = state.get("video")
+        if video is not None and not video["finalized"] and self.expired(video):
+            video = None  # the part URLs lapsed while the worker was away: start over
         if video is None:
             value = self.api.json("POST", "/rest/videos?action=initializeUpload", what=what,
                                   json={"initializeUploadRequest": {
@@ -251,7 +267,8 @@ class Publication:
                                      platform_code="bad-response")
             video = {"urn": value["video"], "uploadToken": value.get("uploadToken") or "",
                      "instructions": value.get("uploadInstructions") or [], "etags": [],
-                     "finalized": False, "ready": False}
+                     "expiresAt": value.get("uploadUrlsExpireAt"), "finalized": False,
+                     "ready": False}
             state["video"] = video
             self.save()
         etags: list[str] = video["etags"]

@@ -17,6 +17,7 @@ What it reproduces, because the plugin's real code path depends on it:
   ``listing_lag_s`` are not listed yet (whether LinkedIn's finder lags: [?]);
 * ``DELETE /rest/posts/{urn}``: 204, 404 once gone;
 * images: ``initializeUpload`` → one ``PUT`` of the whole file (sniffed: JPEG/PNG/GIF);
+  upload URLs expire after ``upload_url_ttl_s`` (403 after);
 * videos: ``initializeUpload`` with ``fileSizeBytes`` → ``uploadInstructions`` of
   ``part_bytes`` (4 MB) → ``PUT`` each part, answered with an ``ETag`` → ``finalizeUpload``
   checks the ETags in order → ``GET /rest/videos/{urn}`` answers ``PROCESSING`` for
@@ -81,7 +82,7 @@ class LinkedInSandbox(SandboxApp):
                           duplicate_window_s=600, posts_readable=True, listing_lag_s=0,
                           refresh_enabled=True, daily_posts=150,
                           sunset_versions=["202401", "202507"],
-                          fail_processing=False)
+                          fail_processing=False, upload_url_ttl_s=3600)
         self.route("/rest/posts", self.create_post, ["POST"])
         self.route("/rest/posts", self.list_posts, ["GET"])
         self.route("/rest/posts/<path:urn>", self.delete_post, ["DELETE"])
@@ -290,9 +291,10 @@ class LinkedInSandbox(SandboxApp):
             urn, upload_id = f"urn:li:image:C4E{number}", f"img{number}"
             self.images[urn] = {"id": urn, "owner": init["owner"], "status": "WAITING_UPLOAD",
                                 "format": None, "size": 0}
-            self.uploads[upload_id] = {"kind": "image", "urn": urn}
+            expires = time.time() + float(self.config["upload_url_ttl_s"])
+            self.uploads[upload_id] = {"kind": "image", "urn": urn, "expires": expires}
             return json_response({"value": {
-                "uploadUrlExpiresAt": int((time.time() + 3600) * 1000),
+                "uploadUrlExpiresAt": int(expires * 1000),
                 "uploadUrl": f"{request.root_url}dms-uploads/image/{upload_id}",
                 "image": urn}})
 
@@ -318,11 +320,13 @@ class LinkedInSandbox(SandboxApp):
         number = next(self.ids)
         urn = f"urn:li:video:C5F{number}"
         part = int(self.config["part_bytes"])
+        expires = time.time() + float(self.config["upload_url_ttl_s"])
         instructions: list[dict[str, Any]] = []
         etags: list[str | None] = []
         for index, first in enumerate(range(0, size, part)):
             upload_id = f"vid{number}-{index}"
-            self.uploads[upload_id] = {"kind": "video", "urn": urn, "index": index}
+            self.uploads[upload_id] = {"kind": "video", "urn": urn, "index": index,
+                                       "expires": expires}
             instructions.append({"uploadUrl": f"{request.root_url}dms-uploads/video/"
                                               f"{upload_id}",
                                  "firstByte": first, "lastByte": min(size, first + part) - 1})
@@ -332,7 +336,7 @@ class LinkedInSandbox(SandboxApp):
                             "instructions": instructions, "etags": etags,
                             "data": [b""] * len(instructions), "polls": 0}
         return json_response({"value": {"video": urn, "uploadToken": f"token{number}",
-                                        "uploadUrlsExpireAt": int((time.time() + 3600) * 1000),
+                                        "uploadUrlsExpireAt": int(expires * 1000),
                                         "uploadInstructions": instructions}})
 
     def _finalize_video(self, request: Request) -> Response:
@@ -381,6 +385,8 @@ class LinkedInSandbox(SandboxApp):
             target = self.uploads.get(upload_id)
             if target is None or target["kind"] != kind:
                 return error(404, "NOT_FOUND", "unknown upload")
+            if target["expires"] <= time.time():
+                return error(403, "ACCESS_DENIED", "The upload URL has expired")
             data = request.get_data()
             if kind == "image":
                 image = self.images[target["urn"]]

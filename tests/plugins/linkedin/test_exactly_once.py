@@ -139,3 +139,27 @@ def test_a_duplicate_of_someone_elses_post_is_not_taken_without_an_unknown_outco
     sandbox.platform.publish(sandbox.context(["said twice"]))
     with pytest.raises(PermanentError, match="duplicate"):
         sandbox.platform.publish(sandbox.context(["said twice"]))
+
+
+def test_upload_urls_that_lapsed_while_the_worker_was_away_start_over(
+        sandbox: Sandbox, media: Media) -> None:
+    # URLs that are already past their expiry when the worker comes back
+    sandbox.config(upload_url_ttl_s=-10)
+    crash = Checkpoints(lambda data: bool(item(data).get("images")))
+    ctx = sandbox.context(["photo"], media=[[media("photo.jpg")]], checkpoints=crash)
+    with pytest.raises(WorkerCrash):
+        sandbox.platform.publish(ctx)
+    video_crash = Checkpoints(lambda data: bool(item(data).get("video")))
+    video_ctx = sandbox.context(["clip"], media=[[media("clip.mp4")]],
+                                checkpoints=video_crash)
+    with pytest.raises(WorkerCrash):
+        sandbox.platform.publish(video_ctx)
+    sandbox.config(upload_url_ttl_s=3600)
+    sandbox.platform.publish(ctx)
+    sandbox.platform.publish(video_ctx)
+    state = sandbox.state()
+    # the lapsed image and video were left behind; new ones were uploaded and posted
+    assert [i["status"] for i in state["images"]] == ["WAITING_UPLOAD", "AVAILABLE"]
+    assert [v["status"] for v in state["videos"]] == ["WAITING_UPLOAD", "AVAILABLE"]
+    assert {p["content"]["media"]["id"] for p in sandbox.posts()} == {
+        state["images"][1]["id"], state["videos"][1]["id"]}
