@@ -7,7 +7,8 @@ import nox
 nox.options.sessions = ["lint", "typecheck", "tests"]
 PLUGINS = [f"plugins/chat33_{p}"
            for p in ("instagram", "facebook", "tiktok", "youtube", "x", "bluesky",
-                     "telegram", "mastodon", "threads")]
+                     "telegram", "mastodon", "threads",
+                     "linkedin")]
 EXAMPLE = "examples/chat33_example"  # the copyable plugin of docs/plugins.md
 EDITABLE = [arg for path in (".[test]", *PLUGINS, "adapters/flask_api", EXAMPLE)
             for arg in ("-e", path)]

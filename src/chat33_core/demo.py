@@ -371,7 +371,8 @@ class Demo:
             steps.step(f"posting to all {len(expected_platforms)} platforms now")
             r = self.call("POST", "/posts", json={
                 "accountIds": [accounts[p].id for p in ("instagram", "facebook", "x", "bluesky",
-                                                        "mastodon", "telegram")],
+                                                        "mastodon", "telegram", "threads",
+                                                        "linkedin")],
                 "text": "Hello from chat33 👋 #opensource", "mediaUrls": [media[".jpg"]],
                 "mediaType": "image", "callbackUrl": callback,
                 "platformConfig": {"bluesky": {"altText": "a generated test picture"},
@@ -527,11 +528,14 @@ class Demo:
 #: the accounts the wave-1 sandboxes know (username, external id, token) where the
 #: generic ``chat33demo_<name>`` / ``sandbox-<name>`` / ``sandbox-token`` will not do:
 #: Bluesky's external id is a DID and its token the app password of the sandbox's user,
-#: Telegram posts to a channel with a bot token of the Bot API's shape
+#: Telegram posts to a channel with a bot token of the Bot API's shape, LinkedIn's author
+#: is a URN
 DEMO_ACCOUNTS: dict[str, tuple[str, str, str | None]] = {
     "bluesky": ("chat33demo.bsky.social", "did:plc:chat33sandboxdemouser234", None),
     "mastodon": ("chat33demo_mastodon", "sandbox-mastodon", None),
     "telegram": ("chat33_sandbox_bot", "@chat33demo", "7000000001:chat33-sandbox-token"),
+    "threads": ("chat33", "27000000000000001", None),
+    "linkedin": ("chat33-demo", "urn:li:person:chat33Demo", None),
 }
 
 

@@ -192,12 +192,12 @@ def test_an_unknown_type_name_is_refused_at_declaration() -> None:
 def test_readme_tables_match_the_declarations() -> None:
     """The README's platformConfig section is generated from the installed plugins'
     declarations; rewrite it with the output of ``python -m chat33_core.options bluesky facebook
-    instagram mastodon telegram threads tiktok x youtube`` when this fails."""
+    instagram linkedin mastodon telegram threads tiktok x youtube`` when this fails."""
     readme = (ROOT / "README.md").read_text()
     match = re.search(r"<!-- platform-options:begin -->\n(.*?)\n<!-- platform-options:end -->",
                       readme, re.S)
     assert match, "README.md has no platform-options section"
     h = PluginHost(Settings.from_env({}))
     h.load_entry_points({"CHAT33_LOAD_PLUGINS": "instagram,facebook,tiktok,youtube,x,bluesky,"
-                                                     "mastodon,telegram,threads"})
+                                                     "mastodon,telegram,threads,linkedin"})
     assert match.group(1) == options.readme_section(h.platforms)

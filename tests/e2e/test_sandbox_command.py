@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from chat33_core.cli import main
 
 PLATFORMS = ("instagram", "facebook", "tiktok", "youtube", "x", "bluesky", "telegram",
-             "mastodon", "threads")
+             "mastodon", "threads", "linkedin")
 
 
 def test_print_env_names_every_platform_and_exits() -> None:
