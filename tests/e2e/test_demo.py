@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 
-PLATFORMS = ("instagram", "facebook", "tiktok", "youtube", "x")
+PLATFORMS = ("instagram", "facebook", "tiktok", "youtube", "x", "bluesky", "mastodon", "telegram",
+             "threads", "linkedin")
 
 
 def _free_port() -> int:
@@ -87,7 +88,7 @@ def test_chat33_demo_publishes_everything_and_stops_cleanly_on_sigterm(
         key = re.search(r"key: (sk_live_\S+)", out)[1]  # type: ignore[index]
         accounts = httpx.get(f"http://127.0.0.1:{port}/api/v1/accounts",
                              headers={"x-api-key": key}, timeout=10)
-        assert accounts.status_code == 200 and len(accounts.json()["items"]) == 5
+        assert accounts.status_code == 200 and len(accounts.json()["items"]) == len(PLATFORMS)
         children = _processes_using(workdir)
         assert len(children) >= 2, "the API and the worker should be running"
     except BaseException:
