@@ -3,9 +3,9 @@
 const cookie = document.body.dataset.tzCookie || "chat33_tz";
 const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 const current = document.cookie.split("; ").find((c) => c.startsWith(cookie + "="));
-const known = current ? decodeURIComponent(current.split("=")[1]) : null;
+const known = current ? current.split("=")[1] : null;
 if (known !== zone) {
-  document.cookie = `${cookie}=${encodeURIComponent(zone)}; path=/app; SameSite=Lax; max-age=31536000`;
+  document.cookie = `${cookie}=${zone}; path=/app; SameSite=Lax; max-age=31536000`;
   if (known === null && document.querySelector("[data-tz-reload]")) {
     window.location.reload();
   }

@@ -44,8 +44,15 @@ function later() {
 function showOptions() {
   const chosen = new Set(
     [...form.querySelectorAll('input[name="account"]:checked')].map((b) => b.dataset.platform));
-  for (const section of form.querySelectorAll("section.options")) {
-    section.hidden = !chosen.has(section.dataset.platform);
+  const shown = document.getElementById("options");
+  for (const section of shown.querySelectorAll("section.options")) {
+    if (!chosen.has(section.dataset.platform)) section.remove();
+  }
+  for (const template of form.querySelectorAll("template[data-platform]")) {
+    const name = template.dataset.platform;
+    if (chosen.has(name) && !shown.querySelector(`section[data-platform="${name}"]`)) {
+      shown.append(template.content.cloneNode(true));
+    }
   }
 }
 
