@@ -39,3 +39,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder: Path = tmp_path_factory.mktemp("webapp")
     with web_stack(folder) as running:
         yield running
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _hash_each_password_once() -> Iterator[None]:
+    """Argon2 is slow on purpose; the tests make many users with one password, so each
+    distinct password is hashed (for real) once per session."""
+    from functools import cache
+
+    import chat33_core.service as service
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(service, "hash_password", cache(service.hash_password))
+        yield

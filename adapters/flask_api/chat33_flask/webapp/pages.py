@@ -236,11 +236,11 @@ def compose(principal: Any) -> Any:
     context["form"] = form
     action = form.get("action", "check")
     checked = _check(principal, form)
-    context.update(checked)
     if action == "schedule" and checked["req"] is not None \
             and not checked["req"].scheduled_at:
         checked["problems"] = [Issue("scheduledAt", "choose a time in Schedule for, or use "
                                      "Publish now", code="required")]
+    context.update(checked)
     refused = checked["req"] is None or checked["problems"] or not checked["report"].valid
     if action == "check" or refused:
         return _render("compose.html", 400 if refused and action != "check" else 200,
