@@ -21,7 +21,7 @@ import httpx
 from attrs import define
 
 from chat33_core.config import Settings
-from chat33_core.demo import DEMO_ACCOUNTS, serve_sandboxes, sandbox_env_lines
+from chat33_core.demo import DEMO_ACCOUNTS, sandbox_env_lines, serve_sandboxes
 from chat33_core.models import Account, Credentials, User, utcnow
 from chat33_core.plugins import PluginHost
 from chat33_core.service import Chat33

@@ -110,7 +110,8 @@ def test_sign_in_sets_lax_http_only_cookies_and_goes_where_asked(web: Web) -> No
 
 @pytest.mark.parametrize("target", ["//evil.example/app", "https://evil.example/app",
                                     "/api/v1/posts", "/app\\@evil.example"])
-def test_sign_in_never_sends_elsewhere(web: Web, target: str) -> None:
+def test_sign_in_never_sends_elsewhere(sqlite_web: Web, target: str) -> None:
+    web = sqlite_web
     web.client.post("/app/signout", data={"csrf_token": web.csrf})
     r = web.client.post("/app/signin", data={"email": web.user.email, "password": PASSWORD,
                                              "next": target})
@@ -401,8 +402,9 @@ def test_media_library_thumbnails_and_delete(web: Web, tmp_path: Path) -> None:
     thumb = web.client.get(f"/app/media/{media_id}/thumb")
     assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
     assert "private" in thumb.headers["Cache-Control"]
-    from PIL import Image
     import io
+
+    from PIL import Image
     with Image.open(io.BytesIO(thumb.data)) as small:
         assert small.size == (320, 213)
     cached = list((Path(web.core.media.files.root) / ".thumbs").iterdir())
