@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 import httpx
 from playwright.sync_api import Page, expect
 
+from chat33_core.models import PostRequest
+from chat33_core.serialization import structure
 from chat33_core.testing import make_image
 
 from .stack import EMAIL, PASSWORD, Stack
@@ -179,13 +181,26 @@ PAGES = ("calendar", "calendar?view=month", "posts", "compose", "media", "settin
          "accounts")
 
 
+def _long_post(stack: Stack) -> str:
+    """A post with long unbroken words and a long media URL; its id."""
+    core = stack.core
+    principal = core.authenticate_session(core.login(EMAIL, PASSWORD)[1])
+    image = make_image(Path(stack.env["CHAT33_MEDIA_DIR"]).parent / "wide.jpg", 64, 64)
+    with image.open("rb") as fh:
+        asset = core.upload_media(stack.user.org_id, fh, "wide.jpg")
+    request = structure({"accountIds": [stack.accounts["mastodon"].id],
+                         "text": "https://example.com/" + "a" * 120, "mediaUrls": [asset.url]},
+                        PostRequest)
+    return str(core.create_posts(principal, request).posts[0].id)
+
+
 def test_every_page_holds_at_390_px(browser: Any, stack: Stack) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
                                   has_touch=True, device_scale_factor=2)
     page = context.new_page()
     seen = _watch(page)
     sign_in(page, stack)
-    for name in PAGES:
+    for name in [*PAGES, f"posts/{_long_post(stack)}"]:
         page.goto(f"{stack.app}/{name}")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"/app/{name} is {width} px wide at 390 px"
