@@ -8,7 +8,6 @@ compose check, uploads on selection, copying a key and the browser's time zone.
 from __future__ import annotations
 
 import calendar as cal
-import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -533,10 +532,6 @@ def chat33_error(exc: Chat33Error) -> Any:
 
 def _same_origin(url: str | None) -> bool:
     return bool(url) and url is not None and url.startswith(request.host_url)
-
-
-def files_folder() -> str:
-    return os.path.join(os.path.dirname(__file__), "static")
 
 
 __all__ = ["CONNECT_HOOK", "bp", "local"]
