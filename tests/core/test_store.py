@@ -115,7 +115,7 @@ def test_thread_and_publication_indexes_are_partial_and_migrate_both_ways(
     assert "thread_id IS NOT NULL" in (after["ix_posts_thread"] or "")
     assert "published_at IS NOT NULL" in (after["ix_posts_account_published"] or "")
     assert [p.id for p in fresh.thread_posts(head.id)] == [head.id, reply.id]
-    assert fresh.count_published_since(account.id, now - timedelta(hours=1)) == 1
+    assert fresh.cap_counts(account.id, now - timedelta(hours=1), (), None)[0] == 1
     if not fresh.is_postgres:
         with fresh.engine.connect() as conn:
             for sql, index in (
@@ -517,16 +517,25 @@ def test_rate_limit_is_atomic_under_concurrency(store: Store) -> None:
     assert len(allowed) == 10 and len(refused) == 15
 
 
-def test_count_published_since(store: Store) -> None:
+def test_cap_counts_count_the_window_and_the_posts_in_flight(store: Store) -> None:
     org, user, account = _org_user_account(store)
     now = utcnow()
+    mine = _post(org, user, account, status=PostStatus.PUBLISHING, lease_owner="w1")
+    theirs = _post(org, user, account, status=PostStatus.PUBLISHING, lease_owner="w2")
     store.add_posts([
         _post(org, user, account, status=PostStatus.PUBLISHED, published_at=now),
         _post(org, user, account, status=PostStatus.PUBLISHED,
               published_at=now - timedelta(hours=30)),
-        _post(org, user, account, status=PostStatus.QUEUED),
+        _post(org, user, account, status=PostStatus.QUEUED), mine, theirs,
     ])
-    assert store.count_published_since(account.id, now - timedelta(hours=24)) == 1
+    since = now - timedelta(hours=24)
+    used, in_flight, oldest = store.cap_counts(account.id, since, (), None)
+    assert (used, in_flight) == (1, 2) and oldest is not None
+    assert abs((oldest - now).total_seconds()) < 1
+    # the post itself and the asking worker's own leases are not counted as in flight
+    assert store.cap_counts(account.id, since, [theirs.id], None)[1] == 1
+    assert store.cap_counts(account.id, since, (), "w1")[1] == 1
+    assert store.cap_counts(account.id, since, [theirs.id], "w1")[1] == 0
 
 
 def test_ids_made_in_threads_and_in_a_forked_child_do_not_repeat() -> None:

@@ -175,15 +175,6 @@ class Posts(Database):
                 p.c.account_id == account_id).group_by(p.c.status).order_by(p.c.status))
             return {status: int(n) for status, n in rows}
 
-    def count_published_since(self, account_id: str, since: datetime) -> int:
-        with self.read() as c:
-            return int(c.execute(
-                sa.select(sa.func.count()).select_from(t.posts).where(
-                    t.posts.c.account_id == account_id,
-                    t.posts.c.published_at >= since,
-                    t.posts.c.status.in_([PostStatus.PUBLISHED.value,
-                                          PostStatus.CANCELLED.value]))).scalar_one())
-
     # --- logs -------------------------------------------------------------------------
 
     def add_log(self, event: LogEvent, conn: Connection | None = None) -> None:
