@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
@@ -52,8 +53,15 @@ _GET_ACCOUNT = {by_org: Query(sa.select(*ACCOUNTS.columns).where(
     t.accounts.c.id == sa.bindparam("id"),
     *([t.accounts.c.org_id == sa.bindparam("org_id")] if by_org else [])))
     for by_org in (False, True)}
-_WITH_CREDENTIALS = Query(sa.select(*ACCOUNTS.columns, t.accounts.c.credentials_enc)
-                          .where(t.accounts.c.id == sa.bindparam("id")))
+#: an account's columns and then its encrypted credentials (see with_credentials)
+ACCOUNTS_WITH_CREDENTIALS = sa.select(*ACCOUNTS.columns, t.accounts.c.credentials_enc)
+_WITH_CREDENTIALS = Query(ACCOUNTS_WITH_CREDENTIALS.where(
+    t.accounts.c.id == sa.bindparam("id")))
+
+
+def with_credentials(row: Sequence[Any]) -> tuple[Account, str | None]:
+    """A row of :data:`ACCOUNTS_WITH_CREDENTIALS` as (account, encrypted credentials)."""
+    return account_of(row[:-1]), row[-1]
 _CREDENTIALS = sa.select(t.accounts.c.credentials_enc).where(
     t.accounts.c.id == sa.bindparam("id"))
 
@@ -106,7 +114,7 @@ class Accounts(Database):
         rows = self._fetch(_WITH_CREDENTIALS, {"id": account_id})
         if not rows:
             raise NotFound(f"account {account_id} not found")
-        return account_of(rows[0][:-1]), rows[0][-1]
+        return with_credentials(rows[0])
 
     @contextmanager
     def credentials_held(self, account_id: str) -> Iterator[HeldCredentials]:

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from ..models import Account, LogEvent, Post, PostStatus
 from ..states import Actor, can, transition
 from . import tables as t
+from .accounts import ACCOUNTS_WITH_CREDENTIALS, with_credentials
 from .database import Database
 from .outbox import insert_deliveries
 from .posts import insert_logs, row_to_post, save_checkpoints
@@ -91,7 +92,7 @@ _TAKE = P.update().where(P.c.id.in_(_IDS)).values(_LEASE)
 _ROWS = sa.select(P).where(P.c.id.in_(_IDS))
 _CHECKPOINTS = (sa.select(t.checkpoints.c.post_id, t.checkpoints.c.data)
                 .where(t.checkpoints.c.post_id.in_(_IDS)))
-_ACCOUNTS = sa.select(t.accounts).where(t.accounts.c.id.in_(_IDS))
+_ACCOUNTS = ACCOUNTS_WITH_CREDENTIALS.where(t.accounts.c.id.in_(_IDS))
 #: extend a worker's lease on the posts named, only where it still holds it
 _FENCE = P.update().where(
     P.c.id.in_(_IDS), P.c.status == PUBLISHING,
@@ -161,10 +162,9 @@ class Leases(Database):
                 saved = {r.post_id: dict(r.data or {})
                          for r in c.execute(_CHECKPOINTS, {"b_ids": ids})}
                 for r in c.execute(_ACCOUNTS, {"b_ids": sorted(
-                        {p.account_id for p in posts if p.id in wanted})}).mappings():
-                    data = dict(r)
-                    enc = data.pop("credentials_enc")
-                    accounts[data["id"]] = (Account(**data), enc)
+                        {p.account_id for p in posts if p.id in wanted})}):
+                    found = with_credentials(r)
+                    accounts[found[0].id] = found
             claims = []
             by_thread: dict[str, list[Post]] = {}
             for p in posts:
@@ -175,7 +175,7 @@ class Leases(Database):
                     continue
                 followers = sorted(by_thread.get(p.thread_id or "", []),
                                    key=lambda f: f.thread_position) if p.thread_id else []
-                account, enc = accounts.get(p.account_id, (None, None))
+                account, enc = accounts.get(p.account_id) or (None, None)
                 claims.append(Claim(post=p, followers=tuple(followers),
                                     taken_over_from=previous.get(p.id),
                                     checkpoint=saved.get(p.id, {}) if details else None,
