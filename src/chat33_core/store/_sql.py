@@ -123,7 +123,6 @@ class Interned:
         return found
 
 
-
 class Query:
     """A Core statement compiled once per dialect and run on the DBAPI connection.
 

@@ -42,7 +42,6 @@ def _find_api_key_with_accounts(n: int) -> Query:
                   .select_from(joined).where(t.api_keys.c.key_hash == sa.bindparam("key_hash")))
 
 
-
 _TOUCH_KEY = Query(t.api_keys.update().where(t.api_keys.c.id == sa.bindparam("k"))
                     .values(last_used_at=sa.bindparam("when")))
 

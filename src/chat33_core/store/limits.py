@@ -163,7 +163,7 @@ class _CountedInsert:
     key: str
     limit: int
     period: timedelta
-    #: the driver's parameters for the posts and the logs (Store._insert_args)
+    #: the driver's parameters for the posts and the logs (posts.insert_args)
     rows: tuple[list[Any], list[Any]]
     #: what the request counts against the limit (its number of posts)
     cost: int = 1

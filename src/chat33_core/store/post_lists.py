@@ -144,8 +144,6 @@ def _list_params(org_id: str, status: str | None, platform: str | None,
             "offset": offset}
 
 
-
-
 class PostLists(Database):
     """Pages of an organization's posts."""
 

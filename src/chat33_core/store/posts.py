@@ -34,7 +34,6 @@ def row_to_post(row: Any) -> Post:
     return Post(**data)
 
 
-
 class PostReader(Rows):
     """``posts`` rows as tuples of chosen columns, or (all of them) as Posts, made
     positionally: the table's columns and the model's fields are the same names in the
