@@ -269,7 +269,7 @@ class SandboxClient:
         """Serve ``platform_class``'s sandbox for as long as the block runs (one per test
         session, say: :meth:`reset` empties it between tests)."""
         with sandbox_env(platform_class(Settings.from_env({})), extra_env) as (url, settings), \
-                httpx.Client(timeout=10) as http:
+                httpx.Client(timeout=60) as http:  # a bound, not a speed: loaded CI runs
             yield cls(platform_class(settings), url, settings, http, **kwargs)
 
     def control(self, path: str, payload: Any = None) -> Any:

@@ -11,13 +11,9 @@ import pytest
 from chat33_bluesky import BlueskyPlatform
 from chat33_bluesky.sandbox import DEMO_ACCOUNT
 
-from chat33_core.media import inspect
 from chat33_core.models import Account, Credentials
-from chat33_core.platforms import (
-    MediaFile,
-    RefreshContext,
-)
-from chat33_core.testing import SandboxClient, make_image, make_video
+from chat33_core.platforms import MediaFile, RefreshContext
+from chat33_core.testing import SandboxClient, make_image, make_video, media_file
 
 DID = DEMO_ACCOUNT["did"]
 HANDLE = DEMO_ACCOUNT["handle"]
@@ -38,12 +34,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def media(media_dir: Path) -> Callable[[str], MediaFile]:
     """``media("photo.jpg")`` -> a MediaFile with inspected facts (uploaded from disk)."""
 
-    def make(name: str) -> MediaFile:
-        path = media_dir / name
-        return MediaFile(path=path, info=inspect(path), url=f"http://127.0.0.1:9/{name}",
-                         name=name)
-
-    return make
+    return lambda name: media_file(media_dir / name, "http://127.0.0.1:9")
 
 
 def account(**changes: Any) -> Account:

@@ -12,10 +12,7 @@ import httpx
 import pytest
 from chat33_bluesky.sandbox import BlueskySandbox
 
-from chat33_core.models import (
-    Credentials,
-    PostStatus,
-)
+from chat33_core.models import Credentials, PostStatus
 from chat33_core.testing import WorkerWorld, worker_world
 
 from .conftest import DID, HANDLE, PASSWORD

@@ -13,11 +13,7 @@ import httpx
 import pytest
 from chat33_linkedin.sandbox import DEMO_ACCOUNT, LinkedInSandbox
 
-from chat33_core.models import (
-    Credentials,
-    PostStatus,
-    utcnow,
-)
+from chat33_core.models import Credentials, PostStatus, utcnow
 from chat33_core.testing import WorkerWorld, worker_world
 
 

@@ -13,11 +13,7 @@ import httpx
 import pytest
 from chat33_mastodon.sandbox import DEMO_ACCOUNT, MastodonSandbox
 
-from chat33_core.models import (
-    Credentials,
-    PostStatus,
-    utcnow,
-)
+from chat33_core.models import Credentials, PostStatus, utcnow
 from chat33_core.testing import WorkerWorld, worker_world
 
 

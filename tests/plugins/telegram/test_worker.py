@@ -12,10 +12,7 @@ import pytest
 from chat33_telegram.sandbox import DEMO_BOT, TelegramSandbox
 
 from chat33_core.errors import NotSupported
-from chat33_core.models import (
-    Credentials,
-    PostStatus,
-)
+from chat33_core.models import Credentials, PostStatus
 from chat33_core.testing import WorkerWorld, worker_world
 
 from .conftest import CHANNEL, TOKEN

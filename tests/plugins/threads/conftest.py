@@ -14,13 +14,7 @@ from chat33_threads.sandbox import DEMO_ACCOUNT
 
 from chat33_core.models import Account
 from chat33_core.platforms import MediaFile
-from chat33_core.testing import (
-    SandboxClient,
-    make_image,
-    make_video,
-    media_file,
-    serve_directory,
-)
+from chat33_core.testing import SandboxClient, make_image, make_video, media_file, serve_directory
 
 TOKEN = DEMO_ACCOUNT["token"]
 

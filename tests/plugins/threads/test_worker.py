@@ -12,11 +12,7 @@ import chat33_threads
 import pytest
 from chat33_threads.sandbox import DEMO_ACCOUNT, ThreadsSandbox
 
-from chat33_core.models import (
-    Credentials,
-    PostStatus,
-    utcnow,
-)
+from chat33_core.models import Credentials, PostStatus, utcnow
 from chat33_core.testing import WorkerWorld, worker_world
 
 
