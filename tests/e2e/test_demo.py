@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 PLATFORMS = ("instagram", "facebook", "tiktok", "youtube", "x", "bluesky", "mastodon", "telegram",
              "threads", "linkedin")
@@ -54,6 +55,7 @@ def _wait_for(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: flo
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_chat33_demo_publishes_everything_and_stops_cleanly_on_sigterm(
         tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
@@ -113,6 +115,7 @@ def test_chat33_demo_publishes_everything_and_stops_cleanly_on_sigterm(
     assert "stopped by SIGTERM" in log.read_text()
 
 
+@pytest.mark.slow
 def test_sigterm_in_the_middle_of_the_demo_stops_it_and_cleans_up(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT33_")}
     log = tmp_path / "demo.log"
