@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 from attrs import field, frozen
@@ -100,6 +101,16 @@ class Settings:
     def api_base(self, platform: str, default: str) -> str:
         """The origin a plugin sends its API calls to (``CHAT33_<PLATFORM>_API_BASE``)."""
         return (self.platform_value(platform, "API_BASE", default) or default).rstrip("/")
+
+    def platform_url(self, platform: str, url: str) -> str:
+        """``url`` (on any of the platform's real hosts) with its origin replaced by
+        ``CHAT33_<PLATFORM>_API_BASE`` when that is set; the path and query are kept."""
+        base = self.platform_value(platform, "API_BASE")
+        if not base:
+            return url
+        parts = urlsplit(url)
+        rest = parts.path + (f"?{parts.query}" if parts.query else "")
+        return base.rstrip("/") + rest
 
     def token_url(self, platform: str, default: str) -> str:
         """The OAuth token endpoint: ``CHAT33_<PLATFORM>_TOKEN_URL``, else ``default``.
