@@ -30,6 +30,20 @@ def _absolute(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.abspath(os.path.expanduser(path)))
 
 
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, lower-cased; None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
 @frozen
 class Settings:
     """Everything chat33 reads from its environment, resolved once.
@@ -120,6 +134,21 @@ class Settings:
         """
         explicit = self.platform_value(platform, "TOKEN_URL")
         return explicit or default
+
+    def oauth_redirect_uri(self, platform: str) -> str:
+        """Where the platform sends the browser back after consent:
+        ``{CHAT33_PUBLIC_BASE_URL}/api/v1/oauth/<platform>/callback``, byte for byte the
+        same in the authorize request and in the code exchange."""
+        return f"{self.media_base_url}/api/v1/oauth/{platform}/callback"
+
+    @property
+    def allowed_return_origins(self) -> tuple[str, ...]:
+        """The origins a connection's ``returnUrl`` may be on: the public origin and
+        those listed (comma-separated) in ``CHAT33_ALLOWED_RETURN_ORIGINS``."""
+        listed = (self.env.get("CHAT33_ALLOWED_RETURN_ORIGINS") or "").split(",")
+        found = [origin_of(self.media_base_url)]
+        found += [origin_of(o.strip()) for o in listed if o.strip()]
+        return tuple(dict.fromkeys(o for o in found if o))
 
     def client_credentials(self, platform: str) -> tuple[str | None, str | None]:
         return (

@@ -134,6 +134,14 @@ class ConfigurationError(Chat33Error):
     http_status = 500
 
 
+class NotConfigured(ConfigurationError):
+    """A feature the request asks for needs settings the operator has not given (a
+    platform's OAuth app credentials): the request cannot succeed until they are set."""
+
+    code = "NOT_CONFIGURED"
+    http_status = 422
+
+
 class PluginError(Chat33Error):
     """A plugin is broken or clashes with another one."""
 

@@ -337,3 +337,28 @@ class PostRequest:
     scheduled_at: str | None = None
     timezone: str = "UTC"
     thread: list[ThreadItem] = field(factory=list)
+
+
+@frozen
+class Connection:
+    """One attempt to connect (or reconnect) accounts by OAuth 2 (``conn_...``): see
+    :mod:`chat33_core.connecting`. Its ``state`` and PKCE verifier never leave the
+    server except through the platform; only their hash and ciphertext are stored."""
+
+    id: str
+    org_id: str
+    platform: str
+    #: pending, select, connected, failed or expired
+    status: str
+    expires_at: datetime = field(validator=_aware)
+    user_id: str | None = None
+    return_url: str | None = None
+    reconnect_account_id: str | None = None
+    #: what the grant may publish as: ``{externalId, name, username, pictureUrl}``
+    targets: list[dict[str, Any]] = field(factory=list)
+    #: the accounts it connected
+    account_ids: list[str] = field(factory=list)
+    error_code: str | None = None
+    error_message: str | None = None
+    used_at: datetime | None = field(default=None, validator=_aware)
+    created_at: datetime = field(factory=utcnow, validator=_aware)
