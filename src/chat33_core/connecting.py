@@ -271,11 +271,11 @@ class Connector:
             return ended("failed", "session_mismatch", "this sign-in was started in "
                          "another browser session; start it again from this one")
         if params.get("error"):
-            code = str(params["error"])[:64]
+            refusal = str(params["error"])[:64]
             said = params.get("error_description") or params.get("error_reason") or ""
-            what = ("the user denied access" if code == "access_denied"
-                    else f"the platform refused the authorization ({code})")
-            return ended("failed", code, what + (f": {said[:300]}" if said else ""))
+            what = ("the user denied access" if refusal == "access_denied"
+                    else f"the platform refused the authorization ({refusal})")
+            return ended("failed", refusal, what + (f": {said[:300]}" if said else ""))
         code = params.get("code")
         if not code:
             return ended("failed", "invalid_request", "the platform's answer has neither "

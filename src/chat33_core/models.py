@@ -46,8 +46,9 @@ class PostStatus(enum.StrEnum):
 DEFAULT_SCOPES: tuple[str, ...] = ("accounts:read", "posts:read", "posts:write", "media:write")
 #: every scope there is. ``settings:write`` (read and rotate the organization's webhook
 #: signing secret: whoever reads it can sign webhooks) is granted to signed-in users,
-#: and to an API key only when it is asked for at creation
-ALL_SCOPES: tuple[str, ...] = (*DEFAULT_SCOPES, "settings:write")
+#: and to an API key only when it is asked for at creation; so is ``accounts:write``
+#: (connect, reconnect and disconnect accounts)
+ALL_SCOPES: tuple[str, ...] = (*DEFAULT_SCOPES, "accounts:write", "settings:write")
 
 
 #: how long the webhook secret a rotation replaced keeps signing beside the new one, by

@@ -105,7 +105,7 @@ class DuplicatePostRequest:
 @frozen
 class CreateApiKeyRequest:
     """``POST /api-keys``; ``scopes`` (additive): the key's scopes, the default ones when
-    left out (``settings:write`` only when asked for)."""
+    left out (``accounts:write`` and ``settings:write`` only when asked for)."""
 
     name: str = "Default API Key"
     scopes: list[str] | None = None
@@ -158,7 +158,8 @@ class RotateWebhookSecretRequest:
 
 REQUEST_MODELS: tuple[type, ...] = (UpdatePostRequest, DuplicatePostRequest,
                                     CreateApiKeyRequest, LoginRequest, MediaUrlRequest,
-                                    RotateWebhookSecretRequest)
+                                    RotateWebhookSecretRequest, ConnectRequest,
+                                    ReconnectRequest, SelectTargetsRequest)
 
 for _cls in REQUEST_MODELS:
     _renames: dict[str, Any] = {a.name: override(rename=camel(a.name))
@@ -505,9 +506,26 @@ def _with(schema: dict[str, Any], **props: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "UNSET", "ConnectRequest", "CreateApiKeyRequest", "ReconnectRequest",
-    "SelectTargetsRequest", "connection_json", "DuplicatePostRequest", "LoginRequest", "MediaUrlRequest",
-    "RotateWebhookSecretRequest", "UpdatePostRequest", "account_json", "api_key_json",
-    "components", "log_json", "media_json", "model_schema", "ref", "request_schema",
-    "type_schema", "user_json", "webhook_secret_json",
+    "UNSET",
+    "ConnectRequest",
+    "CreateApiKeyRequest",
+    "DuplicatePostRequest",
+    "LoginRequest",
+    "MediaUrlRequest",
+    "ReconnectRequest",
+    "RotateWebhookSecretRequest",
+    "SelectTargetsRequest",
+    "UpdatePostRequest",
+    "account_json",
+    "api_key_json",
+    "components",
+    "connection_json",
+    "log_json",
+    "media_json",
+    "model_schema",
+    "ref",
+    "request_schema",
+    "type_schema",
+    "user_json",
+    "webhook_secret_json",
 ]

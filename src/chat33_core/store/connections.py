@@ -8,7 +8,7 @@ cannot both go on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ _PUBLIC = [c for c in t.oauth_connections.c
 _ACCOUNT = [c for c in t.accounts.c if c.name != "credentials_enc"]
 
 
-def _connection(row: Mapping[str, Any]) -> Connection:
+def _connection(row: Any) -> Connection:
     return Connection(**{c.name: row[c.name] for c in _PUBLIC})
 
 

@@ -45,7 +45,7 @@ def start_connection(principal: Any) -> Any:
        description="The connection's status, the targets to choose from (`select`), the "
        "connected accounts (`connected`) or the error (`failed`, `expired`).",
        responses={200: ("The connection", "Connection")})
-def get_connection(principal: Any, connectionId: str) -> Any:  # noqa: N803 - path name
+def get_connection(principal: Any, connectionId: str) -> Any:
     return connection_json(core().get_connection(principal.org_id, connectionId))
 
 
@@ -55,7 +55,7 @@ def get_connection(principal: Any, connectionId: str) -> Any:  # noqa: N803 - pa
        "(409 in any other status).",
        body={"application/json": "SelectTargetsRequest"}, body_required=True,
        responses={200: ("Connected", "Connection")}, errors=[400, 409])
-def select_targets(principal: Any, connectionId: str) -> Any:  # noqa: N803 - path name
+def select_targets(principal: Any, connectionId: str) -> Any:
     req = json_body(SelectTargetsRequest)
     view = core().select_targets(principal, connectionId, req.external_ids)
     return connection_json(view)
