@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, redirect, request
+from flask import Blueprint, Response, request
 
 from ..auth import SESSION_COOKIE
 from ..routing import Param, core, json_body, route
@@ -101,7 +101,7 @@ def oauth_callback(principal: Any, platform: str) -> Any:
     params = {k: v for k, v in request.args.items()}
     outcome = core().oauth_callback(platform, params, request.cookies.get(SESSION_COOKIE))
     if outcome.redirect_url and outcome.http_status == 200:
-        response = redirect(outcome.redirect_url, code=303)
+        response = Response(status=303, headers={"Location": outcome.redirect_url})
     else:
         response = Response(outcome.page(), status=outcome.http_status,
                             content_type="text/html; charset=utf-8")
