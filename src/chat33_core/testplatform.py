@@ -25,8 +25,8 @@ platform of its own: ``GET /oauth/authorize`` (PKCE S256 required, consents at o
 targets: ``channels`` of ``/_sandbox/config``, one unless set) and ``POST /oauth/revoke``.
 
 Knobs (``POST /_sandbox/config``): ``delay_s`` (each request sleeps that long),
-``channels`` and ``user`` (who consents), plus the standard fault injection of :class:`~chat33_core.sandbox.SandboxApp`; ``POST
-/_sandbox/revoke {"token": ...}`` makes a token answer 401.
+``channels`` and ``user`` (who consents), plus the standard fault injection of
+:class:`~chat33_core.sandbox.SandboxApp`; ``POST /_sandbox/revoke {"token": ...}`` makes a token answer 401.
 
 Use it in a worker process with ``chat33 worker --plugin chat33_core.testplatform``.
 
