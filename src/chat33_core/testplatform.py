@@ -26,7 +26,8 @@ targets: ``channels`` of ``/_sandbox/config``, one unless set) and ``POST /oauth
 
 Knobs (``POST /_sandbox/config``): ``delay_s`` (each request sleeps that long),
 ``channels`` and ``user`` (who consents), plus the standard fault injection of
-:class:`~chat33_core.sandbox.SandboxApp`; ``POST /_sandbox/revoke {"token": ...}`` makes a token answer 401.
+:class:`~chat33_core.sandbox.SandboxApp`; ``POST /_sandbox/revoke {"token": ...}``
+makes a token answer 401.
 
 Use it in a worker process with ``chat33 worker --plugin chat33_core.testplatform``.
 
