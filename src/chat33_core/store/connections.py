@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..errors import NotFound
-from ..models import Account, Connection
+from ..models import Account, Connection, PostStatus, utcnow
 from . import tables as t
 
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 _PUBLIC = [c for c in t.oauth_connections.c
            if c.name not in ("state_hash", "verifier_enc", "targets_enc", "session_binding")]
 _ACCOUNT = [c for c in t.accounts.c if c.name != "credentials_enc"]
+#: how the worker's message of a post waiting for its account's reconnection begins
+WAITING_PREFIX = "waiting for the account to be reconnected"
 
 
 def _connection(row: Any) -> Connection:
@@ -123,6 +125,22 @@ class Connections:
                     name=account.name, username=account.username,
                     metadata=account.metadata, is_active=True, needs_reconnect=False,
                     credentials_enc=enc))
+            release_waiting(c, [a.id for a, _ in updated])
+
+    def release_waiting(self, account_ids: Sequence[str]) -> None:
+        with self.store.begin() as c:
+            release_waiting(c, account_ids)
 
 
-__all__ = ["Connections"]
+def release_waiting(conn: Any, account_ids: Sequence[str]) -> int:
+    """Make the QUEUED posts that wait for these accounts' reconnection due now."""
+    if not account_ids:
+        return 0
+    p = t.posts.c
+    return int(conn.execute(t.posts.update().where(
+        p.account_id.in_(list(account_ids)), p.status == PostStatus.QUEUED.value,
+        p.error_message.like(WAITING_PREFIX + "%")).values(
+        next_attempt_at=utcnow(), error_message=None)).rowcount)
+
+
+__all__ = ["WAITING_PREFIX", "Connections", "release_waiting"]
