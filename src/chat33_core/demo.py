@@ -49,7 +49,11 @@ def sandbox_apps(host: PluginHost) -> dict[str, Callable[..., Any]]:
 
 
 def sandbox_env_lines(host: PluginHost, base_url: str) -> dict[str, str]:
-    """``CHAT33_<P>_API_BASE`` (and ``_TOKEN_URL``) pointing every plugin at the sandboxes."""
+    """``CHAT33_<P>_API_BASE`` (and ``_TOKEN_URL``) pointing every plugin at the sandboxes,
+    and the sandboxes' app credentials (``_CLIENT_ID``, ``_CLIENT_SECRET``) for the
+    plugins that connect accounts by OAuth."""
+    from .sandbox_oauth import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
     env: dict[str, str] = {}
     for platform in host:
         if platform.sandbox() is None:
@@ -59,6 +63,9 @@ def sandbox_env_lines(host: PluginHost, base_url: str) -> dict[str, str]:
         if platform.sandbox_token_path:
             env[f"CHAT33_{prefix}_TOKEN_URL"] = (
                 f"{base_url}/{platform.name}{platform.sandbox_token_path}")
+        if platform.supports_connect:
+            env[f"CHAT33_{prefix}_CLIENT_ID"] = SANDBOX_CLIENT_ID
+            env[f"CHAT33_{prefix}_CLIENT_SECRET"] = SANDBOX_CLIENT_SECRET
     return env
 
 
