@@ -80,7 +80,6 @@ from ..errors import (
 from ..http import transport_error
 from ..media import MediaInfo
 from ..models import Account, Credentials, LogEvent, Post, PostStatus, utcnow
-from ..store.connections import WAITING_PREFIX
 from ..platforms import (
     MediaFile,
     PlatformBase,
@@ -92,6 +91,7 @@ from ..platforms import (
 )
 from ..states import Actor, transition
 from ..store import tables as t
+from ..store.connections import WAITING_PREFIX
 from ..store.unavailable import behind, safe_text
 from .batch import GroupCommit, Writes, pauses, retrying
 from .caps import check_cap
