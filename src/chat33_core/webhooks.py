@@ -73,17 +73,27 @@ def body_bytes(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def enqueue(conn: Connection, post: Post, now: datetime | None = None) -> str | None:
-    """Add a delivery for ``post`` (if it has a ``callback_url``) in ``conn``'s transaction.
-    Returns the delivery id (also the ``webhook-id`` header)."""
+def needs_reconnect_payload(post: Post, message: str) -> dict[str, Any]:
+    """``account.needs_reconnect``: the platform refused the account's credentials and
+    a refresh could not fix them; its posts wait until it is reconnected."""
+    return {"type": "account.needs_reconnect", "accountId": post.account_id,
+            "platform": post.platform, "accountName": post.account_name,
+            "postId": post.id, "message": message}
+
+
+def enqueue(conn: Connection, post: Post, now: datetime | None = None,
+            payload: Mapping[str, Any] | None = None) -> str | None:
+    """Add a delivery for ``post`` (if it has a ``callback_url``) in ``conn``'s transaction:
+    its documented body, or ``payload`` (an event about its account). Returns the
+    delivery id (also the ``webhook-id`` header)."""
     if not post.callback_url:
         return None
     now = now or utcnow()
     delivery_id = new_id("msg")
     conn.execute(t.webhook_deliveries.insert().values(
         id=delivery_id, org_id=post.org_id, post_id=post.id, url=post.callback_url,
-        payload=payload_for(post), status="pending", attempts=0, next_attempt_at=now,
-        created_at=now))
+        payload=dict(payload) if payload is not None else payload_for(post),
+        status="pending", attempts=0, next_attempt_at=now, created_at=now))
     return delivery_id
 
 

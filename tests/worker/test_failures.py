@@ -239,3 +239,26 @@ def test_final_states_write_no_lease(env: Env, status: PostStatus) -> None:
     row = env.get(post.id)
     assert row.status is status
     assert row.lease_owner is None and row.lease_expires_at is None
+
+
+def test_a_refused_refresh_sends_the_needs_reconnect_webhook_once(make_env) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    from chat33_core.store import tables as t
+
+    env = make_env(credentials=Credentials(access_token="echo-initial",
+                                           refresh_token="revoked-rt"))
+    env.sandbox.revoked.add("echo-initial")
+    (post,) = env.posts(1, callback_url="http://127.0.0.1:9/hooks")
+    env.run_once(settle_s=0)
+    (other,) = env.posts(1, callback_url="http://127.0.0.1:9/hooks")
+    env.run_once(settle_s=0)  # already marked: it waits without another event
+    with env.store.read() as c:
+        rows = c.execute(sa.select(t.webhook_deliveries.c.post_id,
+                                   t.webhook_deliveries.c.payload)).all()
+    assert [(r.post_id, r.payload["type"]) for r in rows] == [
+        (post.id, "account.needs_reconnect")]
+    payload = rows[0].payload
+    assert payload["accountId"] == env.account.id and payload["platform"] == "echo"
+    assert "revoked-rt" not in str(payload) and "echo-initial" not in str(payload)
+    assert env.get(other.id).status is PostStatus.QUEUED

@@ -89,6 +89,8 @@ class Writes:
     logs: list[LogEvent] = attrs.Factory(list)
     hooks: list[Post] = attrs.Factory(list)
     reconnect: list[str] = attrs.Factory(list)
+    #: webhook deliveries of events other than a post's status: (post, payload)
+    events: list[tuple[Post, dict[str, Any]]] = attrs.Factory(list)
     drop_checkpoints: list[str] = attrs.Factory(list)
     #: called once the writes are durable (by whichever thread committed them)
     after: list[Callable[[Writes], None]] = attrs.Factory(list)
@@ -239,6 +241,8 @@ class GroupCommit:
         insert_logs(c, [e for w in group for e in w.logs])
         for w in group:
             w.hooks_added = sum(1 for p in w.hooks if webhooks.enqueue(c, p, now))
+            w.hooks_added += sum(1 for p, body in w.events
+                                 if webhooks.enqueue(c, p, now, payload=body))
         reconnect = sorted({a for w in group for a in w.reconnect})
         if reconnect:
             c.execute(t.accounts.update().where(t.accounts.c.id.in_(reconnect))

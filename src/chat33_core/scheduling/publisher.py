@@ -64,6 +64,7 @@ import attrs
 import httpx
 import sqlalchemy as sa
 
+from .. import webhooks
 from ..errors import (
     Chat33Error,
     CredentialsExpired,
@@ -302,7 +303,7 @@ class Publisher:
                               "disconnected; connect it again, then retry the post")
         if account.needs_reconnect:
             return self._wait_reconnect(claim, alog, _reconnect_message(name, account,
-                                                                        None))
+                                                                        None), found=False)
         if platform.limits.daily_cap is not None:
             # one check at a time per channel in this process, counting what it started
             with self._lock_for("cap:" + account.id):
@@ -622,7 +623,8 @@ class Publisher:
 
     def _requeue(self, claim: Claim, alog: AttemptLog, until: datetime, *, count: bool,
                  kind: str, message: str, posted: Sequence[Receipt] = (),
-                 reconnect: str | None = None) -> Outcome:
+                 reconnect: str | None = None,
+                 events: Sequence[tuple[Post, dict[str, Any]]] = ()) -> Outcome:
         receipts = _match(claim, posted)
         rows = []
         for p in (claim.post, *claim.followers):
@@ -635,17 +637,24 @@ class Publisher:
                 external_post_id=r.external_id if r else p.external_post_id,
                 external_post_url=r.external_url if r else p.external_post_url))
         self.committer.commit(Writes(finish=rows, logs=alog.drain(),
-                                     reconnect=[reconnect] if reconnect else []), wait=False)
+                                     reconnect=[reconnect] if reconnect else [],
+                                     events=list(events),
+                                     after=[self._written] if events else []), wait=False)
         return Outcome(kind, claim.post.id, message, next_attempt_at=until)
 
-    def _wait_reconnect(self, claim: Claim, alog: AttemptLog, message: str) -> Outcome:
+    def _wait_reconnect(self, claim: Claim, alog: AttemptLog, message: str, *,
+                        found: bool = True) -> Outcome:
         """The account must be reconnected: mark it, and leave the post QUEUED (not an
-        attempt) until the next look in ``RECONNECT_RECHECK``."""
+        attempt) until the next look in ``RECONNECT_RECHECK``. ``found``: this attempt
+        found it out (the platform refused a refresh): the ``account.needs_reconnect``
+        webhook goes to the post's ``callbackUrl``."""
         until = utcnow() + RECONNECT_RECHECK
         text = f"{WAITING_PREFIX}: {message}"
         alog("waiting_reconnect", text, nextAttemptAt=until.isoformat())
+        post = claim.post
+        event = [(post, webhooks.needs_reconnect_payload(post, message))] if found else []
         return self._requeue(claim, alog, until, count=False, kind="waiting", message=text,
-                             reconnect=claim.post.account_id)
+                             reconnect=post.account_id, events=event)
 
     def _published(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
                    result: PublishResult) -> Outcome:
