@@ -244,6 +244,20 @@ class AuthorizationServer:
         return consent
 
 
+    def redeem_form(self, form: Mapping[str, str], *, client_param: str = "client_id",
+                    client_id: str | None = None, client_secret: str | None = None
+                    ) -> Consent:
+        """:meth:`redeem` with the fields of a token request's form: ``code``,
+        ``redirect_uri``, ``code_verifier`` and the client's credentials in the body
+        (``client_param`` and ``client_secret``) unless given (HTTP Basic)."""
+        return self.redeem(form.get("code"), redirect_uri=form.get("redirect_uri"),
+                           code_verifier=form.get("code_verifier"),
+                           client_id=client_id if client_id is not None
+                           else form.get(client_param),
+                           client_secret=client_secret if client_id is not None
+                           else form.get("client_secret"))
+
+
 def error_page(message: str, status: int = 400) -> Response:
     """What an authorization server shows instead of redirecting (RFC 6749 §4.1.2.1)."""
     body = (f"<!doctype html><title>Authorization error</title>"

@@ -126,12 +126,8 @@ class EchoSandbox(SandboxApp):
         return self.auth.authorize(request, subject=user)
 
     def _code_grant(self, request: Request) -> Response:
-        form = request.form
         try:
-            consent = self.auth.redeem(form.get("code"), client_id=form.get("client_id"),
-                                       client_secret=form.get("client_secret"),
-                                       redirect_uri=form.get("redirect_uri"),
-                                       code_verifier=form.get("code_verifier"))
+            consent = self.auth.redeem_form(request.form)
         except GrantRefused as refused:
             return json_response(refused.body(), 400)
         with self.lock:

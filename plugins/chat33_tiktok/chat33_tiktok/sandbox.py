@@ -628,10 +628,7 @@ class TikTokSandbox(SandboxApp):
                 return oauth_error(401, "invalid_client", "Client key or secret is invalid.")
             if form.get("grant_type") == "authorization_code":
                 try:
-                    consent = self.auth.redeem(form.get("code"), client_id=key,
-                                               client_secret=secret,
-                                               redirect_uri=form.get("redirect_uri"),
-                                               code_verifier=form.get("code_verifier"))
+                    consent = self.auth.redeem_form(form, client_param="client_key")
                 except GrantRefused as refused:
                     return oauth_error(401 if refused.error == "invalid_client" else 400,
                                        refused.error, refused.description)

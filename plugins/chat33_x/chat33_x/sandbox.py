@@ -587,10 +587,8 @@ class XSandbox(SandboxApp):
         if grant_type == "authorization_code":
             client_id, secret = self._client(request)
             try:
-                consent = self.auth.redeem(form.get("code"), client_id=client_id,
-                                           client_secret=secret,
-                                           redirect_uri=form.get("redirect_uri"),
-                                           code_verifier=form.get("code_verifier"))
+                consent = self.auth.redeem_form(form, client_id=client_id,
+                                                client_secret=secret)
             except GrantRefused as refused:
                 return json_response(refused.body(), 401 if refused.error ==
                                      "invalid_client" else 400)
