@@ -53,7 +53,6 @@ from .oauth import (
     new_state,
 )
 from .security import Vault, digest
-from .store.connections import Connections
 
 if TYPE_CHECKING:
     from .platforms import PlatformBase
@@ -121,7 +120,7 @@ class Connector:
 
     def __init__(self, core: Chat33) -> None:
         self.core = core
-        self.store = Connections(core.store)
+        self.store = core.store
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -170,7 +169,7 @@ class Connector:
         return OAuthContext(client=client, http=http, settings=self.core.settings)
 
     def _accounts(self, connection: Connection) -> list[Account]:
-        found = self.core.store.get_accounts(connection.account_ids, connection.org_id)
+        found = self.store.get_accounts(connection.account_ids, connection.org_id)
         return [found[i] for i in connection.account_ids if i in found]
 
     # --- starting -----------------------------------------------------------------------
@@ -181,8 +180,8 @@ class Connector:
         browser to. With ``reconnect_account_id``, the grant must come back as that
         account's platform identity."""
         if reconnect_account_id is not None:
-            account = self.core.store.get_account(reconnect_account_id,
-                                                  org_id=principal.org_id)
+            account = self.store.get_account(reconnect_account_id,
+                                             org_id=principal.org_id)
             if not account.is_active:
                 raise Conflict(f"account {account.id} was removed; connect it again "
                                "instead")
@@ -201,7 +200,7 @@ class Connector:
             return_url=return_url, reconnect_account_id=reconnect_account_id,
             created_at=now)
         binding = principal.csrf_hash if principal.via == "session" else None
-        self.store.add(connection, state_hash=digest(state),
+        self.store.add_connection(connection, state_hash=digest(state),
                        verifier_enc=self.core.vault.encrypt(verifier),
                        session_binding=binding)
         log.info("connection %s started for %s (org %s%s)", connection.id, platform,
@@ -212,7 +211,7 @@ class Connector:
     # --- reading ------------------------------------------------------------------------
 
     def get(self, org_id: str, connection_id: str) -> ConnectionView:
-        connection = self.store.get(connection_id, org_id)
+        connection = self.store.get_connection(connection_id, org_id)
         if connection.status in ("pending", "select") and connection.expires_at <= utcnow():
             connection = self._finish(connection, "expired", error=(
                 "expired", "the connection expired before it was finished; start again"))
@@ -225,7 +224,7 @@ class Connector:
             changes.update(error_code=error[0], error_message=error[1][:2000])
         if status != "select":
             changes["targets_enc"] = None  # tokens of targets not chosen are forgotten
-        self.store.update(connection.id, **changes)
+        self.store.update_connection(connection.id, **changes)
         changes.pop("targets_enc", None)
         return attrs.evolve(connection, **changes)
 
@@ -236,7 +235,7 @@ class Connector:
         """Handle ``GET /oauth/{platform}/callback``. ``params`` is the query string;
         ``session_binding``: the CSRF hash of the browser's session, if it has one."""
         state = params.get("state")
-        found = self.store.by_state(digest(state)) if state else None
+        found = self.store.connection_by_state(digest(state)) if state else None
         if found is None or found[0].platform != platform:
             return CallbackOutcome(
                 status="failed", error="invalid_state", http_status=400,
@@ -244,7 +243,7 @@ class Connector:
                         "Start connecting the account again.")
         connection, secrets = found
         now = utcnow()
-        if not self.store.claim(connection.id, now):
+        if not self.store.claim_connection(connection.id, now):
             return CallbackOutcome(
                 status="failed", error="state_used", http_status=400,
                 message="This sign-in link was already used. Start connecting the account "
@@ -358,8 +357,8 @@ class Connector:
             if credentials is None:
                 raise OAuthError("exchange_failed", f"no credentials for {target.name}")
             enc = vault.encrypt_credentials(credentials)
-            existing = self.store.find_account(connection.org_id, connection.platform,
-                                               target.external_id)
+            existing = self.store.find_account_by_external_id(
+                connection.org_id, connection.platform, target.external_id)
             if existing is not None:
                 updated.append((attrs.evolve(
                     existing, name=target.name or existing.name,
@@ -372,7 +371,7 @@ class Connector:
                                                         or target.external_id)[:200],
                     username=target.username, external_id=target.external_id,
                     metadata=dict(target.metadata)), enc))
-        self.store.save_accounts(new, updated)
+        self.store.save_connected_accounts(new, updated)
         ids = [a.id for a, _ in (*updated, *new)]
         return self._finish(connection, "connected", targets=[_public(t) for t in targets],
                             account_ids=ids, error_code=None, error_message=None)
@@ -381,8 +380,8 @@ class Connector:
                    grant: Grant) -> CallbackOutcome:
         assert connection.reconnect_account_id is not None
         try:
-            account = self.core.store.get_account(connection.reconnect_account_id,
-                                                  org_id=connection.org_id)
+            account = self.store.get_account(connection.reconnect_account_id,
+                                             org_id=connection.org_id)
         except NotFound:
             account = None
         if account is None or not account.is_active:
@@ -415,8 +414,8 @@ class Connector:
             raise ValidationError("externalIds must name targets of this connection",
                                   details=[Issue("externalIds", "empty" if not wanted else
                                                  f"not offered: {', '.join(unknown[:10])}")])
-        enc = self.store.targets_enc(connection.id)
-        if enc is None or not self.store.select_once(connection.id):
+        enc = self.store.connection_targets_enc(connection.id)
+        if enc is None or not self.store.select_connection_once(connection.id):
             raise Conflict(f"connection {connection_id} was already completed")
         chosen = [_target_of(t, self.core.vault) for t in json.loads(enc)
                   if t["externalId"] in wanted]
@@ -452,7 +451,7 @@ class Connector:
     def disconnect(self, org_id: str, account_id: str) -> AccountRemoval:
         """Revoke at the platform where it can, forget the tokens, cancel the QUEUED
         posts (with a logged reason); published history stays."""
-        account = self.core.store.get_account(account_id, org_id=org_id)
+        account = self.store.get_account(account_id, org_id=org_id)
         if account.is_active:
             why = self.revoke(account)
             if why is None:

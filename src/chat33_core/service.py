@@ -506,7 +506,7 @@ class Chat33:
         if not account.is_active:
             raise Conflict(f"account {account_id} was removed; add it again instead")
         self.save_account_credentials(account.id, credentials)
-        self.connector.store.release_waiting([account.id])
+        self.store.release_waiting_posts([account.id])
         return self.store.get_account(account_id, org_id=org_id)
 
     def account_credentials(self, account_id: str) -> Credentials | None:

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from chat33_core.models import Connection, Organization, new_id, utcnow
 from chat33_core.store import Store
-from chat33_core.store.connections import Connections
 
 from .test_store import _alembic
 
@@ -30,21 +29,21 @@ def test_the_migration_goes_both_ways(empty_db_url: str) -> None:
 
 def test_a_state_is_claimed_once_by_racing_callbacks(store: Store) -> None:
     org = store.add_org(Organization.new("Acme"))
-    connections = Connections(store)
-    connection = connections.add(Connection(
+    connections = store
+    connection = connections.add_connection(Connection(
         id=new_id("conn"), org_id=org.id, platform="x", status="pending",
         expires_at=utcnow() + timedelta(minutes=10)), state_hash="a" * 64,
         verifier_enc="enc", session_binding=None)
-    found = connections.by_state("a" * 64)
+    found = connections.connection_by_state("a" * 64)
     assert found is not None and found[0].id == connection.id
     assert found[1] == {"verifier_enc": "enc", "session_binding": None}
-    assert connections.by_state("b" * 64) is None
+    assert connections.connection_by_state("b" * 64) is None
     wins: list[bool] = []
     start = threading.Barrier(4)
 
     def claim() -> None:
         start.wait()
-        wins.append(connections.claim(connection.id, utcnow()))
+        wins.append(connections.claim_connection(connection.id, utcnow()))
 
     threads = [threading.Thread(target=claim) for _ in range(4)]
     for thread in threads:

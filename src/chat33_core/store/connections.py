@@ -1,5 +1,5 @@
-"""The store's half of connecting accounts by OAuth 2: the ``oauth_connections`` rows
-and the accounts a grant creates or updates (see :mod:`chat33_core.connecting`).
+"""OAuth connections: the ``oauth_connections`` rows and the accounts a grant creates or
+updates (see :mod:`chat33_core.connecting`).
 
 A connection is found by the sha256 of its ``state`` and claimed once: the claim is a
 single ``UPDATE ... WHERE used_at IS NULL``, so two callbacks racing with one ``state``
@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..errors import NotFound
 from ..models import Account, Connection, PostStatus, utcnow
 from . import tables as t
-
-if TYPE_CHECKING:
-    from .core import Store
+from .database import Database
 
 _PUBLIC = [c for c in t.oauth_connections.c
            if c.name not in ("state_hash", "verifier_enc", "targets_enc", "session_binding")]
@@ -32,90 +30,88 @@ def _connection(row: Any) -> Connection:
     return Connection(**{c.name: row[c.name] for c in _PUBLIC})
 
 
-class Connections:
-    """``oauth_connections`` and the accounts they make, on one :class:`Store`."""
+class Connections(Database):
+    """``oauth_connections`` and the accounts they make."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def add(self, connection: Connection, *, state_hash: str, verifier_enc: str,
+    def add_connection(self, connection: Connection, *, state_hash: str, verifier_enc: str,
             session_binding: str | None) -> Connection:
         values = {c.name: getattr(connection, c.name) for c in _PUBLIC}
-        with self.store.begin() as c:
+        with self.begin() as c:
             c.execute(t.oauth_connections.insert().values(
                 **values, state_hash=state_hash, verifier_enc=verifier_enc,
                 session_binding=session_binding))
         return connection
 
-    def get(self, connection_id: str, org_id: str) -> Connection:
+    def get_connection(self, connection_id: str, org_id: str) -> Connection:
         q = sa.select(*_PUBLIC).where(t.oauth_connections.c.id == connection_id,
                                       t.oauth_connections.c.org_id == org_id)
-        with self.store.read() as c:
+        with self.read() as c:
             row = c.execute(q).mappings().first()
         if row is None:
             raise NotFound(f"connection {connection_id} not found")
         return _connection(row)
 
-    def by_state(self, state_hash: str) -> tuple[Connection, dict[str, Any]] | None:
+    def connection_by_state(self, state_hash: str) -> tuple[Connection, dict[str, Any]] | None:
         """The connection of a ``state`` and its secrets (``verifier_enc``,
         ``session_binding``), or None."""
         oc = t.oauth_connections.c
         q = sa.select(*_PUBLIC, oc.verifier_enc, oc.session_binding).where(
             oc.state_hash == state_hash)
-        with self.store.read() as c:
+        with self.read() as c:
             row = c.execute(q).mappings().first()
         if row is None:
             return None
         return _connection(row), {"verifier_enc": row["verifier_enc"],
                                   "session_binding": row["session_binding"]}
 
-    def claim(self, connection_id: str, now: datetime) -> bool:
+    def claim_connection(self, connection_id: str, now: datetime) -> bool:
         """Mark the connection's ``state`` used; False when it already was."""
         oc = t.oauth_connections.c
-        with self.store.begin() as c:
+        with self.begin() as c:
             return bool(c.execute(t.oauth_connections.update().where(
                 oc.id == connection_id, oc.used_at.is_(None)).values(used_at=now)).rowcount)
 
-    def update(self, connection_id: str, **values: Any) -> None:
+    def update_connection(self, connection_id: str, **values: Any) -> None:
         """Set ``status``, ``targets``, ``targets_enc``, ``account_ids``, ``error_code``,
         ``error_message``..."""
-        with self.store.begin() as c:
+        with self.begin() as c:
             c.execute(t.oauth_connections.update()
                       .where(t.oauth_connections.c.id == connection_id).values(**values))
 
-    def targets_enc(self, connection_id: str) -> str | None:
-        with self.store.read() as c:
+    def connection_targets_enc(self, connection_id: str) -> str | None:
+        with self.read() as c:
             return c.execute(sa.select(t.oauth_connections.c.targets_enc).where(
                 t.oauth_connections.c.id == connection_id)).scalar()
 
-    def select_once(self, connection_id: str) -> bool:
+    def select_connection_once(self, connection_id: str) -> bool:
         """Move a ``select`` connection on (to ``connecting``); False when another
         request did first or it is not waiting for a selection."""
         oc = t.oauth_connections.c
-        with self.store.begin() as c:
+        with self.begin() as c:
             return bool(c.execute(t.oauth_connections.update().where(
                 oc.id == connection_id, oc.status == "select").values(
                 status="connecting")).rowcount)
 
     # --- the accounts a grant connects ------------------------------------------------
 
-    def find_account(self, org_id: str, platform: str, external_id: str) -> Account | None:
+    def find_account_by_external_id(self, org_id: str, platform: str, external_id: str
+                                    ) -> Account | None:
         """The organization's account of that platform identity: the active one, else
         the latest removed one (connecting it again brings it back)."""
         a = t.accounts.c
         q = (sa.select(*_ACCOUNT).where(a.org_id == org_id, a.platform == platform,
                                         a.external_id == external_id)
              .order_by(a.is_active.desc(), a.created_at.desc()).limit(1))
-        with self.store.read() as c:
+        with self.read() as c:
             row = c.execute(q).mappings().first()
         return None if row is None else Account(**row)
 
-    def save_accounts(self, new: Sequence[tuple[Account, str]],
+    def save_connected_accounts(self, new: Sequence[tuple[Account, str]],
                       updated: Sequence[tuple[Account, str]]) -> None:
         """Insert ``new`` and update ``updated`` accounts with their encrypted
         credentials, in one transaction: an update makes the account active again,
         with ``needs_reconnect`` cleared."""
-        with self.store.begin() as c:
+        with self.begin() as c:
             for account, enc in new:
                 c.execute(t.accounts.insert().values(
                     **{col.name: getattr(account, col.name) for col in _ACCOUNT},
@@ -127,8 +123,8 @@ class Connections:
                     credentials_enc=enc))
             release_waiting(c, [a.id for a, _ in updated])
 
-    def release_waiting(self, account_ids: Sequence[str]) -> None:
-        with self.store.begin() as c:
+    def release_waiting_posts(self, account_ids: Sequence[str]) -> None:
+        with self.begin() as c:
             release_waiting(c, account_ids)
 
 
