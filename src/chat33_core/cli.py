@@ -146,8 +146,9 @@ def keys() -> None:
 @click.option("--email", required=True, help="The user the key acts for.")
 @click.option("--name", default=None, help="A label for the key.")
 @click.option("--scopes", default=None,
-              help="Comma list of accounts:read, posts:read, posts:write, media:write and "
-                   "settings:write (the webhook secret); default: the first four.")
+              help="Comma list of accounts:read, posts:read, posts:write, media:write, "
+                   "accounts:write (connect and remove accounts) and settings:write (the "
+                   "webhook secret); default: the first four.")
 @click.pass_context
 def keys_create(ctx: click.Context, email: str, name: str | None, scopes: str | None) -> None:
     """Create an API key; prints the raw key alone on stdout (shown only once)."""

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 from attrs import field, frozen
@@ -27,6 +28,20 @@ def _absolute(path: str | os.PathLike[str]) -> Path:
     read the configuration, so that code which resolves relative paths elsewhere (Flask
     serves files relative to its package) sees the same place."""
     return Path(os.path.abspath(os.path.expanduser(path)))
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, lower-cased; None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 @frozen
@@ -101,6 +116,16 @@ class Settings:
         """The origin a plugin sends its API calls to (``CHAT33_<PLATFORM>_API_BASE``)."""
         return (self.platform_value(platform, "API_BASE", default) or default).rstrip("/")
 
+    def platform_url(self, platform: str, url: str) -> str:
+        """``url`` (on any of the platform's real hosts) with its origin replaced by
+        ``CHAT33_<PLATFORM>_API_BASE`` when that is set; the path and query are kept."""
+        base = self.platform_value(platform, "API_BASE")
+        if not base:
+            return url
+        parts = urlsplit(url)
+        rest = parts.path + (f"?{parts.query}" if parts.query else "")
+        return base.rstrip("/") + rest
+
     def token_url(self, platform: str, default: str) -> str:
         """The OAuth token endpoint: ``CHAT33_<PLATFORM>_TOKEN_URL``, else ``default``.
 
@@ -109,6 +134,21 @@ class Settings:
         """
         explicit = self.platform_value(platform, "TOKEN_URL")
         return explicit or default
+
+    def oauth_redirect_uri(self, platform: str) -> str:
+        """Where the platform sends the browser back after consent:
+        ``{CHAT33_PUBLIC_BASE_URL}/api/v1/oauth/<platform>/callback``, byte for byte the
+        same in the authorize request and in the code exchange."""
+        return f"{self.media_base_url}/api/v1/oauth/{platform}/callback"
+
+    @property
+    def allowed_return_origins(self) -> tuple[str, ...]:
+        """The origins a connection's ``returnUrl`` may be on: the public origin and
+        those listed (comma-separated) in ``CHAT33_ALLOWED_RETURN_ORIGINS``."""
+        listed = (self.env.get("CHAT33_ALLOWED_RETURN_ORIGINS") or "").split(",")
+        found = [origin_of(self.media_base_url)]
+        found += [origin_of(o.strip()) for o in listed if o.strip()]
+        return tuple(dict.fromkeys(o for o in found if o))
 
     def client_credentials(self, platform: str) -> tuple[str | None, str | None]:
         return (

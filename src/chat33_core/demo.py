@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import click
 import httpx
 
@@ -49,7 +50,11 @@ def sandbox_apps(host: PluginHost) -> dict[str, Callable[..., Any]]:
 
 
 def sandbox_env_lines(host: PluginHost, base_url: str) -> dict[str, str]:
-    """``CHAT33_<P>_API_BASE`` (and ``_TOKEN_URL``) pointing every plugin at the sandboxes."""
+    """``CHAT33_<P>_API_BASE`` (and ``_TOKEN_URL``) pointing every plugin at the sandboxes,
+    and the sandboxes' app credentials (``_CLIENT_ID``, ``_CLIENT_SECRET``) for the
+    plugins that connect accounts by OAuth."""
+    from .sandbox_oauth import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
     env: dict[str, str] = {}
     for platform in host:
         if platform.sandbox() is None:
@@ -59,6 +64,9 @@ def sandbox_env_lines(host: PluginHost, base_url: str) -> dict[str, str]:
         if platform.sandbox_token_path:
             env[f"CHAT33_{prefix}_TOKEN_URL"] = (
                 f"{base_url}/{platform.name}{platform.sandbox_token_path}")
+        if platform.supports_connect:
+            env[f"CHAT33_{prefix}_CLIENT_ID"] = SANDBOX_CLIENT_ID
+            env[f"CHAT33_{prefix}_CLIENT_SECRET"] = SANDBOX_CLIENT_SECRET
     return env
 
 
@@ -271,6 +279,26 @@ class Demo:
 
     # --- helpers ------------------------------------------------------------------------
 
+    def connect(self, platform: str) -> Any:
+        """Connect a ``platform`` account as a user would: start a connection, let a
+        browser sign in at the sandbox and come back, pick the first target when asked."""
+        r = self.call("POST", "/accounts/connect", json={"platform": platform})
+        if r.status_code != 201:
+            raise DemoFailed(f"connecting {platform}: {r.text}")
+        started = r.json()
+        with httpx.Client(follow_redirects=True, timeout=30) as browser:
+            page = browser.get(started["authorizationUrl"])
+        connection = self.call("GET", f"/accounts/connect/{started['connectionId']}").json()
+        if connection["status"] == "select":
+            connection = self.call(
+                "POST", f"/accounts/connect/{started['connectionId']}/select",
+                json={"externalIds": [connection["targets"][0]["externalId"]]}).json()
+        if connection.get("status") != "connected":
+            raise DemoFailed(f"connecting {platform}: {connection.get('error')} "
+                             f"(page: HTTP {page.status_code})")
+        return _Connected(connection["accounts"][0]["id"])
+
+
     def expect(self, ok: bool, problem: str) -> bool:
         if not ok:
             self.problems.append(problem)
@@ -302,6 +330,7 @@ class Demo:
     # --- the scenario -------------------------------------------------------------------
 
     def run(self) -> int:
+        from .models import ALL_SCOPES
         from .service import Chat33
         from .testing import make_image, make_video
 
@@ -335,10 +364,15 @@ class Demo:
             password = secrets.token_urlsafe(12)
             user = core.create_user(DEMO_EMAIL, password, "Demo Org")
             self.password = password
-            _key, raw_key = core.create_api_key(user.org_id, user.id, "demo")
+            _key, raw_key = core.create_api_key(user.org_id, user.id, "demo",
+                                                sorted(ALL_SCOPES))
             self.receiver.secret = core.webhook_secret(user.org_id)
-            accounts = {}
+            accounts: dict[str, Any] = {}
+            # the plugins that connect by OAuth connect through the flow once the API is up
+            by_oauth = [n for n in expected_platforms if host.platform(n).supports_connect]
             for name in expected_platforms:
+                if name in by_oauth:
+                    continue
                 username, external_id, token = DEMO_ACCOUNTS.get(name) or (
                     f"chat33demo_{name}", f"sandbox-{name}", None)
                 accounts[name] = core.add_account(
@@ -352,6 +386,8 @@ class Demo:
                 headers={"x-api-key": raw_key}, timeout=30))
             if not self._wait_ready(30):
                 raise DemoFailed("the API did not become ready:\n" + self.log_tail("api"))
+            for name in by_oauth:
+                accounts[name] = self.connect(name)
             steps.done()
 
             # media the demo makes itself
@@ -541,6 +577,13 @@ DEMO_ACCOUNTS: dict[str, tuple[str, str, str | None]] = {
     "threads": ("chat33", "27000000000000001", None),
     "linkedin": ("chat33-demo", "urn:li:person:chat33Demo", None),
 }
+
+
+@attrs.frozen
+class _Connected:
+    """An account the demo connected through the API (only its id is used)."""
+
+    id: str
 
 
 def _sandbox_credentials(token: str | None = None) -> Any:

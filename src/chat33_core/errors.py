@@ -134,6 +134,14 @@ class ConfigurationError(Chat33Error):
     http_status = 500
 
 
+class NotConfigured(ConfigurationError):
+    """A feature the request asks for needs settings the operator has not given (a
+    platform's OAuth app credentials): the request cannot succeed until they are set."""
+
+    code = "NOT_CONFIGURED"
+    http_status = 422
+
+
 class PluginError(Chat33Error):
     """A plugin is broken or clashes with another one."""
 
@@ -161,6 +169,20 @@ class StoreUnavailable(Unavailable):
 
 
 # --- platform errors: split by what the worker must do ---------------------------
+
+
+class OAuthError(Chat33Error):
+    """The platform refused a step of connecting an account. ``error`` is the OAuth
+    error code (``access_denied``, ``invalid_grant``, ``invalid_scope``,
+    ``server_error``...) or ``exchange_failed`` when the platform answered outside the
+    protocol. The connection ends ``failed`` with it; it is never a 500."""
+
+    code = "OAUTH_ERROR"
+    http_status = 400
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class PlatformError(Chat33Error):

@@ -167,9 +167,9 @@ def accounts_set_token(ctx: click.Context, account_id: str, token: str,
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def accounts_remove(ctx: click.Context, account_id: str, yes: bool) -> None:
-    """Disconnect an account: forget its tokens, cancel its QUEUED posts (with a logged
-    reason) and leave the account list. Published posts stay readable. Prints the ids
-    of the cancelled posts."""
+    """Disconnect an account: revoke its grant at the platform where it can, forget its
+    tokens, cancel its QUEUED posts (with a logged reason) and leave the account list.
+    Published posts stay readable. Prints the ids of the cancelled posts."""
     core = _core(ctx)
     account = _account(core, account_id)
     if not account.is_active:
@@ -179,12 +179,134 @@ def accounts_remove(ctx: click.Context, account_id: str, yes: bool) -> None:
             f"remove the {account.platform} account {account.name!r} ({account.id}) and "
             "cancel its queued posts?", err=True):
         _fail("not removed", code=1)
-    removal = core.remove_account(account.org_id, account.id)
+    removal = core.disconnect_account(account.org_id, account.id)
     n = len(removal.cancelled_posts)
     click.echo(f"removed {account.id}; {n} queued post{'' if n == 1 else 's'} cancelled",
                err=True)
     for post_id in removal.cancelled_posts:
         click.echo(post_id)
+
+
+_WAIT = click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
+                     help="Seconds to wait for the browser to come back.")
+
+
+@accounts.command("connect")
+@click.option("--org", "org_name", required=True, help="The organization's name.")
+@click.option("--platform", required=True, help="A platform whose plugin connects by OAuth.")
+@_WAIT
+@click.pass_context
+def accounts_connect(ctx: click.Context, org_name: str, platform: str,
+                     timeout_s: float) -> None:
+    """Connect an account by OAuth: prints the URL to open in a browser, then waits for
+    the platform to send the browser back. When CHAT33_PUBLIC_BASE_URL is on this
+    machine (http://127.0.0.1:PORT) and nothing listens there, this command takes the
+    callback itself; otherwise the running API does, and this command watches the
+    connection. Prints the connected accounts' ids."""
+    core = _core(ctx)
+    _finish_connection(core, core.start_connection(_operator(core, _org(core, org_name)),
+                                                   platform), timeout_s)
+
+
+@accounts.command("reconnect")
+@click.argument("account_id")
+@_WAIT
+@click.pass_context
+def accounts_reconnect(ctx: click.Context, account_id: str, timeout_s: float) -> None:
+    """Reconnect an account by OAuth (the platform must sign in the same identity):
+    like ``accounts connect``."""
+    core = _core(ctx)
+    account = _account(core, account_id)
+    org = core.store.get_org(account.org_id)
+    _finish_connection(core, core.start_connection(_operator(core, org), account.platform,
+                                                   reconnect_account_id=account.id),
+                       timeout_s)
+
+
+def _operator(core: Any, org: Organization) -> Any:
+    """The organization's first user, acting with every scope (the operator's CLI)."""
+    from .models import ALL_SCOPES
+    from .service import Principal
+
+    found = core.list_users(org.id)
+    if not found:
+        _fail(f"organization {org.name!r} has no user: create one first")
+    return Principal(org_id=org.id, user_id=found[0].id, scopes=frozenset(ALL_SCOPES),
+                     via="key")
+
+
+def _finish_connection(core: Any, view: Any, timeout_s: float) -> None:
+    import time
+
+    connection = view.connection
+    click.echo("Open this URL in a browser and allow chat33:", err=True)
+    click.echo(view.authorization_url)
+    if not _serve_callback(core, connection.platform, timeout_s):
+        click.echo("waiting for the API to receive the platform's redirect...", err=True)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        view = core.get_connection(connection.org_id, connection.id)
+        if view.status != "pending" or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    if view.status == "select":
+        targets = view.connection.targets
+        for i, target in enumerate(targets, 1):
+            click.echo(f"  {i}. {target['name']} ({target['externalId']})", err=True)
+        picked = click.prompt("connect which (comma-separated numbers)", err=True,
+                              default="1")
+        try:
+            ids = [targets[int(n) - 1]["externalId"] for n in picked.split(",") if n.strip()]
+        except (ValueError, IndexError):
+            _fail(f"not a choice: {picked}")
+        view = core.connector.select(_operator(core, core.store.get_org(
+            connection.org_id)), connection.id, ids)
+    if view.status != "connected":
+        error = view.error or {"message": f"the connection is still {view.status}"}
+        _fail(f"not connected: {error['message']}")
+    for account in view.accounts:
+        click.echo(f"connected {account.platform} account {account.name!r}", err=True)
+        click.echo(account.id)
+
+
+def _serve_callback(core: Any, platform: str, timeout_s: float) -> bool:
+    """Take the platform's redirect back on the loopback address of
+    CHAT33_PUBLIC_BASE_URL; False when it is not on this machine or taken (the API
+    takes it then)."""
+    import time
+    from urllib.parse import urlsplit
+
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+
+    parts = urlsplit(core.settings.media_base_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return False
+    path = f"/api/v1/oauth/{platform}/callback"
+    done: list[bool] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        if request.path != path:
+            return Response("not found", status=404)(environ, start_response)
+        outcome = core.oauth_callback(platform, dict(request.args.items()))
+        done.append(outcome.http_status == 200)
+        page = Response(outcome.page(), status=outcome.http_status,
+                        content_type="text/html; charset=utf-8")
+        return page(environ, start_response)
+
+    try:
+        server = make_server(parts.hostname, parts.port or 80, app)
+    except OSError:
+        return False
+    server.timeout = 0.5
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not any(done) and time.monotonic() < deadline:
+            server.handle_request()
+    finally:
+        server.server_close()
+    return True
 
 
 # --- API keys ----------------------------------------------------------------------------

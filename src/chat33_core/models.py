@@ -46,8 +46,9 @@ class PostStatus(enum.StrEnum):
 DEFAULT_SCOPES: tuple[str, ...] = ("accounts:read", "posts:read", "posts:write", "media:write")
 #: every scope there is. ``settings:write`` (read and rotate the organization's webhook
 #: signing secret: whoever reads it can sign webhooks) is granted to signed-in users,
-#: and to an API key only when it is asked for at creation
-ALL_SCOPES: tuple[str, ...] = (*DEFAULT_SCOPES, "settings:write")
+#: and to an API key only when it is asked for at creation; so is ``accounts:write``
+#: (connect, reconnect and disconnect accounts)
+ALL_SCOPES: tuple[str, ...] = (*DEFAULT_SCOPES, "accounts:write", "settings:write")
 
 
 #: how long the webhook secret a rotation replaced keeps signing beside the new one, by
@@ -337,3 +338,28 @@ class PostRequest:
     scheduled_at: str | None = None
     timezone: str = "UTC"
     thread: list[ThreadItem] = field(factory=list)
+
+
+@frozen
+class Connection:
+    """One attempt to connect (or reconnect) accounts by OAuth 2 (``conn_...``): see
+    :mod:`chat33_core.connecting`. Its ``state`` and PKCE verifier never leave the
+    server except through the platform; only their hash and ciphertext are stored."""
+
+    id: str
+    org_id: str
+    platform: str
+    #: pending, select, connected, failed or expired
+    status: str
+    expires_at: datetime = field(validator=_aware)
+    user_id: str | None = None
+    return_url: str | None = None
+    reconnect_account_id: str | None = None
+    #: what the grant may publish as: ``{externalId, name, username, pictureUrl}``
+    targets: list[dict[str, Any]] = field(factory=list)
+    #: the accounts it connected
+    account_ids: list[str] = field(factory=list)
+    error_code: str | None = None
+    error_message: str | None = None
+    used_at: datetime | None = field(default=None, validator=_aware)
+    created_at: datetime = field(factory=utcnow, validator=_aware)

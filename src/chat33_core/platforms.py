@@ -9,7 +9,11 @@ The core calls its methods for the posts of that platform only:
   the post exists;
 * :meth:`PlatformBase.delete` — delete a published post on the platform;
 * :meth:`PlatformBase.refresh_credentials` — obtain a fresh access token;
-* :meth:`PlatformBase.sandbox` — a WSGI app imitating the platform for tests and demos.
+* :meth:`PlatformBase.sandbox` — a WSGI app imitating the platform for tests and demos;
+* connecting accounts by OAuth 2 (see :mod:`chat33_core.oauth`):
+  :meth:`PlatformBase.authorization_url`, :meth:`PlatformBase.exchange_code`,
+  :meth:`PlatformBase.long_lived`, :meth:`PlatformBase.list_targets` and
+  :meth:`PlatformBase.revoke`.
 
 Everything a publish needs arrives in a :class:`PublishContext`; a plugin never touches
 the store or the environment directly.
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .config import Settings
+    from .oauth import AuthorizationRequest, Grant, OAuthContext, Target
 
 WSGIApp = Callable[..., Any]
 
@@ -234,6 +239,12 @@ class PlatformBase:
     sandbox_token_path: ClassVar[str | None] = None
     #: refresh this long before a token expires
     refresh_margin: ClassVar[timedelta] = timedelta(minutes=10)
+    #: the scopes the authorization URL asks for (the plugin joins them as its
+    #: platform does)
+    oauth_scopes: ClassVar[tuple[str, ...]] = ()
+    #: the grant's targets are always offered for selection, even a single one
+    #: (Facebook Pages); otherwise exactly one target is connected at once
+    oauth_always_select: ClassVar[bool] = False
 
     def __init__(self, settings: Settings | None = None) -> None:
         from .config import Settings
@@ -242,6 +253,12 @@ class PlatformBase:
 
     def api_base(self) -> str:
         return self.settings.api_base(self.name, self.default_api_base)
+
+    def platform_url(self, url: str) -> str:
+        """``url`` on one of the platform's real hosts (authorize page, token host, API),
+        with its origin replaced by ``CHAT33_<NAME>_API_BASE`` when that is set and the
+        path kept, so one local server stands in for the whole platform."""
+        return self.settings.platform_url(self.name, url)
 
     # --- preflight --------------------------------------------------------------
 
@@ -299,6 +316,43 @@ class PlatformBase:
         raise ReconnectRequired(
             f"{self.display_name or self.name} tokens cannot be refreshed: reconnect the account"
         )
+
+    # --- connecting accounts (OAuth 2) -------------------------------------------
+
+    @property
+    def supports_connect(self) -> bool:
+        """Whether accounts of this platform can be connected by OAuth."""
+        return type(self).authorization_url is not PlatformBase.authorization_url
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        """Where to send the browser: the platform's authorize page with the client id,
+        ``request.client.redirect_uri``, the scopes, ``request.state`` and, where the
+        platform supports PKCE, ``request.code_challenge`` (S256)."""
+        raise NotSupported(f"{self.display_name or self.name} accounts cannot be connected "
+                           "by OAuth; add them with `chat33 accounts add`")
+
+    def exchange_code(self, code: str, request: AuthorizationRequest,
+                      ctx: OAuthContext) -> Grant:
+        """Exchange the callback's ``code`` at the token endpoint (with the same
+        redirect URI and, where used, ``request.code_verifier``). Raise
+        :class:`~chat33_core.errors.OAuthError` when the platform refuses."""
+        raise NotSupported(f"{self.display_name or self.name} does not connect by OAuth")
+
+    def long_lived(self, grant: Grant, ctx: OAuthContext) -> Grant:
+        """Trade a short-lived grant for a long-lived one where the platform has such
+        an exchange (Meta); by default the grant as it is."""
+        return grant
+
+    def list_targets(self, grant: Grant, ctx: OAuthContext) -> Sequence[Target]:
+        """The accounts the grant can publish as, each with the credentials that
+        publish as it. An empty list ends the connection ``failed`` (nothing to
+        connect)."""
+        raise NotSupported(f"{self.display_name or self.name} does not connect by OAuth")
+
+    def revoke(self, credentials: Credentials, ctx: OAuthContext) -> None:
+        """Give the grant back at the platform (disconnect). Raise ``NotSupported``
+        where the platform has no revocation; the core then only forgets the tokens."""
+        raise NotSupported(f"{self.display_name or self.name} has no token revocation")
 
     # --- sandbox ----------------------------------------------------------------
 

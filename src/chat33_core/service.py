@@ -70,6 +70,7 @@ from .store import Store, human_period
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from .connecting import CallbackOutcome, ConnectionView, Connector
     from .fetch import GuardedClient
     from .validation import ValidationReport
 
@@ -444,9 +445,8 @@ class Chat33:
         """Disconnect the account: its credentials are forgotten, it leaves the account
         list, and its QUEUED posts are cancelled with a logged reason. Published posts
         and their history stay readable; DRAFT and FAILED posts stay too (they cannot be
-        queued or retried on it). Removing a removed account changes nothing. (The
-        platform is not told: revoking the grant there is the platform plugin's job once
-        plugins can.)"""
+        queued or retried on it). Removing a removed account changes nothing. The
+        platform is not told: :meth:`disconnect_account` revokes the grant there first."""
         account = self.store.get_account(account_id, org_id=org_id)
         name = self._platform_name(account.platform)
         account, cancelled = self.store.remove_account(
@@ -458,6 +458,46 @@ class Chat33:
                      len(cancelled))
         return AccountRemoval(account=account, cancelled_posts=cancelled)
 
+    # --- connecting accounts by OAuth (chat33_core.connecting) ------------------------
+
+    @cached_property
+    def connector(self) -> Connector:
+        from .connecting import Connector
+
+        return Connector(self)
+
+    def start_connection(self, principal: Principal, platform: str,
+                         return_url: str | None = None,
+                         reconnect_account_id: str | None = None) -> ConnectionView:
+        """Start connecting a ``platform`` account (or reconnecting the account
+        ``reconnect_account_id``): the answer carries the ``authorization_url`` to send
+        the browser to."""
+        return self.connector.start(principal, platform, return_url, reconnect_account_id)
+
+    def get_connection(self, org_id: str, connection_id: str) -> ConnectionView:
+        return self.connector.get(org_id, connection_id)
+
+    def select_targets(self, principal: Principal, connection_id: str,
+                       external_ids: Sequence[str]) -> ConnectionView:
+        return self.connector.select(principal, connection_id, external_ids)
+
+    def oauth_callback(self, platform: str, params: Mapping[str, str],
+                       session_token: str | None = None) -> CallbackOutcome:
+        """The platform's redirect back (no API key: ``state`` is the credential).
+        ``session_token``: the browser's session cookie, if it sent one."""
+        binding = None
+        if session_token:
+            try:
+                binding = self.authenticate_session(session_token).csrf_hash
+            except Unauthorized:
+                binding = None
+        return self.connector.callback(platform, params, binding)
+
+    def disconnect_account(self, org_id: str, account_id: str) -> AccountRemoval:
+        """Revoke the account's grant at the platform where it can, then
+        :meth:`remove_account`."""
+        return self.connector.disconnect(org_id, account_id)
+
     def set_account_credentials(self, org_id: str, account_id: str,
                                 credentials: Credentials) -> Account:
         """Replace the account's credentials (it was connected again): its
@@ -466,6 +506,7 @@ class Chat33:
         if not account.is_active:
             raise Conflict(f"account {account_id} was removed; add it again instead")
         self.save_account_credentials(account.id, credentials)
+        self.store.release_waiting_posts([account.id])
         return self.store.get_account(account_id, org_id=org_id)
 
     def account_credentials(self, account_id: str) -> Credentials | None:

@@ -540,3 +540,31 @@ class PlatformContract:
                 assert platform.name in str(exc).lower() or exc.message
             else:
                 raise AssertionError("delete must raise NotSupported when not supported")
+
+    def test_connect_hooks_come_together_and_send_the_browser_to_the_sandbox(self) -> None:
+        """A plugin that connects by OAuth implements the whole flow, and its
+        authorization URL carries the client id, the exact redirect URI and the state,
+        on the API base when it is overridden (one local server stands in for the
+        platform, its sign-in page included)."""
+        from urllib.parse import parse_qsl, urlsplit
+
+        from .oauth import AuthorizationRequest, OAuthClient, new_code_verifier, new_state
+
+        cls = self.platform_class
+        platform = self.make()
+        if not platform.supports_connect:
+            return
+        for hook in ("exchange_code", "list_targets"):
+            assert getattr(cls, hook) is not getattr(PlatformBase, hook), f"{hook} missing"
+        base = "http://127.0.0.1:9"
+        platform = cls(Settings.from_env({f"CHAT33_{cls.name.upper()}_API_BASE": base}))
+        redirect = f"https://chat33.example/api/v1/oauth/{cls.name}/callback"
+        request = AuthorizationRequest(
+            client=OAuthClient(client_id="client-1", client_secret="s", redirect_uri=redirect),
+            state=new_state(), code_verifier=new_code_verifier())
+        url = platform.authorization_url(request)
+        assert url.startswith(base + "/"), url
+        query = dict(parse_qsl(urlsplit(url).query))
+        assert query.get("redirect_uri") == redirect
+        assert query.get("state") == request.state
+        assert "client-1" in query.values()

@@ -18,9 +18,16 @@ Errors: 401 ``token_expired`` (refresh), 403 ``reconnect`` (revoked), 400 (refus
 message is the user's), 429 with ``Retry-After`` (transient) or ``{"error": "quota"}``
 (quota spent, ``retryAt``), 5xx (transient, or unknown outcome after a creating POST).
 
-Knobs (``POST /_sandbox/config``): ``delay_s`` (each request sleeps that long), plus the
-standard fault injection of :class:`~chat33_core.sandbox.SandboxApp`; ``POST
-/_sandbox/revoke {"token": ...}`` makes a token answer 401.
+Connecting by OAuth (:mod:`chat33_core.oauth`), so the core's flow is tested on a
+platform of its own: ``GET /oauth/authorize`` (PKCE S256 required, consents at once,
+:class:`~chat33_core.sandbox_oauth.AuthorizationServer`), ``POST /oauth/token`` with
+``grant_type=authorization_code`` (a form), ``GET /v1/me/channels`` (the grant's
+targets: ``channels`` of ``/_sandbox/config``, one unless set) and ``POST /oauth/revoke``.
+
+Knobs (``POST /_sandbox/config``): ``delay_s`` (each request sleeps that long),
+``channels`` and ``user`` (who consents), plus the standard fault injection of
+:class:`~chat33_core.sandbox.SandboxApp`; ``POST /_sandbox/revoke {"token": ...}``
+makes a token answer 401.
 
 Use it in a worker process with ``chat33 worker --plugin chat33_core.testplatform``.
 
@@ -38,6 +45,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import httpx
 from werkzeug.wrappers import Request, Response
@@ -53,6 +61,7 @@ from .errors import (
 from .hookspecs import hookimpl
 from .http import reaching, send
 from .models import Credentials, utcnow
+from .oauth import AuthorizationRequest, Grant, OAuthContext, OAuthError, Target
 from .platforms import (
     Capabilities,
     DeleteContext,
@@ -64,6 +73,7 @@ from .platforms import (
     RefreshContext,
 )
 from .sandbox import SandboxApp, json_response
+from .sandbox_oauth import AuthorizationServer, GrantRefused
 
 
 class EchoSandbox(SandboxApp):
@@ -77,8 +87,12 @@ class EchoSandbox(SandboxApp):
         self.route("/v1/posts", self._find, methods=["GET"])
         self.route("/v1/posts/<post_id>", self._delete, methods=["DELETE"])
         self.route("/oauth/token", self._token, methods=["POST"])
+        self.route("/oauth/authorize", self._authorize, methods=["GET"])
+        self.route("/oauth/revoke", self._oauth_revoke, methods=["POST"])
+        self.route("/v1/me/channels", self._channels, methods=["GET"])
         self.route("/_sandbox/config", self._config, methods=["POST"])
         self.route("/_sandbox/revoke", self._revoke, methods=["POST"])
+        self.auth = AuthorizationServer("echo", self, pkce="required")
         self.reset()
 
     def reset(self) -> None:
@@ -88,7 +102,11 @@ class EchoSandbox(SandboxApp):
         self.used_refresh: set[str] = set()
         self.refreshes = 0
         self.delay_s = 0.0
+        self.channels = 1
+        self.user = "echo-user"
         self._ids = itertools.count(1)
+        if hasattr(self, "auth"):
+            self.auth.reset()
 
     # --- control ----------------------------------------------------------------
 
@@ -96,7 +114,49 @@ class EchoSandbox(SandboxApp):
         body = request.get_json(force=True) or {}
         with self.lock:
             self.delay_s = float(body.get("delay_s", self.delay_s))
+            self.channels = int(body.get("channels", self.channels))
+            self.user = str(body.get("user", self.user))
         return json_response({"ok": True})
+
+    # --- OAuth ----------------------------------------------------------------------
+
+    def _authorize(self, request: Request) -> Response:
+        with self.lock:
+            user = self.user
+        return self.auth.authorize(request, subject=user)
+
+    def _code_grant(self, request: Request) -> Response:
+        try:
+            consent = self.auth.redeem_form(request.form)
+        except GrantRefused as refused:
+            return json_response(refused.body(), 400)
+        with self.lock:
+            n = next(self._ids)
+            channels = self.channels
+        user = consent.subject
+        return json_response({"access_token": f"echo-at-{user}-c{n}",
+                              "refresh_token": f"echo-rt-{user}-c{n}", "expires_in": 3600,
+                              "channels": channels})
+
+    def _channels(self, request: Request) -> Response:
+        refused = self._auth(request)
+        if refused is not None:
+            return refused
+        token = request.headers["Authorization"].removeprefix("Bearer ").strip()
+        user = token.removeprefix("echo-at-").rsplit("-c", 1)[0]
+        with self.lock:
+            n = self.channels
+        return json_response({"data": [
+            {"id": f"{user}-ch{i}", "name": f"Echo channel {i}", "handle": f"echo{i}"}
+            for i in range(1, n + 1)]})
+
+    def _oauth_revoke(self, request: Request) -> Response:
+        if not self.auth.client_ok(request.form.get("client_id"),
+                                   request.form.get("client_secret")):
+            return json_response({"error": "invalid_client"}, 401)
+        with self.lock:
+            self.revoked.add(request.form.get("token", ""))
+        return json_response({})
 
     def _revoke(self, request: Request) -> Response:
         body = request.get_json(force=True) or {}
@@ -177,6 +237,8 @@ class EchoSandbox(SandboxApp):
         return Response(status=204)
 
     def _token(self, request: Request) -> Response:
+        if request.form.get("grant_type") == "authorization_code":
+            return self._code_grant(request)
         body = request.get_json(force=True) or {}
         refresh = str(body.get("refresh_token") or "")
         with self.lock:
@@ -284,6 +346,51 @@ class EchoPlatform(PlatformBase):
                            refresh_token=body.get("refresh_token") or credentials.refresh_token,
                            expires_at=now + timedelta(seconds=int(body["expires_in"])),
                            issued_at=now)
+
+    # --- connecting by OAuth ----------------------------------------------------------
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        query = {"response_type": "code", "client_id": request.client.client_id,
+                 "redirect_uri": request.client.redirect_uri, "state": request.state,
+                 "scope": "post", "code_challenge": request.code_challenge,
+                 "code_challenge_method": "S256"}
+        return f"{self.api_base()}/oauth/authorize?{urlencode(query)}"
+
+    def exchange_code(self, code: str, request: AuthorizationRequest,
+                      ctx: OAuthContext) -> Grant:
+        client = request.client
+        response = send(ctx.http, "POST", self.settings.token_url(
+            self.name, self.api_base() + "/oauth/token"), platform="echo",
+            what="code exchange", creates=False, data={
+                "grant_type": "authorization_code", "code": code,
+                "redirect_uri": client.redirect_uri, "code_verifier": request.code_verifier,
+                "client_id": client.client_id, "client_secret": client.client_secret})
+        body = response.json() if response.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        if response.status_code != 200 or not body.get("access_token"):
+            raise OAuthError(str(body.get("error") or "exchange_failed"),
+                             f"Echo refused the code: {body.get('error_description', '')}")
+        now = utcnow()
+        return Grant(credentials=Credentials(
+            access_token=body["access_token"], refresh_token=body.get("refresh_token"),
+            expires_at=now + timedelta(seconds=int(body["expires_in"])), issued_at=now))
+
+    def list_targets(self, grant: Grant, ctx: OAuthContext) -> list[Target]:
+        response = send(ctx.http, "GET", self.api_base() + "/v1/me/channels",
+                        platform="echo", what="channels", creates=False,
+                        headers={"Authorization": f"Bearer {grant.credentials.access_token}"})
+        body = _answer(response, creating=False, posted=[])
+        return [Target(external_id=c["id"], name=c["name"], username=c["handle"])
+                for c in body["data"]]
+
+    def revoke(self, credentials: Credentials, ctx: OAuthContext) -> None:
+        response = send(ctx.http, "POST", self.api_base() + "/oauth/revoke",
+                        platform="echo", what="revoke", creates=False, data={
+                            "token": credentials.access_token,
+                            "client_id": ctx.client.client_id,
+                            "client_secret": ctx.client.client_secret})
+        if response.status_code != 200:
+            raise OAuthError("revoke_failed", f"Echo answered {response.status_code}")
 
     def sandbox(self) -> EchoSandbox:
         return EchoSandbox()

@@ -70,6 +70,14 @@ def body_bytes(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def needs_reconnect_payload(post: Post, message: str) -> dict[str, Any]:
+    """``account.needs_reconnect``: the platform refused the account's credentials and
+    a refresh could not fix them; its posts wait until it is reconnected."""
+    return {"type": "account.needs_reconnect", "accountId": post.account_id,
+            "platform": post.platform, "accountName": post.account_name,
+            "postId": post.id, "message": message}
+
+
 # --- signatures ---------------------------------------------------------------------------
 
 

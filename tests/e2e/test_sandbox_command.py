@@ -13,6 +13,7 @@ import httpx
 from click.testing import CliRunner
 
 from chat33_core.cli import main
+from chat33_core.sandbox_oauth import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
 PLATFORMS = ("instagram", "facebook", "tiktok", "youtube", "x", "bluesky", "telegram",
              "mastodon", "threads", "linkedin")
@@ -28,6 +29,10 @@ def test_print_env_names_every_platform_and_exits() -> None:
             f"http://127.0.0.1:8123/{platform}")
     # Google's token endpoint lives on another origin: the sandbox serves it too
     assert lines["CHAT33_YOUTUBE_TOKEN_URL"] == "http://127.0.0.1:8123/youtube/token"
+    # the app credentials the sandboxes accept, for the plugins that connect by OAuth
+    for platform in ("x", "tiktok"):
+        assert lines[f"CHAT33_{platform.upper()}_CLIENT_ID"] == SANDBOX_CLIENT_ID
+        assert lines[f"CHAT33_{platform.upper()}_CLIENT_SECRET"] == SANDBOX_CLIENT_SECRET
 
 
 def _free_port() -> int:

@@ -177,17 +177,17 @@ def env(make_env: Callable[..., Env]) -> Env:
     return make_env()
 
 
-def fail_for_refused_credentials(make_env: Callable[..., Env]) -> tuple[Env, Post]:
-    """A post the worker failed because the platform refused the token and its refresh
-    token alike (the account is marked needs_reconnect)."""
+def wait_for_refused_credentials(make_env: Callable[..., Env]) -> tuple[Env, Post]:
+    """A post left waiting in QUEUED because the platform refused the token and its
+    refresh token alike (the account is marked needs_reconnect)."""
     env = make_env(credentials=Credentials(access_token="echo-initial",
                                            refresh_token="revoked-rt"))
     env.sandbox.revoked.add("echo-initial")
     (post,) = env.posts(1)
     env.run_once()
-    failed = env.get(post.id)
-    assert failed.status is PostStatus.FAILED
-    return env, failed
+    waiting = env.get(post.id)
+    assert waiting.status is PostStatus.QUEUED
+    return env, waiting
 
 
 # --- worker processes ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from chat33_core.models import Credentials, PostStatus, utcnow
 from chat33_core.scheduling import Publisher, Queue
 
-from .conftest import Env, fail_for_refused_credentials
+from .conftest import Env, wait_for_refused_credentials
 
 
 def publisher(env: Env, **kw: float) -> Publisher:
@@ -199,16 +199,25 @@ def test_a_stale_refresh_uses_the_tokens_another_worker_stored(env: Env) -> None
     assert env.sandbox.refreshes == 0
 
 
-def test_a_refused_refresh_fails_the_post_and_asks_to_reconnect(make_env) -> None:  # type: ignore[no-untyped-def]
-    env, failed = fail_for_refused_credentials(make_env)
-    assert "Reconnect the Echo account 'Echo channel'" in failed.error_message
+def test_a_refused_refresh_keeps_the_posts_waiting_for_a_reconnect(make_env) -> None:  # type: ignore[no-untyped-def]
+    env, waiting = wait_for_refused_credentials(make_env)
+    assert waiting.error_message.startswith("waiting for the account to be reconnected")
+    assert "Reconnect the Echo account 'Echo channel'" in waiting.error_message
+    assert waiting.retry_count == 0 and waiting.next_attempt_at > utcnow()
+    assert "waiting_reconnect" in env.events(waiting.id)
     assert env.store.get_account(env.account.id).needs_reconnect is True
-    # the next post of that account fails at once, without calling the platform
+    # the next post of that account waits too, without calling the platform
     (other,) = env.posts(1)
     env.run_once()
-    assert env.get(other.id).status is PostStatus.FAILED
-    assert "reconnect" in env.get(other.id).error_message
+    assert env.get(other.id).status is PostStatus.QUEUED
+    assert "waiting_reconnect" in env.events(other.id)
     assert env.sandbox.counts() == {}
+    # reconnected: both are due again, and publish
+    env.core.set_account_credentials(env.account.org_id, env.account.id, Credentials(
+        access_token="echo-second", refresh_token="echo-rt-2",
+        expires_at=utcnow() + timedelta(days=30)))
+    env.run_once()
+    assert {env.get(p).status for p in (waiting.id, other.id)} == {PostStatus.PUBLISHED}
 
 
 def test_revoked_access_fails_with_reconnect(env: Env) -> None:
@@ -230,3 +239,26 @@ def test_final_states_write_no_lease(env: Env, status: PostStatus) -> None:
     row = env.get(post.id)
     assert row.status is status
     assert row.lease_owner is None and row.lease_expires_at is None
+
+
+def test_a_refused_refresh_sends_the_needs_reconnect_webhook_once(make_env) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    from chat33_core.store import tables as t
+
+    env = make_env(credentials=Credentials(access_token="echo-initial",
+                                           refresh_token="revoked-rt"))
+    env.sandbox.revoked.add("echo-initial")
+    (post,) = env.posts(1, callback_url="http://127.0.0.1:9/hooks")
+    env.run_once(settle_s=0)
+    (other,) = env.posts(1, callback_url="http://127.0.0.1:9/hooks")
+    env.run_once(settle_s=0)  # already marked: it waits without another event
+    with env.store.read() as c:
+        rows = c.execute(sa.select(t.webhook_deliveries.c.post_id,
+                                   t.webhook_deliveries.c.payload)).all()
+    assert [(r.post_id, r.payload["type"]) for r in rows] == [
+        (post.id, "account.needs_reconnect")]
+    payload = rows[0].payload
+    assert payload["accountId"] == env.account.id and payload["platform"] == "echo"
+    assert "revoked-rt" not in str(payload) and "echo-initial" not in str(payload)
+    assert env.get(other.id).status is PostStatus.QUEUED

@@ -1,5 +1,5 @@
-"""Refused credentials end in a FAILED post that says what to do, an account marked
-``needsReconnect``; once reconnected, a retry publishes it with its attempts reset."""
+"""Refused credentials leave the post waiting in QUEUED, saying what to do, and the
+account marked ``needsReconnect``; once reconnected, it publishes."""
 
 from __future__ import annotations
 
@@ -11,29 +11,26 @@ from chat33_core.errors import Conflict
 from chat33_core.models import Credentials, PostStatus, utcnow
 from chat33_core.serialization import converter
 
-from .conftest import Env, fail_for_refused_credentials
+from .conftest import Env, wait_for_refused_credentials
 
 
-def test_refused_credentials_then_reconnect_then_retry_publishes(make_env) -> None:  # type: ignore[no-untyped-def]
-    env, post = fail_for_refused_credentials(make_env)
-    failed = post
+def test_refused_credentials_then_reconnect_publishes(make_env) -> None:  # type: ignore[no-untyped-def]
+    env, post = wait_for_refused_credentials(make_env)
     # the message says what to do, with the ids to do it with
     assert f"Reconnect the Echo account 'Echo channel' ({env.account.id}" in \
-        failed.error_message
-    assert f"POST /api/v1/posts/{post.id}/retry" in failed.error_message
-    assert f"chat33 posts retry {post.id}" in failed.error_message
-    assert f"chat33 accounts set-token {env.account.id}" in failed.error_message
+        post.error_message
+    assert f"POST /api/v1/accounts/{env.account.id}/reconnect" in post.error_message
+    assert f"chat33 accounts set-token {env.account.id}" in post.error_message
     (listed,) = env.core.list_accounts(env.account.org_id)
     assert converter.unstructure(listed)["needsReconnect"] is True
 
-    with pytest.raises(Conflict, match="must be reconnected"):
+    with pytest.raises(Conflict):  # it is not failed: nothing to retry
         env.core.retry_post(env.account.org_id, post.id)
     env.core.set_account_credentials(env.account.org_id, env.account.id, Credentials(
         access_token="echo-second", refresh_token="echo-rt-2",
         expires_at=utcnow() + timedelta(days=30)))
     assert env.store.get_account(env.account.id).needs_reconnect is False
-
-    queued = env.core.retry_post(env.account.org_id, post.id)
+    queued = env.get(post.id)
     assert (queued.status, queued.retry_count, queued.error_message) == \
         (PostStatus.QUEUED, 0, None)
     env.run_once()
@@ -41,10 +38,8 @@ def test_refused_credentials_then_reconnect_then_retry_publishes(make_env) -> No
     assert done.status is PostStatus.PUBLISHED
     assert env.sandbox.counts() == {post.id: 1}
     events = env.events(post.id)
-    assert events.index("failed") < events.index("retried") < events.index("published")
-    # the attempts were counted from zero again
-    started = [e.attempt for e in env.store.list_logs(post.id) if e.event == "attempt_started"]
-    assert started == [1, 1]
+    assert events.index("waiting_reconnect") < events.index("published")
+    assert "failed" not in events
 
 
 def test_a_retried_post_whose_outcome_was_unknown_is_looked_for_first(env: Env) -> None:

@@ -25,6 +25,8 @@ _ERRORS = {
     413: "PAYLOAD_TOO_LARGE",
     414: f"URI_TOO_LONG: the URL is over {MAX_URL_BYTES} bytes",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "NOT_CONFIGURED: the operator has not set what this needs (a platform's OAuth "
+         "app credentials)",
     429: "RATE_LIMIT: see Retry-After. An allowance per period that is spent also sends "
          "RateLimit-*; too many requests of the organization fetching media URLs at once "
          "sends Retry-After alone",
@@ -128,9 +130,13 @@ def _operation(op: Operation) -> dict[str, Any]:
         headers = dict(_REQUEST_ID)
         if op.rate_limit:
             headers |= _RATE_HEADERS
-        responses[str(status)] = {"description": text, "headers": headers,
-                                  "content": {"application/json": {"schema": _schema(schema)}}}
+        entry: dict[str, Any] = {"description": text, "headers": headers}
+        if schema is not None:
+            entry["content"] = {op.content_type: {"schema": _schema(schema)}}
+        responses[str(status)] = entry
     for status in _error_statuses(op):
+        if status in op.responses:
+            continue
         headers = dict(_REQUEST_ID)
         if status == 429:  # not with a concurrency refusal (no allowance to describe)
             headers |= {name: {**h, "required": False} for name, h in _RATE_HEADERS.items()}

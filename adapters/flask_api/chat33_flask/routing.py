@@ -83,6 +83,11 @@ class Operation:
     #: the body names accounts (``accountIds``): read them with the API key
     reads_accounts: bool = False
     errors: Sequence[int] = ()
+    #: the media type of the operation's own answers (``responses``), when not JSON
+    content_type: str = "application/json"
+    #: query parameters beyond ``params`` are let through (a platform's redirect back
+    #: carries what the platform chooses to add)
+    open_query: bool = False
 
 
 @define(slots=True)
@@ -140,7 +145,7 @@ def route(bp: Blueprint, method: str, path: str, *, summary: str, tag: str,
                     principal.require_session()
                 if op.scope:
                     principal.require(op.scope)
-            if request.query_string:
+            if request.query_string and not op.open_query:
                 _refuse_unknown_params(op)
             return view(principal, **path_args)
 

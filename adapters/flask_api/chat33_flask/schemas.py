@@ -24,6 +24,7 @@ from attrs import field, frozen
 from cattrs.gen import make_dict_structure_fn, override
 
 from chat33_core import options
+from chat33_core.connecting import STATUSES, ConnectionView
 from chat33_core.models import (
     DEFAULT_SCOPES,
     Account,
@@ -104,10 +105,32 @@ class DuplicatePostRequest:
 @frozen
 class CreateApiKeyRequest:
     """``POST /api-keys``; ``scopes`` (additive): the key's scopes, the default ones when
-    left out (``settings:write`` only when asked for)."""
+    left out (``accounts:write`` and ``settings:write`` only when asked for)."""
 
     name: str = "Default API Key"
     scopes: list[str] | None = None
+
+
+@frozen
+class ConnectRequest:
+    """``POST /accounts/connect``: the platform, and where to send the browser back."""
+
+    platform: str
+    return_url: str | None = None
+
+
+@frozen
+class ReconnectRequest:
+    """``POST /accounts/{id}/reconnect``."""
+
+    return_url: str | None = None
+
+
+@frozen
+class SelectTargetsRequest:
+    """``POST /accounts/connect/{connectionId}/select``: the targets to connect."""
+
+    external_ids: list[str]
 
 
 @frozen
@@ -135,7 +158,8 @@ class RotateWebhookSecretRequest:
 
 REQUEST_MODELS: tuple[type, ...] = (UpdatePostRequest, DuplicatePostRequest,
                                     CreateApiKeyRequest, LoginRequest, MediaUrlRequest,
-                                    RotateWebhookSecretRequest)
+                                    RotateWebhookSecretRequest, ConnectRequest,
+                                    ReconnectRequest, SelectTargetsRequest)
 
 for _cls in REQUEST_MODELS:
     _renames: dict[str, Any] = {a.name: override(rename=camel(a.name))
@@ -149,6 +173,19 @@ for _cls in REQUEST_MODELS:
 
 def account_json(account: Account) -> dict[str, Any]:
     data: dict[str, Any] = converter.unstructure(account)
+    return data
+
+
+def connection_json(view: ConnectionView) -> dict[str, Any]:
+    """A connection as the API answers it (never its state, code or tokens)."""
+    c = view.connection
+    data: dict[str, Any] = {
+        "connectionId": c.id, "platform": c.platform, "status": c.status,
+        "expiresAt": c.expires_at.isoformat().replace("+00:00", "Z"),
+        "targets": [dict(t) for t in c.targets],
+        "accounts": [account_json(a) for a in view.accounts], "error": view.error}
+    if view.authorization_url is not None:
+        data["authorizationUrl"] = view.authorization_url
     return data
 
 
@@ -333,6 +370,32 @@ def platform_config_schemas(platforms: Mapping[str, PlatformBase]) -> dict[str, 
     return out
 
 
+_TARGET = {"type": "object", "required": ["externalId", "name", "username", "pictureUrl"],
+           "properties": {"externalId": {"type": "string"}, "name": {"type": "string"},
+                          "username": {"type": ["string", "null"]},
+                          "pictureUrl": {"type": ["string", "null"]}}}
+_CONNECTION = {
+    "type": "object",
+    "required": ["connectionId", "platform", "status", "expiresAt", "targets", "accounts",
+                 "error"],
+    "description": "An attempt to connect accounts by OAuth. `pending`: waiting for the "
+    "platform's redirect back; `select`: choose among `targets`; `connected`: `accounts` "
+    "are connected; `failed` / `expired`: `error` says why.",
+    "properties": {
+        "connectionId": {"type": "string"}, "platform": {"type": "string"},
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "authorizationUrl": {"type": "string", "description": "Where to send the browser "
+                             "(only in the answer that started the connection)."},
+        "expiresAt": {"type": "string", "format": "date-time"},
+        "targets": {"type": "array", "items": _TARGET},
+        "accounts": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}},
+        "error": {"anyOf": [{"type": "null"}, {
+            "type": "object", "required": ["error", "message"], "properties": {
+                "error": {"type": "string"}, "message": {"type": "string"}}}]},
+    },
+}
+
+
 def components(platforms: Mapping[str, PlatformBase]) -> dict[str, Any]:
     """Every schema of the API, keyed by component name. ``platforms`` are the installed
     platforms by name (third-party plugins add theirs)."""
@@ -389,6 +452,11 @@ def components(platforms: Mapping[str, PlatformBase]) -> dict[str, Any]:
                                "items": {"type": "string", "enum": list(DEFAULT_SCOPES)}},
                               {"type": "null"}]}),
         "LoginRequest": request_schema(LoginRequest, names),
+        "ConnectRequest": request_schema(ConnectRequest, names, overrides=p_ref),
+        "ReconnectRequest": request_schema(ReconnectRequest, names),
+        "SelectTargetsRequest": _limited(request_schema(SelectTargetsRequest, names),
+                                         externalIds={"minItems": 1}),
+        "Connection": _CONNECTION,
         "MediaUrlRequest": _limited(request_schema(MediaUrlRequest, names),
                                     url={"minLength": 1}),
         "RotateWebhookSecretRequest": request_schema(RotateWebhookSecretRequest, names),
@@ -438,8 +506,26 @@ def _with(schema: dict[str, Any], **props: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "UNSET", "CreateApiKeyRequest", "DuplicatePostRequest", "LoginRequest", "MediaUrlRequest",
-    "RotateWebhookSecretRequest", "UpdatePostRequest", "account_json", "api_key_json",
-    "components", "log_json", "media_json", "model_schema", "ref", "request_schema",
-    "type_schema", "user_json", "webhook_secret_json",
+    "UNSET",
+    "ConnectRequest",
+    "CreateApiKeyRequest",
+    "DuplicatePostRequest",
+    "LoginRequest",
+    "MediaUrlRequest",
+    "ReconnectRequest",
+    "RotateWebhookSecretRequest",
+    "SelectTargetsRequest",
+    "UpdatePostRequest",
+    "account_json",
+    "api_key_json",
+    "components",
+    "connection_json",
+    "log_json",
+    "media_json",
+    "model_schema",
+    "ref",
+    "request_schema",
+    "type_schema",
+    "user_json",
+    "webhook_secret_json",
 ]

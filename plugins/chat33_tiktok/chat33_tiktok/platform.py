@@ -6,14 +6,18 @@
   (photos), then ``status/fetch``; exactly once through checkpoints (:mod:`.publishing`);
 * ``confirm`` — ``status/fetch`` of the checkpointed ``publish_id``;
 * ``delete`` — not offered by TikTok's API (``capabilities.delete`` is false);
-* ``refresh_credentials`` — ``/v2/oauth/token/``; TikTok rotates refresh tokens.
+* ``refresh_credentials`` — ``/v2/oauth/token/``; TikTok rotates refresh tokens;
+* connecting accounts (oauth.md §5): Login Kit for web (``client_key``, comma-separated
+  scopes, no PKCE), the code exchange at ``/v2/oauth/token/``, the creator of
+  ``/v2/user/info/`` as the one target, and ``/v2/oauth/revoke/``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import httpx
 
@@ -26,6 +30,7 @@ from chat33_core.errors import (
 )
 from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
+from chat33_core.oauth import AuthorizationRequest, Grant, OAuthContext, OAuthError, Target
 from chat33_core.options import Option
 from chat33_core.platforms import (
     Capabilities,
@@ -62,6 +67,9 @@ class TikTokPlatform(PlatformBase):
     options: ClassVar[tuple[Option, ...]] = rules.OPTIONS
     #: access tokens live 2 hours: refresh a little earlier than the default margin
     refresh_margin: ClassVar[timedelta] = timedelta(minutes=10)
+    #: the creator's profile and posting (oauth.md §5)
+    oauth_scopes = ("user.info.basic", "user.info.profile", "video.publish", "video.upload")
+    authorize_url = "https://www.tiktok.com/v2/auth/authorize/"
 
     # --- preflight --------------------------------------------------------------------
 
@@ -203,6 +211,89 @@ class TikTokPlatform(PlatformBase):
         # invalid_request, unsupported_grant_type...: refreshing cannot work as things are
         raise ReconnectRequired(f"TikTok token refresh failed ({detail}); reconnect the "
                                 "account", platform_code=code) from cause
+
+    # --- connecting accounts (oauth.md §5) ---------------------------------------------
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        # TikTok web checks no PKCE (oauth.md §2.2): none is sent
+        query = {"client_key": request.client.client_id, "response_type": "code",
+                 "scope": ",".join(self.oauth_scopes),
+                 "redirect_uri": request.client.redirect_uri, "state": request.state}
+        if request.force_consent:
+            query["disable_auto_auth"] = "1"
+        return f"{self.platform_url(self.authorize_url)}?{urlencode(query)}"
+
+    def _oauth_form(self, ctx: OAuthContext, what: str, url: str,
+                    form: dict[str, str]) -> dict[str, Any]:
+        """POST ``form`` with the app's ``client_key``/``client_secret``; the answer's
+        JSON object. OAuth errors (``{error, error_description, log_id}``) raise
+        OAuthError."""
+        client = ctx.client
+        response = send(ctx.http, "POST", url, platform="TikTok", what=what, creates=False,
+                        data={"client_key": client.client_id,
+                              "client_secret": client.client_secret, **form},
+                        headers={"Cache-Control": "no-cache"})
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, Mapping):
+            raise OAuthError("exchange_failed", f"{what}: HTTP {response.status_code}, not "
+                                                "JSON")
+        error = body.get("error")
+        if isinstance(error, Mapping):
+            error = None if error.get("code") in ("ok", None) else error.get("code")
+        if error or not response.is_success:
+            code = str(error or f"http_{response.status_code}")
+            raise OAuthError(code, f"TikTok refused the {what}: {code}"
+                             + (f": {body.get('error_description')}"
+                                if body.get("error_description") else ""))
+        return dict(body)
+
+    def exchange_code(self, code: str, request: AuthorizationRequest,
+                      ctx: OAuthContext) -> Grant:
+        body = self._oauth_form(ctx, "code exchange", self.token_url(), {
+            "code": code, "grant_type": "authorization_code",
+            "redirect_uri": request.client.redirect_uri})
+        if not body.get("access_token"):
+            raise OAuthError("exchange_failed", "TikTok answered without an access token")
+        now = utcnow()
+        scopes = tuple(s for s in str(body.get("scope") or "").split(",") if s)
+        extra: dict[str, Any] = {"openId": body.get("open_id"), "scope": ",".join(scopes)}
+        if body.get("refresh_expires_in"):
+            extra["refreshExpiresAt"] = (
+                now + timedelta(seconds=float(body["refresh_expires_in"]))).isoformat()
+        expires_in = body.get("expires_in")
+        credentials = Credentials(
+            access_token=str(body["access_token"]), refresh_token=body.get("refresh_token"),
+            expires_at=now + timedelta(seconds=float(expires_in)) if expires_in else None,
+            issued_at=now, extra=extra)
+        return Grant(credentials=credentials, scopes=scopes,
+                     subject=str(body["open_id"]) if body.get("open_id") else None)
+
+    def list_targets(self, grant: Grant, ctx: OAuthContext) -> Sequence[Target]:
+        url = self.platform_url(f"{self.default_api_base}/v2/user/info/")
+        response = send(ctx.http, "GET", url, platform="TikTok", what="TikTok user info",
+                        creates=False, params={
+                            "fields": "open_id,union_id,avatar_url,display_name,username"},
+                        headers={"Authorization": f"Bearer {grant.credentials.access_token}"})
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        user = ((body.get("data") or {}).get("user") if isinstance(body, Mapping) else None)
+        if not response.is_success or not isinstance(user, Mapping) or not user.get("open_id"):
+            raise OAuthError("exchange_failed", f"TikTok user info failed: HTTP "
+                             f"{response.status_code}")
+        return [Target(external_id=str(user["open_id"]),
+                       name=str(user.get("display_name") or user.get("username") or
+                                user["open_id"]),
+                       username=user.get("username"), picture_url=user.get("avatar_url"))]
+
+    def revoke(self, credentials: Credentials, ctx: OAuthContext) -> None:
+        self._oauth_form(ctx, "revocation",
+                         self.platform_url(f"{self.default_api_base}/v2/oauth/revoke/"),
+                         {"token": credentials.access_token})
 
     # --- sandbox ----------------------------------------------------------------------
 

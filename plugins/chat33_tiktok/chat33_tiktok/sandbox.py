@@ -23,12 +23,18 @@ What it reproduces:
 * per-token limits: creator info 20, init 6, status 30 requests a minute (429
   ``rate_limit_exceeded``); a daily cap per creator (``spam_risk_too_many_posts``);
 * rotating refresh tokens (``sandbox-refresh`` to begin with): each refresh returns a
-  new pair and the old refresh token stops working (``invalid_grant``).
+  new pair and the old refresh token stops working (``invalid_grant``);
+* Login Kit (oauth.md §5, §9): ``GET /v2/auth/authorize/`` (``client_key``, comma
+  scopes, consents at once as the ``oauthUser`` open_id; the redirect carries
+  ``scopes``), the ``authorization_code`` grant at ``/v2/oauth/token/``,
+  ``GET /v2/user/info/`` in the ``data.user`` envelope, and ``POST /v2/oauth/revoke/``
+  (answers ``{}``; the token and its refresh token stop working).
 
 Control (besides faults/state/reset): ``POST /_sandbox/config`` with any of ``account``,
 ``accounts``, ``unaudited``, ``maxDurationSec``, ``dailyCap``, ``rateLimits``,
 ``processingPolls``, ``failReasons``, ``moderationPending``, ``verifiedPrefixes``,
-``clientKey``, ``clientSecret``, ``expireTokens`` (list), ``expireUploads`` (true).
+``clientKey``, ``clientSecret``, ``oauthUser``, ``expireTokens`` (list),
+``expireUploads`` (true).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import httpx
 from werkzeug.wrappers import Request, Response
 
 from chat33_core.sandbox import SandboxApp, json_response, sniff
+from chat33_core.sandbox_oauth import AuthorizationServer, GrantRefused
 
 from .chunks import ChunkPlan, plan_problems
 from .rules import (
@@ -65,7 +72,9 @@ DEFAULTS: dict[str, Any] = {
     "processingPolls": 1, "failReasons": [], "moderationPending": False,
     "verifiedPrefixes": None, "clientKey": None, "clientSecret": None,
     "commentDisabled": False, "duetDisabled": False, "stitchDisabled": False,
+    "oauthUser": "sandbox-open-id",
 }
+SCOPES = ("user.info.basic", "user.info.profile", "video.publish", "video.upload")
 FIRST_REFRESH_TOKEN = "sandbox-refresh"
 FIRST_ACCESS_TOKEN = "sandbox-token"
 _RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
@@ -143,7 +152,11 @@ class TikTokSandbox(SandboxApp):
 
     def __init__(self) -> None:
         super().__init__()
+        self.auth = AuthorizationServer("tiktok", self, pkce="ignored", scope_separator=",")
         self.reset()
+        self.route("/v2/auth/authorize/", self.oauth_authorize, methods=["GET"])
+        self.route("/v2/user/info/", self.user_info, methods=["GET"])
+        self.route("/v2/oauth/revoke/", self.oauth_revoke, methods=["POST"])
         base = "/v2/post/publish"
         self.route(f"{base}/creator_info/query/", self.creator_info, methods=["POST"])
         self.route(f"{base}/video/init/", self.video_init, methods=["POST"])
@@ -156,6 +169,8 @@ class TikTokSandbox(SandboxApp):
         self.route("/_sandbox/config", self.configure, methods=["POST"])
 
     def reset(self) -> None:
+        if hasattr(self, "auth"):
+            self.auth.reset()
         with self.lock:
             self.options: dict[str, Any] = {k: (v.copy() if isinstance(v, dict | list) else v)
                                             for k, v in DEFAULTS.items()}
@@ -166,6 +181,9 @@ class TikTokSandbox(SandboxApp):
             self.refresh_tokens: dict[str, str] = {FIRST_REFRESH_TOKEN: "sandbox-open-id"}
             self.owners: dict[str, str] = {FIRST_ACCESS_TOKEN: "sandbox-open-id"}
             self.revoked: set[str] = set()
+            #: access token -> its refresh token (revoking one ends both)
+            self.pairs: dict[str, str] = {}
+            self.revocations = 0
             self.refreshes = 0
             self.inits = 0
             self.ids = itertools.count(7_300_000_000_000_000_001)
@@ -176,7 +194,7 @@ class TikTokSandbox(SandboxApp):
                 "posts": list(self.posts),
                 "publishes": {pid: p.summary() for pid, p in self.publishes.items()},
                 "inits": self.inits,
-                "refreshes": self.refreshes,
+                "refreshes": self.refreshes, "revocations": self.revocations,
                 "refreshTokens": sorted(self.refresh_tokens),
                 "config": self.options,
                 "requests": [list(r) for r in self.requests],
@@ -608,21 +626,70 @@ class TikTokSandbox(SandboxApp):
             if not key or not secret or (want_key and key != want_key) or \
                     (want_secret and secret != want_secret):
                 return oauth_error(401, "invalid_client", "Client key or secret is invalid.")
+            if form.get("grant_type") == "authorization_code":
+                try:
+                    consent = self.auth.redeem_form(form, client_param="client_key")
+                except GrantRefused as refused:
+                    return oauth_error(401 if refused.error == "invalid_client" else 400,
+                                       refused.error, refused.description)
+                return self._issue(consent.subject, ",".join(consent.scopes))
             if form.get("grant_type") != "refresh_token":
                 return oauth_error(400, "unsupported_grant_type",
-                                   "grant_type must be refresh_token.")
+                                   "grant_type must be authorization_code or "
+                                   "refresh_token.")
             old = form.get("refresh_token") or ""
             owner = self.refresh_tokens.pop(old, None)
             if owner is None:
                 return oauth_error(400, "invalid_grant", "Refresh token is invalid or "
                                    "expired.")
-            access, refresh = f"act.{secrets.token_urlsafe(24)}", \
-                f"rft.{secrets.token_urlsafe(24)}"
-            self.refresh_tokens[refresh] = owner
-            self.owners[access] = owner
             self.refreshes += 1
-            return json_response({
-                "access_token": access, "expires_in": 7200, "open_id": owner,
-                "refresh_expires_in": 15_552_000, "refresh_token": refresh,
-                "scope": "user.info.basic,video.publish", "token_type": "Bearer",
-            })
+            return self._issue(owner, "user.info.basic,video.publish")
+
+    def _issue(self, owner: str, scope: str) -> Response:
+        """A new token pair for the creator ``owner`` (under the lock)."""
+        access, refresh = f"act.{secrets.token_urlsafe(24)}", \
+            f"rft.{secrets.token_urlsafe(24)}"
+        self.refresh_tokens[refresh] = owner
+        self.owners[access] = owner
+        self.pairs[access] = refresh
+        return json_response({
+            "access_token": access, "expires_in": 7200, "open_id": owner,
+            "refresh_expires_in": 15_552_000, "refresh_token": refresh,
+            "scope": scope, "token_type": "Bearer",
+        }, headers={"Cache-Control": "no-store"})
+
+    # --- Login Kit --------------------------------------------------------------------
+
+    def oauth_authorize(self, request: Request) -> Response:
+        with self.lock:
+            subject = str(self.options["oauthUser"])
+        scopes = self.auth.split_scopes(request.args.get("scope"), ",")
+        return self.auth.authorize(request, subject=subject, client_param="client_key",
+                                   allowed_scopes=SCOPES,
+                                   redirect_extra={"scopes": ",".join(scopes)})
+
+    def user_info(self, request: Request) -> Response:
+        with self.lock:
+            found = self.authorize(request, None)
+            if isinstance(found, Response):
+                return found
+            _, owner = found
+        user = {"open_id": owner, "union_id": f"union-{owner}",
+                "avatar_url": f"https://p16-sign.tiktokcdn.com/{owner}.jpeg",
+                "display_name": f"Creator {owner}", "username": f"creator_{owner[-6:]}"}
+        fields = [f for f in (request.args.get("fields") or "").split(",") if f]
+        return ok({"user": {k: v for k, v in user.items() if not fields or k in fields}})
+
+    def oauth_revoke(self, request: Request) -> Response:
+        form = request.form
+        with self.lock:
+            if not self.auth.client_ok(form.get("client_key"), form.get("client_secret")):
+                return json_response({"error": "invalid_client", "error_description":
+                                      "Client key or secret is invalid.",
+                                      "log_id": _log_id()}, 401)
+            token = form.get("token") or ""
+            if token in self.owners:
+                self.revoked.add(token)
+                self.refresh_tokens.pop(self.pairs.get(token, ""), None)
+                self.revocations += 1
+        return json_response({})

@@ -8,7 +8,10 @@
   among the user's posts before anything is posted again;
 * ``confirm`` — that lookup (``GET /2/users/{id}/tweets``, exact text and reply target);
 * ``delete`` — ``DELETE /2/tweets/{id}`` for every post of the thread;
-* ``refresh_credentials`` — OAuth 2 refresh token grant; X rotates refresh tokens.
+* ``refresh_credentials`` — OAuth 2 refresh token grant; X rotates refresh tokens;
+* connecting accounts (oauth.md §7): ``/i/oauth2/authorize`` with PKCE S256, the code
+  exchange at ``/2/oauth2/token`` (HTTP Basic for a confidential client), the user of
+  ``/2/users/me`` as the one target, and ``/2/oauth2/revoke``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import httpx
 
@@ -33,6 +37,14 @@ from chat33_core.errors import (
 )
 from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
+from chat33_core.oauth import (
+    AuthorizationRequest,
+    Grant,
+    OAuthClient,
+    OAuthContext,
+    OAuthError,
+    Target,
+)
 from chat33_core.options import Option
 from chat33_core.platforms import (
     Capabilities,
@@ -69,6 +81,9 @@ class XPlatform(PlatformBase):
                     max_videos=1, max_image_bytes=rules.MAX_IMAGE_BYTES,
                     max_video_bytes=rules.DEFAULT_VIDEO_MAX_BYTES)
     options: ClassVar[tuple[Option, ...]] = rules.OPTIONS
+    #: posting, media and a refresh token (oauth.md §7)
+    oauth_scopes = ("tweet.read", "tweet.write", "users.read", "media.write", "offline.access")
+    authorize_url = "https://x.com/i/oauth2/authorize"
 
     # --- preflight --------------------------------------------------------------------
 
@@ -361,6 +376,73 @@ class XPlatform(PlatformBase):
             expires_at=now + timedelta(seconds=float(expires_in)) if expires_in else None,
             issued_at=now, extra=extra)
 
+    # --- connecting accounts (oauth.md §7) -----------------------------------------------------
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        query = {"response_type": "code", "client_id": request.client.client_id,
+                 "redirect_uri": request.client.redirect_uri,
+                 "scope": " ".join(self.oauth_scopes), "state": request.state,
+                 "code_challenge": request.code_challenge, "code_challenge_method": "S256"}
+        return f"{self.platform_url(self.authorize_url)}?{urlencode(query)}"
+
+    def _token_request(self, form: dict[str, str], client: OAuthClient, http: httpx.Client,
+                       url: str, what: str) -> httpx.Response:
+        """A form POST to the OAuth endpoints with the client's authentication: HTTP
+        Basic for a confidential client, ``client_id`` in the body for a public one."""
+        extra: dict[str, Any] = {}
+        if client.client_secret:
+            extra["auth"] = httpx.BasicAuth(client.client_id, client.client_secret)
+        else:
+            form = {**form, "client_id": client.client_id}
+        return send(http, "POST", url, platform="X", what=what, creates=False, data=form,
+                    **extra)
+
+    def exchange_code(self, code: str, request: AuthorizationRequest,
+                      ctx: OAuthContext) -> Grant:
+        response = self._token_request(
+            {"grant_type": "authorization_code", "code": code,
+             "redirect_uri": request.client.redirect_uri,
+             "code_verifier": request.code_verifier},
+            request.client, ctx.http, self.token_url(), "X code exchange")
+        body = _json_object(response)
+        if not response.is_success or not body.get("access_token"):
+            raise OAuthError(str(body.get("error") or "exchange_failed"),
+                             f"X refused the authorization code: "
+                             f"{body.get('error_description') or response.status_code}")
+        scopes = tuple(str(body.get("scope") or "").split())
+        now = utcnow()
+        expires_in = body.get("expires_in")
+        credentials = Credentials(
+            access_token=body["access_token"], refresh_token=body.get("refresh_token"),
+            expires_at=now + timedelta(seconds=float(expires_in)) if expires_in else None,
+            issued_at=now, extra={"scope": " ".join(scopes)} if scopes else {})
+        return Grant(credentials=credentials, scopes=scopes)
+
+    def list_targets(self, grant: Grant, ctx: OAuthContext) -> Sequence[Target]:
+        api = self._api(ctx.http, grant.credentials)
+        response = api.send("GET", "/2/users/me?user.fields=profile_image_url",
+                            what="X user lookup")
+        user = api.data(response, "X user lookup")
+        return [Target(external_id=str(user["id"]), name=str(user.get("name") or
+                                                              user["username"]),
+                       username=user.get("username"),
+                       picture_url=user.get("profile_image_url"))]
+
+    def revoke(self, credentials: Credentials, ctx: OAuthContext) -> None:
+        """``/2/oauth2/revoke`` for the refresh token (which ends the grant) and the
+        access token."""
+        for token, hint in ((credentials.refresh_token, "refresh_token"),
+                            (credentials.access_token, "access_token")):
+            if not token:
+                continue
+            response = self._token_request(
+                {"token": token, "token_type_hint": hint}, ctx.client, ctx.http,
+                self.platform_url(f"{self.default_api_base}/2/oauth2/revoke"), "X revoke")
+            if not response.is_success:
+                body = _json_object(response)
+                raise OAuthError(str(body.get("error") or response.status_code),
+                                 "X refused to revoke the token")
+
     # --- plumbing ------------------------------------------------------------------------------
 
     def _api(self, http: httpx.Client, credentials: Credentials) -> XApi:
@@ -377,6 +459,14 @@ class XPlatform(PlatformBase):
         from .sandbox import XSandbox
 
         return XSandbox()
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 # --- matching a post found on X to the one we sent ---------------------------------------

@@ -9,7 +9,12 @@
 * ``GET /2/users/{id}/tweets``, ``GET /2/users/me``, ``DELETE /2/tweets/{id}``;
 * per-user rate limits with ``x-rate-limit-limit/remaining/reset`` headers and 429s
   without Retry-After;
-* ``POST /2/oauth2/token`` with single-use, rotating refresh tokens.
+* OAuth 2 (oauth.md §7, §9): ``GET /i/oauth2/authorize`` (consents at once as the
+  ``oauth_user`` of ``/_sandbox/config``, the default user unless set; PKCE required),
+  ``POST /2/oauth2/token`` (``authorization_code`` and ``refresh_token``; client
+  authentication by HTTP Basic for a confidential client or ``client_id`` in the body
+  for a public one; a refresh token only with ``offline.access``; single-use, rotating
+  refresh tokens) and ``POST /2/oauth2/revoke``. Tokens issued this way publish here.
 
 Errors are ``application/problem+json`` like X's. Beyond the core control API
 (``/_sandbox/faults``, ``/state``, ``/reset``) it answers:
@@ -34,6 +39,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from chat33_core.sandbox import SandboxApp, json_response, sniff
+from chat33_core.sandbox_oauth import AuthorizationServer, GrantRefused
 
 from .counting import count
 
@@ -94,8 +100,11 @@ class XSandbox(SandboxApp):
 
     def __init__(self) -> None:
         super().__init__()
+        self.auth = AuthorizationServer("x", self, pkce="required")
         self.reset()
         routes: list[tuple[str, Callable[..., Response], list[str]]] = [
+            ("/i/oauth2/authorize", self.authorize, ["GET"]),
+            ("/2/oauth2/revoke", self.oauth_revoke, ["POST"]),
             ("/2/media/upload/initialize", self.initialize, ["POST"]),
             ("/2/media/upload/<media_id>/append", self.append, ["POST"]),
             ("/2/media/upload/<media_id>/finalize", self.finalize, ["POST"]),
@@ -115,6 +124,8 @@ class XSandbox(SandboxApp):
     # --- state ------------------------------------------------------------------------
 
     def reset(self) -> None:
+        if hasattr(self, "auth"):
+            self.auth.reset()
         with self.lock:
             self.config: dict[str, Any] = {
                 "limits": dict(BUCKETS), "window_s": 900, "processing_steps": 2,
@@ -130,6 +141,9 @@ class XSandbox(SandboxApp):
             self._ids = itertools.count(1_850_000_000_000_000_001)
             self._media_ids = itertools.count(1_880_000_000_000_000_001)
             self._tokens = itertools.count(1)
+            self.refresh_scopes: dict[str, tuple[str, ...]] = {}
+            #: the kinds of token revoked (``xat-``/``xrt-``), for tests
+            self.revoked: list[str] = []
 
     def state(self) -> dict[str, Any]:
         with self.lock:
@@ -138,7 +152,7 @@ class XSandbox(SandboxApp):
                 "media": [{k: v for k, v in m.items() if k != "head"}
                           for m in self.media.values()],
                 "users": list(self.users.values()),
-                "refreshes": self.refreshes,
+                "refreshes": self.refreshes, "revoked": list(self.revoked),
                 "config": dict(self.config),
             }
 
@@ -484,7 +498,12 @@ class XSandbox(SandboxApp):
             if user_id is None:
                 return problem(401, "Unauthorized", "Unauthorized")
             user = self.users[user_id]
-            return json_response({"data": {k: user[k] for k in ("id", "username", "name")}})
+            data = {k: user[k] for k in ("id", "username", "name")}
+            fields = (request.args.get("user.fields") or "").split(",")
+            if "profile_image_url" in fields:
+                data["profile_image_url"] = (f"https://pbs.twimg.com/profile_images/"
+                                             f"{user['id']}/normal.jpg")
+            return json_response({"data": data})
 
     def user_tweets(self, request: Request, user_id: str) -> Response:
         with self.lock:
@@ -534,27 +553,81 @@ class XSandbox(SandboxApp):
 
     # --- OAuth 2 ----------------------------------------------------------------------------
 
+    def authorize(self, request: Request) -> Response:
+        subject = str(self.config.get("oauth_user") or DEFAULT_USER["id"])
+        return self.auth.authorize(request, subject=subject)
+
+    def _client(self, request: Request) -> tuple[str | None, str | None]:
+        """The client's id and secret: HTTP Basic (confidential) or ``client_id`` in
+        the body (public, no secret)."""
+        basic = request.authorization
+        if basic is not None and basic.type == "basic":
+            return basic.username, basic.password or ""
+        return request.form.get("client_id"), None
+
+    def _issue(self, user_id: str, scopes: tuple[str, ...]) -> dict[str, Any]:
+        n = next(self._tokens)
+        access = f"xat-{n}-{user_id}"
+        self.access[access] = user_id
+        body: dict[str, Any] = {"token_type": "bearer", "expires_in": 7200,
+                                "access_token": access, "scope": " ".join(scopes)}
+        if "offline.access" in scopes:
+            refresh = f"xrt-{n}-{user_id}"
+            self.refresh[refresh] = user_id
+            self.refresh_scopes[refresh] = scopes
+            body["refresh_token"] = refresh
+        return body
+
     def token(self, request: Request) -> Response:
         form = request.form
+        if request.mimetype != "application/x-www-form-urlencoded":
+            return json_response({"error": "invalid_request", "error_description":
+                                  "send the body as application/x-www-form-urlencoded"}, 400)
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            client_id, secret = self._client(request)
+            try:
+                consent = self.auth.redeem_form(form, client_id=client_id,
+                                                client_secret=secret)
+            except GrantRefused as refused:
+                return json_response(refused.body(), 401 if refused.error ==
+                                     "invalid_client" else 400)
+            with self.lock:
+                self.users.setdefault(consent.subject, {
+                    "id": consent.subject, "username": f"user{consent.subject}",
+                    "name": "sandbox user", "text_limit": 280})
+                return json_response(self._issue(consent.subject, consent.scopes),
+                                     headers={"Cache-Control": "no-store"})
         with self.lock:
-            if form.get("grant_type") != "refresh_token":
+            if grant_type != "refresh_token":
                 return json_response({"error": "unsupported_grant_type",
-                                      "error_description": "grant_type must be refresh_token"},
-                                     400)
-            user_id = self.refresh.pop(form.get("refresh_token", ""), None)
+                                      "error_description": "grant_type must be "
+                                      "authorization_code or refresh_token"}, 400)
+            token = form.get("refresh_token", "")
+            user_id = self.refresh.pop(token, None)
             if user_id is None:
                 # X's refresh tokens are single-use: a spent one lands here too
                 return json_response({"error": "invalid_request", "error_description":
                                       "Value passed for the token was invalid."}, 400)
-            n = next(self._tokens)
-            access, refresh = f"xat-{n}-{user_id}", f"xrt-{n}-{user_id}"
-            self.access[access] = user_id
-            self.refresh[refresh] = user_id
+            scopes = self.refresh_scopes.pop(token, None) or (
+                "tweet.read", "tweet.write", "users.read", "media.write", "offline.access")
             self.refreshes += 1
-            return json_response({"token_type": "bearer", "expires_in": 7200,
-                                  "access_token": access, "refresh_token": refresh,
-                                  "scope": "tweet.read tweet.write users.read media.write "
-                                           "offline.access"})
+            return json_response(self._issue(user_id, scopes))
+
+    def oauth_revoke(self, request: Request) -> Response:
+        client_id, secret = self._client(request)
+        if not self.auth.client_ok(client_id, secret):
+            return json_response({"error": "invalid_client",
+                                  "error_description": "Client authentication failed."}, 401)
+        token = request.form.get("token", "")
+        with self.lock:
+            user_id = self.access.pop(token, None) or self.refresh.pop(token, None)
+            if user_id is not None and token.startswith("xrt-"):
+                # the refresh token carries the grant: its access tokens end with it
+                n = token.split("-")[1]
+                self.access.pop(f"xat-{n}-{user_id}", None)
+            self.revoked.append(token[:4])
+        return json_response({"revoked": True})
 
 
 def _same(a: str, b: str) -> bool:

@@ -70,6 +70,8 @@ class Writes:
     logs: list[LogEvent] = attrs.Factory(list)
     hooks: list[Post] = attrs.Factory(list)
     reconnect: list[str] = attrs.Factory(list)
+    #: webhook deliveries of events other than a post's status: (post, payload)
+    events: list[tuple[Post, dict[str, Any]]] = attrs.Factory(list)
     drop_checkpoints: list[str] = attrs.Factory(list)
     #: called once the writes are durable (by whichever thread committed them)
     after: list[Callable[[Writes], None]] = attrs.Factory(list)
@@ -205,11 +207,13 @@ class GroupCommit:
             checkpoints={pid: data for w in group for pid, data in w.checkpoints.items()},
             finish=[p for w in group for p in w.finish],
             logs=[e for w in group for e in w.logs],
-            hooks=[(p, webhooks.payload_for(p)) for w in group for p in w.hooks],
+            hooks=[(p, webhooks.payload_for(p)) for w in group for p in w.hooks]
+            + [(p, body) for w in group for p, body in w.events],
             reconnect={a for w in group for a in w.reconnect},
             drop_checkpoints=[pid for w in group for pid in w.drop_checkpoints])
         for w in group:
-            w.hooks_added = sum(1 for p in w.hooks if p.callback_url)
+            w.hooks_added = sum(1 for p in (*w.hooks, *(e[0] for e in w.events))
+                                if p.callback_url)
 
 
 def retrying(attempt: Callable[[], _T], within_s: float, what: Callable[[], str]) -> _T:

@@ -10,8 +10,12 @@ and maps its error class to the post's next state:
                          backoff with jitter (at least the platform's ``retry_after``);
                          FAILED after ``max_attempts``
 ``QuotaExceeded``        QUEUED until ``retry_at``; not an attempt
-``CredentialsExpired``   one refresh and one more try, else FAILED + reconnect
-``ReconnectRequired``    FAILED, the account marked ``needs_reconnect``
+``CredentialsExpired``   one refresh and one more try; a refused refresh: as below
+a refused refresh        the account marked ``needs_reconnect``; the post waits in
+                         QUEUED (not an attempt), looked at again every
+                         ``RECONNECT_RECHECK``, with a logged reason; so do the
+                         account's other due posts, without calling the platform
+``ReconnectRequired``    (from ``publish``) FAILED, the account marked ``needs_reconnect``
 ``PermanentError``       FAILED with the platform's message (posted thread items keep
                          their receipts and are PUBLISHED)
 ``UnknownOutcome``       ``platform.confirm``: found -> PUBLISHED; not there -> retry;
@@ -58,6 +62,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 import httpx
 
+from .. import webhooks
 from ..errors import (
     Chat33Error,
     CredentialsExpired,
@@ -84,6 +89,7 @@ from ..platforms import (
     RefreshContext,
 )
 from ..states import Actor, transition
+from ..store.connections import WAITING_PREFIX
 from ..store.unavailable import behind, safe_text
 from .batch import GroupCommit, Writes, pauses, retrying
 from .caps import check_cap
@@ -99,6 +105,8 @@ WORKER_KEY = "_chat33_worker"
 #: values a log event's data keeps as they are (anything else goes through JSON)
 _PLAIN = frozenset({str, int, bool, type(None)})
 _R = TypeVar("_R")
+#: how often a post waiting for its account to be reconnected is looked at again
+RECONNECT_RECHECK = timedelta(minutes=5)
 #: decrypted credentials kept per worker process (by ciphertext)
 DECRYPT_CACHE_SIZE = 1024
 
@@ -183,8 +191,9 @@ class DurableCheckpoints:
 
 @attrs.frozen
 class Outcome:
-    """What an attempt did: ``published``, ``failed``, ``retry``, ``deferred``, ``lost``,
-    ``stalled`` (the database stayed unavailable; the post stays leased)."""
+    """What an attempt did: ``published``, ``failed``, ``retry``, ``deferred``,
+    ``waiting`` (for the account to be reconnected), ``lost``, ``stalled`` (the database
+    stayed unavailable; the post stays leased)."""
 
     kind: str
     post_id: str
@@ -285,8 +294,8 @@ class Publisher:
             return self._fail(claim, alog, f"the {name} channel {account.name!r} is "
                               "disconnected; connect it again, then retry the post")
         if account.needs_reconnect:
-            return self._fail(claim, alog, _reconnect_message(name, account, post.id),
-                              reconnect=True)
+            return self._wait_reconnect(claim, alog, _reconnect_message(name, account,
+                                                                        None), found=False)
         if platform.limits.daily_cap is not None:
             # one check at a time per channel in this process, counting what it started
             with self._lock_for("cap:" + account.id):
@@ -323,9 +332,9 @@ class Publisher:
                      for p, m in zip((post, *claim.followers), media, strict=True)]
         except NotFound as exc:
             return self._fail(claim, alog, f"a media file of the post is missing: {exc}")
-        except ReconnectRequired as exc:
-            return self._fail(claim, alog, _reconnect_text(exc.message, name, account,
-                                                           post.id), reconnect=True)
+        except ReconnectRequired as exc:  # the refresh was refused
+            return self._wait_reconnect(claim, alog, _reconnect_text(exc.message, name,
+                                                                     account, None))
         except TransientError as exc:
             return self._retry(claim, alog, exc)
         except PermanentError as exc:  # the plugin's refresh failed (see _refreshed)
@@ -369,9 +378,12 @@ class Publisher:
                     ctx.credentials = self._refresh(platform, account, ctx.credentials, alog,
                                                     force=True)
                 except ReconnectRequired as again:
-                    return self._fail(claim, alog, _reconnect_text(again.message, name,
-                                                                   account, claim.post.id),
-                                      reconnect=True, posted=exc.posted)
+                    if exc.posted:  # thread items are out: they keep their receipts
+                        return self._fail(claim, alog, _reconnect_text(
+                            again.message, name, account, claim.post.id), reconnect=True,
+                            posted=exc.posted)
+                    return self._wait_reconnect(claim, alog, _reconnect_text(
+                        again.message, name, account, None))
                 except TransientError as again:
                     return self._retry(claim, alog, again)
                 except PermanentError as again:
@@ -564,7 +576,9 @@ class Publisher:
                              posted=exc.posted)
 
     def _requeue(self, claim: Claim, alog: AttemptLog, until: datetime, *, count: bool,
-                 kind: str, message: str, posted: Sequence[Receipt] = ()) -> Outcome:
+                 kind: str, message: str, posted: Sequence[Receipt] = (),
+                 reconnect: str | None = None,
+                 events: Sequence[tuple[Post, dict[str, Any]]] = ()) -> Outcome:
         receipts = _match(claim, posted)
         rows = []
         for p in (claim.post, *claim.followers):
@@ -572,12 +586,29 @@ class Publisher:
             rows.append(attrs.evolve(
                 p, status=transition(p.status, PostStatus.QUEUED, Actor.WORKER),
                 lease_owner=None, lease_expires_at=None, next_attempt_at=until,
-                error_message=message if kind == "retry" else None,
+                error_message=message if kind in ("retry", "waiting") else None,
                 retry_count=p.retry_count + (1 if count else 0),
                 external_post_id=r.external_id if r else p.external_post_id,
                 external_post_url=r.external_url if r else p.external_post_url))
-        self.committer.commit(Writes(finish=rows, logs=alog.drain()), wait=False)
+        self.committer.commit(Writes(finish=rows, logs=alog.drain(),
+                                     reconnect=[reconnect] if reconnect else [],
+                                     events=list(events),
+                                     after=[self._written] if events else []), wait=False)
         return Outcome(kind, claim.post.id, message, next_attempt_at=until)
+
+    def _wait_reconnect(self, claim: Claim, alog: AttemptLog, message: str, *,
+                        found: bool = True) -> Outcome:
+        """The account must be reconnected: mark it, and leave the post QUEUED (not an
+        attempt) until the next look in ``RECONNECT_RECHECK``. ``found``: this attempt
+        found it out (the platform refused a refresh): the ``account.needs_reconnect``
+        webhook goes to the post's ``callbackUrl``."""
+        until = utcnow() + RECONNECT_RECHECK
+        text = f"{WAITING_PREFIX}: {message}"
+        alog("waiting_reconnect", text, nextAttemptAt=until.isoformat())
+        post = claim.post
+        event = [(post, webhooks.needs_reconnect_payload(post, message))] if found else []
+        return self._requeue(claim, alog, until, count=False, kind="waiting", message=text,
+                             reconnect=post.account_id, events=event)
 
     def _published(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
                    result: PublishResult) -> Outcome:
@@ -761,19 +792,22 @@ def _match(claim: Claim, receipts: Sequence[Receipt]) -> dict[str, Receipt]:
     return found
 
 
-def _reconnect_message(name: str, account: Account, post_id: str) -> str:
+def _reconnect_message(name: str, account: Account, post_id: str | None) -> str:
     return (f"the {name} account {account.name!r} must be reconnected: its access was "
             f"revoked or has expired. {_reconnect_hint(name, account, post_id)}")
 
 
-def _reconnect_text(message: str, name: str, account: Account, post_id: str) -> str:
+def _reconnect_text(message: str, name: str, account: Account, post_id: str | None) -> str:
     return f"{message.rstrip('.')}. {_reconnect_hint(name, account, post_id)}"
 
 
-def _reconnect_hint(name: str, account: Account, post_id: str) -> str:
+def _reconnect_hint(name: str, account: Account, post_id: str | None) -> str:
     """What the owner does about refused credentials (the account is marked
-    ``needsReconnect`` in ``GET /accounts`` meanwhile)."""
+    ``needsReconnect`` in ``GET /accounts`` meanwhile); ``post_id``: the failed post to
+    retry then (None: the post waits and goes out once the account is reconnected)."""
+    then = (f", then retry the post (POST /api/v1/posts/{post_id}/retry or `chat33 posts "
+            f"retry {post_id}`)" if post_id else "; the post goes out once it is")
     return (f"Reconnect the {name} account {account.name!r} ({account.id}, shown with "
-            f"needsReconnect: true in GET /api/v1/accounts; by hand: `chat33 accounts "
-            f"set-token {account.id} --token ...`), then retry the post "
-            f"(POST /api/v1/posts/{post_id}/retry or `chat33 posts retry {post_id}`)")
+            f"needsReconnect: true in GET /api/v1/accounts: POST /api/v1/accounts/"
+            f"{account.id}/reconnect or `chat33 accounts reconnect {account.id}`; by hand: "
+            f"`chat33 accounts set-token {account.id} --token ...`){then}")

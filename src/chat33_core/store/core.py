@@ -8,7 +8,7 @@ table or aggregate, each the only owner of its SQL:
 * :mod:`.posts` — posts, their logs and checkpoints; :mod:`.post_lists` — pages of posts;
 * :mod:`.media` — media assets; :mod:`.limits` — rate limits;
 * :mod:`.leases` — the worker's queue (claims, leases, results, daily caps);
-* :mod:`.outbox` — webhook deliveries.
+* :mod:`.outbox` — webhook deliveries; :mod:`.connections` — OAuth connections.
 
 They share :class:`.database.Database` (transactions, schema, readiness) and the one
 private execution layer of :mod:`._sql`. Rows come back as the frozen models of
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from ._sql import utc_text
 from .accounts import Accounts
+from .connections import Connections
 from .engine import make_engine
 from .keys import Keys
 from .leases import Leases
@@ -31,7 +32,8 @@ from .post_lists import PostLists
 from .posts import Posts, row_to_post
 
 
-class Store(Orgs, Keys, Accounts, Posts, PostLists, Media, Limits, Leases, Outbox):
+class Store(Orgs, Keys, Accounts, Posts, PostLists, Media, Limits, Leases, Outbox,
+            Connections):
     """All of chat33's persistence. Thread-safe; share one per process."""
 
 

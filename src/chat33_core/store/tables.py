@@ -230,3 +230,31 @@ webhook_deliveries = sa.Table(
     _created(),
     sa.Index("ix_webhooks_due", "status", "next_attempt_at"),
 )
+
+oauth_connections = sa.Table(
+    # one attempt to connect (or reconnect) accounts by OAuth; see chat33_core.connecting
+    "oauth_connections", metadata, _id(),
+    sa.Column("org_id", sa.String(64), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("user_id", sa.String(64), nullable=True),
+    # the CSRF hash of the browser session that started it (None: an API key did)
+    sa.Column("session_binding", sa.String(64), nullable=True),
+    sa.Column("platform", sa.String(40), nullable=False),
+    # sha256 of the state: the raw value travels only through the browser
+    sa.Column("state_hash", sa.String(64), nullable=False, unique=True),
+    # Fernet token of the PKCE code verifier
+    sa.Column("verifier_enc", sa.Text, nullable=False),
+    sa.Column("return_url", sa.Text, nullable=True),
+    sa.Column("reconnect_account_id", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    # what the grant may publish as, public facts only
+    sa.Column("targets", sa.JSON, nullable=False),
+    # Fernet token of the targets' credentials, kept until one is selected
+    sa.Column("targets_enc", sa.Text, nullable=True),
+    sa.Column("account_ids", sa.JSON, nullable=False),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+    _created(),
+    sa.Index("ix_oauth_connections_org", "org_id", "created_at"),
+)

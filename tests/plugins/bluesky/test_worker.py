@@ -75,13 +75,14 @@ def test_an_unanswered_post_is_confirmed_by_the_worker_not_posted_twice(world: W
     assert "unknown_outcome" in events and "bluesky.confirm" in events
 
 
-def test_a_refused_app_password_fails_the_post_and_asks_for_reconnect(world: WorkerWorld) -> None:
+def test_a_refused_app_password_keeps_the_post_waiting_for_reconnect(
+        world: WorkerWorld) -> None:
     httpx.post(f"{world.url}/_sandbox/accounts", json={
         "did": DID, "handle": HANDLE, "password": "changed-by-the-owner"}).raise_for_status()
     [post] = world.queue(["never"])
     world.run()
     stored = world.core.store.get_post(post.id)
-    assert stored.status == PostStatus.FAILED
+    assert stored.status == PostStatus.QUEUED and stored.retry_count == 0
     assert "app password" in (stored.error_message or "")
     assert world.core.store.get_account(world.account.id).needs_reconnect
     assert world.live("posts") == []
