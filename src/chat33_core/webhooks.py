@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from . import logs, metrics
 from .models import LogEvent, Post, new_id, utcnow
 from .store import tables as t
 from .store.unavailable import safe_text
@@ -240,6 +241,10 @@ class WebhookDispatcher:
 
     def deliver(self, row: Mapping[str, Any]) -> bool:
         """Send one delivery and record the outcome; True when the receiver took it."""
+        with logs.context(postId=row["post_id"], orgId=row["org_id"]):
+            return self._deliver(row)
+
+    def _deliver(self, row: Mapping[str, Any]) -> bool:
         from .fetch import FetchError
 
         attempt = int(row["attempts"]) + 1
@@ -303,3 +308,4 @@ class WebhookDispatcher:
             if n:
                 self.store.add_log(LogEvent(id=None, post_id=row["post_id"], event=event,
                                             message=message, data=data), conn=c)
+        metrics.record_webhook(event.removeprefix("webhook_").removesuffix("_scheduled"))

@@ -84,6 +84,18 @@ def due_clause(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[b
     return sa.or_(queued, expired)
 
 
+def depth(store: Store, now: datetime | None = None) -> dict[str, int]:
+    """The queue's depth (:mod:`chat33_core.metrics`): ``due`` posts (claimable now, an
+    expired lease included) and ``leased`` ones (PUBLISHING under a live lease)."""
+    now = now or utcnow()
+    with store.read() as c:
+        due = c.execute(sa.select(sa.func.count()).select_from(P).where(due_clause(now))
+                        ).scalar_one()
+        leased = c.execute(sa.select(sa.func.count()).select_from(P).where(
+            P.c.status == PUBLISHING, P.c.lease_expires_at >= now)).scalar_one()
+    return {"due": int(due), "leased": int(leased)}
+
+
 # The claim's statements, built once: building a statement and its cache key costs more
 # than running it on SQLite, and the claim runs for every batch.
 _NOW = sa.bindparam("b_now", type_=P.c.next_attempt_at.type)
