@@ -11,6 +11,7 @@ reach it through :func:`chat33_flask.routing.core` and nothing else.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import itertools
 import logging
@@ -44,6 +45,7 @@ from .views.media import files as media_files
 
 API_PREFIX = "/api/v1"
 access_log = logging.getLogger("chat33.http")
+_CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 
 
@@ -186,6 +188,12 @@ def _check_size(environ: Mapping[str, Any]) -> None:
                               details=[Issue("headers", f"{count} headers")])
 
 
+@functools.cache
+def _route(rule: str) -> str:
+    """A URL rule as a metric's label: ``/api/v1/posts/<id>`` (no converter names)."""
+    return _CONVERTER.sub(r"<\1>", rule)
+
+
 def _finish(response: Response) -> Response:
     current: RequestState | None = g.get("chat33")
     if current is None:  # a request that failed before _start ran
@@ -200,8 +208,8 @@ def _finish(response: Response) -> Response:
         headers.add("RateLimit-Reset", str(max(0, math.ceil(reset))))
     seconds = time.perf_counter() - current.started
     rule = request.url_rule
-    metrics.record_request(rule.rule if rule is not None else "unmatched", request.method,
-                           response.status_code, seconds)
+    metrics.record_request(_route(rule.rule) if rule is not None else "unmatched",
+                           request.method, response.status_code, seconds)
     if not access_log.isEnabledFor(logging.INFO):
         return response
     principal = current.principal
