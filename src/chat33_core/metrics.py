@@ -225,9 +225,10 @@ def exposition(store: Store | None = None) -> bytes:
     return bytes(generate_latest(registry(store)))
 
 
-def serve_metrics(port: int, host: str, store: Store | None = None) -> Callable[[], None]:
-    """Serve ``/metrics`` on ``host:port`` in a daemon thread (``chat33 worker
-    --metrics-port``); returns the function that stops it."""
+def serve_metrics(port: int, host: str, store: Store | None = None
+                  ) -> tuple[int, Callable[[], None]]:
+    """Serve ``/metrics`` on ``host:port`` (0: a free port) in a daemon thread (``chat33
+    worker --metrics-port``); returns the port and the function that stops it."""
     from prometheus_client import start_http_server
 
     server, thread = start_http_server(port, addr=host, registry=registry(store))
@@ -237,7 +238,7 @@ def serve_metrics(port: int, host: str, store: Store | None = None) -> Callable[
         server.server_close()
         thread.join(5)
 
-    return stop
+    return int(server.server_port), stop
 
 
 __all__ = [

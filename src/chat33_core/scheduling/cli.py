@@ -43,7 +43,7 @@ def _serve_metrics(host: str, port: int | None, core: Chat33) -> Callable[[], No
     from .. import metrics
 
     try:
-        stop = metrics.serve_metrics(port, host, core.store)
+        port, stop = metrics.serve_metrics(port, host, core.store)
     except OSError as exc:
         raise ConfigurationError(f"--metrics-port: cannot listen on {host}:{port}: "
                                  f"{os.strerror(exc.errno) if exc.errno else exc}") from None
@@ -65,8 +65,9 @@ def _serve_metrics(host: str, port: int | None, core: Chat33) -> Callable[[], No
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               help="INFO: one line per publish attempt. DEBUG adds every HTTP request "
                    "(httpx, httpcore). Also read from CHAT33_LOG_LEVEL.")
-@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
-              help="Serve this worker's Prometheus metrics on http://HOST:PORT/metrics.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve this worker's Prometheus metrics on http://HOST:PORT/metrics "
+                   "(0: a free port, logged at start).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True,
               help="The address --metrics-port listens on (0.0.0.0: every interface).")
 def worker(once: bool, concurrency: int, plugins: tuple[str, ...], worker_id: str | None,
