@@ -236,6 +236,9 @@ class Demo:
         self.problems: list[str] = []
         self.rows: list[dict[str, Any]] = []
         self.receiver = WebhookReceiver()
+        #: the secret values the demo made (key, password, API key, webhook secret): what
+        #: no log line may ever show
+        self.secrets: list[str] = []
         self.api_port = port or _free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
 
@@ -335,6 +338,8 @@ class Demo:
             user = core.create_user("demo@chat33.local", password, "Demo Org")
             _key, raw_key = core.create_api_key(user.org_id, user.id, "demo")
             self.receiver.secret = core.webhook_secret(user.org_id)
+            self.secrets += [env["CHAT33_SECRET_KEY"], password, raw_key,
+                             self.receiver.secret]
             accounts = {}
             for name in expected_platforms:
                 username, external_id, token = DEMO_ACCOUNTS.get(name) or (

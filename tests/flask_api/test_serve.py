@@ -86,7 +86,7 @@ def test_serve_runs_gunicorn_workers_over_http(settings_for: Any, tmp_path: Path
 def _start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", "from chat33_core.cli import main; main()", "serve", *args],
-        env=env, cwd=cwd, stderr=subprocess.PIPE, text=True)
+        env={**env, "CHAT33_LOG_FORMAT": "text"}, cwd=cwd, stderr=subprocess.PIPE, text=True)
 
 
 def _until_serving(proc: subprocess.Popen[str]) -> list[str]:

@@ -6,6 +6,7 @@ Registered as a top-level ``chat33`` command through the ``chat33.cli`` entry po
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -56,6 +57,14 @@ class GunicornServer:
                 return factory()
 
         return _App()
+
+
+def _say(log_format: str, message: str, level: int = logging.INFO) -> None:
+    """A line of ``serve``'s own on stderr: a log record in JSON, as it is in text."""
+    if log_format == "json":
+        logging.getLogger("chat33.serve").log(level, "%s", message.removeprefix("chat33: "))
+    else:
+        click.echo(message, err=True)
 
 
 def _gunicorn_logger(fmt: str) -> type:
@@ -133,11 +142,11 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
         _refuse(f"cannot listen on {host}:{port}: "
                 f"{os.strerror(exc.errno) if exc.errno else exc}")
     port = listener.getsockname()[1]
-    settings = _public_base_url(settings, host, port)
     logs.configure(log_format, settings.env.get("CHAT33_LOG_LEVEL") or "INFO")
-    click.echo(f"chat33: serving the API on http://{_url_host(host)}:{port}, media URLs at "
+    settings = _public_base_url(settings, host, port, log_format)
+    _say(log_format, f"chat33: serving the API on http://{_url_host(host)}:{port}, media URLs at "
                f"{settings.media_base_url}/media/ "
-               f"({'Flask dev server' if dev else f'gunicorn, {workers} workers'})", err=True)
+               f"({'Flask dev server' if dev else f'gunicorn, {workers} workers'})")
     if dev:
         from werkzeug.serving import make_server
 
@@ -174,7 +183,8 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _public_base_url(settings: Settings, host: str, port: int) -> Settings:
+def _public_base_url(settings: Settings, host: str, port: int, log_format: str = "text"
+                     ) -> Settings:
     """``settings`` with media URLs that reach this server: derived from the address it
     listens on when CHAT33_PUBLIC_BASE_URL is unset; when it is set and points at this
     machine on another port, a warning (it may be a proxy in front, so it is kept)."""
@@ -188,10 +198,10 @@ def _public_base_url(settings: Settings, host: str, port: int) -> Settings:
     here = (parts.hostname or "") in _LOOPBACK | {host} or (
         parts.hostname or "").startswith("127.")
     if here and given_port != port:
-        click.echo(f"chat33: warning: CHAT33_PUBLIC_BASE_URL is {settings.public_base_url} "
-                   f"but the API listens on {host}:{port}: platforms will fetch media from "
-                   f"{settings.media_base_url}/media/ (unset it to use this server's "
-                   "address)", err=True)
+        _say(log_format, f"chat33: warning: CHAT33_PUBLIC_BASE_URL is "
+             f"{settings.public_base_url} but the API listens on {host}:{port}: platforms "
+             f"will fetch media from {settings.media_base_url}/media/ (unset it to use this "
+             "server's address)", logging.WARNING)
     return settings
 
 
