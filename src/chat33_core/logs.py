@@ -129,14 +129,17 @@ def log_format(env: Mapping[str, str], default: str = "json") -> str:
 
 
 def configure(fmt: str, level: str = "INFO") -> logging.Handler:
-    """The process's logging: one handler on stderr, for every logger, in ``fmt``;
+    """The process's logging: one handler on stderr, for every logger, in ``fmt`` (the
+    handlers others added, a test runner's, are kept);
     ``level`` for chat33, HTTP client libraries at WARNING unless ``level`` is DEBUG."""
     level = level.upper()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(fmt))
+    handler.set_name("chat33")
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if old.get_name() == "chat33":  # configured before in this process: replaced
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     for name in QUIET_LOGGERS:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from chat33_core.store import tables as t
 
 from ..metrics_text import families, value
 from .conftest import Api, make_app, make_core, make_org
-from .test_serve import _free_port
+from .test_serve import _free_port, _up
 
 TOKEN = "metrics-token-for-the-tests"
 
@@ -126,15 +125,7 @@ def test_gunicorn_workers_metrics_add_up_in_every_scrape(settings_for: Any,
         env=env, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.1)
+        _up(base, proc)
         count = "chat33_http_request_duration_seconds_count"
         started = value(httpx.get(base + "/metrics").text, count, route="/healthz")
         # requests in parallel, so that the sync workers share them
