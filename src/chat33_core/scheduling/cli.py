@@ -84,8 +84,9 @@ def worker(once: bool, concurrency: int, plugins: tuple[str, ...], worker_id: st
     from .worker import Worker
 
     settings = Settings.from_env()
-    logs.configure(logs.log_format(settings.env), log_level)
+    log_format = logs.log_format(settings.env)
     settings.require_secret_key()
+    logs.configure(log_format, log_level)
     # room for every publishing thread, the loop, the heartbeat and the webhook threads
     engine = make_engine(settings.database_url, pool_size=concurrency + 4, max_overflow=4)
     core = Chat33(settings, store=Store(engine))
