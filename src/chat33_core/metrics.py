@@ -179,10 +179,10 @@ class QueueDepth:
 
     def collect(self) -> Iterator[Metric]:
         from .errors import StoreUnavailable
-        from .scheduling.queue import depth
+        from .models import utcnow
 
         try:
-            counts = depth(self.store)
+            counts = self.store.queue_depth(utcnow())
         except StoreUnavailable as exc:  # the scrape still answers; the gap is the sign
             log.warning("queue depth not read: %s", exc.reason)
             return
