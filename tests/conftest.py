@@ -26,6 +26,28 @@ settings.register_profile("ci", max_examples=100, deadline=None,
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 PG_ENV = "CHAT33_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(autouse=True)
+def _slow_tests_one_at_a_time(request: pytest.FixtureRequest,
+                              tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Under pytest-xdist, tests marked ``slow`` (many processes, big files, tight timing)
+    take turns: the other workers go on with the rest of the suite meanwhile, so a test
+    that saturates the CPU never starves one that counts on prompt answers."""
+    if (request.node.get_closest_marker("slow") is None
+            or "PYTEST_XDIST_WORKER" not in os.environ):
+        yield
+        return
+    import fcntl  # POSIX: the process tests need it anyway
+
+    # the workers' base temporary directories share this run's parent
+    lock = tmp_path_factory.getbasetemp().parent / "slow-tests.lock"
+    with lock.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 SECRET = "test-secret-key-0123456789abcdef"
 
 

@@ -5,6 +5,10 @@
 * :func:`publish_context` — a ready :class:`~chat33_core.platforms.PublishContext`;
 * :func:`validate_draft` — what validation says of a draft for one platform: its
   declared options checked by the core, then its ``validate``;
+* :class:`SandboxClient` — a served sandbox's control calls and publish contexts;
+* :class:`CrashingCheckpoints`, :class:`WorkerCrash`, :class:`RecordingSleep` — a worker
+  that dies at an exact step, and a ``ctx.sleep`` that records its waits;
+* :func:`worker_world` — chat33's own worker publishing to a plugin's sandbox;
 * :class:`PlatformContract` — the checks every platform plugin must pass. Subclass it
   in your plugin's tests and set ``platform_class``.
 
@@ -15,11 +19,12 @@ from __future__ import annotations
 
 import fractions
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import httpx
@@ -28,7 +33,7 @@ from . import options
 from .config import Settings
 from .errors import Issue, NotSupported
 from .media import MediaInfo
-from .models import Account, Credentials, MediaType, new_id, utcnow
+from .models import Account, Credentials, MediaType, Post, new_id, utcnow
 from .platforms import (
     Capabilities,
     DeleteContext,
@@ -41,6 +46,9 @@ from .platforms import (
     PublishItem,
 )
 from .sandbox import serve
+
+if TYPE_CHECKING:
+    from .service import Chat33
 
 # --- media makers ----------------------------------------------------------------------
 
@@ -226,6 +234,199 @@ def publish_context(
         http=http or httpx.Client(timeout=30), settings=settings,
         checkpoints=checkpoints or MemoryCheckpoints(), log=log, sleep=lambda s: None,
     )
+
+
+def thread_items(texts: Sequence[str | None],
+                 media: Sequence[Sequence[MediaFile]] = ()) -> list[PublishItem]:
+    """The items of a post (one text) or a thread (several), ``media[i]`` on item ``i``."""
+    head = new_id("post")
+    return [PublishItem(post_id=head if i == 0 else f"{head}_{i}", text=text,
+                        media=list(media[i]) if i < len(media) else [], position=i)
+            for i, text in enumerate(texts)]
+
+
+class SandboxClient:
+    """A platform's sandbox served on loopback (see :func:`sandbox_env`), driven over HTTP:
+    its control calls (``/_sandbox/...``) and publish contexts against it. Subclass it in a
+    plugin's tests to add that sandbox's own calls, and set ``access_token`` (what
+    :meth:`context` logs in with unless given credentials) or override
+    :meth:`credentials`."""
+
+    access_token = "sandbox-token"
+
+    def __init__(self, platform: PlatformBase, url: str, settings: Settings,
+                 http: httpx.Client, account: Callable[[], Account] | None = None) -> None:
+        self.platform = platform
+        self.url = url
+        self.settings = settings
+        self.http = http
+        self.account = account
+
+    @classmethod
+    @contextmanager
+    def serving(cls, platform_class: type[PlatformBase], extra_env: Mapping[str, str] | None
+                = None, **kwargs: Any) -> Iterator[Any]:
+        """Serve ``platform_class``'s sandbox for as long as the block runs (one per test
+        session, say: :meth:`reset` empties it between tests)."""
+        with sandbox_env(platform_class(Settings.from_env({})), extra_env) as (url, settings), \
+                httpx.Client(timeout=60) as http:  # a bound, not a speed: loaded CI runs
+            yield cls(platform_class(settings), url, settings, http, **kwargs)
+
+    def control(self, path: str, payload: Any = None) -> Any:
+        """POST to the sandbox's control API (``/_sandbox/<path>``); its JSON answer."""
+        response = self.http.post(f"{self.url}/_sandbox/{path}", json=payload)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def state(self) -> dict[str, Any]:
+        return self.http.get(f"{self.url}/_sandbox/state").json()  # type: ignore[no-any-return]
+
+    def live(self, collection: str) -> list[dict[str, Any]]:
+        """The items of ``state()[collection]`` not deleted."""
+        return [x for x in self.state()[collection] if not x.get("deleted")]
+
+    def reset(self) -> None:
+        self.control("reset")
+
+    def fault(self, **spec: Any) -> None:
+        self.control("faults", spec)
+
+    def config(self, **changes: Any) -> None:
+        self.control("config", changes)
+
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox's clock forward (rate-limit windows, token expiry)."""
+        self.control("clock", {"advance": seconds})
+
+    def credentials(self, account: Account) -> Credentials | None:
+        """The credentials of :meth:`context` (``None``: :func:`publish_context`'s)."""
+        return Credentials(access_token=self.access_token)
+
+    def context(self, texts: Sequence[str | None] = ("hello from chat33",), *,
+                media: Sequence[Sequence[MediaFile]] = (), **kwargs: Any) -> PublishContext:
+        """A publish context for a post (one text) or a thread (several)."""
+        if self.account is not None:
+            kwargs.setdefault("account", self.account())
+        kwargs.setdefault("http", self.http)
+        if "credentials" not in kwargs:
+            kwargs["credentials"] = self.credentials(kwargs["account"])
+        return publish_context(self.platform, settings=self.settings,
+                               items=thread_items(texts, media), **kwargs)
+
+
+class RecordingSleep:
+    """``ctx.sleep`` that records the waits instead of waiting."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+class WorkerCrash(BaseException):
+    """The worker process dying (not an error the plugin could catch)."""
+
+
+class CrashingCheckpoints(MemoryCheckpoints):
+    """Checkpoints that act once, at the first save where ``when(data)`` holds: kill the
+    'worker' (raise :class:`WorkerCrash`) or, given ``hook``, run it instead (inject a
+    sandbox fault at that exact moment, say). With ``persist`` (the default) that save is
+    kept, as the database keeps it; without, the worker dies before it reached the
+    database. ``saves`` lists every state saved."""
+
+    def __init__(self, when: Callable[[dict[str, Any]], bool],
+                 hook: Callable[[], None] | None = None, *, persist: bool = True) -> None:
+        super().__init__()
+        self.when = when
+        self.hook = hook
+        self.persist = persist
+        self.armed = True
+        self.saves: list[dict[str, Any]] = []
+
+    def save(self, data: Mapping[str, Any]) -> None:
+        if self.armed and self.when(dict(data)):
+            self.armed = False
+            if self.persist:
+                self._keep(data)
+            if self.hook is None:
+                raise WorkerCrash("the worker died")
+            self.hook()
+            if not self.persist:
+                self._keep(data)
+            return
+        self._keep(data)
+
+    def _keep(self, data: Mapping[str, Any]) -> None:
+        super().save(data)
+        self.saves.append(dict(data))
+
+
+@attrs.define
+class WorkerWorld:
+    """chat33's own worker publishing to one plugin's sandbox: the core (the plugin
+    registered, pointed at the served sandbox), an organization's user and account."""
+
+    core: Chat33
+    sandbox: Any
+    url: str
+    account: Account
+    user_id: str
+
+    def queue(self, texts: Sequence[str]) -> list[Post]:
+        """A QUEUED post, or a thread published with its head."""
+        from .models import PostStatus
+
+        head = new_id("post")
+        now = utcnow()
+        posts = [Post(id=head if i == 0 else new_id("post"), org_id=self.account.org_id,
+                      account_id=self.account.id, platform=self.account.platform,
+                      account_name=self.account.name, created_by=self.user_id, text=text,
+                      status=PostStatus.QUEUED, thread_id=head if len(texts) > 1 else None,
+                      thread_position=i, publish_with_head=i > 0, created_at=now,
+                      updated_at=now)
+                 for i, text in enumerate(texts)]
+        return self.core.store.add_posts(posts)
+
+    def run(self) -> None:
+        """One pass of the worker (``chat33 worker --once``), which must exit 0."""
+        from .scheduling import Worker
+
+        assert Worker(self.core, once=True, concurrency=1, grace_s=5.0).run() == 0
+
+    def live(self, collection: str) -> list[dict[str, Any]]:
+        """The items of the sandbox's ``state()[collection]`` not deleted."""
+        return [x for x in self.sandbox.state()[collection] if not x.get("deleted")]
+
+
+@contextmanager
+def worker_world(plugin: ModuleType, sandbox: Any, settings: Callable[..., Settings], *,
+                 name: str, username: str, external_id: str, credentials: Credentials,
+                 metadata: Mapping[str, Any] | None = None) -> Iterator[WorkerWorld]:
+    """Serve ``sandbox`` (the plugin's sandbox app) and make a :class:`WorkerWorld` on it:
+    ``settings(**env)`` gives the Settings (the database, ...) with the plugin's
+    ``CHAT33_<NAME>_API_BASE`` and fast retries added; the account is what ``chat33
+    accounts add --platform NAME --username ... --external-id ... --token ...`` adds."""
+    from .models import Organization, User
+    from .service import Chat33
+
+    platform = plugin.__name__.removeprefix("chat33_")
+    with serve(sandbox) as url:
+        core = Chat33(settings(**{f"CHAT33_{platform.upper()}_API_BASE": url,
+                                  "CHAT33_RETRY_BASE_S": "0.01"}), load_plugins=False)
+        core.host.register(plugin, name=platform)
+        try:
+            core.store.migrate()
+            org = core.store.add_org(Organization.new("Acme"))
+            user = core.store.add_user(User(id=new_id("user"), org_id=org.id,
+                                            email=f"{platform}@example.com",
+                                            password_hash="-"))
+            account = core.add_account(org.id, platform, name, username=username,
+                                       external_id=external_id, credentials=credentials,
+                                       metadata=metadata)
+            yield WorkerWorld(core, sandbox, url, account, user.id)
+        finally:
+            core.store.dispose()
 
 
 def validate_draft(platform: PlatformBase, draft: PostDraft, account: Account) -> list[Issue]:

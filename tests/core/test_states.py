@@ -211,7 +211,7 @@ def test_post_lifecycle_state_machine(tmp_path: Path, settings_for) -> None:  # 
     core.store.migrate()
     PostLifecycle._core = core  # type: ignore[attr-defined]
 
-    examples = 300 if os.environ.get("CI") else 60
+    examples = 150 if os.environ.get("CI") else 60
     run_state_machine_as_test(PostLifecycle, settings=hyp_settings(
         max_examples=examples, stateful_step_count=12, deadline=None))
 

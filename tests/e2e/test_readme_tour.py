@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -52,6 +53,7 @@ def _stop_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_the_readme_tour_runs_as_written_to_a_published_post(tmp_path: Path) -> None:
     venv = Path(sys.prefix)
     assert (venv / "bin" / "activate").is_file() and (venv / "bin" / "chat33").is_file(), (

@@ -69,6 +69,7 @@ def test_a_checkpoint_save_failing_before_the_platform_call_burns_no_attempt(
     assert_published_once(env, post.id)
 
 
+@pytest.mark.slow  # a 1 s lease: no CPU-heavy test beside it
 def test_a_database_away_longer_than_the_lease_leaves_the_post_leased_for_the_next_owner(
         env: Env) -> None:
     (post,) = env.posts(1)

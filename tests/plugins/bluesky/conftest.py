@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 import pytest
 from chat33_bluesky import BlueskyPlatform
 from chat33_bluesky.sandbox import DEMO_ACCOUNT
 
-from chat33_core.config import Settings
-from chat33_core.media import inspect
-from chat33_core.models import Account, Credentials, new_id
-from chat33_core.platforms import (
-    MediaFile,
-    MemoryCheckpoints,
-    PublishContext,
-    PublishItem,
-    RefreshContext,
-)
-from chat33_core.testing import make_image, make_video, publish_context, sandbox_env
+from chat33_core.models import Account, Credentials
+from chat33_core.platforms import MediaFile, RefreshContext
+from chat33_core.testing import SandboxClient, make_image, make_video, media_file
 
 DID = DEMO_ACCOUNT["did"]
 HANDLE = DEMO_ACCOUNT["handle"]
@@ -43,12 +34,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def media(media_dir: Path) -> Callable[[str], MediaFile]:
     """``media("photo.jpg")`` -> a MediaFile with inspected facts (uploaded from disk)."""
 
-    def make(name: str) -> MediaFile:
-        path = media_dir / name
-        return MediaFile(path=path, info=inspect(path), url=f"http://127.0.0.1:9/{name}",
-                         name=name)
-
-    return make
+    return lambda name: media_file(media_dir / name, "http://127.0.0.1:9")
 
 
 def account(**changes: Any) -> Account:
@@ -57,33 +43,15 @@ def account(**changes: Any) -> Account:
     return attrs.evolve(base, **changes)
 
 
-class Sandbox:
-    """The running sandbox: its URL, settings pointing Bluesky at it, and control calls."""
-
-    def __init__(self, url: str, settings: Settings, http: httpx.Client) -> None:
-        self.url = url
-        self.settings = settings
-        self.platform = BlueskyPlatform(settings)
-        self.http = http
-
-    def state(self) -> dict[str, Any]:
-        return self.http.get(f"{self.url}/_sandbox/state").json()
+class Sandbox(SandboxClient):
+    """The running sandbox: settings pointing Bluesky at it, control calls, and publish
+    contexts logged in."""
 
     def posts(self, live: bool = True) -> list[dict[str, Any]]:
         return [p for p in self.state()["posts"] if not (live and p["deleted"])]
 
-    def fault(self, **spec: Any) -> None:
-        assert self.http.post(f"{self.url}/_sandbox/faults", json=spec).status_code == 201
-
-    def config(self, **changes: Any) -> None:
-        self.http.post(f"{self.url}/_sandbox/config", json=changes).raise_for_status()
-
-    def advance(self, seconds: float) -> None:
-        self.http.post(f"{self.url}/_sandbox/clock", json={"advance": seconds}
-                       ).raise_for_status()
-
     def add_account(self, **spec: Any) -> None:
-        self.http.post(f"{self.url}/_sandbox/accounts", json=spec).raise_for_status()
+        self.control("accounts", spec)
 
     def login(self, who: Account | None = None, password: str = PASSWORD) -> Credentials:
         """A session opened the way the worker opens it (``refresh_credentials`` on the
@@ -93,70 +61,21 @@ class Sandbox:
             Credentials(access_token=password),
             RefreshContext(account=who, http=self.http, settings=self.settings))
 
-    def context(self, texts: Sequence[str | None] = ("hello from chat33",), *,
-                media: Sequence[Sequence[MediaFile]] = (), **kwargs: Any) -> PublishContext:
-        """A publish context for a post (one text) or a thread (several), logged in."""
-        thread = new_id("post")
-        items = [PublishItem(post_id=thread if i == 0 else f"{thread}_{i}", text=text,
-                             media=list(media[i]) if i < len(media) else [], position=i)
-                 for i, text in enumerate(texts)]
-        kwargs.setdefault("account", account())
-        kwargs.setdefault("http", self.http)
-        if "credentials" not in kwargs:
-            kwargs["credentials"] = self.login(kwargs["account"])
-        return publish_context(self.platform, settings=self.settings, items=items, **kwargs)
+    def credentials(self, account: Account) -> Credentials:
+        return self.login(account)
 
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:
-    platform = BlueskyPlatform(Settings.from_env({}))
-    with sandbox_env(platform, extra_env={"CHAT33_POLL_INTERVAL_S": "0.01"}) as (url, settings), \
-            httpx.Client(timeout=10) as http:
-        yield Sandbox(url, settings, http)
+    with Sandbox.serving(BlueskyPlatform, account=account) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture
 def sandbox(sandbox_server: Sandbox) -> Sandbox:
     """The sandbox, emptied for each test (one server for the session)."""
-    sandbox_server.http.post(f"{sandbox_server.url}/_sandbox/reset").raise_for_status()
+    sandbox_server.reset()
     return sandbox_server
-
-
-class RecordingSleep:
-    """``ctx.sleep`` that records the waits instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-class WorkerCrash(BaseException):
-    """The worker process dying (not an error the plugin could catch)."""
-
-
-class Checkpoints(MemoryCheckpoints):
-    """Checkpoints that do something once, right after the save where ``when(data)`` first
-    holds: by default kill the 'worker' (the saved state is kept, as the database keeps
-    it), or run ``hook`` (inject a sandbox fault at that exact moment)."""
-
-    def __init__(self, when: Callable[[dict[str, Any]], bool],
-                 hook: Callable[[], None] | None = None) -> None:
-        super().__init__()
-        self.when = when
-        self.hook = hook
-        self.armed = True
-        self.saves: list[dict[str, Any]] = []
-
-    def save(self, data: Any) -> None:
-        super().save(data)
-        self.saves.append(dict(data))
-        if self.armed and self.when(self.data):
-            self.armed = False
-            if self.hook is None:
-                raise WorkerCrash("the worker died")
-            self.hook()
 
 
 def sent(index: int = 0) -> Callable[[dict[str, Any]], bool]:

@@ -10,8 +10,9 @@ import pytest
 
 from chat33_core.errors import TransientError, UnknownOutcome
 from chat33_core.platforms import MediaFile
+from chat33_core.testing import CrashingCheckpoints, WorkerCrash
 
-from .conftest import Checkpoints, Sandbox, WorkerCrash, after_posts, sent
+from .conftest import Sandbox, after_posts, sent
 
 Media = Callable[[str], MediaFile]
 CREATE = "com.atproto.repo.createRecord"
@@ -79,7 +80,7 @@ def test_a_late_first_request_and_a_retry_cannot_make_two_posts(sandbox: Sandbox
 
 def test_a_worker_dying_just_before_createRecord_resumes_with_one_lookup(
         sandbox: Sandbox) -> None:
-    checkpoints = Checkpoints(sent(0))
+    checkpoints = CrashingCheckpoints(sent(0))
     ctx = sandbox.context(["crash"], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):
         sandbox.platform.publish(ctx)
@@ -90,7 +91,7 @@ def test_a_worker_dying_just_before_createRecord_resumes_with_one_lookup(
 
 
 def test_a_thread_resumed_after_a_crash_posts_only_the_rest_in_reply(sandbox: Sandbox) -> None:
-    checkpoints = Checkpoints(after_posts(2))
+    checkpoints = CrashingCheckpoints(after_posts(2))
     ctx = sandbox.context(["1/3", "2/3", "3/3"], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):
         sandbox.platform.publish(ctx)
@@ -106,7 +107,7 @@ def test_a_thread_resumed_after_a_crash_posts_only_the_rest_in_reply(sandbox: Sa
 
 
 def test_a_failure_half_way_through_a_thread_reports_what_is_posted(sandbox: Sandbox) -> None:
-    ctx = sandbox.context(["a", "b"], checkpoints=Checkpoints(
+    ctx = sandbox.context(["a", "b"], checkpoints=CrashingCheckpoints(
         after_posts(1), hook=lambda: sandbox.fault(method="POST", path=CREATE, status=503)))
     with pytest.raises(UnknownOutcome) as caught:
         sandbox.platform.publish(ctx)
@@ -118,7 +119,7 @@ def test_a_failure_half_way_through_a_thread_reports_what_is_posted(sandbox: San
 
 def test_uploaded_images_are_not_uploaded_again_after_a_crash(sandbox: Sandbox,
                                                                media: Media) -> None:
-    checkpoints = Checkpoints(lambda d: len((d.get("items") or {}).get("0", {})
+    checkpoints = CrashingCheckpoints(lambda d: len((d.get("items") or {}).get("0", {})
                                             .get("blobs") or []) == 2)
     ctx = sandbox.context(["pics"], media=[[media("photo.jpg"), media("photo2.png"),
                                             media("thumb.jpg")]], checkpoints=checkpoints)
@@ -131,7 +132,7 @@ def test_uploaded_images_are_not_uploaded_again_after_a_crash(sandbox: Sandbox,
 
 def test_a_video_job_in_progress_is_polled_not_uploaded_again(sandbox: Sandbox,
                                                               media: Media) -> None:
-    checkpoints = Checkpoints(lambda d: bool((d.get("items") or {}).get("0", {})
+    checkpoints = CrashingCheckpoints(lambda d: bool((d.get("items") or {}).get("0", {})
                                              .get("video", {}).get("jobId")))
     ctx = sandbox.context(["clip"], media=[[media("clip.mp4")]], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):
@@ -146,7 +147,7 @@ def test_a_blob_the_pds_dropped_is_uploaded_again_on_the_next_attempt(
         sandbox: Sandbox, media: Media) -> None:
     """The PDS forgets unreferenced blobs after minutes: a checkpointed ref can go stale
     while the plugin still thinks it young (here: the sandbox clock jumps)."""
-    checkpoints = Checkpoints(lambda d: bool((d.get("items") or {}).get("0", {})
+    checkpoints = CrashingCheckpoints(lambda d: bool((d.get("items") or {}).get("0", {})
                                              .get("blobs")))
     ctx = sandbox.context(["late"], media=[[media("photo.jpg")]], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):
@@ -164,7 +165,7 @@ def test_a_blob_the_pds_dropped_is_uploaded_again_on_the_next_attempt(
 def test_a_video_blob_the_pds_dropped_is_handed_over_again_by_the_video_service(
         sandbox: Sandbox, media: Media) -> None:
     sandbox.config(video_steps=1)
-    checkpoints = Checkpoints(lambda d: bool((d.get("items") or {}).get("0", {})
+    checkpoints = CrashingCheckpoints(lambda d: bool((d.get("items") or {}).get("0", {})
                                              .get("video", {}).get("blob")))
     ctx = sandbox.context(["clip"], media=[[media("clip.mp4")]], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):

@@ -15,9 +15,9 @@ from chat33_core.errors import PermanentError
 from chat33_core.models import Credentials
 from chat33_core.platforms import MediaFile, RefreshContext
 from chat33_core.sandbox import PrefixDispatcher, serve
-from chat33_core.testing import publish_context
+from chat33_core.testing import RecordingSleep, publish_context
 
-from .conftest import DID, HANDLE, RecordingSleep, Sandbox, account
+from .conftest import DID, HANDLE, Sandbox, account
 
 Media = Callable[[str], MediaFile]
 VECTOR = ("✨ example mentioning @atproto.com to share the URL 👨‍❤️‍👨 "

@@ -9,30 +9,18 @@ import pytest
 from chat33_core.errors import PermanentError, TransientError, UnknownOutcome
 from chat33_core.models import MediaType
 from chat33_core.platforms import MemoryCheckpoints
-from chat33_core.testing import publish_context
+from chat33_core.testing import CrashingCheckpoints, WorkerCrash, publish_context
 
 
-class Crash(BaseException):
-    """The worker process dies (not an error the plugin could catch and handle)."""
+def crash_before(key: str) -> CrashingCheckpoints:
+    """Checkpoints of a worker that dies when ``key`` is about to be saved (the save
+    never reached the database)."""
+    return CrashingCheckpoints(lambda data: key in data, persist=False)
 
 
-class CrashingCheckpoints(MemoryCheckpoints):
-    """Checkpoints that kill the worker when a given key is about to be saved."""
-
-    def __init__(self, crash_on: str, after_children: int | None = None) -> None:
-        super().__init__()
-        self.crash_on = crash_on
-        self.after_children = after_children
-
-    def save(self, data: Any) -> None:
-        if self.after_children is not None:
-            super().save(data)
-            if len(data.get("children", ())) == self.after_children:
-                raise Crash("after saving the children")
-            return
-        if self.crash_on in data and self.crash_on not in self.data:
-            raise Crash(self.crash_on)
-        super().save(data)
+def crash_after_children(n: int) -> CrashingCheckpoints:
+    """Checkpoints of a worker that dies right after saving ``n`` carousel children."""
+    return CrashingCheckpoints(lambda data: len(data.get("children", ())) == n)
 
 
 def state(control: Any) -> dict[str, Any]:
@@ -49,8 +37,8 @@ def takeover(platform: Any, settings: Any, files: list[Any], saved: dict[str, An
 def test_crash_before_media_publish_reuses_the_container(platform, settings, media, control):
     files = [media("square.jpg")]
     first = publish_context(platform, settings=settings, media=files,
-                            checkpoints=CrashingCheckpoints("publishStartedAt"))
-    with pytest.raises(Crash):
+                            checkpoints=crash_before("publishStartedAt"))
+    with pytest.raises(WorkerCrash):
         platform.publish(first)
     saved = first.checkpoints.load()
     assert "container" in saved and not state(control)["published"]
@@ -69,8 +57,8 @@ def test_container_already_published_is_confirmed_not_republished(
     files = [media("square.jpg")]
     # media_publish went through, the worker died before it could save the media id
     first = publish_context(platform, settings=settings, media=files, text="once only",
-                            checkpoints=CrashingCheckpoints("mediaId"))
-    with pytest.raises(Crash):
+                            checkpoints=crash_before("mediaId"))
+    with pytest.raises(WorkerCrash):
         platform.publish(first)
     saved = first.checkpoints.load()
     assert "mediaId" not in saved and len(state(control)["published"]) == 1
@@ -132,8 +120,8 @@ def test_confirm_without_any_checkpoint_is_none(platform, settings, media):
 def test_expired_container_is_recreated(platform, settings, media, control):
     files = [media("square.jpg")]
     first = publish_context(platform, settings=settings, media=files,
-                            checkpoints=CrashingCheckpoints("publishStartedAt"))
-    with pytest.raises(Crash):
+                            checkpoints=crash_before("publishStartedAt"))
+    with pytest.raises(WorkerCrash):
         platform.publish(first)
     saved = first.checkpoints.load()
     control("POST", "/_sandbox/clock", json={"advance": 25 * 3600})
@@ -155,8 +143,8 @@ def test_carousel_takeover_reuses_the_children_already_created(
     files = [media("square.jpg"), media("portrait.jpg"), media("landscape.jpg")]
     first = publish_context(platform, settings=settings, media=files,
                             media_type=MediaType.CAROUSEL,
-                            checkpoints=CrashingCheckpoints("children", after_children=3))
-    with pytest.raises(Crash):
+                            checkpoints=crash_after_children(3))
+    with pytest.raises(WorkerCrash):
         platform.publish(first)
     saved = first.checkpoints.load()
     assert len(saved["children"]) == 3
@@ -174,8 +162,8 @@ def test_expired_carousel_children_are_recreated(platform, settings, media, cont
     files = [media("square.jpg"), media("portrait.jpg")]
     first = publish_context(platform, settings=settings, media=files,
                             media_type=MediaType.CAROUSEL,
-                            checkpoints=CrashingCheckpoints("children", after_children=2))
-    with pytest.raises(Crash):
+                            checkpoints=crash_after_children(2))
+    with pytest.raises(WorkerCrash):
         platform.publish(first)
     saved = first.checkpoints.load()
     control("POST", f"/_sandbox/containers/{saved['children'][0]}",
@@ -207,8 +195,8 @@ def test_container_error_that_a_new_container_fixes_is_recreated(
         platform, settings, media, control):
     files = [media("reel.mp4")]
     first = publish_context(platform, settings=settings, media=files,
-                            checkpoints=CrashingCheckpoints("publishStartedAt"))
-    with pytest.raises(Crash):
+                            checkpoints=crash_before("publishStartedAt"))
+    with pytest.raises(WorkerCrash):
         platform.publish(first)
     saved = first.checkpoints.load()
     control("POST", f"/_sandbox/containers/{saved['container']}",

@@ -11,8 +11,9 @@ import pytest
 
 from chat33_core.errors import PermanentError, UnknownOutcome
 from chat33_core.platforms import MediaFile
+from chat33_core.testing import CrashingCheckpoints, WorkerCrash
 
-from .conftest import Checkpoints, Sandbox, WorkerCrash
+from .conftest import Sandbox
 
 Media = Callable[[str], MediaFile]
 POSTS = "^/rest/posts$"
@@ -51,7 +52,7 @@ def test_a_request_that_never_arrived_is_sent_again_once(sandbox: Sandbox) -> No
 
 
 def test_a_worker_that_died_mid_request_looks_before_resending(sandbox: Sandbox) -> None:
-    crash = Checkpoints(lambda data: bool(item(data).get("sentAt")))
+    crash = CrashingCheckpoints(lambda data: bool(item(data).get("sentAt")))
     ctx = sandbox.context(["died after sending"], checkpoints=crash)
     with pytest.raises(WorkerCrash):
         sandbox.platform.publish(ctx)
@@ -79,7 +80,7 @@ def test_without_permission_to_read_posts_nothing_is_resent(sandbox: Sandbox) ->
 
 
 def test_an_uploaded_image_is_not_uploaded_again(sandbox: Sandbox, media: Media) -> None:
-    crash = Checkpoints(lambda data: len(item(data).get("images") or []) == 2
+    crash = CrashingCheckpoints(lambda data: len(item(data).get("images") or []) == 2
                         and item(data)["images"][1]["uploaded"])
     ctx = sandbox.context(["two photos"], media=[[media("photo.jpg"), media("photo2.png")]],
                           checkpoints=crash)
@@ -92,7 +93,7 @@ def test_an_uploaded_image_is_not_uploaded_again(sandbox: Sandbox, media: Media)
 
 
 def test_a_video_resumes_from_the_next_part(sandbox: Sandbox, media: Media) -> None:
-    crash = Checkpoints(lambda data: len((item(data).get("video") or {}).get("etags")
+    crash = CrashingCheckpoints(lambda data: len((item(data).get("video") or {}).get("etags")
                                          or []) == 1)
     ctx = sandbox.context(["a clip"], media=[[media("clip.mp4")]], checkpoints=crash)
     with pytest.raises(WorkerCrash):
@@ -106,7 +107,7 @@ def test_a_video_resumes_from_the_next_part(sandbox: Sandbox, media: Media) -> N
 
 
 def test_a_thread_continues_after_the_posted_items(sandbox: Sandbox) -> None:
-    crash = Checkpoints(lambda data: len(data.get("posted") or []) == 1)
+    crash = CrashingCheckpoints(lambda data: len(data.get("posted") or []) == 1)
     ctx = sandbox.context(["one", "two"], checkpoints=crash)
     with pytest.raises(WorkerCrash):
         sandbox.platform.publish(ctx)
@@ -145,11 +146,11 @@ def test_upload_urls_that_lapsed_while_the_worker_was_away_start_over(
         sandbox: Sandbox, media: Media) -> None:
     # URLs that are already past their expiry when the worker comes back
     sandbox.config(upload_url_ttl_s=-10)
-    crash = Checkpoints(lambda data: bool(item(data).get("images")))
+    crash = CrashingCheckpoints(lambda data: bool(item(data).get("images")))
     ctx = sandbox.context(["photo"], media=[[media("photo.jpg")]], checkpoints=crash)
     with pytest.raises(WorkerCrash):
         sandbox.platform.publish(ctx)
-    video_crash = Checkpoints(lambda data: bool(item(data).get("video")))
+    video_crash = CrashingCheckpoints(lambda data: bool(item(data).get("video")))
     video_ctx = sandbox.context(["clip"], media=[[media("clip.mp4")]],
                                 checkpoints=video_crash)
     with pytest.raises(WorkerCrash):

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 import pytest
 from chat33_mastodon import MastodonPlatform
 from chat33_mastodon.sandbox import DEMO_ACCOUNT
 
-from chat33_core.config import Settings
-from chat33_core.media import inspect
-from chat33_core.models import Account, Credentials, new_id
-from chat33_core.platforms import MediaFile, MemoryCheckpoints, PublishContext, PublishItem
-from chat33_core.testing import make_gif, make_image, make_video, publish_context, sandbox_env
+from chat33_core.models import Account
+from chat33_core.platforms import MediaFile
+from chat33_core.testing import SandboxClient, make_gif, make_image, make_video, media_file
 
 TOKEN = DEMO_ACCOUNT["token"]
 
@@ -35,12 +32,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def media(media_dir: Path) -> Callable[[str], MediaFile]:
     """``media("photo.jpg")`` -> a MediaFile with inspected facts (uploaded from disk)."""
 
-    def make(name: str) -> MediaFile:
-        path = media_dir / name
-        return MediaFile(path=path, info=inspect(path), url=f"http://127.0.0.1:9/{name}",
-                         name=name)
-
-    return make
+    return lambda name: media_file(media_dir / name, "http://127.0.0.1:9")
 
 
 def account(**changes: Any) -> Account:
@@ -51,85 +43,25 @@ def account(**changes: Any) -> Account:
     return attrs.evolve(base, **changes)
 
 
-class Sandbox:
-    """The running sandbox: its URL, settings pointing Mastodon at it, and control calls."""
+class Sandbox(SandboxClient):
+    """The running sandbox: settings pointing Mastodon at it, and control calls."""
 
-    def __init__(self, url: str, settings: Settings, http: httpx.Client) -> None:
-        self.url = url
-        self.settings = settings
-        self.platform = MastodonPlatform(settings)
-        self.http = http
-
-    def state(self) -> dict[str, Any]:
-        return self.http.get(f"{self.url}/_sandbox/state").json()
+    access_token = TOKEN
 
     def statuses(self, live: bool = True) -> list[dict[str, Any]]:
         return [s for s in self.state()["statuses"] if not (live and s["deleted"])]
 
-    def fault(self, **spec: Any) -> None:
-        assert self.http.post(f"{self.url}/_sandbox/faults", json=spec).status_code == 201
-
-    def config(self, **changes: Any) -> None:
-        self.http.post(f"{self.url}/_sandbox/config", json=changes).raise_for_status()
-
-    def advance(self, seconds: float) -> None:
-        self.http.post(f"{self.url}/_sandbox/clock", json={"advance": seconds}
-                       ).raise_for_status()
-
-    def context(self, texts: Sequence[str | None] = ("hello from chat33",), *,
-                media: Sequence[Sequence[MediaFile]] = (), **kwargs: Any) -> PublishContext:
-        """A publish context for a post (one text) or a thread (several)."""
-        thread = new_id("post")
-        items = [PublishItem(post_id=thread if i == 0 else f"{thread}_{i}", text=text,
-                             media=list(media[i]) if i < len(media) else [], position=i)
-                 for i, text in enumerate(texts)]
-        kwargs.setdefault("account", account())
-        kwargs.setdefault("http", self.http)
-        kwargs.setdefault("credentials", Credentials(access_token=TOKEN))
-        return publish_context(self.platform, settings=self.settings, items=items, **kwargs)
-
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:
-    platform = MastodonPlatform(Settings.from_env({}))
-    with sandbox_env(platform) as (url, settings), httpx.Client(timeout=10) as http:
-        yield Sandbox(url, settings, http)
+    with Sandbox.serving(MastodonPlatform, account=account) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture
 def sandbox(sandbox_server: Sandbox) -> Sandbox:
     """The sandbox, emptied for each test (one server for the session)."""
-    sandbox_server.http.post(f"{sandbox_server.url}/_sandbox/reset").raise_for_status()
+    sandbox_server.reset()
     return sandbox_server
 
 
-class RecordingSleep:
-    """``ctx.sleep`` that records the waits instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-class WorkerCrash(BaseException):
-    """The worker process dying (not an error the plugin could catch)."""
-
-
-class Checkpoints(MemoryCheckpoints):
-    """Checkpoints that kill the 'worker' right after the first save where ``when(data)``
-    holds (the saved state is kept, as the database keeps it)."""
-
-    def __init__(self, when: Callable[[dict[str, Any]], bool]) -> None:
-        super().__init__()
-        self.when = when
-        self.armed = True
-        self.saves: list[dict[str, Any]] = []
-
-    def save(self, data: Any) -> None:
-        super().save(data)
-        self.saves.append(dict(data))
-        if self.armed and self.when(self.data):
-            self.armed = False
-            raise WorkerCrash("the worker died")

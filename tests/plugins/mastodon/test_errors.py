@@ -14,12 +14,7 @@ from chat33_mastodon import MastodonPlatform
 from chat33_mastodon.api import RateLimitedByMastodon, reset_wait
 
 from chat33_core.config import Settings
-from chat33_core.errors import (
-    PermanentError,
-    ReconnectRequired,
-    TransientError,
-    UnknownOutcome,
-)
+from chat33_core.errors import PermanentError, ReconnectRequired, TransientError, UnknownOutcome
 from chat33_core.models import Credentials
 from chat33_core.platforms import MediaFile
 from chat33_core.testing import publish_context

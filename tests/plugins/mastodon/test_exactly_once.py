@@ -11,8 +11,9 @@ from chat33_mastodon.publishing import KEY_WINDOW_S, idempotency_key
 
 from chat33_core.errors import PermanentError, TransientError, UnknownOutcome
 from chat33_core.platforms import MediaFile
+from chat33_core.testing import CrashingCheckpoints, WorkerCrash
 
-from .conftest import Checkpoints, Sandbox, WorkerCrash
+from .conftest import Sandbox
 
 Media = Callable[[str], MediaFile]
 STATUSES = "^/api/v1/statuses$"
@@ -52,7 +53,7 @@ def test_confirm_posts_a_status_that_never_arrived_once(sandbox: Sandbox) -> Non
 
 
 def test_a_worker_that_died_before_the_request_resumes_once(sandbox: Sandbox) -> None:
-    checkpoints = Checkpoints(sent(0))
+    checkpoints = CrashingCheckpoints(sent(0))
     ctx = sandbox.context(["crash"], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):
         sandbox.platform.publish(ctx)

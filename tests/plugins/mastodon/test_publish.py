@@ -14,9 +14,9 @@ from chat33_core.config import Settings
 from chat33_core.errors import PermanentError, ReconnectRequired
 from chat33_core.models import Credentials
 from chat33_core.platforms import DeleteContext, MediaFile, PostDraft, RefreshContext
-from chat33_core.testing import publish_context
+from chat33_core.testing import RecordingSleep, publish_context
 
-from .conftest import TOKEN, RecordingSleep, Sandbox, account
+from .conftest import TOKEN, Sandbox, account
 
 Media = Callable[[str], MediaFile]
 

@@ -16,8 +16,9 @@ from chat33_core.errors import (
 )
 from chat33_core.models import Credentials
 from chat33_core.platforms import MediaFile
+from chat33_core.testing import RecordingSleep
 
-from .conftest import TOKEN, RecordingSleep, Sandbox, account
+from .conftest import TOKEN, Sandbox, account
 
 
 def flood(seconds: int) -> dict[str, object]:

@@ -9,14 +9,15 @@ import pytest
 
 from chat33_core.errors import UnknownOutcome
 from chat33_core.platforms import MediaFile, MemoryCheckpoints
+from chat33_core.testing import CrashingCheckpoints, WorkerCrash
 
-from .conftest import Checkpoints, Sandbox, WorkerCrash, after_posted, sending
+from .conftest import Sandbox, after_posted, sending
 
 
 def test_a_crash_after_a_sent_album_resumes_without_sending_it_again(
         sandbox: Sandbox, media: Callable[[str], MediaFile]) -> None:
     album = [media("photo.jpg"), media("clip.mp4"), media("photo2.png")]
-    checkpoints = Checkpoints(after_posted(1))
+    checkpoints = CrashingCheckpoints(after_posted(1))
     ctx = sandbox.context(["the album", "the reply"], media=[album],
                           checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):
@@ -31,7 +32,7 @@ def test_a_crash_after_a_sent_album_resumes_without_sending_it_again(
 
 
 def test_a_crash_while_a_message_is_in_flight_is_never_resent(sandbox: Sandbox) -> None:
-    checkpoints = Checkpoints(sending(1))
+    checkpoints = CrashingCheckpoints(sending(1))
     ctx = sandbox.context(["one", "two"], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):
         sandbox.platform.publish(ctx)

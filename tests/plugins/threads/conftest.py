@@ -3,27 +3,18 @@ the sandbox over real HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 import pytest
 from chat33_threads import ThreadsPlatform
 from chat33_threads.sandbox import DEMO_ACCOUNT
 
-from chat33_core.config import Settings
-from chat33_core.models import Account, Credentials, new_id
-from chat33_core.platforms import MediaFile, MemoryCheckpoints, PublishContext, PublishItem
-from chat33_core.testing import (
-    make_image,
-    make_video,
-    media_file,
-    publish_context,
-    sandbox_env,
-    serve_directory,
-)
+from chat33_core.models import Account
+from chat33_core.platforms import MediaFile
+from chat33_core.testing import SandboxClient, make_image, make_video, media_file, serve_directory
 
 TOKEN = DEMO_ACCOUNT["token"]
 
@@ -66,79 +57,31 @@ def account(**changes: Any) -> Account:
     return attrs.evolve(base, **changes)
 
 
-class Sandbox:
-    """The running sandbox: its URL, settings pointing Threads at it, control calls."""
+class Sandbox(SandboxClient):
+    """The running sandbox: settings pointing Threads at it, control calls."""
 
-    def __init__(self, url: str, settings: Settings, http: httpx.Client) -> None:
-        self.url = url
-        self.settings = settings
-        self.platform = ThreadsPlatform(settings)
-        self.http = http
-
-    def state(self) -> dict[str, Any]:
-        return self.http.get(f"{self.url}/_sandbox/state").json()
+    access_token = TOKEN
 
     def posts(self) -> list[dict[str, Any]]:
-        return [p for p in self.state()["posts"] if not p["deleted"]]
+        return self.live("posts")
 
     def publishes(self) -> int:
         return sum(1 for r in self.state()["requests"] if r.endswith("/threads_publish"))
 
-    def fault(self, **spec: Any) -> None:
-        assert self.http.post(f"{self.url}/_sandbox/faults", json=spec).status_code == 201
-
-    def config(self, **changes: Any) -> None:
-        self.http.post(f"{self.url}/_sandbox/config", json=changes).raise_for_status()
-
-    def advance(self, seconds: float) -> None:
-        self.http.post(f"{self.url}/_sandbox/clock", json={"advance": seconds}
-                       ).raise_for_status()
-
     def token(self, **spec: Any) -> None:
-        self.http.post(f"{self.url}/_sandbox/tokens", json=spec).raise_for_status()
-
-    def context(self, texts: Sequence[str | None] = ("hello from chat33",), *,
-                media: Sequence[Sequence[MediaFile]] = (), **kwargs: Any) -> PublishContext:
-        """A publish context for a post (one text) or a thread (several)."""
-        head = new_id("post")
-        items = [PublishItem(post_id=head if i == 0 else f"{head}_{i}", text=text,
-                             media=list(media[i]) if i < len(media) else [], position=i)
-                 for i, text in enumerate(texts)]
-        kwargs.setdefault("account", account())
-        kwargs.setdefault("http", self.http)
-        kwargs.setdefault("credentials", Credentials(access_token=TOKEN))
-        return publish_context(self.platform, settings=self.settings, items=items, **kwargs)
+        self.control("tokens", spec)
 
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:
-    platform = ThreadsPlatform(Settings.from_env({}))
-    with sandbox_env(platform) as (url, settings), httpx.Client(timeout=10) as http:
-        yield Sandbox(url, settings, http)
+    with Sandbox.serving(ThreadsPlatform, account=account) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture
 def sandbox(sandbox_server: Sandbox) -> Sandbox:
     """The sandbox, emptied for each test (one server for the session)."""
-    sandbox_server.http.post(f"{sandbox_server.url}/_sandbox/reset").raise_for_status()
+    sandbox_server.reset()
     return sandbox_server
 
 
-class WorkerCrash(BaseException):
-    """The worker process dying (not an error the plugin could catch)."""
-
-
-class Checkpoints(MemoryCheckpoints):
-    """Checkpoints that kill the 'worker' right after the first save where ``when(data)``
-    holds (the saved state is kept, as the database keeps it)."""
-
-    def __init__(self, when: Callable[[dict[str, Any]], bool]) -> None:
-        super().__init__()
-        self.when = when
-        self.armed = True
-
-    def save(self, data: Any) -> None:
-        super().save(data)
-        if self.armed and self.when(self.data):
-            self.armed = False
-            raise WorkerCrash("the worker died")

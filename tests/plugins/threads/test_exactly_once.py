@@ -10,8 +10,9 @@ import pytest
 
 from chat33_core.errors import UnknownOutcome
 from chat33_core.platforms import MediaFile
+from chat33_core.testing import CrashingCheckpoints, WorkerCrash
 
-from .conftest import Checkpoints, Sandbox, WorkerCrash
+from .conftest import Sandbox
 
 
 def test_confirm_finds_the_post_the_lost_answer_created(sandbox: Sandbox) -> None:
@@ -67,7 +68,7 @@ def test_two_matching_posts_are_not_guessed_between(sandbox: Sandbox) -> None:
 
 
 def test_a_worker_dying_after_publish_does_not_publish_twice(sandbox: Sandbox) -> None:
-    checkpoints = Checkpoints(lambda data: bool(data.get("posted")))
+    checkpoints = CrashingCheckpoints(lambda data: bool(data.get("posted")))
     ctx = sandbox.context(["crash after"], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):
         sandbox.platform.publish(ctx)
@@ -79,7 +80,7 @@ def test_a_worker_dying_after_publish_does_not_publish_twice(sandbox: Sandbox) -
 def test_a_worker_dying_with_publish_in_flight_asks_the_container(sandbox: Sandbox) -> None:
     """Killed after the publish went out but before its id was saved: the next attempt
     reads the container (PUBLISHED) and finds the post instead of publishing again."""
-    checkpoints = Checkpoints(lambda data: bool(data["items"].get("0", {}).get(
+    checkpoints = CrashingCheckpoints(lambda data: bool(data["items"].get("0", {}).get(
         "publishStartedAt")))
     ctx = sandbox.context(["in flight"], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):
@@ -88,7 +89,7 @@ def test_a_worker_dying_with_publish_in_flight_asks_the_container(sandbox: Sandb
     sandbox.platform.publish(ctx)
     assert len(sandbox.posts()) == 1 and sandbox.publishes() == 1
     # now the same with the publish through and the answer lost
-    checkpoints = Checkpoints(lambda data: bool(data.get("posted")))
+    checkpoints = CrashingCheckpoints(lambda data: bool(data.get("posted")))
     ctx = sandbox.context(["through"], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):
         sandbox.platform.publish(ctx)
@@ -103,7 +104,7 @@ def test_a_worker_dying_with_publish_in_flight_asks_the_container(sandbox: Sandb
 
 def test_carousel_items_are_not_created_again_on_resume(
         sandbox: Sandbox, media: Callable[[str], MediaFile]) -> None:
-    checkpoints = Checkpoints(lambda data: len(data["items"].get("0", {}).get(
+    checkpoints = CrashingCheckpoints(lambda data: len(data["items"].get("0", {}).get(
         "children", [])) == 2)
     files = [media("photo.jpg"), media("photo2.png"), media("photo.jpg")]
     ctx = sandbox.context(["carousel"], media=[files], checkpoints=checkpoints)
@@ -115,7 +116,7 @@ def test_carousel_items_are_not_created_again_on_resume(
 
 
 def test_an_expired_container_is_created_again(sandbox: Sandbox) -> None:
-    checkpoints = Checkpoints(lambda data: bool(data["items"].get("0", {}).get(
+    checkpoints = CrashingCheckpoints(lambda data: bool(data["items"].get("0", {}).get(
         "container")))
     ctx = sandbox.context(["late"], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):

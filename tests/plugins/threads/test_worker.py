@@ -3,102 +3,50 @@ added as ``accounts add`` adds it, exactly once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
-import attrs
 import chat33_threads
 import pytest
 from chat33_threads.sandbox import DEMO_ACCOUNT, ThreadsSandbox
 
-from chat33_core.models import (
-    Account,
-    Credentials,
-    Organization,
-    Post,
-    PostStatus,
-    User,
-    new_id,
-    utcnow,
-)
-from chat33_core.sandbox import serve
-from chat33_core.scheduling import Worker
-from chat33_core.service import Chat33
-
-
-@attrs.define
-class World:
-    core: Chat33
-    sandbox: ThreadsSandbox
-    url: str
-    account: Account
-    user_id: str
-
-    def queue(self, texts: Sequence[str]) -> list[Post]:
-        """A QUEUED post, or a thread published with its head."""
-        head = new_id("post")
-        now = utcnow()
-        posts = [Post(id=head if i == 0 else new_id("post"), org_id=self.account.org_id,
-                      account_id=self.account.id, platform="threads",
-                      account_name=self.account.name, created_by=self.user_id, text=text,
-                      status=PostStatus.QUEUED, thread_id=head if len(texts) > 1 else None,
-                      thread_position=i, publish_with_head=i > 0, created_at=now,
-                      updated_at=now)
-                 for i, text in enumerate(texts)]
-        return self.core.store.add_posts(posts)
-
-    def run(self) -> None:
-        assert Worker(self.core, once=True, concurrency=1, grace_s=5.0).run() == 0
-
-    def posts(self) -> list[dict[str, Any]]:
-        return [p for p in self.sandbox.state()["posts"] if not p["deleted"]]
+from chat33_core.models import Credentials, PostStatus, utcnow
+from chat33_core.testing import WorkerWorld, worker_world
 
 
 @pytest.fixture
-def world(db_url: str, settings_for: Callable[..., Any]) -> Iterator[World]:
-    sandbox = ThreadsSandbox()
-    with serve(sandbox) as url:
-        settings = settings_for(db_url, CHAT33_THREADS_API_BASE=url,
-                                CHAT33_RETRY_BASE_S="0.01", CHAT33_POLL_INTERVAL_S="0.01")
-        core = Chat33(settings, load_plugins=False)
-        core.host.register(chat33_threads, name="threads")
-        core.store.migrate()
-        org = core.store.add_org(Organization.new("Acme"))
-        user = core.store.add_user(User(id=new_id("user"), org_id=org.id,
-                                        email="threads@example.com", password_hash="-"))
-        # what `chat33 accounts add --platform threads --external-id ID --username chat33
-        # --token TOKEN` adds
-        account = core.add_account(org.id, "threads", "Threads",
-                                   username=DEMO_ACCOUNT["username"],
-                                   external_id=DEMO_ACCOUNT["id"],
-                                   credentials=Credentials(access_token=DEMO_ACCOUNT["token"]))
-        try:
-            yield World(core, sandbox, url, account, user.id)
-        finally:
-            core.store.dispose()
+def world(db_url: str, settings_for: Callable[..., Any]) -> Iterator[WorkerWorld]:
+    # what `chat33 accounts add --platform threads --external-id ID --username chat33
+    # --token TOKEN` adds
+    with worker_world(chat33_threads, ThreadsSandbox(), partial(settings_for, db_url),
+                      name="Threads", username=DEMO_ACCOUNT["username"],
+                      external_id=DEMO_ACCOUNT["id"],
+                      credentials=Credentials(access_token=DEMO_ACCOUNT["token"])) as world:
+        yield world
 
 
-def test_the_worker_publishes_a_thread(world: World) -> None:
+def test_the_worker_publishes_a_thread(world: WorkerWorld) -> None:
     thread = world.queue(["first", "second"])
     world.run()
     stored = [world.core.store.get_post(p.id) for p in thread]
     assert [p.status for p in stored] == [PostStatus.PUBLISHED] * 2
-    on_threads = {p["text"]: p for p in world.posts()}
+    on_threads = {p["text"]: p for p in world.live("posts")}
     assert [p.external_post_id for p in stored] == [on_threads["first"]["id"],
                                                     on_threads["second"]["id"]]
     assert on_threads["second"]["replyTo"] == on_threads["first"]["id"]
 
 
 def test_an_unanswered_publish_is_confirmed_by_the_worker_not_posted_twice(
-        world: World) -> None:
+        world: WorkerWorld) -> None:
     world.sandbox.add_fault(method="POST", path="/threads_publish$", status=502,
                             after_body=True, body="")
     [post] = world.queue(["exactly once"])
     world.run()
     stored = world.core.store.get_post(post.id)
     assert stored.status == PostStatus.PUBLISHED
-    [on_threads] = world.posts()
+    [on_threads] = world.live("posts")
     assert stored.external_post_id == on_threads["id"]
     requests = world.sandbox.state()["requests"]
     assert sum(r.endswith("/threads_publish") for r in requests) == 1
@@ -106,7 +54,7 @@ def test_an_unanswered_publish_is_confirmed_by_the_worker_not_posted_twice(
     assert "unknown_outcome" in events and "threads.confirm" in events
 
 
-def test_a_revoked_token_fails_the_post_and_asks_for_reconnect(world: World) -> None:
+def test_a_revoked_token_fails_the_post_and_asks_for_reconnect(world: WorkerWorld) -> None:
     world.sandbox.tokens["revoked-by-the-owner"] = {"issuedAt": 0.0, "expiresAt": 1e12,
                                                     "revoked": True}
     world.core.save_account_credentials(world.account.id,
@@ -117,22 +65,22 @@ def test_a_revoked_token_fails_the_post_and_asks_for_reconnect(world: World) -> 
     assert stored.status == PostStatus.FAILED
     assert "access token" in (stored.error_message or "")
     assert world.core.store.get_account(world.account.id).needs_reconnect
-    assert world.posts() == []
+    assert world.live("posts") == []
 
 
-def test_a_spent_quota_defers_the_post(world: World) -> None:
+def test_a_spent_quota_defers_the_post(world: WorkerWorld) -> None:
     world.sandbox.config["quotaTotal"] = 0
     [post] = world.queue(["later"])
     before = utcnow()
     world.run()
     stored = world.core.store.get_post(post.id)
     assert stored.status not in (PostStatus.PUBLISHED, PostStatus.FAILED)
-    assert world.posts() == []
+    assert world.live("posts") == []
     assert stored.next_attempt_at is not None
     assert stored.next_attempt_at > before + timedelta(minutes=30)
 
 
-def test_a_token_near_expiry_is_refreshed_before_publishing(world: World) -> None:
+def test_a_token_near_expiry_is_refreshed_before_publishing(world: WorkerWorld) -> None:
     now = utcnow()
     world.core.save_account_credentials(world.account.id, Credentials(
         access_token=DEMO_ACCOUNT["token"], expires_at=now + timedelta(days=2),

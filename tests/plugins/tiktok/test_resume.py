@@ -4,7 +4,6 @@ byte count TikTok holds, and never inits a second post while the first can publi
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from chat33_tiktok.publishing import uploaded_from_range
 
 from chat33_core.errors import TransientError
 from chat33_core.platforms import MediaFile, MemoryCheckpoints
-from chat33_core.testing import make_sparse_file
+from chat33_core.testing import CrashingCheckpoints, WorkerCrash, make_sparse_file
 
 from .conftest import MB, TT
 
@@ -23,24 +22,11 @@ STATUS = "/v2/post/publish/status/fetch/"
 INIT = "/v2/post/publish/video/init/"
 
 
-class WorkerDied(BaseException):
-    """The worker process stopping dead (not an error the plugin could catch)."""
-
-
-class DyingCheckpoints(MemoryCheckpoints):
+def dying(at: int, persist: bool) -> CrashingCheckpoints:
     """Checkpoints of a worker that dies once ``uploadedBytes`` reaches ``at``: right
     after saving (``persist=True``) or just before the save reached the database."""
-
-    def __init__(self, at: int, persist: bool) -> None:
-        super().__init__()
-        self.at, self.persist = at, persist
-
-    def save(self, data: Mapping[str, Any]) -> None:
-        if int(data.get("uploadedBytes") or 0) >= self.at:
-            if self.persist:
-                super().save(data)
-            raise WorkerDied
-        super().save(data)
+    return CrashingCheckpoints(lambda data: int(data.get("uploadedBytes") or 0) >= at,
+                               persist=persist)
 
 
 @pytest.fixture
@@ -80,8 +66,8 @@ def take_over(tt: TT, big: list[MediaFile], dead: MemoryCheckpoints,
 @pytest.mark.parametrize("persisted", [True, False], ids=["checkpointed", "lost-checkpoint"])
 def test_takeover_mid_upload_resumes_from_the_bytes_tiktok_holds(
         tt: TT, big: list[MediaFile], persisted: bool) -> None:
-    dead = DyingCheckpoints(at=2 * CHUNK, persist=persisted)
-    with pytest.raises(WorkerDied):
+    dead = dying(at=2 * CHUNK, persist=persisted)
+    with pytest.raises(WorkerCrash):
         tt.platform.publish(tt.ctx(big, checkpoints=dead))
     assert only_publish(tt)["uploadedBytes"] == 2 * CHUNK
     assert dead.data["uploadedBytes"] == (2 if persisted else 1) * CHUNK
@@ -100,8 +86,8 @@ def test_takeover_mid_upload_resumes_from_the_bytes_tiktok_holds(
 
 
 def test_takeover_after_the_upload_only_polls(tt: TT, big: list[MediaFile]) -> None:
-    dead = DyingCheckpoints(at=SIZE, persist=True)
-    with pytest.raises(WorkerDied):
+    dead = dying(at=SIZE, persist=True)
+    with pytest.raises(WorkerCrash):
         tt.platform.publish(tt.ctx(big, checkpoints=dead))
     _, paths = take_over(tt, big, dead, [])
     assert set(paths) == {STATUS}
@@ -152,8 +138,8 @@ def test_a_lost_chunk_answer_is_resynced_from_the_416_range(tt: TT,
 
 def test_an_expired_upload_url_starts_over_as_the_old_publish_cannot_complete(
         tt: TT, big: list[MediaFile]) -> None:
-    dead = DyingCheckpoints(at=2 * CHUNK, persist=True)
-    with pytest.raises(WorkerDied):
+    dead = dying(at=2 * CHUNK, persist=True)
+    with pytest.raises(WorkerCrash):
         tt.platform.publish(tt.ctx(big, checkpoints=dead))
     tt.configure(expireUploads=True)
     events: list[Any] = []
@@ -164,8 +150,8 @@ def test_an_expired_upload_url_starts_over_as_the_old_publish_cannot_complete(
 
 
 def test_an_upload_url_older_than_an_hour_is_not_used(tt: TT, big: list[MediaFile]) -> None:
-    dead = DyingCheckpoints(at=2 * CHUNK, persist=True)
-    with pytest.raises(WorkerDied):
+    dead = dying(at=2 * CHUNK, persist=True)
+    with pytest.raises(WorkerCrash):
         tt.platform.publish(tt.ctx(big, checkpoints=dead))
     dead.data["uploadUrlIssuedAt"] -= 3600
     _, paths = take_over(tt, big, dead, [])

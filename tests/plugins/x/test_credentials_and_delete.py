@@ -9,12 +9,7 @@ import pytest
 from chat33_x import XPlatform
 
 from chat33_core.config import Settings
-from chat33_core.errors import (
-    CredentialsExpired,
-    PermanentError,
-    ReconnectRequired,
-    TransientError,
-)
+from chat33_core.errors import CredentialsExpired, PermanentError, ReconnectRequired, TransientError
 from chat33_core.models import Credentials, utcnow
 from chat33_core.platforms import DeleteContext, RefreshContext
 from chat33_core.sandbox import SandboxApp, json_response, serve

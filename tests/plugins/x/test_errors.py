@@ -13,8 +13,9 @@ from chat33_core.errors import (
     TransientError,
     UnknownOutcome,
 )
+from chat33_core.testing import CrashingCheckpoints
 
-from .conftest import Checkpoints, Sandbox, after_posts
+from .conftest import Sandbox, after_posts
 
 POST_TWEETS = "^/2/tweets$"
 APPEND = "/append$"
@@ -131,7 +132,7 @@ def test_5xx_during_upload_is_transient_and_resumes(sandbox: Sandbox, media) -> 
 
 
 def test_errors_after_part_one_carry_it_whatever_their_class(sandbox: Sandbox) -> None:
-    checkpoints = Checkpoints(after_posts(1), hook=lambda: sandbox.revoke("sandbox-token"))
+    checkpoints = CrashingCheckpoints(after_posts(1), hook=lambda: sandbox.revoke("sandbox-token"))
     with pytest.raises(CredentialsExpired) as info:
         sandbox.platform.publish(sandbox.context(["first", "second"], checkpoints=checkpoints))
     assert [r.external_id for r in info.value.posted] == [sandbox.tweets()[0]["id"]]

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 import pytest
 
 from chat33_core.errors import UnknownOutcome
-from chat33_core.testing import publish_context
+from chat33_core.testing import CrashingCheckpoints, WorkerCrash, publish_context
 
-from .conftest import Checkpoints, Sandbox, WorkerCrash, after_posts
+from .conftest import Sandbox, after_posts
 
 THREAD = [f"part {i}/5 of a thread" for i in range(1, 6)]
 POST_TWEETS = "^/2/tweets$"
@@ -28,7 +28,7 @@ def assert_one_chain(sandbox: Sandbox, texts: list[str]) -> None:
 
 
 def test_worker_crash_after_part_3_resumes_at_part_4(sandbox: Sandbox) -> None:
-    checkpoints = Checkpoints(after_posts(3))
+    checkpoints = CrashingCheckpoints(after_posts(3))
     ctx = sandbox.context(THREAD, checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):
         sandbox.platform.publish(ctx)
@@ -48,7 +48,7 @@ def test_worker_crash_after_part_3_resumes_at_part_4(sandbox: Sandbox) -> None:
 
 
 def test_part_4_refused_with_5xx_is_unknown_then_resumed(sandbox: Sandbox) -> None:
-    checkpoints = Checkpoints(after_posts(3), hook=lambda: sandbox.fault(
+    checkpoints = CrashingCheckpoints(after_posts(3), hook=lambda: sandbox.fault(
         method="POST", path=POST_TWEETS, status=503,
         body={"title": "Service Unavailable", "type": "about:blank", "status": 503,
               "detail": "Service Unavailable"}))
@@ -66,7 +66,7 @@ def test_part_4_refused_with_5xx_is_unknown_then_resumed(sandbox: Sandbox) -> No
 
 
 def test_part_4_created_but_answer_lost_is_found_by_confirm(sandbox: Sandbox) -> None:
-    checkpoints = Checkpoints(after_posts(3), hook=lambda: sandbox.fault(
+    checkpoints = CrashingCheckpoints(after_posts(3), hook=lambda: sandbox.fault(
         method="POST", path=POST_TWEETS, status=504, after_body=True, body="gateway timeout"))
     ctx = sandbox.context(THREAD, checkpoints=checkpoints)
     with pytest.raises(UnknownOutcome):
@@ -85,7 +85,7 @@ def test_part_4_created_but_answer_lost_is_found_by_confirm(sandbox: Sandbox) ->
 def test_publish_itself_looks_up_a_lost_post_before_reposting(sandbox: Sandbox) -> None:
     """A worker died with a POST /2/tweets in flight (no confirm ran): the takeover looks
     the post up instead of posting it again."""
-    checkpoints = Checkpoints(after_posts(2), hook=lambda: sandbox.fault(
+    checkpoints = CrashingCheckpoints(after_posts(2), hook=lambda: sandbox.fault(
         method="POST", path=POST_TWEETS, status=502, after_body=True))
     ctx = sandbox.context(THREAD, checkpoints=checkpoints)
     with pytest.raises(UnknownOutcome):
@@ -121,7 +121,7 @@ def test_confirm_says_none_when_x_has_no_such_post(sandbox: Sandbox) -> None:
 def test_confirm_matches_the_reply_target_not_just_the_text(sandbox: Sandbox) -> None:
     """Two posts with equal text: only the one replying to our previous part is ours."""
     sandbox.platform.publish(sandbox.context(["same words"]))  # a standalone post
-    checkpoints = Checkpoints(after_posts(1), hook=lambda: sandbox.fault(
+    checkpoints = CrashingCheckpoints(after_posts(1), hook=lambda: sandbox.fault(
         method="POST", path=POST_TWEETS, status=503))
     ctx = sandbox.context(["opening", "same words "], checkpoints=checkpoints)
     with pytest.raises(UnknownOutcome):
@@ -143,7 +143,7 @@ def test_takeover_mid_upload_appends_the_remaining_segments(sandbox: Sandbox, me
         slots = (data.get("media") or {}).get("0") or [{}]
         return int(slots[0].get("segments") or 0) >= 3
 
-    checkpoints = Checkpoints(three_segments)
+    checkpoints = CrashingCheckpoints(three_segments)
     video = media("clip.mp4")
     ctx = sandbox.context(["video, resumed"], media=[[video]], checkpoints=checkpoints)
     with pytest.raises(WorkerCrash):

@@ -7,8 +7,9 @@ import itertools
 import pytest
 
 from chat33_core.errors import PermanentError
+from chat33_core.testing import RecordingSleep
 
-from .conftest import SEGMENT_BYTES, USERNAME, RecordingSleep, Sandbox
+from .conftest import SEGMENT_BYTES, USERNAME, Sandbox
 
 
 def test_text_post_is_created_with_its_url(sandbox: Sandbox) -> None:
