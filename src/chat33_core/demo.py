@@ -244,6 +244,9 @@ class Demo:
         self.problems: list[str] = []
         self.rows: list[dict[str, Any]] = []
         self.receiver = WebhookReceiver()
+        #: the secret values the demo made (key, password, API key, webhook secret): what
+        #: no log line may ever show
+        self.secrets: list[str] = []
         self.api_port = port or _free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
         self.password = ""
@@ -367,6 +370,8 @@ class Demo:
             _key, raw_key = core.create_api_key(user.org_id, user.id, "demo",
                                                 sorted(ALL_SCOPES))
             self.receiver.secret = core.webhook_secret(user.org_id)
+            self.secrets += [env["CHAT33_SECRET_KEY"], password, raw_key,
+                             self.receiver.secret]
             accounts: dict[str, Any] = {}
             # the plugins that connect by OAuth connect through the flow once the API is up
             by_oauth = [n for n in expected_platforms if host.platform(n).supports_connect]

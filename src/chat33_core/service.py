@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import attrs
 
-from . import states
+from . import metrics, states
 from .config import Settings
 from .errors import (
     Chat33Error,
@@ -649,6 +649,7 @@ class Chat33:
         # counted in the transaction that inserts the posts (shared with concurrent
         # requests): a request that fails to insert does not use the allowance
         rate = self.hit_rate_limit("posts.create", principal.org_id, insert=(posts, logs))
+        metrics.record_posts_created([p.platform for p in posts])
         return PostsCreated(posts, group_id, rate)
 
     def get_user(self, user_id: str) -> User:
@@ -927,6 +928,7 @@ class Chat33:
                 for copy in copies]
         # copies are new posts: counted like POST /posts, in the insert's transaction
         rate = self.hit_rate_limit("posts.create", principal.org_id, insert=(copies, logs))
+        metrics.record_posts_created([p.platform for p in copies])
         return PostsCreated(copies, group_id, rate)
 
     def _infer_media_type(self, org_id: str, urls: Sequence[str]) -> MediaType | None:

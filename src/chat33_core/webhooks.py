@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from . import logs, metrics
 from .models import LogEvent, Post, utcnow
 from .store.unavailable import safe_text
 
@@ -209,6 +210,10 @@ class WebhookDispatcher:
 
     def deliver(self, row: Mapping[str, Any]) -> bool:
         """Send one delivery and record the outcome; True when the receiver took it."""
+        with logs.context(postId=row["post_id"], orgId=row["org_id"]):
+            return self._deliver(row)
+
+    def _deliver(self, row: Mapping[str, Any]) -> bool:
         from .fetch import FetchError
 
         attempt = int(row["attempts"]) + 1
@@ -265,3 +270,4 @@ class WebhookDispatcher:
             data["error"] = error
         self.store.record_delivery(self.owner, row["id"], values, LogEvent(
             id=None, post_id=row["post_id"], event=event, message=message, data=data))
+        metrics.record_webhook(event.removeprefix("webhook_").removesuffix("_scheduled"))

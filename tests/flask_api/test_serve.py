@@ -79,14 +79,15 @@ def test_serve_runs_gunicorn_workers_over_http(settings_for: Any, tmp_path: Path
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    assert any(line["requestId"] == "over-http" and line["status"] == 201 for line in lines)
+    assert any(line.get("requestId") == "over-http" and line.get("status") == 201
+               for line in lines)
     assert "gunicorn" in err
 
 
 def _start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", "from chat33_core.cli import main; main()", "serve", *args],
-        env=env, cwd=cwd, stderr=subprocess.PIPE, text=True)
+        env={**env, "CHAT33_LOG_FORMAT": "text"}, cwd=cwd, stderr=subprocess.PIPE, text=True)
 
 
 def _until_serving(proc: subprocess.Popen[str]) -> list[str]:

@@ -1,7 +1,9 @@
-"""What ``chat33 worker`` says at INFO: one line per attempt, no HTTP chatter."""
+"""What ``chat33 worker`` says at INFO: one line per attempt, no HTTP chatter; one JSON
+object a line by default, text with ``CHAT33_LOG_FORMAT=text``."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -16,8 +18,10 @@ WORKER = [sys.executable, "-c", "from chat33_core.cli import main; main()", "wor
 
 
 def run_worker(env: Env, *args: str, **extra_env: str) -> str:
-    full = {k: v for k, v in os.environ.items() if k != "CHAT33_LOG_LEVEL"}
-    full.update({**env.env, "CHAT33_LOAD_PLUGINS": "none", **extra_env})
+    full = {k: v for k, v in os.environ.items() if k not in ("CHAT33_LOG_LEVEL",
+                                                             "CHAT33_LOG_FORMAT")}
+    full.update({**env.env, "CHAT33_LOAD_PLUGINS": "none", "CHAT33_LOG_FORMAT": "text",
+                 **extra_env})
     done = subprocess.run([*WORKER, *args], env=full, cwd=ROOT, capture_output=True,
                           timeout=120, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -55,3 +59,27 @@ def test_debug_from_the_environment_shows_http_requests(env: Env) -> None:
     assert "attempt 1: published" in err
     assert re.search(r"httpx: HTTP Request: POST http://127\.0\.0\.1:\d+/v1/posts", err), err
     assert "httpcore" in err
+
+
+def test_json_lines_carry_the_post_account_org_platform_and_attempt(env: Env) -> None:
+    post, = env.posts(1)
+    err = run_worker(env, CHAT33_LOG_FORMAT="json")
+    lines = [json.loads(line) for line in err.splitlines()]  # every line is one object
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+    attempt = next(line for line in lines if "attempt 1: published" in line["message"])
+    assert attempt["level"] == "INFO"
+    assert attempt["logger"] == "chat33_core.scheduling.publisher"
+    assert (attempt["postId"], attempt["accountId"], attempt["orgId"], attempt["platform"],
+            attempt["attempt"]) == (post.id, post.account_id, post.org_id, "echo", 1)
+    # lines about no post in particular carry no post fields
+    started = next(line for line in lines if " started (concurrency" in line["message"])
+    assert "postId" not in started
+
+
+def test_an_unknown_log_format_is_refused_before_anything_runs(env: Env) -> None:
+    full = {**os.environ, **env.env, "CHAT33_LOAD_PLUGINS": "none",
+            "CHAT33_LOG_FORMAT": "yaml"}
+    done = subprocess.run([*WORKER], env=full, cwd=ROOT, capture_output=True, timeout=120,
+                          text=True)
+    assert done.returncode != 0
+    assert "CHAT33_LOG_FORMAT must be json or text, not 'yaml'" in done.stderr

@@ -11,8 +11,9 @@ reach it through :func:`chat33_flask.routing.core` and nothing else.
 
 from __future__ import annotations
 
+import functools
+import hmac
 import itertools
-import json
 import logging
 import math
 import os
@@ -24,8 +25,9 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
+from chat33_core import logs, metrics
 from chat33_core.config import Settings
-from chat33_core.errors import ConfigurationError, Issue
+from chat33_core.errors import ConfigurationError, Issue, Unauthorized
 from chat33_core.service import Chat33
 
 from . import errors, openapi, webapp
@@ -43,6 +45,7 @@ from .views.media import files as media_files
 
 API_PREFIX = "/api/v1"
 access_log = logging.getLogger("chat33.http")
+_CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 
 
@@ -62,13 +65,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def init_app(app: Flask, core: Chat33 | None = None, *, url_prefix: str = API_PREFIX) -> Chat33:
     """Mount the API on ``app`` under ``url_prefix``, media files at ``/media/<name>``,
-    ``/healthz`` and ``/readyz``; returns the core."""
+    ``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus text); returns the core."""
     if core is None:
         settings = app.config.get("CHAT33_SETTINGS") or Settings.from_env()
         core = Chat33(settings)
     app.extensions["chat33"] = core
     app.config.setdefault("CHAT33_JSON_ERROR_PREFIXES",
-                          (url_prefix + "/", "/media/", "/healthz", "/readyz"))
+                          (url_prefix + "/", "/media/", "/healthz", "/readyz", "/metrics"))
     app.url_map.converters[PARAM_CONVERTER] = param_converter(BLUEPRINTS)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp, url_prefix=url_prefix)
@@ -103,10 +106,30 @@ def init_app(app: Flask, core: Chat33 | None = None, *, url_prefix: str = API_PR
                                                "message": exc.message})
         return {"status": "ready"}
 
+    @app.get("/metrics", endpoint="chat33_metrics")
+    def metrics_text() -> Any:
+        _check_metrics_token(core.settings.env.get("CHAT33_METRICS_TOKEN"))
+        return Response(metrics.exposition(core.store), content_type=metrics.CONTENT_TYPE)
+
     errors.register(app)
     app.before_request(_start)
     app.after_request(_finish)
+    app.teardown_request(_teardown)
     return core
+
+
+def _check_metrics_token(token: str | None) -> None:
+    """``/metrics`` is open unless CHAT33_METRICS_TOKEN is set: then it wants
+    ``Authorization: Bearer <token>`` (what Prometheus sends with ``authorization:
+    credentials``)."""
+    if not token:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
+                                                             token.encode()):
+        raise Unauthorized("/metrics needs the bearer token set in CHAT33_METRICS_TOKEN "
+                           "(Authorization: Bearer ...)")
 
 
 class _RequestIds:
@@ -133,7 +156,14 @@ def _start() -> None:
     given = request.headers.get("x-request-id")
     request_id = given if given and _REQUEST_ID.fullmatch(given) else _request_ids.next()
     g.chat33 = RequestState(request_id, time.perf_counter())
+    g.chat33_log = logs.bind(requestId=request_id)
     _check_size(request.environ)
+
+
+def _teardown(exc: BaseException | None) -> None:
+    token = g.pop("chat33_log", None)
+    if token is not None:
+        logs.unbind(token)
 
 
 def _check_size(environ: Mapping[str, Any]) -> None:
@@ -159,6 +189,12 @@ def _check_size(environ: Mapping[str, Any]) -> None:
                               details=[Issue("headers", f"{count} headers")])
 
 
+@functools.cache
+def _route(rule: str) -> str:
+    """A URL rule as a metric's label: ``/api/v1/posts/<id>`` (no converter names)."""
+    return _CONVERTER.sub(r"<\1>", rule)
+
+
 def _finish(response: Response) -> Response:
     current: RequestState | None = g.get("chat33")
     if current is None:  # a request that failed before _start ran
@@ -171,16 +207,20 @@ def _finish(response: Response) -> Response:
         headers.add("RateLimit-Limit", str(limit))
         headers.add("RateLimit-Remaining", str(remaining))
         headers.add("RateLimit-Reset", str(max(0, math.ceil(reset))))
+    seconds = time.perf_counter() - current.started
+    rule = request.url_rule
+    metrics.record_request(_route(rule.rule) if rule is not None else "unmatched",
+                           request.method, response.status_code, seconds)
     if not access_log.isEnabledFor(logging.INFO):
         return response
     principal = current.principal
-    access_log.info(json.dumps({
-        "event": "request", "requestId": current.request_id, "method": request.method,
-        "path": request.path, "status": response.status_code,
-        "durationMs": round((time.perf_counter() - current.started) * 1000, 2),
-        "orgId": getattr(principal, "org_id", None), "via": getattr(principal, "via", None),
-        "remoteAddr": request.remote_addr,
-    }))
+    access_log.info("%s %s %s", request.method, request.path, response.status_code, extra={
+        "fields": {"event": "request", "requestId": current.request_id,
+                   "method": request.method, "path": request.path,
+                   "status": response.status_code, "durationMs": round(seconds * 1000, 2),
+                   "orgId": getattr(principal, "org_id", None),
+                   "via": getattr(principal, "via", None),
+                   "remoteAddr": request.remote_addr}})
     return response
 
 

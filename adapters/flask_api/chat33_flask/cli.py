@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
@@ -57,14 +59,33 @@ class GunicornServer:
         return _App()
 
 
-def _configure_logging() -> None:
-    # one JSON line per request (chat33.http) on stderr, nothing else added around it
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    http = logging.getLogger("chat33.http")
-    http.addHandler(handler)
-    http.setLevel(logging.INFO)
-    http.propagate = False
+def _say(log_format: str, message: str, level: int = logging.INFO) -> None:
+    """A line of ``serve``'s own on stderr: a log record in JSON, as it is in text."""
+    if log_format == "json":
+        logging.getLogger("chat33.serve").log(level, "%s", message.removeprefix("chat33: "))
+    else:
+        click.echo(message, err=True)
+
+
+def _gunicorn_logger(fmt: str) -> type:
+    """gunicorn's logger class, its own lines (workers starting, timeouts) in ``fmt``."""
+    from gunicorn.glogging import Logger
+
+    from chat33_core import logs
+
+    class _Logger(Logger):  # type: ignore[misc]
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for handler in self.error_log.handlers:
+                handler.setFormatter(logs.formatter(fmt))
+
+    return _Logger
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from chat33_core import metrics
+
+    metrics.process_exited(worker.pid)
 
 
 @click.command("serve")
@@ -78,11 +99,14 @@ def _configure_logging() -> None:
 @click.option("--dev", is_flag=True, help="Use Flask's development server instead of "
               "gunicorn (one process, for development only).")
 def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
-    """Serve the REST API (/api/v1, /media, /healthz, /readyz).
+    """Serve the REST API (/api/v1, /media, /healthz, /readyz, /metrics).
+
+    Logs are one JSON object a line unless CHAT33_LOG_FORMAT=text.
 
     Media URLs start with CHAT33_PUBLIC_BASE_URL, or, when it is unset, with the
     address the API listens on.
     """
+    from chat33_core import logs, metrics
     from chat33_core.config import Settings
     from chat33_core.errors import ConfigurationError
     from chat33_core.mediastore import MediaStore
@@ -92,6 +116,7 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
 
     try:
         settings = Settings.from_env()
+        log_format = logs.log_format(settings.env)
         settings.require_secret_key()
         MediaStore.from_settings(settings).check()
     except ConfigurationError as exc:
@@ -117,11 +142,11 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
         _refuse(f"cannot listen on {host}:{port}: "
                 f"{os.strerror(exc.errno) if exc.errno else exc}")
     port = listener.getsockname()[1]
-    settings = _public_base_url(settings, host, port)
-    _configure_logging()
-    click.echo(f"chat33: serving the API on http://{_url_host(host)}:{port}, media URLs at "
+    logs.configure(log_format, settings.env.get("CHAT33_LOG_LEVEL") or "INFO")
+    settings = _public_base_url(settings, host, port, log_format)
+    _say(log_format, f"chat33: serving the API on http://{_url_host(host)}:{port}, media URLs at "
                f"{settings.media_base_url}/media/ "
-               f"({'Flask dev server' if dev else f'gunicorn, {workers} workers'})", err=True)
+               f"({'Flask dev server' if dev else f'gunicorn, {workers} workers'})")
     if dev:
         from werkzeug.serving import make_server
 
@@ -130,12 +155,20 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
         return
-    GunicornServer(lambda: create_app({"CHAT33_SETTINGS": settings}), {
-        "bind": f"fd://{listener.fileno()}", "workers": workers, "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync", "accesslog": None,
-        "errorlog": "-", "loglevel": "warning", "timeout": 120, "graceful_timeout": 10,
-        "proc_name": "chat33-api", **gunicorn_limits(),
-    }).run()
+    # the workers' metrics meet in a directory of this run (prometheus_client's
+    # multiprocess mode): made before the first fork, removed when the server stops
+    metrics_dir = tempfile.mkdtemp(prefix="chat33-metrics-")
+    metrics.enable_multiprocess(metrics_dir)
+    try:
+        GunicornServer(lambda: create_app({"CHAT33_SETTINGS": settings}), {
+            "bind": f"fd://{listener.fileno()}", "workers": workers, "threads": threads,
+            "worker_class": "gthread" if threads > 1 else "sync", "accesslog": None,
+            "errorlog": "-", "loglevel": "warning", "timeout": 120, "graceful_timeout": 10,
+            "proc_name": "chat33-api", "logger_class": _gunicorn_logger(log_format),
+            "child_exit": _child_exit, **gunicorn_limits(),
+        }).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}
@@ -150,7 +183,8 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _public_base_url(settings: Settings, host: str, port: int) -> Settings:
+def _public_base_url(settings: Settings, host: str, port: int, log_format: str = "text"
+                     ) -> Settings:
     """``settings`` with media URLs that reach this server: derived from the address it
     listens on when CHAT33_PUBLIC_BASE_URL is unset; when it is set and points at this
     machine on another port, a warning (it may be a proxy in front, so it is kept)."""
@@ -164,10 +198,10 @@ def _public_base_url(settings: Settings, host: str, port: int) -> Settings:
     here = (parts.hostname or "") in _LOOPBACK | {host} or (
         parts.hostname or "").startswith("127.")
     if here and given_port != port:
-        click.echo(f"chat33: warning: CHAT33_PUBLIC_BASE_URL is {settings.public_base_url} "
-                   f"but the API listens on {host}:{port}: platforms will fetch media from "
-                   f"{settings.media_base_url}/media/ (unset it to use this server's "
-                   "address)", err=True)
+        _say(log_format, f"chat33: warning: CHAT33_PUBLIC_BASE_URL is "
+             f"{settings.public_base_url} but the API listens on {host}:{port}: platforms "
+             f"will fetch media from {settings.media_base_url}/media/ (unset it to use this "
+             "server's address)", logging.WARNING)
     return settings
 
 

@@ -7,11 +7,19 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
+from .. import logs
 from ..config import Settings
 from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ..service import Chat33
+
+log = logging.getLogger(__name__)
 
 
 def _load(spec: str) -> object:
@@ -28,22 +36,19 @@ def _load(spec: str) -> object:
         raise ConfigurationError(f"--plugin {spec}: {module_name} has no {attr!r}") from None
 
 
-#: libraries that log every request: quiet unless DEBUG is asked for
-HTTP_LOGGERS = ("httpx", "httpcore")
-#: the schema check at start would log alembic's plugin setup line by line
-QUIET_LOGGERS = (*HTTP_LOGGERS, "alembic")
+def _serve_metrics(host: str, port: int | None, core: Chat33) -> Callable[[], None]:
+    """The worker's ``/metrics`` (with the queue depth), or nothing without a port."""
+    if port is None:
+        return lambda: None
+    from .. import metrics
 
-
-def configure_logging(level: str) -> None:
-    """The worker's logging: ``level`` for chat33 (INFO shows one line per attempt);
-    httpx and httpcore at WARNING unless ``level`` is DEBUG. httpx logs every request at
-    INFO: one line per post and per webhook is noise (the post's own logs record each
-    step) and costs the publishing threads time."""
-    level = level.upper()
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    try:
+        port, stop = metrics.serve_metrics(port, host, core.store)
+    except OSError as exc:
+        raise ConfigurationError(f"--metrics-port: cannot listen on {host}:{port}: "
+                                 f"{os.strerror(exc.errno) if exc.errno else exc}") from None
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return stop
 
 
 @click.command()
@@ -60,8 +65,13 @@ def configure_logging(level: str) -> None:
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               help="INFO: one line per publish attempt. DEBUG adds every HTTP request "
                    "(httpx, httpcore). Also read from CHAT33_LOG_LEVEL.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve this worker's Prometheus metrics on http://HOST:PORT/metrics "
+                   "(0: a free port, logged at start).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="The address --metrics-port listens on (0.0.0.0: every interface).")
 def worker(once: bool, concurrency: int, plugins: tuple[str, ...], worker_id: str | None,
-           log_level: str) -> None:
+           log_level: str, metrics_port: int | None, metrics_host: str) -> None:
     """Publish due posts and deliver webhooks, on time and exactly once.
 
     Run as many as you like, on any number of machines sharing one PostgreSQL database
@@ -73,9 +83,10 @@ def worker(once: bool, concurrency: int, plugins: tuple[str, ...], worker_id: st
     from ..store.core import make_engine
     from .worker import Worker
 
-    configure_logging(log_level)
     settings = Settings.from_env()
+    log_format = logs.log_format(settings.env)
     settings.require_secret_key()
+    logs.configure(log_format, log_level)
     # room for every publishing thread, the loop, the heartbeat and the webhook threads
     engine = make_engine(settings.database_url, pool_size=concurrency + 4, max_overflow=4)
     core = Chat33(settings, store=Store(engine))
@@ -86,7 +97,9 @@ def worker(once: bool, concurrency: int, plugins: tuple[str, ...], worker_id: st
         core.host.register(_load(spec), name=spec)
     runner = Worker(core, concurrency=concurrency, worker_id=worker_id, once=once)
     runner.install_signal_handlers()
+    stop_metrics = _serve_metrics(metrics_host, metrics_port, core)
     code = runner.run()
+    stop_metrics()
     core.store.dispose()
     sys.stderr.flush()
     if any(t.is_alive() and not t.daemon for t in threading.enumerate()

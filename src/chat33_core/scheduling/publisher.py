@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 import httpx
 
-from .. import webhooks
+from .. import logs, metrics, webhooks
 from ..errors import (
     Chat33Error,
     CredentialsExpired,
@@ -240,8 +240,14 @@ class Publisher:
         alog = AttemptLog(post.id, attempt, checkpointed=claim.checkpoint is None
                           or bool(claim.checkpoint))
         started = time.monotonic()
-        outcome = self._run_resuming(claim, alog)
-        _log_attempt(claim, attempt, outcome, time.monotonic() - started)
+        if _first_start(claim):
+            metrics.record_delay(post.platform, post.scheduled_at or post.created_at, utcnow())
+        with logs.context(postId=post.id, accountId=post.account_id, orgId=post.org_id,
+                          platform=post.platform, attempt=attempt):
+            outcome = self._run_resuming(claim, alog)
+            seconds = time.monotonic() - started
+            _log_attempt(claim, attempt, outcome, seconds)
+        metrics.record_attempt(post.platform, outcome.kind, seconds)
         return outcome
 
     def _run_resuming(self, claim: Claim, alog: AttemptLog) -> Outcome:
@@ -305,6 +311,7 @@ class Publisher:
                 if decision is None:
                     self._in_flight[account.id] += len(claim.ids)
             if decision is not None:
+                metrics.record_limit_wait(post.platform)
                 alog("deferred_daily_cap", decision.message, used=decision.used,
                      cap=decision.cap, nextAttemptAt=decision.until.isoformat())
                 return self._requeue(claim, alog, decision.until, count=False,
@@ -393,6 +400,7 @@ class Publisher:
                 until = exc.retry_at or utcnow() + timedelta(hours=1)
                 message = (f"deferred: {name} quota reached ({exc.message}); next try at "
                            f"{until.isoformat(timespec='seconds')}")
+                metrics.record_limit_wait(claim.post.platform)
                 alog("deferred_quota", message, nextAttemptAt=until.isoformat())
                 return self._requeue(claim, alog, until, count=False, kind="deferred",
                                      message=message, posted=exc.posted)
@@ -505,6 +513,7 @@ class Publisher:
                 current = vault.decrypt_credentials(current_enc)
                 if current.access_token != credentials.access_token and (
                         force or not platform.needs_refresh(current)):
+                    metrics.record_token_refresh(platform.name, "reused")
                     return current  # someone refreshed already
                 fresh = _refreshed(platform, current, RefreshContext(
                     account=account, http=self.http, settings=self.core.settings))
@@ -713,6 +722,24 @@ def escaped_transport_error(exc: httpx.RequestError, name: str) -> PlatformError
 
 def _refreshed(platform: PlatformBase, credentials: Credentials,
                ctx: RefreshContext) -> Credentials:
+    """:func:`_plugin_refresh`, counted by outcome (``chat33_token_refreshes_total``)."""
+    try:
+        fresh = _plugin_refresh(platform, credentials, ctx)
+    except ReconnectRequired:
+        metrics.record_token_refresh(platform.name, "reconnect")
+        raise
+    except TransientError:
+        metrics.record_token_refresh(platform.name, "transient")
+        raise
+    except PermanentError:
+        metrics.record_token_refresh(platform.name, "failed")
+        raise
+    metrics.record_token_refresh(platform.name, "refreshed")
+    return fresh
+
+
+def _plugin_refresh(platform: PlatformBase, credentials: Credentials,
+                    ctx: RefreshContext) -> Credentials:
     """``platform.refresh_credentials``, whose failures are one of three:
     ``ReconnectRequired``, ``TransientError`` (an unanswered token request too: it
     creates no post), or ``PermanentError`` for anything else (a plugin bug named as
@@ -741,6 +768,14 @@ def plugin_error_message(platform: PlatformBase, exc: BaseException) -> str:
     return (f"the {name} plugin ({module}) failed: {type(exc).__name__}: {exc}. This is "
             "a bug in the plugin, not an answer of the platform; the worker's log has the "
             "traceback")
+
+
+def _first_start(claim: Claim) -> bool:
+    """The start of a post's first attempt: not a retry, a takeover or a deferral (whose
+    ``next_attempt_at`` moved past the schedule)."""
+    post = claim.post
+    return (post.retry_count == 0 and claim.taken_over_from is None
+            and post.next_attempt_at == post.scheduled_at)
 
 
 def _log_attempt(claim: Claim, attempt: int, outcome: Outcome, seconds: float) -> None:

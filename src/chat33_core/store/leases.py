@@ -221,6 +221,16 @@ class Leases(Database):
         found = [d for d in (first, lease) if d is not None]
         return min(found) if found else None
 
+    def queue_depth(self, now: datetime) -> dict[str, int]:
+        """The queue's depth (``chat33_queue_posts``): ``due`` posts (claimable now, an
+        expired lease included) and ``leased`` ones (PUBLISHING under a live lease)."""
+        with self.read() as c:
+            due = c.execute(sa.select(sa.func.count()).select_from(P).where(due_clause(now))
+                            ).scalar_one()
+            leased = c.execute(sa.select(sa.func.count()).select_from(P).where(
+                P.c.status == PUBLISHING, P.c.lease_expires_at >= now)).scalar_one()
+        return {"due": int(due), "leased": int(leased)}
+
     def set_leases(self, owner: str, ids: Sequence[str], expires: datetime) -> int:
         """Make ``owner``'s leases on ``ids`` expire at ``expires`` (a heartbeat, or a
         release at shutdown); returns how many it still holds."""

@@ -1,0 +1,151 @@
+"""Log lines of the API and the worker: one JSON object a line, or text.
+
+``CHAT33_LOG_FORMAT=json`` (the default of ``chat33 serve`` and ``chat33 worker``) writes
+each record as one JSON object: ``time``, ``level``, ``logger``, ``message``, the fields
+of the work in hand (:func:`context`: ``postId``, ``accountId``, ``orgId``, ``platform``,
+``attempt``, ``requestId`` where they apply) and a record's own ``fields`` (the access
+log's). ``text`` writes ``time level logger: message`` followed by the same fields as
+``key=value``.
+
+Log messages never carry a token, an authorization code, an API key, a password or a
+secret; as a second line of defence, values that look like one of them in a
+``name=value`` pair (a query string, a form body) are masked (:func:`redact`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+FORMATS = ("json", "text")
+#: the fields a context may carry, in the order lines show them
+FIELDS = ("requestId", "orgId", "accountId", "postId", "platform", "attempt")
+#: libraries that log every request at INFO: WARNING unless DEBUG is asked for
+HTTP_LOGGERS = ("httpx", "httpcore")
+#: the schema check at start would log alembic's plugin setup line by line
+QUIET_LOGGERS = (*HTTP_LOGGERS, "alembic")
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_context: ContextVar[Mapping[str, Any]] = ContextVar("chat33_log_context", default=_EMPTY)
+_SECRET_PAIR = re.compile(
+    r"(?i)\b((?:access|refresh|id|bearer|session|csrf|oauth)?_?token|code|password|secret|"
+    r"client_secret|api_?key|app_password|signature|key)=([^&\s\"',;]+)")
+
+
+@contextmanager
+def context(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` (None values are left out) to every line logged inside the block,
+    in this thread or task."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items()
+                                               if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def bind(**fields: Any) -> object:
+    """Like :func:`context` for code that cannot wrap a block (a request's hooks): the
+    returned token goes to :func:`unbind`."""
+    return _context.set({**_context.get(), **{k: v for k, v in fields.items()
+                                              if v is not None}})
+
+
+def unbind(token: object) -> None:
+    _context.reset(token)  # type: ignore[arg-type]
+
+
+def current() -> dict[str, Any]:
+    return dict(_context.get())
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of secret-looking ``name=value`` pairs masked."""
+    return _SECRET_PAIR.sub(lambda m: f"{m[1]}=***", text)
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields = dict(_context.get())
+    own = getattr(record, "fields", None)
+    if isinstance(own, Mapping):
+        fields.update(own)
+    return fields
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (see the module's docstring)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname, "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key, value in _fields(record).items():
+            line.setdefault(key, value)
+        if record.exc_info:
+            line["exception"] = redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            line["stack"] = redact(self.formatStack(record.stack_info))
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger: message key=value ...``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = redact(super().format(record))
+        fields = _fields(record)
+        if fields:
+            text += " " + " ".join(f"{k}={json.dumps(v, default=str)}"
+                                   for k, v in fields.items())
+        return text
+
+
+def formatter(fmt: str) -> logging.Formatter:
+    return JsonFormatter() if fmt == "json" else TextFormatter()
+
+
+def log_format(env: Mapping[str, str], default: str = "json") -> str:
+    """``CHAT33_LOG_FORMAT`` (json or text), refused clearly when it is neither."""
+    from .errors import ConfigurationError
+
+    value = (env.get("CHAT33_LOG_FORMAT") or default).strip().lower()
+    if value not in FORMATS:
+        raise ConfigurationError(f"CHAT33_LOG_FORMAT must be json or text, not {value!r}")
+    return value
+
+
+def configure(fmt: str, level: str = "INFO") -> logging.Handler:
+    """The process's logging: one handler on stderr, for every logger, in ``fmt`` (the
+    handlers others added, a test runner's, are kept);
+    ``level`` for chat33, HTTP client libraries at WARNING unless ``level`` is DEBUG."""
+    level = level.upper()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(fmt))
+    handler.set_name("chat33")
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if old.get_name() == "chat33":  # configured before in this process: replaced
+            root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    return handler
+
+
+__all__ = ["FIELDS", "FORMATS", "JsonFormatter", "TextFormatter", "bind", "configure",
+           "context", "current", "formatter", "log_format", "redact", "unbind"]
