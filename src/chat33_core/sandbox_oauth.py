@@ -161,9 +161,11 @@ class AuthorizationServer:
     def authorize(self, request: Request, *, subject: str, client_param: str = "client_id",
                   allowed_scopes: Sequence[str] | None = None, fragment: str = "",
                   extra: Mapping[str, Any] | None = None,
-                  redirect_extra: Mapping[str, str] | None = None) -> Response:
+                  redirect_extra: Mapping[str, str] | None = None,
+                  scopes: Sequence[str] | None = None) -> Response:
         """Check an authorize request and consent at once (or deny, when switched):
-        redirect to the registered URI with ``code`` and ``state``, or ``error``."""
+        redirect to the registered URI with ``code`` and ``state``, or ``error``.
+        ``scopes`` replaces the request's ``scope`` (a Meta ``config_id`` names them)."""
         args = request.args
         client_id = args.get(client_param)
         redirect_uri = args.get("redirect_uri")
@@ -173,7 +175,7 @@ class AuthorizationServer:
             return error_page("redirect_uri does not match a URI registered for this app.")
         assert client_id is not None and redirect_uri is not None
         state = args.get("state")
-        scopes = self.split_scopes(args.get("scope"))
+        scopes = tuple(scopes) if scopes is not None else self.split_scopes(args.get("scope"))
 
         def back(**params: str) -> Response:
             if state is not None:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 import httpx
@@ -29,6 +30,13 @@ from .config import Settings
 from .errors import Issue, NotSupported
 from .media import MediaInfo
 from .models import Account, Credentials, MediaType, new_id, utcnow
+from .oauth import (
+    AuthorizationRequest,
+    OAuthClient,
+    OAuthContext,
+    new_code_verifier,
+    new_state,
+)
 from .platforms import (
     Capabilities,
     DeleteContext,
@@ -41,6 +49,7 @@ from .platforms import (
     PublishItem,
 )
 from .sandbox import serve
+from .sandbox_oauth import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
 # --- media makers ----------------------------------------------------------------------
 
@@ -339,3 +348,40 @@ class PlatformContract:
                 assert platform.name in str(exc).lower() or exc.message
             else:
                 raise AssertionError("delete must raise NotSupported when not supported")
+
+
+# --- connecting accounts (OAuth 2) ------------------------------------------------------
+
+#: the redirect URI the OAuth tests use: ``CHAT33_PUBLIC_BASE_URL`` of a server that is
+#: never called (the test reads the redirect instead of following it)
+TEST_PUBLIC_BASE = "http://127.0.0.1:9"
+
+
+def oauth_context(platform: PlatformBase, http: httpx.Client) -> OAuthContext:
+    """An ``OAuthContext`` for ``platform`` with the sandbox's registered app and the
+    redirect URI ``{TEST_PUBLIC_BASE}/api/v1/oauth/<name>/callback``."""
+    client = OAuthClient(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET,
+                         f"{TEST_PUBLIC_BASE}/api/v1/oauth/{platform.name}/callback")
+    return OAuthContext(client=client, http=http, settings=platform.settings)
+
+
+def authorization_request(ctx: OAuthContext,
+                          force_consent: bool = False) -> AuthorizationRequest:
+    """A fresh ``AuthorizationRequest`` (new state and PKCE verifier) for ``ctx``."""
+    return AuthorizationRequest(client=ctx.client, state=new_state(),
+                                code_verifier=new_code_verifier(),
+                                force_consent=force_consent)
+
+
+def follow_authorization(http: httpx.Client, url: str) -> dict[str, str]:
+    """Open an authorization URL as a browser would and read where the platform sends it
+    back: the callback's query parameters (``code``, ``state``, ``error``...), plus
+    ``"#"``, the fragment, when there is one. Anything but a redirect is an
+    ``AssertionError`` carrying the page."""
+    response = http.get(url, follow_redirects=False)
+    assert response.status_code in (302, 303), (response.status_code, response.text[:500])
+    location = urlsplit(response.headers["location"])
+    params = dict(parse_qsl(location.query, keep_blank_values=True))
+    if location.fragment:
+        params["#"] = location.fragment
+    return params
