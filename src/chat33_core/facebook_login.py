@@ -277,7 +277,7 @@ class FacebookLoginServer:
             scopes = requested = self.scopes
         return self.auth.authorize(request, subject=SANDBOX_USER["id"], fragment="#_=_",
                                    allowed_scopes=self.scopes, scopes=scopes,
-                                   extra={"requested": requested})
+                                   extra={"requested": requested, "flow": "facebook"})
 
     def _access_token(self, request: Request, v: str) -> Response:
         values = request.values
@@ -293,6 +293,9 @@ class FacebookLoginServer:
                                    "ID or client secret.") from None
             raise GraphFailure(100, f"Error validating verification code: "
                                f"{refused.description}", subcode=36008) from None
+        if consent.extra.get("flow") != "facebook":
+            raise GraphFailure(100, "Error validating verification code: the code was not "
+                               "issued by the Facebook Login dialog", subcode=36008)
         token = self._issue(_Issued(consent.subject, consent.scopes,
                                     tuple(consent.extra.get("requested") or consent.scopes)),
                             "EAAU")
