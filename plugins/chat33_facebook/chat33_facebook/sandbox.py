@@ -211,7 +211,7 @@ class FacebookSandbox(SandboxApp):
         first = parts[1].split("_")[0] if len(parts) > 1 else ""
         page = first if first.isdigit() and (len(parts) > 2 or "_" in parts[1]) else "0"
         try:
-            self.authorize(request)
+            self.authorize(request, page)
             usage = self.count_call(page)
             response = super().dispatch(request)
         except (GraphFailure, UploadFail) as exc:
@@ -221,12 +221,19 @@ class FacebookSandbox(SandboxApp):
             response.headers[name] = value
         return response
 
-    def authorize(self, request: Request) -> None:
+    def authorize(self, request: Request, page: str = "0") -> None:
+        """Refuse a missing, revoked or foreign token: a Page token the sandbox issued
+        acts on its own Page only."""
         auth = request.headers.get("Authorization", "")
         token = auth.split(" ", 1)[1] if " " in auth else request.values.get("access_token")
         if not token:
             raise GraphFailure(104, "An access token is required to request this resource.")
         self.login.check(token)
+        issued = self.login.issued(token)
+        if issued is not None and issued.page_id is not None and page not in (
+                "0", issued.page_id):
+            raise GraphFailure(200, "(#200) The user hasn't authorized the application to "
+                               "perform this action on this Page")
         if token in self.options["revoked_tokens"]:
             raise GraphFailure(190, "Error validating access token: The session has been "
                                "invalidated because the user changed their password.", subcode=460)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import attrs
 import httpx
 import pytest
 from chat33_facebook import FacebookPlatform
@@ -102,6 +103,12 @@ def test_a_page_connects_publishes_and_its_token_dies_with_the_revoked_grant(
     receipt = fb.platform.publish(ctx).first
     assert receipt.external_id.startswith(page.external_id + "_")
     assert [p["message"] for p in fb.state()["posts"]] == ["Connected!"]
+    # a Page token acts on its own Page only
+    other = attrs.evolve(account, external_id=targets[0].external_id)
+    with pytest.raises(ReconnectRequired):
+        fb.platform.publish(publish_context(
+            fb.platform, settings=fb.platform.settings, text="Wrong Page", account=other,
+            credentials=page.credentials, http=fb.http, platform_config={"facebook": {}}))
 
     fb.platform.revoke(page.credentials, fb.ctx)
     assert fb.state()["revocations"] == [grant.subject]
@@ -236,3 +243,31 @@ def test_the_token_url_setting_replaces_only_the_token_endpoint(fb: Connect) -> 
 def test_a_hand_added_page_has_no_grant_to_revoke(fb: Connect) -> None:
     with pytest.raises(NotSupported):
         fb.platform.revoke(Credentials(access_token="pasted-page-token"), fb.ctx)
+
+
+def test_refusals_never_carry_the_secret_the_code_or_a_token(fb: Connect) -> None:
+    """Meta puts the app secret, the code and tokens in query strings: an OAuthError
+    says what failed without any of them."""
+    back, request = fb.authorize()
+    grant = fb.platform.long_lived(fb.platform.exchange_code(back["code"], request, fb.ctx),
+                                   fb.ctx)
+    secrets_ = [fb.ctx.client.client_secret, back["code"], grant.credentials.access_token]
+    messages = []
+    for status in (400, 500):
+        fb.control("faults", {"method": "GET", "path": "/oauth/access_token$",
+                              "status": status, "body": {"error": {
+                                  "message": "Error validating verification code",
+                                  "type": "OAuthException", "code": 100}}})
+        with pytest.raises(OAuthError) as refused:
+            fb.platform.exchange_code(back["code"], request, fb.ctx)
+        messages.append(str(refused.value))
+        fb.control("faults", {"method": "GET", "path": "/oauth/access_token$",
+                              "status": status})
+        with pytest.raises(OAuthError) as refused:
+            fb.platform.long_lived(grant, fb.ctx)
+        messages.append(str(refused.value))
+    moved = Connect(fb.url, fb.http, CHAT33_FACEBOOK_TOKEN_URL="http://127.0.0.1:9/t")
+    with pytest.raises(OAuthError) as unreachable:
+        moved.platform.exchange_code(back["code"], request, moved.ctx)
+    messages.append(str(unreachable.value))
+    assert all(s not in m for s in secrets_ for m in messages), messages
