@@ -349,6 +349,41 @@ class PlatformContract:
             else:
                 raise AssertionError("delete must raise NotSupported when not supported")
 
+    def test_connects_an_account_by_oauth_against_its_sandbox(self) -> None:
+        """A plugin that connects by OAuth does it whole against its own sandbox: the
+        authorization URL on ``CHAT33_<NAME>_API_BASE`` with the state and redirect URI,
+        the code back with the state, the exchange, the long-lived grant, and targets
+        that each carry the credentials that publish as them. Without OAuth, the hooks
+        say ``NotSupported``."""
+        platform = self.make()
+        if not platform.supports_connect:
+            with httpx.Client() as http:
+                request = authorization_request(oauth_context(platform, http))
+                try:
+                    platform.authorization_url(request)
+                except NotSupported:
+                    return
+            raise AssertionError("authorization_url must raise NotSupported without OAuth")
+        app = platform.sandbox()
+        assert app is not None
+        with serve(app) as url, httpx.Client(timeout=10) as http:
+            env = {f"CHAT33_{platform.name.upper()}_API_BASE": url}
+            platform = self.platform_class(Settings.from_env(env))
+            ctx = oauth_context(platform, http)
+            request = authorization_request(ctx)
+            authorize = platform.authorization_url(request)
+            assert authorize.startswith(url + "/"), authorize
+            assert request.state in authorize and "redirect_uri=" in authorize
+            back = follow_authorization(http, authorize)
+            assert back.get("state") == request.state and back.get("code"), back
+            grant = platform.long_lived(platform.exchange_code(back["code"], request, ctx),
+                                        ctx)
+            targets = platform.list_targets(grant, ctx)
+            assert targets, "the sandbox's default user must have something to connect"
+            for target in targets:
+                assert target.external_id and target.name
+                assert target.credentials is not None and target.credentials.access_token
+
 
 # --- connecting accounts (OAuth 2) ------------------------------------------------------
 
