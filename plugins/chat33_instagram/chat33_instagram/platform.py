@@ -209,7 +209,7 @@ class InstagramPlatform(PlatformBase):
                      scopes=scopes, subject=str(token_body.get("user_id") or "") or None)
 
     def long_lived(self, grant: Grant, ctx: OAuthContext) -> Grant:
-        if _login(grant.credentials) == "facebook" or self.login_kind() == "facebook":
+        if self.login_kind() == "facebook":
             return self.facebook_login().long_lived(grant, ctx)
         url = self.platform_url(f"{INSTAGRAM_GRAPH}/access_token")
         response, body = oauth_call(ctx, "GET", url, platform="Instagram",

@@ -261,3 +261,20 @@ def test_a_short_lived_instagram_token_cannot_be_exchanged_twice_for_nothing(
     with pytest.raises(OAuthError) as refused:
         ig.platform.long_lived(grant, ig.ctx)
     assert refused.value.error == "invalid_grant"
+
+
+def test_the_instagram_token_endpoint_takes_multipart_and_answers_errors_its_own_way(
+        ig: Connect) -> None:
+    back, _ = ig.authorize()
+    fields = {"client_id": ig.ctx.client.client_id, "client_secret": ig.ctx.client.client_secret,
+              "grant_type": "authorization_code", "redirect_uri": ig.ctx.client.redirect_uri,
+              "code": back["code"]}
+    multipart = {k: (None, v) for k, v in fields.items()}
+    answer = ig.http.post(f"{ig.url}/oauth/access_token", files=multipart)
+    assert answer.status_code == 200
+    assert answer.json()["user_id"] == IG_LOGIN_USER["user_id"]
+    again = ig.http.post(f"{ig.url}/oauth/access_token", data=fields)
+    assert again.status_code == 400
+    assert set(again.json()) == {"error_type", "code", "error_message"}
+    as_json = ig.http.post(f"{ig.url}/oauth/access_token", json=fields)
+    assert as_json.status_code == 400 and as_json.json()["error_type"] == "OAuthException"
