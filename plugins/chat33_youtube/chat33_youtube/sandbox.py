@@ -34,7 +34,9 @@ one channel, several, or none). Tokens it issues publish like any other.
 
 * ``POST /_sandbox/config`` — ``insertQuota``, ``unitQuota``, ``uploadLimit``,
   ``thumbnailsAllowed``, ``clientId``, ``clientSecret`` (the refresh grant's client
-  for tokens the sandbox did not issue), ``channels``;
+  for tokens the sandbox did not issue), ``channels``, ``testingMode`` (the app is in
+  Testing status: refresh tokens issued meanwhile die after 7 days);
+* ``POST /_sandbox/clock`` ``{"advance": seconds}`` — move the sandbox's clock;
 * ``POST /_sandbox/oauth`` — deny, partial grants, code lifetime...;
 * ``POST /_sandbox/drops`` ``{"afterBytes": K, "count": 1}`` — the next upload ``PUT``
   loses its connection after K bytes of its body (no answer at all);
@@ -51,6 +53,7 @@ import re
 import secrets
 import socket
 import string
+import time
 import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -81,6 +84,8 @@ SCOPES = ("https://www.googleapis.com/auth/youtube.force-ssl",
           "https://www.googleapis.com/auth/youtube.upload",
           "https://www.googleapis.com/auth/youtube",
           "https://www.googleapis.com/auth/youtube.readonly", "openid", "email", "profile")
+#: an app in Testing status: its refresh tokens die after 7 days (platforms.md §4.7)
+TESTING_REFRESH_LIFE = 7 * 86_400.0
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED"}
 
@@ -119,8 +124,8 @@ class YouTubeSandbox(SandboxApp):
         self.configurable(
             insertQuota=insert_quota, unitQuota=unit_quota, uploadLimit=upload_limit,
             thumbnailsAllowed=thumbnails_allowed, clientId=client_id, clientSecret=client_secret,
-            channels=[dict(c) for c in CHANNELS])
-        self.auth = AuthorizationServer("youtube", self, pkce="optional")
+            channels=[dict(c) for c in CHANNELS], testingMode=False)
+        self.auth = AuthorizationServer("youtube", self, pkce="optional", clock=self.now)
         self.reset()
         self.route(f"/{UPLOAD_PATH}", self._start, methods=["POST"])
         self.route(f"/{UPLOAD_PATH}", self._put, methods=["PUT"])
@@ -135,6 +140,7 @@ class YouTubeSandbox(SandboxApp):
         self.route("/_sandbox/drops", self._drops, methods=["POST"])
         self.route("/_sandbox/expire", self._expire, methods=["POST"])
         self.route("/_sandbox/tokens", self._tokens, methods=["POST"])
+        self.route("/_sandbox/clock", self._clock, methods=["POST"])
 
     # --- state ----------------------------------------------------------------------------
 
@@ -156,6 +162,7 @@ class YouTubeSandbox(SandboxApp):
             #: (user, client) pairs that consented once: later consents get no refresh
             #: token unless prompt=consent
             self.consented: set[tuple[str, str]] = set()
+            self.clock_offset = 0.0
         self.auth.reset()
 
     def state(self) -> dict[str, Any]:
@@ -193,6 +200,15 @@ class YouTubeSandbox(SandboxApp):
                 if wanted in (None, sid):
                     session["expired"] = True
         return json_response({"ok": True})
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def _clock(self, request: Request) -> Response:
+        body = request.get_json(force=True, silent=True) or {}
+        with self.lock:
+            self.clock_offset += float(body.get("advance", 0))
+        return json_response({"offset": self.clock_offset})
 
     def _tokens(self, request: Request) -> Response:
         body = request.get_json(force=True) or {}
@@ -496,7 +512,10 @@ class YouTubeSandbox(SandboxApp):
             return json_response({"error": "invalid_client",
                                   "error_description": "The OAuth client was not found."}, 401)
         with self.lock:
-            if not refresh or refresh in self.revoked_refresh or (grant and grant["revoked"]):
+            expired = grant is not None and grant["testing"] and (
+                self.now() - grant["issuedAt"] > TESTING_REFRESH_LIFE)
+            if not refresh or refresh in self.revoked_refresh or expired or (
+                    grant and grant["revoked"]):
                 return json_response({"error": "invalid_grant",
                                       "error_description": "Token has been expired or "
                                                            "revoked."}, 400)
@@ -532,7 +551,9 @@ class YouTubeSandbox(SandboxApp):
             self.grant_of[access] = grant_id
             self.grants[grant_id] = {"id": grant_id, "subject": consent.subject,
                                      "clientId": consent.client_id, "scopes": consent.scopes,
-                                     "offline": "refresh_token" in body, "revoked": False}
+                                     "offline": "refresh_token" in body, "revoked": False,
+                                     "issuedAt": self.now(),
+                                     "testing": bool(self.config["testingMode"])}
         return json_response(body, headers={"Cache-Control": "no-store"})
 
     def _tokeninfo(self, request: Request) -> Response:

@@ -230,3 +230,22 @@ def test_the_token_url_setting_replaces_only_the_token_endpoint(yt: Connect) -> 
 def test_the_token_endpoint_wants_a_form(yt: Connect) -> None:
     answer = yt.http.post(f"{yt.url}/token", json={"grant_type": "authorization_code"})
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
+
+
+def test_an_app_in_testing_status_loses_its_refresh_tokens_after_7_days(yt: Connect) -> None:
+    yt.control("config", {"testingMode": True})
+    credentials = yt.grant().credentials
+    yt.control("clock", {"advance": 6 * 86_400})
+    assert yt.refresh(credentials).access_token
+    yt.control("clock", {"advance": 2 * 86_400})
+    with pytest.raises(ReconnectRequired) as dead:
+        yt.refresh(credentials)
+    assert dead.value.platform_code == "invalid_grant"
+
+
+def test_an_expired_code_is_invalid_grant(yt: Connect) -> None:
+    back, request = yt.authorize()
+    yt.control("clock", {"advance": 3600})
+    with pytest.raises(OAuthError) as expired:
+        yt.platform.exchange_code(back["code"], request, yt.ctx)
+    assert expired.value.error == "invalid_grant" and "expired" in str(expired.value)
