@@ -202,7 +202,8 @@ class _Issued:
 
 class FacebookLoginServer:
     """Facebook Login on a Meta sandbox: ``/{v}/dialog/oauth`` (``scope`` or
-    ``config_id``; success redirects with ``#_=_``), ``/{v}/oauth/access_token`` (GET or
+    ``config_id``; success redirects with ``#_=_``, and with ``granted_scopes`` and
+    ``denied_scopes`` when ``return_scopes=true``), ``/{v}/oauth/access_token`` (GET or
     POST: the code, or ``fb_exchange_token``), ``/{v}/me``, ``/{v}/me/permissions``
     (granted and declined), ``/{v}/me/accounts`` (Page tokens, ``tasks``, ``picture``,
     cursor paging) and ``DELETE /{v}/{user-id}/permissions``, after which every token of
@@ -275,9 +276,17 @@ class FacebookLoginServer:
         scopes = None
         if not requested and request.args.get("config_id"):
             scopes = requested = self.scopes
+
+        def returned_scopes(granted: tuple[str, ...]) -> dict[str, str]:
+            if request.args.get("return_scopes") != "true":
+                return {}
+            return {"granted_scopes": ",".join(granted),
+                    "denied_scopes": ",".join(s for s in requested if s not in granted)}
+
         return self.auth.authorize(request, subject=SANDBOX_USER["id"], fragment="#_=_",
                                    allowed_scopes=self.scopes, scopes=scopes,
-                                   extra={"requested": requested, "flow": "facebook"})
+                                   extra={"requested": requested, "flow": "facebook"},
+                                   redirect_extra=returned_scopes)
 
     def _access_token(self, request: Request, v: str) -> Response:
         values = request.values

@@ -55,6 +55,7 @@ SANDBOX_CLIENT_ID = "chat33-sandbox-client"
 SANDBOX_CLIENT_SECRET = "chat33-sandbox-secret"
 
 Pkce = Literal["required", "optional", "ignored"]
+RedirectExtra = Mapping[str, str] | Callable[[tuple[str, ...]], Mapping[str, str]]
 
 
 class GrantRefused(Exception):
@@ -161,11 +162,13 @@ class AuthorizationServer:
     def authorize(self, request: Request, *, subject: str, client_param: str = "client_id",
                   allowed_scopes: Sequence[str] | None = None, fragment: str = "",
                   extra: Mapping[str, Any] | None = None,
-                  redirect_extra: Mapping[str, str] | None = None,
+                  redirect_extra: RedirectExtra | None = None,
                   scopes: Sequence[str] | None = None) -> Response:
         """Check an authorize request and consent at once (or deny, when switched):
         redirect to the registered URI with ``code`` and ``state``, or ``error``.
-        ``scopes`` replaces the request's ``scope`` (a Meta ``config_id`` names them)."""
+        ``scopes`` replaces the request's ``scope`` (a Meta ``config_id`` names them);
+        ``redirect_extra`` adds parameters to the success redirect, or is a function of
+        the granted scopes that gives them (Facebook's ``granted_scopes``)."""
         args = request.args
         client_id = args.get(client_param)
         redirect_uri = args.get("redirect_uri")
@@ -214,7 +217,8 @@ class AuthorizationServer:
                 challenge_method=(method or "plain") if challenge else None,
                 expires_at=self.clock() + float(self.code_lifetime), extra=dict(extra or {}))
             self.consents.append((subject, granted))
-        return back(code=code, **dict(redirect_extra or {}))
+        extras = redirect_extra(granted) if callable(redirect_extra) else redirect_extra
+        return back(code=code, **dict(extras or {}))
 
     # --- the token endpoint ------------------------------------------------------
 

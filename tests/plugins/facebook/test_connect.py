@@ -271,3 +271,13 @@ def test_refusals_never_carry_the_secret_the_code_or_a_token(fb: Connect) -> Non
         moved.platform.exchange_code(back["code"], request, moved.ctx)
     messages.append(str(unreachable.value))
     assert all(s not in m for s in secrets_ for m in messages), messages
+
+
+def test_return_scopes_reports_granted_and_denied_scopes_on_the_redirect(fb: Connect) -> None:
+    fb.control("oauth", {"granted_scopes": ["pages_show_list", "publish_video"]})
+    request = authorization_request(fb.ctx)
+    back = follow_authorization(fb.http, fb.platform.authorization_url(request)
+                                + "&return_scopes=true")
+    assert back["granted_scopes"] == "pages_show_list,publish_video"
+    assert back["denied_scopes"] == "pages_manage_posts,pages_read_engagement"
+    assert "granted_scopes" not in fb.authorize()[0]
