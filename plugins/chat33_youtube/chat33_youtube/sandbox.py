@@ -482,9 +482,16 @@ class YouTubeSandbox(SandboxApp):
     def _consent(self, request: Request) -> Response:
         """Google's consent page, consenting at once (or denying, when switched)."""
         prompt = set((request.args.get("prompt") or "").split())
+
+        def google_extras(granted: tuple[str, ...]) -> dict[str, str]:
+            # Google appends the granted scope, the account index and the prompt shown
+            return {"scope": " ".join(granted), "authuser": "0",
+                    "prompt": "consent" if "consent" in prompt else "none"}
+
         return self.auth.authorize(request, subject=GOOGLE_SUB, allowed_scopes=SCOPES,
                                    extra={"offline": request.args.get("access_type")
-                                          == "offline", "consent": "consent" in prompt})
+                                          == "offline", "consent": "consent" in prompt},
+                                   redirect_extra=google_extras)
 
     def _token(self, request: Request) -> Response:
         if request.mimetype != "application/x-www-form-urlencoded":

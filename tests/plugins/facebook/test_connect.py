@@ -281,3 +281,18 @@ def test_return_scopes_reports_granted_and_denied_scopes_on_the_redirect(fb: Con
     assert back["granted_scopes"] == "pages_show_list,publish_video"
     assert back["denied_scopes"] == "pages_manage_posts,pages_read_engagement"
     assert "granted_scopes" not in fb.authorize()[0]
+
+
+def test_the_sandbox_takes_the_code_exchange_as_a_post_too(fb: Connect) -> None:
+    back, _ = fb.authorize()
+    answer = fb.http.post(f"{fb.url}/v25.0/oauth/access_token", data={
+        "client_id": fb.ctx.client.client_id, "client_secret": fb.ctx.client.client_secret,
+        "redirect_uri": fb.ctx.client.redirect_uri, "code": back["code"],
+        "grant_type": "authorization_code"})
+    assert answer.status_code == 200 and answer.json()["token_type"] == "bearer"
+    reused = fb.http.post(f"{fb.url}/v25.0/oauth/access_token", data={
+        "client_id": fb.ctx.client.client_id, "client_secret": fb.ctx.client.client_secret,
+        "redirect_uri": fb.ctx.client.redirect_uri, "code": back["code"]})
+    error = reused.json()["error"]
+    assert reused.status_code == 400 and (error["type"], error["code"]) == ("OAuthException",
+                                                                           100)

@@ -78,6 +78,7 @@ def test_a_channel_connects_uploads_refreshes_and_dies_with_the_revoked_grant(
         yt: Connect, context: Any, video: MediaFile, state: Any) -> None:
     back, request = yt.authorize()
     assert back["state"] == request.state
+    assert (back["scope"], back["authuser"]) == (SCOPE, "0")  # Google's extras
     grant = yt.platform.exchange_code(back["code"], request, yt.ctx)
     assert grant.scopes == (SCOPE,) and grant.credentials.refresh_token
     assert yt.platform.long_lived(grant, yt.ctx) == grant  # Google has no such exchange
