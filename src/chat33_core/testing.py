@@ -392,10 +392,13 @@ class PlatformContract:
 TEST_PUBLIC_BASE = "http://127.0.0.1:9"
 
 
-def oauth_context(platform: PlatformBase, http: httpx.Client) -> OAuthContext:
+def oauth_context(platform: PlatformBase, http: httpx.Client, *,
+                  client_secret: str = SANDBOX_CLIENT_SECRET,
+                  redirect_uri: str | None = None) -> OAuthContext:
     """An ``OAuthContext`` for ``platform`` with the sandbox's registered app and the
-    redirect URI ``{TEST_PUBLIC_BASE}/api/v1/oauth/<name>/callback``."""
-    client = OAuthClient(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET,
+    redirect URI ``{TEST_PUBLIC_BASE}/api/v1/oauth/<name>/callback`` (either can be
+    replaced, to see the platform refuse them)."""
+    client = OAuthClient(SANDBOX_CLIENT_ID, client_secret, redirect_uri or
                          f"{TEST_PUBLIC_BASE}/api/v1/oauth/{platform.name}/callback")
     return OAuthContext(client=client, http=http, settings=platform.settings)
 

@@ -185,10 +185,8 @@ def test_bad_reused_and_mismatched_codes_are_invalid_grant(fb: Connect) -> None:
         fb.platform.exchange_code(back["code"], request, fb.ctx)
     assert reused.value.error == "invalid_grant"
     back, request = fb.authorize()
-    elsewhere = oauth_context(fb.platform, fb.http)
-    elsewhere.client = type(elsewhere.client)(elsewhere.client.client_id,
-                                              elsewhere.client.client_secret,
-                                              elsewhere.client.redirect_uri + "/other")
+    elsewhere = oauth_context(fb.platform, fb.http,
+                              redirect_uri=fb.ctx.client.redirect_uri + "/other")
     with pytest.raises(OAuthError) as mismatch:
         fb.platform.exchange_code(back["code"], request, elsewhere)
     assert mismatch.value.error == "invalid_grant"
@@ -196,9 +194,7 @@ def test_bad_reused_and_mismatched_codes_are_invalid_grant(fb: Connect) -> None:
 
 def test_a_wrong_app_secret_is_invalid_client(fb: Connect) -> None:
     back, request = fb.authorize()
-    wrong = oauth_context(fb.platform, fb.http)
-    wrong.client = type(wrong.client)(wrong.client.client_id, "not-the-secret",
-                                      wrong.client.redirect_uri)
+    wrong = oauth_context(fb.platform, fb.http, client_secret="not-the-secret")
     with pytest.raises(OAuthError) as refused:
         fb.platform.exchange_code(back["code"], request, wrong)
     assert refused.value.error == "invalid_client"

@@ -216,9 +216,7 @@ def test_a_code_of_one_login_is_refused_by_the_other(
 
 def test_a_wrong_app_secret_is_invalid_client(ig: Connect) -> None:
     back, request = ig.authorize()
-    wrong = oauth_context(ig.platform, ig.http)
-    wrong.client = type(wrong.client)(wrong.client.client_id, "wrong",
-                                      wrong.client.redirect_uri)
+    wrong = oauth_context(ig.platform, ig.http, client_secret="wrong")
     with pytest.raises(OAuthError) as refused:
         ig.platform.exchange_code(back["code"], request, wrong)
     assert refused.value.error == "invalid_client"

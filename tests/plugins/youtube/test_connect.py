@@ -184,9 +184,7 @@ def test_an_unknown_redirect_uri_gets_an_error_page_not_a_redirect(yt: Connect) 
 
 def test_a_wrong_client_secret_is_invalid_client(yt: Connect) -> None:
     back, request = yt.authorize()
-    wrong = oauth_context(yt.platform, yt.http)
-    wrong.client = type(wrong.client)(wrong.client.client_id, "nope",
-                                      wrong.client.redirect_uri)
+    wrong = oauth_context(yt.platform, yt.http, client_secret="nope")
     with pytest.raises(OAuthError) as refused:
         yt.platform.exchange_code(back["code"], request, wrong)
     assert refused.value.error == "invalid_client"
