@@ -36,7 +36,14 @@ from werkzeug.wrappers import Request, Response
 from .errors import NotSupported, OAuthError
 from .graph import GraphError, GraphFailure
 from .models import Credentials, utcnow
-from .oauth import AuthorizationRequest, Grant, OAuthContext, oauth_call, require_scopes
+from .oauth import (
+    AuthorizationRequest,
+    Grant,
+    OAuthContext,
+    lifetime,
+    oauth_call,
+    require_scopes,
+)
 from .sandbox import json_response
 from .sandbox_oauth import AuthorizationServer, GrantRefused
 
@@ -164,8 +171,7 @@ class FacebookLogin:
 
 def _credentials(body: Mapping[str, Any], default_life: timedelta | None = None) -> Credentials:
     now = utcnow()
-    expires_in = body.get("expires_in")
-    life = timedelta(seconds=int(expires_in)) if expires_in else default_life
+    life = lifetime(body.get("expires_in"), default_life)
     return Credentials(access_token=str(body["access_token"]),
                        expires_at=now + life if life else None, issued_at=now)
 

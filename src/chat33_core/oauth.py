@@ -25,6 +25,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -125,6 +126,16 @@ def missing_scopes(granted: Sequence[str], required: Sequence[str]) -> list[str]
     return [s for s in required if s not in have]
 
 
+def lifetime(expires_in: Any, default: timedelta | None = None) -> timedelta | None:
+    """A token answer's ``expires_in`` (seconds, a number or a numeric string) as a
+    ``timedelta``; ``default`` when it is missing or not a positive number."""
+    try:
+        seconds = float(expires_in)
+    except (TypeError, ValueError):
+        return default
+    return timedelta(seconds=seconds) if seconds > 0 else default
+
+
 def require_scopes(platform: str, granted: Sequence[str], required: Sequence[str]) -> None:
     """Refuse a partial grant: ``OAuthError("insufficient_scope")`` naming what is
     missing."""
@@ -157,6 +168,6 @@ def oauth_call(ctx: OAuthContext, method: str, url: str, *, platform: str, what:
 
 __all__ = [
     "AuthorizationRequest", "Grant", "OAuthClient", "OAuthContext", "OAuthError", "Target",
-    "code_challenge_s256", "missing_scopes", "new_code_verifier", "new_state", "oauth_call",
-    "require_scopes",
+    "code_challenge_s256", "lifetime", "missing_scopes", "new_code_verifier", "new_state",
+    "oauth_call", "require_scopes",
 ]

@@ -37,6 +37,7 @@ from chat33_core.oauth import (
     Grant,
     OAuthContext,
     Target,
+    lifetime,
     oauth_call,
     require_scopes,
 )
@@ -221,8 +222,7 @@ class InstagramPlatform(PlatformBase):
                 or not body.get("access_token"):
             raise _instagram_oauth_error(body, "the long-lived token exchange")
         now = utcnow()
-        life = timedelta(seconds=int(body["expires_in"])) if body.get("expires_in") \
-            else LONG_LIVED
+        life = lifetime(body.get("expires_in"), LONG_LIVED) or LONG_LIVED
         return Grant(credentials=Credentials(access_token=str(body["access_token"]),
                                              expires_at=now + life, issued_at=now,
                                              extra={"login": "instagram"}),

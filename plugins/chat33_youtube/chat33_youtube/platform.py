@@ -27,6 +27,7 @@ from chat33_core.oauth import (
     Grant,
     OAuthContext,
     Target,
+    lifetime,
     oauth_call,
     require_scopes,
 )
@@ -155,11 +156,11 @@ class YouTubePlatform(PlatformBase):
         scopes = tuple(str(body.get("scope") or "").split())
         require_scopes("Google", scopes, self.oauth_scopes)
         now = utcnow()
-        expires_in = body.get("expires_in")
+        life = lifetime(body.get("expires_in"))
         credentials = Credentials(
             access_token=str(body["access_token"]),
             refresh_token=str(body["refresh_token"]) if body.get("refresh_token") else None,
-            expires_at=now + timedelta(seconds=int(expires_in)) if expires_in else None,
+            expires_at=now + life if life else None,
             issued_at=now, extra={"scope": " ".join(scopes)})
         return Grant(credentials=credentials, scopes=scopes)
 

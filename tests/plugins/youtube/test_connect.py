@@ -248,3 +248,15 @@ def test_an_expired_code_is_invalid_grant(yt: Connect) -> None:
     with pytest.raises(OAuthError) as expired:
         yt.platform.exchange_code(back["code"], request, yt.ctx)
     assert expired.value.error == "invalid_grant" and "expired" in str(expired.value)
+
+
+@pytest.mark.parametrize("expires_in", ["soon", None, -5, [1]])
+def test_a_token_answer_with_a_strange_lifetime_still_connects(yt: Connect,
+                                                               expires_in: Any) -> None:
+    back, request = yt.authorize()
+    yt.control("faults", {"method": "POST", "path": "^/token$", "status": 200, "body": {
+        "access_token": "ya29.odd", "expires_in": expires_in, "scope": SCOPE,
+        "token_type": "Bearer"}})
+    grant = yt.platform.exchange_code(back["code"], request, yt.ctx)
+    assert grant.credentials.access_token == "ya29.odd"
+    assert grant.credentials.expires_at is None
