@@ -1,9 +1,9 @@
 """Instagram: the platform object chat33's core calls.
 
 Speaks the Instagram Graph API content-publishing protocol (platforms.md §1) over
-httpx. Accounts connected with Instagram Login (the default) call
-``graph.instagram.com``; accounts whose credentials say ``extra["login"] ==
-"facebook"`` call ``graph.facebook.com``. ``CHAT33_INSTAGRAM_API_BASE`` replaces both.
+httpx. Accounts whose credentials say ``extra["login"] == "facebook"`` call
+``graph.facebook.com``; the others (Instagram Login, and tokens added by hand without
+that mark) call ``graph.instagram.com``. ``CHAT33_INSTAGRAM_API_BASE`` replaces both.
 
 Accounts connect by OAuth (oauth.md §3) through Facebook Login by default: the
 professional accounts linked to the user's Pages, each publishing with the long-lived
