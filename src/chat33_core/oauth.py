@@ -25,17 +25,17 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import httpx
 from attrs import field, frozen
 
 from .errors import OAuthError
 from .models import Credentials
 
 if TYPE_CHECKING:
-    import httpx
-
     from .config import Settings
 
 
@@ -126,7 +126,48 @@ def missing_scopes(granted: Sequence[str], required: Sequence[str]) -> list[str]
     return [s for s in required if s not in have]
 
 
+def lifetime(expires_in: Any, default: timedelta | None = None) -> timedelta | None:
+    """A token answer's ``expires_in`` (seconds, a number or a numeric string) as a
+    ``timedelta``; ``default`` when it is missing or not a positive number."""
+    try:
+        seconds = float(expires_in)
+    except (TypeError, ValueError):
+        return default
+    return timedelta(seconds=seconds) if seconds > 0 else default
+
+
+def require_scopes(platform: str, granted: Sequence[str], required: Sequence[str]) -> None:
+    """Refuse a partial grant: ``OAuthError("insufficient_scope")`` naming what is
+    missing."""
+    missing = missing_scopes(granted, required)
+    if missing:
+        raise OAuthError("insufficient_scope", f"{platform} did not grant "
+                         f"{', '.join(missing)}; connect again and allow every permission")
+
+
+def oauth_call(ctx: OAuthContext, method: str, url: str, *, platform: str, what: str,
+               **kwargs: Any) -> tuple[httpx.Response, Any]:
+    """One request of the flow through ``ctx.http``: the answer and its JSON body
+    (``None`` when it is not JSON). No answer is ``OAuthError("temporarily_unavailable")``
+    and a 5xx is ``OAuthError("server_error")``; the URL, which may carry secrets, is
+    never in the message."""
+    try:
+        response = ctx.http.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise OAuthError("temporarily_unavailable", f"{platform} did not answer {what} "
+                         f"({type(exc).__name__})") from None
+    if response.status_code >= 500:
+        raise OAuthError("server_error", f"{platform} answered {what} with HTTP "
+                         f"{response.status_code}; try again later")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return response, body
+
+
 __all__ = [
     "AuthorizationRequest", "Grant", "OAuthClient", "OAuthContext", "OAuthError", "Target",
-    "code_challenge_s256", "missing_scopes", "new_code_verifier", "new_state",
+    "code_challenge_s256", "lifetime", "missing_scopes", "new_code_verifier", "new_state",
+    "oauth_call", "require_scopes",
 ]

@@ -55,6 +55,7 @@ SANDBOX_CLIENT_ID = "chat33-sandbox-client"
 SANDBOX_CLIENT_SECRET = "chat33-sandbox-secret"
 
 Pkce = Literal["required", "optional", "ignored"]
+RedirectExtra = Mapping[str, str] | Callable[[tuple[str, ...]], Mapping[str, str]]
 
 
 class GrantRefused(Exception):
@@ -161,9 +162,13 @@ class AuthorizationServer:
     def authorize(self, request: Request, *, subject: str, client_param: str = "client_id",
                   allowed_scopes: Sequence[str] | None = None, fragment: str = "",
                   extra: Mapping[str, Any] | None = None,
-                  redirect_extra: Mapping[str, str] | None = None) -> Response:
+                  redirect_extra: RedirectExtra | None = None,
+                  scopes: Sequence[str] | None = None) -> Response:
         """Check an authorize request and consent at once (or deny, when switched):
-        redirect to the registered URI with ``code`` and ``state``, or ``error``."""
+        redirect to the registered URI with ``code`` and ``state``, or ``error``.
+        ``scopes`` replaces the request's ``scope`` (a Meta ``config_id`` names them);
+        ``redirect_extra`` adds parameters to the success redirect, or is a function of
+        the granted scopes that gives them (Facebook's ``granted_scopes``)."""
         args = request.args
         client_id = args.get(client_param)
         redirect_uri = args.get("redirect_uri")
@@ -173,7 +178,7 @@ class AuthorizationServer:
             return error_page("redirect_uri does not match a URI registered for this app.")
         assert client_id is not None and redirect_uri is not None
         state = args.get("state")
-        scopes = self.split_scopes(args.get("scope"))
+        scopes = tuple(scopes) if scopes is not None else self.split_scopes(args.get("scope"))
 
         def back(**params: str) -> Response:
             if state is not None:
@@ -212,7 +217,8 @@ class AuthorizationServer:
                 challenge_method=(method or "plain") if challenge else None,
                 expires_at=self.clock() + float(self.code_lifetime), extra=dict(extra or {}))
             self.consents.append((subject, granted))
-        return back(code=code, **dict(redirect_extra or {}))
+        extras = redirect_extra(granted) if callable(redirect_extra) else redirect_extra
+        return back(code=code, **dict(extras or {}))
 
     # --- the token endpoint ------------------------------------------------------
 

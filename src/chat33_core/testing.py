@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 import httpx
@@ -34,6 +35,13 @@ from .config import Settings
 from .errors import Issue, NotSupported
 from .media import MediaInfo
 from .models import Account, Credentials, MediaType, Post, new_id, utcnow
+from .oauth import (
+    AuthorizationRequest,
+    OAuthClient,
+    OAuthContext,
+    new_code_verifier,
+    new_state,
+)
 from .platforms import (
     Capabilities,
     DeleteContext,
@@ -46,6 +54,7 @@ from .platforms import (
     PublishItem,
 )
 from .sandbox import serve
+from .sandbox_oauth import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
 if TYPE_CHECKING:
     from .service import Chat33
@@ -541,30 +550,80 @@ class PlatformContract:
             else:
                 raise AssertionError("delete must raise NotSupported when not supported")
 
-    def test_connect_hooks_come_together_and_send_the_browser_to_the_sandbox(self) -> None:
-        """A plugin that connects by OAuth implements the whole flow, and its
-        authorization URL carries the client id, the exact redirect URI and the state,
-        on the API base when it is overridden (one local server stands in for the
-        platform, its sign-in page included)."""
-        from urllib.parse import parse_qsl, urlsplit
-
-        from .oauth import AuthorizationRequest, OAuthClient, new_code_verifier, new_state
-
-        cls = self.platform_class
+    def test_connects_an_account_by_oauth_against_its_sandbox(self) -> None:
+        """A plugin that connects by OAuth does it whole against its own sandbox: the
+        authorization URL on ``CHAT33_<NAME>_API_BASE`` with the state and redirect URI,
+        the code back with the state, the exchange, the long-lived grant, and targets
+        that each carry the credentials that publish as them. Without OAuth, the hooks
+        say ``NotSupported``."""
         platform = self.make()
         if not platform.supports_connect:
-            return
+            with httpx.Client() as http:
+                request = authorization_request(oauth_context(platform, http))
+                try:
+                    platform.authorization_url(request)
+                except NotSupported:
+                    return
+            raise AssertionError("authorization_url must raise NotSupported without OAuth")
         for hook in ("exchange_code", "list_targets"):
-            assert getattr(cls, hook) is not getattr(PlatformBase, hook), f"{hook} missing"
-        base = "http://127.0.0.1:9"
-        platform = cls(Settings.from_env({f"CHAT33_{cls.name.upper()}_API_BASE": base}))
-        redirect = f"https://chat33.example/api/v1/oauth/{cls.name}/callback"
-        request = AuthorizationRequest(
-            client=OAuthClient(client_id="client-1", client_secret="s", redirect_uri=redirect),
-            state=new_state(), code_verifier=new_code_verifier())
-        url = platform.authorization_url(request)
-        assert url.startswith(base + "/"), url
-        query = dict(parse_qsl(urlsplit(url).query))
-        assert query.get("redirect_uri") == redirect
-        assert query.get("state") == request.state
-        assert "client-1" in query.values()
+            assert (getattr(self.platform_class, hook)
+                    is not getattr(PlatformBase, hook)), f"{hook} missing"
+        app = platform.sandbox()
+        assert app is not None
+        with serve(app) as url, httpx.Client(timeout=10) as http:
+            env = {f"CHAT33_{platform.name.upper()}_API_BASE": url}
+            platform = self.platform_class(Settings.from_env(env))
+            ctx = oauth_context(platform, http)
+            request = authorization_request(ctx)
+            authorize = platform.authorization_url(request)
+            assert authorize.startswith(url + "/"), authorize
+            assert request.state in authorize and "redirect_uri=" in authorize
+            back = follow_authorization(http, authorize)
+            assert back.get("state") == request.state and back.get("code"), back
+            grant = platform.long_lived(platform.exchange_code(back["code"], request, ctx),
+                                        ctx)
+            targets = platform.list_targets(grant, ctx)
+            assert targets, "the sandbox's default user must have something to connect"
+            for target in targets:
+                assert target.external_id and target.name
+                assert target.credentials is not None and target.credentials.access_token
+
+
+# --- connecting accounts (OAuth 2) ------------------------------------------------------
+
+#: the redirect URI the OAuth tests use: ``CHAT33_PUBLIC_BASE_URL`` of a server that is
+#: never called (the test reads the redirect instead of following it)
+TEST_PUBLIC_BASE = "http://127.0.0.1:9"
+
+
+def oauth_context(platform: PlatformBase, http: httpx.Client, *,
+                  client_secret: str = SANDBOX_CLIENT_SECRET,
+                  redirect_uri: str | None = None) -> OAuthContext:
+    """An ``OAuthContext`` for ``platform`` with the sandbox's registered app and the
+    redirect URI ``{TEST_PUBLIC_BASE}/api/v1/oauth/<name>/callback`` (either can be
+    replaced, to see the platform refuse them)."""
+    client = OAuthClient(SANDBOX_CLIENT_ID, client_secret, redirect_uri or
+                         f"{TEST_PUBLIC_BASE}/api/v1/oauth/{platform.name}/callback")
+    return OAuthContext(client=client, http=http, settings=platform.settings)
+
+
+def authorization_request(ctx: OAuthContext,
+                          force_consent: bool = False) -> AuthorizationRequest:
+    """A fresh ``AuthorizationRequest`` (new state and PKCE verifier) for ``ctx``."""
+    return AuthorizationRequest(client=ctx.client, state=new_state(),
+                                code_verifier=new_code_verifier(),
+                                force_consent=force_consent)
+
+
+def follow_authorization(http: httpx.Client, url: str) -> dict[str, str]:
+    """Open an authorization URL as a browser would and read where the platform sends it
+    back: the callback's query parameters (``code``, ``state``, ``error``...), plus
+    ``"#"``, the fragment, when there is one. Anything but a redirect is an
+    ``AssertionError`` carrying the page."""
+    response = http.get(url, follow_redirects=False)
+    assert response.status_code in (302, 303), (response.status_code, response.text[:500])
+    location = urlsplit(response.headers["location"])
+    params = dict(parse_qsl(location.query, keep_blank_values=True))
+    if location.fragment:
+        params["#"] = location.fragment
+    return params

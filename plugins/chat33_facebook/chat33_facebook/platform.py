@@ -13,6 +13,11 @@ Operator settings (environment):
 * ``CHAT33_FACEBOOK_UPLOAD_CHUNK_BYTES`` — bytes read from disk per upload step;
 * ``CHAT33_FACEBOOK_MAX_TEXT``, ``_MAX_PHOTO_BYTES``, ``_MAX_PHOTOS``,
   ``_MAX_VIDEO_BYTES``, ``_MAX_VIDEO_SECONDS`` — limits Meta does not confirm.
+
+Pages connect by Facebook Login (:mod:`chat33_core.facebook_login`): the user's Pages
+whose ``tasks`` include ``CREATE_CONTENT`` are offered for selection, each with its Page
+token (which does not expire, being taken from a long-lived user token) and, in the
+credentials' ``extra``, the user id and user token that revoke the grant on disconnect.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from chat33_core.errors import Issue, PlatformError, ReconnectRequired
+from chat33_core.facebook_login import FacebookLogin
 from chat33_core.models import Account, Credentials
+from chat33_core.oauth import AuthorizationRequest, Grant, OAuthContext, Target
 from chat33_core.options import Option
 from chat33_core.platforms import (
     Capabilities,
@@ -42,6 +49,11 @@ from .publishing import Publisher
 if TYPE_CHECKING:
     import httpx
 
+#: what publishing Page posts needs (platforms.md §2); ``publish_video`` is asked for too
+REQUIRED_SCOPES = ("pages_show_list", "pages_manage_posts", "pages_read_engagement")
+#: only Pages on which the user may create content can be connected
+CREATE_CONTENT = "CREATE_CONTENT"
+
 
 class FacebookPlatform(PlatformBase):
     name = "facebook"
@@ -60,12 +72,20 @@ class FacebookPlatform(PlatformBase):
         Option("title", "string", "Videos and reels: the title"),
         Option("firstComment", "string", "Posted as the first comment right after the post"),
     )
+    oauth_scopes = (*REQUIRED_SCOPES, "publish_video")
+    oauth_always_select = True
 
     # --- settings ---------------------------------------------------------------------
 
+    def graph_version(self) -> str:
+        return self.settings.platform_value(self.name, "GRAPH_VERSION", DEFAULT_VERSION) \
+            or DEFAULT_VERSION
+
     def graph(self, http: httpx.Client, token: str) -> Graph:
-        version = self.settings.platform_value(self.name, "GRAPH_VERSION", DEFAULT_VERSION)
-        return Graph(http, self.api_base(), token, version or DEFAULT_VERSION)
+        return Graph(http, self.api_base(), token, self.graph_version())
+
+    def login(self) -> FacebookLogin:
+        return FacebookLogin(self, self.graph_version())
 
     def app_id(self, ctx: PublishContext) -> str | None:
         return (self.settings.platform_value(self.name, "APP_ID")
@@ -113,6 +133,40 @@ class FacebookPlatform(PlatformBase):
 
     def refresh_credentials(self, credentials: Credentials, ctx: RefreshContext) -> Credentials:
         raise ReconnectRequired("Facebook Page tokens cannot be refreshed: reconnect the Page")
+
+    # --- connecting Pages (Facebook Login) --------------------------------------------------
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        return self.login().authorization_url(request, self.oauth_scopes)
+
+    def exchange_code(self, code: str, request: AuthorizationRequest,
+                      ctx: OAuthContext) -> Grant:
+        return self.login().exchange_code(code, request, ctx, REQUIRED_SCOPES)
+
+    def long_lived(self, grant: Grant, ctx: OAuthContext) -> Grant:
+        return self.login().long_lived(grant, ctx)
+
+    def list_targets(self, grant: Grant, ctx: OAuthContext) -> list[Target]:
+        """The Pages the user may create content on, each with its Page token."""
+        pages = self.login().pages(ctx, grant.credentials.access_token,
+                                   "id,name,access_token,tasks,picture{url}")
+        grantor = {"user_id": grant.subject, "user_token": grant.credentials.access_token}
+        targets = []
+        for page in pages:
+            if CREATE_CONTENT not in (page.get("tasks") or ()) or not page.get("access_token"):
+                continue
+            picture = ((page.get("picture") or {}).get("data") or {}).get("url")
+            targets.append(Target(
+                external_id=str(page["id"]), name=str(page.get("name") or page["id"]),
+                picture_url=picture,
+                credentials=Credentials(access_token=str(page["access_token"]),
+                                        issued_at=grant.credentials.issued_at, extra=grantor),
+                metadata={"tasks": list(page.get("tasks") or ())}))
+        return targets
+
+    def revoke(self, credentials: Credentials, ctx: OAuthContext) -> None:
+        """``DELETE /{user-id}/permissions``: the whole grant, every Page of it."""
+        self.login().revoke(credentials, ctx)
 
     def sandbox(self) -> WSGIApp | None:
         from .sandbox import FacebookSandbox

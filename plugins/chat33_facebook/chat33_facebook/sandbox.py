@@ -23,6 +23,13 @@ Page before error 32), ``app_call_limit`` (before error 4), ``throttle_minutes``
 byte counts: each upload request takes only that many bytes, then fails),
 ``duplicate_window_s``.
 
+Facebook Login (:class:`chat33_core.facebook_login.FacebookLoginServer`): the dialog,
+the token endpoint, ``/me``, ``/me/permissions``, ``/me/accounts`` (:data:`PAGES`:
+two Pages the user may post on, one they may only analyze) and ``DELETE
+/{user-id}/permissions``, after which the grant's tokens, Page tokens included, are
+refused with 190. Switches: ``POST /_sandbox/oauth`` (deny, partial grants...) and
+``POST /_sandbox/pages``.
+
 Meta's upload hosts take headers with underscores in their names, which werkzeug's
 development server drops from the WSGI environ (§8). The sandbox kit's server
 (:func:`chat33_core.sandbox.serve`) keeps them as sent; see :func:`underscore_header`.
@@ -41,8 +48,10 @@ import httpx
 from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Request, Response
 
+from chat33_core.facebook_login import FacebookLoginServer
 from chat33_core.graph import GraphFailure
 from chat33_core.sandbox import SandboxApp, json_response, raw_header, sniff
+from chat33_core.sandbox_oauth import AuthorizationServer
 
 ALLOWED_UPLOAD_TYPES = frozenset({"application/pdf", "image/jpeg", "image/jpg", "image/png",
                                   "video/mp4"})
@@ -55,6 +64,18 @@ DEFAULTS: dict[str, Any] = {
     "revoked_tokens": [], "reel_processing_polls": 2, "reel_processing_error": None,
     "interruptions": [], "duplicate_window_s": 3600, "fetch_timeout_s": 10,
 }
+
+#: the sandbox user's Pages, as ``/me/accounts`` lists them
+PAGES: tuple[dict[str, Any], ...] = (
+    {"id": "104500000000001", "name": "Sandbox Bakery",
+     "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"]},
+    {"id": "104500000000002", "name": "Sandbox Books",
+     "tasks": ["ANALYZE", "CREATE_CONTENT", "MODERATE"]},
+    {"id": "104500000000003", "name": "Someone Else's Page", "tasks": ["ANALYZE"]},
+)
+#: the permissions the sandbox app may ask for
+SCOPES = ("pages_show_list", "pages_manage_posts", "pages_read_engagement", "publish_video",
+          "pages_manage_engagement", "business_management", "public_profile", "email")
 
 
 class _Version(BaseConverter):
@@ -120,6 +141,8 @@ class FacebookSandbox(SandboxApp):
         self.url_map.converters["ver"] = _Version
         self.initial = {**DEFAULTS, **options}
         self._crawler: httpx.Client | None = None
+        self.auth = AuthorizationServer("facebook", self, pkce="ignored", scope_separator=",")
+        self.login = FacebookLoginServer(self, self.auth, PAGES, SCOPES)
         self.reset()
         r = self.route
         r("/_sandbox/config", self.h_config, ["POST"])
@@ -147,6 +170,8 @@ class FacebookSandbox(SandboxApp):
         self.uploads: dict[str, dict[str, Any]] = {}
         self.streams: dict[str, Stream] = {}
         self.calls: dict[str, int] = {}
+        self.auth.reset()
+        self.login.reset()
 
     def new_id(self) -> str:
         self.seq += 1
@@ -167,6 +192,7 @@ class FacebookSandbox(SandboxApp):
                              "complete": self.streams[sid].complete}
                             for sid in self.uploads],
                 "calls": dict(self.calls),
+                "revocations": list(self.login.revocations),
                 "options": dict(self.options),
             }
 
@@ -178,14 +204,14 @@ class FacebookSandbox(SandboxApp):
     # --- every Graph call: token, throttling, usage headers ---------------------------------
 
     def dispatch(self, request: Request) -> Response:
-        if request.path.startswith("/_sandbox/"):
+        if request.path.startswith("/_sandbox/") or self.login.public(request.path):
             return super().dispatch(request)
         parts = request.path.strip("/").split("/")
         # the Page of /{v}/{page}/edge and of /{v}/{page}_{post}; other objects count as "0"
         first = parts[1].split("_")[0] if len(parts) > 1 else ""
         page = first if first.isdigit() and (len(parts) > 2 or "_" in parts[1]) else "0"
         try:
-            self.authorize(request)
+            self.authorize(request, page)
             usage = self.count_call(page)
             response = super().dispatch(request)
         except (GraphFailure, UploadFail) as exc:
@@ -195,11 +221,19 @@ class FacebookSandbox(SandboxApp):
             response.headers[name] = value
         return response
 
-    def authorize(self, request: Request) -> None:
+    def authorize(self, request: Request, page: str = "0") -> None:
+        """Refuse a missing, revoked or foreign token: a Page token the sandbox issued
+        acts on its own Page only."""
         auth = request.headers.get("Authorization", "")
         token = auth.split(" ", 1)[1] if " " in auth else request.values.get("access_token")
         if not token:
             raise GraphFailure(104, "An access token is required to request this resource.")
+        self.login.check(token)
+        issued = self.login.issued(token)
+        if issued is not None and issued.page_id is not None and page not in (
+                "0", issued.page_id):
+            raise GraphFailure(200, "(#200) The user hasn't authorized the application to "
+                               "perform this action on this Page")
         if token in self.options["revoked_tokens"]:
             raise GraphFailure(190, "Error validating access token: The session has been "
                                "invalidated because the user changed their password.", subcode=460)

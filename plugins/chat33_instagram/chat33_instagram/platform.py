@@ -1,27 +1,46 @@
 """Instagram: the platform object chat33's core calls.
 
 Speaks the Instagram Graph API content-publishing protocol (platforms.md §1) over
-httpx. Accounts connected with Instagram Login (the default) call
-``graph.instagram.com``; accounts whose credentials say ``extra["login"] ==
-"facebook"`` call ``graph.facebook.com``. ``CHAT33_INSTAGRAM_API_BASE`` replaces both.
+httpx. Accounts whose credentials say ``extra["login"] == "facebook"`` call
+``graph.facebook.com``; the others (Instagram Login, and tokens added by hand without
+that mark) call ``graph.instagram.com``. ``CHAT33_INSTAGRAM_API_BASE`` replaces both.
+
+Accounts connect by OAuth (oauth.md §3) through Facebook Login by default: the
+professional accounts linked to the user's Pages, each publishing with the long-lived
+user token on ``graph.facebook.com``. ``CHAT33_INSTAGRAM_LOGIN=instagram`` switches to
+Instagram Login: one account, the one that signed in, with a 60-day token that
+refreshes on ``graph.instagram.com``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from chat33_core.errors import (
     CredentialsExpired,
     Issue,
     NotSupported,
+    OAuthError,
     PermanentError,
     ReconnectRequired,
     TransientError,
 )
-from chat33_core.graph import graph_error
+from chat33_core.facebook_login import FacebookLogin
+from chat33_core.graph import GraphError, graph_error
 from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
+from chat33_core.oauth import (
+    AuthorizationRequest,
+    Grant,
+    OAuthContext,
+    Target,
+    lifetime,
+    oauth_call,
+    require_scopes,
+)
 from chat33_core.options import Option
 from chat33_core.platforms import (
     Capabilities,
@@ -44,6 +63,15 @@ FACEBOOK_GRAPH = "https://graph.facebook.com"
 GRAPH_VERSION = "v25.0"
 #: Instagram refreshes only long-lived tokens at least this old (and not expired)
 MIN_TOKEN_AGE = timedelta(hours=24)
+#: Instagram Login (oauth.md §3.2)
+IG_AUTHORIZE = "https://www.instagram.com/oauth/authorize"
+IG_TOKEN = "https://api.instagram.com/oauth/access_token"
+#: what publishing needs through Instagram Login, and through Facebook Login (§3.3)
+IG_LOGIN_SCOPES = ("instagram_business_basic", "instagram_business_content_publish")
+FACEBOOK_LOGIN_SCOPES = ("instagram_basic", "instagram_content_publish", "pages_show_list",
+                         "pages_read_engagement")
+#: Instagram Login tokens last 60 days
+LONG_LIVED = timedelta(days=60)
 
 
 class InstagramPlatform(PlatformBase):
@@ -88,6 +116,8 @@ class InstagramPlatform(PlatformBase):
                f"(up to {rules.CAPTION_MAX} characters; not on stories)"),
     )
     default_api_base = INSTAGRAM_GRAPH
+    #: the Facebook Login scopes (the default); Instagram Login asks for IG_LOGIN_SCOPES
+    oauth_scopes = FACEBOOK_LOGIN_SCOPES
     #: refresh long-lived (60-day) tokens this long before they expire;
     #: ``CHAT33_INSTAGRAM_REFRESH_WINDOW_HOURS`` overrides it
     refresh_margin = timedelta(days=7)
@@ -129,6 +159,124 @@ class InstagramPlatform(PlatformBase):
     def _graph(self, ctx: PublishContext) -> Graph:
         return Graph(ctx.http, self.graph_base(ctx.credentials), self.graph_version(),
                      ctx.credentials.access_token, ctx.log)
+
+    # --- connecting accounts ----------------------------------------------------------------
+
+    def login_kind(self) -> str:
+        """``facebook`` (the default) or ``instagram``: ``CHAT33_INSTAGRAM_LOGIN``."""
+        kind = (self.settings.platform_value(self.name, "LOGIN") or "facebook").lower()
+        return "instagram" if kind == "instagram" else "facebook"
+
+    def facebook_login(self) -> FacebookLogin:
+        return FacebookLogin(self, self.graph_version())
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        if self.login_kind() == "facebook":
+            return self.facebook_login().authorization_url(request, FACEBOOK_LOGIN_SCOPES)
+        params = {"client_id": request.client.client_id,
+                  "redirect_uri": request.client.redirect_uri, "response_type": "code",
+                  "scope": ",".join(IG_LOGIN_SCOPES), "state": request.state}
+        if request.force_consent:
+            params["force_reauth"] = "true"
+        return f"{self.platform_url(IG_AUTHORIZE)}?{urlencode(params)}"
+
+    def exchange_code(self, code: str, request: AuthorizationRequest,
+                      ctx: OAuthContext) -> Grant:
+        if self.login_kind() == "facebook":
+            return self.facebook_login().exchange_code(code, request, ctx,
+                                                       FACEBOOK_LOGIN_SCOPES)
+        url = self.settings.token_url(self.name, self.platform_url(IG_TOKEN))
+        response, body = oauth_call(ctx, "POST", url, platform="Instagram",
+                                    what="the code exchange", data={
+                                        "client_id": ctx.client.client_id,
+                                        "client_secret": ctx.client.client_secret,
+                                        "grant_type": "authorization_code",
+                                        "redirect_uri": ctx.client.redirect_uri, "code": code})
+        # Meta documents {"data": [{...}]}; the API answers flat too: read both
+        data = body.get("data") if isinstance(body, dict) else None
+        token_body = data[0] if isinstance(data, list) and data else body
+        if response.status_code >= 400 or not isinstance(token_body, dict) \
+                or not token_body.get("access_token"):
+            raise _instagram_oauth_error(body, "the code exchange")
+        permissions = token_body.get("permissions") or ()
+        if isinstance(permissions, str):
+            permissions = permissions.replace(" ", ",").split(",")
+        scopes = tuple(str(p) for p in permissions if p)
+        require_scopes("Instagram", scopes, IG_LOGIN_SCOPES)
+        now = utcnow()
+        return Grant(credentials=Credentials(access_token=str(token_body["access_token"]),
+                                             expires_at=now + timedelta(hours=1),
+                                             issued_at=now, extra={"login": "instagram"}),
+                     scopes=scopes, subject=str(token_body.get("user_id") or "") or None)
+
+    def long_lived(self, grant: Grant, ctx: OAuthContext) -> Grant:
+        if self.login_kind() == "facebook":
+            return self.facebook_login().long_lived(grant, ctx)
+        url = self.platform_url(f"{INSTAGRAM_GRAPH}/access_token")
+        response, body = oauth_call(ctx, "GET", url, platform="Instagram",
+                                    what="the long-lived token exchange", params={
+                                        "grant_type": "ig_exchange_token",
+                                        "client_secret": ctx.client.client_secret,
+                                        "access_token": grant.credentials.access_token})
+        if response.status_code >= 400 or not isinstance(body, dict) \
+                or not body.get("access_token"):
+            raise _instagram_oauth_error(body, "the long-lived token exchange")
+        now = utcnow()
+        life = lifetime(body.get("expires_in"), LONG_LIVED) or LONG_LIVED
+        return Grant(credentials=Credentials(access_token=str(body["access_token"]),
+                                             expires_at=now + life, issued_at=now,
+                                             extra={"login": "instagram"}),
+                     scopes=grant.scopes, subject=grant.subject, extra=grant.extra)
+
+    def list_targets(self, grant: Grant, ctx: OAuthContext) -> list[Target]:
+        if self.login_kind() == "instagram":
+            return [self._instagram_login_target(grant, ctx)]
+        login = self.facebook_login()
+        token = grant.credentials.access_token
+        credentials = Credentials(
+            access_token=token, expires_at=grant.credentials.expires_at,
+            issued_at=grant.credentials.issued_at,
+            extra={"login": "facebook", "user_id": grant.subject})
+        targets = []
+        for page in login.pages(ctx, token, "id,name,instagram_business_account"):
+            linked = page.get("instagram_business_account")
+            if not isinstance(linked, Mapping) or not linked.get("id"):
+                continue  # not professional, or not linked to this Page
+            ig = login.get(ctx, str(linked["id"]), token, "reading the Instagram account",
+                           fields="id,username,name,profile_picture_url")
+            targets.append(Target(
+                external_id=str(ig.get("id") or linked["id"]),
+                name=str(ig.get("name") or ig.get("username") or linked["id"]),
+                username=ig.get("username"), picture_url=ig.get("profile_picture_url"),
+                credentials=credentials,
+                metadata={"login": "facebook", "pageId": str(page.get("id"))}))
+        return targets
+
+    def _instagram_login_target(self, grant: Grant, ctx: OAuthContext) -> Target:
+        url = self.platform_url(f"{INSTAGRAM_GRAPH}/{self.graph_version()}/me")
+        response, body = oauth_call(
+            ctx, "GET", url, platform="Instagram", what="reading the account",
+            params={"fields": "user_id,username,name,profile_picture_url,account_type"},
+            headers={"Authorization": f"Bearer {grant.credentials.access_token}"})
+        if response.status_code >= 400 or not isinstance(body, dict):
+            raise _instagram_oauth_error(body, "reading the account")
+        user_id = str(body.get("user_id") or body.get("id") or grant.subject or "")
+        if not user_id:
+            raise OAuthError("exchange_failed", "Instagram did not tell which account "
+                                                "signed in")
+        return Target(external_id=user_id, name=str(body.get("name") or body.get("username")
+                                                     or user_id),
+                      username=body.get("username"), picture_url=body.get("profile_picture_url"),
+                      credentials=grant.credentials,
+                      metadata={"login": "instagram", "accountType": body.get("account_type")})
+
+    def revoke(self, credentials: Credentials, ctx: OAuthContext) -> None:
+        """Facebook Login grants are revoked (``DELETE /{user-id}/permissions``);
+        Instagram Login has no revocation: the owner removes the app in Instagram."""
+        if _login(credentials) != "facebook":
+            raise NotSupported("Instagram Login has no revocation endpoint: remove the app "
+                               "in Instagram's settings (Apps and websites)")
+        self.facebook_login().revoke(credentials, ctx)
 
     # --- credentials --------------------------------------------------------------------
 
@@ -187,6 +335,22 @@ class InstagramPlatform(PlatformBase):
             expires_at=now + timedelta(seconds=int(expires_in)) if expires_in else None,
             issued_at=now, extra=dict(credentials.extra),
         )
+
+
+def _instagram_oauth_error(body: Any, what: str) -> OAuthError:
+    """Instagram Login's errors: the legacy ``{"error_type", "code", "error_message"}``
+    shape or a Graph envelope."""
+    if isinstance(body, dict) and body.get("error_message"):
+        message = str(body["error_message"])
+        lowered = message.lower()
+        kind = ("invalid_client" if "client secret" in lowered or "platform app" in lowered
+                else "invalid_grant")
+        return OAuthError(kind, f"Instagram refused {what}: {message}")
+    error = GraphError.parse(body)
+    if error is not None:
+        kind = "invalid_grant" if error.code in (100, 190) else "exchange_failed"
+        return OAuthError(kind, f"Instagram refused {what}: {error.message}")
+    return OAuthError("exchange_failed", f"Instagram answered {what} outside the protocol")
 
 
 def _login(credentials: Credentials) -> str:

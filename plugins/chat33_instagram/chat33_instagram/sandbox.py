@@ -12,12 +12,22 @@ against it with ``CHAT33_INSTAGRAM_API_BASE`` pointing here. What it imitates:
 * ``X-App-Usage``/``X-Business-Use-Case-Usage`` on every answer, and throttling
   (code 80002 when the hourly call budget is spent, or any code forced through
   ``POST /_sandbox/throttle``) with ``estimated_time_to_regain_access``;
-* long-lived tokens that expire (190/463) and ``refresh_access_token``.
+* long-lived tokens that expire (190/463) and ``refresh_access_token``;
+* both ways of connecting (oauth.md §3, §9): Facebook Login
+  (:class:`chat33_core.facebook_login.FacebookLoginServer`: the dialog, the token
+  endpoint, ``/me/accounts`` with the Pages of :data:`PAGES`, one linked to a
+  professional account, ``/{ig-user-id}``, and ``DELETE /{user-id}/permissions``), and
+  Instagram Login: ``/oauth/authorize`` (redirects with ``#_``), ``POST
+  /oauth/access_token`` (flat, or ``data: [...]`` with ``tokenShape: "data"``; errors in
+  the legacy ``error_type``/``error_message`` shape), ``/access_token``
+  (``ig_exchange_token``: 60 days) and ``/me``. Tokens it issues publish, refresh and
+  die with their revoked grant like any other.
 
 Beyond the common control API (faults, state, reset) it answers:
 
 * ``POST /_sandbox/config`` — ``quotaTotal``, ``processingPolls``, ``callsPerHour``,
-  ``username``;
+  ``username``, ``tokenShape``;
+* ``POST /_sandbox/oauth`` (deny, partial grants...) and ``POST /_sandbox/pages``;
 * ``POST /_sandbox/clock`` ``{"advance": seconds}`` — move the sandbox's clock;
 * ``POST /_sandbox/tokens`` ``{"token", "issuedAt", "expiresAt", "revoked"}`` (unix
   seconds) — register a token (unknown tokens are accepted as 2 days old, 58 days left);
@@ -40,8 +50,10 @@ from typing import Any
 import httpx
 from werkzeug.wrappers import Request, Response
 
+from chat33_core.facebook_login import FacebookLoginServer
 from chat33_core.graph import GraphFailure
 from chat33_core.sandbox import SandboxApp, json_response
+from chat33_core.sandbox_oauth import AuthorizationServer, GrantRefused
 
 from . import rules
 from .media_checks import BadMedia, image_facts, video_facts
@@ -50,6 +62,27 @@ DAY = 86_400.0
 TOKEN_LIFE = 60 * DAY
 HOUR = 3600.0
 FETCH_TIMEOUT_S = 10.0
+#: the Facebook Login user's Pages: one linked to a professional account, one not
+PAGES: tuple[dict[str, Any], ...] = (
+    {"id": "104600000000001", "name": "Sandbox Studio",
+     "tasks": ["ANALYZE", "CREATE_CONTENT", "MODERATE", "MANAGE"],
+     "instagram": {"id": "17841400000000001", "username": "sandbox.studio",
+                   "name": "Sandbox Studio",
+                   "profile_picture_url": "https://scontent.example/ig-studio.jpg"}},
+    {"id": "104600000000002", "name": "Page without Instagram",
+     "tasks": ["ANALYZE", "CREATE_CONTENT"]},
+)
+#: what the Facebook Login dialog and Instagram Login's authorize page accept
+FACEBOOK_SCOPES = ("instagram_basic", "instagram_content_publish", "pages_show_list",
+                   "pages_read_engagement", "business_management", "instagram_manage_comments",
+                   "instagram_manage_insights", "public_profile")
+INSTAGRAM_SCOPES = ("instagram_business_basic", "instagram_business_content_publish",
+                    "instagram_business_manage_comments", "instagram_business_manage_insights")
+#: the account that signs in with Instagram Login
+IG_LOGIN_USER = {"user_id": "17841400000000009", "id": "26000000000000009",
+                 "name": "chat33 sandbox", "account_type": "BUSINESS",
+                 "profile_picture_url": "https://scontent.example/ig-sandbox.jpg"}
+SHORT_TOKEN_LIFE = HOUR
 
 
 class InstagramSandbox(SandboxApp):
@@ -62,9 +95,16 @@ class InstagramSandbox(SandboxApp):
         super().__init__()
         self._fetch_client: httpx.Client | None = None
         self.configurable(quotaTotal=quota_total, processingPolls=processing_polls,
-                          callsPerHour=calls_per_hour, username=username)
+                          callsPerHour=calls_per_hour, username=username, tokenShape="flat")
+        self.auth = AuthorizationServer("instagram", self, pkce="ignored")
+        self.login = FacebookLoginServer(self, self.auth, PAGES, FACEBOOK_SCOPES,
+                                         other_me=self._ig_me)
         self.reset()
         graph = "/<version>"
+        self.route("/oauth/authorize", self._ig_authorize, methods=["GET"])
+        self.route("/oauth/access_token", self._ig_token, methods=["POST"])
+        self.route("/access_token", self._ig_exchange, methods=["GET"])
+        self.route("/me", self._ig_me, methods=["GET"])
         self.route("/refresh_access_token", self._refresh, methods=["GET"])
         self.route("/<version>/refresh_access_token", self._refresh, methods=["GET"])
         self.route(f"{graph}/<user>/media", self._create, methods=["POST"])
@@ -93,6 +133,8 @@ class InstagramSandbox(SandboxApp):
             self.forced_throttle: dict[str, Any] | None = None
             self.fetches: list[dict[str, Any]] = []
             self.ids = itertools.count(random.randint(10**14, 9 * 10**14))
+        self.auth.reset()
+        self.login.reset()
 
     def now(self) -> float:
         return time.time() + self.offset
@@ -184,6 +226,7 @@ class InstagramSandbox(SandboxApp):
         if not token:
             raise GraphFailure(2500, "An active access token must be used to query "
                                "information about the current user.")
+        self.login.check(token)
         with self.lock:
             info = self.tokens.setdefault(token, {
                 "issuedAt": self.now() - 2 * DAY, "expiresAt": self.now() + 58 * DAY,
@@ -355,6 +398,10 @@ class InstagramSandbox(SandboxApp):
                 m = self.media[node]
                 return json_response({k: v for k, v in _public(m).items()
                                       if k in fields or k == "id"})
+        account = self.login.instagram_account(node)
+        if account is not None:  # a professional account linked to a Page
+            return json_response({k: v for k, v in account.items()
+                                  if k in fields or k == "id"})
         raise GraphFailure(100, f"Unsupported get request. Object with ID '{node}' does not "
                            "exist, cannot be loaded due to missing permissions, or does not "
                            "support this operation.", subcode=33)
@@ -509,6 +556,76 @@ class InstagramSandbox(SandboxApp):
         return json_response({"access_token": new, "token_type": "bearer",
                               "expires_in": int(TOKEN_LIFE)})
 
+    # --- Instagram Login ---------------------------------------------------------------
+
+    def _ig_authorize(self, request: Request) -> Response:
+        return self.auth.authorize(request, subject=IG_LOGIN_USER["user_id"], fragment="#_",
+                                   allowed_scopes=INSTAGRAM_SCOPES,
+                                   extra={"flow": "instagram"})
+
+    def _ig_token(self, request: Request) -> Response:
+        """``POST /oauth/access_token`` (url-encoded or multipart): a short-lived token."""
+        form = request.form
+        if form.get("grant_type") != "authorization_code":
+            return _legacy_error("Invalid grant_type: authorization_code is expected")
+        try:
+            consent = self.auth.redeem(form.get("code"), client_id=form.get("client_id"),
+                                       client_secret=form.get("client_secret") or "",
+                                       redirect_uri=form.get("redirect_uri"))
+        except GrantRefused as refused:
+            if refused.error == "invalid_client":
+                return _legacy_error("Error validating client secret.")
+            return _legacy_error(f"Error validating verification code: "
+                                 f"{refused.description}")
+        if consent.extra.get("flow") != "instagram":
+            return _legacy_error("Error validating verification code: the code was not "
+                                 "issued by Instagram Login")
+        token = "IGQW" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens[token] = {"issuedAt": self.now(),
+                                  "expiresAt": self.now() + SHORT_TOKEN_LIFE,
+                                  "revoked": False, "igLogin": "short"}
+            shape = self.config["tokenShape"]
+        body = {"access_token": token, "user_id": IG_LOGIN_USER["user_id"],
+                "permissions": ",".join(consent.scopes)}
+        return json_response({"data": [body]} if shape == "data" else body)
+
+    def _ig_exchange(self, request: Request) -> Response:
+        """``GET /access_token?grant_type=ig_exchange_token``: a 60-day token."""
+        try:
+            if request.args.get("grant_type") != "ig_exchange_token":
+                raise GraphFailure(100, "grant_type must be ig_exchange_token")
+            if not self.auth.client_ok(self.auth.client_id,
+                                       request.args.get("client_secret") or ""):
+                raise GraphFailure(101, "Error validating client secret.")
+            short = self._token(request)
+            with self.lock:
+                if self.tokens[short].get("igLogin") != "short":
+                    raise GraphFailure(190, "Invalid OAuth access token: not a short-lived "
+                                       "Instagram Login token")
+                token = "IGAA" + secrets.token_urlsafe(24)
+                self.tokens[token] = {"issuedAt": self.now(),
+                                      "expiresAt": self.now() + TOKEN_LIFE,
+                                      "revoked": False, "igLogin": "long"}
+        except GraphFailure as failure:
+            return failure.response()
+        return json_response({"access_token": token, "token_type": "bearer",
+                              "expires_in": int(TOKEN_LIFE)})
+
+    def _ig_me(self, request: Request, version: str | None = None) -> Response:
+        """``/me`` of graph.instagram.com, for the Instagram Login account."""
+        try:
+            token = self._token(request)
+            with self.lock:
+                if not self.tokens[token].get("igLogin"):
+                    raise GraphFailure(190, "Invalid OAuth access token - Cannot parse "
+                                       "access token")
+                user = {**IG_LOGIN_USER, "username": self.config["username"]}
+        except GraphFailure as failure:
+            return failure.response()
+        fields = [f for f in (request.args.get("fields") or "id").split(",") if f]
+        return json_response({k: v for k, v in user.items() if k in fields or k == "id"})
+
     # --- control API --------------------------------------------------------------------
 
     def _clock(self, request: Request) -> Response:
@@ -589,6 +706,12 @@ _THROTTLE_MESSAGES = {
     613: "Calls to this api have exceeded the rate limit.",
     80002: "There have been too many calls to this Instagram account.",
 }
+
+
+def _legacy_error(message: str) -> Response:
+    """api.instagram.com's own error shape (oauth.md §2.4)."""
+    return json_response({"error_type": "OAuthException", "code": 400,
+                          "error_message": message}, 400)
 
 
 def _params(request: Request) -> dict[str, str]:

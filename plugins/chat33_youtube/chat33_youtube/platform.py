@@ -2,21 +2,35 @@
 
 Speaks the YouTube Data API v3 (platforms.md §4) over httpx. Google keeps uploads under
 ``/upload/youtube/v3/...`` and everything else under ``/youtube/v3/...`` on one origin,
-``https://www.googleapis.com``; ``CHAT33_YOUTUBE_API_BASE`` replaces it. The OAuth token
-endpoint lives elsewhere (``https://oauth2.googleapis.com/token``) and is replaced by
-``CHAT33_YOUTUBE_TOKEN_URL``.
+``https://www.googleapis.com``. The OAuth hosts are ``accounts.google.com`` (the consent
+page) and ``oauth2.googleapis.com`` (token, revoke). ``CHAT33_YOUTUBE_API_BASE`` replaces
+all three; ``CHAT33_YOUTUBE_TOKEN_URL`` replaces just the token endpoint.
+
+Accounts connect by Google OAuth 2 (oauth.md §6): PKCE S256, ``access_type=offline`` for
+a refresh token, ``prompt=consent`` on a reconnect, the scope ``youtube.force-ssl``
+(upload, channel lookup, delete), and the user's channels from ``channels?mine=true``.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
-from chat33_core.errors import Issue, ReconnectRequired, TransientError
+from chat33_core.errors import Issue, OAuthError, ReconnectRequired, TransientError
 from chat33_core.http import send
 from chat33_core.models import Account, Credentials, utcnow
+from chat33_core.oauth import (
+    AuthorizationRequest,
+    Grant,
+    OAuthContext,
+    Target,
+    lifetime,
+    oauth_call,
+    require_scopes,
+)
 from chat33_core.platforms import (
     Capabilities,
     DeleteContext,
@@ -35,6 +49,10 @@ from .publishing import Publisher, chunk_size
 
 GOOGLE_APIS = "https://www.googleapis.com"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
+AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
+REVOKE_URL = "https://oauth2.googleapis.com/revoke"
+#: covers videos.insert, thumbnails.set, channels.list and videos.delete (oauth.md §6)
+SCOPES = ("https://www.googleapis.com/auth/youtube.force-ssl",)
 #: why Google says ``invalid_grant`` to a refresh token (platforms.md §4.7)
 INVALID_GRANT_CAUSES = (
     "the owner revoked chat33's access, the refresh token went unused for 6 months, the "
@@ -63,6 +81,7 @@ class YouTubePlatform(PlatformBase):
     sandbox_token_path = "/token"
     #: Google access tokens last about an hour
     refresh_margin = timedelta(minutes=5)
+    oauth_scopes = SCOPES
 
     # --- preflight ------------------------------------------------------------------
 
@@ -107,6 +126,75 @@ class YouTubePlatform(PlatformBase):
 
         return YouTubeSandbox()
 
+    # --- connecting channels (Google OAuth 2) ------------------------------------------
+
+    def token_endpoint(self) -> str:
+        return self.settings.token_url(self.name, self.platform_url(TOKEN_URL))
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        params = {"client_id": request.client.client_id,
+                  "redirect_uri": request.client.redirect_uri, "response_type": "code",
+                  "scope": " ".join(self.oauth_scopes), "state": request.state,
+                  "access_type": "offline", "include_granted_scopes": "true",
+                  "code_challenge": request.code_challenge, "code_challenge_method": "S256"}
+        if request.force_consent:
+            params["prompt"] = "consent"
+        return f"{self.platform_url(AUTHORIZE_URL)}?{urlencode(params)}"
+
+    def exchange_code(self, code: str, request: AuthorizationRequest,
+                      ctx: OAuthContext) -> Grant:
+        response, body = oauth_call(ctx, "POST", self.token_endpoint(), platform="Google",
+                                    what="the code exchange", data={
+                                        "code": code, "client_id": ctx.client.client_id,
+                                        "client_secret": ctx.client.client_secret,
+                                        "redirect_uri": ctx.client.redirect_uri,
+                                        "grant_type": "authorization_code",
+                                        "code_verifier": request.code_verifier})
+        if response.status_code >= 400 or not isinstance(body, dict) \
+                or not body.get("access_token"):
+            raise _oauth_error(body, "the code exchange")
+        scopes = tuple(str(body.get("scope") or "").split())
+        require_scopes("Google", scopes, self.oauth_scopes)
+        now = utcnow()
+        life = lifetime(body.get("expires_in"))
+        credentials = Credentials(
+            access_token=str(body["access_token"]),
+            refresh_token=str(body["refresh_token"]) if body.get("refresh_token") else None,
+            expires_at=now + life if life else None,
+            issued_at=now, extra={"scope": " ".join(scopes)})
+        return Grant(credentials=credentials, scopes=scopes)
+
+    def list_targets(self, grant: Grant, ctx: OAuthContext) -> list[Target]:
+        """The channels of the grant (``channels?part=snippet&mine=true``); none when
+        the Google account has no channel."""
+        response, body = oauth_call(
+            ctx, "GET", self.platform_url(f"{GOOGLE_APIS}/youtube/v3/channels"),
+            platform="YouTube", what="listing the channels",
+            params={"part": "snippet", "mine": "true"},
+            headers={"Authorization": f"Bearer {grant.credentials.access_token}"})
+        if response.status_code >= 400 or not isinstance(body, dict):
+            raise _oauth_error(body, "listing the channels", response.status_code)
+        targets = []
+        for item in body.get("items") or ():
+            snippet = item.get("snippet") or {}
+            picture = ((snippet.get("thumbnails") or {}).get("default") or {}).get("url")
+            targets.append(Target(external_id=str(item["id"]),
+                                  name=str(snippet.get("title") or item["id"]),
+                                  username=snippet.get("customUrl"), picture_url=picture,
+                                  credentials=grant.credentials))
+        return targets
+
+    def revoke(self, credentials: Credentials, ctx: OAuthContext) -> None:
+        """``POST /revoke``: the refresh token (else the access token) and with it the
+        whole grant. A token Google no longer knows is already revoked."""
+        token = credentials.refresh_token or credentials.access_token
+        response, body = oauth_call(ctx, "POST", self.platform_url(REVOKE_URL),
+                                    platform="Google", what="the revocation",
+                                    data={"token": token})
+        if response.status_code >= 400 and not (isinstance(body, dict)
+                                                and body.get("error") == "invalid_token"):
+            raise _oauth_error(body, "the revocation")
+
     # --- credentials --------------------------------------------------------------------
 
     def refresh_credentials(self, credentials: Credentials, ctx: RefreshContext) -> Credentials:
@@ -122,7 +210,7 @@ class YouTubePlatform(PlatformBase):
         if not client_id or not client_secret:
             raise ReconnectRequired("CHAT33_YOUTUBE_CLIENT_ID and CHAT33_YOUTUBE_CLIENT_SECRET "
                                     "must be set to refresh YouTube tokens")
-        url = self.settings.token_url(self.name, TOKEN_URL)
+        url = self.token_endpoint()
         data = {"client_id": client_id, "client_secret": client_secret,
                 "grant_type": "refresh_token", "refresh_token": credentials.refresh_token}
         now = utcnow()
@@ -153,6 +241,22 @@ def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _oauth_error(body: Any, what: str, status: int = 400) -> OAuthError:
+    """Google's OAuth errors (``{"error", "error_description"}``) and API errors
+    (``{"error": {"code", "message", "errors": [{"reason"}]}}``) as ``OAuthError``."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):
+        description = body.get("error_description") or error
+        return OAuthError(error, f"Google refused {what}: {description}")
+    if isinstance(error, dict):
+        reasons = [e.get("reason") for e in error.get("errors") or () if isinstance(e, dict)]
+        kind = ("invalid_grant" if status == 401 else
+                "insufficient_scope" if "insufficientPermissions" in reasons
+                else "exchange_failed")
+        return OAuthError(kind, f"Google refused {what}: {error.get('message') or status}")
+    return OAuthError("exchange_failed", f"Google answered {what} outside the protocol")
 
 
 def _refresh_error(response: httpx.Response, body: dict[str, Any]) -> Exception:

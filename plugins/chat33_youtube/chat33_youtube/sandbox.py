@@ -23,8 +23,21 @@ imitates:
 
 Beyond the common control API (faults, state, reset) it answers:
 
+Google's authorization server too (oauth.md §6, §9), on
+:class:`chat33_core.sandbox_oauth.AuthorizationServer`: ``/o/oauth2/v2/auth`` (PKCE S256
+or plain), ``/token`` with ``authorization_code`` (a ``refresh_token`` only with
+``access_type=offline``, and only on the user's first consent to the app or with
+``prompt=consent``) and ``refresh_token``, ``/tokeninfo``, ``/revoke`` (``?token=`` or a
+form; one token revokes the whole grant, whose tokens then get 401 and
+``invalid_grant``) and ``/youtube/v3/channels?mine=true`` (the ``channels`` setting:
+one channel, several, or none). Tokens it issues publish like any other.
+
 * ``POST /_sandbox/config`` — ``insertQuota``, ``unitQuota``, ``uploadLimit``,
-  ``thumbnailsAllowed``, ``clientId``, ``clientSecret``;
+  ``thumbnailsAllowed``, ``clientId``, ``clientSecret`` (the refresh grant's client
+  for tokens the sandbox did not issue), ``channels``, ``testingMode`` (the app is in
+  Testing status: refresh tokens issued meanwhile die after 7 days);
+* ``POST /_sandbox/clock`` ``{"advance": seconds}`` — move the sandbox's clock;
+* ``POST /_sandbox/oauth`` — deny, partial grants, code lifetime...;
 * ``POST /_sandbox/drops`` ``{"afterBytes": K, "count": 1}`` — the next upload ``PUT``
   loses its connection after K bytes of its body (no answer at all);
 * ``POST /_sandbox/expire`` ``{"uploadId": "..."}`` (or ``{}`` for all) — sessions
@@ -40,6 +53,7 @@ import re
 import secrets
 import socket
 import string
+import time
 import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -49,6 +63,7 @@ from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request, Response
 
 from chat33_core.sandbox import SandboxApp, json_response, sniff
+from chat33_core.sandbox_oauth import AuthorizationServer, GrantRefused
 
 from . import rules
 
@@ -59,6 +74,18 @@ COSTS = {"thumbnails.set": 50, "videos.delete": 50, "videos.list": 1}
 _ID_CHARS = string.ascii_letters + string.digits + "-_"
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)$")
 _PROBE = re.compile(r"bytes \*/(\d+)$")
+#: the Google account that consents, and its channel
+GOOGLE_SUB = "110000000000000000001"
+CHANNELS: tuple[dict[str, Any], ...] = (
+    {"id": "UCsandbox0000000000000000", "title": "Sandbox Channel",
+     "customUrl": "@sandboxchannel"},
+)
+SCOPES = ("https://www.googleapis.com/auth/youtube.force-ssl",
+          "https://www.googleapis.com/auth/youtube.upload",
+          "https://www.googleapis.com/auth/youtube",
+          "https://www.googleapis.com/auth/youtube.readonly", "openid", "email", "profile")
+#: an app in Testing status: its refresh tokens die after 7 days (platforms.md §4.7)
+TESTING_REFRESH_LIFE = 7 * 86_400.0
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED"}
 
@@ -96,7 +123,9 @@ class YouTubeSandbox(SandboxApp):
         super().__init__()
         self.configurable(
             insertQuota=insert_quota, unitQuota=unit_quota, uploadLimit=upload_limit,
-            thumbnailsAllowed=thumbnails_allowed, clientId=client_id, clientSecret=client_secret)
+            thumbnailsAllowed=thumbnails_allowed, clientId=client_id, clientSecret=client_secret,
+            channels=[dict(c) for c in CHANNELS], testingMode=False)
+        self.auth = AuthorizationServer("youtube", self, pkce="optional", clock=self.now)
         self.reset()
         self.route(f"/{UPLOAD_PATH}", self._start, methods=["POST"])
         self.route(f"/{UPLOAD_PATH}", self._put, methods=["PUT"])
@@ -104,9 +133,14 @@ class YouTubeSandbox(SandboxApp):
         self.route("/youtube/v3/videos", self._list, methods=["GET"])
         self.route("/youtube/v3/videos", self._delete, methods=["DELETE"])
         self.route("/token", self._token, methods=["POST"])
+        self.route("/o/oauth2/v2/auth", self._consent, methods=["GET"])
+        self.route("/tokeninfo", self._tokeninfo, methods=["GET"])
+        self.route("/revoke", self._revoke, methods=["POST"])
+        self.route("/youtube/v3/channels", self._channels, methods=["GET"])
         self.route("/_sandbox/drops", self._drops, methods=["POST"])
         self.route("/_sandbox/expire", self._expire, methods=["POST"])
         self.route("/_sandbox/tokens", self._tokens, methods=["POST"])
+        self.route("/_sandbox/clock", self._clock, methods=["POST"])
 
     # --- state ----------------------------------------------------------------------------
 
@@ -122,6 +156,14 @@ class YouTubeSandbox(SandboxApp):
             self.expired_tokens: set[str] = set()
             self.revoked_refresh: set[str] = set()
             self.issued: list[dict[str, Any]] = []
+            #: OAuth grants by id, and which grant each token it issued belongs to
+            self.grants: dict[str, dict[str, Any]] = {}
+            self.grant_of: dict[str, str] = {}
+            #: (user, client) pairs that consented once: later consents get no refresh
+            #: token unless prompt=consent
+            self.consented: set[tuple[str, str]] = set()
+            self.clock_offset = 0.0
+        self.auth.reset()
 
     def state(self) -> dict[str, Any]:
         with self.lock:
@@ -136,6 +178,8 @@ class YouTubeSandbox(SandboxApp):
                           "unitQuota": self.config["unitQuota"]},
                 "dropped": self.dropped,
                 "issuedTokens": [dict(t) for t in self.issued],
+                "grants": [{k: v for k, v in g.items() if k != "tokens"}
+                           for g in self.grants.values()],
                 "config": dict(self.config),
             }
 
@@ -157,6 +201,15 @@ class YouTubeSandbox(SandboxApp):
                     session["expired"] = True
         return json_response({"ok": True})
 
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def _clock(self, request: Request) -> Response:
+        body = request.get_json(force=True, silent=True) or {}
+        with self.lock:
+            self.clock_offset += float(body.get("advance", 0))
+        return json_response({"offset": self.clock_offset})
+
     def _tokens(self, request: Request) -> Response:
         body = request.get_json(force=True) or {}
         with self.lock:
@@ -172,9 +225,14 @@ class YouTubeSandbox(SandboxApp):
             raise GoogleFailure(401, "required", "Login Required.", "global")
         token = header[7:].strip()
         with self.lock:
-            if token in self.expired_tokens:
+            if token in self.expired_tokens or self._revoked(token):
                 raise GoogleFailure(401, "authError", "Invalid Credentials", "global")
         return token
+
+    def _revoked(self, token: str) -> bool:
+        """Whether ``token`` belongs to a grant revoked since (caller holds the lock)."""
+        grant = self.grants.get(self.grant_of.get(token, ""))
+        return grant is not None and grant["revoked"]
 
     def _charge(self, bucket: str, cost: int) -> None:
         """Spend quota; every call costs, even one that fails afterwards."""
@@ -421,30 +479,132 @@ class YouTubeSandbox(SandboxApp):
 
     # --- OAuth ----------------------------------------------------------------------------------
 
+    def _consent(self, request: Request) -> Response:
+        """Google's consent page, consenting at once (or denying, when switched)."""
+        prompt = set((request.args.get("prompt") or "").split())
+
+        def google_extras(granted: tuple[str, ...]) -> dict[str, str]:
+            # Google appends the granted scope, the account index and the prompt shown
+            return {"scope": " ".join(granted), "authuser": "0",
+                    "prompt": "consent" if "consent" in prompt else "none"}
+
+        return self.auth.authorize(request, subject=GOOGLE_SUB, allowed_scopes=SCOPES,
+                                   extra={"offline": request.args.get("access_type")
+                                          == "offline", "consent": "consent" in prompt},
+                                   redirect_extra=google_extras)
+
     def _token(self, request: Request) -> Response:
+        if request.mimetype != "application/x-www-form-urlencoded":
+            return json_response({"error": "invalid_request", "error_description":
+                                  "The token request must be form-encoded."}, 400)
         form = request.form
-        if form.get("grant_type") != "refresh_token":
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            return self._code_grant(form)
+        if grant_type != "refresh_token":
             return json_response({"error": "unsupported_grant_type",
                                   "error_description": "Invalid grant_type."}, 400)
-        with self.lock:
-            want_id, want_secret = self.config["clientId"], self.config["clientSecret"]
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
-        if not client_id or not client_secret or (want_id and client_id != want_id) or (
-                want_secret and client_secret != want_secret):
-            return json_response({"error": "invalid_client",
-                                  "error_description": "The OAuth client was not found."}, 401)
         refresh = form.get("refresh_token") or ""
         with self.lock:
-            if not refresh or refresh in self.revoked_refresh:
+            grant = self.grants.get(self.grant_of.get(refresh, ""))
+            want_id, want_secret = self.config["clientId"], self.config["clientSecret"]
+        if grant is not None:  # issued here: only its own client may use it
+            client_ok = self.auth.client_ok(client_id, client_secret or "")
+        else:
+            client_ok = bool(client_id and client_secret) and not (
+                (want_id and client_id != want_id)
+                or (want_secret and client_secret != want_secret))
+        if not client_ok:
+            return json_response({"error": "invalid_client",
+                                  "error_description": "The OAuth client was not found."}, 401)
+        with self.lock:
+            expired = grant is not None and grant["testing"] and (
+                self.now() - grant["issuedAt"] > TESTING_REFRESH_LIFE)
+            if not refresh or refresh in self.revoked_refresh or expired or (
+                    grant and grant["revoked"]):
                 return json_response({"error": "invalid_grant",
                                       "error_description": "Token has been expired or "
                                                            "revoked."}, 400)
             token = "ya29.sandbox-" + secrets.token_urlsafe(24)
             self.issued.append({"accessToken": token, "refreshToken": refresh,
                                 "clientId": client_id})
-        return json_response({"access_token": token, "expires_in": 3599,
-                              "scope": "https://www.googleapis.com/auth/youtube.upload",
+            scope = "https://www.googleapis.com/auth/youtube.upload"
+            if grant is not None:
+                self.grant_of[token] = grant["id"]
+                scope = " ".join(grant["scopes"])
+        return json_response({"access_token": token, "expires_in": 3599, "scope": scope,
                               "token_type": "Bearer"})
+
+    def _code_grant(self, form: Mapping[str, str]) -> Response:
+        try:
+            consent = self.auth.redeem(form.get("code"), client_id=form.get("client_id"),
+                                       client_secret=form.get("client_secret") or "",
+                                       redirect_uri=form.get("redirect_uri"),
+                                       code_verifier=form.get("code_verifier"))
+        except GrantRefused as refused:
+            return json_response(refused.body(), 401 if refused.error == "invalid_client"
+                                 else 400)
+        with self.lock:
+            grant_id = secrets.token_hex(8)
+            access = "ya29.sandbox-" + secrets.token_urlsafe(24)
+            first = (consent.subject, consent.client_id) not in self.consented
+            self.consented.add((consent.subject, consent.client_id))
+            body: dict[str, Any] = {"access_token": access, "expires_in": 3599,
+                                    "scope": " ".join(consent.scopes), "token_type": "Bearer"}
+            if consent.extra.get("offline") and (first or consent.extra.get("consent")):
+                body["refresh_token"] = "1//sandbox-" + secrets.token_urlsafe(32)
+                self.grant_of[body["refresh_token"]] = grant_id
+            self.grant_of[access] = grant_id
+            self.grants[grant_id] = {"id": grant_id, "subject": consent.subject,
+                                     "clientId": consent.client_id, "scopes": consent.scopes,
+                                     "offline": "refresh_token" in body, "revoked": False,
+                                     "issuedAt": self.now(),
+                                     "testing": bool(self.config["testingMode"])}
+        return json_response(body, headers={"Cache-Control": "no-store"})
+
+    def _tokeninfo(self, request: Request) -> Response:
+        token = request.args.get("access_token") or ""
+        with self.lock:
+            grant = self.grants.get(self.grant_of.get(token, ""))
+            if grant is None or grant["revoked"] or token.startswith("1//"):
+                return json_response({"error": "invalid_token",
+                                      "error_description": "Invalid Value"}, 400)
+            return json_response({"aud": grant["clientId"], "sub": grant["subject"],
+                                  "scope": " ".join(grant["scopes"]), "expires_in": 3599,
+                                  "access_type": "offline" if grant["offline"] else "online"})
+
+    def _revoke(self, request: Request) -> Response:
+        """One token, access or refresh, revokes its whole grant."""
+        token = request.args.get("token") or request.form.get("token") or ""
+        with self.lock:
+            grant = self.grants.get(self.grant_of.get(token, ""))
+            if grant is None or grant["revoked"]:
+                return json_response({"error": "invalid_token",
+                                      "error_description": "Token expired or revoked"}, 400)
+            grant["revoked"] = True
+        return json_response({})
+
+    def _channels(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+            self._charge("units", COSTS["videos.list"])
+            if request.args.get("mine") != "true":
+                raise GoogleFailure(400, "missingRequiredParameter", "This sandbox lists the "
+                                    "channels of mine=true only.")
+        except GoogleFailure as failure:
+            return failure.response()
+        with self.lock:
+            channels = [dict(c) for c in self.config["channels"]]
+        items = [{"kind": "youtube#channel", "etag": secrets.token_hex(8), "id": c["id"],
+                  "snippet": {"title": c["title"], "description": "",
+                              "customUrl": c.get("customUrl"),
+                              "thumbnails": {"default": {
+                                  "url": f"https://yt3.ggpht.example/{c['id']}=s88",
+                                  "width": 88, "height": 88}}}} for c in channels]
+        return json_response({"kind": "youtube#channelListResponse", "items": items,
+                              "pageInfo": {"totalResults": len(items),
+                                           "resultsPerPage": len(items)}})
 
 
 def check_resource(resource: Any) -> None:
