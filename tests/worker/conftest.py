@@ -71,6 +71,18 @@ class Env:
             made.append(Post(**values))
         return self.store.add_posts(made)
 
+    def posts_on_channels(self, n: int, **fields: Any) -> list[Post]:
+        """``n`` QUEUED posts, each on a new channel of its own: the worker publishes one
+        post of a channel at a time, so these can all be claimed together."""
+        made = []
+        for i in range(n):
+            account = self.core.add_account(
+                self.account.org_id, "echo", f"Echo channel {i + 2}",
+                credentials=Credentials(access_token="echo-initial", refresh_token="echo-rt-0",
+                                        expires_at=utcnow() + timedelta(days=30)))
+            made += self.posts(1, account=account, **fields)
+        return made
+
     def thread(self, texts: Sequence[str], **fields: Any) -> list[Post]:
         """A thread published with its head (echo has threads)."""
         head_id = new_id("post")
