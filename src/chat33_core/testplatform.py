@@ -18,6 +18,10 @@ Errors: 401 ``token_expired`` (refresh), 403 ``reconnect`` (revoked), 400 (refus
 message is the user's), 429 with ``Retry-After`` (transient) or ``{"error": "quota"}``
 (quota spent, ``retryAt``), 5xx (transient, or unknown outcome after a creating POST).
 
+Settings: ``CHAT33_ECHO_DAILY_CAP`` (a daily cap per channel), ``CHAT33_ECHO_APP_LIMIT``
+and ``CHAT33_ECHO_ACCOUNT_LIMIT`` (``UNITS/SECONDS``: shared limits on posts for the
+app and per channel, see :class:`~chat33_core.platforms.RateLimit`).
+
 Knobs (``POST /_sandbox/config``): ``delay_s`` (each request sleeps that long), plus the
 standard fault injection of :class:`~chat33_core.sandbox.SandboxApp`; ``POST
 /_sandbox/revoke {"token": ...}`` makes a token answer 401.
@@ -60,6 +64,7 @@ from .platforms import (
     PlatformBase,
     PublishContext,
     PublishResult,
+    RateLimit,
     Receipt,
     RefreshContext,
 )
@@ -206,6 +211,18 @@ class EchoPlatform(PlatformBase):
             # an instance attribute: one process may run echo with a cap, another without
             self.limits = Limits(caption_length=500, max_images=4,  # type: ignore[misc]
                                  daily_cap=int(cap))
+        # shared limits, "UNITS/SECONDS": CHAT33_ECHO_APP_LIMIT (posts for the whole app),
+        # CHAT33_ECHO_ACCOUNT_LIMIT (posts per channel)
+        declared = []
+        for per in ("app", "account"):
+            spec = self.settings.platform_value(self.name, f"{per.upper()}_LIMIT")
+            if spec:
+                units, seconds = spec.split("/")
+                declared.append(RateLimit(f"posts-per-{per}", per=per, units=int(units),
+                                          window=timedelta(seconds=float(seconds)),
+                                          description="posts"))
+        if declared:
+            self.rate_limits = tuple(declared)  # type: ignore[misc]
 
     # --- publishing -----------------------------------------------------------------
 
