@@ -32,6 +32,7 @@ from .models import Account, Credentials, MediaType, new_id, utcnow
 from .platforms import (
     Capabilities,
     DeleteContext,
+    LimitReport,
     Limits,
     MediaFile,
     MemoryCheckpoints,
@@ -203,6 +204,7 @@ def publish_context(
     account: Account | None = None, credentials: Credentials | None = None,
     checkpoints: MemoryCheckpoints | None = None, http: httpx.Client | None = None,
     events: list[tuple[str, str, dict[str, Any]]] | None = None,
+    limits: LimitReport | None = None,
 ) -> PublishContext:
     """A PublishContext for tests: a fake-free one, with real HTTP to ``settings``' base."""
     account = account or Account(
@@ -220,12 +222,15 @@ def publish_context(
     def log(event: str, message: str, **data: Any) -> None:
         sink.append((event, message, data))
 
-    return PublishContext(
+    ctx = PublishContext(
         post_id=items[0].post_id, account=account, credentials=credentials, items=items,
         media_type=media_type, platform_config=dict(platform_config or {}),
         http=http or httpx.Client(timeout=30), settings=settings,
         checkpoints=checkpoints or MemoryCheckpoints(), log=log, sleep=lambda s: None,
     )
+    if limits is not None:
+        ctx.limits = limits
+    return ctx
 
 
 def validate_draft(platform: PlatformBase, draft: PostDraft, account: Account) -> list[Issue]:
