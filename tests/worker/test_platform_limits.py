@@ -108,7 +108,7 @@ def test_a_bad_declaration_is_refused_when_the_plugin_is_imported(bad: dict) -> 
 
 def test_a_post_over_the_limit_waits_for_the_window_without_failing(make_env) -> None:  # type: ignore[no-untyped-def]
     env: Env = make_env(CHAT33_ECHO_APP_LIMIT="3/3600")
-    posts = env.posts_on_channels(5)
+    posts = env.spread(5)
     env.run_once()
     states = Counter(env.get(p.id).status for p in posts)
     assert states == {PostStatus.PUBLISHED: 3, PostStatus.QUEUED: 2}
@@ -148,7 +148,7 @@ def test_worker_processes_together_stay_within_the_limits(make_env, tmp_path: Pa
     app and 2 per channel: exactly 7 reach the platform, at most 2 per channel, and the
     others wait in the queue, none failed, no retry spent."""
     env: Env = make_env(CHAT33_ECHO_APP_LIMIT="7/3600", CHAT33_ECHO_ACCOUNT_LIMIT="2/3600")
-    channels = env.posts_on_channels(4)
+    channels = env.spread(4)
     posts = list(channels)
     for post in channels:
         account = env.core.store.get_account(post.account_id)
