@@ -2,15 +2,18 @@
 
     .venv/bin/python bench/scale.py [--postgres URL] [--orgs 200] [--accounts 2000]
                                     [--posts 50000] [--dump 20000] [--minutes 5]
-                                    [--workers 4] [--baseline-posts 10000]
+                                    [--big-channels 100] [--workers 4]
+                                    [--baseline-posts 5000]
 
 On a database of its own (created on the server of ``--postgres`` or
 ``CHAT33_TEST_POSTGRES_URL``, dropped at the end): ``--orgs`` organizations with
 ``--accounts`` channels of the zero-latency ``instant`` platform between them, and
 ``--workers`` ``chat33 worker --concurrency 4`` processes. ``--posts`` posts are due over
 ``--minutes`` minutes: ``--posts`` less ``--dump`` of them scheduled evenly over the run
-for every organization but the first, and, half way through, the first organization
-(as many channels as the others) dumps ``--dump`` posts due at once.
+for every organization but the first, and, half way through, the first organization (an
+agency with ``--big-channels`` channels; the others share the rest) dumps ``--dump``
+posts due at once. A channel publishes one post at a time, so the dump's own pace is
+bounded by its channels.
 
 It prints:
 
@@ -90,7 +93,9 @@ def database(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def build(url: str, n_orgs: int, n_accounts: int) -> World:
+def build(url: str, n_orgs: int, n_accounts: int, big_channels: int | None = None) -> World:
+    """``n_orgs`` organizations with ``n_accounts`` channels between them: the first (the
+    big one) has ``big_channels`` (by default its share), the others share the rest."""
     env = {"CHAT33_DATABASE_URL": url, "CHAT33_SECRET_KEY": SECRET,
            "CHAT33_LOAD_PLUGINS": "none", "CHAT33_MEDIA_DIR": "/tmp/chat33-scale-media"}
     core = Chat33(Settings.from_env(env), load_plugins=False)
@@ -104,8 +109,9 @@ def build(url: str, n_orgs: int, n_accounts: int) -> World:
         org_rows.append({"id": org_id, "name": f"scale-{i:04d}", "created_at": now})
         orgs[org_id] = []
     ids = list(orgs)
+    big = big_channels if big_channels is not None else n_accounts // n_orgs
     for i in range(n_accounts):
-        org_id = ids[i % n_orgs]
+        org_id = ids[0] if i < big else ids[1 + (i - big) % (n_orgs - 1)]
         account_id = new_id("acc")
         orgs[org_id].append(account_id)
         account_rows.append({"id": account_id, "org_id": org_id, "platform": PLATFORM,
@@ -291,13 +297,16 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=50_000)
     parser.add_argument("--dump", type=int, default=20_000)
     parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--big-channels", type=int, default=100,
+                        help="channels of the organization that dumps (it publishes one "
+                        "post per channel at a time)")
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--baseline-posts", type=int, default=10_000)
+    parser.add_argument("--baseline-posts", type=int, default=5_000)
     args = parser.parse_args()
     if not args.postgres:
         parser.error("PostgreSQL is needed: --postgres URL or CHAT33_TEST_POSTGRES_URL")
     with database(args.postgres) as url:
-        world = build(url, args.orgs, args.accounts)
+        world = build(url, args.orgs, args.accounts, args.big_channels)
         try:
             result = scale_run(world, posts=args.posts, dump=args.dump,
                                run_s=args.minutes * 60, workers=args.workers,
@@ -311,7 +320,8 @@ def main() -> None:
 def report(args: Any, result: ScaleResult, bare: float, worker: float) -> None:
     print(f"\n{args.orgs} organizations, {args.accounts} channels, {args.posts} posts due over "
           f"{args.minutes:g} min ({args.dump} of them dumped at once by one organization half "
-          f"way), {args.workers} worker processes x 4 threads, PostgreSQL\n")
+          f"way, over its {args.big_channels} channels), {args.workers} worker processes x 4 "
+          "threads, PostgreSQL\n")
     print(f"throughput: {result.published / result.run_s:.0f} posts/s "
           f"({result.published} in {result.run_s:.0f} s)")
     print(f"transactions per published post: {result.commits / result.published:.2f}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -112,19 +112,27 @@ def claimable_clause(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnEle
                    sa.or_(P.c.thread_id.is_(None), ~earlier_pending))
 
 
-#: each claimable post's rank in its account's line (a takeover first)
-_CLAIMABLE = (sa.select(
-    P.c.id, P.c.org_id, _LINE.label("line"),
-    sa.func.row_number().over(partition_by=P.c.account_id, order_by=(
-        sa.case((P.c.status == PUBLISHING, 0), else_=1), _LINE, P.c.created_at,
-        P.c.thread_position, P.c.id)).label("in_account"))
-    .where(claimable_clause(_NOW)).subquery("claimable"))
-#: the head of each account's line, ranked within its organization
+#: a post's place in line for the claim: a takeover (its lease expired) first
+_PLACE = sa.case((P.c.status == PUBLISHING,
+                  sa.literal(datetime(1970, 1, 1, tzinfo=UTC), P.c.created_at.type)),
+                 else_=_LINE)
+#: the claimable posts (read once: hash aggregates below, no sort of the backlog)
+_CLAIMABLE = (sa.select(P.c.id, P.c.account_id, P.c.org_id, _PLACE.label("line"))
+              .where(claimable_clause(_NOW)).cte("claimable"))
+_FIRST = (sa.select(_CLAIMABLE.c.account_id, sa.func.min(_CLAIMABLE.c.line).label("line"))
+          .group_by(_CLAIMABLE.c.account_id).subquery("first"))
+#: the head of each account's line (the lowest id among posts due at the same time)
+_HEAD = (sa.select(sa.func.min(_CLAIMABLE.c.id).label("id"),
+                   sa.func.min(_CLAIMABLE.c.org_id).label("org_id"),
+                   sa.func.min(_CLAIMABLE.c.line).label("line"))
+         .join(_FIRST, sa.and_(_FIRST.c.account_id == _CLAIMABLE.c.account_id,
+                               _FIRST.c.line == _CLAIMABLE.c.line))
+         .group_by(_CLAIMABLE.c.account_id).subquery("head"))
+#: the heads ranked within their organization
 _HEADS = (sa.select(
-    _CLAIMABLE.c.id, _CLAIMABLE.c.line,
-    sa.func.row_number().over(partition_by=_CLAIMABLE.c.org_id, order_by=(
-        _CLAIMABLE.c.line, _CLAIMABLE.c.id)).label("in_org"))
-    .where(_CLAIMABLE.c.in_account == 1).subquery("heads"))
+    _HEAD.c.id, _HEAD.c.line,
+    sa.func.row_number().over(partition_by=_HEAD.c.org_id, order_by=(
+        _HEAD.c.line, _HEAD.c.id)).label("in_org")).subquery("heads"))
 #: round-robin over organizations: every organization's first head, oldest first, then
 #: every organization's second head...
 _PICK = (sa.select(P.c.id, P.c.lease_owner, P.c.status, P.c.thread_id, P.c.account_id)
