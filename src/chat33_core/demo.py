@@ -238,6 +238,7 @@ class Demo:
         self.receiver = WebhookReceiver()
         self.api_port = port or _free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
+        self.password = ""
 
     # --- processes ----------------------------------------------------------------------
 
@@ -332,7 +333,8 @@ class Demo:
             core = Chat33(settings)
             core.store.migrate()
             password = secrets.token_urlsafe(12)
-            user = core.create_user("demo@chat33.local", password, "Demo Org")
+            user = core.create_user(DEMO_EMAIL, password, "Demo Org")
+            self.password = password
             _key, raw_key = core.create_api_key(user.org_id, user.id, "demo")
             self.receiver.secret = core.webhook_secret(user.org_id)
             accounts = {}
@@ -530,6 +532,8 @@ class Demo:
 #: Bluesky's external id is a DID and its token the app password of the sandbox's user,
 #: Telegram posts to a channel with a bot token of the Bot API's shape, LinkedIn's author
 #: is a URN
+#: the demo's user (its password is made anew each run)
+DEMO_EMAIL = "demo@chat33.local"
 DEMO_ACCOUNTS: dict[str, tuple[str, str, str | None]] = {
     "bluesky": ("chat33demo.bsky.social", "did:plc:chat33sandboxdemouser234", None),
     "mastodon": ("chat33demo_mastodon", "sandbox-mastodon", None),
@@ -605,7 +609,9 @@ def demo_command(keep_running: bool, port: int | None) -> None:
 
 def _keep_running(demo: Demo, console: Any) -> None:
     key = demo.http.headers["x-api-key"]
-    console.print(f"\nAPI: {demo.api}/api/v1   key: {key}\n"
+    console.print(f"\nWeb app: {demo.api}/app   sign in as {DEMO_EMAIL} with password "
+                  f"{demo.password}\n"
+                  f"API: {demo.api}/api/v1   key: {key}\n"
                   f"  curl -s -H 'x-api-key: {key}' {demo.api}/api/v1/accounts\n"
                   f"  curl -s -H 'x-api-key: {key}' '{demo.api}/api/v1/posts?limit=5'\n"
                   "Ctrl-C (or SIGTERM) stops the API and the worker.", markup=False,

@@ -302,6 +302,12 @@ class PlatformBase:
         """
         return []
 
+    def text_count(self, text: str, account: Account) -> tuple[int, int]:
+        """``(length, limit)`` of ``text`` as this platform counts it for ``account``,
+        for a live counter ("N / limit"); ``validate`` stays the judge. By default the
+        code points against ``limits.caption_length``."""
+        return len(text), self.limits.caption_length
+
     # --- publishing -------------------------------------------------------------
 
     def publish(self, ctx: PublishContext) -> PublishResult:

@@ -89,6 +89,15 @@ def test_chat33_demo_publishes_everything_and_stops_cleanly_on_sigterm(
         accounts = httpx.get(f"http://127.0.0.1:{port}/api/v1/accounts",
                              headers={"x-api-key": key}, timeout=10)
         assert accounts.status_code == 200 and len(accounts.json()["items"]) == len(PLATFORMS)
+        # and the web app, with the printed sign-in
+        web = re.search(r"Web app: (http://\S+/app)   sign in as (\S+) with password (\S+)",
+                        out)
+        assert web is not None, out[-2000:]
+        with httpx.Client(timeout=10) as browser:
+            signed = browser.post(web[1] + "/signin", data={"email": web[2],
+                                                            "password": web[3]})
+            assert signed.status_code == 302 and signed.headers["location"] == "/app/calendar"
+            assert browser.get(web[1] + "/accounts").status_code == 200
         children = _processes_using(workdir)
         assert len(children) >= 2, "the API and the worker should be running"
     except BaseException:

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 
 from chat33_core.models import Account, Credentials, Organization, Post, PostStatus, new_id
 from chat33_core.scheduling import Queue
-from chat33_core.scheduling.queue import writing
 from chat33_core.service import Chat33
 from chat33_core.store import tables as t
 
@@ -46,9 +45,8 @@ def due_posts(env: Env, account: Account, times: list[datetime], **fields: objec
 
 def finish(queue: Queue, post: Post, now: datetime) -> None:
     """What the worker writes when a post is published."""
-    with writing(queue.store) as c:
-        queue.write(c, attrs.evolve(post, status=PostStatus.PUBLISHED, published_at=now,
-                                    lease_owner=None, lease_expires_at=None), now)
+    queue.finish(attrs.evolve(post, status=PostStatus.PUBLISHED, published_at=now,
+                              lease_owner=None, lease_expires_at=None), now)
 
 
 @pytest.mark.slow
@@ -160,10 +158,9 @@ def test_thread_parts_published_one_by_one_keep_their_order(env: Env) -> None:
     (claim,) = queue.claim(10, START)
     assert claim.post.id == head_id
     # the head fails for now and is retried in an hour: the later parts wait for it
-    with writing(env.store) as c:
-        queue.write(c, attrs.evolve(claim.post, status=PostStatus.QUEUED, lease_owner=None,
-                                    lease_expires_at=None, retry_count=1,
-                                    next_attempt_at=START + timedelta(hours=1)), START)
+    queue.finish(attrs.evolve(claim.post, status=PostStatus.QUEUED, lease_owner=None,
+                              lease_expires_at=None, retry_count=1,
+                              next_attempt_at=START + timedelta(hours=1)), START)
     assert queue.claim(10, START) == []
     later = START + timedelta(hours=1)
     order = []

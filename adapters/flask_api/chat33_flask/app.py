@@ -28,7 +28,7 @@ from chat33_core.config import Settings
 from chat33_core.errors import ConfigurationError, Issue
 from chat33_core.service import Chat33
 
-from . import errors, openapi
+from . import errors, openapi, webapp
 from .json_provider import OrjsonProvider
 from .routing import (
     MAX_HEADER_BYTES,
@@ -56,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["CHAT33_JSON_ERROR_PREFIXES"] = ("/",)
     app.config.update(config or {})
     init_app(app, core=app.config.get("CHAT33_CORE"))
+    webapp.register(app)  # the pages under /app; / redirects there
     return app
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Response, request
+from flask import request
+from werkzeug.wrappers import Response
 
 SESSION_COOKIE = "chat33_session"
 API_KEY_HEADER = "x-api-key"

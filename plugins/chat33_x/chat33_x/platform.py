@@ -111,6 +111,11 @@ class XPlatform(PlatformBase):
             issues += self._validate_item(item, limits)
         return issues
 
+    def text_count(self, text: str, account: Account) -> tuple[int, int]:
+        """X's weighted count (URLs 23, emoji and CJK 2) against the account's limit."""
+        limit = rules.account_limits(account, self.settings.env).text
+        return counting.count(text, limit).weighted_length, limit
+
     def _validate_item(self, draft: PostDraft, limits: rules.AccountLimits) -> list[Issue]:
         return [*rules.check_text(draft.text, bool(draft.media), limits.text, draft.path),
                 *rules.check_media(draft.media, limits, draft.path)]

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from . import tables as t
-from .core import Store
+from .database import Database
 
 L = t.platform_limits
 
@@ -58,7 +58,7 @@ _SET = L.update().where(L.c.key == sa.bindparam("b_key")).values(
     used=sa.bindparam("b_used"), resets_at=sa.bindparam("b_resets_at"))
 
 
-def _rows(c: Connection, store: Store, keys: Sequence[str], now: datetime
+def _rows(c: Connection, store: Database, keys: Sequence[str], now: datetime
           ) -> dict[str, tuple[int, datetime]]:
     """The windows of ``keys`` (created closed where missing), locked for this
     transaction: key -> (used, resets_at)."""
@@ -68,7 +68,7 @@ def _rows(c: Connection, store: Store, keys: Sequence[str], now: datetime
     return {r.key: (int(r.used), r.resets_at) for r in rows}
 
 
-def reserve(store: Store, asks: Sequence[Ask], now: datetime) -> list[Blocked]:
+def reserve(store: Database, asks: Sequence[Ask], now: datetime) -> list[Blocked]:
     """Spend every ask's cost if all of them fit in their windows; else spend nothing
     and return those that do not fit. A closed window opens again (from 0) first."""
     if not asks:
@@ -92,7 +92,7 @@ def reserve(store: Store, asks: Sequence[Ask], now: datetime) -> list[Blocked]:
     return []
 
 
-def report(store: Store, key: str, units: int, now: datetime, *, opens_until: datetime,
+def report(store: Database, key: str, units: int, now: datetime, *, opens_until: datetime,
            remaining: int | None, resets_at: datetime | None) -> None:
     """What the platform says of a window: at least ``units - remaining`` are used (the
     reservations of other workers not yet seen by the platform are kept), and it closes
@@ -108,7 +108,7 @@ def report(store: Store, key: str, units: int, now: datetime, *, opens_until: da
         c.execute(_SET, {"b_key": key, "b_used": used, "b_resets_at": closes})
 
 
-def windows(store: Store, keys: Sequence[str]) -> dict[str, tuple[int, datetime]]:
+def windows(store: Database, keys: Sequence[str]) -> dict[str, tuple[int, datetime]]:
     """The stored windows of ``keys``: key -> (used, resets_at)."""
     with store.read() as c:
         return {r.key: (int(r.used), r.resets_at)
