@@ -1,5 +1,7 @@
 """Scheduler benchmark: worker throughput next to a bare claim loop, and publish delay.
 
+The posts are spread over 64 channels of one organization (``CHANNELS``).
+
     .venv/bin/python bench/scheduler.py [--posts 2000] [--postgres URL] [--procs 1,4,8]
                                         [--skip-throughput] [--skip-delay]
 
@@ -121,8 +123,13 @@ def drop_schema(pg_url: str, schema: str) -> None:
     engine.dispose()
 
 
+#: channels the posts are spread over: the worker publishes one post of a channel at a
+#: time (docs/architecture.md, "Fair claiming")
+CHANNELS = 64
+
+
 def setup(url: str, sandbox_url: str, tmp: Path, platform: str = "echo"
-          ) -> tuple[Chat33, str, str, dict[str, str]]:
+          ) -> tuple[Chat33, str, list[str], dict[str, str]]:
     env = {"CHAT33_DATABASE_URL": url, "CHAT33_SECRET_KEY": SECRET,
            "CHAT33_MEDIA_DIR": str(tmp / "media"), "CHAT33_ECHO_API_BASE": sandbox_url,
            "CHAT33_LOAD_PLUGINS": "none"}
@@ -130,16 +137,17 @@ def setup(url: str, sandbox_url: str, tmp: Path, platform: str = "echo"
     core.host.register(testplatform, name="echo")
     core.store.migrate()
     org = core.store.add_org(Organization.new("bench-" + secrets.token_hex(3)))
-    account = core.add_account(org.id, platform, "Bench", credentials=Credentials(
-        access_token="bench", refresh_token="bench-rt"))
-    return core, org.id, account.id, env
+    accounts = [core.add_account(org.id, platform, f"Bench {i}", credentials=Credentials(
+        access_token="bench", refresh_token="bench-rt")).id for i in range(CHANNELS)]
+    return core, org.id, accounts, env
 
 
-def add_posts(core: Chat33, org_id: str, account_id: str, n: int,
+def add_posts(core: Chat33, org_id: str, accounts: list[str], n: int,
               due: list | None = None, platform: str = "echo") -> None:
     now = utcnow()
     core.store.add_posts([Post(
-        id=new_id("post"), org_id=org_id, account_id=account_id, platform=platform,
+        id=new_id("post"), org_id=org_id, account_id=accounts[i % len(accounts)],
+        platform=platform,
         account_name="Bench", created_by="bench", text=f"bench {i}",
         scheduled_at=due[i] if due else None, next_attempt_at=due[i] if due else None,
         created_at=now, updated_at=now) for i in range(n)])
@@ -210,10 +218,10 @@ def throughput(kind: str, engine: str, n_procs: int, n_posts: int, pg_url: str |
     """Posts/s of ``kind``: ``bare``, ``worker`` (instant platform), ``http`` (echo)."""
     platform = "echo" if kind == "http" else "instant"
     url, schema = new_database(engine, pg_url, tmp)
-    core, org_id, account_id, env = setup(url, sandbox_url, tmp, platform)
+    core, org_id, accounts, env = setup(url, sandbox_url, tmp, platform)
     procs = spawn(kind, n_procs, env, url)
     try:
-        add_posts(core, org_id, account_id, n_posts, platform=platform)
+        add_posts(core, org_id, accounts, n_posts, platform=platform)
         while published(core) < n_posts:
             time.sleep(0.01)
         with core.store.read() as c:
@@ -233,12 +241,12 @@ def delays(engine: str, pg_url: str | None, sandbox_url: str, tmp: Path,
            n_posts: int = 1000, spread_s: float = 10.0, concurrency: int = 8
            ) -> tuple[float, float]:
     url, schema = new_database(engine, pg_url, tmp)
-    core, org_id, account_id, env = setup(url, sandbox_url, tmp)
+    core, org_id, accounts, env = setup(url, sandbox_url, tmp)
     procs = spawn("worker", 1, env, url, concurrency=concurrency)
     try:
         first = utcnow() + timedelta(seconds=2)
         due = [first + timedelta(seconds=spread_s * i / n_posts) for i in range(n_posts)]
-        add_posts(core, org_id, account_id, n_posts, due)
+        add_posts(core, org_id, accounts, n_posts, due)
         while published(core) < n_posts:
             time.sleep(0.05)
         with core.store.read() as c:

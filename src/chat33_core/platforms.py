@@ -72,6 +72,50 @@ class Limits:
 
 
 @frozen
+class RateLimit:
+    """A limit the platform puts on the whole deployment (``per="app"``: the app's
+    credentials) or on each connected account (``per="account"``: the account's token),
+    declared once on the platform's class. The worker keeps its count in the store,
+    shared by every worker process: a publish reserves ``cost`` units (per thread item
+    with ``per_item``) before it calls the plugin, and a post that would go over waits,
+    back in the queue, until the window opens; it never fails nor spends a retry.
+
+    A window opens at the first publish after the last one closed and lasts ``window``;
+    with ``resets_in`` (an IANA zone) it ends at the next midnight there instead (daily
+    quotas). A plugin that learns the platform's own count (a response header) tells
+    the core with ``ctx.limits(name, remaining=..., resets_at=...)``, and the platform's
+    numbers win."""
+
+    name: str
+    per: str
+    units: int
+    window: timedelta
+    cost: int = 1
+    per_item: bool = False
+    resets_in: str | None = None
+    #: shown in the post's log while it waits, e.g. "posts per user"
+    description: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.per not in ("app", "account"):
+            raise ValueError(f"RateLimit {self.name!r}: per must be 'app' or 'account'")
+        if self.units < 1 or self.cost < 0:
+            raise ValueError(f"RateLimit {self.name!r}: units must be >= 1, cost >= 0")
+
+
+class LimitReport(Protocol):
+    """``ctx.limits``: what the platform says of a declared :class:`RateLimit`."""
+
+    def __call__(self, name: str, *, remaining: int | None = None,
+                 resets_at: datetime | None = None) -> None: ...
+
+
+def _no_report(name: str, *, remaining: int | None = None,
+               resets_at: datetime | None = None) -> None:
+    return None
+
+
+@frozen
 class PostDraft:
     """What validation sees of one post or thread item: the request, never raw URLs
     to fetch. ``path`` prefixes issue paths (``""`` for the post, ``"thread[1]."``).
@@ -183,6 +227,8 @@ class PublishContext:
     log: EventLog = attrs.field(default=lambda event, message, **data: None)
     sleep: Callable[[float], None] = time.sleep
     cover_image: MediaFile | None = None
+    #: report the platform's own count of a declared :class:`RateLimit`
+    limits: LimitReport = _no_report
 
     @property
     def first(self) -> PublishItem:
@@ -228,6 +274,9 @@ class PlatformBase:
     display_name: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
     limits: ClassVar[Limits] = Limits(caption_length=2200)
+    #: the platform's request and quota limits, shared by every worker (see
+    #: :class:`RateLimit`)
+    rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
     #: the options accepted under ``platformConfig.<name>``, declared once: the core
     #: checks them (types, values, required, unknown keys) before ``validate`` runs, the
     #: OpenAPI document and the README describe them (see :mod:`chat33_core.options`)

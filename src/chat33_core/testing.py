@@ -45,6 +45,7 @@ from .oauth import (
 from .platforms import (
     Capabilities,
     DeleteContext,
+    LimitReport,
     Limits,
     MediaFile,
     MemoryCheckpoints,
@@ -220,6 +221,7 @@ def publish_context(
     account: Account | None = None, credentials: Credentials | None = None,
     checkpoints: MemoryCheckpoints | None = None, http: httpx.Client | None = None,
     events: list[tuple[str, str, dict[str, Any]]] | None = None,
+    limits: LimitReport | None = None,
 ) -> PublishContext:
     """A PublishContext for tests: a fake-free one, with real HTTP to ``settings``' base."""
     account = account or Account(
@@ -237,12 +239,15 @@ def publish_context(
     def log(event: str, message: str, **data: Any) -> None:
         sink.append((event, message, data))
 
-    return PublishContext(
+    ctx = PublishContext(
         post_id=items[0].post_id, account=account, credentials=credentials, items=items,
         media_type=media_type, platform_config=dict(platform_config or {}),
         http=http or httpx.Client(timeout=30), settings=settings,
         checkpoints=checkpoints or MemoryCheckpoints(), log=log, sleep=lambda s: None,
     )
+    if limits is not None:
+        ctx.limits = limits
+    return ctx
 
 
 def thread_items(texts: Sequence[str | None],

@@ -24,6 +24,10 @@ platform of its own: ``GET /oauth/authorize`` (PKCE S256 required, consents at o
 ``grant_type=authorization_code`` (a form), ``GET /v1/me/channels`` (the grant's
 targets: ``channels`` of ``/_sandbox/config``, one unless set) and ``POST /oauth/revoke``.
 
+Settings: ``CHAT33_ECHO_DAILY_CAP`` (a daily cap per channel), ``CHAT33_ECHO_APP_LIMIT``
+and ``CHAT33_ECHO_ACCOUNT_LIMIT`` (``UNITS/SECONDS``: shared limits on posts for the
+app and per channel, see :class:`~chat33_core.platforms.RateLimit`).
+
 Knobs (``POST /_sandbox/config``): ``delay_s`` (each request sleeps that long),
 ``channels`` and ``user`` (who consents), plus the standard fault injection of
 :class:`~chat33_core.sandbox.SandboxApp`; ``POST /_sandbox/revoke {"token": ...}``
@@ -69,6 +73,7 @@ from .platforms import (
     PlatformBase,
     PublishContext,
     PublishResult,
+    RateLimit,
     Receipt,
     RefreshContext,
 )
@@ -268,6 +273,18 @@ class EchoPlatform(PlatformBase):
             # an instance attribute: one process may run echo with a cap, another without
             self.limits = Limits(caption_length=500, max_images=4,  # type: ignore[misc]
                                  daily_cap=int(cap))
+        # shared limits, "UNITS/SECONDS": CHAT33_ECHO_APP_LIMIT (posts for the whole app),
+        # CHAT33_ECHO_ACCOUNT_LIMIT (posts per channel)
+        declared = []
+        for per in ("app", "account"):
+            spec = self.settings.platform_value(self.name, f"{per.upper()}_LIMIT")
+            if spec:
+                units, seconds = spec.split("/")
+                declared.append(RateLimit(f"posts-per-{per}", per=per, units=int(units),
+                                          window=timedelta(seconds=float(seconds)),
+                                          description="posts"))
+        if declared:
+            self.rate_limits = tuple(declared)  # type: ignore[misc]
 
     # --- publishing -----------------------------------------------------------------
 

@@ -71,6 +71,20 @@ class Env:
             made.append(Post(**values))
         return self.store.add_posts(made)
 
+    def spread(self, n: int, channels: int | None = None, **fields: Any) -> list[Post]:
+        """``n`` QUEUED posts over ``channels`` new channels (one each by default), in
+        turn: the worker publishes one post of a channel at a time, so posts on channels
+        of their own can be published together."""
+        accounts = [self.core.add_account(
+            self.account.org_id, "echo", f"Echo channel {i + 2}",
+            credentials=Credentials(access_token="echo-initial", refresh_token="echo-rt-0",
+                                    expires_at=utcnow() + timedelta(days=30)))
+            for i in range(channels or n)]
+        made = []
+        for i, account in enumerate(accounts):
+            made += self.posts(len(range(i, n, len(accounts))), account=account, **fields)
+        return made
+
     def thread(self, texts: Sequence[str], **fields: Any) -> list[Post]:
         """A thread published with its head (echo has threads)."""
         head_id = new_id("post")

@@ -20,7 +20,7 @@ from .conftest import Env
 
 
 def claimed(env: Env, n: int, owner: str = "w1") -> list[Post]:
-    env.posts(n)
+    env.spread(n)
     return [c.post for c in Queue(env.store, owner).claim(n)]
 
 

@@ -46,7 +46,7 @@ def assert_exactly_once(env: Env, ids: list[str]) -> None:
 def test_many_workers_publish_2000_posts_each_exactly_once(env: Env, db_url: str,
                                                            tmp_path: Path) -> None:
     n_procs = 8 if db_url.startswith("postgresql") else 4
-    ids = [p.id for p in env.posts(2000)]
+    ids = [p.id for p in env.spread(2000, channels=50)]
     procs = [spawn_worker(env.env, "--concurrency", "4", log=tmp_path / "workers.log")
              for _ in range(n_procs)]
     try:
@@ -67,7 +67,7 @@ def test_workers_killed_at_random_moments_lose_nothing_and_repeat_nothing(
         make_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     env: Env = make_env(CHAT33_WORKER_LEASE_S="1")
     env.sandbox.delay_s = 0.05  # long enough that kills land mid-publish
-    ids = [p.id for p in env.posts(300)]
+    ids = [p.id for p in env.spread(300, channels=30)]
     env.thread(["thread head", "reply one", "reply two"])  # threads survive crashes too
     total = 303
     log = tmp_path / "workers.log"

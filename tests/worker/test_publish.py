@@ -178,7 +178,7 @@ def test_a_worker_whose_lease_was_taken_over_stops_at_its_first_checkpoint(env: 
 
 
 def test_a_released_lease_is_taken_over_only_after_its_settle_time(env: Env) -> None:
-    env.posts(2)
+    env.spread(2)
     first = Queue(env.store, "w1")
     held = [c.post.id for c in first.claim(2)]
     assert first.release(held[:1], settle_s=30.0) == 1  # requests may still be landing

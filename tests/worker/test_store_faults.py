@@ -195,7 +195,7 @@ def test_terminating_backends_at_random_loses_nothing_repeats_nothing_fails_noth
                                 (app,)).fetchone()
             return bool(row and row[0] >= 2)
         wait_until(listening, 30, "both workers listening")
-    ids = [p.id for p in env.posts(total)]
+    ids = [p.id for p in env.spread(total, channels=30)]
     rng = random.Random(17)
     stop = threading.Event()
     terminated: list[int] = []

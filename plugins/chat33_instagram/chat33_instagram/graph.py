@@ -3,6 +3,7 @@ the plugin kit (:mod:`chat33_core.graph`) with Instagram's own codes (platforms.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -11,7 +12,7 @@ import httpx
 
 from chat33_core.graph import GraphPlatform, app_usage_percent, graph_error
 from chat33_core.http import send
-from chat33_core.platforms import EventLog
+from chat33_core.platforms import EventLog, LimitReport
 
 #: subcodes after which a container is dead and a new one must be created
 RECREATE_SUBCODES = frozenset({2207020, 2207053, 2207008})
@@ -62,8 +63,10 @@ class Graph:
     """
 
     def __init__(self, http: httpx.Client, base: str, version: str, token: str,
-                 log: EventLog | None = None) -> None:
+                 log: EventLog | None = None, limits: LimitReport | None = None) -> None:
         self.http = http
+        #: where the app's usage (``X-App-Usage``) is reported to the core's shared count
+        self.limits = limits
         self.base = base.rstrip("/")
         self.version = version
         self.token = token
@@ -99,6 +102,8 @@ class Graph:
 
     def _watch_usage(self, response: httpx.Response, what: str) -> None:
         usage = app_usage_percent(response.headers)
+        if usage is not None and self.limits is not None:
+            self.limits("app-usage", remaining=max(0, 100 - math.ceil(usage)))
         if usage is not None and usage >= USAGE_WARNING_PERCENT and self.log is not None:
             self.log("rate_limit_warning",
                      f"Instagram reports {usage:.0f}% of the app's call budget used",

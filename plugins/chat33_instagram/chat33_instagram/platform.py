@@ -50,6 +50,7 @@ from chat33_core.platforms import (
     PostDraft,
     PublishContext,
     PublishResult,
+    RateLimit,
     RefreshContext,
     WSGIApp,
 )
@@ -88,6 +89,16 @@ class InstagramPlatform(PlatformBase):
         max_image_bytes=rules.IMAGE_MAX_BYTES,
         max_video_bytes=rules.REEL_MAX_BYTES,
         daily_cap=25,
+    )
+    #: shared by all workers: Meta's app-wide call budget, which it reports as a
+    #: percentage in ``X-App-Usage`` (throttling starts at 100; a publish spends nothing
+    #: of its own here but waits while the app is at 100), and the 100 API-published
+    #: posts per account per 24 h (a carousel counts as one)
+    rate_limits = (
+        RateLimit("app-usage", per="app", units=100, window=timedelta(hours=1), cost=0,
+                  description="% of the app's hourly call budget (X-App-Usage)"),
+        RateLimit("posts", per="account", units=100, window=timedelta(hours=24),
+                  description="API-published posts per 24 hours"),
     )
     options = (
         Option("type", "string", "What to publish; from the media when absent (one image: "
@@ -158,7 +169,7 @@ class InstagramPlatform(PlatformBase):
 
     def _graph(self, ctx: PublishContext) -> Graph:
         return Graph(ctx.http, self.graph_base(ctx.credentials), self.graph_version(),
-                     ctx.credentials.access_token, ctx.log)
+                     ctx.credentials.access_token, ctx.log, ctx.limits)
 
     # --- connecting accounts ----------------------------------------------------------------
 

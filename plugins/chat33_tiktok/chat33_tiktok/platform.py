@@ -39,6 +39,7 @@ from chat33_core.platforms import (
     PostDraft,
     PublishContext,
     PublishResult,
+    RateLimit,
     RefreshContext,
     WSGIApp,
 )
@@ -64,6 +65,11 @@ class TikTokPlatform(PlatformBase):
     limits = Limits(caption_length=rules.CAPTION_MAX, max_images=rules.MAX_PHOTOS,
                     max_videos=1, max_image_bytes=rules.PHOTO_MAX_BYTES,
                     max_video_bytes=MAX_VIDEO_BYTES, daily_cap=20)
+    #: the per-token rate of the publish endpoints (video and photo ``init``), shared by
+    #: all workers publishing for the account
+    rate_limits = (RateLimit("publish-init", per="account", units=6,
+                             window=timedelta(minutes=1),
+                             description="publish requests per minute"),)
     options: ClassVar[tuple[Option, ...]] = rules.OPTIONS
     #: access tokens live 2 hours: refresh a little earlier than the default margin
     refresh_margin: ClassVar[timedelta] = timedelta(minutes=10)

@@ -55,6 +55,7 @@ from chat33_core.platforms import (
     PublishContext,
     PublishItem,
     PublishResult,
+    RateLimit,
     Receipt,
     RefreshContext,
     WSGIApp,
@@ -71,6 +72,24 @@ CONFIRM_PAGES = 3
 CONFIRM_MARGIN = timedelta(minutes=5)
 
 
+#: the declared limit X's ``x-rate-limit-*`` headers on POST /2/tweets describe
+TWEETS_PER_USER = "tweets-per-user"
+
+
+def _report_window(ctx: PublishContext, response: httpx.Response | None) -> None:
+    """Tell the core what X says of the user's POST /2/tweets window."""
+    if response is None:
+        return
+    remaining, reset = (response.headers.get("x-rate-limit-remaining"),
+                        response.headers.get("x-rate-limit-reset"))
+    try:
+        ctx.limits(TWEETS_PER_USER,
+                   remaining=int(remaining) if remaining is not None else None,
+                   resets_at=datetime.fromtimestamp(int(reset), UTC) if reset else None)
+    except ValueError:
+        return  # not numbers: nothing to learn
+
+
 class XPlatform(PlatformBase):
     name = "x"
     display_name = "X"
@@ -84,6 +103,14 @@ class XPlatform(PlatformBase):
     #: posting, media and a refresh token (oauth.md §7)
     oauth_scopes = ("tweet.read", "tweet.write", "users.read", "media.write", "offline.access")
     authorize_url = "https://x.com/i/oauth2/authorize"
+    #: POST /2/tweets, one request per thread item, shared by all workers: per user
+    #: (the account's token) and per app; X's own ``x-rate-limit-*`` headers win
+    rate_limits = (
+        RateLimit(TWEETS_PER_USER, per="account", units=100, window=timedelta(minutes=15),
+                  per_item=True, description="posts per 15 minutes"),
+        RateLimit("tweets-per-app", per="app", units=10_000, window=timedelta(hours=24),
+                  per_item=True, description="posts per 24 hours"),
+    )
 
     # --- preflight --------------------------------------------------------------------
 
@@ -159,10 +186,12 @@ class XPlatform(PlatformBase):
             ctx.log("x.unknown", f"no clear answer to post {index + 1}; it will be looked "
                     "up before posting again", index=index)
             raise
-        except PlatformError:
+        except PlatformError as exc:
             # X answered and refused: nothing was created
             progress.set_pending(None)
+            _report_window(ctx, getattr(exc.__cause__, "response", None))
             raise
+        _report_window(ctx, response)
         try:
             tweet_id = str(api.data(response, "X post")["id"])
         except (PlatformError, KeyError) as exc:

@@ -39,6 +39,7 @@ from chat33_core.platforms import (
     PostDraft,
     PublishContext,
     PublishResult,
+    RateLimit,
     RefreshContext,
     WSGIApp,
 )
@@ -75,6 +76,16 @@ class YouTubePlatform(PlatformBase):
         max_image_bytes=rules.THUMBNAIL_MAX_BYTES,
         max_video_bytes=rules.VIDEO_MAX_BYTES,
         daily_cap=6,
+    )
+    #: the Google Cloud project's daily quota, shared by all workers, reset at midnight
+    #: Pacific time: the videos.insert bucket (100 uploads) and the 10,000 units of the
+    #: other endpoints, of which a publish spends at most a thumbnail (50) and a status
+    #: read (1)
+    rate_limits = (
+        RateLimit("videos-insert", per="app", units=100, window=timedelta(days=1),
+                  resets_in="America/Los_Angeles", description="video uploads per day"),
+        RateLimit("quota-units", per="app", units=10_000, window=timedelta(days=1), cost=51,
+                  resets_in="America/Los_Angeles", description="quota units per day"),
     )
     options = rules.OPTIONS
     default_api_base = GOOGLE_APIS

@@ -9,7 +9,8 @@ and maps its error class to the post's next state:
 ``TransientError``       back to QUEUED, ``retry_count + 1``, next try after exponential
                          backoff with jitter (at least the platform's ``retry_after``);
                          FAILED after ``max_attempts``
-``QuotaExceeded``        QUEUED until ``retry_at``; not an attempt
+``QuotaExceeded``        QUEUED until ``retry_at``; not an attempt (so is a post that
+                         would go over a declared ``RateLimit``: see ``limits``)
 ``CredentialsExpired``   one refresh and one more try; a refused refresh: as below
 a refused refresh        the account marked ``needs_reconnect``; the post waits in
                          QUEUED (not an attempt), looked at again every
@@ -93,6 +94,7 @@ from ..store.connections import WAITING_PREFIX
 from ..store.unavailable import behind, safe_text
 from .batch import GroupCommit, Writes, pauses, retrying
 from .caps import check_cap
+from .limits import LimitWait, SharedLimits
 from .queue import Claim, LeaseLost, Queue
 
 if TYPE_CHECKING:
@@ -219,6 +221,8 @@ class Publisher:
                              else float(env.get("CHAT33_RETRY_BASE_S") or 30.0))
         self.retry_max_s = (retry_max_s if retry_max_s is not None
                             else float(env.get("CHAT33_RETRY_MAX_S") or 3600.0))
+        #: the platforms' limits shared by all workers (``PlatformBase.rate_limits``)
+        self.limits = SharedLimits(self.store)
         #: the attempts' writes, committed together when they coincide
         self.committer = GroupCommit(self.store, queue.owner, queue.lease)
         self._refresh_locks: dict[str, threading.Lock] = {}
@@ -346,14 +350,27 @@ class Publisher:
             return self._retry(claim, alog, exc)
         except PermanentError as exc:  # the plugin's refresh failed (see _refreshed)
             return self._fail(claim, alog, exc.message, platform_code=exc.platform_code)
+        wait = self.limits.reserve(platform, account, len(claim.ids))
+        if wait is not None:
+            return self._wait_for_limit(claim, alog, platform, wait)
         checkpoints = DurableCheckpoints(self.core, post.id, alog, claim.checkpoint,
                                          self.committer)
         ctx = PublishContext(
             post_id=post.id, account=account, credentials=credentials, items=items,
             media_type=post.media_type, platform_config=post.platform_config, http=self.http,
             settings=self.core.settings, checkpoints=checkpoints, log=alog,
-            cover_image=self._cover(post))
+            cover_image=self._cover(post), limits=self.limits.reporter(platform, account))
         return self._publish(claim, alog, platform, ctx, checkpoints)
+
+    def _wait_for_limit(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
+                        wait: LimitWait) -> Outcome:
+        """The one place a post waits for a platform limit shared by all workers: back
+        to the queue until the window opens, saying so in its log; not an attempt."""
+        metrics.record_limit_wait(platform.name)
+        alog("waiting_for_limit", wait.message, limits=list(wait.limits),
+             nextAttemptAt=wait.until.isoformat())
+        return self._requeue(claim, alog, wait.until, count=False, kind="deferred",
+                             message=wait.message)
 
     def _publish(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
                  ctx: PublishContext, checkpoints: DurableCheckpoints) -> Outcome:

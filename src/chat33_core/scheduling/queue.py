@@ -24,7 +24,8 @@ class Queue:
 
     def claim(self, limit: int, now: datetime | None = None, *,
               check_due: bool = True, details: bool = True) -> list[Claim]:
-        """Lease up to ``limit`` due posts (oldest due first) and mark them PUBLISHING,
+        """Lease up to ``limit`` due posts (fairly: docs/architecture.md, "Fair
+        claiming") and mark them PUBLISHING,
         together with their thread followers. Writes an ``attempt_started`` log per post
         in the same transaction, and reads the posts' checkpoints and accounts there.
 

@@ -15,7 +15,7 @@ runs alone and is short.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -80,12 +80,76 @@ def due_clause(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[b
 # than running it on SQLite, and the claim runs for every batch.
 _NOW = sa.bindparam("b_now", type_=P.c.next_attempt_at.type)
 _IDS: sa.BindParameter[list[str]] = sa.bindparam("b_ids", expanding=True)
-_ANY_DUE = sa.select(P.c.id).where(due_clause(_NOW)).limit(1)
-_PICK = (sa.select(P.c.id, P.c.lease_owner, P.c.status, P.c.thread_id)
+
+# --- fair claiming (docs/architecture.md, "Fair claiming") ----------------------------
+#: a post's place in its account's line: its scheduled time (creation time if none)
+_LINE = sa.func.coalesce(P.c.scheduled_at, P.c.created_at)
+_EARLIER = P.alias("earlier")
+
+
+def _busy(now: datetime | sa.BindParameter[datetime]) -> sa.Select[tuple[str]]:
+    """Accounts with a post being published now (a live lease): they wait their turn."""
+    return sa.select(P.c.account_id).where(P.c.status == PUBLISHING,
+                                           P.c.lease_expires_at >= now)
+
+
+def claimable_clause(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
+    """Due, its account publishing nothing now, and no earlier part of its thread still
+    to publish."""
+    earlier_pending = sa.exists().where(
+        _EARLIER.c.thread_id == P.c.thread_id,
+        _EARLIER.c.thread_position < P.c.thread_position,
+        _EARLIER.c.status.in_([QUEUED, PUBLISHING]))
+    return sa.and_(due_clause(now), P.c.account_id.not_in(_busy(now)),
+                   sa.or_(P.c.thread_id.is_(None), ~earlier_pending))
+
+
+#: a post's place in line for the claim: a takeover (its lease expired) first
+_PLACE = sa.case((P.c.status == PUBLISHING,
+                  sa.literal(datetime(1970, 1, 1, tzinfo=UTC), P.c.created_at.type)),
+                 else_=_LINE)
+#: the claimable posts (read once: hash aggregates below, no sort of the backlog)
+_CLAIMABLE = (sa.select(P.c.id, P.c.account_id, P.c.org_id, _PLACE.label("line"))
+              .where(claimable_clause(_NOW)).cte("claimable"))
+_FIRST = (sa.select(_CLAIMABLE.c.account_id, sa.func.min(_CLAIMABLE.c.line).label("line"))
+          .group_by(_CLAIMABLE.c.account_id).subquery("first"))
+#: the head of each account's line (the lowest id among posts due at the same time)
+_HEAD = (sa.select(sa.func.min(_CLAIMABLE.c.id).label("id"),
+                   sa.func.min(_CLAIMABLE.c.org_id).label("org_id"),
+                   sa.func.min(_CLAIMABLE.c.line).label("line"))
+         .join(_FIRST, sa.and_(_FIRST.c.account_id == _CLAIMABLE.c.account_id,
+                               _FIRST.c.line == _CLAIMABLE.c.line))
+         .group_by(_CLAIMABLE.c.account_id).subquery("head"))
+#: the heads ranked within their organization
+_HEADS = (sa.select(
+    _HEAD.c.id, _HEAD.c.line,
+    sa.func.row_number().over(partition_by=_HEAD.c.org_id, order_by=(
+        _HEAD.c.line, _HEAD.c.id)).label("in_org")).subquery("heads"))
+#: round-robin over organizations: every organization's first head, oldest first, then
+#: every organization's second head...
+_PICK = (sa.select(P.c.id, P.c.lease_owner, P.c.status, P.c.thread_id, P.c.account_id)
+         .join(_HEADS, _HEADS.c.id == P.c.id)
          .where(due_clause(_NOW))
-         .order_by(P.c.next_attempt_at.asc().nulls_first(), P.c.created_at)
+         .order_by(_HEADS.c.in_org, _HEADS.c.line, _HEADS.c.id)
          .limit(sa.bindparam("b_limit")))
-_PICK_PG = _PICK.with_for_update(skip_locked=True)
+_PICK_PG = _PICK.with_for_update(of=P, skip_locked=True)
+#: PostgreSQL: the picked posts' accounts, locked so that two claims running at once
+#: never both start a post of one account; then, read afresh, those whose post another
+#: claim started meanwhile
+_LOCK_ACCOUNTS = (sa.select(t.accounts.c.id).where(t.accounts.c.id.in_(_IDS))
+                  .order_by(t.accounts.c.id).with_for_update(key_share=True, skip_locked=True))
+_STILL_BUSY = _busy(_NOW).where(P.c.account_id.in_(_IDS)).distinct()
+_ANY_DUE = sa.select(P.c.id).where(claimable_clause(_NOW)).limit(1)
+
+
+def _one_per_account(c: Connection, picked: Sequence[Any], now: datetime) -> list[Any]:
+    """The picks whose accounts this claim could lock and that no concurrent claim has
+    started a post of (PostgreSQL; SQLite's claims run one at a time)."""
+    wanted = sorted({r.account_id for r in picked})
+    locked = set(c.execute(_LOCK_ACCOUNTS, {"b_ids": wanted}).scalars())
+    busy = set(c.execute(_STILL_BUSY, {"b_ids": wanted, "b_now": now}).scalars())
+    return [r for r in picked if r.account_id in locked and r.account_id not in busy]
+# --- end of fair claiming ------------------------------------------------------------
 _LEASE = {"status": sa.bindparam("b_status"), "lease_owner": sa.bindparam("b_owner"),
           "lease_expires_at": sa.bindparam("b_expires"), "updated_at": _NOW}
 _TAKE = P.update().where(P.c.id.in_(_IDS)).values(_LEASE)
@@ -123,13 +187,15 @@ class Leases(Database):
 
     def claim_due(self, owner: str, limit: int, now: datetime, expires: datetime, *,
                   details: bool = True) -> list[Claim]:
-        """Lease up to ``limit`` due posts (oldest due first) to ``owner`` until
+        """Lease up to ``limit`` due posts (fairly: :data:`_PICK`) to ``owner`` until
         ``expires`` and mark them PUBLISHING, together with their thread followers, in
         one transaction, which writes an ``attempt_started`` log per post and, with
         ``details``, reads the posts' checkpoints and accounts."""
         with self.begin() as c:
             picked = c.execute(_PICK_PG if self.is_postgres else _PICK,
                                {"b_now": now, "b_limit": limit}).all()
+            if picked and self.is_postgres:
+                picked = _one_per_account(c, picked, now)
             if not picked:
                 return []
             ids = [r.id for r in picked]

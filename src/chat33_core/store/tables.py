@@ -214,6 +214,17 @@ rate_limits = sa.Table(
     sa.Column("tat", UTCDateTime(), nullable=False),
 )
 
+# the platforms' request and quota windows (chat33_core.platforms.RateLimit), one row per
+# limit and scope (the app, or one account), shared by every worker
+platform_limits = sa.Table(
+    "platform_limits", metadata,
+    # "<platform>:<limit name>:app" or "<platform>:<limit name>:<account id>"
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("used", sa.Integer, nullable=False),
+    # when the current window closes (the count starts again from 0)
+    sa.Column("resets_at", UTCDateTime(), nullable=False),
+)
+
 webhook_deliveries = sa.Table(
     "webhook_deliveries", metadata, _id(),
     sa.Column("org_id", sa.String(64), nullable=False),
