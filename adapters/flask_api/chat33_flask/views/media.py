@@ -145,7 +145,7 @@ def serve_media(name: str) -> Any:
     response: Any
     if store.local:
         # conditional=True: If-None-Match / If-Modified-Since and Range (206, 416)
-        response = send_file(store.blobs.path(name), mimetype=mimetype, conditional=True,
+        response = send_file(store.local_file(name), mimetype=mimetype, conditional=True,
                              etag=etag, max_age=86400, as_attachment=not inline,
                              download_name=name)
     else:
