@@ -31,7 +31,7 @@ from attrs import frozen
 
 from .blobs import CHUNK, Blobs, FileBlobs, blobs_from_settings, check_dir
 from .config import Settings
-from .errors import NotFound
+from .errors import ConfigurationError, NotFound, TransientError
 from .fetch import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, FetchError, GuardedClient, size_text
 from .media import MediaError, MediaInfo, inspect
 from .models import MediaAsset, new_id
@@ -142,7 +142,8 @@ class MediaStore:
     def local_file(self, name: str) -> Path:
         """A local path of the file, for code that reads files (the platform plugins):
         the file itself on the folder backend; else a copy in ``root/.cache``, streamed
-        from the store once and reused until :meth:`delete` or :meth:`trim_cache`."""
+        from the store once and reused until :meth:`delete` or :meth:`trim_cache`.
+        A store that cannot be read is a :class:`TransientError` (the publish retries)."""
         self.check_name(name)
         if isinstance(self.blobs, FileBlobs):
             path = self.blobs.path(name)
@@ -154,10 +155,16 @@ class MediaStore:
             os.utime(copy)
             return copy
         self.cache.mkdir(parents=True, exist_ok=True)
-        with self.incoming_file() as temp, self.blobs.open(name) as src:
-            with temp.open("wb") as out:
-                shutil.copyfileobj(src, out, CHUNK)
-            os.replace(temp, copy)
+        try:
+            with self.incoming_file() as temp, self.blobs.open(name) as src:
+                with temp.open("wb") as out:
+                    shutil.copyfileobj(src, out, CHUNK)
+                os.replace(temp, copy)
+        except (NotFound, ConfigurationError):
+            raise
+        except Exception as exc:  # the store or the network failed: a publish retries
+            raise TransientError(f"media {name} could not be read from {self.blobs.where}: "
+                                 f"{type(exc).__name__}: {exc}"[:500]) from None
         return copy
 
     def trim_cache(self, older_than_s: float) -> int:

@@ -212,3 +212,16 @@ def test_unknown_stores_are_refused(tmp_path: Path, value: str) -> None:
 def test_a_missing_bucket_is_a_configuration_error(s3_endpoint: str) -> None:
     with pytest.raises(ConfigurationError, match="s3://no-such-bucket"):
         s3_blobs(s3_endpoint, "no-such-bucket").check()
+
+
+def test_a_store_that_cannot_be_reached_is_transient(tmp_path: Path) -> None:
+    """A worker whose object store is down retries the publish later."""
+    from chat33_core.errors import TransientError
+    from tests.s3server import free_port
+
+    down = s3_blobs(f"http://127.0.0.1:{free_port()}", "some-bucket")
+    store = MediaStore(tmp_path / "scratch", BASE, blobs=down)
+    store.incoming.mkdir(parents=True)
+    store._checked = True  # as a worker that started while the store answered
+    with pytest.raises(TransientError, match="could not be read from s3://some-bucket"):
+        store.local_file("ab" * 32 + ".jpg")
