@@ -77,7 +77,7 @@ import sys, time
 import attrs
 from chat33_core.models import PostStatus, utcnow
 from chat33_core.store import Store
-from chat33_core.scheduling.queue import Queue, writing
+from chat33_core.scheduling.queue import Queue
 
 store = Store(sys.argv[1])
 queue = Queue(store, "bare-" + sys.argv[2], lease_s=60)
@@ -97,8 +97,7 @@ while True:
         now = utcnow()
         done = attrs.evolve(claim.post, status=PostStatus.PUBLISHED, published_at=now,
                             lease_owner=None, lease_expires_at=None)
-        with writing(store) as c:
-            queue.write(c, done, now)
+        queue.finish(done, now)
 """
 
 

@@ -1,6 +1,7 @@
 """Durable, signed ``callbackUrl`` webhooks.
 
-* **Outbox.** :func:`enqueue` writes a ``webhook_deliveries`` row in the *same
+* **Outbox.** The worker writes a ``webhook_deliveries`` row (the store's
+  :mod:`~chat33_core.store.outbox`, with :func:`payload_for`'s payload) in the *same
   transaction* that makes a post PUBLISHED or FAILED, so a delivery is never lost and
   never sent for a change that rolled back.
 * **Payload.** Exactly the documented ``{postId, status, externalPostId,
@@ -35,11 +36,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from .models import LogEvent, Post, new_id, utcnow
-from .store import tables as t
+from .models import LogEvent, Post, utcnow
 from .store.unavailable import safe_text
 
 if TYPE_CHECKING:
@@ -71,20 +68,6 @@ def payload_for(post: Post) -> dict[str, Any]:
 def body_bytes(payload: Mapping[str, Any]) -> bytes:
     """The exact bytes sent (and signed): compact JSON."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def enqueue(conn: Connection, post: Post, now: datetime | None = None) -> str | None:
-    """Add a delivery for ``post`` (if it has a ``callback_url``) in ``conn``'s transaction.
-    Returns the delivery id (also the ``webhook-id`` header)."""
-    if not post.callback_url:
-        return None
-    now = now or utcnow()
-    delivery_id = new_id("msg")
-    conn.execute(t.webhook_deliveries.insert().values(
-        id=delivery_id, org_id=post.org_id, post_id=post.id, url=post.callback_url,
-        payload=payload_for(post), status="pending", attempts=0, next_attempt_at=now,
-        created_at=now))
-    return delivery_id
 
 
 # --- signatures ---------------------------------------------------------------------------
@@ -211,32 +194,10 @@ class WebhookDispatcher:
         """Lease up to ``limit`` due deliveries (pending, due, and not leased by a live
         worker). Rows are locked with SKIP LOCKED on PostgreSQL."""
         now = now or utcnow()
-        w = t.webhook_deliveries
-        q = (sa.select(w.c.id).where(
-            w.c.status == "pending", w.c.next_attempt_at <= now,
-            sa.or_(w.c.lease_expires_at.is_(None), w.c.lease_expires_at < now))
-            .order_by(w.c.next_attempt_at).limit(limit))
-        with self.store.read() as c:
-            if c.execute(q.limit(1)).first() is None:
-                return []  # nothing due: no write lock taken
-        from .scheduling.queue import writing
-
-        with writing(self.store) as c:
-            if self.store.is_postgres:
-                q = q.with_for_update(skip_locked=True)
-            ids = list(c.execute(q).scalars())
-            if not ids:
-                return []
-            c.execute(w.update().where(w.c.id.in_(ids)).values(
-                lease_owner=self.owner, lease_expires_at=now + self.lease))
-            rows = c.execute(sa.select(w).where(w.c.id.in_(ids))).mappings().all()
-        return [dict(r) for r in rows]
+        return self.store.claim_deliveries(self.owner, limit, now, now + self.lease)
 
     def next_due(self) -> datetime | None:
-        w = t.webhook_deliveries
-        with self.store.read() as c:
-            return c.execute(sa.select(sa.func.min(w.c.next_attempt_at))
-                             .where(w.c.status == "pending")).scalar()
+        return self.store.next_delivery_due()
 
     def deliver(self, row: Mapping[str, Any]) -> bool:
         """Send one delivery and record the outcome; True when the receiver took it."""
@@ -272,7 +233,6 @@ class WebhookDispatcher:
                 message: str = "", error: str | None = None, delay: float | None = None,
                 status_code: int | None = None) -> None:
         now = utcnow()
-        w = t.webhook_deliveries
         values: dict[str, Any] = {"attempts": attempt, "lease_owner": None,
                                   "lease_expires_at": None}
         data: dict[str, Any] = {"deliveryId": row["id"], "url": row["url"],
@@ -295,11 +255,5 @@ class WebhookDispatcher:
             data["nextAttemptAt"] = when.isoformat()
         if error:
             data["error"] = error
-        from .scheduling.queue import writing
-
-        with writing(self.store) as c:
-            n = c.execute(w.update().where(w.c.id == row["id"], w.c.lease_owner == self.owner)
-                          .values(**values)).rowcount
-            if n:
-                self.store.add_log(LogEvent(id=None, post_id=row["post_id"], event=event,
-                                            message=message, data=data), conn=c)
+        self.store.record_delivery(self.owner, row["id"], values, LogEvent(
+            id=None, post_id=row["post_id"], event=event, message=message, data=data))

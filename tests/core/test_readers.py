@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from chat33_core.errors import StoreUnavailable
 from chat33_core.models import ApiKey, Organization, User
 from chat33_core.store import Store
-from chat33_core.store.core import _Query
+from chat33_core.store._sql import Query as _Query
 from chat33_core.store.readers import Readers
 
 _rate_rows = _Query(sa.text("SELECT key FROM rate_limits ORDER BY key"))

@@ -115,7 +115,7 @@ def test_thread_and_publication_indexes_are_partial_and_migrate_both_ways(
     assert "thread_id IS NOT NULL" in (after["ix_posts_thread"] or "")
     assert "published_at IS NOT NULL" in (after["ix_posts_account_published"] or "")
     assert [p.id for p in fresh.thread_posts(head.id)] == [head.id, reply.id]
-    assert fresh.count_published_since(account.id, now - timedelta(hours=1)) == 1
+    assert fresh.cap_counts(account.id, now - timedelta(hours=1), (), None)[0] == 1
     if not fresh.is_postgres:
         with fresh.engine.connect() as conn:
             for sql, index in (
@@ -234,9 +234,10 @@ def test_listed_posts_equal_the_posts_read_one_by_one(store: Store) -> None:
     """The list's fast row reading gives exactly the Post that get_post gives, for posts
     with every kind of field set and with defaults only."""
     from chat33_core.models import MediaType
-    from chat33_core.store.core import _posts
+    from chat33_core.store.posts import POST_COLUMNS
 
-    assert _posts.usable, "the posts table and Post must keep the same fields in order"
+    assert list(POST_COLUMNS) == [a.name for a in attrs.fields(Post)], \
+        "the posts table and Post must keep the same fields in order"
 
     org, user, account = _org_user_account(store)
     now = utcnow()
@@ -395,7 +396,7 @@ def test_keys_and_accounts_read_again_unchanged_are_the_same_values(store: Store
 
 
 def test_interned_rows_decode_unhashable_rows_each_time_and_stay_bounded() -> None:
-    from chat33_core.store.core import _Interned
+    from chat33_core.store._sql import Interned as _Interned
 
     made: list[tuple[object, ...]] = []
 
@@ -516,16 +517,25 @@ def test_rate_limit_is_atomic_under_concurrency(store: Store) -> None:
     assert len(allowed) == 10 and len(refused) == 15
 
 
-def test_count_published_since(store: Store) -> None:
+def test_cap_counts_count_the_window_and_the_posts_in_flight(store: Store) -> None:
     org, user, account = _org_user_account(store)
     now = utcnow()
+    mine = _post(org, user, account, status=PostStatus.PUBLISHING, lease_owner="w1")
+    theirs = _post(org, user, account, status=PostStatus.PUBLISHING, lease_owner="w2")
     store.add_posts([
         _post(org, user, account, status=PostStatus.PUBLISHED, published_at=now),
         _post(org, user, account, status=PostStatus.PUBLISHED,
               published_at=now - timedelta(hours=30)),
-        _post(org, user, account, status=PostStatus.QUEUED),
+        _post(org, user, account, status=PostStatus.QUEUED), mine, theirs,
     ])
-    assert store.count_published_since(account.id, now - timedelta(hours=24)) == 1
+    since = now - timedelta(hours=24)
+    used, in_flight, oldest = store.cap_counts(account.id, since, (), None)
+    assert (used, in_flight) == (1, 2) and oldest is not None
+    assert abs((oldest - now).total_seconds()) < 1
+    # the post itself and the asking worker's own leases are not counted as in flight
+    assert store.cap_counts(account.id, since, [theirs.id], None)[1] == 1
+    assert store.cap_counts(account.id, since, (), "w1")[1] == 1
+    assert store.cap_counts(account.id, since, [theirs.id], "w1")[1] == 0
 
 
 def test_ids_made_in_threads_and_in_a_forked_child_do_not_repeat() -> None:
@@ -636,10 +646,11 @@ class _Request:
 
     def item(self, store: Store) -> Any:
         """As the group commit holds it (the driver's parameters prepared)."""
-        from chat33_core.store.core import _CountedInsert
+        from chat33_core.store.limits import _CountedInsert
+        from chat33_core.store.posts import insert_args
 
         return _CountedInsert(self.key, self.limit, self.period,
-                              store._insert_args(self.posts, self.logs),
+                              insert_args(store.engine.dialect, self.posts, self.logs),
                               cost=len(self.posts))
 
 
@@ -762,7 +773,7 @@ def test_insert_parameters_from_attributes_match_the_generic_ones(dialect_name: 
     from sqlalchemy.dialects import postgresql, sqlite
 
     from chat33_core.models import MediaType, PostStatus
-    from chat33_core.store import core
+    from chat33_core.store import posts as core
 
     dialect = (sqlite if dialect_name == "sqlite" else postgresql).dialect()
     when = datetime(2026, 11, 23, 17, 5, 9, 123456, tzinfo=UTC)
@@ -780,8 +791,8 @@ def test_insert_parameters_from_attributes_match_the_generic_ones(dialect_name: 
     logs = [LogEvent(id=None, post_id="post_t", event="created", message="m"),
             LogEvent(id=7, post_id="post_t", event="failed", message="boom", attempt=2,
                      data={"status": 500, "nested": [1, "two"]}, created_at=when)]
-    insert_posts = core._INSERT_POSTS.compiled(dialect)
-    insert_logs = core._INSERT_LOGS.compiled(dialect)
+    insert_posts = core.INSERT_POSTS.compiled(dialect)
+    insert_logs = core.INSERT_LOGS.compiled(dialect)
 
     def plain(args: Any) -> Any:  # psycopg's Json wrappers compare by identity
         if isinstance(args, dict):
@@ -789,11 +800,13 @@ def test_insert_parameters_from_attributes_match_the_generic_ones(dialect_name: 
         return args
 
     for post in posts:
-        assert plain(insert_posts.args_of(post, core._POST_COLUMNS, core._ENUM_VALUES)) == \
-            plain(insert_posts.args(core._post_values(post)))
+        assert plain(insert_posts.args_of(post, core.POST_COLUMNS, core.ENUM_VALUES)) == \
+            plain(insert_posts.args(core.post_values(post)))
     for event in logs:
-        assert plain(insert_logs.args_of(event, core._LOG_COLUMNS, core._NOTHING)) == \
-            plain(insert_logs.args(core._log_values(event)))
+        values = attrs.asdict(event)
+        values.pop("id")
+        assert plain(insert_logs.args_of(event, core.LOG_COLUMNS, core.NOTHING)) == \
+            plain(insert_logs.args(values))
 
 
 def _page_json(store: Store, org_id: str, **kw: Any) -> tuple[list[Any], int]:
@@ -891,7 +904,7 @@ def test_sqlite_stores_instants_as_sqlalchemy_writes_them(when: datetime) -> Non
 def test_sqlite_json_columns_are_written_as_json_dumps_writes_them(value: Any) -> None:
     import json
 
-    from chat33_core.store.core import _json_text
+    from chat33_core.store.engine import _json_text
 
     assert _json_text(value) == json.dumps(value)
     assert (_json_text([]), _json_text({}), _json_text(())) == ("[]", "{}", "[]")

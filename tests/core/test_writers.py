@@ -221,7 +221,7 @@ def test_a_failed_checkpoint_does_not_fail_the_write_before_it(
     store = Failing(f"sqlite:///{path}", checkpoint_every=2)
     try:
         _add_org(store, "one")
-        with caplog.at_level("WARNING", logger="chat33_core.store.core"):
+        with caplog.at_level("WARNING", logger="chat33_core.store.database"):
             _add_org(store, "two")  # committed, then the checkpoint fails
         assert "checkpoint failed" in caplog.text
         assert {o.name for o in (store.get_org("org_one"), store.get_org("org_two"))} == {

@@ -36,36 +36,17 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import attrs
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from .. import webhooks
 from ..errors import StoreUnavailable
 from ..models import LogEvent, Post, utcnow
 from ..store import Store
-from ..store import tables as t
 from ..store.writers import Combiner
-from .queue import (
-    FINISH,
-    PUBLISHING,
-    LeaseLost,
-    finish_params,
-    insert_logs,
-    save_checkpoints,
-    writing,
-)
+from .queue import LeaseLost
 
 log = logging.getLogger(__name__)
-P = t.posts
 _T = TypeVar("_T")
 
-#: extend this worker's lease on the posts named, only where it still holds it
-_FENCE_MANY = P.update().where(
-    P.c.id.in_(sa.bindparam("b_ids", expanding=True)), P.c.status == PUBLISHING,
-    P.c.lease_owner == sa.bindparam("b_owner")).values(
-    lease_expires_at=sa.bindparam("b_expires"))
-_DROP = t.checkpoints.delete().where(
-    t.checkpoints.c.post_id.in_(sa.bindparam("b_ids", expanding=True)))
 #: the first pause before a write the database refused is tried again, and the longest
 #: (seconds; each pause is drawn from its upper half, so workers do not retry in step)
 RETRY_FIRST_S = 0.05
@@ -192,8 +173,7 @@ class GroupCommit:
         """``group``'s writes in one transaction, tried again with growing pauses while
         the database is unavailable, for up to :attr:`retry_s`."""
         def once() -> None:
-            with writing(self.store) as c:
-                self._apply(c, group, utcnow())
+            self._apply(group, utcnow())
             self.transactions += 1
 
         ids = sorted({pid for w in group for pid in _ids(w)})
@@ -218,34 +198,18 @@ class GroupCommit:
                         if self._unwritten[pid] <= 0:
                             del self._unwritten[pid]
 
-    def _apply(self, c: Connection, group: Sequence[Writes], now: datetime) -> None:
-        fence = [pid for w in group for pid in w.fence]
-        if fence:
-            n = c.execute(_FENCE_MANY, {"b_ids": fence, "b_owner": self.owner,
-                                        "b_expires": now + self.lease}).rowcount
-            if n != len(fence):
-                raise LeaseLost(f"post {fence[0] if len(fence) == 1 else 'of ' + str(fence)} "
-                                f"is no longer leased by {self.owner}")
-        rows = {pid: data for w in group for pid, data in w.checkpoints.items()}
-        if rows:
-            save_checkpoints(c, rows, now)
-        finish = [p for w in group for p in w.finish]
-        if finish:
-            n = c.execute(FINISH, [finish_params(p, self.owner, now) for p in finish]
-                          ).rowcount
-            if n != len(finish):
-                raise LeaseLost(f"post {finish[0].id if len(finish) == 1 else 'of a group'} "
-                                f"is no longer leased by {self.owner}")
-        insert_logs(c, [e for w in group for e in w.logs])
+    def _apply(self, group: Sequence[Writes], now: datetime) -> None:
+        self.store.write_results(
+            self.owner, now, fence=[pid for w in group for pid in w.fence],
+            expires=now + self.lease,
+            checkpoints={pid: data for w in group for pid, data in w.checkpoints.items()},
+            finish=[p for w in group for p in w.finish],
+            logs=[e for w in group for e in w.logs],
+            hooks=[(p, webhooks.payload_for(p)) for w in group for p in w.hooks],
+            reconnect={a for w in group for a in w.reconnect},
+            drop_checkpoints=[pid for w in group for pid in w.drop_checkpoints])
         for w in group:
-            w.hooks_added = sum(1 for p in w.hooks if webhooks.enqueue(c, p, now))
-        reconnect = sorted({a for w in group for a in w.reconnect})
-        if reconnect:
-            c.execute(t.accounts.update().where(t.accounts.c.id.in_(reconnect))
-                      .values(needs_reconnect=True))
-        drop = [pid for w in group for pid in w.drop_checkpoints]
-        if drop:
-            c.execute(_DROP, {"b_ids": drop})
+            w.hooks_added = sum(1 for p in w.hooks if p.callback_url)
 
 
 def retrying(attempt: Callable[[], _T], within_s: float, what: Callable[[], str]) -> _T:

@@ -14,15 +14,11 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 
 import attrs
-import sqlalchemy as sa
 
-from ..models import PostStatus
 from ..platforms import PlatformBase
 from ..store import Store
-from ..store import tables as t
 
 WINDOW = timedelta(hours=24)
-P = t.posts
 
 
 @attrs.frozen
@@ -45,19 +41,8 @@ def check_cap(store: Store, platform: PlatformBase, account_id: str, own_ids: Co
     cap = platform.limits.daily_cap
     if cap is None:
         return None
-    since = now - WINDOW
-    published = sa.and_(P.c.account_id == account_id, P.c.published_at >= since,
-                        P.c.status.in_([PostStatus.PUBLISHED.value,
-                                        PostStatus.CANCELLED.value]))
-    with store.read() as c:
-        used = int(c.execute(sa.select(sa.func.count()).select_from(P).where(published)
-                             ).scalar_one())
-        in_flight = int(c.execute(sa.select(sa.func.count()).select_from(P).where(
-            P.c.account_id == account_id, P.c.status == PostStatus.PUBLISHING.value,
-            P.c.id.not_in(list(own_ids)) if own_ids else sa.true(),
-            sa.or_(P.c.lease_owner.is_(None), P.c.lease_owner != owner)
-            if owner else sa.true())).scalar_one()) + own_in_flight
-        oldest = c.execute(sa.select(sa.func.min(P.c.published_at)).where(published)).scalar()
+    used, in_flight, oldest = store.cap_counts(account_id, now - WINDOW, own_ids, owner)
+    in_flight += own_in_flight
     name = platform.display_name or platform.name
     if used + needed > cap:
         # the window frees a slot when its oldest post is 24 h old

@@ -51,13 +51,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import httpx
-import sqlalchemy as sa
 
 from ..errors import (
     Chat33Error,
@@ -85,16 +83,10 @@ from ..platforms import (
     RefreshContext,
 )
 from ..states import Actor, transition
-from ..store import tables as t
 from ..store.unavailable import behind, safe_text
 from .batch import GroupCommit, Writes, pauses, retrying
 from .caps import check_cap
-from .queue import (
-    Claim,
-    LeaseLost,
-    Queue,
-    writing,
-)
+from .queue import Claim, LeaseLost, Queue
 
 if TYPE_CHECKING:
     from ..service import Chat33
@@ -286,7 +278,7 @@ class Publisher:
         if claim.account is not None:
             account, enc = claim.account, claim.credentials_enc
         else:
-            account, enc = self._account(post.account_id)
+            account, enc = self.store.account_with_credentials(post.account_id)
         name = platform.display_name or platform.name
         if not account.is_active:
             return self._fail(claim, alog, f"the {name} channel {account.name!r} is "
@@ -459,17 +451,6 @@ class Publisher:
         except Exception as exc:
             raise UnknownOutcome(safe_text(exc)) from exc
 
-    def _account(self, account_id: str) -> tuple[Account, str | None]:
-        """The account and its encrypted credentials, in one read."""
-        with self.store.read() as c:
-            row = c.execute(sa.select(t.accounts).where(t.accounts.c.id == account_id)
-                            ).mappings().first()
-        if row is None:
-            raise NotFound(f"account {account_id} not found")
-        data = dict(row)
-        enc = data.pop("credentials_enc")
-        return Account(**data), enc
-
     # --- credentials ----------------------------------------------------------------------
 
     def _decrypt(self, enc: str) -> Credentials:
@@ -501,17 +482,11 @@ class Publisher:
         one account are serialized in this process, and on PostgreSQL across machines by
         locking the account row."""
         vault = self.core.vault
-        a = t.accounts
         fresh: Credentials | None = None
-        update: sa.Update | None = None
+        fresh_enc = current_enc = None
         try:
-            with self._lock_for(account.id), self._account_lock() as conn:
-                q = sa.select(a.c.credentials_enc).where(a.c.id == account.id)
-                if conn is not None:
-                    current_enc = conn.execute(q.with_for_update()).scalar()
-                else:
-                    with self.store.read() as c:
-                        current_enc = c.execute(q).scalar()
+            with self._lock_for(account.id), self.store.credentials_held(account.id) as held:
+                current_enc = held.current
                 if current_enc is None:
                     raise ReconnectRequired("the account has no credentials")
                 current = vault.decrypt_credentials(current_enc)
@@ -520,20 +495,15 @@ class Publisher:
                     return current  # someone refreshed already
                 fresh = _refreshed(platform, current, RefreshContext(
                     account=account, http=self.http, settings=self.core.settings))
-                update = (a.update().where(a.c.id == account.id,
-                                           a.c.credentials_enc == current_enc)
-                          .values(credentials_enc=vault.encrypt_credentials(fresh),
-                                  needs_reconnect=False))
-                if conn is not None:
-                    stored = bool(conn.execute(update).rowcount)
-                else:
-                    stored = self._store_credentials(update)
+                fresh_enc = vault.encrypt_credentials(fresh)
+                stored = held.replace(fresh_enc)
         except StoreUnavailable:
-            if fresh is None or update is None:
+            if fresh is None or fresh_enc is None:
                 raise  # the platform was not asked: nothing new to keep
             # the platform may have rotated the refresh token (the old one is spent):
             # the new tokens must be stored, in a transaction of their own
-            stored = retrying(functools.partial(self._store_credentials, update),
+            stored = retrying(functools.partial(self.store.set_account_credentials_enc,
+                                                account.id, fresh_enc, current_enc),
                               self.queue.lease.total_seconds(),
                               lambda: f"the refreshed credentials of {account.id}")
         if not stored:
@@ -544,22 +514,6 @@ class Publisher:
         alog("credentials_refreshed", f"{platform.display_name or platform.name} access "
              "token refreshed")
         return fresh
-
-    def _store_credentials(self, update: sa.Update) -> bool:
-        """Run the compare-and-set ``update`` of refreshed credentials; True if stored."""
-        with writing(self.store) as c:
-            return bool(c.execute(update).rowcount)
-
-    @contextmanager
-    def _account_lock(self) -> Iterator[Any]:
-        """A transaction to hold the account row lock in (PostgreSQL); None on SQLite,
-        where holding the database's only write lock during an HTTP call would stall
-        every writer."""
-        if not self.store.is_postgres:
-            yield None
-            return
-        with self.store.begin() as conn:
-            yield conn
 
     # --- media ------------------------------------------------------------------------------
 

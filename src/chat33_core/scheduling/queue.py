@@ -1,106 +1,15 @@
-"""Claiming due posts with a lease, on the Store's engine.
-
-A post is *due* when it is QUEUED, its ``next_attempt_at`` (and ``scheduled_at``) is
-past, and it is not a thread follower published with its head. A PUBLISHING post
-whose lease expired (its worker died) is due too: the new owner resumes it from the
-plugin's checkpoints.
-
-Claims are atomic across processes and machines: on PostgreSQL the candidate rows are
-locked with ``FOR UPDATE SKIP LOCKED`` (workers never wait for, nor take, each other's
-rows); on SQLite the Store's write transaction is ``BEGIN IMMEDIATE``, so the
-select-and-update runs alone and is short.
+"""Claiming due posts with a lease, for one worker: the worker's view of the queue the
+store keeps (:mod:`chat33_core.store.leases`, where its SQL and its rules are).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
-import attrs
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
-
-from ..models import Account, LogEvent, Post, PostStatus, utcnow
-from ..states import Actor, can, transition
+from ..models import Post, utcnow
 from ..store import Store
-from ..store import tables as t
-from ..store.core import row_to_post
-
-P = t.posts
-QUEUED = PostStatus.QUEUED.value
-PUBLISHING = PostStatus.PUBLISHING.value
-#: the statuses a thread follower moves to PUBLISHING from with its head (claimed in one
-#: statement, not read first): those the state machine lets the worker move (QUEUED),
-#: and PUBLISHING itself (a takeover, which changes no status)
-_JOINS_HEAD = sorted([PUBLISHING] + [s.value for s in PostStatus
-                                     if can(s, PostStatus.PUBLISHING, Actor.WORKER)])
-
-
-@contextmanager
-def writing(store: Store) -> Iterator[Connection]:
-    """A write transaction: :meth:`Store.begin`, whose SQLite writers (threads and
-    processes) wait their turn on locks that wake them at once, where SQLite's busy
-    handler sleeps in steps of up to 100 ms."""
-    with store.begin() as c:
-        yield c
-
-
-class LeaseLost(Exception):
-    """Another worker owns the post now; this worker's result is not written."""
-
-
-@attrs.frozen
-class Claim:
-    """A claimed post with the thread followers published with it (in order)."""
-
-    post: Post
-    followers: tuple[Post, ...] = ()
-    #: the worker whose lease had expired, when this claim is a takeover
-    taken_over_from: str | None = None
-    #: the post's checkpoint row as it was at claim time (read in the claim transaction)
-    checkpoint: dict[str, Any] | None = None
-    #: the post's account and its encrypted credentials, read in the claim transaction
-    #: (one read per batch); None when not read (the publisher reads it then)
-    account: Account | None = None
-    credentials_enc: str | None = None
-
-    @property
-    def ids(self) -> list[str]:
-        return [self.post.id, *(f.id for f in self.followers)]
-
-
-def due_clause(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
-    queued = sa.and_(
-        P.c.status == QUEUED,
-        P.c.publish_with_head.is_(False),
-        sa.or_(P.c.next_attempt_at.is_(None), P.c.next_attempt_at <= now),
-        sa.or_(P.c.scheduled_at.is_(None), P.c.scheduled_at <= now),
-    )
-    expired = sa.and_(P.c.status == PUBLISHING, P.c.publish_with_head.is_(False),
-                      P.c.lease_expires_at < now)
-    return sa.or_(queued, expired)
-
-
-# The claim's statements, built once: building a statement and its cache key costs more
-# than running it on SQLite, and the claim runs for every batch.
-_NOW = sa.bindparam("b_now", type_=P.c.next_attempt_at.type)
-_IDS: sa.BindParameter[list[str]] = sa.bindparam("b_ids", expanding=True)
-_ANY_DUE = sa.select(P.c.id).where(due_clause(_NOW)).limit(1)
-_PICK = (sa.select(P.c.id, P.c.lease_owner, P.c.status, P.c.thread_id)
-         .where(due_clause(_NOW))
-         .order_by(P.c.next_attempt_at.asc().nulls_first(), P.c.created_at)
-         .limit(sa.bindparam("b_limit")))
-_PICK_PG = _PICK.with_for_update(skip_locked=True)
-_LEASE = {"status": sa.bindparam("b_status"), "lease_owner": sa.bindparam("b_owner"),
-          "lease_expires_at": sa.bindparam("b_expires"), "updated_at": _NOW}
-_TAKE = P.update().where(P.c.id.in_(_IDS)).values(_LEASE)
-_ROWS = sa.select(P).where(P.c.id.in_(_IDS))
-_CHECKPOINTS = (sa.select(t.checkpoints.c.post_id, t.checkpoints.c.data)
-                .where(t.checkpoints.c.post_id.in_(_IDS)))
-_ACCOUNTS = sa.select(t.accounts).where(t.accounts.c.id.in_(_IDS))
+from ..store.leases import Claim, LeaseLost
 
 
 class Queue:
@@ -126,104 +35,18 @@ class Queue:
         if limit <= 0:
             return []
         now = now or utcnow()
-        expires = now + self.lease
-        if check_due and not self.anything_due(now):
+        if check_due and not self.store.anything_due(now):
             return []  # an idle poll takes no write lock
-        with writing(self.store) as c:
-            picked = c.execute(_PICK_PG if self.store.is_postgres else _PICK,
-                               {"b_now": now, "b_limit": limit}).all()
-            if not picked:
-                return []
-            ids = [r.id for r in picked]
-            previous = {r.id: r.lease_owner for r in picked if r.status == PUBLISHING}
-            for row in picked:
-                if row.status != PUBLISHING:  # a takeover keeps its status
-                    transition(PostStatus(row.status), PostStatus.PUBLISHING, Actor.WORKER)
-            threads = [r.thread_id for r in picked if r.thread_id]
-            lease = {"status": PUBLISHING, "lease_owner": self.owner,
-                     "lease_expires_at": expires, "updated_at": now}
-            c.execute(_TAKE, {"b_ids": ids, "b_status": PUBLISHING, "b_owner": self.owner,
-                              "b_expires": expires, "b_now": now})
-            if threads:
-                # followers move with their head; a cancelled or edited-to-draft one stays
-                c.execute(P.update().where(
-                    P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
-                    P.c.status.in_(_JOINS_HEAD)).values(**lease))
-                rows = c.execute(sa.select(P).where(sa.or_(
-                    P.c.id.in_(ids),
-                    sa.and_(P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
-                            P.c.lease_owner == self.owner, P.c.status == PUBLISHING))
-                )).mappings().all()
-            else:
-                rows = c.execute(_ROWS, {"b_ids": ids}).mappings().all()
-            posts = [row_to_post(r) for r in rows]
-            wanted = set(ids)
-            saved: dict[str, dict[str, Any]] = {}
-            accounts: dict[str, tuple[Account, str | None]] = {}
-            if details:
-                saved = {r.post_id: dict(r.data or {})
-                         for r in c.execute(_CHECKPOINTS, {"b_ids": ids})}
-                for r in c.execute(_ACCOUNTS, {"b_ids": sorted(
-                        {p.account_id for p in posts if p.id in wanted})}).mappings():
-                    data = dict(r)
-                    enc = data.pop("credentials_enc")
-                    accounts[data["id"]] = (Account(**data), enc)
-            claims = []
-            by_thread: dict[str, list[Post]] = {}
-            for p in posts:
-                if p.publish_with_head and p.thread_id:
-                    by_thread.setdefault(p.thread_id, []).append(p)
-            for p in posts:
-                if p.id not in wanted:
-                    continue
-                followers = sorted(by_thread.get(p.thread_id or "", []),
-                                   key=lambda f: f.thread_position) if p.thread_id else []
-                account, enc = accounts.get(p.account_id, (None, None))
-                claims.append(Claim(post=p, followers=tuple(followers),
-                                    taken_over_from=previous.get(p.id),
-                                    checkpoint=saved.get(p.id, {}) if details else None,
-                                    account=account, credentials_enc=enc))
-            logs = []
-            for cl in claims:
-                attempt = cl.post.retry_count + 1
-                message = f"attempt {attempt} started by worker {self.owner}"
-                if cl.taken_over_from:
-                    message += (f" (taking over from worker {cl.taken_over_from}, whose lease "
-                                "expired; resuming from its checkpoints)")
-                logs.append({"post_id": cl.post.id, "attempt": attempt,
-                             "event": "attempt_started", "message": message,
-                             "data": {"worker": self.owner,
-                                      **({"takenOverFrom": cl.taken_over_from}
-                                         if cl.taken_over_from else {})},
-                             "created_at": now})
-            c.execute(LOG_INSERT, logs)
-        order = {pid: i for i, pid in enumerate(ids)}
-        return sorted(claims, key=lambda cl: order[cl.post.id])
+        return self.store.claim_due(self.owner, limit, now, now + self.lease,
+                                    details=details)
 
     def anything_due(self, now: datetime) -> bool:
-        with self.store.read() as c:
-            return c.execute(_ANY_DUE, {"b_now": now}).first() is not None
+        return self.store.anything_due(now)
 
     def next_due(self, now: datetime | None = None) -> datetime | None:
         """When the next post becomes due (a scheduled time, a backoff, a lease expiry);
         None if nothing is waiting."""
-        effective = sa.case(
-            (P.c.scheduled_at.is_(None), P.c.next_attempt_at),
-            (sa.or_(P.c.next_attempt_at.is_(None), P.c.next_attempt_at < P.c.scheduled_at),
-             P.c.scheduled_at),
-            else_=P.c.next_attempt_at)
-        with self.store.read() as c:
-            queued_null = c.execute(sa.select(P.c.id).where(
-                P.c.status == QUEUED, P.c.publish_with_head.is_(False),
-                P.c.next_attempt_at.is_(None), P.c.scheduled_at.is_(None)).limit(1)).first()
-            if queued_null is not None:
-                return now or utcnow()
-            first = c.execute(sa.select(sa.func.min(effective)).where(
-                P.c.status == QUEUED, P.c.publish_with_head.is_(False))).scalar()
-            lease = c.execute(sa.select(sa.func.min(P.c.lease_expires_at)).where(
-                P.c.status == PUBLISHING, P.c.publish_with_head.is_(False))).scalar()
-        found = [d for d in (first, lease) if d is not None]
-        return min(found) if found else None
+        return self.store.next_due(now or utcnow())
 
     # --- leases ----------------------------------------------------------------------
 
@@ -233,10 +56,7 @@ class Queue:
         if not ids:
             return 0
         now = now or utcnow()
-        with writing(self.store) as c:
-            return int(c.execute(P.update().where(
-                P.c.id.in_(ids), P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
-                .values(lease_expires_at=now + self.lease)).rowcount)
+        return self.store.set_leases(self.owner, ids, now + self.lease)
 
     def release(self, ids: Iterable[str], settle_s: float = 0.0) -> int:
         """Give up the lease on ``ids`` (shutdown): the posts stay PUBLISHING with a lease
@@ -248,77 +68,14 @@ class Queue:
             return 0
         expires = utcnow() + timedelta(seconds=settle_s) if settle_s > 0 else (
             utcnow() - timedelta(seconds=1))
-        with writing(self.store) as c:
-            return int(c.execute(P.update().where(
-                P.c.id.in_(ids), P.c.lease_owner == self.owner, P.c.status == PUBLISHING)
-                .values(lease_expires_at=expires)).rowcount)
+        return self.store.set_leases(self.owner, ids, expires)
 
     # --- finishing -------------------------------------------------------------------
 
-    def write(self, conn: Connection, post: Post, now: datetime) -> None:
+    def finish(self, post: Post, now: datetime) -> None:
         """Store ``post``'s new state if this worker still holds its lease; else
-        :class:`LeaseLost` (the caller's transaction rolls back)."""
-        n = conn.execute(FINISH, finish_params(post, self.owner, now)).rowcount
-        if not n:
-            raise LeaseLost(f"post {post.id} is no longer leased by {self.owner}")
+        :class:`LeaseLost`."""
+        self.store.finish(self.owner, post, now)
 
 
-def finish_params(post: Post, owner: str, now: datetime) -> dict[str, Any]:
-    """The parameters of :data:`FINISH` storing ``post``'s new state."""
-    return {"b_id": post.id, "b_owner": owner, "b_status": post.status.value,
-            "b_published_at": post.published_at, "b_external_post_id": post.external_post_id,
-            "b_external_post_url": post.external_post_url,
-            "b_error_message": post.error_message, "b_retry_count": post.retry_count,
-            "b_next_attempt_at": post.next_attempt_at, "b_lease_owner": post.lease_owner,
-            "b_lease_expires_at": post.lease_expires_at, "b_updated_at": now}
-
-
-#: a claimed post's new state, only while this worker holds its lease (built once)
-FINISH = P.update().where(
-    P.c.id == sa.bindparam("b_id"), P.c.status == PUBLISHING,
-    P.c.lease_owner == sa.bindparam("b_owner")).values(
-    {P.c[k]: sa.bindparam("b_" + k) for k in (
-        "status", "published_at", "external_post_id", "external_post_url", "error_message",
-        "retry_count", "next_attempt_at", "lease_owner", "lease_expires_at", "updated_at")})
-
-
-#: the logs' insert, built once (a new statement per call costs its cache key each time)
-LOG_INSERT = t.post_logs.insert()
-
-
-def insert_logs(conn: Connection, events: Sequence[LogEvent]) -> None:
-    if events:
-        conn.execute(LOG_INSERT, [
-            {"post_id": e.post_id, "attempt": e.attempt, "event": e.event,
-             "message": e.message, "data": e.data, "created_at": e.created_at}
-            for e in events])
-
-
-def _upsert(dialect: str) -> sa.Executable:
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t.checkpoints)
-    return insert.on_conflict_do_update(
-        index_elements=[t.checkpoints.c.post_id],
-        set_={"data": insert.excluded.data, "updated_at": insert.excluded.updated_at})
-
-
-#: one statement per dialect, built once (building and cache-keying a statement per
-#: call costs more than running it)
-_UPSERTS = {name: _upsert(name) for name in ("postgresql", "sqlite")}
-
-
-def save_checkpoint(conn: Connection, post_id: str, data: Mapping[str, Any],
-                    now: datetime) -> None:
-    """Insert or replace the post's checkpoint, in one statement."""
-    save_checkpoints(conn, {post_id: data}, now)
-
-
-def save_checkpoints(conn: Connection, rows: Mapping[str, Mapping[str, Any]],
-                     now: datetime) -> None:
-    """Insert or replace the checkpoints of several posts (by post id), in one statement."""
-    conn.execute(_UPSERTS[conn.dialect.name],
-                 [{"post_id": pid, "data": dict(data), "updated_at": now}
-                  for pid, data in rows.items()])
-
-
-def delete_checkpoint(conn: Connection, post_id: str) -> None:
-    conn.execute(t.checkpoints.delete().where(t.checkpoints.c.post_id == post_id))
+__all__ = ["Claim", "LeaseLost", "Queue"]

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -35,11 +34,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StoreUnavailable
 from ..models import LogEvent, PostStatus, utcnow
 from ..states import Actor, transition
-from ..store import tables as t
 from ..webhooks import WebhookDispatcher
 from .batch import retrying
 from .publisher import Outcome, Publisher
-from .queue import Claim, Queue, insert_logs, writing
+from .queue import Claim, Queue
 
 if TYPE_CHECKING:
     from ..service import Chat33
@@ -331,25 +329,13 @@ class Worker:
     def _listen(self) -> None:
         """Wake the loop on ``NOTIFY chat33_posts`` (PostgreSQL)."""
         while not self._stopping.is_set():
-            raw = None
             try:
-                raw = self.store.engine.raw_connection()
-                conn: Any = raw.driver_connection
-                raw.detach()
-                conn.autocommit = True
-                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                while not self._stopping.is_set():
-                    for _ in conn.notifies(timeout=1.0, stop_after=1):
-                        self._wake.set()
+                self.store.listen(NOTIFY_CHANNEL, self._stopping, self._wake.set)
             except Exception as exc:
                 if self._stopping.is_set():
                     break
                 log.warning("worker %s: LISTEN failed (%s); retrying", self.id, exc)
                 time.sleep(1.0)
-            finally:
-                if raw is not None:
-                    with contextlib.suppress(Exception):
-                        raw.close()
 
     # --- stopping ------------------------------------------------------------------------------
 
@@ -379,22 +365,14 @@ class Worker:
 
     def _unclaim(self, claim: Claim) -> None:
         """Put a claimed post that never started back in the queue, as it was."""
-        p = t.posts
         now = utcnow()
         for post in (claim.post, *claim.followers):
             transition(post.status, PostStatus.QUEUED, Actor.WORKER)
         try:
-            with writing(self.store) as c:
-                n = c.execute(p.update().where(
-                    p.c.id.in_(claim.ids), p.c.lease_owner == self.id,
-                    p.c.status == PostStatus.PUBLISHING.value).values(
-                        status=PostStatus.QUEUED.value, lease_owner=None,
-                        lease_expires_at=None, updated_at=now)).rowcount
-                if n:
-                    insert_logs(c, [LogEvent(
-                        id=None, post_id=claim.post.id, event="released",
-                        message=f"worker {self.id} stopped before starting this attempt; "
-                        "the post is back in the queue", attempt=claim.post.retry_count + 1)])
+            self.store.unclaim(self.id, claim.ids, now, LogEvent(
+                id=None, post_id=claim.post.id, event="released",
+                message=f"worker {self.id} stopped before starting this attempt; "
+                "the post is back in the queue", attempt=claim.post.retry_count + 1))
         except StoreUnavailable as exc:
             log.warning("worker %s: could not requeue %s (%s); its lease will expire",
                         self.id, claim.post.id, exc.reason)
