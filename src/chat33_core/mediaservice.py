@@ -40,7 +40,6 @@ from .media import MediaError
 from .mediastore import MediaIngestor, MediaStore, describe_stored, ingest_url, store_file
 from .mediauploads import DirectUploads
 from .models import MediaAsset, utcnow
-from .store import uploads as db
 
 if TYPE_CHECKING:
     from .service import Chat33, Principal
@@ -186,12 +185,12 @@ class MediaService:
                 ) -> tuple[Sequence[MediaAsset], dict[str, int]]:
         """A page of the organization's media, newest first, and how many posts not yet
         done use each."""
-        assets = db.list_media(self.core.store, org_id, limit=limit, before=before)
-        return assets, db.pending_uses(self.core.store, org_id, [a.id for a in assets])
+        assets = self.core.store.list_media(org_id, limit=limit, before=before)
+        return assets, self.core.store.pending_uses(org_id, [a.id for a in assets])
 
     def show(self, org_id: str, media_id: str) -> tuple[MediaAsset, int]:
-        asset = db.org_media(self.core.store, org_id, media_id)
-        return asset, db.pending_uses(self.core.store, org_id, [media_id])[media_id]
+        asset = self.core.store.org_media(org_id, media_id)
+        return asset, self.core.store.pending_uses(org_id, [media_id])[media_id]
 
     def remove(self, org_id: str, media_id: str) -> None:
         """Delete the organization's media; Conflict while a post not yet done uses it.
@@ -203,7 +202,7 @@ class MediaService:
         self._forget(asset)
 
     def _forget(self, asset: MediaAsset) -> None:
-        if db.delete_media_row(self.core.store, asset.id) == 0:
+        if self.core.store.delete_media_row(asset.id) == 0:
             self.files.delete(asset.name)
 
     def sweep(self, now: datetime | None = None) -> int:
@@ -220,8 +219,8 @@ class MediaService:
             return 0
         done, after = 0, ""
         while True:
-            batch, last = db.retention_candidates(self.core.store,
-                                                  now - timedelta(days=days), after)
+            batch, last = self.core.store.retention_candidates(now - timedelta(days=days),
+                                                               after)
             for asset in batch:
                 self._forget(asset)
                 log.info("media sweep: deleted %s (%s) of %s", asset.id, asset.name,

@@ -28,7 +28,6 @@ from .fetch import MAX_IMAGE_BYTES
 from .media import MediaError, inspect
 from .mediastore import check_size
 from .models import MediaAsset, new_id, utcnow
-from .store import uploads as db
 from .store.uploads import PendingUpload
 
 if TYPE_CHECKING:
@@ -109,12 +108,12 @@ class DirectUploads:
             expires_at=now + UPLOAD_TTL, completed_at=None, created_at=now)
         presigned = self.files.blobs.presign_put(name, upload.content_type, size,
                                                  int(UPLOAD_TTL.total_seconds()))
-        db.add_upload(self.store, upload)
+        self.store.add_upload(upload)
         return Ticket(upload=upload, presigned=presigned, token=token,
                       url=self.files.url_for(name))
 
     def _by_token(self, token: str, now: datetime) -> PendingUpload:
-        upload = db.upload_by_token(self.store, _hash(token))
+        upload = self.store.upload_by_token(_hash(token))
         if upload is None:
             raise NotFound("no upload for this URL: ask POST /media/presign for one")
         if upload.completed_at is not None:
@@ -178,7 +177,7 @@ class DirectUploads:
     def complete(self, org_id: str, media_id: str,
                  now: datetime | None = None) -> MediaAsset:
         """Inspect the uploaded file and keep it as the organization's media."""
-        upload = db.get_upload(self.store, org_id, media_id)
+        upload = self.store.get_upload(org_id, media_id)
         if upload.completed_at is not None:
             raise Conflict(f"upload {media_id} is already completed: GET /media/{media_id}")
         size = self.files.blobs.size(upload.name)
@@ -209,18 +208,18 @@ class DirectUploads:
             url=self.files.url_for(upload.name), kind="video" if info.is_video else "image",
             content_type=info.mime_type, size=size, sha256="", source_url=None,
             info=info.to_dict(), created_at=now or utcnow())
-        if not db.complete_upload(self.store, upload, asset, now or utcnow()):
+        if not self.store.complete_upload(upload, asset, now or utcnow()):
             raise Conflict(f"upload {media_id} is already completed: GET /media/{media_id}")
         # answered as /media/upload answers: named as the client called the file
         return attrs.evolve(asset, name=upload.filename)
 
     def _refuse(self, upload: PendingUpload) -> None:
         self.files.delete(upload.name)
-        db.delete_upload(self.store, upload.id)
+        self.store.delete_upload(upload.id)
 
     def sweep_expired(self, now: datetime | None = None) -> int:
         """Delete uploads never completed whose URL expired (and their bytes)."""
-        gone = db.expired_uploads(self.store, now or utcnow())
+        gone = self.store.expired_uploads(now or utcnow())
         for upload in gone:
             self._refuse(upload)
         return len(gone)
