@@ -11,6 +11,10 @@ AAC, moov at the end as most encoders write it), then measures in the same run:
 
 Run: ``.venv/bin/python bench/media.py`` (``--mp4-mb 50`` for a quicker run).
 Target: every ratio <= 1.2 and inspect's peak memory under 64 MB.
+
+``--upload-mb 1024`` runs the large-upload case instead (``bench/media_memory.py``): a
+1 GB video through the direct-upload path, published to YouTube and X through their
+sandboxes, with each process's peak RSS (target: under 128 MB).
 """
 
 from __future__ import annotations
@@ -189,7 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mp4-mb", type=int, default=200)
     parser.add_argument("--runs", type=int, default=2000, help="timing runs (JPEG)")
     parser.add_argument("--mp4-runs", type=int, default=9, help="timing runs (MP4)")
+    parser.add_argument("--upload-mb", type=int, default=0,
+                        help="run the large-upload memory case with a file this big instead")
     args = parser.parse_args(argv)
+    if args.upload_mb:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from media_memory import main as upload_case
+
+        return upload_case(args.upload_mb)
 
     from PIL import Image
     from pymediainfo import MediaInfo as Parsed

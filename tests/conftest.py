@@ -193,3 +193,13 @@ def settings_for(tmp_path: Path):  # type: ignore[no-untyped-def]
         return Settings.from_env(base)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The endpoint of a moto S3 server process shared by the session's tests (each
+    test makes its own bucket)."""
+    from tests.s3server import s3_server
+
+    with s3_server(tmp_path_factory.mktemp("moto")) as url:
+        yield url

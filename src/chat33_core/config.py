@@ -53,6 +53,12 @@ class Settings:
 
     database_url: str = "sqlite:///chat33.db"
     media_dir: Path = field(default=Path("chat33-media"), converter=_absolute)
+    #: None: media files live in ``media_dir``; ``s3://bucket/prefix``: in object storage
+    media_store: str | None = None
+    #: the largest file a direct upload (``/media/presign``) may declare
+    max_upload_bytes: int = 5 * 1024 ** 3
+    #: days media is kept once no queued post needs it; 0 keeps it forever
+    media_retention_days: float = 30.0
     #: None: not configured (media URLs then start with where ``chat33 serve`` listens,
     #: see :attr:`media_base_url`)
     public_base_url: str | None = None
@@ -83,6 +89,9 @@ class Settings:
             "database_url": database_url(env.get("CHAT33_DATABASE_URL")
                                          or "sqlite:///chat33.db"),
             "media_dir": env.get("CHAT33_MEDIA_DIR") or "chat33-media",
+            "media_store": env.get("CHAT33_MEDIA_STORE") or None,
+            "max_upload_bytes": int(_positive(env, "CHAT33_MAX_UPLOAD_BYTES", 5 * 1024 ** 3)),
+            "media_retention_days": _float(env, "CHAT33_MEDIA_RETENTION_DAYS", 30.0),
             "public_base_url": env.get("CHAT33_PUBLIC_BASE_URL") or None,
             "secret_key": _secret_key(env.get("CHAT33_SECRET_KEY") or None),
             "allow_private_urls": env.get("CHAT33_ALLOW_PRIVATE_URLS", "0").lower() in _TRUE,

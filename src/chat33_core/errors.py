@@ -75,6 +75,13 @@ class Conflict(Chat33Error):
     http_status = 409
 
 
+class Gone(Chat33Error):
+    """Something that existed and no longer may be used (an expired upload URL)."""
+
+    code = "GONE"
+    http_status = 410
+
+
 class InvalidTransition(Conflict):
     """A post cannot move from its status to the one asked for."""
 

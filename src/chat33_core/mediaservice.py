@@ -17,22 +17,34 @@ like an upload.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
 import attrs
 
-from .errors import ConcurrencyLimited, Forbidden, Issue, NotFound, RateLimited, ValidationError
+from .errors import (
+    ConcurrencyLimited,
+    Conflict,
+    Forbidden,
+    Issue,
+    NotFound,
+    RateLimited,
+    ValidationError,
+)
 from .fetch import MAX_VIDEO_BYTES
 from .media import MediaError
 from .mediastore import MediaIngestor, MediaStore, describe_stored, ingest_url, store_file
-from .models import MediaAsset
+from .mediauploads import DirectUploads
+from .models import MediaAsset, utcnow
 
 if TYPE_CHECKING:
     from .service import Chat33, Principal
 
+log = logging.getLogger("chat33.media")
 #: the scope a request needs to make chat33 fetch a URL
 FETCH_SCOPE = "media:write"
 #: what a client refused for fetching too much at once is told to wait
@@ -76,6 +88,7 @@ class MediaService:
         self.core = core
         self.files = MediaStore.from_settings(core.settings)
         self.slots = FetchSlots(core.settings.fetch_concurrency)
+        self.uploads = DirectUploads(core.store, self.files, core.settings.max_upload_bytes)
 
     def _record(self, asset: MediaAsset, name: str | None) -> MediaAsset:
         """Keep the row; the display name is what the client called the file."""
@@ -158,13 +171,64 @@ class MediaService:
             return self.core.store.add_media(describe_stored(self.files, name, org_id=org_id))
         raise NotFound(f"no media kept for {url}")
 
-    def open_file(self, name: str) -> tuple[str, str]:
-        """(path, content type) of a kept file, for the media route."""
+    def open_file(self, name: str) -> tuple[MediaAsset, MediaStore]:
+        """The kept file ``name`` (its row, for the type) and the store to read it from,
+        for the media route; NotFound when either is missing."""
         asset = self.core.store.find_media_by_name(name)
-        path = self.files.path_for(name)
-        if asset is None or not path.is_file():
+        if asset is None or not self.files.exists(name):
             raise NotFound("media not found")
-        return str(path), asset.content_type
+        return asset, self.files
+
+    # --- the library ------------------------------------------------------------------
+
+    def library(self, org_id: str, limit: int, before: str | None
+                ) -> tuple[Sequence[MediaAsset], dict[str, int]]:
+        """A page of the organization's media, newest first, and how many posts not yet
+        done use each."""
+        assets = self.core.store.list_media(org_id, limit=limit, before=before)
+        return assets, self.core.store.pending_uses(org_id, [a.id for a in assets])
+
+    def show(self, org_id: str, media_id: str) -> tuple[MediaAsset, int]:
+        asset = self.core.store.org_media(org_id, media_id)
+        return asset, self.core.store.pending_uses(org_id, [media_id])[media_id]
+
+    def remove(self, org_id: str, media_id: str) -> None:
+        """Delete the organization's media; Conflict while a post not yet done uses it.
+        The file goes when no other row (another organization's) names it."""
+        asset, uses = self.show(org_id, media_id)
+        if uses:
+            raise Conflict(f"{uses} post(s) not yet published use media {media_id}: cancel "
+                           "or edit them first", details=[Issue("id", "in use")])
+        self._forget(asset)
+
+    def _forget(self, asset: MediaAsset) -> None:
+        if self.core.store.delete_media_row(asset.id) == 0:
+            self.files.delete(asset.name)
+
+    def sweep(self, now: datetime | None = None) -> int:
+        """The retention sweep: delete media no post has needed for
+        ``CHAT33_MEDIA_RETENTION_DAYS`` (0: never), expired direct uploads never
+        completed, and stale local copies. Idempotent; returns the media deleted."""
+        now = now or utcnow()
+        expired = self.uploads.sweep_expired(now)
+        if expired:
+            log.info("media sweep: removed %d expired direct uploads", expired)
+        self.files.trim_cache(3600)
+        days = self.core.settings.media_retention_days
+        if days <= 0:
+            return 0
+        done, after = 0, ""
+        while True:
+            batch, last = self.core.store.retention_candidates(now - timedelta(days=days),
+                                                               after)
+            for asset in batch:
+                self._forget(asset)
+                log.info("media sweep: deleted %s (%s) of %s", asset.id, asset.name,
+                         asset.org_id)
+            done += len(batch)
+            if last is None:
+                return done
+            after = last
 
 
 __all__ = ["MediaService"]

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,14 +29,19 @@ from urllib.parse import urlsplit
 import attrs
 from attrs import frozen
 
+from .blobs import CHUNK, Blobs, FileBlobs, blobs_from_settings, check_dir
 from .config import Settings
-from .errors import ConfigurationError, NotFound
+from .errors import ConfigurationError, NotFound, TransientError
 from .fetch import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, FetchError, GuardedClient, size_text
 from .media import MediaError, MediaInfo, inspect
 from .models import MediaAsset, new_id
 
-CHUNK = 1024 * 1024
-_NAME = re.compile(r"[0-9a-f]{64}\.[a-z0-9]{2,5}")
+#: store names: ``<sha256>.<ext>`` (content-addressed), or ``<mediaId>.<ext>`` for a
+#: direct upload (its bytes never pass through the API to be hashed)
+_NAME = re.compile(r"(?:[0-9a-f]{64}|media_[0-9a-f]{32})\.[a-z0-9]{2,5}")
+#: how long a pre-signed GET handed to a platform lives (platforms may take hours to
+#: pull and process a large video; 7 days is the most SigV4 allows)
+FETCH_URL_TTL_S = 7 * 24 * 3600
 EXTENSIONS = {
     "JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif",
     "MPEG-4": "mp4", "QuickTime": "mov", "WebM": "webm", "Matroska": "mkv", "AVI": "avi",
@@ -47,57 +54,68 @@ class StoredFile:
     """A file in the store: its name, where it is, and what its bytes hash to."""
 
     name: str
-    path: Path
+    where: str
     size: int
     sha256: str
 
 
 class MediaStore:
-    """Files under ``root``, served at ``<public_base_url><url_prefix>/<name>``.
+    """Media files in a :class:`~chat33_core.blobs.Blobs` backend (by default the folder
+    ``root``), served at ``<public_base_url><url_prefix>/<name>``.
 
-    Writes go to ``root/.incoming`` first and are renamed into place, so a reader never
-    sees half a file and a crash leaves no stray media under a real name.
+    ``root`` is also this machine's scratch space: uploads and downloads are written to
+    ``root/.incoming`` and inspected there before they are put in the backend (on the
+    folder backend that is a rename), and a worker keeps local copies of media in an
+    object store under ``root/.cache`` while it publishes.
     """
 
     def __init__(self, root: str | os.PathLike[str], public_base_url: str,
-                 url_prefix: str = "/media") -> None:
+                 url_prefix: str = "/media", blobs: Blobs | None = None) -> None:
         self.root = Path(root)
         self.public_base_url = public_base_url.rstrip("/")
         self.url_prefix = "/" + url_prefix.strip("/") if url_prefix.strip("/") else ""
         self.incoming = self.root / ".incoming"
+        self.cache = self.root / ".cache"
+        self.blobs: Blobs = blobs if blobs is not None else FileBlobs(self.root)
         self._checked = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MediaStore:
-        return cls(settings.media_dir, settings.media_base_url)
+        return cls(settings.media_dir, settings.media_base_url,
+                   blobs=blobs_from_settings(settings.media_dir, settings.media_store,
+                                             settings.env))
+
+    @property
+    def local(self) -> bool:
+        """Whether the files are local (the folder backend)."""
+        return isinstance(self.blobs, FileBlobs)
 
     def check(self) -> None:
-        """Make sure files can be kept here: the directory exists (it is created if
-        need be) and takes a file. Raises :class:`ConfigurationError` naming
-        ``CHAT33_MEDIA_DIR`` otherwise; ``chat33 serve`` and ``/readyz`` call it."""
-        try:
-            self.incoming.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(dir=self.incoming, prefix="probe-")
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"CHAT33_MEDIA_DIR {str(self.root)!r} cannot keep media files: "
-                f"{exc.strerror or exc}") from None
+        """Make sure files can be kept here: the scratch directory exists (it is created
+        if need be) and takes a file, and the backend answers. Raises
+        :class:`ConfigurationError` naming the setting otherwise; ``chat33 serve`` and
+        ``/readyz`` call it."""
+        check_dir(self.incoming, f"CHAT33_MEDIA_DIR {str(self.root)!r}")
+        self.blobs.check()
         self._checked = True
 
     # --- names ------------------------------------------------------------------------
 
-    def path_for(self, name: str) -> Path:
-        """Where the file ``name`` lives. Refuses anything that is not a store name
-        (no path tricks reach outside ``root``)."""
+    def check_name(self, name: str) -> str:
+        """``name`` when it is a store name; NotFound for anything else (no path tricks
+        reach outside the store)."""
         if not _NAME.fullmatch(name):
             raise NotFound(f"no media file named {name!r}")
-        return self.root / name
+        return name
 
     def url_for(self, name: str) -> str:
-        self.path_for(name)
+        self.check_name(name)
         return f"{self.public_base_url}{self.url_prefix}/{name}"
+
+    def fetch_url(self, name: str, expires_s: int = FETCH_URL_TTL_S) -> str:
+        """A URL a platform can pull ``name`` from: a pre-signed GET of the object store
+        valid ``expires_s`` seconds, or our own media route."""
+        return self.blobs.fetch_url(self.check_name(name), expires_s) or self.url_for(name)
 
     def name_for_url(self, url: str) -> str | None:
         """The store name when ``url`` is one of ours (:meth:`url_for`), else None."""
@@ -111,19 +129,66 @@ class MediaStore:
         return name if _NAME.fullmatch(name) else None
 
     def exists(self, name: str) -> bool:
-        return self.path_for(name).is_file()
+        return self.blobs.size(self.check_name(name)) is not None
 
     def delete(self, name: str) -> None:
-        self.path_for(name).unlink(missing_ok=True)
+        self.blobs.delete(self.check_name(name))
+        (self.cache / name).unlink(missing_ok=True)
+
+    def open(self, name: str) -> BinaryIO:
+        """A seekable stream of the file; NotFound when it is missing."""
+        return self.blobs.open(self.check_name(name))
+
+    def local_file(self, name: str) -> Path:
+        """A local path of the file, for code that reads files (the platform plugins):
+        the file itself on the folder backend; else a copy in ``root/.cache``, streamed
+        from the store once and reused until :meth:`delete` or :meth:`trim_cache`.
+        A store that cannot be read is a :class:`TransientError` (the publish retries)."""
+        self.check_name(name)
+        if isinstance(self.blobs, FileBlobs):
+            path = self.blobs.path(name)
+            if not path.is_file():
+                raise NotFound(f"no media file named {name!r}")
+            return path
+        copy = self.cache / name
+        if copy.is_file():
+            os.utime(copy)
+            return copy
+        self.cache.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.incoming_file() as temp, self.blobs.open(name) as src:
+                with temp.open("wb") as out:
+                    shutil.copyfileobj(src, out, CHUNK)
+                os.replace(temp, copy)
+        except (NotFound, ConfigurationError):
+            raise
+        except Exception as exc:  # the store or the network failed: a publish retries
+            raise TransientError(f"media {name} could not be read from {self.blobs.where}: "
+                                 f"{type(exc).__name__}: {exc}"[:500]) from None
+        return copy
+
+    def trim_cache(self, older_than_s: float) -> int:
+        """Remove local copies not used for ``older_than_s`` seconds; how many."""
+        if not self.cache.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in self.cache.iterdir():
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     # --- writing ----------------------------------------------------------------------
 
     @contextmanager
     def incoming_file(self) -> Iterator[Path]:
-        """A fresh temporary path inside the store (same filesystem: renames are atomic);
-        removed on exit unless it was moved into place."""
+        """A fresh temporary path in the scratch directory (on the folder backend, the
+        same filesystem as the files: renames are atomic); removed on exit unless it
+        was moved into place."""
         if not self._checked:
             self.check()
+        self.incoming.mkdir(parents=True, exist_ok=True)
         fd, raw = tempfile.mkstemp(dir=self.incoming, prefix="in-")
         os.close(fd)
         path = Path(raw)
@@ -149,18 +214,21 @@ class MediaStore:
         return size, digest.hexdigest()
 
     def adopt(self, temp: Path, extension: str, sha256: str | None = None) -> StoredFile:
-        """Move ``temp`` (inside ``root/.incoming``) to its content-addressed name.
-        The same bytes stored twice are one file."""
+        """Put ``temp`` (inside ``root/.incoming``) in the backend under its
+        content-addressed name. The same bytes stored twice are one file."""
         size = temp.stat().st_size
         if sha256 is None:
             sha256 = _hash_file(temp)
         name = f"{sha256}.{extension}"
-        final = self.path_for(name)
-        if final.exists() and final.stat().st_size == size:
-            temp.unlink(missing_ok=True)
-        else:
-            os.replace(temp, final)
-        return StoredFile(name=name, path=final, size=size, sha256=sha256)
+        if self.blobs.size(name) != size:
+            self.blobs.put_file(name, temp)
+        return StoredFile(name=name, where=self.where(name), size=size, sha256=sha256)
+
+    def where(self, name: str) -> str:
+        """Where the file is, for people: a local path or an object URL."""
+        if isinstance(self.blobs, FileBlobs):
+            return str(self.blobs.path(name))
+        return f"{self.blobs.where}/{name}"
 
 
 def _hash_file(path: Path) -> str:
@@ -184,7 +252,7 @@ def check_size(info: MediaInfo, *, max_image_bytes: int = MAX_IMAGE_BYTES,
 def _asset(store: MediaStore, stored: StoredFile, info: MediaInfo, *, org_id: str,
            source_url: str | None) -> MediaAsset:
     return MediaAsset(
-        id=new_id("media"), org_id=org_id, name=stored.name, path=str(stored.path),
+        id=new_id("media"), org_id=org_id, name=stored.name, path=stored.where,
         url=store.url_for(stored.name), kind="video" if info.is_video else "image",
         content_type=info.mime_type, size=stored.size, sha256=stored.sha256,
         source_url=source_url, info=info.to_dict(),
@@ -234,11 +302,10 @@ def ingest_url(store: MediaStore, client: GuardedClient, url: str, *, org_id: st
 
 def describe_stored(store: MediaStore, name: str, *, org_id: str) -> MediaAsset:
     """A MediaAsset for a file already in the store (one of our own media URLs)."""
-    path = store.path_for(name)
-    if not path.is_file():
-        raise NotFound(f"no media file named {name!r}")
-    info = inspect(path)
-    stored = StoredFile(name=name, path=path, size=info.size, sha256=name.split(".")[0])
+    with store.open(name) as fh:
+        info = inspect(fh)
+    sha256 = name.split(".")[0] if not name.startswith("media_") else ""
+    stored = StoredFile(name=name, where=store.where(name), size=info.size, sha256=sha256)
     return _asset(store, stored, info, org_id=org_id, source_url=None)
 
 

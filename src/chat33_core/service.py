@@ -72,6 +72,7 @@ if TYPE_CHECKING:
 
     from .connecting import CallbackOutcome, ConnectionView, Connector
     from .fetch import GuardedClient
+    from .mediastore import MediaStore
     from .validation import ValidationReport
 
 log = logging.getLogger(__name__)
@@ -958,9 +959,9 @@ class Chat33:
         result: MediaAsset = self.media.ingest(org_id, url, filename)
         return result
 
-    def media_file(self, name: str) -> tuple[str, str]:
-        """(path, content type) of a kept media file, for serving it."""
-        result: tuple[str, str] = self.media.open_file(name)
+    def media_file(self, name: str) -> tuple[MediaAsset, MediaStore]:
+        """A kept media file's row and the store holding it, for serving it."""
+        result: tuple[MediaAsset, MediaStore] = self.media.open_file(name)
         return result
 
 

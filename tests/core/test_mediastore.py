@@ -85,8 +85,8 @@ def test_upload_stream_becomes_a_media_asset(store: MediaStore, tmp_path: Path) 
     assert (asset.name, asset.sha256, asset.size) == (f"{sha}.jpg", sha, len(data))
     assert (asset.kind, asset.content_type, asset.org_id) == (IMAGE, "image/jpeg", "org_1")
     assert asset.url == f"{BASE}/media/{sha}.jpg"
-    assert Path(asset.path) == store.path_for(asset.name)
-    assert Path(asset.path).read_bytes() == data
+    assert asset.path == store.where(asset.name) == str(store.root / asset.name)
+    assert store.local_file(asset.name).read_bytes() == data
     assert MediaInfo.from_dict(asset.info).width == 300
 
 
@@ -123,9 +123,9 @@ def test_size_limits_follow_the_inspected_kind() -> None:
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "a.jpg", "x" * 64 + ".jpg",
                                   "0" * 64 + ".jpg/..", ""])
-def test_path_for_refuses_anything_but_store_names(store: MediaStore, name: str) -> None:
+def test_check_name_refuses_anything_but_store_names(store: MediaStore, name: str) -> None:
     with pytest.raises(NotFound):
-        store.path_for(name)
+        store.check_name(name)
 
 
 def test_our_own_urls_map_back_to_names(store: MediaStore) -> None:

@@ -21,7 +21,9 @@ _ERRORS = {
     403: "Insufficient scope (or a cookie session without its x-csrf-token)",
     404: "Not found (also another organization's ids)",
     405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT: the post's status does not allow this",
+    409: "CONFLICT: the post's status does not allow this (or, for media, the state of "
+         "the upload or the posts using it)",
+    410: "GONE: the upload URL has expired",
     413: "PAYLOAD_TOO_LARGE",
     414: f"URI_TOO_LONG: the URL is over {MAX_URL_BYTES} bytes",
     415: "UNSUPPORTED_MEDIA_TYPE",

@@ -148,6 +148,17 @@ class MediaUrlRequest:
 
 
 @frozen
+class PresignRequest:
+    """``POST /media/presign``: the file a client is about to upload directly."""
+
+    filename: str = field(metadata={"schema": {"type": "string", "minLength": 1,
+                                               "maxLength": 200}})
+    content_type: str = field(metadata={"schema": {"type": "string", "minLength": 1,
+                                                   "maxLength": 100}})
+    size: int = field(metadata={"schema": {"type": "integer", "minimum": 1}})
+
+
+@frozen
 class RotateWebhookSecretRequest:
     """``POST /webhooks/secret/rotate``: how long the replaced secret keeps signing
     deliveries beside the new one (0: it stops at once, for a leaked secret)."""
@@ -158,8 +169,8 @@ class RotateWebhookSecretRequest:
 
 REQUEST_MODELS: tuple[type, ...] = (UpdatePostRequest, DuplicatePostRequest,
                                     CreateApiKeyRequest, LoginRequest, MediaUrlRequest,
-                                    RotateWebhookSecretRequest, ConnectRequest,
-                                    ReconnectRequest, SelectTargetsRequest)
+                                    PresignRequest, RotateWebhookSecretRequest,
+                                    ConnectRequest, ReconnectRequest, SelectTargetsRequest)
 
 for _cls in REQUEST_MODELS:
     _renames: dict[str, Any] = {a.name: override(rename=camel(a.name))
@@ -204,6 +215,16 @@ def media_json(asset: MediaAsset) -> dict[str, Any]:
     the asset's other public facts (id, sha256, sourceUrl, createdAt)."""
     data: dict[str, Any] = converter.unstructure(asset)
     data["type"] = asset.kind
+    return data
+
+
+def library_json(asset: MediaAsset, queued_posts: int) -> dict[str, Any]:
+    """A media library entry: the media object plus its dimensions, duration and how
+    many posts not yet done (draft, queued, publishing) use it."""
+    data = media_json(asset)
+    info = asset.info or {}
+    data.update(width=info.get("width"), height=info.get("height"),
+                durationS=info.get("duration_s"), queuedPosts=queued_posts)
     return data
 
 
@@ -460,6 +481,13 @@ def components(platforms: Mapping[str, PlatformBase]) -> dict[str, Any]:
         "MediaUrlRequest": _limited(request_schema(MediaUrlRequest, names),
                                     url={"minLength": 1}),
         "RotateWebhookSecretRequest": request_schema(RotateWebhookSecretRequest, names),
+        "PresignRequest": request_schema(PresignRequest, names),
+        "MediaItem": model_schema(MediaAsset, names, render=lambda a: library_json(a, 0),
+                                  extra={
+            "type": {"type": "string", "enum": ["image", "video"]},
+            "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+            "durationS": {"type": ["number", "null"]},
+            "queuedPosts": {"type": "integer", "minimum": 0}}),
         "WebhookSecret": model_schema(
             WebhookSecret, names, render=webhook_secret_json,
             description="The organization's Standard Webhooks signing secret, and until "
@@ -512,6 +540,7 @@ __all__ = [
     "DuplicatePostRequest",
     "LoginRequest",
     "MediaUrlRequest",
+    "PresignRequest",
     "ReconnectRequest",
     "RotateWebhookSecretRequest",
     "SelectTargetsRequest",
@@ -520,6 +549,7 @@ __all__ = [
     "api_key_json",
     "components",
     "connection_json",
+    "library_json",
     "log_json",
     "media_json",
     "model_schema",

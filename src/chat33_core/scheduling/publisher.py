@@ -57,7 +57,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -79,7 +78,7 @@ from ..errors import (
 )
 from ..http import transport_error
 from ..media import MediaInfo
-from ..models import Account, Credentials, LogEvent, Post, PostStatus, utcnow
+from ..models import Account, Credentials, LogEvent, MediaAsset, Post, PostStatus, utcnow
 from ..platforms import (
     MediaFile,
     PlatformBase,
@@ -557,21 +556,23 @@ class Publisher:
     # --- media ------------------------------------------------------------------------------
 
     def _media_files(self, ids: Sequence[str]) -> list[MediaFile]:
-        files = []
-        for media_id in ids:
-            asset = self.store.get_media(media_id)
-            files.append(MediaFile(path=Path(asset.path), info=MediaInfo.from_dict(asset.info),
-                                   url=asset.url, name=asset.name))
-        return files
+        return [self._media_file(self.store.get_media(media_id)) for media_id in ids]
+
+    def _media_file(self, asset: MediaAsset) -> MediaFile:
+        """The file read through the media store (a local copy when it lives in an
+        object store), with a URL a platform can pull it from."""
+        files = self.core.media.files
+        return MediaFile(path=files.local_file(asset.name), info=MediaInfo.from_dict(asset.info),
+                         url=files.fetch_url(asset.name), name=asset.name)
 
     def _cover(self, post: Post) -> MediaFile | None:
         if not post.cover_image_url:
             return None
         asset = self.store.find_media_by_url(post.org_id, post.cover_image_url)
-        if asset is None:
+        try:
+            return None if asset is None else self._media_file(asset)
+        except NotFound:
             return None
-        return MediaFile(path=Path(asset.path), info=MediaInfo.from_dict(asset.info),
-                         url=asset.url, name=asset.name)
 
     # --- outcomes ---------------------------------------------------------------------------
 

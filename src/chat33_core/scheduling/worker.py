@@ -144,6 +144,9 @@ class Worker:
         if self.listen:
             threads.append(threading.Thread(target=self._listen, name="chat33-listen",
                                             daemon=True))
+        if not self.once:
+            threads.append(threading.Thread(target=self._sweep_media, name="chat33-media-sweep",
+                                            daemon=True))
         for th in threads:
             th.start()
         try:
@@ -289,6 +292,20 @@ class Worker:
         while time.monotonic() < deadline and not self._idle():
             self.beat()
             time.sleep(min(interval, 1.0))
+
+    def _sweep_media(self) -> None:
+        """The media retention sweep (``CHAT33_MEDIA_RETENTION_DAYS``), at start and then
+        every ``CHAT33_MEDIA_SWEEP_S`` (an hour). Idempotent: workers may overlap."""
+        every = float(self.core.settings.env.get("CHAT33_MEDIA_SWEEP_S") or 3600)
+        while True:
+            try:
+                deleted = self.core.media.sweep()
+                if deleted:
+                    log.info("worker %s: media sweep deleted %d files", self.id, deleted)
+            except Exception:
+                log.exception("worker %s: media sweep failed; again in %.0f s", self.id, every)
+            if self._stopping.wait(every):
+                return
 
     def beat(self) -> None:
         with self._lock:

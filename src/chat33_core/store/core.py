@@ -6,7 +6,8 @@ table or aggregate, each the only owner of its SQL:
 * :mod:`.orgs` — organizations, webhook secrets, users, sessions;
 * :mod:`.keys` — API keys; :mod:`.accounts` — social accounts and credentials;
 * :mod:`.posts` — posts, their logs and checkpoints; :mod:`.post_lists` — pages of posts;
-* :mod:`.media` — media assets; :mod:`.limits` — rate limits;
+* :mod:`.media` — media assets; :mod:`.uploads` — direct uploads;
+* :mod:`.limits` — rate limits;
 * :mod:`.leases` — the worker's queue (claims, leases, results, daily caps);
 * :mod:`.outbox` — webhook deliveries; :mod:`.connections` — OAuth connections.
 
@@ -30,10 +31,11 @@ from .orgs import Orgs
 from .outbox import Outbox
 from .post_lists import PostLists
 from .posts import Posts, row_to_post
+from .uploads import Uploads
 
 
-class Store(Orgs, Keys, Accounts, Posts, PostLists, Media, Limits, Leases, Outbox,
-            Connections):
+class Store(Orgs, Keys, Accounts, Posts, PostLists, Media, Uploads, Limits, Leases,
+            Outbox, Connections):
     """All of chat33's persistence. Thread-safe; share one per process."""
 
 

@@ -1,6 +1,10 @@
-"""Media files: the assets stored for an organization."""
+"""Media files: the assets stored for an organization, the library's listings and use
+counts, and the retention sweep's choice."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
 
 import attrs
 import sqlalchemy as sa
@@ -8,9 +12,13 @@ import sqlalchemy as sa
 from ..errors import NotFound
 from ..models import (
     MediaAsset,
+    PostStatus,
 )
 from . import tables as t
 from .database import Database
+
+#: statuses of a post that still needs its media
+PENDING_STATUSES = (PostStatus.DRAFT, PostStatus.QUEUED, PostStatus.PUBLISHING)
 
 
 class Media(Database):
@@ -45,3 +53,72 @@ class Media(Database):
                             ).mappings().first()
         return None if row is None else MediaAsset(**row)
 
+    def list_media(self, org_id: str, *, limit: int,
+                   before: str | None = None) -> list[MediaAsset]:
+        """The organization's media, newest first (ids sort by creation time), at most
+        ``limit``, those with an id below ``before`` (the cursor of the previous page)."""
+        m = t.media_assets
+        query = sa.select(m).where(m.c.org_id == org_id)
+        if before:
+            query = query.where(m.c.id < before)
+        with self.read() as c:
+            rows = c.execute(query.order_by(m.c.id.desc()).limit(limit)).mappings().all()
+        return [MediaAsset(**r) for r in rows]
+
+    def org_media(self, org_id: str, media_id: str) -> MediaAsset:
+        with self.read() as c:
+            row = c.execute(sa.select(t.media_assets).where(
+                t.media_assets.c.id == media_id, t.media_assets.c.org_id == org_id)
+            ).mappings().first()
+        if row is None:
+            raise NotFound(f"no media {media_id} in this organization")
+        return MediaAsset(**row)
+
+    def pending_uses(self, org_id: str, media_ids: Collection[str]) -> dict[str, int]:
+        """How many posts of the organization not yet done (draft, queued, publishing) use
+        each of ``media_ids``."""
+        wanted = set(media_ids)
+        counts = dict.fromkeys(wanted, 0)
+        if not wanted:
+            return counts
+        p = t.posts
+        with self.read() as c:
+            rows = c.execute(sa.select(p.c.media_ids).where(
+                p.c.org_id == org_id, p.c.status.in_([s.value for s in PENDING_STATUSES])))
+            for (ids,) in rows:
+                for media_id in set(ids or ()) & wanted:
+                    counts[media_id] += 1
+        return counts
+
+    def delete_media_row(self, media_id: str) -> int:
+        """Delete the row; how many rows still name the same file."""
+        with self.begin() as c:
+            name = c.execute(sa.select(t.media_assets.c.name).where(
+                t.media_assets.c.id == media_id)).scalar()
+            c.execute(t.media_assets.delete().where(t.media_assets.c.id == media_id))
+            if name is None:
+                return 0
+            return int(c.execute(sa.select(sa.func.count()).select_from(t.media_assets).where(
+                t.media_assets.c.name == name)).scalar() or 0)
+
+    def retention_candidates(self, cutoff: datetime, after: str = "",
+                             limit: int = 500) -> tuple[list[MediaAsset], str | None]:
+        """Of the next ``limit`` media (by id, after ``after``) created before ``cutoff``,
+        those that no post still needs and that no post used after ``cutoff`` (a post
+        changed since, or not yet done); and the id to go on after (None: the end). Checked
+        in Python, since post media lists are JSON arrays."""
+        m, p = t.media_assets, t.posts
+        with self.read() as c:
+            assets = [MediaAsset(**r) for r in c.execute(
+                sa.select(m).where(m.c.created_at < cutoff, m.c.id > after).order_by(m.c.id)
+                .limit(limit)).mappings().all()]
+            if not assets:
+                return [], None
+            keep: set[str] = set()
+            pending = {s.value for s in PENDING_STATUSES}
+            rows = c.execute(sa.select(p.c.media_ids, p.c.status, p.c.updated_at).where(
+                p.c.org_id.in_({a.org_id for a in assets})))
+            for ids, status, updated in rows:
+                if ids and (status in pending or updated >= cutoff):
+                    keep.update(ids)
+        return [a for a in assets if a.id not in keep], assets[-1].id

@@ -188,6 +188,21 @@ media_assets = sa.Table(
     sa.Index("ix_media_org_url", "org_id", "url"),
 )
 
+#: direct uploads (``POST /media/presign``) until they are completed into media_assets
+media_uploads = sa.Table(
+    "media_uploads", metadata, _id(),
+    sa.Column("org_id", sa.String(64), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("filename", sa.String(200), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    #: sha256 of the token of the API's own PUT route (the token itself is not kept)
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("completed_at", UTCDateTime, nullable=True),
+    _created(),
+)
+
 post_logs = sa.Table(
     "post_logs", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

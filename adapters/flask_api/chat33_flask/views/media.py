@@ -11,14 +11,16 @@ import os
 import re
 from typing import Any
 
-from flask import Blueprint, current_app, request, send_file
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Blueprint, Response, current_app, request, send_file, url_for
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
+from werkzeug.wsgi import wrap_file
 
 from chat33_core.errors import Issue, ValidationError
+from chat33_core.mediauploads import DECLARED_TYPES, UPLOAD_TTL, Received
 
 from ..errors import ApiError
-from ..routing import core, counted, json_body, route
-from ..schemas import MediaUrlRequest, media_json
+from ..routing import Param, core, counted, json_body, query, route
+from ..schemas import MediaUrlRequest, PresignRequest, library_json, media_json
 
 bp = Blueprint("chat33_media", __name__)
 files = Blueprint("chat33_media_files", __name__)
@@ -129,17 +131,172 @@ _INLINE = re.compile(r"(image/(?!svg)|video/)[a-z0-9.+-]+")
 @files.get("/media/<name>")
 def serve_media(name: str) -> Any:
     """A kept file, with the type its bytes were inspected to be (never a client's
-    word). Files are anyone's uploads: ``nosniff`` keeps browsers from reading a JPEG
-    with HTML inside as a page, the sandboxing CSP keeps anything shown from running
-    scripts, and a type that is not an image or video is only offered as a download."""
-    path, content_type = core().media_file(name)
+    word), streamed from the media store. Files are anyone's uploads: ``nosniff`` keeps
+    browsers from reading a JPEG with HTML inside as a page, the sandboxing CSP keeps
+    anything shown from running scripts, and a type that is not an image or video is
+    only offered as a download."""
+    asset, store = core().media_file(name)
+    content_type = asset.content_type
     inline = bool(_INLINE.fullmatch(content_type))
-    # names are content-addressed (<sha256>.<ext>): the hash is a strong ETag, and a
-    # name's bytes never change, so caches may keep them
-    # conditional=True: If-None-Match / If-Modified-Since and Range (206, 416)
-    response = send_file(path, mimetype=content_type if inline else "application/octet-stream",
-                         conditional=True, etag=name.split(".", 1)[0], max_age=86400,
-                         as_attachment=not inline, download_name=name)
+    mimetype = content_type if inline else "application/octet-stream"
+    # names are content-addressed (<sha256>.<ext>) or a direct upload's id: the stem is
+    # a strong ETag, and a name's bytes never change, so caches may keep them
+    etag = name.split(".", 1)[0]
+    response: Any
+    if store.local:
+        # conditional=True: If-None-Match / If-Modified-Since and Range (206, 416)
+        response = send_file(store.local_file(name), mimetype=mimetype, conditional=True,
+                             etag=etag, max_age=86400, as_attachment=not inline,
+                             download_name=name)
+    else:
+        # an object store: a seekable stream of the object (ranges are ranged GETs)
+        stream = store.open(name)
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(0)
+        streamed = Response(wrap_file(request.environ, stream), mimetype=mimetype,
+                            direct_passthrough=True)
+        streamed.content_length = size
+        streamed.set_etag(etag)
+        streamed.cache_control.public = True
+        streamed.cache_control.max_age = 86400
+        streamed.headers["Content-Disposition"] = (
+            f"{'inline' if inline else 'attachment'}; filename={name}")
+        response = streamed.make_conditional(request.environ, accept_ranges=True,
+                                             complete_length=size)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+# --- direct uploads ---------------------------------------------------------------------
+
+_UPLOAD_STATE = {"type": "object", "required": ["mediaId", "received", "size", "complete"],
+                 "properties": {"mediaId": {"type": "string"},
+                                "received": {"type": "integer", "minimum": 0},
+                                "size": {"type": "integer", "minimum": 1},
+                                "complete": {"type": "boolean"}}}
+
+
+@route(bp, "POST", "/media/presign", summary="Start a direct upload", tag="Media",
+       scope="media:write", rate_limit="media.upload",
+       description="For files of any size up to `CHAT33_MAX_UPLOAD_BYTES` (5 GiB by "
+       "default; images 10 MB). Declare the file; the answer says where to `PUT` its bytes "
+       "(`uploadUrl`, with `headers` to send as given), valid until `expiresAt` "
+       f"({int(UPLOAD_TTL.total_seconds() // 3600)} h). With object storage `uploadUrl` is "
+       "a pre-signed URL of the bucket, its size and type bound in the signature; "
+       "otherwise it is `PUT /media/uploads/{token}` of this API, which resumes with "
+       "`Content-Range`. Then `POST /media/{mediaId}/complete`. `contentType` is one of "
+       + ", ".join(f"`{t}`" for t in DECLARED_TYPES) + ". Counts against the upload "
+       "rate limit (50/hour).",
+       body={"application/json": "PresignRequest"}, body_required=True,
+       responses={201: ("Where to upload the file", {
+           "type": "object",
+           "required": ["mediaId", "uploadUrl", "method", "headers", "expiresAt", "url"],
+           "properties": {"mediaId": {"type": "string"},
+                          "uploadUrl": {"type": "string", "format": "uri"},
+                          "method": {"type": "string", "enum": ["PUT"]},
+                          "headers": {"type": "object",
+                                      "additionalProperties": {"type": "string"}},
+                          "expiresAt": {"type": "string", "format": "date-time"},
+                          "url": {"type": "string", "format": "uri"}}})},
+       errors=[400])
+def presign(principal: Any) -> Any:
+    req = json_body(PresignRequest)
+    with core().counted("media.upload", principal.org_id) as rate:
+        ticket = core().media.uploads.presign(principal.org_id, req.filename,
+                                              req.content_type, req.size)
+    counted(rate)
+    upload = ticket.upload
+    if ticket.presigned is not None:
+        upload_url, headers = ticket.presigned
+    else:
+        path = url_for("chat33_media.put_upload", token=ticket.token)
+        upload_url = core().settings.media_base_url + path
+        headers = {"Content-Type": upload.content_type}
+    return {"mediaId": upload.id, "uploadUrl": upload_url, "method": "PUT",
+            "headers": headers, "expiresAt": upload.expires_at.isoformat(),
+            "url": ticket.url}, 201
+
+
+@route(bp, "PUT", "/media/uploads/{token}", summary="Upload a file's bytes", tag="Media",
+       auth=False,
+       description="The `uploadUrl` of `/media/presign` when media is kept in a folder "
+       "(the token in the URL is the credential; no API key). The body is the file, "
+       "streamed to disk. A broken upload resumes: `Content-Range: bytes */SIZE` with "
+       "an empty body answers how many bytes arrived (`received`); then send the rest "
+       "with `Content-Range: bytes RECEIVED-(SIZE-1)/SIZE`. A range may not start past "
+       "what arrived (409). An expired URL is 410; one already completed 409.",
+       body={"application/octet-stream": {"type": "string",
+                                          "contentMediaType": "application/octet-stream"}},
+       responses={200: ("What has arrived", _UPLOAD_STATE)}, errors=[400, 409, 410])
+def put_upload(principal: Any, token: str) -> Any:
+    uploads = core().media.uploads
+    try:
+        state = uploads.receive(token, request.stream, request.content_length,
+                                request.headers.get("Content-Range"))
+    except ClientDisconnected:  # what arrived is kept: the client resumes from there
+        state = uploads.status(token)
+    return _state(state)
+
+
+def _state(state: Received) -> dict[str, Any]:
+    return {"mediaId": state.media_id, "received": state.received, "size": state.size,
+            "complete": state.complete}
+
+
+@route(bp, "POST", "/media/{id}/complete", summary="Complete a direct upload", tag="Media",
+       scope="media:write",
+       description="Inspects the uploaded file (its headers only) and keeps it as the "
+       "organization's media: answers the same media object as `/media/upload`. A file "
+       "whose size or type is not what was declared is refused (400) and deleted; one "
+       "still arriving (folder uploads) is a 400 saying where to resume. Completing "
+       "twice is a 409.",
+       responses={201: ("Uploaded", {"$ref": "Media"})}, errors=[400, 409])
+def complete_upload(principal: Any, id: str) -> Any:
+    asset = core().media.uploads.complete(principal.org_id, id)
+    return media_json(asset), 201
+
+
+# --- the library ------------------------------------------------------------------------
+
+@route(bp, "GET", "/media", summary="List media", tag="Media", scope="media:write",
+       description="The organization's media, newest first, `limit` (1 to 100, default "
+       "20) at a time; pass the answer's `nextCursor` as `cursor` for the next page. "
+       "`queuedPosts` counts the posts not yet done (draft, queued, publishing) using "
+       "each file.",
+       params=[Param("cursor", description="nextCursor of the previous page"),
+               Param("limit", "integer", default=20, minimum=1, maximum=100)],
+       responses={200: ("A page of media", {
+           "type": "object", "required": ["items", "nextCursor", "hasMore"],
+           "properties": {"items": {"type": "array", "items": {"$ref": "MediaItem"}},
+                          "nextCursor": {"type": ["string", "null"]},
+                          "hasMore": {"type": "boolean"}}})},
+       errors=[400])
+def list_media(principal: Any) -> Any:
+    args = query()
+    limit = args["limit"]
+    assets, uses = core().media.library(principal.org_id, limit + 1, args["cursor"])
+    more = len(assets) > limit
+    page = list(assets[:limit])
+    return {"items": [library_json(a, uses[a.id]) for a in page],
+            "nextCursor": page[-1].id if more else None, "hasMore": more}
+
+
+@route(bp, "GET", "/media/{id}", summary="Show one media file", tag="Media",
+       scope="media:write", responses={200: ("The media", {"$ref": "MediaItem"})})
+def show_media(principal: Any, id: str) -> Any:
+    asset, uses = core().media.show(principal.org_id, id)
+    return library_json(asset, uses)
+
+
+@route(bp, "DELETE", "/media/{id}", summary="Delete a media file", tag="Media",
+       scope="media:write",
+       description="Refused (409) while a post not yet done (draft, queued, publishing) "
+       "uses it. The file itself is removed when no other organization keeps the same "
+       "bytes.",
+       responses={200: ("Deleted", {"type": "object", "required": ["deleted"],
+                                    "properties": {"deleted": {"const": True}}})},
+       errors=[409])
+def delete_media(principal: Any, id: str) -> Any:
+    core().media.remove(principal.org_id, id)
+    return {"deleted": True}

@@ -5,7 +5,7 @@ One row per declared limit and scope (``<platform>:<limit>:app`` or
 closes. Downgrading drops the table: the counts start again from nothing.
 
 Revision ID: 0007_platform_limits
-Revises: 0004_webhook_secret_rotation
+Revises: 0006_media_uploads
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from alembic import op
 import chat33_core.store.tables
 
 revision = "0007_platform_limits"
-down_revision = "0004_webhook_secret_rotation"
+down_revision = "0006_media_uploads"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,135 @@
+"""The media library (list, show, delete) and the retention sweep, on both backends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from chat33_core.models import utcnow
+from chat33_core.testing import make_image, make_video
+
+from .conftest import Api
+from .test_media_direct import direct_upload, media_api
+
+__all__ = ["media_api"]  # the fixture, parametrized over the folder and S3
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("library")
+    make_image(root / "photo.jpg", 640, 480)
+    make_image(root / "other.jpg", 64, 48)
+    make_video(root / "clip.mp4", 320, 240, seconds=1.0)
+    return root
+
+
+def upload(api: Api, path: Path, org: Any = None) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        response = api.post("/media/upload", json=None, content_type="multipart/form-data",
+                            data={"file": (fh, path.name)}, org=org)
+    assert response.status_code == 201, response.get_json()
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def later() -> str:
+    return (utcnow() + timedelta(days=1)).isoformat()
+
+
+def test_list_pages_and_details(media_api: Api, files: Path) -> None:
+    photo = upload(media_api, files / "photo.jpg")
+    clip = direct_upload(media_api, files / "clip.mp4", "video/mp4")
+    first = media_api.get("/media?limit=1").get_json()
+    assert [m["id"] for m in first["items"]] == [clip["id"]]  # newest first
+    assert first["hasMore"] is True
+    second = media_api.get(f"/media?limit=1&cursor={first['nextCursor']}").get_json()
+    assert [m["id"] for m in second["items"]] == [photo["id"]]
+    assert second == {**second, "hasMore": False, "nextCursor": None}
+    video = first["items"][0]
+    assert (video["type"], video["width"], video["height"]) == ("video", 320, 240)
+    assert video["durationS"] == pytest.approx(1.0, abs=0.1)
+    assert video["queuedPosts"] == 0 and video["createdAt"]
+    image = media_api.get(f"/media/{photo['id']}").get_json()
+    assert (image["type"], image["width"], image["height"], image["durationS"]) == (
+        "image", 640, 480, None)
+
+
+def test_bad_list_parameters(media_api: Api) -> None:
+    for query in ("limit=0", "limit=101", "limit=x", "page=2"):
+        response = media_api.get(f"/media?{query}")
+        assert response.status_code == 400, query
+
+
+def test_organizations_are_kept_apart(media_api: Api, files: Path) -> None:
+    mine = upload(media_api, files / "photo.jpg")
+    assert media_api.get("/media", org=media_api.other).get_json()["items"] == []
+    assert media_api.get(f"/media/{mine['id']}", org=media_api.other).status_code == 404
+    assert media_api.delete(f"/media/{mine['id']}", org=media_api.other).status_code == 404
+    assert media_api.get(f"/media/{mine['id']}").status_code == 200
+
+
+def test_delete_is_refused_while_a_queued_post_uses_it(media_api: Api, files: Path) -> None:
+    media = direct_upload(media_api, files / "clip.mp4", "video/mp4")
+    post = media_api.create(accountIds=[media_api.org.accounts["youtube"]],
+                            mediaUrls=[media["url"]], scheduledAt=later(),
+                            platformConfig={"youtube": {"title": "A clip",
+                                                       "selfDeclaredMadeForKids": False}})
+    assert media_api.get(f"/media/{media['id']}").get_json()["queuedPosts"] == 1
+    refused = media_api.delete(f"/media/{media['id']}")
+    assert refused.status_code == 409 and refused.get_json()["error"] == "CONFLICT"
+    assert media_api.delete(f"/posts/{post['posts'][0]['id']}").status_code == 200
+    assert media_api.get(f"/media/{media['id']}").get_json()["queuedPosts"] == 0
+    assert media_api.delete(f"/media/{media['id']}").get_json() == {"deleted": True}
+    assert media_api.get(f"/media/{media['id']}").status_code == 404
+    assert media_api.client.get(urlsplit(media["url"]).path).status_code == 404
+    assert media_api.delete(f"/media/{media['id']}").status_code == 404
+
+
+def test_a_file_two_organizations_keep_goes_with_the_last(media_api: Api,
+                                                          files: Path) -> None:
+    mine = upload(media_api, files / "photo.jpg")
+    theirs = upload(media_api, files / "photo.jpg", org=media_api.other)
+    assert mine["url"] == theirs["url"]  # content-addressed: one file
+    path = urlsplit(mine["url"]).path
+    assert media_api.delete(f"/media/{mine['id']}").status_code == 200
+    assert media_api.client.get(path).status_code == 200  # the other still keeps it
+    assert media_api.delete(f"/media/{theirs['id']}", org=media_api.other).status_code == 200
+    assert media_api.client.get(path).status_code == 404
+
+
+# --- retention ----------------------------------------------------------------------------
+
+def test_the_sweep_keeps_what_posts_need(media_api: Api, files: Path) -> None:
+    used = upload(media_api, files / "photo.jpg")
+    unused = upload(media_api, files / "other.jpg")
+    media_api.create(mediaUrls=[used["url"]], scheduledAt=later())
+    core = media_api.core
+    assert core.settings.media_retention_days == 30
+    assert core.media.sweep(utcnow() + timedelta(days=29)) == 0  # not old enough
+    assert core.media.sweep(utcnow() + timedelta(days=31)) == 1
+    assert media_api.get(f"/media/{unused['id']}").status_code == 404
+    assert not core.media.files.exists(urlsplit(unused["url"]).path.rsplit("/", 1)[1])
+    assert media_api.get(f"/media/{used['id']}").status_code == 200  # a queued post
+    assert core.media.sweep(utcnow() + timedelta(days=31)) == 0  # idempotent
+
+
+def test_the_sweep_waits_for_the_last_post_to_finish(media_api: Api, files: Path) -> None:
+    media = upload(media_api, files / "photo.jpg")
+    post = media_api.create(mediaUrls=[media["url"]], scheduledAt=later())
+    media_api.delete(f"/posts/{post['posts'][0]['id']}")  # cancelled now
+    core = media_api.core
+    # finished now: kept for 30 days from now, not from the upload
+    assert core.media.sweep(utcnow() + timedelta(days=29)) == 0
+    assert core.media.sweep(utcnow() + timedelta(days=31)) == 1
+
+
+def test_retention_zero_keeps_media_forever(media_api: Api, files: Path) -> None:
+    upload(media_api, files / "photo.jpg")
+    core = media_api.core
+    core.settings = core.settings.with_(media_retention_days=0)
+    assert core.media.sweep(utcnow() + timedelta(days=3650)) == 0
+    assert len(media_api.get("/media").get_json()["items"]) == 1
