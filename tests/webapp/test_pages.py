@@ -16,7 +16,6 @@ from attrs import define
 from chat33_flask import create_app
 from flask.testing import FlaskClient
 
-from chat33_core import medialibrary
 from chat33_core.models import Account, Credentials, PostStatus, User
 from chat33_core.service import Chat33
 from chat33_core.testing import make_image, make_video
@@ -45,6 +44,13 @@ class Web:
 
     def post(self, path: str, data: dict[str, Any] | None = None, **kw: Any) -> Any:
         return self.client.post(path, data={"csrf_token": self.csrf, **(data or {})}, **kw)
+
+    def back(self, url: str) -> Any:
+        """Open ``url`` (an absolute URL of this server, as a platform redirects to it)."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        return self.client.get(f"{parts.path}?{parts.query}")
 
     def html(self, path: str) -> str:
         r = self.client.get(path)
@@ -440,7 +446,7 @@ def test_media_unhappy_paths(web: Web, tmp_path: Path) -> None:
                                      make_image(tmp_path / "e.jpg").open("rb"), "e.jpg")
     assert web.client.get(f"/app/media/{theirs.id}/thumb").status_code == 404
     assert web.post(f"/app/media/{theirs.id}/delete").status_code == 404
-    assert medialibrary.list_media(web.core, other.user.org_id)[0].id == theirs.id
+    assert web.core.media.library(other.user.org_id, limit=200, before=None)[0][0].id == theirs.id
 
 
 # --- accounts and settings --------------------------------------------------------------------
@@ -452,8 +458,9 @@ def test_accounts_page_reconnect_state_and_disconnect(web: Web) -> None:
     web.core.store.update_account(attrs.evolve(x, needs_reconnect=True))
     html = web.html("/app/accounts")
     assert "Needs reconnecting" in html and ">Disconnect</button>" in html
-    assert ">Connect</button>" not in html  # no OAuth connect hook on this server
-    assert web.post("/app/accounts/connect", {"platform": "x"}).status_code == 404
+    assert 'aria-label="Connect X"' in html
+    unconfigured = web.post("/app/accounts/connect", {"platform": "x"})
+    assert unconfigured.status_code == 422 and b"CHAT33_X_CLIENT_ID" in unconfigured.data
     r = web.post(f"/app/accounts/{x.id}/disconnect")
     assert r.status_code == 302
     assert web.core.get_post(web.user.org_id, queued).status is PostStatus.CANCELLED
@@ -461,24 +468,84 @@ def test_accounts_page_reconnect_state_and_disconnect(web: Web) -> None:
     assert web.post("/app/accounts/chan_nope/disconnect").status_code == 404
 
 
-def test_connect_hook_adds_connect_and_reconnect(web: Web) -> None:
-    from chat33_flask.webapp import CONNECT_HOOK
+@pytest.fixture
+def connecting(db_url: str, settings_for: Any) -> Iterator[Web]:
+    """A signed-in web app whose X and Facebook sign-ins are their sandboxes."""
+    from chat33_core.plugins import PluginHost
+    from chat33_core.sandbox import serve
+    from chat33_core.sandbox_oauth import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
-    calls = []
+    host = PluginHost(settings_for(db_url))
+    host.load_entry_points()
+    with serve(host.platform("x").sandbox()) as x, \
+            serve(host.platform("facebook").sandbox()) as fb:
+        env = {"CHAT33_PUBLIC_BASE_URL": "http://127.0.0.1:9"}
+        for name, base in (("X", x), ("FACEBOOK", fb)):
+            env |= {f"CHAT33_{name}_API_BASE": base,
+                    f"CHAT33_{name}_CLIENT_ID": SANDBOX_CLIENT_ID,
+                    f"CHAT33_{name}_CLIENT_SECRET": SANDBOX_CLIENT_SECRET}
+        core = Chat33(settings_for(db_url, **env))
+        core.store.migrate()
+        web = make_web(core)
+        web.sign_in()
+        yield web
+        core.store.dispose()
 
-    def start(principal: Any, platform: str, account: str | None, back: str) -> str:
-        calls.append((principal.org_id, platform, account, back))
-        return "https://auth.example/authorize?state=1"
 
-    app = web.client.application
-    app.extensions[CONNECT_HOOK] = start
+def _sign_in_at_the_platform(web: Web, form: dict[str, str]) -> Any:
+    """Press a Connect or Reconnect button and go through the platform's sign-in as a
+    browser would; the Accounts page the browser lands on."""
+    import httpx
+
+    r = web.post("/app/accounts/connect", form)
+    assert r.status_code == 302, r.get_data(as_text=True)[:500]
+    consent = httpx.get(r.location, follow_redirects=False)
+    assert consent.status_code == 302, consent.text[:300]
+    callback = web.back(consent.headers["location"])
+    assert callback.status_code == 303, callback.get_data(as_text=True)[:500]
+    assert callback.location.startswith("http://127.0.0.1:9/app/accounts?connectionId=")
+    return web.back(callback.location)
+
+
+def test_connect_reconnect_and_choose_pages_from_the_accounts_page(
+        connecting: Web) -> None:
+    web = connecting
     html = web.html("/app/accounts")
-    assert ">Reconnect</button>" in html and 'aria-label="Connect X"' in html
-    r = web.post("/app/accounts/connect", {"platform": "x",
-                                           "account": web.accounts["x"].id})
-    assert r.location == "https://auth.example/authorize?state=1"
-    assert calls == [(web.user.org_id, "x", web.accounts["x"].id,
-                      "http://localhost/app/accounts")]
+    assert 'aria-label="Connect X"' in html and 'aria-label="Connect Facebook"' in html
+    assert re.search(r'aria-label="Connect Bluesky" disabled', html)
+    page = _sign_in_at_the_platform(web, {"platform": "x"}).get_data(as_text=True)
+    assert "Connected" in page
+    [x] = [a for a in web.core.list_accounts(web.user.org_id)
+           if a.platform == "x" and a.external_id != "ext-x"]
+    assert ">Reconnect</button>" in web.html("/app/accounts")
+    again = _sign_in_at_the_platform(web, {"account": x.id}).get_data(as_text=True)
+    assert "Connected" in again
+    assert len([a for a in web.core.list_accounts(web.user.org_id)
+                if a.platform == "x"]) == 2  # the reconnect updated, it did not add
+    chooser = _sign_in_at_the_platform(web, {"platform": "facebook"}).get_data(as_text=True)
+    assert "Choose the accounts to connect" in chooser
+    action = re.search(r'action="(/app/accounts/connections/[^"]+/select)"', chooser)
+    ids = re.findall(r'name="externalId" value="([^"]+)"', chooser)
+    assert action and ids
+    assert web.post(action.group(1), {"externalId": ids[0]}).status_code == 302
+    assert any(a.platform == "facebook" and a.external_id == ids[0]
+               for a in web.core.list_accounts(web.user.org_id))
+
+
+def test_connect_unhappy_paths_answer_in_the_page(connecting: Web) -> None:
+    web = connecting
+    refused = web.post("/app/accounts/connect", {"platform": "bluesky"})
+    assert refused.status_code in (400, 422) and b"chat33 accounts add" in refused.data
+    assert web.post("/app/accounts/connect", {"platform": "nope"}).status_code in (400, 404)
+    assert web.client.get("/app/accounts?connectionId=conn_nope").status_code == 404
+    assert web.post("/app/accounts/connections/conn_nope/select",
+                    {"externalId": "1"}).status_code == 404
+    import httpx
+
+    sandbox = web.core.settings.platform_value("x", "API_BASE")
+    httpx.post(f"{sandbox}/_sandbox/oauth", json={"deny": True}).raise_for_status()
+    denied = _sign_in_at_the_platform(web, {"platform": "x"}).get_data(as_text=True)
+    assert "Connecting failed" in denied and "access_denied" in denied
 
 
 def test_settings_api_keys_shown_once_and_revoked(web: Web) -> None:

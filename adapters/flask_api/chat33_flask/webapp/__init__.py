@@ -20,7 +20,7 @@ from flask import Flask, abort, g, redirect, request, send_from_directory, url_f
 from werkzeug.wrappers import Response
 
 from . import pages
-from .pages import CONNECT_HOOK, bp
+from .pages import bp
 from .session import NOTICE_COOKIE, TZ_COOKIE, csrf_token, notice
 
 STATIC = Path(__file__).parent / "static"
@@ -95,4 +95,4 @@ def register(app: Flask, *, root_redirect: bool = True) -> None:
             return secure(redirect(url_for("chat33_webapp.home")))
 
 
-__all__ = ["CONNECT_HOOK", "CSP", "asset", "bp", "register"]
+__all__ = ["CSP", "asset", "bp", "register"]

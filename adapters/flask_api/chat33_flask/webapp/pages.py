@@ -27,7 +27,6 @@ from flask import (
 )
 from werkzeug.datastructures import FileStorage
 
-from chat33_core import medialibrary
 from chat33_core.errors import Chat33Error, Issue, Unauthorized, ValidationError
 from chat33_core.models import Account, Post, PostRequest, PostSort, PostStatus
 from chat33_core.serialization import structure
@@ -53,10 +52,6 @@ bp = Blueprint("chat33_webapp", __name__, url_prefix="/app", template_folder="te
 STATUSES = [s.value for s in PostStatus]
 #: posts the calendar reads for one view, at most (pages of 100)
 CALENDAR_MAX = 500
-#: hook for connecting accounts by OAuth: ``app.extensions[CONNECT_HOOK]`` is a callable
-#: ``(principal, platform, account_id_or_None, return_url) -> authorization URL``; the
-#: Accounts page shows "Connect" and "Reconnect" only when it is set
-CONNECT_HOOK = "chat33.webapp.connect"
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -396,9 +391,9 @@ def calendar(principal: Any) -> Any:
 @bp.get("/media")
 @page
 def media(principal: Any) -> Any:
-    items = medialibrary.list_media(core(), principal.org_id)
+    items, uses = core().media.library(principal.org_id, limit=200, before=None)
     return _render("media.html", items=items,
-                   in_use=medialibrary.media_in_use(core(), principal.org_id))
+                   in_use={media_id for media_id, n in uses.items() if n})
 
 
 @bp.post("/media")
@@ -421,7 +416,8 @@ def upload(principal: Any) -> Any:
 @bp.post("/media/<media_id>/delete")
 @page
 def delete_media(principal: Any, media_id: str) -> Any:
-    asset = medialibrary.delete_media(core(), principal.org_id, media_id)
+    asset, _uses = core().media.show(principal.org_id, media_id)
+    core().media.remove(principal.org_id, media_id)
     return done(url_for(".media"), f"deleted {asset.name}")
 
 
@@ -432,9 +428,9 @@ def thumb(principal: Any, media_id: str) -> Any:
     if asset.org_id != principal.org_id:
         abort(404)
     files = core().media.files
-    path = thumbs.thumbnail(files.root, asset, files.path_for(asset.name))
+    path = thumbs.thumbnail(files.root, asset, files.local_file(asset.name))
     response = send_file(path, mimetype="image/jpeg", conditional=True,
-                         etag=f"{asset.sha256}-{thumbs.SIZE}", max_age=86400)
+                         etag=f"{thumbs.key(asset)}-{thumbs.SIZE}", max_age=86400)
     response.cache_control.public = False
     response.cache_control.private = True
     return response
@@ -446,29 +442,45 @@ def thumb(principal: Any, media_id: str) -> Any:
 @bp.get("/accounts")
 @page
 def accounts(principal: Any) -> Any:
-    host = core().host
-    platforms = sorted((p.name, p.display_name or p.name) for p in host)
+    """The accounts, the Connect buttons and, back from a platform's sign-in
+    (``?connectionId=…&status=…``), what the connection came to: the targets to choose
+    from (``select``), or its error."""
+    platforms = sorted(((p.name, p.display_name or p.name, p.supports_connect)
+                        for p in core().host), key=lambda p: p[1].lower())
+    connection = None
+    connection_id = request.args.get("connectionId")
+    if connection_id:
+        connection = core().get_connection(principal.org_id, connection_id)
     return _render("accounts.html", accounts=_accounts(principal), platforms=platforms,
-                   can_connect=CONNECT_HOOK in current_app.extensions)
+                   connectable={name for name, _, oauth in platforms if oauth},
+                   connection=connection)
 
 
 @bp.post("/accounts/connect")
 @page
 def connect(principal: Any) -> Any:
-    """Starts connecting (``platform``) or reconnecting (``account``) an account through
-    the hook the OAuth connect feature registers; 404 while there is none."""
-    start = current_app.extensions.get(CONNECT_HOOK)
-    if start is None:
-        abort(404)
-    target = start(principal, request.form.get("platform"), request.form.get("account"),
-                   url_for(".accounts", _external=True))
-    return redirect(target)
+    """Connect a ``platform`` account, or reconnect ``account``: off to the platform's
+    sign-in, which sends the browser back to the Accounts page."""
+    back = core().settings.media_base_url + url_for(".accounts")
+    view = core().start_connection(principal, request.form.get("platform") or "",
+                                   back, request.form.get("account") or None)
+    assert view.authorization_url is not None
+    return redirect(view.authorization_url)
+
+
+@bp.post("/accounts/connections/<connection_id>/select")
+@page
+def select_targets(principal: Any, connection_id: str) -> Any:
+    view = core().select_targets(principal, connection_id,
+                                 request.form.getlist("externalId"))
+    names = ", ".join(a.name for a in view.accounts)
+    return done(url_for(".accounts"), f"connected {names}")
 
 
 @bp.post("/accounts/<account_id>/disconnect")
 @page
 def disconnect(principal: Any, account_id: str) -> Any:
-    removed = core().remove_account(principal.org_id, account_id)
+    removed = core().disconnect_account(principal.org_id, account_id)
     return done(url_for(".accounts"), f"disconnected {removed.account.name}; "
                 f"{len(removed.cancelled_posts)} queued post(s) cancelled")
 
@@ -534,4 +546,4 @@ def _same_origin(url: str | None) -> bool:
     return bool(url) and url is not None and url.startswith(request.host_url)
 
 
-__all__ = ["CONNECT_HOOK", "bp", "local"]
+__all__ = ["bp", "local"]

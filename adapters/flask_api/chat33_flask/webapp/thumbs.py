@@ -20,13 +20,19 @@ from chat33_core.models import MediaAsset
 SIZE = 320
 
 
+def key(asset: MediaAsset) -> str:
+    """What a thumbnail is named after: the content hash, or the media id for a direct
+    upload, whose bytes never passed through chat33 to be hashed."""
+    return asset.sha256 or asset.id
+
+
 def thumbnail(media_root: Path, asset: MediaAsset, source: Path) -> Path:
     """The path of ``asset``'s thumbnail (a JPEG), made from ``source`` when missing.
     NotFound for media that is not an image, or whose file is gone."""
     if asset.kind != "image":
         raise NotFound(f"media {asset.id} has no thumbnail (it is a {asset.kind})")
     folder = media_root / ".thumbs"
-    path = folder / f"{asset.sha256}-{SIZE}.jpg"
+    path = folder / f"{key(asset)}-{SIZE}.jpg"
     if path.is_file():
         return path
     if not source.is_file():
