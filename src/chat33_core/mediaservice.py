@@ -18,7 +18,7 @@ like an upload.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -31,7 +31,10 @@ from .mediastore import MediaIngestor, MediaStore, describe_stored, ingest_url, 
 from .models import MediaAsset
 
 if TYPE_CHECKING:
-    from .service import Chat33, Principal
+    from .config import Settings
+    from .fetch import GuardedClient
+    from .security import Principal
+    from .store import Store
 
 #: the scope a request needs to make chat33 fetch a URL
 FETCH_SCOPE = "media:write"
@@ -72,14 +75,22 @@ class FetchSlots:
 
 
 class MediaService:
-    def __init__(self, core: Chat33) -> None:
-        self.core = core
-        self.files = MediaStore.from_settings(core.settings)
-        self.slots = FetchSlots(core.settings.fetch_concurrency)
+    """Kept media for the service. It is given what it uses: the settings, the store,
+    the guarded client and ``hit_rate_limit(operation, key)`` (raises RateLimited), the
+    service's count of an operation."""
+
+    def __init__(self, settings: Settings, store: Store, fetcher: GuardedClient,
+                 hit_rate_limit: Callable[[str, str], object]) -> None:
+        self.settings = settings
+        self.store = store
+        self.fetcher = fetcher
+        self.hit_rate_limit = hit_rate_limit
+        self.files = MediaStore.from_settings(settings)
+        self.slots = FetchSlots(settings.fetch_concurrency)
 
     def _record(self, asset: MediaAsset, name: str | None) -> MediaAsset:
         """Keep the row; the display name is what the client called the file."""
-        self.core.store.add_media(asset)
+        self.store.add_media(asset)
         display = (name or "").strip()[:200]
         return attrs.evolve(asset, name=display) if display else asset
 
@@ -96,9 +107,9 @@ class MediaService:
     def ingest(self, org_id: str, url: str, filename: str | None = None) -> MediaAsset:
         """Fetch ``url`` through the guarded client and keep it (in one of the
         organization's fetch slots, within the per-request byte cap)."""
-        max_bytes = min(MAX_VIDEO_BYTES, self.core.settings.fetch_request_max_bytes)
+        max_bytes = min(MAX_VIDEO_BYTES, self.settings.fetch_request_max_bytes)
         with self.slots.hold(org_id):
-            asset = ingest_url(self.files, self.core.fetcher, url, org_id=org_id, path="url",
+            asset = ingest_url(self.files, self.fetcher, url, org_id=org_id, path="url",
                                max_bytes=max_bytes)
         return self._record(asset, filename or url.rsplit("/", 1)[-1].split("?")[0])
 
@@ -128,20 +139,20 @@ class MediaService:
                     self._count_upload(org_id)
 
             ingestor = MediaIngestor(
-                store=self.files, client=self.core.fetcher, org_id=org_id, keep=keep,
-                known=lambda url: self.core.store.find_media_by_url(org_id, url),
-                byte_budget=self.core.settings.fetch_request_max_bytes,
+                store=self.files, client=self.fetcher, org_id=org_id, keep=keep,
+                known=lambda url: self.store.find_media_by_url(org_id, url),
+                byte_budget=self.settings.fetch_request_max_bytes,
                 before_fetch=before_fetch)
             yield ingestor
         if keep:
             for url, asset in ingestor.assets.items():
-                if asset.path and self.core.store.find_media_by_url(org_id, url) is None:
-                    self.core.store.add_media(asset)
+                if asset.path and self.store.find_media_by_url(org_id, url) is None:
+                    self.store.add_media(asset)
 
     def _count_upload(self, org_id: str) -> None:
         """One ``media.upload`` for a URL a post makes chat33 fetch and keep."""
         try:
-            self.core.hit_rate_limit("media.upload", org_id)
+            self.hit_rate_limit("media.upload", org_id)
         except RateLimited as exc:
             raise RateLimited(
                 "media fetched from mediaUrls counts against the upload limit: "
@@ -150,17 +161,17 @@ class MediaService:
 
     def asset_for(self, org_id: str, url: str) -> MediaAsset:
         """The kept asset for ``url`` (one of our media URLs or an ingested source URL)."""
-        asset = self.core.store.find_media_by_url(org_id, url)
+        asset = self.store.find_media_by_url(org_id, url)
         if asset is not None:
             return asset
         name = self.files.name_for_url(url)
         if name is not None and self.files.exists(name):
-            return self.core.store.add_media(describe_stored(self.files, name, org_id=org_id))
+            return self.store.add_media(describe_stored(self.files, name, org_id=org_id))
         raise NotFound(f"no media kept for {url}")
 
     def open_file(self, name: str) -> tuple[str, str]:
         """(path, content type) of a kept file, for the media route."""
-        asset = self.core.store.find_media_by_name(name)
+        asset = self.store.find_media_by_name(name)
         path = self.files.path_for(name)
         if asset is None or not path.is_file():
             raise NotFound("media not found")

@@ -57,6 +57,7 @@ from .plugins import PluginHost
 from .security import (
     KEY_PREFIX_LENGTH,
     HashGate,
+    Principal,
     Vault,
     digest,
     generate_api_key,
@@ -68,9 +69,9 @@ from .security import (
 from .store import Store, human_period
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from .fetch import GuardedClient
+    from .mediaservice import MediaService
+    from .store import Transaction
     from .validation import ValidationReport
 
 log = logging.getLogger(__name__)
@@ -89,32 +90,6 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[int, timedelta]] = {
     "auth.login.email": (10, timedelta(minutes=15)),
     "auth.login.address": (50, timedelta(minutes=15)),
 }
-
-
-@attrs.frozen
-class Principal:
-    """Who is calling: an organization's user, by API key or by session."""
-
-    org_id: str
-    user_id: str
-    scopes: frozenset[str]
-    via: str  # "key" or "session"
-    key_id: str | None = None
-    csrf_hash: str | None = None
-    #: accounts read along with the key (``authenticate_key(..., accounts=ids)``): each
-    #: id asked for -> the organization's Account or None; for this request only
-    accounts: Mapping[str, Account | None] | None = attrs.field(default=None, eq=False,
-                                                                 repr=False)
-
-    def require(self, *scopes: str) -> None:
-        missing = [s for s in scopes if s not in self.scopes]
-        if missing:
-            raise Forbidden(f"this API key lacks the scope {', '.join(missing)}")
-
-    def require_session(self) -> None:
-        if self.via != "session":
-            raise Unauthorized("this endpoint needs a signed-in session; API keys cannot "
-                               "manage API keys")
 
 
 #: a rate-limit count: (limit, remaining, seconds until the allowance is full again)
@@ -181,11 +156,11 @@ class Chat33:
         return GuardedClient(self.settings)
 
     @cached_property
-    def media(self) -> Any:
+    def media(self) -> MediaService:
         """The media service (fetching, storing and inspecting files)."""
         from .mediaservice import MediaService
 
-        return MediaService(self)
+        return MediaService(self.settings, self.store, self.fetcher, self.hit_rate_limit)
 
     # --- organizations and users ------------------------------------------------------
 
@@ -478,7 +453,7 @@ class Chat33:
 
     # --- rate limits --------------------------------------------------------------------
 
-    def hit_rate_limit(self, operation: str, key: str, *, conn: Connection | None = None,
+    def hit_rate_limit(self, operation: str, key: str, *, conn: Transaction | None = None,
                        insert: tuple[Sequence[Post], Sequence[LogEvent]] | None = None,
                        ) -> RateCount:
         """Count ``operation`` for ``key``: once, or with ``insert`` (posts and their
