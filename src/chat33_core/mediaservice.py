@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING
 
 import attrs
 
@@ -94,7 +94,7 @@ class MediaService:
         display = (name or "").strip()[:200]
         return attrs.evolve(asset, name=display) if display else asset
 
-    def upload(self, org_id: str, stream: BinaryIO, filename: str | None,
+    def upload(self, org_id: str, stream: IO[bytes], filename: str | None,
                max_bytes: int = MAX_VIDEO_BYTES) -> MediaAsset:
         """Keep an uploaded file (streamed to disk, never held whole in memory)."""
         try:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
@@ -882,7 +882,7 @@ class Chat33:
 
     # --- media --------------------------------------------------------------------------
 
-    def upload_media(self, org_id: str, stream: BinaryIO, filename: str | None) -> MediaAsset:
+    def upload_media(self, org_id: str, stream: IO[bytes], filename: str | None) -> MediaAsset:
         result: MediaAsset = self.media.upload(org_id, stream, filename)
         return result
 

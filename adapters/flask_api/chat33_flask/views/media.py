@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, request, send_file
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from chat33_core.errors import Issue, ValidationError
+from chat33_core.service import Principal
 
 from ..errors import ApiError
 from ..routing import core, counted, json_body, route
@@ -46,7 +47,7 @@ _ENVELOPE = 64 * 1024
                                    "application/octet-stream"}}}},
        body_required=True, rate_limit="media.upload",
        responses={201: ("Uploaded", {"$ref": "Media"})}, errors=[400, 413, 415])
-def upload(principal: Any) -> Any:
+def upload(principal: Principal) -> Any:
     app = core()
     if request.mimetype == "multipart/form-data":
         length = request.content_length
