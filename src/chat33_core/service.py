@@ -532,16 +532,17 @@ class Chat33:
     def create_posts(self, principal: Principal, request: PostRequest, *,
                      status: PostStatus = PostStatus.QUEUED) -> PostsCreated:
         """One post per account (and per thread item), all or nothing; each post counts
-        one against the ``posts.create`` limit."""
-        from .validation import parse_schedule
-
+        one against the ``posts.create`` limit. Creation uses what validation found: the
+        accounts, the parsed schedule, and each distinct media URL's asset, read once."""
         report, accounts = self._validate(principal, request, keep_media=True,
                                           read=principal.accounts)
         if not report.valid:
             errors = report.errors()
             raise ValidationError(_summary(errors), details=errors)
-        scheduled_at = parse_schedule(request.scheduled_at, request.timezone)
-        media_ids = [self.media.asset_for(principal.org_id, u).id for u in request.media_urls]
+        scheduled_at = report.scheduled_at
+        urls = [*request.media_urls, *(u for item in request.thread for u in item.media_urls)]
+        assets = {u: self.media.asset_for(principal.org_id, u) for u in dict.fromkeys(urls)}
+        media_ids = [assets[u].id for u in request.media_urls]
         group_id = new_id("grp") if len(set(request.account_ids)) > 1 else None
         now = utcnow()
         posts: list[Post] = []
@@ -554,8 +555,7 @@ class Chat33:
                 platform=account.platform, account_name=account.name,
                 created_by=principal.user_id, status=status, text=request.text,
                 media_urls=list(request.media_urls), media_ids=media_ids,
-                media_type=request.media_type or self._infer_media_type(principal.org_id,
-                                                                        request.media_urls),
+                media_type=request.media_type or _media_type(request.media_urls, assets),
                 cover_image_url=request.cover_image_url,
                 platform_config=dict(request.platform_config),
                 callback_url=request.callback_url, scheduled_at=scheduled_at,
@@ -566,12 +566,11 @@ class Chat33:
                 head = attrs.evolve(head, thread_id=head.id)
             posts.append(head)
             for position, item in enumerate(request.thread, start=1):
-                item_media = [self.media.asset_for(principal.org_id, u).id
-                              for u in item.media_urls]
+                item_media = [assets[u].id for u in item.media_urls]
                 posts.append(attrs.evolve(
                     head, id=new_id("post"), text=item.text, media_urls=list(item.media_urls),
                     media_ids=item_media,
-                    media_type=self._infer_media_type(principal.org_id, item.media_urls),
+                    media_type=_media_type(item.media_urls, assets),
                     cover_image_url=None, thread_position=position,
                     publish_with_head=platform.capabilities.threads,
                 ))
@@ -863,14 +862,6 @@ class Chat33:
         rate = self.hit_rate_limit("posts.create", principal.org_id, insert=(copies, logs))
         return PostsCreated(copies, group_id, rate)
 
-    def _infer_media_type(self, org_id: str, urls: Sequence[str]) -> MediaType | None:
-        if not urls:
-            return None
-        if len(urls) > 1:
-            return MediaType.CAROUSEL
-        kind = self.media.asset_for(org_id, urls[0]).kind
-        return MediaType.VIDEO if kind == "video" else MediaType.IMAGE
-
     def post_logs(self, org_id: str, post_id: str) -> list[LogEvent]:
         self.store.get_post(post_id, org_id=org_id)
         return self.store.list_logs(post_id)
@@ -894,6 +885,15 @@ class Chat33:
         """(path, content type) of a kept media file, for serving it."""
         result: tuple[str, str] = self.media.open_file(name)
         return result
+
+
+def _media_type(urls: Sequence[str], assets: Mapping[str, MediaAsset]) -> MediaType | None:
+    """A post's media type from its media: a carousel, one video or one image."""
+    if not urls:
+        return None
+    if len(urls) > 1:
+        return MediaType.CAROUSEL
+    return MediaType.VIDEO if assets[urls[0]].kind == "video" else MediaType.IMAGE
 
 
 def _summary(issues: Sequence[Issue]) -> str:
