@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, NotFound
@@ -197,7 +197,7 @@ class FileBlobs:
                     expires_s: int) -> tuple[str, dict[str, str]] | None:
         return None
 
-    def write_at(self, key: str, offset: int, stream: BinaryIO, limit: int) -> int:
+    def write_at(self, key: str, offset: int, stream: IO[bytes], limit: int) -> int:
         """Write ``stream`` into ``key`` from ``offset`` (a resumed upload), at most
         ``limit`` bytes; the bytes written. The file must be at least ``offset`` bytes
         long."""

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING
 
 import attrs
 
@@ -42,7 +42,10 @@ from .mediauploads import DirectUploads
 from .models import MediaAsset, utcnow
 
 if TYPE_CHECKING:
-    from .service import Chat33, Principal
+    from .config import Settings
+    from .fetch import GuardedClient
+    from .security import Principal
+    from .store import Store
 
 log = logging.getLogger("chat33.media")
 #: the scope a request needs to make chat33 fetch a URL
@@ -84,19 +87,27 @@ class FetchSlots:
 
 
 class MediaService:
-    def __init__(self, core: Chat33) -> None:
-        self.core = core
-        self.files = MediaStore.from_settings(core.settings)
-        self.slots = FetchSlots(core.settings.fetch_concurrency)
-        self.uploads = DirectUploads(core.store, self.files, core.settings.max_upload_bytes)
+    """Kept media for the service. It is given what it uses: the settings, the store,
+    the guarded client and ``hit_rate_limit(operation, key)`` (raises RateLimited), the
+    service's count of an operation."""
+
+    def __init__(self, settings: Settings, store: Store, fetcher: GuardedClient,
+                 hit_rate_limit: Callable[[str, str], object]) -> None:
+        self.settings = settings
+        self.store = store
+        self.fetcher = fetcher
+        self.hit_rate_limit = hit_rate_limit
+        self.files = MediaStore.from_settings(settings)
+        self.slots = FetchSlots(settings.fetch_concurrency)
+        self.uploads = DirectUploads(store, self.files, settings.max_upload_bytes)
 
     def _record(self, asset: MediaAsset, name: str | None) -> MediaAsset:
         """Keep the row; the display name is what the client called the file."""
-        self.core.store.add_media(asset)
+        self.store.add_media(asset)
         display = (name or "").strip()[:200]
         return attrs.evolve(asset, name=display) if display else asset
 
-    def upload(self, org_id: str, stream: BinaryIO, filename: str | None,
+    def upload(self, org_id: str, stream: IO[bytes], filename: str | None,
                max_bytes: int = MAX_VIDEO_BYTES) -> MediaAsset:
         """Keep an uploaded file (streamed to disk, never held whole in memory)."""
         try:
@@ -109,9 +120,9 @@ class MediaService:
     def ingest(self, org_id: str, url: str, filename: str | None = None) -> MediaAsset:
         """Fetch ``url`` through the guarded client and keep it (in one of the
         organization's fetch slots, within the per-request byte cap)."""
-        max_bytes = min(MAX_VIDEO_BYTES, self.core.settings.fetch_request_max_bytes)
+        max_bytes = min(MAX_VIDEO_BYTES, self.settings.fetch_request_max_bytes)
         with self.slots.hold(org_id):
-            asset = ingest_url(self.files, self.core.fetcher, url, org_id=org_id, path="url",
+            asset = ingest_url(self.files, self.fetcher, url, org_id=org_id, path="url",
                                max_bytes=max_bytes)
         return self._record(asset, filename or url.rsplit("/", 1)[-1].split("?")[0])
 
@@ -141,20 +152,20 @@ class MediaService:
                     self._count_upload(org_id)
 
             ingestor = MediaIngestor(
-                store=self.files, client=self.core.fetcher, org_id=org_id, keep=keep,
-                known=lambda url: self.core.store.find_media_by_url(org_id, url),
-                byte_budget=self.core.settings.fetch_request_max_bytes,
+                store=self.files, client=self.fetcher, org_id=org_id, keep=keep,
+                known=lambda url: self.store.find_media_by_url(org_id, url),
+                byte_budget=self.settings.fetch_request_max_bytes,
                 before_fetch=before_fetch)
             yield ingestor
         if keep:
             for url, asset in ingestor.assets.items():
-                if asset.path and self.core.store.find_media_by_url(org_id, url) is None:
-                    self.core.store.add_media(asset)
+                if asset.path and self.store.find_media_by_url(org_id, url) is None:
+                    self.store.add_media(asset)
 
     def _count_upload(self, org_id: str) -> None:
         """One ``media.upload`` for a URL a post makes chat33 fetch and keep."""
         try:
-            self.core.hit_rate_limit("media.upload", org_id)
+            self.hit_rate_limit("media.upload", org_id)
         except RateLimited as exc:
             raise RateLimited(
                 "media fetched from mediaUrls counts against the upload limit: "
@@ -163,18 +174,18 @@ class MediaService:
 
     def asset_for(self, org_id: str, url: str) -> MediaAsset:
         """The kept asset for ``url`` (one of our media URLs or an ingested source URL)."""
-        asset = self.core.store.find_media_by_url(org_id, url)
+        asset = self.store.find_media_by_url(org_id, url)
         if asset is not None:
             return asset
         name = self.files.name_for_url(url)
         if name is not None and self.files.exists(name):
-            return self.core.store.add_media(describe_stored(self.files, name, org_id=org_id))
+            return self.store.add_media(describe_stored(self.files, name, org_id=org_id))
         raise NotFound(f"no media kept for {url}")
 
     def open_file(self, name: str) -> tuple[MediaAsset, MediaStore]:
         """The kept file ``name`` (its row, for the type) and the store to read it from,
         for the media route; NotFound when either is missing."""
-        asset = self.core.store.find_media_by_name(name)
+        asset = self.store.find_media_by_name(name)
         if asset is None or not self.files.exists(name):
             raise NotFound("media not found")
         return asset, self.files
@@ -185,12 +196,12 @@ class MediaService:
                 ) -> tuple[Sequence[MediaAsset], dict[str, int]]:
         """A page of the organization's media, newest first, and how many posts not yet
         done use each."""
-        assets = self.core.store.list_media(org_id, limit=limit, before=before)
-        return assets, self.core.store.pending_uses(org_id, [a.id for a in assets])
+        assets = self.store.list_media(org_id, limit=limit, before=before)
+        return assets, self.store.pending_uses(org_id, [a.id for a in assets])
 
     def show(self, org_id: str, media_id: str) -> tuple[MediaAsset, int]:
-        asset = self.core.store.org_media(org_id, media_id)
-        return asset, self.core.store.pending_uses(org_id, [media_id])[media_id]
+        asset = self.store.org_media(org_id, media_id)
+        return asset, self.store.pending_uses(org_id, [media_id])[media_id]
 
     def remove(self, org_id: str, media_id: str) -> None:
         """Delete the organization's media; Conflict while a post not yet done uses it.
@@ -202,7 +213,7 @@ class MediaService:
         self._forget(asset)
 
     def _forget(self, asset: MediaAsset) -> None:
-        if self.core.store.delete_media_row(asset.id) == 0:
+        if self.store.delete_media_row(asset.id) == 0:
             self.files.delete(asset.name)
 
     def sweep(self, now: datetime | None = None) -> int:
@@ -214,12 +225,12 @@ class MediaService:
         if expired:
             log.info("media sweep: removed %d expired direct uploads", expired)
         self.files.trim_cache(3600)
-        days = self.core.settings.media_retention_days
+        days = self.settings.media_retention_days
         if days <= 0:
             return 0
         done, after = 0, ""
         while True:
-            batch, last = self.core.store.retention_candidates(now - timedelta(days=days),
+            batch, last = self.store.retention_candidates(now - timedelta(days=days),
                                                                after)
             for asset in batch:
                 self._forget(asset)

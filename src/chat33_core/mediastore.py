@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 from urllib.parse import urlsplit
 
 import attrs
@@ -197,7 +197,7 @@ class MediaStore:
         finally:
             path.unlink(missing_ok=True)
 
-    def write_stream(self, stream: BinaryIO, dest: Path,
+    def write_stream(self, stream: IO[bytes], dest: Path,
                      max_bytes: int | None = None) -> tuple[int, str]:
         """Copy ``stream`` to ``dest`` in chunks, hashing as it goes; refuse more than
         ``max_bytes``. Returns ``(size, sha256)``."""
@@ -267,7 +267,7 @@ def _keep(store: MediaStore, temp: Path, *, org_id: str, source_url: str | None,
     return _asset(store, stored, info, org_id=org_id, source_url=source_url)
 
 
-def store_file(store: MediaStore, source: BinaryIO | str | os.PathLike[str], *, org_id: str,
+def store_file(store: MediaStore, source: IO[bytes] | str | os.PathLike[str], *, org_id: str,
                source_url: str | None = None,
                max_bytes: int | None = MAX_VIDEO_BYTES) -> MediaAsset:
     """Store an upload stream (or copy a local file), inspect it, and describe it.

@@ -17,7 +17,7 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING
 
 import attrs
 from attrs import frozen
@@ -135,7 +135,7 @@ class DirectUploads:
         received = self._local().size(upload.name) or 0
         return Received(upload.id, received, upload.size)
 
-    def receive(self, token: str, stream: BinaryIO, length: int | None,
+    def receive(self, token: str, stream: IO[bytes], length: int | None,
                 content_range: str | None, now: datetime | None = None) -> Received:
         """Write a PUT body: the whole file, or with ``Content-Range: bytes S-E/TOTAL``
         the part from S (S at most what has arrived). ``bytes */TOTAL`` with no body

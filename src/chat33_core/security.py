@@ -9,19 +9,20 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import attrs
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import ConfigurationError, Unavailable
-from .models import Credentials
+from .errors import ConfigurationError, Forbidden, Unauthorized, Unavailable
+from .models import Account, Credentials
 
 API_KEY_PREFIX = "sk_live_"
 KEY_PREFIX_LENGTH = 12
@@ -159,3 +160,29 @@ def _iso(value: datetime | None) -> str | None:
 
 def _from_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+@attrs.frozen
+class Principal:
+    """Who is calling: an organization's user, by API key or by session."""
+
+    org_id: str
+    user_id: str
+    scopes: frozenset[str]
+    via: str  # "key" or "session"
+    key_id: str | None = None
+    csrf_hash: str | None = None
+    #: accounts read along with the key (``authenticate_key(..., accounts=ids)``): each
+    #: id asked for -> the organization's Account or None; for this request only
+    accounts: Mapping[str, Account | None] | None = attrs.field(default=None, eq=False,
+                                                                 repr=False)
+
+    def require(self, *scopes: str) -> None:
+        missing = [s for s in scopes if s not in self.scopes]
+        if missing:
+            raise Forbidden(f"this API key lacks the scope {', '.join(missing)}")
+
+    def require_session(self) -> None:
+        if self.via != "session":
+            raise Unauthorized("this endpoint needs a signed-in session; API keys cannot "
+                               "manage API keys")

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
@@ -57,6 +57,7 @@ from .plugins import PluginHost
 from .security import (
     KEY_PREFIX_LENGTH,
     HashGate,
+    Principal,
     Vault,
     digest,
     generate_api_key,
@@ -68,11 +69,11 @@ from .security import (
 from .store import Store, human_period
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from .connecting import CallbackOutcome, ConnectionView, Connector
     from .fetch import GuardedClient
+    from .mediaservice import MediaService
     from .mediastore import MediaStore
+    from .store import Transaction
     from .validation import ValidationReport
 
 log = logging.getLogger(__name__)
@@ -91,32 +92,6 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[int, timedelta]] = {
     "auth.login.email": (10, timedelta(minutes=15)),
     "auth.login.address": (50, timedelta(minutes=15)),
 }
-
-
-@attrs.frozen
-class Principal:
-    """Who is calling: an organization's user, by API key or by session."""
-
-    org_id: str
-    user_id: str
-    scopes: frozenset[str]
-    via: str  # "key" or "session"
-    key_id: str | None = None
-    csrf_hash: str | None = None
-    #: accounts read along with the key (``authenticate_key(..., accounts=ids)``): each
-    #: id asked for -> the organization's Account or None; for this request only
-    accounts: Mapping[str, Account | None] | None = attrs.field(default=None, eq=False,
-                                                                 repr=False)
-
-    def require(self, *scopes: str) -> None:
-        missing = [s for s in scopes if s not in self.scopes]
-        if missing:
-            raise Forbidden(f"this API key lacks the scope {', '.join(missing)}")
-
-    def require_session(self) -> None:
-        if self.via != "session":
-            raise Unauthorized("this endpoint needs a signed-in session; API keys cannot "
-                               "manage API keys")
 
 
 #: a rate-limit count: (limit, remaining, seconds until the allowance is full again)
@@ -183,11 +158,11 @@ class Chat33:
         return GuardedClient(self.settings)
 
     @cached_property
-    def media(self) -> Any:
+    def media(self) -> MediaService:
         """The media service (fetching, storing and inspecting files)."""
         from .mediaservice import MediaService
 
-        return MediaService(self)
+        return MediaService(self.settings, self.store, self.fetcher, self.hit_rate_limit)
 
     # --- organizations and users ------------------------------------------------------
 
@@ -520,7 +495,7 @@ class Chat33:
 
     # --- rate limits --------------------------------------------------------------------
 
-    def hit_rate_limit(self, operation: str, key: str, *, conn: Connection | None = None,
+    def hit_rate_limit(self, operation: str, key: str, *, conn: Transaction | None = None,
                        insert: tuple[Sequence[Post], Sequence[LogEvent]] | None = None,
                        ) -> RateCount:
         """Count ``operation`` for ``key``: once, or with ``insert`` (posts and their
@@ -599,16 +574,17 @@ class Chat33:
     def create_posts(self, principal: Principal, request: PostRequest, *,
                      status: PostStatus = PostStatus.QUEUED) -> PostsCreated:
         """One post per account (and per thread item), all or nothing; each post counts
-        one against the ``posts.create`` limit."""
-        from .validation import parse_schedule
-
+        one against the ``posts.create`` limit. Creation uses what validation found: the
+        accounts, the parsed schedule, and each distinct media URL's asset, read once."""
         report, accounts = self._validate(principal, request, keep_media=True,
                                           read=principal.accounts)
         if not report.valid:
             errors = report.errors()
             raise ValidationError(_summary(errors), details=errors)
-        scheduled_at = parse_schedule(request.scheduled_at, request.timezone)
-        media_ids = [self.media.asset_for(principal.org_id, u).id for u in request.media_urls]
+        scheduled_at = report.scheduled_at
+        urls = [*request.media_urls, *(u for item in request.thread for u in item.media_urls)]
+        assets = {u: self.media.asset_for(principal.org_id, u) for u in dict.fromkeys(urls)}
+        media_ids = [assets[u].id for u in request.media_urls]
         group_id = new_id("grp") if len(set(request.account_ids)) > 1 else None
         now = utcnow()
         posts: list[Post] = []
@@ -621,8 +597,7 @@ class Chat33:
                 platform=account.platform, account_name=account.name,
                 created_by=principal.user_id, status=status, text=request.text,
                 media_urls=list(request.media_urls), media_ids=media_ids,
-                media_type=request.media_type or self._infer_media_type(principal.org_id,
-                                                                        request.media_urls),
+                media_type=request.media_type or _media_type(request.media_urls, assets),
                 cover_image_url=request.cover_image_url,
                 platform_config=dict(request.platform_config),
                 callback_url=request.callback_url, scheduled_at=scheduled_at,
@@ -633,12 +608,11 @@ class Chat33:
                 head = attrs.evolve(head, thread_id=head.id)
             posts.append(head)
             for position, item in enumerate(request.thread, start=1):
-                item_media = [self.media.asset_for(principal.org_id, u).id
-                              for u in item.media_urls]
+                item_media = [assets[u].id for u in item.media_urls]
                 posts.append(attrs.evolve(
                     head, id=new_id("post"), text=item.text, media_urls=list(item.media_urls),
                     media_ids=item_media,
-                    media_type=self._infer_media_type(principal.org_id, item.media_urls),
+                    media_type=_media_type(item.media_urls, assets),
                     cover_image_url=None, thread_position=position,
                     publish_with_head=platform.capabilities.threads,
                 ))
@@ -932,14 +906,6 @@ class Chat33:
         metrics.record_posts_created([p.platform for p in copies])
         return PostsCreated(copies, group_id, rate)
 
-    def _infer_media_type(self, org_id: str, urls: Sequence[str]) -> MediaType | None:
-        if not urls:
-            return None
-        if len(urls) > 1:
-            return MediaType.CAROUSEL
-        kind = self.media.asset_for(org_id, urls[0]).kind
-        return MediaType.VIDEO if kind == "video" else MediaType.IMAGE
-
     def post_logs(self, org_id: str, post_id: str) -> list[LogEvent]:
         self.store.get_post(post_id, org_id=org_id)
         return self.store.list_logs(post_id)
@@ -951,7 +917,7 @@ class Chat33:
 
     # --- media --------------------------------------------------------------------------
 
-    def upload_media(self, org_id: str, stream: BinaryIO, filename: str | None) -> MediaAsset:
+    def upload_media(self, org_id: str, stream: IO[bytes], filename: str | None) -> MediaAsset:
         result: MediaAsset = self.media.upload(org_id, stream, filename)
         return result
 
@@ -963,6 +929,15 @@ class Chat33:
         """A kept media file's row and the store holding it, for serving it."""
         result: tuple[MediaAsset, MediaStore] = self.media.open_file(name)
         return result
+
+
+def _media_type(urls: Sequence[str], assets: Mapping[str, MediaAsset]) -> MediaType | None:
+    """A post's media type from its media: a carousel, one video or one image."""
+    if not urls:
+        return None
+    if len(urls) > 1:
+        return MediaType.CAROUSEL
+    return MediaType.VIDEO if assets[urls[0]].kind == "video" else MediaType.IMAGE
 
 
 def _summary(issues: Sequence[Issue]) -> str:

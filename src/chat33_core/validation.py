@@ -98,13 +98,16 @@ class ValidationReport:
     * ``media`` — one entry per distinct media URL: ``{url, path, valid, ...facts}`` or
       ``{url, path, valid: false, error}``;
     * ``request_errors`` / ``request_warnings`` — the issues of the request as a whole
-      (also copied into every result).
+      (also copied into every result);
+    * ``scheduled_at`` — ``scheduledAt`` parsed (UTC), None when absent or invalid: what
+      creation uses, so the schedule is parsed once.
     """
 
     results: list[AccountResult]
     media: list[dict[str, Any]] = attrs.field(factory=list)
     request_errors: list[Issue] = attrs.field(factory=list)
     request_warnings: list[Issue] = attrs.field(factory=list)
+    scheduled_at: datetime | None = None
 
     @property
     def valid(self) -> bool:
@@ -342,7 +345,8 @@ class _Engine:
                    for r in results]
         return ValidationReport(results=results, media=self.media_report,
                                 request_errors=common_errors,
-                                request_warnings=common_warnings)
+                                request_warnings=common_warnings,
+                                scheduled_at=self.scheduled_at)
 
     # --- request-wide rules --------------------------------------------------------------
 

@@ -32,7 +32,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,8 @@ from .models import LogEvent, Post, utcnow
 from .store.unavailable import safe_text
 
 if TYPE_CHECKING:
-    from .service import Chat33
+    from .config import Settings
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -169,16 +170,21 @@ def schedule_from_env(env: Mapping[str, str]) -> tuple[float, ...]:
 
 
 class WebhookDispatcher:
-    """Claims due deliveries and sends them. Thread-safe; one per worker process."""
+    """Claims due deliveries and sends them. Thread-safe; one per worker process.
+    ``signing_secrets(org_id)`` gives the secrets a delivery is signed with (the
+    service's :meth:`~chat33_core.service.Chat33.webhook_signing_secrets`)."""
 
-    def __init__(self, core: Chat33, owner: str, *, lease_s: float = 120.0,
-                 schedule: Sequence[float] | None = None, timeout: float = 15.0) -> None:
-        self.core = core
-        self.store = core.store
+    def __init__(self, settings: Settings, store: Store,
+                 signing_secrets: Callable[[str], list[str]], owner: str, *,
+                 lease_s: float = 120.0, schedule: Sequence[float] | None = None,
+                 timeout: float = 15.0) -> None:
+        self.settings = settings
+        self.store = store
+        self.signing_secrets = signing_secrets
         self.owner = owner
         self.lease = timedelta(seconds=lease_s)
         self.schedule = tuple(schedule) if schedule is not None else schedule_from_env(
-            core.settings.env)
+            settings.env)
         self.timeout = timeout
         self._client: Any = None
         self._client_lock = threading.Lock()
@@ -190,7 +196,7 @@ class WebhookDispatcher:
             if self._client is None:
                 from .fetch import GuardedClient
 
-                self._client = GuardedClient(self.core.settings, timeout=self.timeout)
+                self._client = GuardedClient(self.settings, timeout=self.timeout)
             return self._client
 
     def close(self) -> None:
@@ -221,7 +227,7 @@ class WebhookDispatcher:
         error: str | None = None
         final = False
         try:
-            secrets = self.core.webhook_signing_secrets(row["org_id"])
+            secrets = self.signing_secrets(row["org_id"])
             response = self.client.post_json(row["url"], body,
                                              headers_for(secrets, row["id"], body))
             if 200 <= response.status_code < 300:

@@ -24,6 +24,7 @@ from werkzeug.routing import BaseConverter
 
 from chat33_core.errors import Issue, ValidationError
 from chat33_core.serialization import structure
+from chat33_core.service import Chat33, Principal
 from chat33_core.validation import MAX_ACCOUNTS
 
 from .auth import authenticate
@@ -97,7 +98,7 @@ class RequestState:
     request_id: str
     started: float
     operation: Operation | None = None
-    principal: Any = None
+    principal: Principal | None = None
     #: the rate-limit count of the request: (limit, remaining, seconds until full)
     rate: tuple[int, int, float] | None = None
     #: the JSON body, once parsed (body_read)
@@ -178,9 +179,10 @@ def param_converter(bps: Sequence[SansioBlueprint]) -> type[BaseConverter]:
     return ParamConverter
 
 
-def core() -> Any:
+def core() -> Chat33:
     """The app's :class:`~chat33_core.service.Chat33`."""
-    return current_app.extensions["chat33"]
+    found: Chat33 = current_app.extensions["chat33"]
+    return found
 
 
 def count_request(key: str) -> None:

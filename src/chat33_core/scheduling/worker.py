@@ -94,7 +94,8 @@ class Worker:
         #: PREFETCH posts of a backlog
         self.window = self.concurrency + max(self.concurrency, PREFETCH)
         self.publisher = Publisher(core, self.queue)
-        self.webhooks = WebhookDispatcher(core, self.id)
+        self.webhooks = WebhookDispatcher(core.settings, core.store,
+                                          core.webhook_signing_secrets, self.id)
         self.webhook_concurrency = max(1, webhook_concurrency)
         self.stats: Counter[str] = Counter()
         self._wake = threading.Event()

@@ -6,6 +6,10 @@ owner of its statements; the rest of chat33 calls its methods.
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Connection as Transaction
+
 from .core import Store, human_period, make_engine
 
-__all__ = ["Store", "human_period", "make_engine"]
+#: ``Transaction``: an open write transaction of :meth:`Store.begin`, for the methods
+#: that take ``conn=`` (callers hold it, never use it themselves)
+__all__ = ["Store", "Transaction", "human_period", "make_engine"]

@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint
 
+from chat33_core.service import Principal
+
 from ..routing import Param, core, query, route
 from ..schemas import account_json
 
@@ -21,7 +23,7 @@ bp = Blueprint("chat33_accounts", __name__)
                                                  "type": "array",
                                                  "items": {"$ref": "Account"}}}})},
        errors=[400])
-def list_accounts(principal: Any) -> Any:
+def list_accounts(principal: Principal) -> Any:
     args = query()
     items = core().list_accounts(principal.org_id, platform=args["platform"])
     return {"items": [account_json(a) for a in items]}

@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint
 
+from chat33_core.service import Principal
+
 from ..routing import core, count_request, json_body, route
 from ..schemas import CreateApiKeyRequest, api_key_json
 
@@ -22,7 +24,7 @@ bp = Blueprint("chat33_api_keys", __name__)
        responses={201: ("Key created. Save the `key` value — it cannot be retrieved later.",
                         "ApiKeyCreated")},
        errors=[400])
-def create_api_key(principal: Any) -> Any:
+def create_api_key(principal: Principal) -> Any:
     app = core()
     count_request(principal.user_id)
     req = json_body(CreateApiKeyRequest)
@@ -34,7 +36,7 @@ def create_api_key(principal: Any) -> Any:
        description="Returns key prefixes and metadata. Raw keys are never returned.",
        responses={200: ("Key list", {"type": "object", "required": ["items"], "properties": {
            "items": {"type": "array", "items": {"$ref": "ApiKey"}}}})})
-def list_api_keys(principal: Any) -> Any:
+def list_api_keys(principal: Principal) -> Any:
     return {"items": [api_key_json(k) for k in core().list_api_keys(principal.org_id)]}
 
 
@@ -42,6 +44,6 @@ def list_api_keys(principal: Any) -> Any:
        session_only=True, description="Sets the key inactive.",
        responses={200: ("Revoked", {"type": "object", "required": ["revoked"],
                                     "properties": {"revoked": {"const": True}}})})
-def revoke_api_key(principal: Any, id: str) -> Any:
+def revoke_api_key(principal: Principal, id: str) -> Any:
     core().revoke_api_key(principal.org_id, id)
     return {"revoked": True}

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from chat33_core.service import SESSION_LIFETIME
+from chat33_core.service import SESSION_LIFETIME, Principal
 
 from ..auth import SESSION_COOKIE, clear_session_cookie, set_session_cookie
 from ..routing import core, json_body, route
@@ -31,7 +31,7 @@ _ME = {"type": "object", "required": ["user", "via", "scopes"], "properties": {
            "type": "object", "required": ["user", "csrfToken"],
            "properties": {"user": {"$ref": "User"}, "csrfToken": {"type": "string"}}})},
        errors=[400, 401, 429])
-def login(principal: Any) -> Any:
+def login(principal: Principal) -> Any:
     req = json_body(LoginRequest)
     user, session, csrf = core().login(req.email, req.password, client=request.remote_addr)
 
@@ -44,7 +44,7 @@ def login(principal: Any) -> Any:
        description="Ends the session (cookie sessions send `x-csrf-token`).",
        responses={200: ("Signed out", {"type": "object", "required": ["loggedOut"],
                                        "properties": {"loggedOut": {"const": True}}})})
-def logout(principal: Any) -> Any:
+def logout(principal: Principal) -> Any:
 
     if principal.via == "session":
         core().logout(request.cookies.get(SESSION_COOKIE))
@@ -56,7 +56,7 @@ def logout(principal: Any) -> Any:
 @route(bp, "GET", "/auth/me", summary="Who is signed in", tag="Auth",
        description="The user behind the session or the API key, and the scopes in force.",
        responses={200: ("The caller", _ME)})
-def me(principal: Any) -> Any:
+def me(principal: Principal) -> Any:
     # the core has no "get user" operation yet: read it from the core's store
     user = core().store.get_user(principal.user_id)
     return {"user": user_json(user), "via": principal.via, "scopes": sorted(principal.scopes)}

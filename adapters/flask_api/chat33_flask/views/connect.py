@@ -8,6 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from chat33_core.security import Principal
+
 from ..auth import SESSION_COOKIE
 from ..routing import Param, core, json_body, route
 from ..schemas import (
@@ -34,7 +36,7 @@ _REMOVED = {"type": "object", "required": ["success", "cancelledPosts"], "proper
        scope="accounts:write", body={"application/json": "ConnectRequest"},
        body_required=True, responses={201: ("Connection started", "Connection")},
        errors=[400, 422])
-def start_connection(principal: Any) -> Any:
+def start_connection(principal: Principal) -> Any:
     req = json_body(ConnectRequest)
     view = core().start_connection(principal, req.platform, req.return_url)
     return connection_json(view), 201
@@ -45,7 +47,7 @@ def start_connection(principal: Any) -> Any:
        description="The connection's status, the targets to choose from (`select`), the "
        "connected accounts (`connected`) or the error (`failed`, `expired`).",
        responses={200: ("The connection", "Connection")})
-def get_connection(principal: Any, connectionId: str) -> Any:
+def get_connection(principal: Principal, connectionId: str) -> Any:
     return connection_json(core().get_connection(principal.org_id, connectionId))
 
 
@@ -55,7 +57,7 @@ def get_connection(principal: Any, connectionId: str) -> Any:
        "(409 in any other status).",
        body={"application/json": "SelectTargetsRequest"}, body_required=True,
        responses={200: ("Connected", "Connection")}, errors=[400, 409])
-def select_targets(principal: Any, connectionId: str) -> Any:
+def select_targets(principal: Principal, connectionId: str) -> Any:
     req = json_body(SelectTargetsRequest)
     view = core().select_targets(principal, connectionId, req.external_ids)
     return connection_json(view)
@@ -68,7 +70,7 @@ def select_targets(principal: Any, connectionId: str) -> Any:
        "`account_mismatch`. Clears `needsReconnect` once done.",
        body={"application/json": "ReconnectRequest"},
        responses={201: ("Connection started", "Connection")}, errors=[400, 409, 422])
-def reconnect_account(principal: Any, id: str) -> Any:
+def reconnect_account(principal: Principal, id: str) -> Any:
     req = json_body(ReconnectRequest)
     view = core().start_connection(principal, "", req.return_url, reconnect_account_id=id)
     return connection_json(view), 201
@@ -80,7 +82,7 @@ def reconnect_account(principal: Any, id: str) -> Any:
        "and cancels the account's QUEUED posts (each with a logged reason). Published "
        "posts stay readable.",
        responses={200: ("Disconnected", _REMOVED)})
-def disconnect_account(principal: Any, id: str) -> Any:
+def disconnect_account(principal: Principal, id: str) -> Any:
     removal = core().disconnect_account(principal.org_id, id)
     return {"success": True, "cancelledPosts": len(removal.cancelled_posts)}
 
@@ -97,7 +99,7 @@ def disconnect_account(principal: Any, id: str) -> Any:
        responses={200: ("A page saying what happened", {"type": "string"}),
                   303: ("Back to the connection's returnUrl", None),
                   400: ("The state is missing, unknown or already used", {"type": "string"})})
-def oauth_callback(principal: Any, platform: str) -> Any:
+def oauth_callback(principal: Principal | None, platform: str) -> Any:
     params = {k: v for k, v in request.args.items()}
     outcome = core().oauth_callback(platform, params, request.cookies.get(SESSION_COOKIE))
     if outcome.redirect_url and outcome.http_status == 200:

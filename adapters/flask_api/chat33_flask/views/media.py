@@ -17,6 +17,7 @@ from werkzeug.wsgi import wrap_file
 
 from chat33_core.errors import Issue, ValidationError
 from chat33_core.mediauploads import DECLARED_TYPES, UPLOAD_TTL, Received
+from chat33_core.security import Principal
 
 from ..errors import ApiError
 from ..routing import Param, core, counted, json_body, query, route
@@ -48,7 +49,7 @@ _ENVELOPE = 64 * 1024
                                    "application/octet-stream"}}}},
        body_required=True, rate_limit="media.upload",
        responses={201: ("Uploaded", {"$ref": "Media"})}, errors=[400, 413, 415])
-def upload(principal: Any) -> Any:
+def upload(principal: Principal) -> Any:
     app = core()
     if request.mimetype == "multipart/form-data":
         length = request.content_length
@@ -200,7 +201,7 @@ _UPLOAD_STATE = {"type": "object", "required": ["mediaId", "received", "size", "
                           "expiresAt": {"type": "string", "format": "date-time"},
                           "url": {"type": "string", "format": "uri"}}})},
        errors=[400])
-def presign(principal: Any) -> Any:
+def presign(principal: Principal) -> Any:
     req = json_body(PresignRequest)
     with core().counted("media.upload", principal.org_id) as rate:
         ticket = core().media.uploads.presign(principal.org_id, req.filename,
@@ -229,7 +230,7 @@ def presign(principal: Any) -> Any:
        body={"application/octet-stream": {"type": "string",
                                           "contentMediaType": "application/octet-stream"}},
        responses={200: ("What has arrived", _UPLOAD_STATE)}, errors=[400, 409, 410])
-def put_upload(principal: Any, token: str) -> Any:
+def put_upload(principal: Principal, token: str) -> Any:
     uploads = core().media.uploads
     try:
         state = uploads.receive(token, request.stream, request.content_length,
@@ -252,7 +253,7 @@ def _state(state: Received) -> dict[str, Any]:
        "still arriving (folder uploads) is a 400 saying where to resume. Completing "
        "twice is a 409.",
        responses={201: ("Uploaded", {"$ref": "Media"})}, errors=[400, 409])
-def complete_upload(principal: Any, id: str) -> Any:
+def complete_upload(principal: Principal, id: str) -> Any:
     asset = core().media.uploads.complete(principal.org_id, id)
     return media_json(asset), 201
 
@@ -272,7 +273,7 @@ def complete_upload(principal: Any, id: str) -> Any:
                           "nextCursor": {"type": ["string", "null"]},
                           "hasMore": {"type": "boolean"}}})},
        errors=[400])
-def list_media(principal: Any) -> Any:
+def list_media(principal: Principal) -> Any:
     args = query()
     limit = args["limit"]
     assets, uses = core().media.library(principal.org_id, limit + 1, args["cursor"])
@@ -284,7 +285,7 @@ def list_media(principal: Any) -> Any:
 
 @route(bp, "GET", "/media/{id}", summary="Show one media file", tag="Media",
        scope="media:write", responses={200: ("The media", {"$ref": "MediaItem"})})
-def show_media(principal: Any, id: str) -> Any:
+def show_media(principal: Principal, id: str) -> Any:
     asset, uses = core().media.show(principal.org_id, id)
     return library_json(asset, uses)
 
@@ -297,6 +298,6 @@ def show_media(principal: Any, id: str) -> Any:
        responses={200: ("Deleted", {"type": "object", "required": ["deleted"],
                                     "properties": {"deleted": {"const": True}}})},
        errors=[409])
-def delete_media(principal: Any, id: str) -> Any:
+def delete_media(principal: Principal, id: str) -> Any:
     core().media.remove(principal.org_id, id)
     return {"deleted": True}

@@ -10,6 +10,7 @@ from flask import Blueprint, current_app
 from chat33_core.errors import Issue, ValidationError
 from chat33_core.models import PostRequest, PostSort, PostStatus
 from chat33_core.serialization import post_json, post_rows, summary_json
+from chat33_core.service import Principal
 
 from ..routing import Param, core, count_request, counted, json_body, query, route
 from ..schemas import DuplicatePostRequest, UpdatePostRequest, log_json
@@ -45,7 +46,7 @@ MEDIA_URLS = (
            "type": "object", "required": ["posts", "groupId"],
            "properties": {"posts": _POSTS, "groupId": _GROUP}})},
        errors=[400])
-def create_post(principal: Any) -> Any:
+def create_post(principal: Principal) -> Any:
     req = json_body(PostRequest)
     created = core().create_posts(principal, req)
     counted(created.rate)
@@ -83,7 +84,7 @@ def create_post(principal: Any) -> Any:
                           "total": {"type": "integer"}, "page": {"type": "integer"},
                           "limit": {"type": "integer"}, "hasMore": {"type": "boolean"}}})},
        errors=[400])
-def list_posts(principal: Any) -> Any:
+def list_posts(principal: Principal) -> Any:
     args = query()
     channel, account = args["channelId"], args["accountId"]
     if channel is not None and account is not None and channel != account:
@@ -118,7 +119,7 @@ def list_posts(principal: Any) -> Any:
        rate_limit="posts.validate",
        responses={200: ("Validation result", {"$ref": "ValidationReport"})},
        errors=[400])
-def validate_post(principal: Any) -> Any:
+def validate_post(principal: Principal) -> Any:
     count_request(principal.org_id)
     req = json_body(PostRequest)
     report = core().validate_post(principal, req)
@@ -127,7 +128,7 @@ def validate_post(principal: Any) -> Any:
 
 @route(bp, "GET", "/posts/{id}", summary="Get post details", tag="Posts", scope="posts:read",
        responses={200: ("Post details", {"$ref": "Post"})})
-def get_post(principal: Any, id: str) -> Any:
+def get_post(principal: Principal, id: str) -> Any:
     return post_json(core().get_post(principal.org_id, id))
 
 
@@ -137,7 +138,7 @@ def get_post(principal: Any, id: str) -> Any:
        "next worker tick; `status: CANCELLED` cancels. " + MEDIA_URLS,
        body={JSON: "UpdatePostRequest"},
        responses={200: ("Updated post", {"$ref": "Post"})}, errors=[400, 409, 429])
-def update_post(principal: Any, id: str) -> Any:
+def update_post(principal: Principal, id: str) -> Any:
     changes = json_body(UpdatePostRequest).changes()
     return post_json(core().update_post(principal, id, changes))
 
@@ -157,7 +158,7 @@ def update_post(principal: Any, id: str) -> Any:
                           "platformDeleted": {"type": "boolean"},
                           "platformError": {"type": ["string", "null"]}}})},
        errors=[400, 409])
-def delete_post(principal: Any, id: str) -> Any:
+def delete_post(principal: Principal, id: str) -> Any:
     args = query()
     outcome = core().delete_post(principal.org_id, id, from_platform=args["fromPlatform"])
     return outcome.to_dict()
@@ -174,7 +175,7 @@ def delete_post(principal: Any, id: str) -> Any:
            "properties": {"duplicatedFrom": {"type": "string"}, "posts": _POSTS,
                           "groupId": _GROUP}})},
        errors=[400])
-def duplicate_post(principal: Any, id: str) -> Any:
+def duplicate_post(principal: Principal, id: str) -> Any:
     req = json_body(DuplicatePostRequest)
     created = core().duplicate_post(principal, id, account_ids=req.account_ids,
                                     scheduled_at=req.scheduled_at, status=req.status)
@@ -192,7 +193,7 @@ def duplicate_post(principal: Any, id: str) -> Any:
        "is removed or `needsReconnect` (reconnect it first). A post whose outcome was "
        "unknown is looked for on the platform before it is sent again.",
        responses={200: ("The post, QUEUED again", {"$ref": "Post"})}, errors=[409])
-def retry_post(principal: Any, id: str) -> Any:
+def retry_post(principal: Principal, id: str) -> Any:
     return post_json(core().retry_post(principal.org_id, id))
 
 
@@ -202,5 +203,5 @@ def retry_post(principal: Any, id: str) -> Any:
        "successes, failures), oldest first.",
        responses={200: ("Log entries", {"type": "object", "required": ["logs"], "properties": {
            "logs": {"type": "array", "items": {"$ref": "LogEvent"}}}})})
-def post_logs(principal: Any, id: str) -> Any:
+def post_logs(principal: Principal, id: str) -> Any:
     return {"logs": [log_json(e) for e in core().post_logs(principal.org_id, id)]}

@@ -12,6 +12,8 @@ from typing import Any
 
 from flask import Blueprint
 
+from chat33_core.service import Principal
+
 from ..routing import core, json_body, route
 from ..schemas import RotateWebhookSecretRequest, webhook_secret_json
 
@@ -27,7 +29,7 @@ _SCOPE_NOTE = (" Scope `settings:write` (not among an API key's default scopes: 
        "`callbackUrl` delivery of the organization (made on first use), and until when "
        "the secrets it replaced still sign deliveries too." + _SCOPE_NOTE,
        responses={200: ("The secret", {"$ref": "WebhookSecret"})})
-def get_webhook_secret(principal: Any) -> Any:
+def get_webhook_secret(principal: Principal) -> Any:
     return webhook_secret_json(core().webhook_secret_state(principal.org_id))
 
 
@@ -40,7 +42,7 @@ def get_webhook_secret(principal: Any) -> Any:
        "(a leaked secret)." + _SCOPE_NOTE,
        body={"application/json": "RotateWebhookSecretRequest"},
        responses={200: ("The new secret", {"$ref": "WebhookSecret"})})
-def rotate_webhook_secret(principal: Any) -> Any:
+def rotate_webhook_secret(principal: Principal) -> Any:
     req = json_body(RotateWebhookSecretRequest)
     # kept out of range when it is (the core says what is allowed), but never so far
     # out that timedelta cannot hold it

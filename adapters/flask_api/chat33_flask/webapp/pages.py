@@ -29,6 +29,7 @@ from werkzeug.datastructures import FileStorage
 
 from chat33_core.errors import Chat33Error, Issue, Unauthorized, ValidationError
 from chat33_core.models import Account, Post, PostRequest, PostSort, PostStatus
+from chat33_core.security import Principal
 from chat33_core.serialization import structure
 from chat33_core.service import SESSION_LIFETIME
 
@@ -80,7 +81,7 @@ def local(when: datetime | None) -> str:
     return when.astimezone(user_zone()).strftime("%Y-%m-%d %H:%M")
 
 
-def _accounts(principal: Any) -> list[Account]:
+def _accounts(principal: Principal) -> list[Account]:
     return list(core().list_accounts(principal.org_id))
 
 
@@ -117,7 +118,7 @@ def signin() -> Any:
 
 @bp.post("/signout")
 @page
-def signout(principal: Any) -> Any:
+def signout(principal: Principal) -> Any:
     core().logout(request.cookies.get(SESSION_COOKIE))
     response = redirect(url_for(".signin"))
     clear_cookies(response)
@@ -193,7 +194,7 @@ def _counts(req: PostRequest, accounts: Mapping[str, Account]) -> dict[str, tupl
     return counts
 
 
-def _check(principal: Any, form: Mapping[str, Any]) -> dict[str, Any]:
+def _check(principal: Principal, form: Mapping[str, Any]) -> dict[str, Any]:
     """The compose form checked: the request, the core's report, the counters."""
     accounts = {a.id: a for a in _accounts(principal)}
     platforms = _platform_options(accounts.values())
@@ -207,7 +208,7 @@ def _check(principal: Any, form: Mapping[str, Any]) -> dict[str, Any]:
             "by_id": accounts}
 
 
-def _upload(principal: Any, upload: FileStorage) -> Any:
+def _upload(principal: Principal, upload: FileStorage) -> Any:
     app = core()
     with app.counted("media.upload", principal.org_id):
         return app.upload_media(principal.org_id, upload.stream, upload.filename or None)
@@ -215,7 +216,7 @@ def _upload(principal: Any, upload: FileStorage) -> Any:
 
 @bp.route("/compose", methods=["GET", "POST"])
 @page
-def compose(principal: Any) -> Any:
+def compose(principal: Principal) -> Any:
     accounts = _accounts(principal)
     context: dict[str, Any] = {"accounts": accounts, "platforms": _platform_options(accounts),
                                "zones": zone_names(), "form": request.form,
@@ -252,7 +253,7 @@ def compose(principal: Any) -> Any:
 
 @bp.post("/compose/check")
 @page
-def compose_check(principal: Any) -> Any:
+def compose_check(principal: Principal) -> Any:
     """The live check: the report as an HTML fragment for the compose page's script."""
     return _render("_report.html", **_check(principal, request.form))
 
@@ -262,7 +263,7 @@ def compose_check(principal: Any) -> Any:
 
 @bp.get("/posts")
 @page
-def posts(principal: Any) -> Any:
+def posts(principal: Principal) -> Any:
     status = request.args.get("status") or None
     account = request.args.get("account") or None
     try:
@@ -279,7 +280,7 @@ def posts(principal: Any) -> Any:
 
 @bp.get("/posts/<post_id>")
 @page
-def post(principal: Any, post_id: str) -> Any:
+def post(principal: Principal, post_id: str) -> Any:
     found = core().get_post(principal.org_id, post_id)
     logs = core().post_logs(principal.org_id, post_id)
     return _render("post.html", post=found, logs=logs, zones=zone_names(),
@@ -293,21 +294,21 @@ def _local_input(when: datetime | None) -> str:
 
 @bp.post("/posts/<post_id>/retry")
 @page
-def retry(principal: Any, post_id: str) -> Any:
+def retry(principal: Principal, post_id: str) -> Any:
     core().retry_post(principal.org_id, post_id)
     return done(url_for(".post", post_id=post_id), "queued again")
 
 
 @bp.post("/posts/<post_id>/cancel")
 @page
-def cancel(principal: Any, post_id: str) -> Any:
+def cancel(principal: Principal, post_id: str) -> Any:
     core().update_post(principal, post_id, {"status": PostStatus.CANCELLED})
     return done(url_for(".post", post_id=post_id), "cancelled")
 
 
 @bp.post("/posts/<post_id>/delete")
 @page
-def delete(principal: Any, post_id: str) -> Any:
+def delete(principal: Principal, post_id: str) -> Any:
     outcome = core().delete_post(principal.org_id, post_id,
                                  from_platform=request.form.get("from_platform") == "on")
     said = "deleted" if outcome.deleted else "cancelled"
@@ -322,7 +323,7 @@ def delete(principal: Any, post_id: str) -> Any:
 
 @bp.post("/posts/<post_id>/reschedule")
 @page
-def reschedule(principal: Any, post_id: str) -> Any:
+def reschedule(principal: Principal, post_id: str) -> Any:
     when = (request.form.get("scheduled_at") or "").strip()
     if not when:
         raise ValidationError("choose the new time", details=[
@@ -348,7 +349,7 @@ def _going_out(post: Post) -> datetime:
 
 @bp.get("/calendar")
 @page
-def calendar(principal: Any) -> Any:
+def calendar(principal: Principal) -> Any:
     zone = user_zone()
     view = "month" if request.args.get("view") == "month" else "week"
     day = _day(request.args.get("date"), zone)
@@ -390,7 +391,7 @@ def calendar(principal: Any) -> Any:
 
 @bp.get("/media")
 @page
-def media(principal: Any) -> Any:
+def media(principal: Principal) -> Any:
     items, uses = core().media.library(principal.org_id, limit=200, before=None)
     return _render("media.html", items=items,
                    in_use={media_id for media_id, n in uses.items() if n})
@@ -398,7 +399,7 @@ def media(principal: Any) -> Any:
 
 @bp.post("/media")
 @page
-def upload(principal: Any) -> Any:
+def upload(principal: Principal) -> Any:
     """An upload from the Media page or the compose page's script (JSON answer then)."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
@@ -415,7 +416,7 @@ def upload(principal: Any) -> Any:
 
 @bp.post("/media/<media_id>/delete")
 @page
-def delete_media(principal: Any, media_id: str) -> Any:
+def delete_media(principal: Principal, media_id: str) -> Any:
     asset, _uses = core().media.show(principal.org_id, media_id)
     core().media.remove(principal.org_id, media_id)
     return done(url_for(".media"), f"deleted {asset.name}")
@@ -423,7 +424,7 @@ def delete_media(principal: Any, media_id: str) -> Any:
 
 @bp.get("/media/<media_id>/thumb")
 @page
-def thumb(principal: Any, media_id: str) -> Any:
+def thumb(principal: Principal, media_id: str) -> Any:
     asset = core().store.get_media(media_id)
     if asset.org_id != principal.org_id:
         abort(404)
@@ -441,7 +442,7 @@ def thumb(principal: Any, media_id: str) -> Any:
 
 @bp.get("/accounts")
 @page
-def accounts(principal: Any) -> Any:
+def accounts(principal: Principal) -> Any:
     """The accounts, the Connect buttons and, back from a platform's sign-in
     (``?connectionId=…&status=…``), what the connection came to: the targets to choose
     from (``select``), or its error."""
@@ -458,7 +459,7 @@ def accounts(principal: Any) -> Any:
 
 @bp.post("/accounts/connect")
 @page
-def connect(principal: Any) -> Any:
+def connect(principal: Principal) -> Any:
     """Connect a ``platform`` account, or reconnect ``account``: off to the platform's
     sign-in, which sends the browser back to the Accounts page."""
     back = core().settings.media_base_url + url_for(".accounts")
@@ -470,7 +471,7 @@ def connect(principal: Any) -> Any:
 
 @bp.post("/accounts/connections/<connection_id>/select")
 @page
-def select_targets(principal: Any, connection_id: str) -> Any:
+def select_targets(principal: Principal, connection_id: str) -> Any:
     view = core().select_targets(principal, connection_id,
                                  request.form.getlist("externalId"))
     names = ", ".join(a.name for a in view.accounts)
@@ -479,7 +480,7 @@ def select_targets(principal: Any, connection_id: str) -> Any:
 
 @bp.post("/accounts/<account_id>/disconnect")
 @page
-def disconnect(principal: Any, account_id: str) -> Any:
+def disconnect(principal: Principal, account_id: str) -> Any:
     removed = core().disconnect_account(principal.org_id, account_id)
     return done(url_for(".accounts"), f"disconnected {removed.account.name}; "
                 f"{len(removed.cancelled_posts)} queued post(s) cancelled")
@@ -488,7 +489,7 @@ def disconnect(principal: Any, account_id: str) -> Any:
 # --- settings -----------------------------------------------------------------------------
 
 
-def _settings(principal: Any, status: int = 200, **extra: Any) -> Any:
+def _settings(principal: Principal, status: int = 200, **extra: Any) -> Any:
     keys = core().list_api_keys(principal.org_id)
     secret = core().webhook_secret_state(principal.org_id)
     return _render("settings.html", status, keys=keys, secret=secret, **extra)
@@ -496,13 +497,13 @@ def _settings(principal: Any, status: int = 200, **extra: Any) -> Any:
 
 @bp.get("/settings")
 @page
-def settings(principal: Any) -> Any:
+def settings(principal: Principal) -> Any:
     return _settings(principal)
 
 
 @bp.post("/settings/keys")
 @page
-def create_key(principal: Any) -> Any:
+def create_key(principal: Principal) -> Any:
     app = core()
     name = (request.form.get("name") or "").strip() or "Web app key"
     with app.counted("api_keys.create", principal.user_id):
@@ -515,14 +516,14 @@ def create_key(principal: Any) -> Any:
 
 @bp.post("/settings/keys/<key_id>/revoke")
 @page
-def revoke_key(principal: Any, key_id: str) -> Any:
+def revoke_key(principal: Principal, key_id: str) -> Any:
     key = core().revoke_api_key(principal.org_id, key_id)
     return done(url_for(".settings"), f"revoked {key.name}")
 
 
 @bp.post("/settings/webhooks/rotate")
 @page
-def rotate_secret(principal: Any) -> Any:
+def rotate_secret(principal: Principal) -> Any:
     core().rotate_webhook_secret(principal.org_id)
     return done(url_for(".settings"),
                 "webhook secret rotated; the old one still signs for 24 hours")
