@@ -129,7 +129,10 @@ def test_the_sweep_waits_for_the_last_post_to_finish(media_api: Api, files: Path
 
 def test_retention_zero_keeps_media_forever(media_api: Api, files: Path) -> None:
     upload(media_api, files / "photo.jpg")
+    from chat33_core.mediaservice import MediaService
+
     core = media_api.core
-    core.settings = core.settings.with_(media_retention_days=0)
-    assert core.media.sweep(utcnow() + timedelta(days=3650)) == 0
+    forever = MediaService(core.settings.with_(media_retention_days=0), core.store,
+                           core.fetcher, core.hit_rate_limit)
+    assert forever.sweep(utcnow() + timedelta(days=3650)) == 0
     assert len(media_api.get("/media").get_json()["items"]) == 1
