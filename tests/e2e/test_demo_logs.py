@@ -30,7 +30,10 @@ def _stored_secrets(workdir: Path, secret_key: str) -> list[str]:
     for enc in encrypted:
         credentials = vault.decrypt_credentials(enc)
         found += [credentials.access_token, credentials.refresh_token or ""]
-        found += [v for v in credentials.extra.values() if isinstance(v, str)]
+        # the tokens kept beside the main one (a Page's user token); not the plain facts
+        # kept there, such as which login connected an Instagram account ("facebook")
+        found += [v for k, v in credentials.extra.items()
+                  if isinstance(v, str) and ("token" in k or "secret" in k)]
     return [s for s in found if len(s) >= 8]
 
 

@@ -148,21 +148,27 @@ def test_worker_processes_together_stay_within_the_limits(make_env, tmp_path: Pa
     app and 2 per channel: exactly 7 reach the platform, at most 2 per channel, and the
     others wait in the queue, none failed, no retry spent."""
     env: Env = make_env(CHAT33_ECHO_APP_LIMIT="7/3600", CHAT33_ECHO_ACCOUNT_LIMIT="2/3600")
-    channels = env.spread(4)
-    posts = list(channels)
-    for post in channels:
-        account = env.core.store.get_account(post.account_id)
-        posts += env.posts(4, account=account)
     log = tmp_path / "workers.log"
-    procs = [spawn_worker(env.env, "--concurrency", "2", log=log) for _ in range(3)]
-
-    def settled() -> bool:  # every post published or told to wait
-        with env.store.read() as c:
-            waiting = set(c.execute(sa.select(t.post_logs.c.post_id).where(
-                t.post_logs.c.event == "waiting_for_limit")).scalars())
-        return all(p.id in waiting or p.id in env.sandbox.counts() for p in posts)
-
+    procs = [spawn_worker(env.env, "--concurrency", "2", "--log-level", "INFO", log=log)
+             for _ in range(3)]
+    env.sandbox.delay_s = 0.3  # a publish takes a while: no one worker takes them all
     try:
+        # the posts fall due once all three workers are up (a worker still starting when
+        # the test stops them would die of the SIGTERM before it handles it)
+        wait_until(lambda: log.read_text().count(" started (concurrency") >= 3, 60,
+                   "every worker started")
+        channels = env.spread(4)
+        posts = list(channels)
+        for post in channels:
+            account = env.core.store.get_account(post.account_id)
+            posts += env.posts(4, account=account)
+
+        def settled() -> bool:  # every post published or told to wait
+            with env.store.read() as c:
+                waiting = set(c.execute(sa.select(t.post_logs.c.post_id).where(
+                    t.post_logs.c.event == "waiting_for_limit")).scalars())
+            return all(p.id in waiting or p.id in env.sandbox.counts() for p in posts)
+
         wait_until(settled, 60, "every post published or waiting")
     finally:
         codes = stop_all(procs)
