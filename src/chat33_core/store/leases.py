@@ -137,7 +137,6 @@ def _head_of_account() -> sa.ColumnElement[str]:
 
 
 _LIVE = P.alias("live")
-_HEAD_ROW = P.alias("head_row")
 #: the head of each account's line (one row per account, read through the index); an
 #: account with a post being published now has none. Materialized: PostgreSQL would
 #: otherwise inline it and look each head up once per use
