@@ -37,8 +37,8 @@ def due_posts(env: Env, account: Account, times: list[datetime], **fields: objec
     made = [Post(id=new_id("post"), org_id=account.org_id, account_id=account.id,
                  platform="echo", account_name=account.name,
                  created_by=env.principal.user_id, text=f"at {at.isoformat()}",
-                 scheduled_at=at, next_attempt_at=at, created_at=START - timedelta(hours=1),
-                 updated_at=START - timedelta(hours=1), **fields)  # type: ignore[arg-type]
+                 created_at=START - timedelta(hours=1), updated_at=START - timedelta(hours=1),
+                 **{"scheduled_at": at, "next_attempt_at": at, **fields})  # type: ignore[arg-type]
             for at in times]
     return env.store.add_posts(made)
 
@@ -141,6 +141,28 @@ def test_a_post_taken_over_goes_before_its_channels_older_posts(env: Env) -> Non
     finish(alive, taken.post, START + timedelta(seconds=2))
     (nxt,) = alive.claim(5, START + timedelta(seconds=2))
     assert nxt.post.id == older.id
+
+
+def test_a_channels_head_is_its_first_due_post_past_retries_and_later_posts(
+        env: Env) -> None:
+    """The head is found by walking the channel's line in order: posts waiting for a
+    retry are passed over, a post scheduled later is not taken early, and a post with no
+    scheduled time takes its place by creation time."""
+    (retrying,) = due_posts(env, env.account, [START - timedelta(minutes=9)],
+                            retry_count=1, next_attempt_at=START + timedelta(minutes=5))
+    (later,) = due_posts(env, env.account, [START + timedelta(minutes=1)])
+    (due,) = due_posts(env, env.account, [START - timedelta(minutes=2)])
+    (unscheduled,) = due_posts(env, env.account, [START - timedelta(minutes=1)],
+                               scheduled_at=None, next_attempt_at=None)
+    queue = Queue(env.store, "w")
+    claimed = []
+    for now in (START, START, START + timedelta(minutes=2), START + timedelta(minutes=6)):
+        (claim,) = queue.claim(10, now)
+        claimed.append(claim.post.id)
+        finish(queue, claim.post, now)
+    # the unscheduled post's place is its creation time (an hour before START)
+    assert claimed == [unscheduled.id, due.id, later.id, retrying.id]
+    assert queue.claim(10, START + timedelta(minutes=6)) == []
 
 
 def test_thread_parts_published_one_by_one_keep_their_order(env: Env) -> None:

@@ -108,30 +108,65 @@ def claimable_clause(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnEle
 _PLACE = sa.case((P.c.status == PUBLISHING,
                   sa.literal(datetime(1970, 1, 1, tzinfo=UTC), P.c.created_at.type)),
                  else_=_LINE)
-#: the claimable posts (read once: hash aggregates below, no sort of the backlog)
-_CLAIMABLE = (sa.select(P.c.id, P.c.account_id, P.c.org_id, _PLACE.label("line"))
-              .where(claimable_clause(_NOW)).cte("claimable"))
-_FIRST = (sa.select(_CLAIMABLE.c.account_id, sa.func.min(_CLAIMABLE.c.line).label("line"))
-          .group_by(_CLAIMABLE.c.account_id).subquery("first"))
-#: the head of each account's line (the lowest id among posts due at the same time)
-_HEAD = (sa.select(sa.func.min(_CLAIMABLE.c.id).label("id"),
-                   sa.func.min(_CLAIMABLE.c.org_id).label("org_id"),
-                   sa.func.min(_CLAIMABLE.c.line).label("line"))
-         .join(_FIRST, sa.and_(_FIRST.c.account_id == _CLAIMABLE.c.account_id,
-                               _FIRST.c.line == _CLAIMABLE.c.line))
-         .group_by(_CLAIMABLE.c.account_id).subquery("head"))
+_ACC = t.accounts
+_CAND = P.alias("candidate")
+
+
+def _head_of_account() -> sa.ColumnElement[str]:
+    """The head of the line of the account of the enclosing query's ``accounts`` row: a
+    post of it to take over (lowest id), else its first queued due post (by place in
+    line, then id). Both read ``ix_posts_account_line`` from the account's first post on
+    and stop at the first that qualifies, so the claim's cost follows the number of
+    accounts, not the backlog."""
+    c, e = _CAND.c, _EARLIER.c
+    takeover = (sa.select(c.id).where(
+        c.account_id == _ACC.c.id, c.status == PUBLISHING, c.publish_with_head.is_(False),
+        c.lease_expires_at < _NOW).order_by(c.id).limit(1).scalar_subquery())
+    line = sa.func.coalesce(c.scheduled_at, c.created_at)
+    earlier_pending = sa.exists().where(
+        e.thread_id == c.thread_id, e.thread_position < c.thread_position,
+        e.status.in_([QUEUED, PUBLISHING]))
+    queued = (sa.select(c.id).where(
+        c.account_id == _ACC.c.id, c.status == QUEUED, line <= _NOW,
+        c.publish_with_head.is_(False),
+        sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= _NOW),
+        sa.or_(c.scheduled_at.is_(None), c.scheduled_at <= _NOW),
+        sa.or_(c.thread_id.is_(None), ~earlier_pending))
+        .order_by(line, c.id).limit(1).scalar_subquery())
+    return sa.func.coalesce(takeover, queued)
+
+
+_LIVE = P.alias("live")
+#: the head of each account's line (one row per account, read through the index); an
+#: account with a post being published now has none. Materialized: PostgreSQL would
+#: otherwise inline it and look each head up once per use
+_HEAD = (sa.select(_ACC.c.org_id, _head_of_account().label("id")).select_from(_ACC)
+         .where(~sa.exists().where(_LIVE.c.account_id == _ACC.c.id,
+                                   _LIVE.c.status == PUBLISHING,
+                                   _LIVE.c.lease_expires_at >= _NOW))
+         .cte("head").prefix_with("MATERIALIZED", dialect="postgresql"))
+#: each head's place in line, read by its id (a lookup per head, not a join with posts)
+_LINED = (sa.select(_HEAD.c.id, _HEAD.c.org_id, sa.select(_PLACE).where(
+    P.c.id == _HEAD.c.id).scalar_subquery().label("line"))
+    .where(_HEAD.c.id.is_not(None)).subquery("lined"))
 #: the heads ranked within their organization
 _HEADS = (sa.select(
-    _HEAD.c.id, _HEAD.c.line,
-    sa.func.row_number().over(partition_by=_HEAD.c.org_id, order_by=(
-        _HEAD.c.line, _HEAD.c.id)).label("in_org")).subquery("heads"))
+    _LINED.c.id, _LINED.c.line,
+    sa.func.row_number().over(partition_by=_LINED.c.org_id, order_by=(
+        _LINED.c.line, _LINED.c.id)).label("in_org")).subquery("heads"))
 #: round-robin over organizations: every organization's first head, oldest first, then
-#: every organization's second head...
+#: every organization's second head... The first ``b_window`` of them (a few batches'
+#: worth) are joined with ``posts`` to be locked: a lookup each, however long the backlog;
+#: the window leaves room for the heads that concurrent claims hold locked (skipped)
+_RANKED = (sa.select(_HEADS).order_by(_HEADS.c.in_org, _HEADS.c.line, _HEADS.c.id)
+           .limit(sa.bindparam("b_window")).subquery("ranked"))
 _PICK = (sa.select(P.c.id, P.c.lease_owner, P.c.status, P.c.thread_id, P.c.account_id)
-         .join(_HEADS, _HEADS.c.id == P.c.id)
+         .join(_RANKED, _RANKED.c.id == P.c.id)
          .where(due_clause(_NOW))
-         .order_by(_HEADS.c.in_org, _HEADS.c.line, _HEADS.c.id)
+         .order_by(_RANKED.c.in_org, _RANKED.c.line, _RANKED.c.id)
          .limit(sa.bindparam("b_limit")))
+#: how many batches' worth of heads a claim considers (see :data:`_PICK`)
+_WINDOW = 8
 _PICK_PG = _PICK.with_for_update(of=P, skip_locked=True)
 #: PostgreSQL: the picked posts' accounts, locked so that two claims running at once
 #: never both start a post of one account; then, read afresh, those whose post another
@@ -193,7 +228,8 @@ class Leases(Database):
         ``details``, reads the posts' checkpoints and accounts."""
         with self.begin() as c:
             picked = c.execute(_PICK_PG if self.is_postgres else _PICK,
-                               {"b_now": now, "b_limit": limit}).all()
+                               {"b_now": now, "b_limit": limit,
+                                "b_window": limit * _WINDOW}).all()
             if picked and self.is_postgres:
                 picked = _one_per_account(c, picked, now)
             if not picked:

@@ -171,6 +171,10 @@ posts = sa.Table(
              sqlite_where=sa.text("thread_id IS NOT NULL"),
              postgresql_where=sa.text("thread_id IS NOT NULL")),
 )
+#: an account's line (migration 0008): the claim reads each account's head from it
+#: (store/leases.py), so its cost follows the number of accounts, not the backlog
+sa.Index("ix_posts_account_line", posts.c.account_id, posts.c.status,
+         sa.func.coalesce(posts.c.scheduled_at, posts.c.created_at), posts.c.id)
 
 media_assets = sa.Table(
     "media_assets", metadata, _id(),
