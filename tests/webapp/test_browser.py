@@ -71,7 +71,8 @@ def test_the_whole_job_in_a_browser(browser: Any, stack: Stack, tmp_path: Path) 
     # 2. connect an account: off to the platform's sign-in (the TikTok sandbox, which
     #    consents at once) and back to the Accounts page
     page.get_by_role("link", name="Accounts", exact=True).click()
-    page.get_by_role("button", name="Connect TikTok").click()
+    page.get_by_role("listitem").filter(has_text="TikTok").get_by_role(
+        "button", name="Connect", exact=True).click()
     expect(page.get_by_role("heading", name="Connected")).to_be_visible()
     expect(page).to_have_url(re.compile(r"/app/accounts\?connectionId=conn_"))
     assert any(a.platform == "tiktok" for a in stack.core.list_accounts(stack.user.org_id))

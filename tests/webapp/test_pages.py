@@ -458,7 +458,7 @@ def test_accounts_page_reconnect_state_and_disconnect(web: Web) -> None:
     web.core.store.update_account(attrs.evolve(x, needs_reconnect=True))
     html = web.html("/app/accounts")
     assert "Needs reconnecting" in html and ">Disconnect</button>" in html
-    assert 'aria-label="Connect X"' in html
+    assert 'aria-describedby="platform-x">Connect</button>' in html
     unconfigured = web.post("/app/accounts/connect", {"platform": "x"})
     assert unconfigured.status_code == 422 and b"CHAT33_X_CLIENT_ID" in unconfigured.data
     r = web.post(f"/app/accounts/{x.id}/disconnect")
@@ -511,8 +511,10 @@ def test_connect_reconnect_and_choose_pages_from_the_accounts_page(
         connecting: Web) -> None:
     web = connecting
     html = web.html("/app/accounts")
-    assert 'aria-label="Connect X"' in html and 'aria-label="Connect Facebook"' in html
-    assert re.search(r'aria-label="Connect Bluesky" disabled', html)
+    # one button named "Connect" per platform, described by the platform's name
+    assert '<span id="platform-x">X</span>' in html
+    assert 'aria-describedby="platform-facebook">Connect</button>' in html
+    assert 'aria-describedby="platform-bluesky by-hand" disabled>Connect</button>' in html
     page = _sign_in_at_the_platform(web, {"platform": "x"}).get_data(as_text=True)
     assert "Connected" in page
     [x] = [a for a in web.core.list_accounts(web.user.org_id)
