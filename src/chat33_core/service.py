@@ -67,13 +67,13 @@ from .security import (
     verify_password,
 )
 from .store import Store, human_period
+from .store.limits import LimitReached
 
 if TYPE_CHECKING:
     from .connecting import CallbackOutcome, ConnectionView, Connector
     from .fetch import GuardedClient
     from .mediaservice import MediaService
     from .mediastore import MediaStore
-    from .store import Transaction
     from .validation import ValidationReport
 
 log = logging.getLogger(__name__)
@@ -317,19 +317,15 @@ class Chat33:
         keys = [("auth.login.email", digest(email), "for this email address")]
         if client:
             keys.append(("auth.login.address", client[:100], "from this address"))
-        counted = []
-        with self.store.begin() as conn:
-            for operation, who, what in keys:
-                limit, period = self.rate_limits[operation]
-                key = f"{operation}:{who}"
-                try:
-                    self.store.hit_rate_limit(key, limit, period, conn=conn)
-                except RateLimited as exc:
-                    raise RateLimited(
-                        f"too many failed sign-ins {what}; retry in "
-                        f"{math.ceil(exc.retry_after)} s", retry_after=exc.retry_after,
-                        limit=limit, reset_after=exc.reset_after) from None
-                counted.append((key, limit, period))
+        counted = [(f"{operation}:{who}", *self.rate_limits[operation])
+                   for operation, who, _ in keys]
+        try:
+            self.store.hit_rate_limits(counted)
+        except LimitReached as exc:
+            raise RateLimited(
+                f"too many failed sign-ins {keys[exc.index][2]}; retry in "
+                f"{math.ceil(exc.retry_after)} s", retry_after=exc.retry_after,
+                limit=exc.limit, reset_after=exc.reset_after) from None
         return counted
 
     def _give_back(self, counted: Sequence[tuple[str, int, timedelta]]) -> None:
@@ -495,14 +491,13 @@ class Chat33:
 
     # --- rate limits --------------------------------------------------------------------
 
-    def hit_rate_limit(self, operation: str, key: str, *, conn: Transaction | None = None,
+    def hit_rate_limit(self, operation: str, key: str, *,
                        insert: tuple[Sequence[Post], Sequence[LogEvent]] | None = None,
                        ) -> RateCount:
         """Count ``operation`` for ``key``: once, or with ``insert`` (posts and their
         logs) once per post, the posts inserted in the count's transaction
         (:meth:`Store.add_posts_counted`). Returns (limit, remaining, reset seconds) or
-        raises RateLimited. With ``conn`` (a store write transaction), the count commits
-        or rolls back with it."""
+        raises RateLimited."""
         limit, period = self.rate_limits[operation]
         if insert is not None:
             posts = insert[0]
@@ -515,8 +510,7 @@ class Chat33:
             remaining, reset = self.store.add_posts_counted(f"{operation}:{key}", limit,
                                                             period, *insert)
         else:
-            remaining, reset = self.store.hit_rate_limit(f"{operation}:{key}", limit, period,
-                                                         conn=conn)
+            remaining, reset = self.store.hit_rate_limit(f"{operation}:{key}", limit, period)
         return limit, remaining, reset
 
     @contextmanager
@@ -811,19 +805,19 @@ class Chat33:
         followers = [p for p in self.store.thread_posts(post.thread_id)
                      if p.publish_with_head and p.status is PostStatus.FAILED
                      ] if post.thread_id == post.id else []
-        retried = []
-        with self.store.begin() as conn:
-            for item in (post, *followers):
-                retried.append(self.store.save_post(attrs.evolve(
-                    item, status=target, retry_count=0, error_message=None,
-                    next_attempt_at=None, lease_owner=None, lease_expires_at=None),
-                    expect_status=PostStatus.FAILED, conn=conn))
-                self.store.add_log(LogEvent(
-                    id=None, post_id=item.id, event="retried",
-                    message=f"retry asked for: FAILED → QUEUED, attempts reset (was "
-                    f"{item.retry_count}); it failed with: {item.error_message or 'no message'}",
-                    data={"previousRetryCount": item.retry_count,
-                          "previousError": item.error_message}), conn=conn)
+        now = utcnow()
+        retried = [attrs.evolve(item, status=target, retry_count=0, error_message=None,
+                                next_attempt_at=None, lease_owner=None,
+                                lease_expires_at=None, updated_at=now)
+                   for item in (post, *followers)]
+        self.store.requeue_posts(
+            [item.id for item in retried], [LogEvent(
+                id=None, post_id=item.id, event="retried",
+                message=f"retry asked for: FAILED → QUEUED, attempts reset (was "
+                f"{item.retry_count}); it failed with: {item.error_message or 'no message'}",
+                data={"previousRetryCount": item.retry_count,
+                      "previousError": item.error_message}) for item in (post, *followers)],
+            expect_status=PostStatus.FAILED, status=target, now=now)
         return retried[0]
 
     def _platform_name(self, platform: str) -> str:

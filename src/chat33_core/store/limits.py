@@ -80,6 +80,21 @@ class Limits(Database):
         self._run(c, _RATE_UPDATE, {"k": key, "new_tat": new_tat})
         return remaining, reset
 
+    def hit_rate_limits(self, hits: Sequence[tuple[str, int, timedelta]],
+                        now: datetime | None = None) -> list[tuple[int, float]]:
+        """:meth:`hit_rate_limit` for each of ``hits`` (key, limit, period), in one
+        transaction: all of them are counted or none is. Returns (remaining, seconds
+        until full) for each; raises :class:`LimitReached` for the first that does not
+        fit, which says which one it was."""
+        with self._begin_driver() as c:
+            counts = []
+            for index, (key, limit, period) in enumerate(hits):
+                try:
+                    counts.append(self._count(c, key, limit, period, now))
+                except RateLimited as exc:
+                    raise LimitReached(index, exc) from None
+            return counts
+
     def give_back_rate_limit(self, key: str, limit: int, period: timedelta,
                              now: datetime | None = None) -> None:
         """Undo one request that :meth:`hit_rate_limit` counted for ``key`` (a sign-in
@@ -154,6 +169,17 @@ class Limits(Database):
                         insert_rows(c, self.engine.dialect, r.rows)
                 except Exception as alone:
                     r.result, r.error = None, alone
+
+
+class LimitReached(RateLimited):
+    """The RateLimited of :meth:`Limits.hit_rate_limits`: ``index`` is the place in
+    ``hits`` of the limit that was reached."""
+
+    def __init__(self, index: int, refused: RateLimited) -> None:
+        super().__init__(refused.message, retry_after=refused.retry_after,
+                         limit=refused.limit, remaining=refused.remaining,
+                         reset_after=refused.reset_after)
+        self.index = index
 
 
 @attrs.define(eq=False)

@@ -71,6 +71,15 @@ ENUM_VALUES: Mapping[str, Callable[[Any], Any]] = {
 NOTHING: Mapping[str, Callable[[Any], Any]] = {}
 
 
+#: a FAILED post back in the queue (:meth:`Posts.requeue_posts`)
+_REQUEUE = Query(t.posts.update().where(
+    t.posts.c.id == sa.bindparam("post_id"), t.posts.c.status == sa.bindparam("from_status"),
+).values(status=sa.bindparam("to_status"), retry_count=sa.literal_column("0"),
+         error_message=sa.null(), next_attempt_at=sa.null(), lease_owner=sa.null(),
+         lease_expires_at=sa.null(), updated_at=sa.bindparam("now")
+         ).returning(t.posts.c.id))
+
+
 def post_values(post: Post) -> dict[str, Any]:
     values = attrs.asdict(post, recurse=False)
     values["status"] = post.status.value
@@ -155,6 +164,23 @@ class Posts(Database):
         if not n:
             raise Conflict(f"post {post.id} changed meanwhile; reload it and try again")
         return post
+
+    def requeue_posts(self, post_ids: Sequence[str], logs: Sequence[LogEvent], *,
+                      expect_status: PostStatus, status: PostStatus, now: datetime
+                      ) -> None:
+        """Put the posts ``post_ids`` back to ``status``, due now with their attempts
+        counted from zero (no error, no lease, ``updated_at`` = ``now``), and add
+        ``logs``: in one transaction, all of them or none. Only posts whose stored
+        status is still ``expect_status``, else :class:`~chat33_core.errors.Conflict`."""
+        log_args = insert_args(self.engine.dialect, (), logs)
+        with self._begin_driver() as c:
+            for post_id in post_ids:
+                if not self._run(c, _REQUEUE, {
+                        "post_id": post_id, "from_status": expect_status.value,
+                        "to_status": status.value, "now": now}):
+                    raise Conflict(f"post {post_id} changed meanwhile; reload it and try "
+                                   "again")
+            insert_rows(c, self.engine.dialect, log_args)
 
     def delete_post(self, post_id: str, *, expect_status: PostStatus) -> None:
         with self.begin() as c:
