@@ -10,11 +10,14 @@ import enum
 import os
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 from attrs import field, frozen
+
+from .errors import Issue
 
 
 class Platform(enum.StrEnum):
@@ -338,6 +341,98 @@ class PostRequest:
     scheduled_at: str | None = None
     timezone: str = "UTC"
     thread: list[ThreadItem] = field(factory=list)
+
+
+@frozen
+class DeleteOutcome:
+    """What deleting a post did: deleted (a DRAFT), or cancelled (``status``), and
+    with ``fromPlatform`` whether it was deleted on the platform too."""
+
+    id: str
+    deleted: bool
+    status: str | None
+    platform_deleted: bool | None = None
+    platform_error: str | None = None
+
+
+def dedupe_issues(issues: Iterable[Issue]) -> list[Issue]:
+    """Each issue once (same path, code and message), in their order."""
+    seen: set[tuple[str, str, str]] = set()
+    out: list[Issue] = []
+    for issue in issues:
+        key = (issue.path, issue.code, issue.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(issue)
+    return out
+
+
+@frozen
+class AccountResult:
+    """The verdict of validation for one target account. ``errors`` include the
+    request-wide ones, so a result read alone is complete."""
+
+    account_id: str
+    platform: str | None
+    errors: list[Issue] = field(factory=list)
+    warnings: list[Issue] = field(factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+
+@frozen
+class ValidationReport:
+    """What :func:`chat33_core.validation.validate_request` found.
+
+    * ``results`` — one per distinct requested account id, in request order;
+    * ``media`` — one entry per distinct media URL: ``{url, path, valid, ...facts}`` or
+      ``{url, path, valid: false, error}``;
+    * ``request_errors`` / ``request_warnings`` — the issues of the request as a whole
+      (also copied into every result);
+    * ``scheduled_at`` — ``scheduledAt`` parsed (UTC), None when absent or invalid;
+    * ``media_types`` — the media type of the post, then of each thread item: the
+      request's ``mediaType``, else what its files are (a carousel, one video or one
+      image; None without media).
+
+    The last two are what creating the posts uses, so nothing is worked out twice; they
+    are not part of the API's answer.
+    """
+
+    results: list[AccountResult]
+    media: list[dict[str, Any]] = field(factory=list)
+    request_errors: list[Issue] = field(factory=list)
+    request_warnings: list[Issue] = field(factory=list)
+    scheduled_at: datetime | None = None
+    media_types: list[MediaType | None] = field(factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.request_errors and all(r.valid for r in self.results)
+
+    def errors(self) -> list[Issue]:
+        """Every error once, request-wide ones first: the ``details`` of a 400.
+
+        An account's own issues name its platform (``"x: text is 300 characters..."``)
+        since ``details`` carry no account of their own.
+        """
+        return self._collect("errors", self.request_errors)
+
+    def warnings(self) -> list[Issue]:
+        return self._collect("warnings", self.request_warnings)
+
+    def _collect(self, which: str, common: list[Issue]) -> list[Issue]:
+        out = list(common)
+        shared = set(common)
+        for result in self.results:
+            for issue in getattr(result, which):
+                if issue in shared:
+                    continue
+                if result.platform and not issue.path.startswith("accountIds"):
+                    issue = attrs.evolve(issue, message=f"{result.platform}: {issue.message}")
+                out.append(issue)
+        return dedupe_issues(out)
 
 
 @frozen

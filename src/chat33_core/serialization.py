@@ -26,7 +26,9 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from .errors import Issue, ValidationError
 from .models import (
     Account,
+    AccountResult,
     ApiKey,
+    DeleteOutcome,
     LogEvent,
     MediaAsset,
     MediaType,
@@ -36,6 +38,7 @@ from .models import (
     PostStatus,
     PostSummary,
     ThreadItem,
+    ValidationReport,
     WebhookSecret,
 )
 
@@ -174,6 +177,54 @@ _wire(MediaAsset, omit=("org_id", "path", "info"))
 _wire(ThreadItem)
 _wire(WebhookSecret)
 _wire(PostRequest)
+
+
+def _reported(issues: list[Issue]) -> list[dict[str, str]]:
+    """Issues as a validation report lists them (an error's ``details`` carry only
+    ``path`` and ``message``)."""
+    return [{"path": i.path, "code": i.code, "message": i.message} for i in issues]
+
+
+def _wire_verdict(cls: type, keys: tuple[str, ...], *, omit: tuple[str, ...] = (),
+                  rename: dict[str, str] | None = None) -> None:
+    """camelCase out for a verdict of validation (``cls``), its issue lists as
+    :func:`_reported`, with its ``valid`` property, written in the order of ``keys``."""
+    rename = rename or {}
+    overrides: dict[str, Any] = {
+        a.name: override(omit=True) if a.name in omit else override(
+            rename=rename.get(a.name, camel(a.name)),
+            unstruct_hook=_reported if a.type in ("list[Issue]", list[Issue]) else None)
+        for a in attrs.fields(cls)}
+    fields: typing.Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
+        cls, converter, **overrides)
+
+    def unstructure(verdict: Any) -> dict[str, Any]:
+        data = fields(verdict)
+        data["valid"] = verdict.valid
+        return {key: data[key] for key in keys}
+
+    converter.register_unstructure_hook(cls, unstructure)
+
+
+_wire_verdict(AccountResult, ("accountId", "platform", "valid", "errors", "warnings"))
+# scheduled_at and media_types are for creating the posts, not the API's answer
+_wire_verdict(ValidationReport, ("valid", "errors", "warnings", "results", "media"),
+              omit=("scheduled_at", "media_types"),
+              rename={"request_errors": "errors", "request_warnings": "warnings"})
+
+
+def _unstructure_deletion(outcome: DeleteOutcome) -> dict[str, Any]:
+    """``platformDeleted`` and ``platformError`` only when the platform was asked."""
+    data = _delete_fields(outcome)
+    if outcome.platform_deleted is None:
+        del data["platformDeleted"], data["platformError"]
+    return data
+
+
+_delete_renames: dict[str, Any] = {a.name: override(rename=camel(a.name))
+                                   for a in attrs.fields(DeleteOutcome)}
+_delete_fields = make_dict_unstructure_fn(DeleteOutcome, converter, **_delete_renames)
+converter.register_unstructure_hook(DeleteOutcome, _unstructure_deletion)
 
 
 def post_json(post: Post) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from .models import (
     AccountRemoval,
     ApiKey,
     Credentials,
+    DeleteOutcome,
     LogEvent,
     MediaAsset,
     MediaType,
@@ -49,6 +50,7 @@ from .models import (
     PostSort,
     PostStatus,
     User,
+    ValidationReport,
     WebhookSecret,
     new_id,
     utcnow,
@@ -74,7 +76,6 @@ if TYPE_CHECKING:
     from .fetch import GuardedClient
     from .mediaservice import MediaService
     from .mediastore import MediaStore
-    from .validation import ValidationReport
 
 log = logging.getLogger(__name__)
 
@@ -107,22 +108,6 @@ class PostsCreated:
     posts: list[Post]
     group_id: str | None
     rate: RateCount
-
-
-@attrs.frozen
-class DeleteOutcome:
-    id: str
-    deleted: bool
-    status: str | None
-    platform_deleted: bool | None = None
-    platform_error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "deleted": self.deleted, "status": self.status}
-        if self.platform_deleted is not None:
-            data["platformDeleted"] = self.platform_deleted
-            data["platformError"] = self.platform_error
-        return data
 
 
 class Chat33:

@@ -8,7 +8,8 @@ answer is a :class:`ValidationReport`, per target account, with every issue's pa
 pointing into the request (``text``, ``mediaUrls[1]``, ``platformConfig.youtube.title``,
 ``accountIds[2]``, ``thread[0].text``).
 
-``POST /posts/validate`` returns ``report.to_dict()``; ``POST /posts`` refuses an invalid
+``POST /posts/validate`` answers the report (through :mod:`chat33_core.serialization`);
+``POST /posts`` refuses an invalid
 report with ``ValidationError(details=report.errors())``. The engine never raises for a
 bad request: it raises only typed :class:`~chat33_core.errors.Chat33Error` for a broken
 plugin (:class:`~chat33_core.errors.PluginError`).
@@ -19,20 +20,28 @@ from __future__ import annotations
 import functools
 import re
 import zoneinfo
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
-from attrs import frozen
 
 from . import options
 from .config import Settings
 from .errors import Chat33Error, Issue, NotFound, PluginError, ValidationError
 from .fetch import FetchError, check_url, url_problem
 from .media import MediaInfo
-from .models import Account, MediaType, PostRequest, ThreadItem, utcnow
+from .models import (
+    Account,
+    AccountResult,
+    MediaType,
+    PostRequest,
+    ThreadItem,
+    ValidationReport,
+    dedupe_issues,
+    utcnow,
+)
 from .platforms import PlatformBase, PostDraft
 from .plugins import PluginHost
 from .store.unavailable import safe_text
@@ -49,102 +58,6 @@ _MEDIA_PATH = re.compile(r"^(thread\[\d+\]\.)?(mediaUrls|mediaType|coverImageUrl
 
 
 # --- the report ------------------------------------------------------------------------
-
-
-def _issue_dict(issue: Issue) -> dict[str, str]:
-    return {"path": issue.path, "code": issue.code, "message": issue.message}
-
-
-def _dedupe(issues: Iterable[Issue]) -> list[Issue]:
-    seen: set[tuple[str, str, str]] = set()
-    out: list[Issue] = []
-    for issue in issues:
-        key = (issue.path, issue.code, issue.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(issue)
-    return out
-
-
-@frozen
-class AccountResult:
-    """The verdict for one target account. ``errors`` include the request-wide ones, so a
-    result read alone is complete."""
-
-    account_id: str
-    platform: str | None
-    errors: list[Issue] = attrs.field(factory=list)
-    warnings: list[Issue] = attrs.field(factory=list)
-
-    @property
-    def valid(self) -> bool:
-        return not self.errors
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "accountId": self.account_id,
-            "platform": self.platform,
-            "valid": self.valid,
-            "errors": [_issue_dict(i) for i in self.errors],
-            "warnings": [_issue_dict(i) for i in self.warnings],
-        }
-
-
-@frozen
-class ValidationReport:
-    """What :func:`validate_request` found.
-
-    * ``results`` — one per distinct requested account id, in request order;
-    * ``media`` — one entry per distinct media URL: ``{url, path, valid, ...facts}`` or
-      ``{url, path, valid: false, error}``;
-    * ``request_errors`` / ``request_warnings`` — the issues of the request as a whole
-      (also copied into every result);
-    * ``scheduled_at`` — ``scheduledAt`` parsed (UTC), None when absent or invalid: what
-      creation uses, so the schedule is parsed once.
-    """
-
-    results: list[AccountResult]
-    media: list[dict[str, Any]] = attrs.field(factory=list)
-    request_errors: list[Issue] = attrs.field(factory=list)
-    request_warnings: list[Issue] = attrs.field(factory=list)
-    scheduled_at: datetime | None = None
-
-    @property
-    def valid(self) -> bool:
-        return not self.request_errors and all(r.valid for r in self.results)
-
-    def errors(self) -> list[Issue]:
-        """Every error once, request-wide ones first: the ``details`` of a 400.
-
-        An account's own issues name its platform (``"x: text is 300 characters..."``)
-        since ``details`` carry no account of their own.
-        """
-        return self._collect("errors", self.request_errors)
-
-    def warnings(self) -> list[Issue]:
-        return self._collect("warnings", self.request_warnings)
-
-    def _collect(self, which: str, common: list[Issue]) -> list[Issue]:
-        out = list(common)
-        shared = set(common)
-        for result in self.results:
-            for issue in getattr(result, which):
-                if issue in shared:
-                    continue
-                if result.platform and not issue.path.startswith("accountIds"):
-                    issue = attrs.evolve(issue, message=f"{result.platform}: {issue.message}")
-                out.append(issue)
-        return _dedupe(out)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The API's shape, camelCase: ``{valid, errors, warnings, results, media}``."""
-        return {
-            "valid": self.valid,
-            "errors": [_issue_dict(i) for i in self.request_errors],
-            "warnings": [_issue_dict(i) for i in self.request_warnings],
-            "results": [r.to_dict() for r in self.results],
-            "media": [dict(m) for m in self.media],
-        }
 
 
 def media_facts(info: MediaInfo) -> dict[str, Any]:
@@ -284,6 +197,15 @@ class _Inspected:
     def failed(self) -> bool:
         return any(i is None for i in self.infos)
 
+    def kind(self) -> MediaType | None:
+        """What the files make: a carousel, one video or one image (None without
+        files, or when the one file could not be inspected)."""
+        if len(self.infos) > 1:
+            return MediaType.CAROUSEL
+        if not self.infos or self.infos[0] is None:
+            return None
+        return MediaType.VIDEO if self.infos[0].is_video else MediaType.IMAGE
+
 
 class _Engine:
     def __init__(self, request: PostRequest, accounts: Mapping[str, Account | None],
@@ -337,16 +259,18 @@ class _Engine:
                           scheduled_at=self.scheduled_at)
         results = [self._account(i, account_id, draft, drafts_thread, media_failed)
                    for i, account_id in account_ids]
-        common_errors = _dedupe(self.errors)
-        common_warnings = _dedupe(self.warnings)
-        results = [attrs.evolve(r, errors=_dedupe([*common_errors, *r.errors]),
-                                warnings=_dedupe([*common_warnings, *r.warnings]))
+        common_errors = dedupe_issues(self.errors)
+        common_warnings = dedupe_issues(self.warnings)
+        results = [attrs.evolve(r, errors=dedupe_issues([*common_errors, *r.errors]),
+                                warnings=dedupe_issues([*common_warnings, *r.warnings]))
                    if common_errors or common_warnings or r.errors or r.warnings else r
                    for r in results]
         return ValidationReport(results=results, media=self.media_report,
                                 request_errors=common_errors,
                                 request_warnings=common_warnings,
-                                scheduled_at=self.scheduled_at)
+                                scheduled_at=self.scheduled_at,
+                                media_types=[media_type or post_media.kind(),
+                                             *(item.kind() for _, _, item in thread)])
 
     # --- request-wide rules --------------------------------------------------------------
 
@@ -651,3 +575,8 @@ def _url_shape_problem(url: str) -> str | None:
     """Only the shape: the address rules belong to the guarded fetch (our own media
     URLs may point at a private address the store answers from disk)."""
     return url_problem(url, allow_private=True)
+
+
+__all__ = ["MAX_ACCOUNTS", "MAX_MEDIA_URLS", "MAX_THREAD_ITEMS", "SCHEDULE_GRACE",
+           "AccountResult", "InspectUrl", "ValidationReport", "media_facts", "parse_schedule",
+           "validate_request"]

@@ -29,6 +29,7 @@ from chat33_core.models import Account, MediaType, PostRequest, ThreadItem
 from chat33_core.options import Option
 from chat33_core.platforms import Capabilities, PlatformBase, PostDraft
 from chat33_core.plugins import PluginHost
+from chat33_core.serialization import converter
 from chat33_core.testing import make_image, make_video, serve_directory
 from chat33_core.validation import (
     SCHEDULE_GRACE,
@@ -178,7 +179,7 @@ def test_a_good_post_is_valid_with_facts_per_media() -> None:
     report = check(account_ids=["acc_t", "acc_p"], text="launch day",
                    media_urls=["https://cdn.test/square.jpg"], media_type=MediaType.IMAGE)
     assert report.valid and report.errors() == []
-    data = report.to_dict()
+    data = converter.unstructure(report)
     json.dumps(data)
     assert [r["accountId"] for r in data["results"]] == ["acc_t", "acc_p"]
     assert [r["platform"] for r in data["results"]] == ["threadnet", "plainnet"]
@@ -193,7 +194,8 @@ def test_plugin_warnings_do_not_invalidate() -> None:
     report = check(text="words only")
     assert report.valid
     assert report.results[0].warnings[0].path == "mediaUrls"
-    assert report.to_dict()["results"][0]["warnings"][0]["message"].startswith("no media")
+    data = converter.unstructure(report)
+    assert data["results"][0]["warnings"][0]["message"].startswith("no media")
 
 
 def test_errors_name_the_platform_and_appear_once() -> None:
@@ -326,7 +328,7 @@ def test_media_failures_are_issues_at_their_paths() -> None:
     assert by_path["thread[0].mediaUrls[0]"].code == "invalid_url"
     # the plugin still judged the text, but not the incomplete media
     assert "text" in by_path and not any(p.startswith("mediaUrls[0]") for p in by_path)
-    errors = [m for m in report.to_dict()["media"] if not m["valid"]]
+    errors = [m for m in converter.unstructure(report)["media"] if not m["valid"]]
     assert [m["path"] for m in errors] == ["mediaUrls[1]", "coverImageUrl"]
 
 
@@ -499,7 +501,7 @@ def test_real_media_through_the_guarded_ingestor(served: str, tmp_path: Path) ->
                        cover_image_url=f"{served}/clip.mp4", inspect=ingestor)
     assert codes(report) == {"mediaUrls[1]": "media", "coverImageUrl": "media_type_mismatch"}
     assert "HTML page" in report.errors()[0].message
-    photo, fake, clip = report.to_dict()["media"]
+    photo, fake, clip = converter.unstructure(report)["media"]
     assert (photo["format"], photo["width"], photo["height"]) == ("JPEG", 1080, 1350)
     assert clip["videoCodec"] == "h264" and clip["durationS"] == pytest.approx(0.5, abs=0.1)
     assert fake["valid"] is False
@@ -566,7 +568,7 @@ requests = st.builds(
 
 
 def assert_well_formed(report: ValidationReport, request: PostRequest) -> None:
-    data = report.to_dict()
+    data = converter.unstructure(report)
     json.dumps(data, allow_nan=True)
     assert report.valid == (not report.errors()) == data["valid"]
     assert all(r.account_id in request.account_ids for r in report.results)

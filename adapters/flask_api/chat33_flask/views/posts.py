@@ -9,7 +9,7 @@ from flask import Blueprint, current_app
 
 from chat33_core.errors import Issue, ValidationError
 from chat33_core.models import PostRequest, PostSort, PostStatus
-from chat33_core.serialization import post_json, post_rows, summary_json
+from chat33_core.serialization import converter, post_json, post_rows, summary_json
 from chat33_core.service import Principal
 
 from ..routing import Param, core, count_request, counted, json_body, query, route
@@ -122,8 +122,7 @@ def list_posts(principal: Principal) -> Any:
 def validate_post(principal: Principal) -> Any:
     count_request(principal.org_id)
     req = json_body(PostRequest)
-    report = core().validate_post(principal, req)
-    return report.to_dict()
+    return converter.unstructure(core().validate_post(principal, req))
 
 
 @route(bp, "GET", "/posts/{id}", summary="Get post details", tag="Posts", scope="posts:read",
@@ -161,7 +160,7 @@ def update_post(principal: Principal, id: str) -> Any:
 def delete_post(principal: Principal, id: str) -> Any:
     args = query()
     outcome = core().delete_post(principal.org_id, id, from_platform=args["fromPlatform"])
-    return outcome.to_dict()
+    return converter.unstructure(outcome)
 
 
 @route(bp, "POST", "/posts/{id}/duplicate", summary="Duplicate a post", tag="Posts",
