@@ -37,7 +37,7 @@ from .errors import (
 )
 from .fetch import MAX_VIDEO_BYTES
 from .media import MediaError
-from .mediastore import MediaIngestor, MediaStore, describe_stored, ingest_url, store_file
+from .mediastore import MediaIngestor, MediaStore, ingest_url, store_file
 from .mediauploads import DirectUploads
 from .models import MediaAsset, utcnow
 
@@ -134,7 +134,8 @@ class MediaService:
 
         Before its first fetch the request must have the scope ``media:write`` and takes
         one of the organization's fetch slots (kept to the end of the block); with
-        ``keep``, each fetch counts one ``media.upload``."""
+        ``keep``, each fetch counts one ``media.upload``. Its :attr:`MediaIngestor.assets`
+        are each URL's asset: with ``keep``, kept once the block is done."""
         org_id = principal.org_id
         with ExitStack() as slot:
             holding = False
@@ -159,7 +160,7 @@ class MediaService:
             yield ingestor
         if keep:
             for url, asset in ingestor.assets.items():
-                if asset.path and self.store.find_media_by_url(org_id, url) is None:
+                if asset.path and url not in ingestor.known_urls:
                     self.store.add_media(asset)
 
     def _count_upload(self, org_id: str) -> None:
@@ -171,16 +172,6 @@ class MediaService:
                 "media fetched from mediaUrls counts against the upload limit: "
                 + exc.message, retry_after=exc.retry_after, limit=exc.limit,
                 remaining=exc.remaining, reset_after=exc.reset_after) from None
-
-    def asset_for(self, org_id: str, url: str) -> MediaAsset:
-        """The kept asset for ``url`` (one of our media URLs or an ingested source URL)."""
-        asset = self.store.find_media_by_url(org_id, url)
-        if asset is not None:
-            return asset
-        name = self.files.name_for_url(url)
-        if name is not None and self.files.exists(name):
-            return self.store.add_media(describe_stored(self.files, name, org_id=org_id))
-        raise NotFound(f"no media kept for {url}")
 
     def open_file(self, name: str) -> tuple[MediaAsset, MediaStore]:
         """The kept file ``name`` (its row, for the type) and the store to read it from,

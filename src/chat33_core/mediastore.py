@@ -331,6 +331,8 @@ class MediaIngestor:
     byte_budget: int = MAX_VIDEO_BYTES
     before_fetch: Callable[[str], None] | None = None
     assets: dict[str, MediaAsset] = attrs.Factory(dict)
+    #: the URLs of :attr:`assets` that ``known`` gave (their rows exist already)
+    known_urls: set[str] = attrs.Factory(set)
     #: bytes downloaded so far
     fetched: int = 0
     deadline: float | None = None
@@ -346,6 +348,7 @@ class MediaIngestor:
         if self.known is not None:
             found = self.known(url)
             if found is not None:
+                self.known_urls.add(url)
                 return found
         name = self.store.name_for_url(url)
         if name is not None and self.store.exists(name):

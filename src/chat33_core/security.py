@@ -9,7 +9,7 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import ConfigurationError, Forbidden, Unauthorized, Unavailable
-from .models import Account, Credentials
+from .models import Credentials
 
 API_KEY_PREFIX = "sk_live_"
 KEY_PREFIX_LENGTH = 12
@@ -172,10 +172,6 @@ class Principal:
     via: str  # "key" or "session"
     key_id: str | None = None
     csrf_hash: str | None = None
-    #: accounts read along with the key (``authenticate_key(..., accounts=ids)``): each
-    #: id asked for -> the organization's Account or None; for this request only
-    accounts: Mapping[str, Account | None] | None = attrs.field(default=None, eq=False,
-                                                                 repr=False)
 
     def require(self, *scopes: str) -> None:
         missing = [s for s in scopes if s not in self.scopes]

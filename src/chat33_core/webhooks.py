@@ -37,11 +37,20 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import logs, metrics
-from .models import LogEvent, Post, utcnow
+from .errors import Issue, ValidationError
+from .models import (
+    MAX_WEBHOOK_SECRET_GRACE,
+    WEBHOOK_SECRET_GRACE,
+    LogEvent,
+    Post,
+    WebhookSecret,
+    utcnow,
+)
 from .store.unavailable import safe_text
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .security import Vault
     from .store import Store
 
 log = logging.getLogger(__name__)
@@ -277,3 +286,58 @@ class WebhookDispatcher:
         self.store.record_delivery(self.owner, row["id"], values, LogEvent(
             id=None, post_id=row["post_id"], event=event, message=message, data=data))
         metrics.record_webhook(event.removeprefix("webhook_").removesuffix("_scheduled"))
+
+
+# --- the signing secrets ---------------------------------------------------------------
+
+
+class WebhookSecrets:
+    """Each organization's webhook signing secrets, kept encrypted. Given the store and
+    the vault (asked for on first use: only secrets need the secret key)."""
+
+    def __init__(self, store: Store, vault: Callable[[], Vault]) -> None:
+        self.store = store
+        self.vault = vault
+
+    def webhook_secret(self, org_id: str) -> str:
+        """The organization's current webhook signing secret (made on first use)."""
+        enc, _ = self.store.webhook_secrets_enc(org_id, utcnow())
+        if enc is None:
+            return self.rotate_webhook_secret(org_id).secret
+        return self.vault().decrypt(enc)
+
+    def webhook_secret_state(self, org_id: str) -> WebhookSecret:
+        """The current secret and when the secrets it replaced stop signing."""
+        enc, retired = self.store.webhook_secrets_enc(org_id, utcnow())
+        if enc is None:
+            return self.rotate_webhook_secret(org_id)
+        return WebhookSecret(secret=self.vault().decrypt(enc),
+                             previous_secrets_expire_at=[until for _, until in retired])
+
+    def webhook_signing_secrets(self, org_id: str) -> list[str]:
+        """Every secret a delivery is signed with now: the current one first, then the
+        ones a rotation replaced, while their grace period lasts."""
+        enc, retired = self.store.webhook_secrets_enc(org_id, utcnow())
+        if enc is None:
+            return [self.rotate_webhook_secret(org_id).secret]
+        return [self.vault().decrypt(e) for e in (enc, *(e for e, _ in retired))]
+
+    def rotate_webhook_secret(self, org_id: str, *,
+                              grace: timedelta = WEBHOOK_SECRET_GRACE) -> WebhookSecret:
+        """A new webhook secret for the organization. For ``grace`` after now (0 to
+        7 days), deliveries are signed with the replaced secret too, so receivers can
+        switch without losing one; a grace of 0 ends every older secret at once (a
+        leaked secret)."""
+        if not timedelta(0) <= grace <= MAX_WEBHOOK_SECRET_GRACE:
+            raise ValidationError("invalid grace period", details=[Issue(
+                "graceSeconds", f"must be between 0 and "
+                f"{int(MAX_WEBHOOK_SECRET_GRACE.total_seconds())} seconds (7 days)")])
+        # Standard Webhooks format: whsec_ + standard base64 of the key bytes
+        secret = generate_secret()
+        now = utcnow()
+        self.store.replace_webhook_secret_enc(org_id, self.vault().encrypt(secret),
+                                              keep_until=now + grace if grace else None,
+                                              now=now)
+        _, retired = self.store.webhook_secrets_enc(org_id, now)
+        return WebhookSecret(secret=secret,
+                             previous_secrets_expire_at=[until for _, until in retired])

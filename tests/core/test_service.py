@@ -15,6 +15,7 @@ from chat33_core.errors import (
     Conflict,
     Forbidden,
     InvalidTransition,
+    Issue,
     NotFound,
     NotSupported,
     RateLimited,
@@ -23,13 +24,16 @@ from chat33_core.errors import (
 )
 from chat33_core.models import (
     Account,
+    AccountResult,
     MediaType,
     PostRequest,
     PostStatus,
     ThreadItem,
     User,
+    ValidationReport,
     new_id,
 )
+from chat33_core.posts import CheckedRequest, build_posts
 from chat33_core.security import hash_password
 from chat33_core.service import Chat33, Principal
 from chat33_core.testing import make_image, make_video, serve_directory
@@ -208,6 +212,74 @@ def test_dry_run_creates_nothing(core: Chat33, principal: Principal, echo,  # ty
     assert core.store.find_media_by_url(principal.org_id, f"{base}/clip.mp4") is None
     media_dir = Path(core.settings.media_dir)
     assert not [p for p in media_dir.glob("*") if p.is_file()]
+
+
+def test_validation_finds_what_creation_uses_and_reads_media_once(
+        core: Chat33, principal: Principal, echo, tmp_path: Path,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check gives the accounts, the schedule, each media type and each distinct
+    media URL's kept asset; creation makes the posts of exactly these."""
+    served = tmp_path / "served"
+    served.mkdir()
+    make_image(served / "pic.jpg", 640, 480)
+    make_video(served / "clip.mp4", 320, 240, seconds=0.5)
+    lookups: list[str] = []
+    find = core.store.find_media_by_url
+    monkeypatch.setattr(core.store, "find_media_by_url",
+                        lambda org, url: lookups.append(url) or find(org, url))
+    when = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    with serve_directory(served) as base:
+        pic, clip = f"{base}/pic.jpg", f"{base}/clip.mp4"
+        request = req(echo.id, text="first", media_urls=[pic],
+                      scheduled_at=when.isoformat(), thread=[
+                          ThreadItem(text="second", media_urls=[clip]),
+                          ThreadItem(text="third", media_urls=[pic, clip])])
+        created = core.create_posts(principal, request).posts
+    assert sorted(lookups) == sorted([pic, clip])  # each distinct URL looked up once
+    head, second, third = created
+    assert [p.media_type for p in created] == [MediaType.IMAGE, MediaType.VIDEO,
+                                               MediaType.CAROUSEL]
+    assert head.scheduled_at == when and head.next_attempt_at == when
+    assert third.media_ids == [head.media_ids[0], second.media_ids[0]]
+    assert core.store.get_media(second.media_ids[0]).source_url == clip
+
+
+def test_the_check_reports_its_findings_and_keeps_nothing_in_a_dry_run(
+        core: Chat33, principal: Principal, echo,  # type: ignore[no-untyped-def]
+        tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    make_image(served / "pic.jpg", 640, 480)
+    with serve_directory(served) as base:
+        checked = core.posts.check(principal, req(echo.id, "chan_nope", text="x",
+                                                  media_urls=[f"{base}/pic.jpg"]),
+                                   keep_media=False)
+    assert checked.accounts == {echo.id: echo, "chan_nope": None}
+    assert not checked.report.valid and checked.report.media_types == [MediaType.IMAGE]
+    assert checked.assets[f"{base}/pic.jpg"].kind == "image"
+    assert core.store.find_media_by_url(principal.org_id, f"{base}/pic.jpg") is None
+    with pytest.raises(ValidationError) as refused:
+        build_posts(checked, org_id=principal.org_id, user_id=principal.user_id,
+                    status=PostStatus.QUEUED, host=core.host)
+    assert refused.value.details == checked.report.errors()
+    assert core.list_posts(principal.org_id).total == 0
+
+
+def test_posts_are_not_built_from_an_invalid_report(core: Chat33, echo) -> None:  # type: ignore[no-untyped-def]
+    request = req(echo.id, text="hi")
+    report = ValidationReport(results=[AccountResult(echo.id, "echo")],
+                              request_errors=[Issue("text", "too long", "too_long")],
+                              media_types=[None])
+    checked = CheckedRequest(request, report, {echo.id: echo}, {})
+    with pytest.raises(ValidationError, match="text: too long") as refused:
+        build_posts(checked, org_id=echo.org_id, user_id="user_1",
+                    status=PostStatus.QUEUED, host=core.host)
+    assert [i.code for i in refused.value.details] == ["too_long"]
+    fine = attrs.evolve(checked, report=attrs.evolve(report, request_errors=[]))
+    posts, group = build_posts(fine, org_id=echo.org_id, user_id="user_1",
+                               status=PostStatus.DRAFT, host=core.host)
+    assert group is None and [(p.account_id, p.status) for p in posts] == [
+        (echo.id, PostStatus.DRAFT)]
 
 
 def test_upload_keeps_the_file_and_rejects_non_media(core: Chat33, principal: Principal,
@@ -424,28 +496,39 @@ def test_a_key_reads_the_accounts_its_request_names(core: Chat33, principal: Pri
     other_org = core.ensure_org("Other")
     theirs = core.add_account(other_org.id, "echo", "Theirs")
     _, raw = core.create_api_key(principal.org_id, principal.user_id, "k")
-    found = core.authenticate_key(raw, accounts=[echo.id, theirs.id, "chan_nope", echo.id])
-    assert found.org_id == principal.org_id
+    found, accounts = core.authenticate_key_with_accounts(
+        raw, [echo.id, theirs.id, "chan_nope", echo.id])
+    assert found == core.authenticate_key(raw)
     # another organization's account and an unknown id read as absent, like get_account
-    assert found.accounts == {echo.id: echo, theirs.id: None, "chan_nope": None}
-    assert core.authenticate_key(raw).accounts is None
-    nobody = core.authenticate_key(raw, accounts=["chan_nope"])
-    assert nobody.accounts == {"chan_nope": None}
+    assert accounts == {echo.id: echo, theirs.id: None, "chan_nope": None}
+    assert core.authenticate_key_with_accounts(raw, ["chan_nope"])[1] == {"chan_nope": None}
+    assert core.authenticate_key_with_accounts(raw, [])[1] == {}
     # the posts are made for the accounts read with the key, and checked as before
-    posts = core.create_posts(found, PostRequest(account_ids=[echo.id], text="hi")).posts
+    posts = core.create_posts(found, PostRequest(account_ids=[echo.id], text="hi"),
+                              accounts=accounts).posts
     assert [p.account_id for p in posts] == [echo.id]
     with pytest.raises(ValidationError) as refused:
-        core.create_posts(found, PostRequest(account_ids=[theirs.id], text="hi"))
+        core.create_posts(found, PostRequest(account_ids=[theirs.id], text="hi"),
+                          accounts=accounts)
     assert refused.value.details[0].path.startswith("accountIds")
+
+
+def test_accounts_read_for_other_ids_are_read_again(core: Chat33, principal: Principal,
+                                                    echo: Account) -> None:
+    """Accounts read for a request that names others do not stand in for them."""
+    posts = core.create_posts(principal, PostRequest(account_ids=[echo.id], text="hi"),
+                              accounts={"chan_other": None}).posts
+    assert [p.account_id for p in posts] == [echo.id]
 
 
 def test_a_bad_key_with_accounts_is_still_refused(core: Chat33, principal: Principal,
                                                   echo: Account) -> None:
     key, raw = core.create_api_key(principal.org_id, principal.user_id, "k")
     with pytest.raises(Unauthorized, match="invalid"):
-        core.authenticate_key(raw[:-1] + ("x" if raw[-1] != "x" else "y"), accounts=[echo.id])
+        core.authenticate_key_with_accounts(raw[:-1] + ("x" if raw[-1] != "x" else "y"),
+                                            [echo.id])
     core.revoke_api_key(principal.org_id, key.id)
     with pytest.raises(Unauthorized, match="revoked"):
-        core.authenticate_key(raw, accounts=[echo.id])
+        core.authenticate_key_with_accounts(raw, [echo.id])
     with pytest.raises(Unauthorized, match="missing"):
-        core.authenticate_key("", accounts=[echo.id])
+        core.authenticate_key_with_accounts("", [echo.id])

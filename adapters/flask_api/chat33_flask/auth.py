@@ -8,31 +8,39 @@ changes state it must carry the ``x-csrf-token`` header that login returned (DES
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import request
 from werkzeug.wrappers import Response
+
+if TYPE_CHECKING:
+    from chat33_core.models import Account
+    from chat33_core.service import Chat33, Principal
 
 SESSION_COOKIE = "chat33_session"
 API_KEY_HEADER = "x-api-key"
 CSRF_HEADER = "x-csrf-token"
 
 
-def authenticate(core: Any, *, csrf: bool, accounts: Sequence[str] = ()) -> Any:
-    """The :class:`~chat33_core.service.Principal` of the request, or Unauthorized.
-    ``csrf``: the request changes state, so a cookie session must prove its CSRF token.
-    ``accounts``: account ids the request names, read along with an API key."""
+def authenticate(core: Chat33, *, csrf: bool, accounts: Sequence[str] = ()
+                 ) -> tuple[Principal, dict[str, Account | None] | None]:
+    """The :class:`~chat33_core.service.Principal` of the request (or Unauthorized), and
+    the accounts read with it. ``csrf``: the request changes state, so a cookie session
+    must prove its CSRF token. ``accounts``: account ids the request names, read along
+    with an API key (each id -> the Account or None); None when they were not read."""
     headers = request.headers
     key = headers.get(API_KEY_HEADER)
     # no Cookie header: nothing to parse (a cookie lookup that misses costs an exception)
     cookie = request.cookies.get(SESSION_COOKIE) if key is None and "cookie" in headers \
         else None
     if key is not None or not cookie:
-        return core.authenticate_key(key, accounts=accounts)
+        if accounts:
+            return core.authenticate_key_with_accounts(key, accounts)
+        return core.authenticate_key(key), None
     principal = core.authenticate_session(cookie)
     if csrf:
         core.check_csrf(principal, headers.get(CSRF_HEADER))
-    return principal
+    return principal, None
 
 
 def set_session_cookie(response: Response, token: str, max_age: int) -> None:

@@ -23,6 +23,7 @@ from flask.sansio.blueprints import Blueprint as SansioBlueprint
 from werkzeug.routing import BaseConverter
 
 from chat33_core.errors import Issue, ValidationError
+from chat33_core.models import Account
 from chat33_core.serialization import structure
 from chat33_core.service import Chat33, Principal
 from chat33_core.validation import MAX_ACCOUNTS
@@ -99,6 +100,9 @@ class RequestState:
     started: float
     operation: Operation | None = None
     principal: Principal | None = None
+    #: the accounts the body names, read with the API key (``reads_accounts``): each id
+    #: -> the organization's Account or None; None when they were not read
+    accounts: dict[str, Account | None] | None = None
     #: the rate-limit count of the request: (limit, remaining, seconds until full)
     rate: tuple[int, int, float] | None = None
     #: the JSON body, once parsed (body_read)
@@ -139,8 +143,8 @@ def route(bp: Blueprint, method: str, path: str, *, summary: str, tag: str,
             principal = None
             if op.auth:
                 accounts = _account_ids(current) if op.reads_accounts else ()
-                principal = authenticate(core(), csrf=op.method in _UNSAFE,
-                                         accounts=accounts)
+                principal, current.accounts = authenticate(
+                    core(), csrf=op.method in _UNSAFE, accounts=accounts)
                 current.principal = principal
                 if op.session_only:
                     principal.require_session()

@@ -12,7 +12,7 @@ from chat33_core.models import PostRequest, PostSort, PostStatus
 from chat33_core.serialization import converter, post_json, post_rows, summary_json
 from chat33_core.service import Principal
 
-from ..routing import Param, core, count_request, counted, json_body, query, route
+from ..routing import Param, core, count_request, counted, json_body, query, route, state
 from ..schemas import DuplicatePostRequest, UpdatePostRequest, log_json
 
 bp = Blueprint("chat33_posts", __name__)
@@ -48,7 +48,7 @@ MEDIA_URLS = (
        errors=[400])
 def create_post(principal: Principal) -> Any:
     req = json_body(PostRequest)
-    created = core().create_posts(principal, req)
+    created = core().create_posts(principal, req, accounts=state().accounts)
     counted(created.rate)
     return {"posts": [summary_json(p) for p in created.posts], "groupId": created.group_id}, 201
 
