@@ -178,7 +178,7 @@ class Posts:
                                      sort=sort, page=page, limit=limit)
 
     def check_list(self, status: str | None, platform: str | None, since: datetime | None,
-                    until: datetime | None, page: int, limit: int) -> None:
+                   until: datetime | None, page: int, limit: int) -> None:
         """ValidationError unless the filters and the page of a list of posts are valid."""
         issues = []
         if status is not None and status not in PostStatus.__members__:

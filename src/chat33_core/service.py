@@ -68,10 +68,10 @@ class Chat33:
         if host is None and load_plugins:
             self.host.load_entry_points(self.settings.env or None)
         self.rate_limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
-        #: bounds the CPU and threads password hashing may take in this process
-        self.hash_gate = HashGate(self.settings.login_concurrency)
         self.limits = RateLimits(self.store, self.rate_limits)
-        self.identity = Identity(self.store, self.hash_gate, self.limits)
+        # the gate bounds the CPU and threads password hashing may take in this process
+        self.identity = Identity(self.store, HashGate(self.settings.login_concurrency),
+                                 self.limits)
         # the vault is asked for on first use: only secrets need the secret key
         self.accounts = Accounts(self.store, self.host, lambda: self.vault)
         self.webhook_secrets = WebhookSecrets(self.store, lambda: self.vault)

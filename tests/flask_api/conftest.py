@@ -95,10 +95,10 @@ class Api:
 def _hash_each_password_once() -> Iterator[None]:
     """Argon2 costs ~0.6 s per hash on purpose; the tests make dozens of users with one
     password, so each distinct password is hashed (for real) once per session."""
-    import chat33_core.service as service
+    import chat33_core.identity as identity
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(service, "hash_password", cache(service.hash_password))
+        mp.setattr(identity, "hash_password", cache(identity.hash_password))
         yield
 
 

@@ -134,7 +134,7 @@ def test_an_unknown_email_costs_the_same_hashing_work(sqlite_api: Any,
 
 def test_hashing_is_bounded_per_process(sqlite_api: Any, hasher: _CountingHasher) -> None:
     core = sqlite_api.core
-    core.hash_gate = security.HashGate(2, wait_s=30)
+    core.identity.hash_gate = security.HashGate(2, wait_s=30)
     hasher.gate = threading.Event()
     outcomes: list[str] = []
 
@@ -161,7 +161,7 @@ def test_hashing_is_bounded_per_process(sqlite_api: Any, hasher: _CountingHasher
 
 
 def test_a_busy_server_answers_503_with_retry_after(sqlite_api: Any) -> None:
-    gate = sqlite_api.core.hash_gate = security.HashGate(1, wait_s=30)
+    gate = sqlite_api.core.identity.hash_gate = security.HashGate(1, wait_s=30)
     # one failed sign-in allowed: the refused attempt below must not be it
     sqlite_api.core.rate_limits["auth.login.email"] = (1, timedelta(hours=1))
     held, release = threading.Event(), threading.Event()

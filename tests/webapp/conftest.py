@@ -47,8 +47,8 @@ def _hash_each_password_once() -> Iterator[None]:
     distinct password is hashed (for real) once per session."""
     from functools import cache
 
-    import chat33_core.service as service
+    import chat33_core.identity as identity
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(service, "hash_password", cache(service.hash_password))
+        mp.setattr(identity, "hash_password", cache(identity.hash_password))
         yield
