@@ -12,21 +12,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..serialization import utc_text
 from . import tables as t
-
-
-def utc_text(value: datetime) -> str:
-    """An instant as UTC text with microseconds and no offset,
-    ``YYYY-MM-DDTHH:MM:SS.ffffff``: the form :meth:`Store.list_post_rows` can hand out
-    instead of datetimes, for renderers that only reformat them."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(timespec="microseconds")
 
 
 def _instant_text(value: str | datetime) -> str:
     """A stored instant (SQLite's text or the driver's naive UTC datetime) as
-    :func:`utc_text`; SQLite's text as SQLAlchemy writes it is rearranged, not parsed."""
+    :func:`~chat33_core.serialization.utc_text`; SQLite's text as SQLAlchemy writes it
+    is rearranged, not parsed."""
     if isinstance(value, str):
         if len(value) == 26 and value[10] == " ":
             return f"{value[:10]}T{value[11:]}"
@@ -59,7 +52,8 @@ class Rows:
 
     def values(self, row: Sequence[Any], *, utc_text: bool = False) -> list[Any]:
         """The row's values as the models hold them (enums as their values); with
-        ``utc_text``, instants as :func:`utc_text` gives them."""
+        ``utc_text``, instants as :func:`~chat33_core.serialization.utc_text` gives
+        them."""
         values = list(row[:len(self.names)])
         for i in self.json_at:
             value = values[i]
@@ -79,7 +73,9 @@ class Rows:
                 try:
                     values[i] = datetime.fromisoformat(value + "+00:00")
                 except ValueError:  # text written with an offset of its own
-                    values[i] = datetime.fromisoformat(value).replace(tzinfo=UTC)
+                    parsed = datetime.fromisoformat(value)
+                    values[i] = (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None
+                                 else parsed.astimezone(UTC))
             elif value is not None:
                 values[i] = value.replace(tzinfo=UTC)
         for i in self.bool_at:
