@@ -31,9 +31,11 @@ class Rows:
     """Rows of chosen columns decoded by hand, for the hot read paths.
 
     The JSON and timestamp columns are selected *raw* (no SQLAlchemy result processing)
-    and decoded here once: ``"[]"``/``"{}"`` without the JSON parser, SQLite's timestamp
-    text with :meth:`datetime.fromisoformat`, SQLite's 0/1 as booleans. PostgreSQL's
-    driver already hands back Python values for these, which pass through.
+    and decoded here once: JSON is selected as text on both databases (PostgreSQL's
+    driver would otherwise parse every value, ``[]`` and ``{}`` included), ``"[]"`` and
+    ``"{}"`` decoded without the JSON parser; SQLite's timestamp text with
+    :meth:`datetime.fromisoformat`, SQLite's 0/1 as booleans. PostgreSQL's driver hands
+    back timestamps and booleans as Python values, which pass through.
     """
 
     def __init__(self, columns: Sequence[sa.Column[Any]], label_prefix: str = "") -> None:
@@ -46,7 +48,8 @@ class Rows:
         raw = set(self.json_at) | set(self.time_at)
         #: what to select (``label_prefix`` tells the columns apart in a join)
         self.columns: list[Any] = [
-            sa.type_coerce(c, sa.String()).label(label_prefix + c.name) if i in raw
+            sa.cast(c, sa.Text()).label(label_prefix + c.name) if i in self.json_at
+            else sa.type_coerce(c, sa.String()).label(label_prefix + c.name) if i in raw
             else c.label(label_prefix + c.name) if label_prefix else c
             for i, c in enumerate(columns)]
 
@@ -96,9 +99,8 @@ class Interned:
     renamed account) is a different key and is decoded afresh: what the caller sees is
     always what the database holds. The models are frozen values and shared; callers
     (plugins included) treat them, their ``metadata`` and ``scopes`` too, as read-only.
-    A row that cannot be a key (PostgreSQL's driver hands JSON back as lists and dicts)
-    is decoded every time. At most ``size`` rows are kept; past that the memory starts
-    afresh."""
+    A row that cannot be a key (an unhashable value in it) is decoded every time. At
+    most ``size`` rows are kept; past that the memory starts afresh."""
 
     def __init__(self, make: Callable[[Sequence[Any]], Any], size: int = 2048) -> None:
         self._make = make
