@@ -227,37 +227,44 @@ _delete_fields = make_dict_unstructure_fn(DeleteOutcome, converter, **_delete_re
 converter.register_unstructure_hook(DeleteOutcome, _unstructure_deletion)
 
 
-def post_json(post: Post) -> dict[str, Any]:
-    """A Post as the API documents it (``channelId`` is the account id)."""
-    data: dict[str, Any] = converter.unstructure(post)
-    data["channelId"] = post.account_id
-    return data
+
+def utc_text(value: datetime) -> str:
+    """An instant as UTC text with microseconds and no offset,
+    ``YYYY-MM-DDTHH:MM:SS.ffffff``: the form in which a post's rows hand instants to
+    :class:`PostRows` (the wire form is a cut of it)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds")
 
 
 class PostRows:
-    """:func:`post_json` for rows of the store's ``posts`` table, without making Posts.
+    """The one renderer of a post as the API documents it, over a row of its values.
 
     A list of posts is the API's biggest answer; building a Post and unstructuring it
-    costs several times more than reading the row. :attr:`columns` are the Post
-    attributes to select, in order; :meth:`json` turns one such row into exactly the
-    dict :func:`post_json` gives for that post. The keys and their order come from the
-    converter's registration of Post (one source of truth). Row values are what the Post
-    would hold (JSON columns decoded; enums may be their values), except instants:
-    UTC text with microseconds, ``YYYY-MM-DDTHH:MM:SS.ffffff``
-    (``Store.list_post_rows(..., utc_text=True)``), of which the wire form is a cut.
+    costs several times more than reading the row, so lists render the store's rows
+    (``Store.list_post_rows(..., utc_text=True)``) and :func:`post_json` renders a Post
+    through its row (:meth:`row`). The keys, their order and the attributes left out
+    come from the converter's registration of Post (the one field specification), with
+    ``channelId`` (the account id) last. :attr:`columns` are the Post attributes of a
+    row, in order. Row values are what the Post holds (JSON decoded; enums may be their
+    values), except instants: :func:`utc_text`'s text, of which the wire form is a cut.
     """
 
     def __init__(self) -> None:
         wired = [*_WIRE_KEYS[Post], ("account_id", "channelId")]
         self.columns: tuple[str, ...] = tuple(name for name, _ in wired)
         self.keys: tuple[str, ...] = tuple(key for _, key in wired)
-        #: (key, column) pairs, for renderers that write the JSON themselves
-        self.fields: tuple[tuple[str, str], ...] = tuple(zip(self.keys, self.columns,
-                                                              strict=True))
         types = typing.get_type_hints(Post)
-        instants = {a.name for a in attrs.fields(Post)
-                    if datetime in (types[a.name], *typing.get_args(types[a.name]))}
-        self.instants = tuple(i for i, name in enumerate(self.columns) if name in instants)
+
+        def kinds(*wanted: type) -> tuple[int, ...]:
+            return tuple(i for i, name in enumerate(self.columns)
+                         if {types[name], *typing.get_args(types[name]),
+                             typing.get_origin(types[name])} & set(wanted))
+
+        self.instants = kinds(datetime)
+        self.enums = kinds(PostStatus, MediaType)
+        #: JSON values (lists, objects): copied from a Post, never shared with it
+        self.containers = kinds(list, dict)
 
     def json(self, row: typing.Sequence[Any]) -> dict[str, Any]:
         values = list(row)
@@ -267,8 +274,39 @@ class PostRows:
                 values[i] = f"{value[:23]}Z"  # milliseconds, cut as isoformat() cuts them
         return dict(zip(self.keys, values, strict=True))
 
+    def row(self, post: Post) -> list[Any]:
+        """``post``'s row, as the store's rows hold it."""
+        values = [getattr(post, name) for name in self.columns]
+        for i in self.instants:
+            if values[i] is not None:
+                values[i] = utc_text(values[i])
+        for i in self.enums:
+            if values[i] is not None:
+                values[i] = values[i].value
+        for i in self.containers:
+            values[i] = _json_copy(values[i])
+        return values
+
+
+def _json_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(v) for v in value]
+    return value
+
 
 post_rows = PostRows()
+
+
+def post_json(post: Post) -> dict[str, Any]:
+    """A Post as the API documents it (``channelId`` is the account id)."""
+    return post_rows.json(post_rows.row(post))
+
+
+# the converter renders a Post as the API does (schemas and tools that unstructure a
+# model get the same answer)
+converter.register_unstructure_hook(Post, post_json)
 
 
 def summary_json(post: Post) -> dict[str, Any]:

@@ -303,23 +303,6 @@ class Chat33:
                                          account_id=channel_id, since=since, until=until,
                                          sort=sort, page=page, limit=limit, utc_text=utc_text)
 
-    def list_posts_json(self, org_id: str, fields: Sequence[tuple[str, str]], *,
-                        status: str | None = None, platform: str | None = None,
-                        channel_id: str | None = None, since: datetime | None = None,
-                        until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
-                        page: int = 1, limit: int = 20) -> tuple[str, Page] | None:
-        """:meth:`list_post_rows` already rendered as JSON where the database can do it
-        (:meth:`Store.post_page_json`): ``(JSON array of the items, the page without
-        items)``; None where it cannot (then use :meth:`list_post_rows`)."""
-        self._check_list(status, platform, since, until, page, limit)
-        found = self.store.post_page_json(org_id, fields, status=status, platform=platform,
-                                          account_id=channel_id, since=since, until=until,
-                                          sort=sort, page=page, limit=limit)
-        if found is None:
-            return None
-        items, total = found
-        return items, Page(items=[], total=total, page=page, limit=limit)
-
     def _check_list(self, status: str | None, platform: str | None, since: datetime | None,
                     until: datetime | None, page: int, limit: int) -> None:
         self.posts.check_list(status, platform, since, until, page, limit)

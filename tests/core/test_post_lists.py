@@ -1,10 +1,9 @@
 """Post lists by time: ``from``/``to`` on when a post goes out (its schedule, else its
-creation) and the four sorts, on SQLite and PostgreSQL, through every list path (the
-JSON the database writes, the rows, the Posts, the generic statement)."""
+creation) and the four sorts, on SQLite and PostgreSQL, through both list paths (the
+rows GET /posts renders, the Posts)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,13 +51,12 @@ def _setup(store: Store) -> tuple[Organization, dict[str, Post]]:
 
 def _names(store: Store, org_id: str, **kw: Any) -> list[str]:
     """The texts of a page through every list path, which must agree."""
-    as_json, total = store.post_page_json(org_id, post_rows.fields, **kw) or ("", -1)
-    from_json = [p["text"] for p in json.loads(as_json)]
-    rows = store.list_post_rows(org_id, ["text"], **kw)
-    from_posts = [p.text for p in store.list_posts(org_id, **kw).items]
-    assert from_json == [r[0] for r in rows.items] == from_posts, kw
-    assert total == rows.total == store.list_posts(org_id, **kw).total
-    return from_json
+    rows = store.list_post_rows(org_id, post_rows.columns, utc_text=True, **kw)
+    from_rows = [post_rows.json(r)["text"] for r in rows.items]
+    posts = store.list_posts(org_id, **kw)
+    assert from_rows == [p.text for p in posts.items], kw
+    assert rows.total == posts.total
+    return from_rows
 
 
 def test_from_and_to_bound_the_schedule_or_the_creation(store: Store) -> None:

@@ -1,16 +1,24 @@
-"""The API's JSON shape: list rows render exactly as the converter renders Posts."""
+"""The API's JSON shape: a post renders as documented, from its Post or from its row."""
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chat33_core.models import MediaType, Post, PostStatus
-from chat33_core.serialization import converter, isoformat, post_json, post_rows
-from chat33_core.store.core import utc_text
+from chat33_core.serialization import (
+    camel,
+    converter,
+    isoformat,
+    post_json,
+    post_rows,
+    utc_text,
+)
 
 texts = st.none() | st.text(max_size=40)
 instants = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2999, 12, 31),
@@ -47,20 +55,44 @@ def _row(post: Post, enums_as_values: bool) -> list[Any]:
     return row
 
 
+#: the Post attributes the API never shows (``account_id`` is shown as ``channelId``)
+PRIVATE = ("org_id", "media_ids", "publish_with_head", "lease_owner", "lease_expires_at",
+           "account_id")
+
+
+def _documented(post: Post) -> dict[str, Any]:
+    """The API reference's Post, written out from the model: every public attribute in
+    camelCase in the model's order (instants as :func:`isoformat`, enums as their
+    values), then ``channelId``."""
+    out: dict[str, Any] = {}
+    for a in attrs.fields(Post):
+        if a.name not in PRIVATE:
+            value = getattr(post, a.name)
+            if isinstance(value, datetime):
+                value = isoformat(value)
+            elif isinstance(value, enum.Enum):
+                value = value.value
+            out[camel(a.name)] = value
+    out["channelId"] = post.account_id
+    return out
+
+
 @given(post=posts, enums_as_values=st.booleans())
-def test_a_post_row_renders_as_post_json_renders_the_post(post: Post,
-                                                          enums_as_values: bool) -> None:
-    expected = post_json(post)
-    got = post_rows.json(_row(post, enums_as_values))
-    assert got == expected
-    assert list(got) == list(expected), "the same keys in the same order"
+def test_a_post_renders_as_documented_from_its_post_or_its_row(post: Post,
+                                                               enums_as_values: bool) -> None:
+    expected = _documented(post)
+    for got in (post_json(post), post_rows.json(_row(post, enums_as_values)),
+                converter.unstructure(post)):
+        assert got == expected
+        assert list(got) == list(expected), "the same keys in the same order"
 
 
 def test_post_rows_select_only_what_the_answer_shows() -> None:
     post = Post(id="post_1", org_id="org_1", account_id="chan_1", platform="x",
                 account_name="X", created_by="user_1",
                 created_at=datetime(2026, 4, 1, tzinfo=UTC))
-    assert list(post_rows.keys) == [*converter.unstructure(post), "channelId"]
+    assert list(post_rows.keys) == list(converter.unstructure(post))
+    assert post_rows.keys[-1] == "channelId"
     assert len(post_rows.columns) == len(post_rows.keys)
     for private in ("org_id", "media_ids", "publish_with_head", "lease_owner",
                     "lease_expires_at"):

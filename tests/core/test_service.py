@@ -462,9 +462,10 @@ def test_editing_a_post_whose_time_has_passed_keeps_its_schedule(
         past.microsecond))
 
 
-def test_post_json_is_the_converters_shape() -> None:
-    """``post_json`` (hand-tuned for lists) gives exactly the converter's dict plus
-    ``channelId``, key order included, for a post with every field set and a bare one."""
+def test_the_converter_renders_a_post_as_post_json() -> None:
+    """A Post unstructured by the converter is ``post_json``'s answer, key order
+    included, for a post with every field set and a bare one; its JSON values are
+    copies."""
     from chat33_core.models import Post
     from chat33_core.serialization import converter, post_json
 
@@ -483,12 +484,16 @@ def test_post_json_is_the_converters_shape() -> None:
     bare = Post(id="post_2", org_id="org_1", account_id="chan_1", platform="x",
                 account_name="X", created_by="user_1", created_at=now, updated_at=now)
     for post in (full, bare):
-        expected = {**converter.unstructure(post), "channelId": post.account_id}
+        expected = converter.unstructure(post)
         got = post_json(post)
         assert got == expected and list(got) == list(expected)
+        assert got["channelId"] == "chan_1" and "orgId" not in got
     assert post_json(full)["scheduledAt"] == "2026-04-01T14:30:00.000Z"
     assert post_json(full)["createdAt"] == "2026-04-01T14:00:00.123Z"
-    assert post_json(full)["platformConfig"] is not full.platform_config
+    assert post_json(full)["platformConfig"] == full.platform_config
+    assert post_json(full)["platformConfig"]["x"]["a"][1] is not \
+        full.platform_config["x"]["a"][1]
+    assert post_json(full)["mediaUrls"] is not full.media_urls
 
 
 def test_a_key_reads_the_accounts_its_request_names(core: Chat33, principal: Principal,

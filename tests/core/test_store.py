@@ -809,15 +809,11 @@ def test_insert_parameters_from_attributes_match_the_generic_ones(dialect_name: 
             plain(insert_logs.args(values))
 
 
-def _page_json(store: Store, org_id: str, **kw: Any) -> tuple[list[Any], int]:
-    import json
+def _page_posts(store: Store, org_id: str, **kw: Any) -> tuple[list[Any], int]:
+    from chat33_core.serialization import post_json
 
-    from chat33_core.serialization import post_rows
-
-    found = store.post_page_json(org_id, post_rows.fields, **kw)
-    assert found is not None
-    items, total = found
-    return json.loads(items), total
+    page = store.list_posts(org_id, **kw)
+    return [post_json(p) for p in page.items], page.total
 
 
 def _page_rows(store: Store, org_id: str, **kw: Any) -> tuple[list[Any], int]:
@@ -827,9 +823,9 @@ def _page_rows(store: Store, org_id: str, **kw: Any) -> tuple[list[Any], int]:
     return [post_rows.json(r) for r in page.items], page.total
 
 
-def test_the_database_renders_a_page_as_the_rows_render_it(store: Store) -> None:
-    """GET /posts: the page's JSON is written by the database; it is exactly what the
-    rows give, on every page and filter, in order (ties on createdAt included)."""
+def test_a_page_of_rows_renders_as_its_posts_render(store: Store) -> None:
+    """GET /posts renders the page's rows; that is exactly what the page's Posts give,
+    on every page and filter, in order (ties on createdAt included)."""
     from chat33_core.models import MediaType
 
     org, user, account = _org_user_account(store)
@@ -854,16 +850,16 @@ def test_the_database_renders_a_page_as_the_rows_render_it(store: Store) -> None
                {"limit": 2, "page": 9}, {"status": "DRAFT"}, {"status": "PUBLISHED"},
                {"platform": "x", "limit": 3}, {"account_id": account.id, "page": 1},
                {"account_id": other_account.id}, {"status": "QUEUED", "limit": 1}):
-        assert _page_json(store, org.id, **kw) == _page_rows(store, org.id, **kw), kw
-    items, total = _page_json(store, org.id)
+        assert _page_posts(store, org.id, **kw) == _page_rows(store, org.id, **kw), kw
+    items, total = _page_posts(store, org.id)
     assert total == 6 and [p["id"] for p in items][:1] == [posts[0].id]
     assert items[0]["createdAt"].endswith(".999Z") and items[0]["platformConfig"]["x"]["n"]
-    assert _page_json(store, "org_nobody") == ([], 0)
+    assert _page_posts(store, "org_nobody") == ([], 0)
 
 
 def test_sqlite_renders_instants_stored_in_other_forms(sqlite_store: Store) -> None:
-    """Instants written by hand in another text form go through SQLite's date parsing
-    and render as the rows path renders them."""
+    """Instants written by hand in another text form render in the rows as in the
+    Posts."""
     org, user, account = _org_user_account(sqlite_store)
     posts = [_post(org, user, account), _post(org, user, account)]
     sqlite_store.add_posts(posts)
@@ -872,10 +868,10 @@ def test_sqlite_renders_instants_stored_in_other_forms(sqlite_store: Store) -> N
         c.execute(sa.text("UPDATE posts SET published_at = '2026-11-23 17:05:09', "
                           "scheduled_at = '2026-11-23T18:05:09.5+01:00' WHERE id = :id"),
                   {"id": posts[1].id})
-    by_id = {p["id"]: p for p in _page_json(sqlite_store, org_id)[0]}
+    by_id = {p["id"]: p for p in _page_posts(sqlite_store, org_id)[0]}
     assert by_id[posts[1].id]["publishedAt"] == "2026-11-23T17:05:09.000Z"
     assert by_id[posts[1].id]["scheduledAt"] == "2026-11-23T17:05:09.500Z"
-    assert _page_json(sqlite_store, org_id) == _page_rows(sqlite_store, org_id)
+    assert _page_posts(sqlite_store, org_id) == _page_rows(sqlite_store, org_id)
 
 
 @settings(max_examples=200, deadline=None)

@@ -12,21 +12,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..serialization import utc_text
 from . import tables as t
-
-
-def utc_text(value: datetime) -> str:
-    """An instant as UTC text with microseconds and no offset,
-    ``YYYY-MM-DDTHH:MM:SS.ffffff``: the form :meth:`Store.list_post_rows` can hand out
-    instead of datetimes, for renderers that only reformat them."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(timespec="microseconds")
 
 
 def _instant_text(value: str | datetime) -> str:
     """A stored instant (SQLite's text or the driver's naive UTC datetime) as
-    :func:`utc_text`; SQLite's text as SQLAlchemy writes it is rearranged, not parsed."""
+    :func:`~chat33_core.serialization.utc_text`; SQLite's text as SQLAlchemy writes it
+    is rearranged, not parsed."""
     if isinstance(value, str):
         if len(value) == 26 and value[10] == " ":
             return f"{value[:10]}T{value[11:]}"
@@ -38,9 +31,11 @@ class Rows:
     """Rows of chosen columns decoded by hand, for the hot read paths.
 
     The JSON and timestamp columns are selected *raw* (no SQLAlchemy result processing)
-    and decoded here once: ``"[]"``/``"{}"`` without the JSON parser, SQLite's timestamp
-    text with :meth:`datetime.fromisoformat`, SQLite's 0/1 as booleans. PostgreSQL's
-    driver already hands back Python values for these, which pass through.
+    and decoded here once: JSON is selected as text on both databases (PostgreSQL's
+    driver would otherwise parse every value, ``[]`` and ``{}`` included), ``"[]"`` and
+    ``"{}"`` decoded without the JSON parser; SQLite's timestamp text with
+    :meth:`datetime.fromisoformat`, SQLite's 0/1 as booleans. PostgreSQL's driver hands
+    back timestamps and booleans as Python values, which pass through.
     """
 
     def __init__(self, columns: Sequence[sa.Column[Any]], label_prefix: str = "") -> None:
@@ -53,13 +48,15 @@ class Rows:
         raw = set(self.json_at) | set(self.time_at)
         #: what to select (``label_prefix`` tells the columns apart in a join)
         self.columns: list[Any] = [
-            sa.type_coerce(c, sa.String()).label(label_prefix + c.name) if i in raw
+            sa.cast(c, sa.Text()).label(label_prefix + c.name) if i in self.json_at
+            else sa.type_coerce(c, sa.String()).label(label_prefix + c.name) if i in raw
             else c.label(label_prefix + c.name) if label_prefix else c
             for i, c in enumerate(columns)]
 
     def values(self, row: Sequence[Any], *, utc_text: bool = False) -> list[Any]:
         """The row's values as the models hold them (enums as their values); with
-        ``utc_text``, instants as :func:`utc_text` gives them."""
+        ``utc_text``, instants as :func:`~chat33_core.serialization.utc_text` gives
+        them."""
         values = list(row[:len(self.names)])
         for i in self.json_at:
             value = values[i]
@@ -79,7 +76,9 @@ class Rows:
                 try:
                     values[i] = datetime.fromisoformat(value + "+00:00")
                 except ValueError:  # text written with an offset of its own
-                    values[i] = datetime.fromisoformat(value).replace(tzinfo=UTC)
+                    parsed = datetime.fromisoformat(value)
+                    values[i] = (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None
+                                 else parsed.astimezone(UTC))
             elif value is not None:
                 values[i] = value.replace(tzinfo=UTC)
         for i in self.bool_at:
@@ -100,9 +99,8 @@ class Interned:
     renamed account) is a different key and is decoded afresh: what the caller sees is
     always what the database holds. The models are frozen values and shared; callers
     (plugins included) treat them, their ``metadata`` and ``scopes`` too, as read-only.
-    A row that cannot be a key (PostgreSQL's driver hands JSON back as lists and dicts)
-    is decoded every time. At most ``size`` rows are kept; past that the memory starts
-    afresh."""
+    A row that cannot be a key (an unhashable value in it) is decoded every time. At
+    most ``size`` rows are kept; past that the memory starts afresh."""
 
     def __init__(self, make: Callable[[Sequence[Any]], Any], size: int = 2048) -> None:
         self._make = make

@@ -19,7 +19,6 @@ store never sees a raw token unless it is handed one to encrypt).
 
 from __future__ import annotations
 
-from ._sql import utc_text
 from .accounts import Accounts
 from .connections import Connections
 from .engine import make_engine
@@ -39,4 +38,4 @@ class Store(Orgs, Keys, Accounts, Posts, PostLists, Media, Uploads, Limits, Leas
     """All of chat33's persistence. Thread-safe; share one per process."""
 
 
-__all__ = ["Store", "human_period", "make_engine", "row_to_post", "utc_text"]
+__all__ = ["Store", "human_period", "make_engine", "row_to_post"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
 from chat33_core.errors import Issue, ValidationError
 from chat33_core.models import PostRequest, PostSort, PostStatus
@@ -94,13 +94,6 @@ def list_posts(principal: Principal) -> Any:
                "channel_id": channel if channel is not None else account,
                "since": args["from"], "until": args["to"], "sort": PostSort(args["sort"]),
                "page": args["page"], "limit": args["limit"]}
-    rendered = core().list_posts_json(principal.org_id, post_rows.fields, **filters)
-    if rendered is not None:  # the database wrote the items' JSON (SQLite, PostgreSQL)
-        items, page = rendered
-        rest = current_app.json.dumps({"total": page.total, "page": page.page,
-                                       "limit": page.limit, "hasMore": page.has_more})
-        return current_app.response_class(f'{{"items":{items},{rest[1:]}\n',
-                                          mimetype="application/json")
     page = core().list_post_rows(principal.org_id, post_rows.columns, utc_text=True,
                                  **filters)
     return {"items": [post_rows.json(row) for row in page.items], "total": page.total,
