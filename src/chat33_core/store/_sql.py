@@ -1,17 +1,30 @@
-"""The store's one private execution layer: statements compiled once per dialect and
-their rows decoded by hand, for the paths every request takes."""
+"""The store's one private execution layer: every statement of the store is a Core
+statement compiled for its dialect and run on the driver's connection, its rows decoded
+by hand (:class:`Rows`).
+
+* :func:`execute` runs any statement in a transaction of ``Database.begin`` or
+  ``Database.read`` (a :class:`Query` is compiled once per dialect, any other statement
+  on every call): the colder paths;
+* :class:`Query` / :class:`Compiled` with :func:`run_args` and ``Database._fetch`` are
+  the hot paths' shortcuts (parameters prepared ahead, no expansion).
+
+An integrity error of the driver (a unique or foreign key violation) leaves as
+:class:`~chat33_core.errors.Conflict` (:func:`conflict`); an unavailable database as
+``StoreUnavailable`` (:mod:`.unavailable`, around every transaction)."""
 
 from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable, Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..errors import Conflict, ValidationError
 from . import tables as t
 
 
@@ -134,12 +147,22 @@ class Query:
     JSON); their results are decoded by :class:`Rows`.
     """
 
-    def __init__(self, statement: sa.ClauseElement, column_keys: Sequence[str] | None = None
-                 ) -> None:
+    def __init__(self, statement: Any, column_keys: Sequence[str] | None = None) -> None:
         self.statement = statement
         #: for an INSERT: the columns given (the others take their defaults)
         self.column_keys = list(column_keys) if column_keys is not None else None
         self._compiled: dict[str, Compiled] = {}
+        self._plans: dict[tuple[str, tuple[str, ...] | None], _Plan] = {}
+
+    def plan(self, dialect: sa.Dialect, column_keys: Sequence[str] | None = None) -> _Plan:
+        """The statement compiled for :func:`execute` (for an INSERT without a fixed
+        ``column_keys``: the columns given)."""
+        keys = self.column_keys if self.column_keys is not None else column_keys
+        key = (dialect.name, tuple(keys) if keys is not None else None)
+        found = self._plans.get(key)
+        if found is None:
+            found = self._plans[key] = _Plan(self.statement, dialect, keys)
+        return found
 
     def compiled(self, dialect: sa.Dialect) -> Compiled:
         found = self._compiled.get(dialect.name)
@@ -207,14 +230,186 @@ def run_args(conn: Connection | Any, sql: str, args: Sequence[Any]
     """Run ``sql`` in ``conn``'s transaction (a :class:`Connection` of SQLAlchemy or a
     driver connection) on the driver, once per set of ``args`` (already in the driver's
     form); returns the rows of a single run."""
+    return _cursor_run(conn, sql, args)[0]
+
+
+def _cursor_run(conn: Connection | Any, sql: str, args: Sequence[Any]
+                ) -> tuple[list[Sequence[Any]], int]:
+    """:func:`run_args`, with the number of rows the statement changed. An integrity
+    error (a unique or foreign key violation) leaves as :class:`Conflict`."""
     driver: Any = (conn.connection.driver_connection if isinstance(conn, Connection)
                    else conn)
     cursor = driver.cursor()
     try:
         if len(args) == 1:
             cursor.execute(sql, args[0])
-            return list(cursor.fetchall()) if cursor.description else []
-        cursor.executemany(sql, args)
-        return []
+            rows = list(cursor.fetchall()) if cursor.description else []
+        else:
+            cursor.executemany(sql, args)
+            rows = []
+        return rows, cursor.rowcount
+    except _INTEGRITY as exc:
+        raise conflict(exc) from exc
+    except _DATA as exc:  # a value the column cannot hold (too long, out of range)
+        raise ValidationError(
+            "a value does not fit what the database can store (too long or out of "
+            "range)") from exc
     finally:
         cursor.close()
+
+
+class Result:
+    """What :func:`execute` got back: the rows, decoded as :class:`Rows` does, and the
+    number of rows the statement changed."""
+
+    __slots__ = ("names", "rowcount", "rows")
+
+    def __init__(self, names: Sequence[str], rows: list[list[Any]], rowcount: int) -> None:
+        self.names = names
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return iter(self.rows)
+
+    def first(self) -> list[Any] | None:
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self.rows]
+
+    def mappings(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.names, row, strict=True)) for row in self.rows]
+
+    def mapping(self) -> dict[str, Any] | None:
+        """The first row as a dict, or None."""
+        return dict(zip(self.names, self.rows[0], strict=True)) if self.rows else None
+
+
+class _Plan:
+    """A statement compiled for one dialect, for :func:`execute`: any statement
+    (literal values, expanding ``IN`` lists, RETURNING), at the cost of SQLAlchemy's
+    parameter expansion on every run."""
+
+    def __init__(self, statement: Any, dialect: sa.Dialect,
+                 column_keys: Sequence[str] | None) -> None:
+        self.compiled: Any = statement.compile(dialect=dialect, column_keys=column_keys)
+        self.processors: dict[str, Any] = {}
+        for name, bind in self.compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self.processors[name] = processor
+        #: the scalar defaults of the columns an INSERT leaves out (SQLAlchemy's
+        #: execution would fill them in)
+        self.defaults = {col.key: col.default.arg for col in self.compiled.insert_prefetch
+                         if col.default is not None and col.default.is_scalar}
+        returned = getattr(statement, "exported_columns", ())
+        self.rows = Rows(list(returned)) if len(returned) else None
+
+    def bind(self, params: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL text and the driver's arguments for ``params``."""
+        if self.defaults:
+            params = {**self.defaults, **params}
+        state = self.compiled.construct_expanded_state(params)
+        processors = self.processors
+        if state.parameter_expansion:
+            processors = dict(processors)
+            for name, expanded in state.parameter_expansion.items():
+                if name in self.processors:
+                    processors.update(dict.fromkeys(expanded, self.processors[name]))
+        values = {k: (processors[k](v) if k in processors else v)
+                  for k, v in state.parameters.items()}
+        if state.positiontup is not None:
+            return state.statement, [values[name] for name in state.positiontup]
+        return state.statement, values
+
+
+def execute(conn: Connection, statement: Query | sa.Executable,
+            params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+            ) -> Result:
+    """Run a Core statement in ``conn``'s transaction (of ``Database.begin`` or
+    ``Database.read``) on the driver, once per set of ``params`` (a list: many): the
+    store's one way to run a statement that is not on a hot path. A :class:`Query` is
+    compiled once per dialect; any other statement on every call."""
+    many = list(params) if isinstance(params, Sequence) else [params or {}]
+    plan = (statement if isinstance(statement, Query) else Query(statement)).plan(
+        conn.dialect, sorted(many[0]) if isinstance(statement, sa.Insert) and many[0]
+        else None)
+    bound = [plan.bind(p) for p in many]
+    sqls = {sql for sql, _ in bound}
+    if len(sqls) == 1:
+        rows, count = _cursor_run(conn, bound[0][0], [args for _, args in bound])
+    else:  # expanding lists of different lengths: one statement each
+        rows, count = [], 0
+        for sql, args in bound:
+            rows, n = _cursor_run(conn, sql, [args])
+            count += n
+    decode = plan.rows
+    if decode is None:
+        return Result((), [], count)
+    return Result(decode.names, [decode.values(row) for row in rows], count)
+
+
+def _driver_errors() -> tuple[tuple[type[BaseException], ...],
+                              tuple[type[BaseException], ...]]:
+    """The drivers' (integrity errors, data errors)."""
+    integrity: list[type[BaseException]] = [sqlite3.IntegrityError]
+    data: list[type[BaseException]] = [sqlite3.DataError]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - PostgreSQL support not installed
+        pass
+    else:
+        integrity.append(psycopg.IntegrityError)
+        data.append(psycopg.DataError)
+    return tuple(integrity), tuple(data)
+
+
+_INTEGRITY, _DATA = _driver_errors()
+
+
+def conflict(exc: BaseException) -> Conflict:
+    """The :class:`Conflict` standing for a driver's integrity error: which table and
+    columns, never the values (nor the SQL)."""
+    table, columns, kind = _violated(exc)
+    what = (f"{table} ({', '.join(columns)})" if columns else table) or "the change"
+    if kind == "unique":
+        return Conflict(f"{what}: a row with the same value already exists")
+    if kind == "foreign key":
+        return Conflict(f"{what}: it refers to a row that does not exist, or a row that "
+                        "refers to it still exists")
+    return Conflict(f"{what}: a required value is missing or not allowed")
+
+
+#: PostgreSQL's SQLSTATE of the integrity errors told apart
+_KINDS = {"23505": "unique", "23503": "foreign key"}
+
+
+def _violated(exc: BaseException) -> tuple[str | None, list[str], str]:
+    """(table, columns, kind: ``unique``, ``foreign key`` or ``other``) of an integrity
+    error."""
+    diag = getattr(exc, "diag", None)
+    if diag is not None:  # psycopg: the constraint by name, its columns from the schema
+        table, name = diag.table_name, diag.constraint_name
+        found = t.metadata.tables.get(table or "")
+        columns: list[str] = []
+        if found is not None:
+            constraint: Any
+            for constraint in (*found.constraints, *found.indexes):
+                if constraint.name == name:
+                    columns = [c.name for c in constraint.columns]
+        if not columns and diag.column_name:  # NOT NULL names its column only
+            columns = [diag.column_name]
+        return table, columns, _KINDS.get(getattr(exc, "sqlstate", "") or "", "other")
+    text = str(exc)  # SQLite: "UNIQUE constraint failed: users.email, ..."
+    if text.startswith("UNIQUE constraint failed: "):
+        named = [part.strip().split(".") for part in
+                 text.removeprefix("UNIQUE constraint failed: ").split(",")]
+        return named[0][0], [n[-1] for n in named], "unique"
+    if text.startswith("NOT NULL constraint failed: "):
+        table, _, column = text.removeprefix("NOT NULL constraint failed: ").partition(".")
+        return table, [column], "other"
+    return None, [], "foreign key" if "FOREIGN KEY" in text else "other"

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from ..models import Account, LogEvent, Post, PostStatus
 from ..states import Actor, can, transition
 from . import tables as t
+from ._sql import Query, execute
 from .accounts import ACCOUNTS_WITH_CREDENTIALS, with_credentials
 from .database import Database
 from .outbox import insert_deliveries
@@ -177,13 +178,17 @@ _STILL_BUSY = _busy(_NOW).where(P.c.account_id.in_(_IDS)).distinct()
 _ANY_DUE = sa.select(P.c.id).where(claimable_clause(_NOW)).limit(1)
 
 
+Q_PICK, Q_PICK_PG, Q_LOCK_ACCOUNTS, Q_STILL_BUSY, Q_ANY_DUE = (
+    Query(q) for q in (_PICK, _PICK_PG, _LOCK_ACCOUNTS, _STILL_BUSY, _ANY_DUE))
+
+
 def _one_per_account(c: Connection, picked: Sequence[Any], now: datetime) -> list[Any]:
     """The picks whose accounts this claim could lock and that no concurrent claim has
     started a post of (PostgreSQL; SQLite's claims run one at a time)."""
-    wanted = sorted({r.account_id for r in picked})
-    locked = set(c.execute(_LOCK_ACCOUNTS, {"b_ids": wanted}).scalars())
-    busy = set(c.execute(_STILL_BUSY, {"b_ids": wanted, "b_now": now}).scalars())
-    return [r for r in picked if r.account_id in locked and r.account_id not in busy]
+    wanted = sorted({r["account_id"] for r in picked})
+    locked = set(execute(c, Q_LOCK_ACCOUNTS, {"b_ids": wanted}).scalars())
+    busy = set(execute(c, Q_STILL_BUSY, {"b_ids": wanted, "b_now": now}).scalars())
+    return [r for r in picked if r["account_id"] in locked and r["account_id"] not in busy]
 # --- end of fair claiming ------------------------------------------------------------
 _LEASE = {"status": sa.bindparam("b_status"), "lease_owner": sa.bindparam("b_owner"),
           "lease_expires_at": sa.bindparam("b_expires"), "updated_at": _NOW}
@@ -206,6 +211,9 @@ _FINISH = P.update().where(
         "status", "published_at", "external_post_id", "external_post_url", "error_message",
         "retry_count", "next_attempt_at", "lease_owner", "lease_expires_at", "updated_at")})
 
+Q_TAKE, Q_ROWS, Q_CHECKPOINTS, Q_ACCOUNTS, Q_FENCE, Q_DROP, Q_FINISH = (
+    Query(q) for q in (_TAKE, _ROWS, _CHECKPOINTS, _ACCOUNTS, _FENCE, _DROP, _FINISH))
+
 
 def _finish_params(post: Post, owner: str, now: datetime) -> dict[str, Any]:
     """The parameters of :data:`_FINISH` storing ``post``'s new state."""
@@ -227,43 +235,43 @@ class Leases(Database):
         one transaction, which writes an ``attempt_started`` log per post and, with
         ``details``, reads the posts' checkpoints and accounts."""
         with self.begin() as c:
-            picked = c.execute(_PICK_PG if self.is_postgres else _PICK,
+            picked = execute(c, Q_PICK_PG if self.is_postgres else Q_PICK,
                                {"b_now": now, "b_limit": limit,
-                                "b_window": limit * _WINDOW}).all()
+                                "b_window": limit * _WINDOW}).mappings()
             if picked and self.is_postgres:
                 picked = _one_per_account(c, picked, now)
             if not picked:
                 return []
-            ids = [r.id for r in picked]
-            previous = {r.id: r.lease_owner for r in picked if r.status == PUBLISHING}
+            ids = [r["id"] for r in picked]
+            previous = {r["id"]: r["lease_owner"] for r in picked if r["status"] == PUBLISHING}
             for row in picked:
-                if row.status != PUBLISHING:  # a takeover keeps its status
-                    transition(PostStatus(row.status), PostStatus.PUBLISHING, Actor.WORKER)
-            threads = [r.thread_id for r in picked if r.thread_id]
+                if row["status"] != PUBLISHING:  # a takeover keeps its status
+                    transition(PostStatus(row["status"]), PostStatus.PUBLISHING, Actor.WORKER)
+            threads = [r["thread_id"] for r in picked if r["thread_id"]]
             lease = {"status": PUBLISHING, "lease_owner": owner,
                      "lease_expires_at": expires, "updated_at": now}
-            c.execute(_TAKE, {"b_ids": ids, "b_status": PUBLISHING, "b_owner": owner,
+            execute(c, Q_TAKE, {"b_ids": ids, "b_status": PUBLISHING, "b_owner": owner,
                               "b_expires": expires, "b_now": now})
             if threads:
                 # followers move with their head; a cancelled or edited-to-draft one stays
-                c.execute(P.update().where(
+                execute(c, P.update().where(
                     P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
                     P.c.status.in_(_JOINS_HEAD)).values(**lease))
-                rows = c.execute(sa.select(P).where(sa.or_(
+                rows = execute(c, sa.select(P).where(sa.or_(
                     P.c.id.in_(ids),
                     sa.and_(P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
                             P.c.lease_owner == owner, P.c.status == PUBLISHING))
-                )).mappings().all()
+                )).mappings()
             else:
-                rows = c.execute(_ROWS, {"b_ids": ids}).mappings().all()
+                rows = execute(c, Q_ROWS, {"b_ids": ids}).mappings()
             posts = [row_to_post(r) for r in rows]
             wanted = set(ids)
             saved: dict[str, dict[str, Any]] = {}
             accounts: dict[str, tuple[Account, str | None]] = {}
             if details:
-                saved = {r.post_id: dict(r.data or {})
-                         for r in c.execute(_CHECKPOINTS, {"b_ids": ids})}
-                for r in c.execute(_ACCOUNTS, {"b_ids": sorted(
+                saved = {post_id: dict(data or {})
+                         for post_id, data in execute(c, Q_CHECKPOINTS, {"b_ids": ids})}
+                for r in execute(c, Q_ACCOUNTS, {"b_ids": sorted(
                         {p.account_id for p in posts if p.id in wanted})}):
                     found = with_credentials(r)
                     accounts[found[0].id] = found
@@ -300,7 +308,7 @@ class Leases(Database):
 
     def anything_due(self, now: datetime) -> bool:
         with self.read() as c:
-            return c.execute(_ANY_DUE, {"b_now": now}).first() is not None
+            return execute(c, Q_ANY_DUE, {"b_now": now}).first() is not None
 
     def next_due(self, now: datetime) -> datetime | None:
         """When the next post becomes due (a scheduled time, a backoff, a lease expiry):
@@ -311,14 +319,14 @@ class Leases(Database):
              P.c.scheduled_at),
             else_=P.c.next_attempt_at)
         with self.read() as c:
-            queued_null = c.execute(sa.select(P.c.id).where(
+            queued_null = execute(c, sa.select(P.c.id).where(
                 P.c.status == QUEUED, P.c.publish_with_head.is_(False),
                 P.c.next_attempt_at.is_(None), P.c.scheduled_at.is_(None)).limit(1)).first()
             if queued_null is not None:
                 return now
-            first = c.execute(sa.select(sa.func.min(effective)).where(
+            first = execute(c, sa.select(sa.func.min(effective)).where(
                 P.c.status == QUEUED, P.c.publish_with_head.is_(False))).scalar()
-            lease = c.execute(sa.select(sa.func.min(P.c.lease_expires_at)).where(
+            lease = execute(c, sa.select(sa.func.min(P.c.lease_expires_at)).where(
                 P.c.status == PUBLISHING, P.c.publish_with_head.is_(False))).scalar()
         found = [d for d in (first, lease) if d is not None]
         return min(found) if found else None
@@ -327,17 +335,17 @@ class Leases(Database):
         """The queue's depth (``chat33_queue_posts``): ``due`` posts (claimable now, an
         expired lease included) and ``leased`` ones (PUBLISHING under a live lease)."""
         with self.read() as c:
-            due = c.execute(sa.select(sa.func.count()).select_from(P).where(due_clause(now))
-                            ).scalar_one()
-            leased = c.execute(sa.select(sa.func.count()).select_from(P).where(
-                P.c.status == PUBLISHING, P.c.lease_expires_at >= now)).scalar_one()
+            due = execute(c, sa.select(sa.func.count()).select_from(P).where(due_clause(now))
+                            ).scalar()
+            leased = execute(c, sa.select(sa.func.count()).select_from(P).where(
+                P.c.status == PUBLISHING, P.c.lease_expires_at >= now)).scalar()
         return {"due": int(due), "leased": int(leased)}
 
     def set_leases(self, owner: str, ids: Sequence[str], expires: datetime) -> int:
         """Make ``owner``'s leases on ``ids`` expire at ``expires`` (a heartbeat, or a
         release at shutdown); returns how many it still holds."""
         with self.begin() as c:
-            return int(c.execute(_FENCE, {"b_ids": list(ids), "b_owner": owner,
+            return int(execute(c, Q_FENCE, {"b_ids": list(ids), "b_owner": owner,
                                           "b_expires": expires}).rowcount)
 
     def finish(self, owner: str, post: Post, now: datetime) -> None:
@@ -371,7 +379,7 @@ class Leases(Database):
                        reconnect: Collection[str],
                        drop: Sequence[str]) -> None:
         if fence:
-            n = c.execute(_FENCE, {"b_ids": list(fence), "b_owner": owner,
+            n = execute(c, Q_FENCE, {"b_ids": list(fence), "b_owner": owner,
                                    "b_expires": expires}).rowcount
             if n != len(fence):
                 raise LeaseLost(f"post {fence[0] if len(fence) == 1 else 'of ' + str(fence)} "
@@ -379,24 +387,24 @@ class Leases(Database):
         if checkpoints:
             save_checkpoints(c, checkpoints, now)
         if finish:
-            n = c.execute(_FINISH, [_finish_params(p, owner, now) for p in finish]).rowcount
+            n = execute(c, Q_FINISH, [_finish_params(p, owner, now) for p in finish]).rowcount
             if n != len(finish):
                 raise LeaseLost(f"post {finish[0].id if len(finish) == 1 else 'of a group'} "
                                 f"is no longer leased by {owner}")
         insert_logs(c, self.engine.dialect, logs)
         insert_deliveries(c, hooks, now)
         if reconnect:
-            c.execute(t.accounts.update().where(t.accounts.c.id.in_(sorted(reconnect)))
+            execute(c, t.accounts.update().where(t.accounts.c.id.in_(sorted(reconnect)))
                       .values(needs_reconnect=True))
         if drop:
-            c.execute(_DROP, {"b_ids": list(drop)})
+            execute(c, Q_DROP, {"b_ids": list(drop)})
 
     def unclaim(self, owner: str, ids: Sequence[str], now: datetime,
                 log: LogEvent) -> bool:
         """Put ``owner``'s claimed posts ``ids``, never started, back in the queue as
         they were, with ``log``; False when it no longer holds any of them."""
         with self.begin() as c:
-            n = c.execute(P.update().where(
+            n = execute(c, P.update().where(
                 P.c.id.in_(list(ids)), P.c.lease_owner == owner,
                 P.c.status == PUBLISHING).values(
                     status=QUEUED, lease_owner=None, lease_expires_at=None,
@@ -415,14 +423,14 @@ class Leases(Database):
                             P.c.status.in_([PostStatus.PUBLISHED.value,
                                             PostStatus.CANCELLED.value]))
         with self.read() as c:
-            used = int(c.execute(sa.select(sa.func.count()).select_from(P).where(published)
-                                 ).scalar_one())
-            in_flight = int(c.execute(sa.select(sa.func.count()).select_from(P).where(
+            used = int(execute(c, sa.select(sa.func.count()).select_from(P).where(published)
+                                 ).scalar())
+            in_flight = int(execute(c, sa.select(sa.func.count()).select_from(P).where(
                 P.c.account_id == account_id, P.c.status == PUBLISHING,
                 P.c.id.not_in(list(own_ids)) if own_ids else sa.true(),
                 sa.or_(P.c.lease_owner.is_(None), P.c.lease_owner != owner)
-                if owner else sa.true())).scalar_one())
-            oldest = c.execute(sa.select(sa.func.min(P.c.published_at)).where(published)
+                if owner else sa.true())).scalar())
+            oldest = execute(c, sa.select(sa.func.min(P.c.published_at)).where(published)
                                ).scalar()
         return used, in_flight, oldest
 
