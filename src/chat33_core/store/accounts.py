@@ -163,13 +163,6 @@ class Accounts(Database):
         with self.begin() as c:
             return _replace_credentials(c, account_id, value, expected)
 
-    def update_account(self, account: Account) -> Account:
-        values = attrs.asdict(account)
-        values.pop("id")
-        with self.begin() as c:
-            execute(c, t.accounts.update().where(t.accounts.c.id == account.id).values(**values))
-        return account
-
     def rename_account(self, org_id: str, account_id: str, name: str) -> Account:
         with self.begin() as c:
             if not execute(c, t.accounts.update().where(

@@ -87,7 +87,7 @@ class Keys(Database):
     def get_api_key(self, key_id: str) -> ApiKey:
         with self.read() as c:
             row = execute(c, sa.select(t.api_keys).where(t.api_keys.c.id == key_id)
-                          ).mappings()[0]
+                          ).mapping()
         if row is None:
             raise NotFound(f"API key {key_id} not found")
         return ApiKey(**row)

@@ -197,11 +197,6 @@ class Posts(Database):
                               .where(t.checkpoints.c.post_id == post_id)).scalar()
         return dict(value or {})
 
-    def save_checkpoint(self, post_id: str, data: Mapping[str, Any]) -> None:
-        """Insert or replace the post's checkpoint."""
-        with self.begin() as c:
-            save_checkpoints(c, {post_id: data}, utcnow())
-
 
 def _upsert(dialect: str) -> sa.Executable:
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t.checkpoints)
