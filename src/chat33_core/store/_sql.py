@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import operator
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,8 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..errors import Conflict, ValidationError
+from ..errors import ValidationError
 from . import tables as t
+from .integrity import DATA, INTEGRITY, conflict
 
 
 def utc_text(value: datetime) -> str:
@@ -248,9 +248,9 @@ def _cursor_run(conn: Connection | Any, sql: str, args: Sequence[Any]
             cursor.executemany(sql, args)
             rows = []
         return rows, cursor.rowcount
-    except _INTEGRITY as exc:
+    except INTEGRITY as exc:
         raise conflict(exc) from exc
-    except _DATA as exc:  # a value the column cannot hold (too long, out of range)
+    except DATA as exc:  # a value the column cannot hold (too long, out of range)
         raise ValidationError(
             "a value does not fit what the database can store (too long or out of "
             "range)") from exc
@@ -351,65 +351,3 @@ def execute(conn: Connection, statement: Query | sa.Executable,
     if decode is None:
         return Result((), [], count)
     return Result(decode.names, [decode.values(row) for row in rows], count)
-
-
-def _driver_errors() -> tuple[tuple[type[BaseException], ...],
-                              tuple[type[BaseException], ...]]:
-    """The drivers' (integrity errors, data errors)."""
-    integrity: list[type[BaseException]] = [sqlite3.IntegrityError]
-    data: list[type[BaseException]] = [sqlite3.DataError]
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - PostgreSQL support not installed
-        pass
-    else:
-        integrity.append(psycopg.IntegrityError)
-        data.append(psycopg.DataError)
-    return tuple(integrity), tuple(data)
-
-
-_INTEGRITY, _DATA = _driver_errors()
-
-
-def conflict(exc: BaseException) -> Conflict:
-    """The :class:`Conflict` standing for a driver's integrity error: which table and
-    columns, never the values (nor the SQL)."""
-    table, columns, kind = _violated(exc)
-    what = (f"{table} ({', '.join(columns)})" if columns else table) or "the change"
-    if kind == "unique":
-        return Conflict(f"{what}: a row with the same value already exists")
-    if kind == "foreign key":
-        return Conflict(f"{what}: it refers to a row that does not exist, or a row that "
-                        "refers to it still exists")
-    return Conflict(f"{what}: a required value is missing or not allowed")
-
-
-#: PostgreSQL's SQLSTATE of the integrity errors told apart
-_KINDS = {"23505": "unique", "23503": "foreign key"}
-
-
-def _violated(exc: BaseException) -> tuple[str | None, list[str], str]:
-    """(table, columns, kind: ``unique``, ``foreign key`` or ``other``) of an integrity
-    error."""
-    diag = getattr(exc, "diag", None)
-    if diag is not None:  # psycopg: the constraint by name, its columns from the schema
-        table, name = diag.table_name, diag.constraint_name
-        found = t.metadata.tables.get(table or "")
-        columns: list[str] = []
-        if found is not None:
-            constraint: Any
-            for constraint in (*found.constraints, *found.indexes):
-                if constraint.name == name:
-                    columns = [c.name for c in constraint.columns]
-        if not columns and diag.column_name:  # NOT NULL names its column only
-            columns = [diag.column_name]
-        return table, columns, _KINDS.get(getattr(exc, "sqlstate", "") or "", "other")
-    text = str(exc)  # SQLite: "UNIQUE constraint failed: users.email, ..."
-    if text.startswith("UNIQUE constraint failed: "):
-        named = [part.strip().split(".") for part in
-                 text.removeprefix("UNIQUE constraint failed: ").split(",")]
-        return named[0][0], [n[-1] for n in named], "unique"
-    if text.startswith("NOT NULL constraint failed: "):
-        table, _, column = text.removeprefix("NOT NULL constraint failed: ").partition(".")
-        return table, [column], "other"
-    return None, [], "foreign key" if "FOREIGN KEY" in text else "other"
