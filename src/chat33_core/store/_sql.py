@@ -335,9 +335,11 @@ def execute(conn: Connection, statement: Query | sa.Executable,
     store's one way to run a statement that is not on a hot path. A :class:`Query` is
     compiled once per dialect; any other statement on every call."""
     many = list(params) if isinstance(params, Sequence) else [params or {}]
-    plan = (statement if isinstance(statement, Query) else Query(statement)).plan(
-        conn.dialect, sorted(many[0]) if isinstance(statement, sa.Insert) and many[0]
-        else None)
+    if not many:  # many of none
+        return Result((), [], 0)
+    query = statement if isinstance(statement, Query) else Query(statement)
+    plan = query.plan(conn.dialect, sorted(many[0]) if isinstance(query.statement, sa.Insert)
+                      and many[0] else None)
     bound = [plan.bind(p) for p in many]
     sqls = {sql for sql, _ in bound}
     if len(sqls) == 1:
