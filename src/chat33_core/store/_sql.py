@@ -295,8 +295,9 @@ class _Plan:
     parameter expansion on every run."""
 
     def __init__(self, statement: Any, dialect: sa.Dialect,
-                 column_keys: Sequence[str] | None) -> None:
-        self.compiled: Any = statement.compile(dialect=dialect, column_keys=column_keys)
+                 column_keys: Sequence[str] | None, cache_key: Any = None) -> None:
+        self.compiled: Any = statement.compile(dialect=dialect, column_keys=column_keys,
+                                               cache_key=cache_key)
         self.processors: dict[str, Any] = {}
         for name, bind in self.compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -327,6 +328,33 @@ class _Plan:
         return state.statement, values
 
 
+#: plans of statements built on each call, by SQLAlchemy's cache key (the statement's
+#: shape, not its values)
+_ADHOC: dict[tuple[Any, ...], _Plan] = {}
+_ADHOC_SIZE = 1000
+
+
+def _adhoc(statement: Any, dialect: sa.Dialect, first: Mapping[str, Any]
+           ) -> tuple[_Plan, dict[str, Any]]:
+    """The plan of a statement built on each call, compiled once per shape as
+    SQLAlchemy's own execution caches it, and this statement's literal values by the
+    compiled statement's parameter names."""
+    keys = sorted(first) if isinstance(statement, sa.Insert) and first else None
+    cache_key = statement._generate_cache_key()
+    if cache_key is None:  # a statement SQLAlchemy cannot cache either
+        return Query(statement).plan(dialect, keys), {}
+    found_key = (dialect.name, cache_key.key, tuple(keys) if keys else None)
+    found = _ADHOC.get(found_key)
+    if found is None:
+        if len(_ADHOC) >= _ADHOC_SIZE:
+            _ADHOC.clear()
+        found = _ADHOC[found_key] = _Plan(statement, dialect, keys, cache_key)
+        return found, {}
+    values: dict[str, Any] = found.compiled.construct_params(
+        extracted_parameters=cache_key.bindparams, _check=False)
+    return found, values
+
+
 def execute(conn: Connection, statement: Query | sa.Executable,
             params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
             ) -> Result:
@@ -337,9 +365,13 @@ def execute(conn: Connection, statement: Query | sa.Executable,
     many = list(params) if isinstance(params, Sequence) else [params or {}]
     if not many:  # many of none
         return Result((), [], 0)
-    query = statement if isinstance(statement, Query) else Query(statement)
-    plan = query.plan(conn.dialect, sorted(many[0]) if isinstance(query.statement, sa.Insert)
-                      and many[0] else None)
+    if isinstance(statement, Query):
+        keys = sorted(many[0]) if isinstance(statement.statement, sa.Insert) else None
+        plan = statement.plan(conn.dialect, keys)
+    else:
+        plan, values = _adhoc(statement, conn.dialect, many[0])
+        if values:
+            many = [{**values, **p} for p in many]
     bound = [plan.bind(p) for p in many]
     sqls = {sql for sql, _ in bound}
     if len(sqls) == 1:
