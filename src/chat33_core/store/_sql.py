@@ -351,7 +351,7 @@ def _adhoc(statement: Any, dialect: sa.Dialect, first: Mapping[str, Any]
         found = _ADHOC[found_key] = _Plan(statement, dialect, keys, cache_key)
         return found, {}
     values: dict[str, Any] = found.compiled.construct_params(
-        extracted_parameters=cache_key.bindparams, _check=False)
+        first, extracted_parameters=cache_key.bindparams)
     return found, values
 
 
@@ -361,7 +361,7 @@ def execute(conn: Connection, statement: Query | sa.Executable,
     """Run a Core statement in ``conn``'s transaction (of ``Database.begin`` or
     ``Database.read``) on the driver, once per set of ``params`` (a list: many): the
     store's one way to run a statement that is not on a hot path. A :class:`Query` is
-    compiled once per dialect; any other statement on every call."""
+    compiled once per dialect; any other statement once per shape (:func:`_adhoc`)."""
     many = list(params) if isinstance(params, Sequence) else [params or {}]
     if not many:  # many of none
         return Result((), [], 0)
