@@ -4,7 +4,7 @@ by hand (:class:`Rows`).
 
 * :func:`execute` runs any statement in a transaction of ``Database.begin`` or
   ``Database.read`` (a :class:`Query` is compiled once per dialect, any other statement
-  on every call): the colder paths;
+  once per shape): the colder paths;
 * :class:`Query` / :class:`Compiled` with :func:`run_args` and ``Database._fetch`` are
   the hot paths' shortcuts (parameters prepared ahead, no expansion).
 
