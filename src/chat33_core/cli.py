@@ -51,27 +51,19 @@ class _Group(click.Group):
             details = "; ".join(f"{d.path}: {d.message}" for d in exc.details)
             _fail(exc.message + (f" ({details})" if details and details not in exc.message
                                  else ""))
-        except Exception as exc:  # database unreachable, etc.: one line, not a traceback
-            import sqlalchemy.exc
-
-            if isinstance(exc, sqlalchemy.exc.DBAPIError):
-                _database_failed(ctx, exc)
-            raise
 
 
 def _database_failed(ctx: click.Context, exc: Exception) -> NoReturn:
     """One line for a database error: "run `chat33 init` first" when the database is
     reachable but has no (current) chat33 schema, which is what a missing table means."""
-    import sqlalchemy.exc
-
     core = ctx.find_root().ensure_object(dict).get("core")
     if core is not None:
         try:
             core.store.require_schema()
+        except StoreUnavailable:
+            pass  # unreachable: the original error says why
         except Chat33Error as missing:
             _fail(missing.message)
-        except sqlalchemy.exc.DBAPIError:
-            pass  # unreachable: the original error says why
     _fail("database error: " + " ".join(str(getattr(exc, "orig", exc)).split()), code=1)
 
 

@@ -23,9 +23,6 @@ class Issue:
     code: str = "invalid"
     severity: str = "error"  # "error" or "warning"
 
-    def as_detail(self) -> dict[str, str]:
-        return {"path": self.path, "message": self.message}
-
 
 class Chat33Error(Exception):
     """Base of every error chat33 raises on purpose."""
@@ -39,13 +36,6 @@ class Chat33Error(Exception):
         super().__init__(message)
         self.message = message
         self.details: list[Issue] = list(details)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "error": self.code,
-            "message": self.message,
-            "details": [d.as_detail() for d in self.details],
-        }
 
 
 class ValidationError(Chat33Error):

@@ -11,7 +11,6 @@ import shutil
 import tempfile
 from typing import Any, BinaryIO
 
-import attrs
 from attrs import frozen
 
 from .errors import Issue, ValidationError
@@ -63,14 +62,6 @@ class MediaInfo:
     @property
     def is_video(self) -> bool:
         return self.kind == VIDEO
-
-    def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MediaInfo:
-        names = {a.name for a in attrs.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 # --- inspection ------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from .errors import ConfigurationError, NotFound, TransientError
 from .fetch import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, FetchError, GuardedClient, size_text
 from .media import MediaError, MediaInfo, inspect
 from .models import MediaAsset, new_id
+from .serialization import media_info_json, media_info_of
 
 #: store names: ``<sha256>.<ext>`` (content-addressed), or ``<mediaId>.<ext>`` for a
 #: direct upload (its bytes never pass through the API to be hashed)
@@ -255,7 +256,7 @@ def _asset(store: MediaStore, stored: StoredFile, info: MediaInfo, *, org_id: st
         id=new_id("media"), org_id=org_id, name=stored.name, path=stored.where,
         url=store.url_for(stored.name), kind="video" if info.is_video else "image",
         content_type=info.mime_type, size=stored.size, sha256=stored.sha256,
-        source_url=source_url, info=info.to_dict(),
+        source_url=source_url, info=media_info_json(info),
     )
 
 
@@ -342,7 +343,7 @@ class MediaIngestor:
         if asset is None:
             asset = self._resolve(url)
             self.assets[url] = asset
-        return MediaInfo.from_dict(asset.info)
+        return media_info_of(asset.info)
 
     def _resolve(self, url: str) -> MediaAsset:
         if self.known is not None:
@@ -382,5 +383,5 @@ class MediaIngestor:
         return MediaAsset(
             id=new_id("media"), org_id=self.org_id, name="", path="", url=url,
             kind="video" if info.is_video else "image", content_type=info.mime_type,
-            size=info.size, sha256="", source_url=url, info=info.to_dict(),
+            size=info.size, sha256="", source_url=url, info=media_info_json(info),
         )

@@ -28,6 +28,7 @@ from .fetch import MAX_IMAGE_BYTES
 from .media import MediaError, inspect
 from .mediastore import check_size
 from .models import MediaAsset, new_id, utcnow
+from .serialization import media_info_json
 from .store.uploads import PendingUpload
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ class DirectUploads:
             id=upload.id, org_id=org_id, name=upload.name, path=self.files.where(upload.name),
             url=self.files.url_for(upload.name), kind="video" if info.is_video else "image",
             content_type=info.mime_type, size=size, sha256="", source_url=None,
-            info=info.to_dict(), created_at=now or utcnow())
+            info=media_info_json(info), created_at=now or utcnow())
         if not self.store.complete_upload(upload, asset, now or utcnow()):
             raise Conflict(f"upload {media_id} is already completed: GET /media/{media_id}")
         # answered as /media/upload answers: named as the client called the file

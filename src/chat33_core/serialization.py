@@ -23,7 +23,8 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from .errors import Issue, ValidationError
+from .errors import Chat33Error, Issue, ValidationError
+from .media import MediaInfo
 from .models import (
     Account,
     AccountResult,
@@ -177,6 +178,32 @@ _wire(MediaAsset, omit=("org_id", "path", "info"))
 _wire(ThreadItem)
 _wire(WebhookSecret)
 _wire(PostRequest)
+#: an error's details as the API answers them: where and what
+_wire(Issue, omit=("code", "severity"))
+
+
+def error_json(exc: Chat33Error) -> dict[str, Any]:
+    """A chat33 error as the API answers it: ``{"error", "message", "details"}``."""
+    return {"error": exc.code, "message": exc.message,
+            "details": converter.unstructure(exc.details, list[Issue])}
+
+
+# A file's inspected facts as stored with its asset (``info``): every field, snake_case
+# keys; read back ignoring keys a newer or older chat33 does not know.
+converter.register_unstructure_hook(MediaInfo, make_dict_unstructure_fn(MediaInfo, converter))
+converter.register_structure_hook(MediaInfo, make_dict_structure_fn(
+    MediaInfo, converter, _cattrs_forbid_extra_keys=False))
+
+
+def media_info_json(info: MediaInfo) -> dict[str, Any]:
+    """``info`` as an asset stores it (:func:`media_info_of` reads it back)."""
+    data: dict[str, Any] = converter.unstructure(info)
+    return data
+
+
+def media_info_of(data: Any) -> MediaInfo:
+    """The :class:`MediaInfo` an asset stores (:func:`media_info_json`)."""
+    return converter.structure(data, MediaInfo)
 
 
 def _reported(issues: list[Issue]) -> list[dict[str, str]]:

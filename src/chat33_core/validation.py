@@ -44,6 +44,7 @@ from .models import (
 )
 from .platforms import PlatformBase, PostDraft
 from .plugins import PluginHost
+from .serialization import media_info_json
 from .store.unavailable import safe_text
 
 #: a scheduledAt this close behind "now" is accepted (clock skew, request latency)
@@ -63,7 +64,7 @@ _MEDIA_PATH = re.compile(r"^(thread\[\d+\]\.)?(mediaUrls|mediaType|coverImageUrl
 def media_facts(info: MediaInfo) -> dict[str, Any]:
     """Inspected facts in the API's camelCase (``mimeType``, ``durationS``...)."""
     facts: dict[str, Any] = {}
-    for name, value in info.to_dict().items():
+    for name, value in media_info_json(info).items():
         head, *rest = name.split("_")
         facts[head + "".join(p.title() for p in rest)] = value
     ratio = info.aspect_ratio

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from chat33_core.cli import main
 from chat33_core.config import Settings
-from chat33_core.models import Post, PostStatus, new_id
+from chat33_core.models import Post, PostStatus, new_id, utcnow
 from chat33_core.service import Chat33
 
 
@@ -126,7 +126,7 @@ def test_accounts_remove_cancels_queued_posts_and_prints_them(ops: Ops) -> None:
 
 def test_accounts_set_token_reconnects_by_hand(ops: Ops) -> None:
     store = ops.core.store
-    store.update_account(attrs.evolve(store.get_account(ops.account), needs_reconnect=True))
+    store.write_results("w1", utcnow(), reconnect=[ops.account])  # as the worker does
     result = ops("accounts", "set-token", ops.account, "--token", "new-token",
                  "--refresh-token", "new-refresh", "--token-expires-at", "2030-01-01T00:00:00Z")
     assert result.exit_code == 0, result.stderr

@@ -9,10 +9,12 @@ import zlib
 from pathlib import Path
 
 import pytest
+from cattrs.errors import ClassValidationError
 from PIL import Image
 
 from chat33_core.errors import ValidationError
 from chat33_core.media import GIF, IMAGE, VIDEO, MediaError, MediaInfo, inspect
+from chat33_core.serialization import error_json, media_info_json, media_info_of
 from chat33_core.testing import (
     CORRUPT_JPEGS,
     make_corrupt_jpeg,
@@ -211,10 +213,27 @@ def test_unseekable_stream_is_spooled(tmp_path: Path) -> None:
     assert inspect(Pipe(path.read_bytes())) == inspect(path)
 
 
-def test_media_info_round_trips_through_a_dict() -> None:
+def test_media_info_round_trips_through_the_stored_dict() -> None:
     info = MediaInfo(kind=VIDEO, format="MPEG-4", mime_type="video/mp4", size=10, width=2,
-                     height=1, video_codec="h264", mode=None)
-    assert MediaInfo.from_dict(info.to_dict() | {"unknown": 1}) == info
+                     height=1, video_codec="h264", mode=None, duration_s=1.5)
+    stored = media_info_json(info)
+    # every field, snake_case, as assets have always stored it
+    assert stored == {
+        "kind": VIDEO, "format": "MPEG-4", "mime_type": "video/mp4", "size": 10, "width": 2,
+        "height": 1, "rotation": 0, "frames": 1, "duration_s": 1.5, "frame_rate": None,
+        "video_codec": "h264", "audio_codec": None, "audio_sample_rate": None,
+        "bitrate": None, "has_audio": False, "animated": False, "mode": None}
+    # a key this chat33 does not know (stored by another version) is ignored
+    assert media_info_of(stored | {"unknown": 1}) == info
+
+
+def test_stored_media_info_that_is_not_media_info_is_refused() -> None:
+    # stored data chat33 did not write: a fault, not a request to answer
+    with pytest.raises(ClassValidationError):
+        media_info_of({"kind": VIDEO, "format": "MPEG-4", "mime_type": "video/mp4"})
+    with pytest.raises(ClassValidationError):
+        media_info_of({"kind": VIDEO, "format": "MPEG-4", "mime_type": "video/mp4",
+                       "size": "ten"})
 
 
 # --- the corpus of bad media -------------------------------------------------------------
@@ -304,8 +323,9 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 def test_media_error_is_a_validation_error_with_an_optional_path() -> None:
     err = MediaError("truncated PNG", path="mediaUrls[1]")
     assert isinstance(err, ValidationError) and err.http_status == 400
-    assert [d.as_detail() for d in err.details] == [{"path": "mediaUrls[1]",
-                                                     "message": "truncated PNG"}]
+    assert error_json(err) == {"error": "VALIDATION_ERROR", "message": "truncated PNG",
+                               "details": [{"path": "mediaUrls[1]",
+                                            "message": "truncated PNG"}]}
 
 
 def test_images_are_inspected_from_headers_without_decoding(tmp_path: Path) -> None:

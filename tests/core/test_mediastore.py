@@ -23,6 +23,7 @@ from chat33_core.mediastore import (
 )
 from chat33_core.models import MediaAsset
 from chat33_core.sandbox import serve
+from chat33_core.serialization import media_info_of
 from chat33_core.testing import make_image, make_video
 
 BASE = "http://media.chat33.test:8000"
@@ -87,7 +88,7 @@ def test_upload_stream_becomes_a_media_asset(store: MediaStore, tmp_path: Path) 
     assert asset.url == f"{BASE}/media/{sha}.jpg"
     assert asset.path == store.where(asset.name) == str(store.root / asset.name)
     assert store.local_file(asset.name).read_bytes() == data
-    assert MediaInfo.from_dict(asset.info).width == 300
+    assert media_info_of(asset.info).width == 300
 
 
 def test_extension_comes_from_the_bytes(store: MediaStore, tmp_path: Path) -> None:

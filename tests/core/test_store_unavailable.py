@@ -8,11 +8,12 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import psycopg
 import pytest
 import sqlalchemy as sa
 
-from chat33_core.errors import StoreUnavailable, TransientError
+from chat33_core.errors import Conflict, StoreUnavailable, TransientError
 from chat33_core.models import Organization
 from chat33_core.store import Store
 from chat33_core.store import tables as t
@@ -60,11 +61,12 @@ def test_a_terminated_backend_is_store_unavailable_without_sql(pg_store: Store) 
     assert store.get_org(org.id).id == org.id
 
 
-def test_an_integrity_error_is_not_store_unavailable(store: Store) -> None:
+def test_an_integrity_error_is_a_conflict_not_store_unavailable(store: Store) -> None:
     org = store.add_org(Organization.new("Acme"))
-    with pytest.raises(sa.exc.IntegrityError), store.begin() as c:
-        c.execute(t.organizations.insert().values(id=org.id, name="again",
-                                         created_at=org.created_at))
+    with pytest.raises(Conflict) as caught:
+        store.add_org(attrs.evolve(org, name="again"))
+    assert caught.value.message == (
+        "organizations (id): a row with the same value already exists")
 
 
 def test_safe_text_names_database_errors_and_never_quotes_them() -> None:

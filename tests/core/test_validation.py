@@ -30,6 +30,7 @@ from chat33_core.options import Option
 from chat33_core.platforms import Capabilities, PlatformBase, PostDraft
 from chat33_core.plugins import PluginHost
 from chat33_core.serialization import converter
+from chat33_core.serialization import error_json
 from chat33_core.testing import make_image, make_video, serve_directory
 from chat33_core.validation import (
     SCHEDULE_GRACE,
@@ -209,7 +210,7 @@ def test_errors_name_the_platform_and_appear_once() -> None:
     # each result is complete on its own: the request-wide error is in both
     assert all("scheduledAt" in paths(r.errors) for r in report.results)
     error = ValidationError("invalid post", details=report.errors())
-    assert error.to_dict()["details"][0]["path"] == "scheduledAt"
+    assert error_json(error)["details"][0]["path"] == "scheduledAt"
 
 
 # --- accounts ---------------------------------------------------------------------------
@@ -576,7 +577,7 @@ def assert_well_formed(report: ValidationReport, request: PostRequest) -> None:
         assert isinstance(issue.path, str) and issue.message
     assert all(i.severity == "error" for i in report.errors())
     if not report.valid:
-        assert ValidationError("invalid", details=report.errors()).to_dict()["details"]
+        assert error_json(ValidationError("invalid", details=report.errors()))["details"]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from chat33_core.models import PostStatus
+from chat33_core.models import PostStatus, utcnow
 
 from .conftest import Api
 
@@ -77,7 +77,8 @@ def test_retry_is_refused_while_the_account_must_be_reconnected(api: Api) -> Non
     _fail(api, post_id)
     store = api.core.store
     account = store.get_account(api.org.accounts["x"])
-    store.update_account(attrs.evolve(account, needs_reconnect=True))
+    # the worker marks it when the platform refuses its credentials
+    store.write_results("w1", utcnow(), reconnect=[account.id])
     listed = {a["id"]: a for a in api.get("/accounts").get_json()["items"]}
     assert listed[account.id]["needsReconnect"] is True
     assert listed[account.id]["externalId"] == "ext-x"

@@ -16,7 +16,7 @@ from attrs import define
 from chat33_flask import create_app
 from flask.testing import FlaskClient
 
-from chat33_core.models import Account, Credentials, PostStatus, User
+from chat33_core.models import Account, Credentials, PostStatus, User, utcnow
 from chat33_core.service import Chat33
 from chat33_core.testing import make_image, make_video
 
@@ -455,7 +455,7 @@ def test_media_unhappy_paths(web: Web, tmp_path: Path) -> None:
 def test_accounts_page_reconnect_state_and_disconnect(web: Web) -> None:
     x = web.accounts["x"]
     queued = web.publish("will be cancelled")
-    web.core.store.update_account(attrs.evolve(x, needs_reconnect=True))
+    web.core.store.write_results("w1", utcnow(), reconnect=[x.id])  # as the worker does
     html = web.html("/app/accounts")
     assert "Needs reconnecting" in html and ">Disconnect</button>" in html
     assert 'aria-describedby="platform-x">Connect</button>' in html

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+from chat33_core.store import _sql
 from chat33_core.store import tables as t
 
 from .conftest import Env
@@ -35,9 +36,7 @@ def failing(env: Env, match: Callable[[str], bool], *, times: int = 1,
     ``when()`` hold fail for real: on PostgreSQL the statement's backend is terminated
     just before the statement is sent (the driver then raises what it raises for a
     terminated backend); on SQLite the driver's own ``OperationalError`` is raised where
-    the statement would run (SQLAlchemy wraps it as it wraps any driver error). Yields
-    a counter object with ``fired``."""
-    engine = env.store.engine
+    the statement would run. Yields a counter object with ``fired``."""
     postgres = env.store.is_postgres
     killer = psycopg.connect(plain_url(env), autocommit=True) if postgres else None
     lock = threading.Lock()
@@ -48,27 +47,31 @@ def failing(env: Env, match: Callable[[str], bool], *, times: int = 1,
 
     state = Fired()
 
-    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-               executemany: bool) -> None:
-        if not match(statement) or not when():
-            return
-        with lock:
-            if state.left <= 0:
-                return
-            state.left -= 1
-            state.fired += 1
-            if killer is not None:
-                pid = conn.connection.driver_connection.info.backend_pid
-                # waits (up to 5 s) until the backend is gone
-                killer.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
-                return
-        raise sqlite3.OperationalError("disk I/O error")
+    run = _sql._cursor_run
 
-    sa.event.listen(engine, "before_cursor_execute", before)
+    def fault_first(conn: Any, sql: str, args: Any) -> Any:
+        if match(sql) and when():
+            with lock:
+                fire = state.left > 0
+                if fire:
+                    state.left -= 1
+                    state.fired += 1
+            if fire and killer is not None:
+                driver = (conn.connection.driver_connection
+                          if isinstance(conn, sa.engine.Connection) else conn)
+                # waits (up to 5 s) until the backend is gone
+                killer.execute("SELECT pg_terminate_backend(%s, 5000)",
+                               (driver.info.backend_pid,))
+            elif fire:
+                raise sqlite3.OperationalError("disk I/O error")
+        return run(conn, sql, args)
+
+    # every statement of the store runs through this one function of its private layer
+    _sql._cursor_run = fault_first
     try:
         yield state
     finally:
-        sa.event.remove(engine, "before_cursor_execute", before)
+        _sql._cursor_run = run
         if killer is not None:
             killer.close()
 

@@ -148,7 +148,8 @@ def test_unknown_outcome_the_platform_cannot_confirm_fails_naming_the_account(en
 def test_an_unconfirmed_outcome_survives_a_crash_and_is_confirmed_first(env: Env) -> None:
     (post,) = env.posts(1)
     # a previous worker sent the post, got no answer and died before confirming
-    env.store.save_checkpoint(post.id, {"_chat33_worker": {"unconfirmed": True}})
+    env.store.write_results("dead-worker", utcnow(),
+                            checkpoints={post.id: {"_chat33_worker": {"unconfirmed": True}}})
     env.sandbox.posts.append({"id": "e77", "url": "https://echo.example/p/e77",
                               "marker": post.id, "text": post.text, "replyTo": None})
     env.run_once()

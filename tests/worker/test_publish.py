@@ -106,7 +106,8 @@ def test_an_expired_lease_is_taken_over_and_resumed_from_checkpoints(env: Env) -
     dead = Queue(env.store, "dead-worker", lease_s=0.0)
     (claim,) = dead.claim(1)
     # the dead worker had sent the post before dying (its checkpoint says so)
-    env.store.save_checkpoint(post.id, {"posted": [], "sending": 0})
+    env.store.write_results("dead-worker", utcnow(),
+                            checkpoints={post.id: {"posted": [], "sending": 0}})
     env.sandbox.posts.append({"id": "e999", "url": "https://echo.example/p/e999",
                               "marker": post.id, "text": post.text, "replyTo": None})
     heir = Queue(env.store, "heir", lease_s=30)

@@ -1,6 +1,6 @@
 """Every error as the API's documented shape ``{error, message, details}``.
 
-chat33's own errors carry their code and status (``Chat33Error.to_dict()`` and
+chat33's own errors carry their code and status (``serialization.error_json`` and
 ``http_status``); werkzeug's HTTP errors (routing 404/405, 413, 415, malformed requests)
 are mapped to a code here; a database that cannot be reached or used right now (the
 drivers' and SQLAlchemy's operational errors: refused connections, a locked or missing
@@ -21,6 +21,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from chat33_core.errors import Chat33Error, Issue, RateLimited, Unavailable
+from chat33_core.serialization import error_json
 from chat33_core.store.unavailable import is_unavailable, unavailable
 
 log = logging.getLogger("chat33.http")
@@ -69,7 +70,7 @@ def handle_chat33_error(exc: Chat33Error) -> Response:
     status = int(getattr(exc, "http_status", 500) or 500)
     if status >= 500 and not isinstance(exc, Unavailable):
         log.error("chat33 error answered %s: %s", status, exc.message, exc_info=exc)
-    response = error_response(status, exc.to_dict())
+    response = error_response(status, error_json(exc))
     if isinstance(exc, Unavailable | RateLimited):
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     # an allowance per period (not a concurrency limit) is described in RateLimit-*

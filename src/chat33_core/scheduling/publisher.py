@@ -77,7 +77,6 @@ from ..errors import (
     UnknownOutcome,
 )
 from ..http import transport_error
-from ..media import MediaInfo
 from ..models import Account, Credentials, LogEvent, MediaAsset, Post, PostStatus, utcnow
 from ..platforms import (
     MediaFile,
@@ -88,6 +87,7 @@ from ..platforms import (
     Receipt,
     RefreshContext,
 )
+from ..serialization import media_info_of
 from ..states import Actor, transition
 from ..store.connections import WAITING_PREFIX
 from ..store.unavailable import behind, safe_text
@@ -562,7 +562,7 @@ class Publisher:
         """The file read through the media store (a local copy when it lives in an
         object store), with a URL a platform can pull it from."""
         files = self.core.media.files
-        return MediaFile(path=files.local_file(asset.name), info=MediaInfo.from_dict(asset.info),
+        return MediaFile(path=files.local_file(asset.name), info=media_info_of(asset.info),
                          url=files.fetch_url(asset.name), name=asset.name)
 
     def _cover(self, post: Post) -> MediaFile | None:

@@ -19,7 +19,7 @@ from ..models import (
     utcnow,
 )
 from . import tables as t
-from ._sql import Interned, Query, Rows
+from ._sql import Interned, Query, Rows, execute
 from .database import Database
 from .posts import insert_logs
 
@@ -62,8 +62,10 @@ _WITH_CREDENTIALS = Query(ACCOUNTS_WITH_CREDENTIALS.where(
 def with_credentials(row: Sequence[Any]) -> tuple[Account, str | None]:
     """A row of :data:`ACCOUNTS_WITH_CREDENTIALS` as (account, encrypted credentials)."""
     return account_of(row[:-1]), row[-1]
-_CREDENTIALS = sa.select(t.accounts.c.credentials_enc).where(
+_CREDENTIALS_OF = sa.select(t.accounts.c.credentials_enc).where(
     t.accounts.c.id == sa.bindparam("id"))
+_CREDENTIALS = Query(_CREDENTIALS_OF)
+_CREDENTIALS_LOCKED = Query(_CREDENTIALS_OF.with_for_update())
 
 
 def _replace_credentials(c: Connection, account_id: str, value: str,
@@ -71,7 +73,7 @@ def _replace_credentials(c: Connection, account_id: str, value: str,
     q = t.accounts.update().where(t.accounts.c.id == account_id)
     if expected is not None:
         q = q.where(t.accounts.c.credentials_enc == expected)
-    return bool(c.execute(q.values(credentials_enc=value, needs_reconnect=False)).rowcount)
+    return bool(execute(c, q.values(credentials_enc=value, needs_reconnect=False)).rowcount)
 
 
 @attrs.define
@@ -98,7 +100,7 @@ class Accounts(Database):
 
     def add_account(self, account: Account, credentials_enc: str | None) -> Account:
         with self.begin() as c:
-            c.execute(t.accounts.insert().values(**attrs.asdict(account),
+            execute(c, t.accounts.insert().values(**attrs.asdict(account),
                                                  credentials_enc=credentials_enc))
         return account
 
@@ -129,7 +131,7 @@ class Accounts(Database):
             yield held
             return
         with self.begin() as c:
-            current = c.execute(_CREDENTIALS.with_for_update(), {"id": account_id}).scalar()
+            current = execute(c, _CREDENTIALS_LOCKED, {"id": account_id}).scalar()
             yield HeldCredentials(self, account_id, current, c)
 
     def get_accounts(self, account_ids: Sequence[str], org_id: str) -> dict[str, Account]:
@@ -151,7 +153,8 @@ class Accounts(Database):
 
     def account_credentials_enc(self, account_id: str) -> str | None:
         with self.read() as c:
-            return c.execute(_CREDENTIALS, {"id": account_id}).scalar()
+            found: str | None = execute(c, _CREDENTIALS, {"id": account_id}).scalar()
+        return found
 
     def set_account_credentials_enc(self, account_id: str, value: str,
                                     expected: str | None = None) -> bool:
@@ -160,16 +163,9 @@ class Accounts(Database):
         with self.begin() as c:
             return _replace_credentials(c, account_id, value, expected)
 
-    def update_account(self, account: Account) -> Account:
-        values = attrs.asdict(account)
-        values.pop("id")
-        with self.begin() as c:
-            c.execute(t.accounts.update().where(t.accounts.c.id == account.id).values(**values))
-        return account
-
     def rename_account(self, org_id: str, account_id: str, name: str) -> Account:
         with self.begin() as c:
-            if not c.execute(t.accounts.update().where(
+            if not execute(c, t.accounts.update().where(
                     t.accounts.c.id == account_id, t.accounts.c.org_id == org_id)
                     .values(name=name)).rowcount:
                 raise NotFound(f"account {account_id} not found")
@@ -185,11 +181,11 @@ class Accounts(Database):
         a, p = t.accounts, t.posts
         now = utcnow()
         with self.begin() as c:
-            if not c.execute(a.update().where(a.c.id == account_id, a.c.org_id == org_id)
+            if not execute(c, a.update().where(a.c.id == account_id, a.c.org_id == org_id)
                              .values(is_active=False, credentials_enc=None,
                                      needs_reconnect=False)).rowcount:
                 raise NotFound(f"account {account_id} not found")
-            cancelled = list(c.execute(
+            cancelled = list(execute(c,
                 p.update().where(p.c.account_id == account_id, p.c.org_id == org_id,
                                  p.c.status == PostStatus.QUEUED.value)
                 .values(status=cancel_as.value, next_attempt_at=None, updated_at=now)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ..errors import NotFound
 from ..models import Account, Connection, PostStatus, utcnow
 from . import tables as t
+from ._sql import execute
 from .database import Database
 
 _PUBLIC = [c for c in t.oauth_connections.c
@@ -37,7 +38,7 @@ class Connections(Database):
             session_binding: str | None) -> Connection:
         values = {c.name: getattr(connection, c.name) for c in _PUBLIC}
         with self.begin() as c:
-            c.execute(t.oauth_connections.insert().values(
+            execute(c, t.oauth_connections.insert().values(
                 **values, state_hash=state_hash, verifier_enc=verifier_enc,
                 session_binding=session_binding))
         return connection
@@ -46,7 +47,7 @@ class Connections(Database):
         q = sa.select(*_PUBLIC).where(t.oauth_connections.c.id == connection_id,
                                       t.oauth_connections.c.org_id == org_id)
         with self.read() as c:
-            row = c.execute(q).mappings().first()
+            row = execute(c, q).mapping()
         if row is None:
             raise NotFound(f"connection {connection_id} not found")
         return _connection(row)
@@ -58,7 +59,7 @@ class Connections(Database):
         q = sa.select(*_PUBLIC, oc.verifier_enc, oc.session_binding).where(
             oc.state_hash == state_hash)
         with self.read() as c:
-            row = c.execute(q).mappings().first()
+            row = execute(c, q).mapping()
         if row is None:
             return None
         return _connection(row), {"verifier_enc": row["verifier_enc"],
@@ -68,27 +69,28 @@ class Connections(Database):
         """Mark the connection's ``state`` used; False when it already was."""
         oc = t.oauth_connections.c
         with self.begin() as c:
-            return bool(c.execute(t.oauth_connections.update().where(
+            return bool(execute(c, t.oauth_connections.update().where(
                 oc.id == connection_id, oc.used_at.is_(None)).values(used_at=now)).rowcount)
 
     def update_connection(self, connection_id: str, **values: Any) -> None:
         """Set ``status``, ``targets``, ``targets_enc``, ``account_ids``, ``error_code``,
         ``error_message``..."""
         with self.begin() as c:
-            c.execute(t.oauth_connections.update()
+            execute(c, t.oauth_connections.update()
                       .where(t.oauth_connections.c.id == connection_id).values(**values))
 
     def connection_targets_enc(self, connection_id: str) -> str | None:
         with self.read() as c:
-            return c.execute(sa.select(t.oauth_connections.c.targets_enc).where(
+            found: str | None = execute(c, sa.select(t.oauth_connections.c.targets_enc).where(
                 t.oauth_connections.c.id == connection_id)).scalar()
+        return found
 
     def select_connection_once(self, connection_id: str) -> bool:
         """Move a ``select`` connection on (to ``connecting``); False when another
         request did first or it is not waiting for a selection."""
         oc = t.oauth_connections.c
         with self.begin() as c:
-            return bool(c.execute(t.oauth_connections.update().where(
+            return bool(execute(c, t.oauth_connections.update().where(
                 oc.id == connection_id, oc.status == "select").values(
                 status="connecting")).rowcount)
 
@@ -103,7 +105,7 @@ class Connections(Database):
                                         a.external_id == external_id)
              .order_by(a.is_active.desc(), a.created_at.desc()).limit(1))
         with self.read() as c:
-            row = c.execute(q).mappings().first()
+            row = execute(c, q).mapping()
         return None if row is None else Account(**row)
 
     def save_connected_accounts(self, new: Sequence[tuple[Account, str]],
@@ -113,11 +115,11 @@ class Connections(Database):
         with ``needs_reconnect`` cleared."""
         with self.begin() as c:
             for account, enc in new:
-                c.execute(t.accounts.insert().values(
+                execute(c, t.accounts.insert().values(
                     **{col.name: getattr(account, col.name) for col in _ACCOUNT},
                     credentials_enc=enc))
             for account, enc in updated:
-                c.execute(t.accounts.update().where(t.accounts.c.id == account.id).values(
+                execute(c, t.accounts.update().where(t.accounts.c.id == account.id).values(
                     name=account.name, username=account.username,
                     metadata=account.metadata, is_active=True, needs_reconnect=False,
                     credentials_enc=enc))
@@ -133,7 +135,7 @@ def release_waiting(conn: Any, account_ids: Sequence[str]) -> int:
     if not account_ids:
         return 0
     p = t.posts.c
-    return int(conn.execute(t.posts.update().where(
+    return int(execute(conn, t.posts.update().where(
         p.account_id.in_(list(account_ids)), p.status == PostStatus.QUEUED.value,
         p.error_message.like(WAITING_PREFIX + "%")).values(
         next_attempt_at=utcnow(), error_message=None)).rowcount)

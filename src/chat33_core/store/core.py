@@ -8,7 +8,8 @@ table or aggregate, each the only owner of its SQL:
 * :mod:`.posts` — posts, their logs and checkpoints; :mod:`.post_lists` — pages of posts;
 * :mod:`.media` — media assets; :mod:`.uploads` — direct uploads;
 * :mod:`.limits` — rate limits;
-* :mod:`.leases` — the worker's queue (claims, leases, results, daily caps);
+* :mod:`.leases` — the worker's queue (claims, leases, results, daily caps), the
+  claim's statements in :mod:`.claims`;
 * :mod:`.outbox` — webhook deliveries; :mod:`.connections` — OAuth connections.
 
 They share :class:`.database.Database` (transactions, schema, readiness) and the one

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from importlib.resources import files
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigurationError
@@ -160,30 +159,23 @@ class Database:
         round trip saved). Raises :class:`StoreUnavailable` as :meth:`read` does."""
         with translating:
             compiled = query.compiled(self.engine.dialect)
+            args = [compiled.args(params)]
             if self._readers is not None:  # SQLite's connections are in autocommit already
                 driver = self._readers.take()
                 try:
-                    cursor = driver.cursor()
-                    try:
-                        cursor.execute(compiled.sql, compiled.args(params))
-                        rows = cursor.fetchall()
-                    finally:
-                        cursor.close()
+                    rows = run_args(driver, compiled.sql, args)
                 except BaseException:
                     driver.close()  # not worth finding out whether it is still good
                     raise
                 self._readers.give(driver)
-                return rows  # type: ignore[no-any-return]
+                return rows
             conn = self.engine.raw_connection()
             try:
                 pg: Any = conn.driver_connection
                 pg.autocommit = True
-                cursor = conn.cursor()
                 try:
-                    cursor.execute(compiled.sql, compiled.args(params))
-                    return list(cursor.fetchall())
+                    return run_args(pg, compiled.sql, args)
                 finally:
-                    cursor.close()
                     pg.autocommit = False
             finally:
                 conn.close()
@@ -230,7 +222,7 @@ class Database:
         cfg = Config()
         cfg.set_main_option("script_location", str(files("chat33_core") / "migrations"))
         head = ScriptDirectory.from_config(cfg).get_current_head()
-        with self.engine.connect() as conn:
+        with translating, self.engine.connect() as conn:
             return cfg, MigrationContext.configure(conn).get_current_revision() == head
 
     def migrate(self) -> None:
@@ -240,13 +232,13 @@ class Database:
         cfg, current = self._schema()
         if current:
             return  # up to date: no need to run the migration environment
-        with self.engine.begin() as conn:
+        with translating, self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
     def require_schema(self) -> None:
-        """Raise :class:`ConfigurationError` unless the database is reachable and at the
-        newest migration (an operational error when it cannot be reached)."""
+        """Raise :class:`ConfigurationError` unless the database is at the newest
+        migration (:class:`StoreUnavailable` when it cannot be reached)."""
         if not self._schema()[1]:
             raise ConfigurationError(
                 "the database has no chat33 tables or an older schema: run `chat33 init` "
@@ -258,7 +250,7 @@ class Database:
         (``QUICK_TIMEOUT_S``): a locked database answers in a second, not thirty."""
         if self._readers is None:
             with self.read() as conn:
-                conn.execute(sa.text("SELECT 1"))
+                run_args(conn, "SELECT 1", [()])
             return True
         with translating, self._quick_write():
             pass

@@ -17,7 +17,7 @@ from ..models import (
     ApiKey,
 )
 from . import tables as t
-from ._sql import Interned, Query, Rows
+from ._sql import Interned, Query, Rows, execute
 from .accounts import JOINED_ACCOUNTS, account_of
 from .database import Database
 
@@ -51,7 +51,7 @@ class Keys(Database):
 
     def add_api_key(self, key: ApiKey) -> ApiKey:
         with self.begin() as c:
-            c.execute(t.api_keys.insert().values(**attrs.asdict(key)))
+            execute(c, t.api_keys.insert().values(**attrs.asdict(key)))
         return key
 
     def find_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
@@ -81,26 +81,26 @@ class Keys(Database):
         if user_id is not None:
             q = q.where(t.api_keys.c.user_id == user_id)
         with self.read() as c:
-            rows = c.execute(q.order_by(t.api_keys.c.created_at, t.api_keys.c.id)).mappings()
+            rows = execute(c, q.order_by(t.api_keys.c.created_at, t.api_keys.c.id)).mappings()
             return [ApiKey(**r) for r in rows]
 
     def get_api_key(self, key_id: str) -> ApiKey:
         with self.read() as c:
-            row = c.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)
-                            ).mappings().first()
+            row = execute(c, sa.select(t.api_keys).where(t.api_keys.c.id == key_id)
+                          ).mapping()
         if row is None:
             raise NotFound(f"API key {key_id} not found")
         return ApiKey(**row)
 
     def revoke_api_key(self, org_id: str, key_id: str) -> ApiKey:
         with self.begin() as c:
-            n = c.execute(t.api_keys.update()
+            n = execute(c, t.api_keys.update()
                           .where(t.api_keys.c.id == key_id, t.api_keys.c.org_id == org_id)
                           .values(is_active=False)).rowcount
             if not n:
                 raise NotFound(f"API key {key_id} not found")
-            row = c.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)
-                            ).mappings().one()
+            row = execute(c, sa.select(t.api_keys).where(t.api_keys.c.id == key_id)
+                          ).mappings()[0]
         return ApiKey(**row)
 
     def touch_api_key(self, key_id: str, when: datetime) -> None:

@@ -15,7 +15,7 @@ runs alone and is short.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -25,14 +25,25 @@ from sqlalchemy.engine import Connection
 from ..models import Account, LogEvent, Post, PostStatus
 from ..states import Actor, can, transition
 from . import tables as t
+from ._sql import Query, execute
 from .accounts import ACCOUNTS_WITH_CREDENTIALS, with_credentials
+from .claims import (
+    ANY_DUE,
+    IDS,
+    NOW,
+    PICK,
+    PICK_PG,
+    PUBLISHING,
+    QUEUED,
+    WINDOW,
+    P,
+    due_clause,
+    one_per_account,
+)
 from .database import Database
 from .outbox import insert_deliveries
 from .posts import insert_logs, row_to_post, save_checkpoints
 
-P = t.posts
-QUEUED = PostStatus.QUEUED.value
-PUBLISHING = PostStatus.PUBLISHING.value
 #: the statuses a thread follower moves to PUBLISHING from with its head (claimed in one
 #: statement, not read first): those the state machine lets the worker move (QUEUED),
 #: and PUBLISHING itself (a takeover, which changes no status)
@@ -64,147 +75,26 @@ class Claim:
         return [self.post.id, *(f.id for f in self.followers)]
 
 
-def due_clause(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
-    queued = sa.and_(
-        P.c.status == QUEUED,
-        P.c.publish_with_head.is_(False),
-        sa.or_(P.c.next_attempt_at.is_(None), P.c.next_attempt_at <= now),
-        sa.or_(P.c.scheduled_at.is_(None), P.c.scheduled_at <= now),
-    )
-    expired = sa.and_(P.c.status == PUBLISHING, P.c.publish_with_head.is_(False),
-                      P.c.lease_expires_at < now)
-    return sa.or_(queued, expired)
-
-
-# The claim's statements, built once: building a statement and its cache key costs more
-# than running it on SQLite, and the claim runs for every batch.
-_NOW = sa.bindparam("b_now", type_=P.c.next_attempt_at.type)
-_IDS: sa.BindParameter[list[str]] = sa.bindparam("b_ids", expanding=True)
-
-# --- fair claiming (docs/architecture.md, "Fair claiming") ----------------------------
-#: a post's place in its account's line: its scheduled time (creation time if none)
-_LINE = sa.func.coalesce(P.c.scheduled_at, P.c.created_at)
-_EARLIER = P.alias("earlier")
-
-
-def _busy(now: datetime | sa.BindParameter[datetime]) -> sa.Select[tuple[str]]:
-    """Accounts with a post being published now (a live lease): they wait their turn."""
-    return sa.select(P.c.account_id).where(P.c.status == PUBLISHING,
-                                           P.c.lease_expires_at >= now)
-
-
-def claimable_clause(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
-    """Due, its account publishing nothing now, and no earlier part of its thread still
-    to publish."""
-    earlier_pending = sa.exists().where(
-        _EARLIER.c.thread_id == P.c.thread_id,
-        _EARLIER.c.thread_position < P.c.thread_position,
-        _EARLIER.c.status.in_([QUEUED, PUBLISHING]))
-    return sa.and_(due_clause(now), P.c.account_id.not_in(_busy(now)),
-                   sa.or_(P.c.thread_id.is_(None), ~earlier_pending))
-
-
-#: a post's place in line for the claim: a takeover (its lease expired) first
-_PLACE = sa.case((P.c.status == PUBLISHING,
-                  sa.literal(datetime(1970, 1, 1, tzinfo=UTC), P.c.created_at.type)),
-                 else_=_LINE)
-_ACC = t.accounts
-_CAND = P.alias("candidate")
-
-
-def _head_of_account() -> sa.ColumnElement[str]:
-    """The head of the line of the account of the enclosing query's ``accounts`` row: a
-    post of it to take over (lowest id), else its first queued due post (by place in
-    line, then id). Both read ``ix_posts_account_line`` from the account's first post on
-    and stop at the first that qualifies, so the claim's cost follows the number of
-    accounts, not the backlog."""
-    c, e = _CAND.c, _EARLIER.c
-    takeover = (sa.select(c.id).where(
-        c.account_id == _ACC.c.id, c.status == PUBLISHING, c.publish_with_head.is_(False),
-        c.lease_expires_at < _NOW).order_by(c.id).limit(1).scalar_subquery())
-    line = sa.func.coalesce(c.scheduled_at, c.created_at)
-    earlier_pending = sa.exists().where(
-        e.thread_id == c.thread_id, e.thread_position < c.thread_position,
-        e.status.in_([QUEUED, PUBLISHING]))
-    queued = (sa.select(c.id).where(
-        c.account_id == _ACC.c.id, c.status == QUEUED, line <= _NOW,
-        c.publish_with_head.is_(False),
-        sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= _NOW),
-        sa.or_(c.scheduled_at.is_(None), c.scheduled_at <= _NOW),
-        sa.or_(c.thread_id.is_(None), ~earlier_pending))
-        .order_by(line, c.id).limit(1).scalar_subquery())
-    return sa.func.coalesce(takeover, queued)
-
-
-_LIVE = P.alias("live")
-#: the head of each account's line (one row per account, read through the index); an
-#: account with a post being published now has none. Materialized: PostgreSQL would
-#: otherwise inline it and look each head up once per use
-_HEAD = (sa.select(_ACC.c.org_id, _head_of_account().label("id")).select_from(_ACC)
-         .where(~sa.exists().where(_LIVE.c.account_id == _ACC.c.id,
-                                   _LIVE.c.status == PUBLISHING,
-                                   _LIVE.c.lease_expires_at >= _NOW))
-         .cte("head").prefix_with("MATERIALIZED", dialect="postgresql"))
-#: each head's place in line, read by its id (a lookup per head, not a join with posts)
-_LINED = (sa.select(_HEAD.c.id, _HEAD.c.org_id, sa.select(_PLACE).where(
-    P.c.id == _HEAD.c.id).scalar_subquery().label("line"))
-    .where(_HEAD.c.id.is_not(None)).subquery("lined"))
-#: the heads ranked within their organization
-_HEADS = (sa.select(
-    _LINED.c.id, _LINED.c.line,
-    sa.func.row_number().over(partition_by=_LINED.c.org_id, order_by=(
-        _LINED.c.line, _LINED.c.id)).label("in_org")).subquery("heads"))
-#: round-robin over organizations: every organization's first head, oldest first, then
-#: every organization's second head... The first ``b_window`` of them (a few batches'
-#: worth) are joined with ``posts`` to be locked: a lookup each, however long the backlog;
-#: the window leaves room for the heads that concurrent claims hold locked (skipped)
-_RANKED = (sa.select(_HEADS).order_by(_HEADS.c.in_org, _HEADS.c.line, _HEADS.c.id)
-           .limit(sa.bindparam("b_window")).subquery("ranked"))
-_PICK = (sa.select(P.c.id, P.c.lease_owner, P.c.status, P.c.thread_id, P.c.account_id)
-         .join(_RANKED, _RANKED.c.id == P.c.id)
-         .where(due_clause(_NOW))
-         .order_by(_RANKED.c.in_org, _RANKED.c.line, _RANKED.c.id)
-         .limit(sa.bindparam("b_limit")))
-#: how many batches' worth of heads a claim considers (see :data:`_PICK`)
-_WINDOW = 8
-_PICK_PG = _PICK.with_for_update(of=P, skip_locked=True)
-#: PostgreSQL: the picked posts' accounts, locked so that two claims running at once
-#: never both start a post of one account; then, read afresh, those whose post another
-#: claim started meanwhile
-_LOCK_ACCOUNTS = (sa.select(t.accounts.c.id).where(t.accounts.c.id.in_(_IDS))
-                  .order_by(t.accounts.c.id).with_for_update(key_share=True, skip_locked=True))
-_STILL_BUSY = _busy(_NOW).where(P.c.account_id.in_(_IDS)).distinct()
-_ANY_DUE = sa.select(P.c.id).where(claimable_clause(_NOW)).limit(1)
-
-
-def _one_per_account(c: Connection, picked: Sequence[Any], now: datetime) -> list[Any]:
-    """The picks whose accounts this claim could lock and that no concurrent claim has
-    started a post of (PostgreSQL; SQLite's claims run one at a time)."""
-    wanted = sorted({r.account_id for r in picked})
-    locked = set(c.execute(_LOCK_ACCOUNTS, {"b_ids": wanted}).scalars())
-    busy = set(c.execute(_STILL_BUSY, {"b_ids": wanted, "b_now": now}).scalars())
-    return [r for r in picked if r.account_id in locked and r.account_id not in busy]
-# --- end of fair claiming ------------------------------------------------------------
 _LEASE = {"status": sa.bindparam("b_status"), "lease_owner": sa.bindparam("b_owner"),
-          "lease_expires_at": sa.bindparam("b_expires"), "updated_at": _NOW}
-_TAKE = P.update().where(P.c.id.in_(_IDS)).values(_LEASE)
-_ROWS = sa.select(P).where(P.c.id.in_(_IDS))
-_CHECKPOINTS = (sa.select(t.checkpoints.c.post_id, t.checkpoints.c.data)
-                .where(t.checkpoints.c.post_id.in_(_IDS)))
-_ACCOUNTS = ACCOUNTS_WITH_CREDENTIALS.where(t.accounts.c.id.in_(_IDS))
+          "lease_expires_at": sa.bindparam("b_expires"), "updated_at": NOW}
+_TAKE = Query(P.update().where(P.c.id.in_(IDS)).values(_LEASE))
+_ROWS = Query(sa.select(P).where(P.c.id.in_(IDS)))
+_CHECKPOINTS = Query(sa.select(t.checkpoints.c.post_id, t.checkpoints.c.data)
+                     .where(t.checkpoints.c.post_id.in_(IDS)))
+_ACCOUNTS = Query(ACCOUNTS_WITH_CREDENTIALS.where(t.accounts.c.id.in_(IDS)))
 #: extend a worker's lease on the posts named, only where it still holds it
-_FENCE = P.update().where(
-    P.c.id.in_(_IDS), P.c.status == PUBLISHING,
+_FENCE = Query(P.update().where(
+    P.c.id.in_(IDS), P.c.status == PUBLISHING,
     P.c.lease_owner == sa.bindparam("b_owner")).values(
-    lease_expires_at=sa.bindparam("b_expires"))
-_DROP = t.checkpoints.delete().where(t.checkpoints.c.post_id.in_(_IDS))
+    lease_expires_at=sa.bindparam("b_expires")))
+_DROP = Query(t.checkpoints.delete().where(t.checkpoints.c.post_id.in_(IDS)))
 #: a claimed post's new state, only while this worker holds its lease
-_FINISH = P.update().where(
+_FINISH = Query(P.update().where(
     P.c.id == sa.bindparam("b_id"), P.c.status == PUBLISHING,
     P.c.lease_owner == sa.bindparam("b_owner")).values(
     {P.c[k]: sa.bindparam("b_" + k) for k in (
         "status", "published_at", "external_post_id", "external_post_url", "error_message",
-        "retry_count", "next_attempt_at", "lease_owner", "lease_expires_at", "updated_at")})
+        "retry_count", "next_attempt_at", "lease_owner", "lease_expires_at", "updated_at")}))
 
 
 def _finish_params(post: Post, owner: str, now: datetime) -> dict[str, Any]:
@@ -222,48 +112,48 @@ class Leases(Database):
 
     def claim_due(self, owner: str, limit: int, now: datetime, expires: datetime, *,
                   details: bool = True) -> list[Claim]:
-        """Lease up to ``limit`` due posts (fairly: :data:`_PICK`) to ``owner`` until
+        """Lease up to ``limit`` due posts (fairly: :data:`.claims.PICK`) to ``owner`` until
         ``expires`` and mark them PUBLISHING, together with their thread followers, in
         one transaction, which writes an ``attempt_started`` log per post and, with
         ``details``, reads the posts' checkpoints and accounts."""
         with self.begin() as c:
-            picked = c.execute(_PICK_PG if self.is_postgres else _PICK,
+            picked = execute(c, PICK_PG if self.is_postgres else PICK,
                                {"b_now": now, "b_limit": limit,
-                                "b_window": limit * _WINDOW}).all()
+                                "b_window": limit * WINDOW}).mappings()
             if picked and self.is_postgres:
-                picked = _one_per_account(c, picked, now)
+                picked = one_per_account(c, picked, now)
             if not picked:
                 return []
-            ids = [r.id for r in picked]
-            previous = {r.id: r.lease_owner for r in picked if r.status == PUBLISHING}
+            ids = [r["id"] for r in picked]
+            previous = {r["id"]: r["lease_owner"] for r in picked if r["status"] == PUBLISHING}
             for row in picked:
-                if row.status != PUBLISHING:  # a takeover keeps its status
-                    transition(PostStatus(row.status), PostStatus.PUBLISHING, Actor.WORKER)
-            threads = [r.thread_id for r in picked if r.thread_id]
+                if row["status"] != PUBLISHING:  # a takeover keeps its status
+                    transition(PostStatus(row["status"]), PostStatus.PUBLISHING, Actor.WORKER)
+            threads = [r["thread_id"] for r in picked if r["thread_id"]]
             lease = {"status": PUBLISHING, "lease_owner": owner,
                      "lease_expires_at": expires, "updated_at": now}
-            c.execute(_TAKE, {"b_ids": ids, "b_status": PUBLISHING, "b_owner": owner,
+            execute(c, _TAKE, {"b_ids": ids, "b_status": PUBLISHING, "b_owner": owner,
                               "b_expires": expires, "b_now": now})
             if threads:
                 # followers move with their head; a cancelled or edited-to-draft one stays
-                c.execute(P.update().where(
+                execute(c, P.update().where(
                     P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
                     P.c.status.in_(_JOINS_HEAD)).values(**lease))
-                rows = c.execute(sa.select(P).where(sa.or_(
+                rows = execute(c, sa.select(P).where(sa.or_(
                     P.c.id.in_(ids),
                     sa.and_(P.c.thread_id.in_(threads), P.c.publish_with_head.is_(True),
                             P.c.lease_owner == owner, P.c.status == PUBLISHING))
-                )).mappings().all()
+                )).mappings()
             else:
-                rows = c.execute(_ROWS, {"b_ids": ids}).mappings().all()
+                rows = execute(c, _ROWS, {"b_ids": ids}).mappings()
             posts = [row_to_post(r) for r in rows]
             wanted = set(ids)
             saved: dict[str, dict[str, Any]] = {}
             accounts: dict[str, tuple[Account, str | None]] = {}
             if details:
-                saved = {r.post_id: dict(r.data or {})
-                         for r in c.execute(_CHECKPOINTS, {"b_ids": ids})}
-                for r in c.execute(_ACCOUNTS, {"b_ids": sorted(
+                saved = {post_id: dict(data or {})
+                         for post_id, data in execute(c, _CHECKPOINTS, {"b_ids": ids})}
+                for r in execute(c, _ACCOUNTS, {"b_ids": sorted(
                         {p.account_id for p in posts if p.id in wanted})}):
                     found = with_credentials(r)
                     accounts[found[0].id] = found
@@ -300,7 +190,7 @@ class Leases(Database):
 
     def anything_due(self, now: datetime) -> bool:
         with self.read() as c:
-            return c.execute(_ANY_DUE, {"b_now": now}).first() is not None
+            return execute(c, ANY_DUE, {"b_now": now}).first() is not None
 
     def next_due(self, now: datetime) -> datetime | None:
         """When the next post becomes due (a scheduled time, a backoff, a lease expiry):
@@ -311,14 +201,14 @@ class Leases(Database):
              P.c.scheduled_at),
             else_=P.c.next_attempt_at)
         with self.read() as c:
-            queued_null = c.execute(sa.select(P.c.id).where(
+            queued_null = execute(c, sa.select(P.c.id).where(
                 P.c.status == QUEUED, P.c.publish_with_head.is_(False),
                 P.c.next_attempt_at.is_(None), P.c.scheduled_at.is_(None)).limit(1)).first()
             if queued_null is not None:
                 return now
-            first = c.execute(sa.select(sa.func.min(effective)).where(
+            first = execute(c, sa.select(sa.func.min(effective)).where(
                 P.c.status == QUEUED, P.c.publish_with_head.is_(False))).scalar()
-            lease = c.execute(sa.select(sa.func.min(P.c.lease_expires_at)).where(
+            lease = execute(c, sa.select(sa.func.min(P.c.lease_expires_at)).where(
                 P.c.status == PUBLISHING, P.c.publish_with_head.is_(False))).scalar()
         found = [d for d in (first, lease) if d is not None]
         return min(found) if found else None
@@ -327,17 +217,17 @@ class Leases(Database):
         """The queue's depth (``chat33_queue_posts``): ``due`` posts (claimable now, an
         expired lease included) and ``leased`` ones (PUBLISHING under a live lease)."""
         with self.read() as c:
-            due = c.execute(sa.select(sa.func.count()).select_from(P).where(due_clause(now))
-                            ).scalar_one()
-            leased = c.execute(sa.select(sa.func.count()).select_from(P).where(
-                P.c.status == PUBLISHING, P.c.lease_expires_at >= now)).scalar_one()
+            due = execute(c, sa.select(sa.func.count()).select_from(P).where(due_clause(now))
+                            ).scalar()
+            leased = execute(c, sa.select(sa.func.count()).select_from(P).where(
+                P.c.status == PUBLISHING, P.c.lease_expires_at >= now)).scalar()
         return {"due": int(due), "leased": int(leased)}
 
     def set_leases(self, owner: str, ids: Sequence[str], expires: datetime) -> int:
         """Make ``owner``'s leases on ``ids`` expire at ``expires`` (a heartbeat, or a
         release at shutdown); returns how many it still holds."""
         with self.begin() as c:
-            return int(c.execute(_FENCE, {"b_ids": list(ids), "b_owner": owner,
+            return int(execute(c, _FENCE, {"b_ids": list(ids), "b_owner": owner,
                                           "b_expires": expires}).rowcount)
 
     def finish(self, owner: str, post: Post, now: datetime) -> None:
@@ -371,7 +261,7 @@ class Leases(Database):
                        reconnect: Collection[str],
                        drop: Sequence[str]) -> None:
         if fence:
-            n = c.execute(_FENCE, {"b_ids": list(fence), "b_owner": owner,
+            n = execute(c, _FENCE, {"b_ids": list(fence), "b_owner": owner,
                                    "b_expires": expires}).rowcount
             if n != len(fence):
                 raise LeaseLost(f"post {fence[0] if len(fence) == 1 else 'of ' + str(fence)} "
@@ -379,24 +269,24 @@ class Leases(Database):
         if checkpoints:
             save_checkpoints(c, checkpoints, now)
         if finish:
-            n = c.execute(_FINISH, [_finish_params(p, owner, now) for p in finish]).rowcount
+            n = execute(c, _FINISH, [_finish_params(p, owner, now) for p in finish]).rowcount
             if n != len(finish):
                 raise LeaseLost(f"post {finish[0].id if len(finish) == 1 else 'of a group'} "
                                 f"is no longer leased by {owner}")
         insert_logs(c, self.engine.dialect, logs)
         insert_deliveries(c, hooks, now)
         if reconnect:
-            c.execute(t.accounts.update().where(t.accounts.c.id.in_(sorted(reconnect)))
+            execute(c, t.accounts.update().where(t.accounts.c.id.in_(sorted(reconnect)))
                       .values(needs_reconnect=True))
         if drop:
-            c.execute(_DROP, {"b_ids": list(drop)})
+            execute(c, _DROP, {"b_ids": list(drop)})
 
     def unclaim(self, owner: str, ids: Sequence[str], now: datetime,
                 log: LogEvent) -> bool:
         """Put ``owner``'s claimed posts ``ids``, never started, back in the queue as
         they were, with ``log``; False when it no longer holds any of them."""
         with self.begin() as c:
-            n = c.execute(P.update().where(
+            n = execute(c, P.update().where(
                 P.c.id.in_(list(ids)), P.c.lease_owner == owner,
                 P.c.status == PUBLISHING).values(
                     status=QUEUED, lease_owner=None, lease_expires_at=None,
@@ -415,16 +305,16 @@ class Leases(Database):
                             P.c.status.in_([PostStatus.PUBLISHED.value,
                                             PostStatus.CANCELLED.value]))
         with self.read() as c:
-            used = int(c.execute(sa.select(sa.func.count()).select_from(P).where(published)
-                                 ).scalar_one())
-            in_flight = int(c.execute(sa.select(sa.func.count()).select_from(P).where(
+            used = int(execute(c, sa.select(sa.func.count()).select_from(P).where(published)
+                                 ).scalar())
+            in_flight = int(execute(c, sa.select(sa.func.count()).select_from(P).where(
                 P.c.account_id == account_id, P.c.status == PUBLISHING,
                 P.c.id.not_in(list(own_ids)) if own_ids else sa.true(),
                 sa.or_(P.c.lease_owner.is_(None), P.c.lease_owner != owner)
-                if owner else sa.true())).scalar_one())
-            oldest = c.execute(sa.select(sa.func.min(P.c.published_at)).where(published)
+                if owner else sa.true())).scalar())
+            oldest = execute(c, sa.select(sa.func.min(P.c.published_at)).where(published)
                                ).scalar()
         return used, in_flight, oldest
 
 
-__all__ = ["Claim", "LeaseLost", "Leases", "due_clause"]
+__all__ = ["Claim", "LeaseLost", "Leases"]

@@ -15,6 +15,7 @@ from ..models import (
     PostStatus,
 )
 from . import tables as t
+from ._sql import execute
 from .database import Database
 
 #: statuses of a post that still needs its media
@@ -26,13 +27,13 @@ class Media(Database):
 
     def add_media(self, asset: MediaAsset) -> MediaAsset:
         with self.begin() as c:
-            c.execute(t.media_assets.insert().values(**attrs.asdict(asset)))
+            execute(c, t.media_assets.insert().values(**attrs.asdict(asset)))
         return asset
 
     def get_media(self, media_id: str) -> MediaAsset:
         with self.read() as c:
-            row = c.execute(sa.select(t.media_assets).where(t.media_assets.c.id == media_id)
-                            ).mappings().first()
+            row = execute(c, sa.select(t.media_assets).where(t.media_assets.c.id == media_id)
+                            ).mapping()
         if row is None:
             raise NotFound(f"media {media_id} not found")
         return MediaAsset(**row)
@@ -41,16 +42,16 @@ class Media(Database):
         """A media file this organization already has under ``url`` (our own URL or the
         source it was fetched from)."""
         with self.read() as c:
-            row = c.execute(sa.select(t.media_assets).where(
+            row = execute(c, sa.select(t.media_assets).where(
                 t.media_assets.c.org_id == org_id,
                 sa.or_(t.media_assets.c.url == url, t.media_assets.c.source_url == url))
-                .order_by(t.media_assets.c.created_at.desc())).mappings().first()
+                .order_by(t.media_assets.c.created_at.desc())).mapping()
         return None if row is None else MediaAsset(**row)
 
     def find_media_by_name(self, name: str) -> MediaAsset | None:
         with self.read() as c:
-            row = c.execute(sa.select(t.media_assets).where(t.media_assets.c.name == name)
-                            ).mappings().first()
+            row = execute(c, sa.select(t.media_assets).where(t.media_assets.c.name == name)
+                            ).mapping()
         return None if row is None else MediaAsset(**row)
 
     def list_media(self, org_id: str, *, limit: int,
@@ -62,14 +63,14 @@ class Media(Database):
         if before:
             query = query.where(m.c.id < before)
         with self.read() as c:
-            rows = c.execute(query.order_by(m.c.id.desc()).limit(limit)).mappings().all()
+            rows = execute(c, query.order_by(m.c.id.desc()).limit(limit)).mappings()
         return [MediaAsset(**r) for r in rows]
 
     def org_media(self, org_id: str, media_id: str) -> MediaAsset:
         with self.read() as c:
-            row = c.execute(sa.select(t.media_assets).where(
+            row = execute(c, sa.select(t.media_assets).where(
                 t.media_assets.c.id == media_id, t.media_assets.c.org_id == org_id)
-            ).mappings().first()
+            ).mapping()
         if row is None:
             raise NotFound(f"no media {media_id} in this organization")
         return MediaAsset(**row)
@@ -83,7 +84,7 @@ class Media(Database):
             return counts
         p = t.posts
         with self.read() as c:
-            rows = c.execute(sa.select(p.c.media_ids).where(
+            rows = execute(c, sa.select(p.c.media_ids).where(
                 p.c.org_id == org_id, p.c.status.in_([s.value for s in PENDING_STATUSES])))
             for (ids,) in rows:
                 for media_id in set(ids or ()) & wanted:
@@ -93,12 +94,12 @@ class Media(Database):
     def delete_media_row(self, media_id: str) -> int:
         """Delete the row; how many rows still name the same file."""
         with self.begin() as c:
-            name = c.execute(sa.select(t.media_assets.c.name).where(
+            name = execute(c, sa.select(t.media_assets.c.name).where(
                 t.media_assets.c.id == media_id)).scalar()
-            c.execute(t.media_assets.delete().where(t.media_assets.c.id == media_id))
+            execute(c, t.media_assets.delete().where(t.media_assets.c.id == media_id))
             if name is None:
                 return 0
-            return int(c.execute(sa.select(sa.func.count()).select_from(t.media_assets).where(
+            return int(execute(c, sa.select(sa.func.count()).select_from(t.media_assets).where(
                 t.media_assets.c.name == name)).scalar() or 0)
 
     def retention_candidates(self, cutoff: datetime, after: str = "",
@@ -109,14 +110,14 @@ class Media(Database):
         in Python, since post media lists are JSON arrays."""
         m, p = t.media_assets, t.posts
         with self.read() as c:
-            assets = [MediaAsset(**r) for r in c.execute(
+            assets = [MediaAsset(**r) for r in execute(c,
                 sa.select(m).where(m.c.created_at < cutoff, m.c.id > after).order_by(m.c.id)
-                .limit(limit)).mappings().all()]
+                .limit(limit)).mappings()]
             if not assets:
                 return [], None
             keep: set[str] = set()
             pending = {s.value for s in PENDING_STATUSES}
-            rows = c.execute(sa.select(p.c.media_ids, p.c.status, p.c.updated_at).where(
+            rows = execute(c, sa.select(p.c.media_ids, p.c.status, p.c.updated_at).where(
                 p.c.org_id.in_({a.org_id for a in assets})))
             for ids, status, updated in rows:
                 if ids and (status in pending or updated >= cutoff):

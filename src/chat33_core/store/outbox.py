@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from ..models import LogEvent, Post, new_id
 from . import tables as t
+from ._sql import execute
 from .database import Database
 from .posts import insert_logs
 
@@ -32,7 +33,7 @@ def insert_deliveries(c: Connection, hooks: Sequence[tuple[Post, Mapping[str, An
              "attempts": 0, "next_attempt_at": now, "created_at": now}
             for post, payload in hooks if post.callback_url]
     if rows:
-        c.execute(W.insert(), rows)
+        execute(c, W.insert(), rows)
     return [str(r["id"]) for r in rows]
 
 
@@ -49,30 +50,31 @@ class Outbox(Database):
             sa.or_(W.c.lease_expires_at.is_(None), W.c.lease_expires_at < now))
             .order_by(W.c.next_attempt_at).limit(limit))
         with self.read() as c:
-            if c.execute(q.limit(1)).first() is None:
+            if execute(c, q.limit(1)).first() is None:
                 return []
         with self.begin() as c:
             if self.is_postgres:
                 q = q.with_for_update(skip_locked=True)
-            ids = list(c.execute(q).scalars())
+            ids = list(execute(c, q).scalars())
             if not ids:
                 return []
-            c.execute(W.update().where(W.c.id.in_(ids)).values(
+            execute(c, W.update().where(W.c.id.in_(ids)).values(
                 lease_owner=owner, lease_expires_at=expires))
-            rows = c.execute(sa.select(W).where(W.c.id.in_(ids))).mappings().all()
+            rows = execute(c, sa.select(W).where(W.c.id.in_(ids))).mappings()
         return [dict(r) for r in rows]
 
     def next_delivery_due(self) -> datetime | None:
         with self.read() as c:
-            return c.execute(sa.select(sa.func.min(W.c.next_attempt_at))
-                             .where(W.c.status == "pending")).scalar()
+            due: datetime | None = execute(c, sa.select(sa.func.min(W.c.next_attempt_at))
+                                           .where(W.c.status == "pending")).scalar()
+        return due
 
     def record_delivery(self, owner: str, delivery_id: str, values: Mapping[str, Any],
                         log: LogEvent) -> bool:
         """Store a delivery attempt's outcome (``values`` of its columns) and ``log``, if
         ``owner`` still holds the delivery's lease; True if stored."""
         with self.begin() as c:
-            n = c.execute(W.update().where(W.c.id == delivery_id, W.c.lease_owner == owner)
+            n = execute(c, W.update().where(W.c.id == delivery_id, W.c.lease_owner == owner)
                           .values(**values)).rowcount
             if n:
                 insert_logs(c, self.engine.dialect, [log])

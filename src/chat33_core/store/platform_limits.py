@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from . import tables as t
+from ._sql import Query, execute
 from .database import Database
 
 L = t.platform_limits
@@ -50,22 +51,24 @@ def _insert_missing(dialect: str) -> sa.Executable:
     return insert.on_conflict_do_nothing(index_elements=[L.c.key])
 
 
-_INSERTS = {name: _insert_missing(name) for name in ("postgresql", "sqlite")}
+_INSERTS = {name: Query(_insert_missing(name)) for name in ("postgresql", "sqlite")}
 _KEYS: sa.BindParameter[list[str]] = sa.bindparam("b_keys", expanding=True)
-_ROWS = sa.select(L.c.key, L.c.used, L.c.resets_at).where(L.c.key.in_(_KEYS)).order_by(L.c.key)
-_ROWS_LOCKED = _ROWS.with_for_update()
-_SET = L.update().where(L.c.key == sa.bindparam("b_key")).values(
-    used=sa.bindparam("b_used"), resets_at=sa.bindparam("b_resets_at"))
+_WINDOWS = (sa.select(L.c.key, L.c.used, L.c.resets_at).where(L.c.key.in_(_KEYS))
+            .order_by(L.c.key))
+_ROWS = Query(_WINDOWS)
+_ROWS_LOCKED = Query(_WINDOWS.with_for_update())
+_SET = Query(L.update().where(L.c.key == sa.bindparam("b_key")).values(
+    used=sa.bindparam("b_used"), resets_at=sa.bindparam("b_resets_at")))
 
 
 def _rows(c: Connection, store: Database, keys: Sequence[str], now: datetime
           ) -> dict[str, tuple[int, datetime]]:
     """The windows of ``keys`` (created closed where missing), locked for this
     transaction: key -> (used, resets_at)."""
-    c.execute(_INSERTS[c.dialect.name], [{"key": k, "used": 0, "resets_at": now}
+    execute(c, _INSERTS[c.dialect.name], [{"key": k, "used": 0, "resets_at": now}
                                          for k in keys])
-    rows = c.execute(_ROWS_LOCKED if store.is_postgres else _ROWS, {"b_keys": list(keys)})
-    return {r.key: (int(r.used), r.resets_at) for r in rows}
+    rows = execute(c, _ROWS_LOCKED if store.is_postgres else _ROWS, {"b_keys": list(keys)})
+    return {key: (int(used), resets_at) for key, used, resets_at in rows}
 
 
 def reserve(store: Database, asks: Sequence[Ask], now: datetime) -> list[Blocked]:
@@ -87,7 +90,7 @@ def reserve(store: Database, asks: Sequence[Ask], now: datetime) -> list[Blocked
             state[ask.key] = (used + cost, resets_at)
         if blocked:
             return blocked
-        c.execute(_SET, [{"b_key": k, "b_used": used, "b_resets_at": resets_at}
+        execute(c, _SET, [{"b_key": k, "b_used": used, "b_resets_at": resets_at}
                          for k, (used, resets_at) in state.items()])
     return []
 
@@ -105,11 +108,11 @@ def report(store: Database, key: str, units: int, now: datetime, *, opens_until:
             used = max(used, units - max(0, remaining))
         if resets_at is not None and resets_at > now:
             closes = resets_at
-        c.execute(_SET, {"b_key": key, "b_used": used, "b_resets_at": closes})
+        execute(c, _SET, {"b_key": key, "b_used": used, "b_resets_at": closes})
 
 
 def windows(store: Database, keys: Sequence[str]) -> dict[str, tuple[int, datetime]]:
     """The stored windows of ``keys``: key -> (used, resets_at)."""
     with store.read() as c:
-        return {r.key: (int(r.used), r.resets_at)
-                for r in c.execute(_ROWS, {"b_keys": list(keys)})}
+        return {key: (int(used), resets_at)
+                for key, used, resets_at in execute(c, _ROWS, {"b_keys": list(keys)})}

@@ -22,7 +22,7 @@ from ..models import (
     utcnow,
 )
 from . import tables as t
-from ._sql import Query, Rows, run_args
+from ._sql import Query, Rows, execute, run_args
 from .database import Database
 
 
@@ -135,14 +135,14 @@ class Posts(Database):
         if org_id is not None:
             q = q.where(t.posts.c.org_id == org_id)
         with self.read() as c:
-            row = c.execute(q).mappings().first()
+            row = execute(c, q).mapping()
         if row is None:
             raise NotFound(f"post {post_id} not found")
         return row_to_post(row)
 
     def thread_posts(self, thread_id: str) -> list[Post]:
         with self.read() as c:
-            rows = c.execute(sa.select(t.posts).where(t.posts.c.thread_id == thread_id)
+            rows = execute(c, sa.select(t.posts).where(t.posts.c.thread_id == thread_id)
                              .order_by(t.posts.c.thread_position)).mappings()
             return [row_to_post(r) for r in rows]
 
@@ -158,9 +158,9 @@ class Posts(Database):
             q = q.where(t.posts.c.status == expect_status.value)
         if conn is None:
             with self.begin() as c:
-                n = c.execute(q.values(**values)).rowcount
+                n = execute(c, q.values(**values)).rowcount
         else:
-            n = conn.execute(q.values(**values)).rowcount
+            n = execute(conn, q.values(**values)).rowcount
         if not n:
             raise Conflict(f"post {post.id} changed meanwhile; reload it and try again")
         return post
@@ -184,19 +184,19 @@ class Posts(Database):
 
     def delete_post(self, post_id: str, *, expect_status: PostStatus) -> None:
         with self.begin() as c:
-            n = c.execute(t.posts.delete().where(t.posts.c.id == post_id,
+            n = execute(c, t.posts.delete().where(t.posts.c.id == post_id,
                                                  t.posts.c.status == expect_status.value)
                           ).rowcount
             if not n:
                 raise Conflict(f"post {post_id} changed meanwhile; reload it and try again")
-            c.execute(t.post_logs.delete().where(t.post_logs.c.post_id == post_id))
-            c.execute(t.checkpoints.delete().where(t.checkpoints.c.post_id == post_id))
+            execute(c, t.post_logs.delete().where(t.post_logs.c.post_id == post_id))
+            execute(c, t.checkpoints.delete().where(t.checkpoints.c.post_id == post_id))
 
     def count_posts_by_status(self, account_id: str) -> dict[str, int]:
         """The account's posts, counted by status (statuses it has none of left out)."""
         p = t.posts
         with self.read() as c:
-            rows = c.execute(sa.select(p.c.status, sa.func.count()).where(
+            rows = execute(c, sa.select(p.c.status, sa.func.count()).where(
                 p.c.account_id == account_id).group_by(p.c.status).order_by(p.c.status))
             return {status: int(n) for status, n in rows}
 
@@ -211,7 +211,7 @@ class Posts(Database):
 
     def list_logs(self, post_id: str) -> list[LogEvent]:
         with self.read() as c:
-            rows = c.execute(sa.select(t.post_logs).where(t.post_logs.c.post_id == post_id)
+            rows = execute(c, sa.select(t.post_logs).where(t.post_logs.c.post_id == post_id)
                              .order_by(t.post_logs.c.id)).mappings()
             return [LogEvent(**r) for r in rows]
 
@@ -219,14 +219,9 @@ class Posts(Database):
 
     def load_checkpoint(self, post_id: str) -> dict[str, Any]:
         with self.read() as c:
-            value = c.execute(sa.select(t.checkpoints.c.data)
+            value = execute(c, sa.select(t.checkpoints.c.data)
                               .where(t.checkpoints.c.post_id == post_id)).scalar()
         return dict(value or {})
-
-    def save_checkpoint(self, post_id: str, data: Mapping[str, Any]) -> None:
-        """Insert or replace the post's checkpoint."""
-        with self.begin() as c:
-            save_checkpoints(c, {post_id: data}, utcnow())
 
 
 def _upsert(dialect: str) -> sa.Executable:
@@ -238,13 +233,13 @@ def _upsert(dialect: str) -> sa.Executable:
 
 #: one statement per dialect, built once (building and cache-keying a statement per
 #: call costs more than running it)
-_UPSERTS = {name: _upsert(name) for name in ("postgresql", "sqlite")}
+_UPSERTS = {name: Query(_upsert(name)) for name in ("postgresql", "sqlite")}
 
 
 def save_checkpoints(conn: Connection, rows: Mapping[str, Mapping[str, Any]],
                      now: datetime) -> None:
     """Insert or replace the checkpoints of several posts (by post id), in one statement:
     the one way checkpoints are saved."""
-    conn.execute(_UPSERTS[conn.dialect.name],
+    execute(conn, _UPSERTS[conn.dialect.name],
                  [{"post_id": pid, "data": dict(data), "updated_at": now}
                   for pid, data in rows.items()])

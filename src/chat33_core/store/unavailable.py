@@ -31,7 +31,10 @@ def _operational() -> tuple[type[BaseException], ...]:
     else:
         # OperationalError covers terminated backends, shutdowns, serialization failures
         # and deadlocks; InterfaceError a connection the driver already knows is closed
-        found += [psycopg.OperationalError, psycopg.InterfaceError]
+        # UndefinedTable: a table gone from under the running app (or no schema yet), as
+        # SQLite's "no such table" (an OperationalError) is
+        found += [psycopg.OperationalError, psycopg.InterfaceError,
+                  psycopg.errors.UndefinedTable]
     return tuple(found)
 
 

@@ -11,6 +11,7 @@ from attrs import frozen
 from ..errors import NotFound
 from ..models import MediaAsset
 from . import tables as t
+from ._sql import execute
 from .database import Database
 
 
@@ -39,21 +40,21 @@ class Uploads(Database):
 
     def add_upload(self, upload: PendingUpload) -> PendingUpload:
         with self.begin() as c:
-            c.execute(t.media_uploads.insert().values(_values(upload)))
+            execute(c, t.media_uploads.insert().values(_values(upload)))
         return upload
 
     def upload_by_token(self, token_hash: str) -> PendingUpload | None:
         with self.read() as c:
-            row = c.execute(sa.select(t.media_uploads).where(
-                t.media_uploads.c.token_hash == token_hash)).mappings().first()
+            row = execute(c, sa.select(t.media_uploads).where(
+                t.media_uploads.c.token_hash == token_hash)).mapping()
         return None if row is None else PendingUpload(**row)
 
     def get_upload(self, org_id: str, media_id: str) -> PendingUpload:
         """The organization's upload ``media_id``; NotFound for another organization's."""
         with self.read() as c:
-            row = c.execute(sa.select(t.media_uploads).where(
+            row = execute(c, sa.select(t.media_uploads).where(
                 t.media_uploads.c.id == media_id, t.media_uploads.c.org_id == org_id)
-            ).mappings().first()
+            ).mapping()
         if row is None:
             raise NotFound(f"no upload {media_id} in this organization")
         return PendingUpload(**row)
@@ -63,23 +64,23 @@ class Uploads(Database):
         """Mark ``upload`` completed and keep ``asset``, in one transaction; False when
         another request completed it first (nothing is written then)."""
         with self.begin() as c:
-            done = c.execute(t.media_uploads.update().where(
+            done = execute(c, t.media_uploads.update().where(
                 t.media_uploads.c.id == upload.id, t.media_uploads.c.completed_at.is_(None))
                 .values(completed_at=now)).rowcount
             if not done:
                 return False
-            c.execute(t.media_assets.insert().values(
+            execute(c, t.media_assets.insert().values(
                 {a.name: getattr(asset, a.name) for a in MediaAsset.__attrs_attrs__}))
         return True
 
     def delete_upload(self, media_id: str) -> None:
         with self.begin() as c:
-            c.execute(t.media_uploads.delete().where(t.media_uploads.c.id == media_id))
+            execute(c, t.media_uploads.delete().where(t.media_uploads.c.id == media_id))
 
     def expired_uploads(self, now: datetime, limit: int = 500) -> list[PendingUpload]:
         """Uploads never completed whose token has expired."""
         with self.read() as c:
-            rows = c.execute(sa.select(t.media_uploads).where(
+            rows = execute(c, sa.select(t.media_uploads).where(
                 t.media_uploads.c.completed_at.is_(None), t.media_uploads.c.expires_at < now)
-                .limit(limit)).mappings().all()
+                .limit(limit)).mappings()
         return [PendingUpload(**r) for r in rows]

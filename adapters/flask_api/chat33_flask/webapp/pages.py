@@ -30,7 +30,7 @@ from werkzeug.datastructures import FileStorage
 from chat33_core.errors import Chat33Error, Issue, Unauthorized, ValidationError
 from chat33_core.models import Account, Post, PostRequest, PostSort, PostStatus
 from chat33_core.security import Principal
-from chat33_core.serialization import structure
+from chat33_core.serialization import error_json, structure
 from chat33_core.service import SESSION_LIFETIME
 
 from ..auth import SESSION_COOKIE
@@ -538,7 +538,7 @@ def chat33_error(exc: Chat33Error) -> Any:
     if isinstance(exc, Unauthorized) and request.method == "GET":
         return redirect(url_for(".signin"))
     if request.accept_mimetypes.best == "application/json":
-        return jsonify(exc.to_dict()), status
+        return jsonify(error_json(exc)), status
     return _render("error.html", status, error=exc, code=status,
                    back=request.referrer if _same_origin(request.referrer) else None)
 
