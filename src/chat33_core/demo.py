@@ -1,18 +1,15 @@
-"""``chat33 sandbox`` and ``chat33 demo``: the whole job on this machine, no credentials.
+"""``chat33 demo``: the whole job on this machine, no credentials.
 
 The demo runs the real pieces as separate processes — the REST API (``chat33 serve``), a
 worker (``chat33 worker``) — against a temporary SQLite database, with every installed
 platform's sandbox served on loopback, and drives them through the REST API only, as a
-client would.
+client would. Its user, accounts and webhook receiver are set up by :mod:`.demo_setup`;
+the sandboxes are served as ``chat33 sandbox`` serves them (:mod:`.sandboxes`).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
-import json
 import os
 import re
 import secrets
@@ -22,144 +19,20 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import attrs
 import click
 import httpx
 
 from .config import Settings
+from .demo_setup import DEMO_ACCOUNTS, DEMO_EMAIL, WebhookReceiver, add_accounts
 from .plugins import PluginHost
-from .sandbox import PrefixDispatcher, serve
-
-# --- chat33 sandbox -------------------------------------------------------------------------
-
-
-def sandbox_apps(host: PluginHost) -> dict[str, Callable[..., Any]]:
-    apps = {}
-    for platform in host:
-        app = platform.sandbox()
-        if app is not None:
-            apps[platform.name] = app
-    return apps
-
-
-def sandbox_env_lines(host: PluginHost, base_url: str) -> dict[str, str]:
-    """``CHAT33_<P>_API_BASE`` (and ``_TOKEN_URL``) pointing every plugin at the sandboxes,
-    and the sandboxes' app credentials (``_CLIENT_ID``, ``_CLIENT_SECRET``) for the
-    plugins that connect accounts by OAuth."""
-    from .sandbox_oauth import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-
-    env: dict[str, str] = {}
-    for platform in host:
-        if platform.sandbox() is None:
-            continue
-        prefix = platform.name.upper()
-        env[f"CHAT33_{prefix}_API_BASE"] = f"{base_url}/{platform.name}"
-        if platform.sandbox_token_path:
-            env[f"CHAT33_{prefix}_TOKEN_URL"] = (
-                f"{base_url}/{platform.name}{platform.sandbox_token_path}")
-        if platform.supports_connect:
-            env[f"CHAT33_{prefix}_CLIENT_ID"] = SANDBOX_CLIENT_ID
-            env[f"CHAT33_{prefix}_CLIENT_SECRET"] = SANDBOX_CLIENT_SECRET
-    return env
-
-
-@contextlib.contextmanager
-def serve_sandboxes(host: PluginHost, bind: str = "127.0.0.1", port: int = 0,
-                    ) -> Iterator[tuple[str, dict[str, Any]]]:
-    apps = sandbox_apps(host)
-    with serve(PrefixDispatcher(apps), host=bind, port=port) as url:
-        yield url, apps
-
-
-@click.command("sandbox")
-@click.option("--host", "bind", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8100, show_default=True, type=int)
-@click.option("--print-env", is_flag=True,
-              help="Only print the export lines for a sandbox on HOST:PORT, then exit.")
-def sandbox_command(bind: str, port: int, print_env: bool) -> None:
-    """Serve every installed platform's sandbox on one port (a path prefix each).
-
-    Prints `export CHAT33_<PLATFORM>_API_BASE=...` lines on stdout, so
-    `eval "$(chat33 sandbox --print-env)"` points a shell at a running sandbox.
-    """
-    host = PluginHost(Settings.from_env())
-    host.load_entry_points()
-    base = f"http://{bind}:{port}"
-    lines = sandbox_env_lines(host, base)
-    for key, value in lines.items():
-        click.echo(f"export {key}={value}")
-    if print_env:
-        return
-    sys.stdout.flush()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with serve_sandboxes(host, bind, port) as (url, apps):
-        click.echo(f"sandboxes for {', '.join(sorted(apps))} on {url} (Ctrl-C to stop)",
-                   err=True)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-
-
-# --- webhook receiver -----------------------------------------------------------------------
-
-
-class WebhookReceiver:
-    """A local endpoint that records deliveries and checks their Standard Webhooks
-    signature (``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``)."""
-
-    def __init__(self) -> None:
-        self.secret: str | None = None
-        self.deliveries: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        if not self.secret:
-            return False
-        msg_id = headers.get("webhook-id", "")
-        stamp = headers.get("webhook-timestamp", "")
-        raw = self.secret.removeprefix("whsec_")
-        try:
-            key = base64.b64decode(raw, validate=True)
-        except ValueError:
-            key = raw.encode()
-        expected = base64.b64encode(hmac.new(
-            key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()).decode()
-        given = [part.split(",", 1)[1] for part in headers.get("webhook-signature", "").split()
-                 if part.startswith("v1,")]
-        fresh = stamp.isdigit() and abs(time.time() - int(stamp)) < 300
-        return fresh and any(hmac.compare_digest(expected, g) for g in given)
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        from werkzeug.wrappers import Request, Response
-
-        request = Request(environ)
-        body = request.get_data()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
-        with self.lock:
-            self.deliveries.append({"payload": payload, "verified": self.verify(headers, body)})
-        return Response("ok")(environ, start_response)
-
-    def for_post(self, post_id: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [d for d in self.deliveries
-                    if isinstance(d["payload"], dict) and d["payload"].get("postId") == post_id]
-
-
-# --- the demo ---------------------------------------------------------------------------------
+from .sandbox import serve
+from .sandboxes import sandbox_env_lines, serve_sandboxes
 
 
 def _free_port() -> int:
@@ -282,7 +155,7 @@ class Demo:
 
     # --- helpers ------------------------------------------------------------------------
 
-    def connect(self, platform: str) -> Any:
+    def connect(self, platform: str) -> str:
         """Connect a ``platform`` account as a user would: start a connection, let a
         browser sign in at the sandbox and come back, pick the first target when asked."""
         r = self.call("POST", "/accounts/connect", json={"platform": platform})
@@ -299,8 +172,7 @@ class Demo:
         if connection.get("status") != "connected":
             raise DemoFailed(f"connecting {platform}: {connection.get('error')} "
                              f"(page: HTTP {page.status_code})")
-        return _Connected(connection["accounts"][0]["id"])
-
+        return str(connection["accounts"][0]["id"])
 
     def expect(self, ok: bool, problem: str) -> bool:
         if not ok:
@@ -372,18 +244,10 @@ class Demo:
             self.receiver.secret = core.webhook_secret(user.org_id)
             self.secrets += [env["CHAT33_SECRET_KEY"], password, raw_key,
                              self.receiver.secret]
-            accounts: dict[str, Any] = {}
             # the plugins that connect by OAuth connect through the flow once the API is up
             by_oauth = [n for n in expected_platforms if host.platform(n).supports_connect]
-            for name in expected_platforms:
-                if name in by_oauth:
-                    continue
-                username, external_id, token = DEMO_ACCOUNTS.get(name) or (
-                    f"chat33demo_{name}", f"sandbox-{name}", None)
-                accounts[name] = core.add_account(
-                    user.org_id, name, f"Demo {host.platform(name).display_name}",
-                    username=username, external_id=external_id,
-                    credentials=_sandbox_credentials(token), metadata={"sandbox": True})
+            accounts = add_accounts(core, host, user.org_id,
+                                    [n for n in expected_platforms if n not in by_oauth])
             core.store.dispose()
             self.spawn("api", ["serve", "--port", str(self.api_port), "--workers", "2"], env)
             self.spawn("worker", ["worker", "--concurrency", "4"], env)
@@ -413,7 +277,7 @@ class Demo:
 
             steps.step(f"posting to all {len(expected_platforms)} platforms now")
             r = self.call("POST", "/posts", json={
-                "accountIds": [accounts[p].id for p in ("instagram", "facebook", "x", "bluesky",
+                "accountIds": [accounts[p] for p in ("instagram", "facebook", "x", "bluesky",
                                                         "mastodon", "telegram", "threads",
                                                         "linkedin")],
                 "text": "Hello from chat33 👋 #opensource", "mediaUrls": [media[".jpg"]],
@@ -422,7 +286,7 @@ class Demo:
                                    "mastodon": {"altText": "a generated test picture"}}})
             self._collect(r, posts, "image post")
             r = self.call("POST", "/posts", json={
-                "accountIds": [accounts["tiktok"].id, accounts["youtube"].id],
+                "accountIds": [accounts["tiktok"], accounts["youtube"]],
                 "text": "A short clip published by chat33", "mediaUrls": [media[".mp4"]],
                 "mediaType": "video", "callbackUrl": callback,
                 "platformConfig": {
@@ -436,14 +300,14 @@ class Demo:
             steps.step("scheduling a post 4 s ahead")
             due = datetime.now(UTC) + timedelta(seconds=4)
             r = self.call("POST", "/posts", json={
-                "accountIds": [accounts["x"].id], "text": f"Scheduled by chat33 for {due:%H:%M:%S}",
+                "accountIds": [accounts["x"]], "text": f"Scheduled by chat33 for {due:%H:%M:%S}",
                 "scheduledAt": due.isoformat(), "callbackUrl": callback})
             scheduled = self._collect(r, posts, "scheduled")
             steps.done()
 
             steps.step("posting a 3-part thread on X")
             r = self.call("POST", "/posts", json={
-                "accountIds": [accounts["x"].id], "text": "A thread from chat33 (1/3)",
+                "accountIds": [accounts["x"]], "text": "A thread from chat33 (1/3)",
                 "thread": [{"text": "Threads are replies on X (2/3)"},
                            {"text": "and separate posts elsewhere (3/3)"}],
                 "callbackUrl": callback})
@@ -452,8 +316,8 @@ class Demo:
 
             steps.step("dry-running an invalid post")
             r = self.call("POST", "/posts/validate", json={
-                "accountIds": [accounts["instagram"].id, accounts["youtube"].id,
-                               accounts["x"].id],
+                "accountIds": [accounts["instagram"], accounts["youtube"],
+                               accounts["x"]],
                 "text": "x" * 300})
             report = r.json() if r.status_code == 200 else {}
             self.expect(r.status_code == 200 and report.get("valid") is False,
@@ -468,7 +332,7 @@ class Demo:
                                    "OAuthException", "code": 1, "is_transient": True,
                                    "fbtrace_id": "demo"}}})
             r = self.call("POST", "/posts", json={
-                "accountIds": [accounts["facebook"].id],
+                "accountIds": [accounts["facebook"]],
                 "text": "This one meets a transient failure first", "callbackUrl": callback})
             retried = self._collect(r, posts, "retried")
             steps.done()
@@ -566,36 +430,6 @@ class Demo:
             self.console.print(f"scheduled post published {self.delay:.2f} s after scheduledAt")
         if hasattr(self, "elapsed"):
             self.console.print(f"done in {self.elapsed:.1f} s")
-
-
-#: the accounts the wave-1 sandboxes know (username, external id, token) where the
-#: generic ``chat33demo_<name>`` / ``sandbox-<name>`` / ``sandbox-token`` will not do:
-#: Bluesky's external id is a DID and its token the app password of the sandbox's user,
-#: Telegram posts to a channel with a bot token of the Bot API's shape, LinkedIn's author
-#: is a URN
-#: the demo's user (its password is made anew each run)
-DEMO_EMAIL = "demo@chat33.local"
-DEMO_ACCOUNTS: dict[str, tuple[str, str, str | None]] = {
-    "bluesky": ("chat33demo.bsky.social", "did:plc:chat33sandboxdemouser234", None),
-    "mastodon": ("chat33demo_mastodon", "sandbox-mastodon", None),
-    "telegram": ("chat33_sandbox_bot", "@chat33demo", "7000000001:chat33-sandbox-token"),
-    "threads": ("chat33", "27000000000000001", None),
-    "linkedin": ("chat33-demo", "urn:li:person:chat33Demo", None),
-}
-
-
-@attrs.frozen
-class _Connected:
-    """An account the demo connected through the API (only its id is used)."""
-
-    id: str
-
-
-def _sandbox_credentials(token: str | None = None) -> Any:
-    from .models import Credentials, utcnow
-
-    return Credentials(access_token=token or "sandbox-token", refresh_token="sandbox-refresh",
-                       expires_at=utcnow() + timedelta(days=50), issued_at=utcnow())
 
 
 @click.command("demo")

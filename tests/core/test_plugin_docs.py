@@ -70,9 +70,15 @@ def test_every_sandbox_helper_is_documented() -> None:
 
 
 def test_every_testing_helper_is_documented() -> None:
-    names = [n for n, v in vars(testing).items() if not n.startswith("_")
-             and (inspect.isfunction(v) or inspect.isclass(v))
-             and getattr(v, "__module__", "") == testing.__name__]
+    names = [n for n in testing.__all__ if inspect.isfunction(getattr(testing, n))
+             or inspect.isclass(getattr(testing, n))]
+    # every helper defined in the package is exported
+    defined = {n for module in (testing.contexts, testing.contract, testing.media,
+                                testing.worker)
+               for n, v in vars(module).items() if not n.startswith("_")
+               and (inspect.isfunction(v) or inspect.isclass(v))
+               and getattr(v, "__module__", "") == module.__name__}
+    assert defined == set(names), defined ^ set(names)
     assert {"PlatformContract", "validate_draft", "publish_context"} <= set(names)
     missing = [n for n in names if f"`{n}" not in DOC]
     assert not missing, f"chat33_core.testing: {missing} missing from docs/plugins.md"

@@ -21,9 +21,10 @@ import httpx
 from attrs import define
 
 from chat33_core.config import Settings
-from chat33_core.demo import DEMO_ACCOUNTS, sandbox_env_lines, serve_sandboxes
+from chat33_core.demo_setup import DEMO_ACCOUNTS
 from chat33_core.models import Account, Credentials, User, utcnow
 from chat33_core.plugins import PluginHost
+from chat33_core.sandboxes import sandbox_env_lines, serve_sandboxes
 from chat33_core.service import Chat33
 
 EMAIL = "ada@example.com"

@@ -24,11 +24,11 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(env: Env) -> None:
     p = publisher(env, retry_base_s=10.0, retry_max_s=100.0)
     for n in range(1, 8):
         expected = min(100.0, 10.0 * 2 ** (n - 1))
-        delays = [p.backoff(n) for _ in range(50)]
+        delays = [p.outcomes.backoff(n) for _ in range(50)]
         assert all(expected * 0.5 <= d <= expected for d in delays)
         assert len(set(delays)) > 1  # jittered, so workers do not retry in lockstep
     # the platform's retry-after wins when it is longer
-    assert p.backoff(1, retry_after=500.0) == 500.0
+    assert p.outcomes.backoff(1, retry_after=500.0) == 500.0
 
 
 def test_a_transient_failure_requeues_with_backoff_then_publishes(env: Env) -> None:
@@ -195,7 +195,7 @@ def test_a_stale_refresh_uses_the_tokens_another_worker_stored(env: Env) -> None
     newer = Credentials(access_token="echo-other", refresh_token="echo-rt-other",
                         expires_at=utcnow() + timedelta(hours=1))
     env.core.save_account_credentials(env.account.id, newer)
-    got = p._refresh(platform, env.account, stale, lambda *a, **k: None, force=True)
+    got = p.credentials.refresh(platform, env.account, stale, lambda *a, **k: None, force=True)
     assert got.access_token == "echo-other"
     assert env.sandbox.refreshes == 0
 

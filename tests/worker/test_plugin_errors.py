@@ -110,7 +110,7 @@ def test_a_request_that_creates_nothing_is_retried(env: Env) -> None:
     post = register(env, LeakyEcho)
     env.sandbox.delay_s = 0.5
     worker = env.worker(once=True)
-    worker.publisher.max_attempts = 1
+    worker.publisher.outcomes.max_attempts = 1
     assert worker.run() == 0
     failed = env.get(post.id)
     assert failed.status is PostStatus.FAILED
@@ -128,7 +128,7 @@ def test_a_connection_never_made_is_retried(env: Env) -> None:
     try:
         post = register(env, LeakyEcho)
         worker = env.worker(once=True)
-        worker.publisher.max_attempts = 1
+        worker.publisher.outcomes.max_attempts = 1
         assert worker.run() == 0
     finally:
         LeakyEcho.base = ""
@@ -165,7 +165,7 @@ def test_a_bug_in_the_token_refresh_fails_the_post_instead_of_crashing(
         env.account.org_id, "brokenrefresh", "expiring", credentials=Credentials(
             access_token="t", refresh_token="r", expires_at=utcnow() + timedelta(minutes=1)))
     (post,) = env.posts(1, account=account)
-    with caplog.at_level(logging.ERROR, "chat33_core.scheduling.publisher"):
+    with caplog.at_level(logging.ERROR, "chat33_core.scheduling.credentials"):
         worker = env.run_once()
     assert worker.stats.get("crashed", 0) == 0
     failed = env.get(post.id)

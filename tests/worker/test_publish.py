@@ -218,7 +218,7 @@ def test_the_instant_platform_publishes_in_process_and_confirms_what_it_publishe
 
 
 def test_attempt_log_events_keep_plain_data_and_make_the_rest_json() -> None:
-    from chat33_core.scheduling.publisher import AttemptLog
+    from chat33_core.scheduling.context import AttemptLog
 
     alog = AttemptLog("post_1", attempt=2)
     when = utcnow()

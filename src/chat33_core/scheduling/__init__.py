@@ -10,7 +10,8 @@ Run it with ``chat33 worker`` or embed it::
 from __future__ import annotations
 
 from .caps import CapDecision, check_cap
-from .publisher import Outcome, Publisher
+from .outcomes import Outcome
+from .publisher import Publisher
 from .queue import Claim, LeaseLost, Queue
 from .worker import Worker
 

@@ -10,11 +10,15 @@ workers cannot overshoot the cap together.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection
+import threading
+from collections import Counter
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import attrs
 
+from ..models import utcnow
 from ..platforms import PlatformBase
 from ..store import Store
 
@@ -58,3 +62,37 @@ def check_cap(store: Store, platform: PlatformBase, account_id: str, own_ids: Co
             f"deferred: {used} published and {in_flight} being published of {name}'s "
             f"daily cap of {cap} posts on this channel; trying again shortly"))
     return None
+
+
+class CapGate:
+    """One worker's side of the caps: one check at a time per channel in this process,
+    counting the posts it has started on that channel and not finished yet."""
+
+    def __init__(self, store: Store, owner: str) -> None:
+        self.store = store
+        self.owner = owner
+        self._in_flight: Counter[str] = Counter()
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def started(self, platform: PlatformBase, account_id: str,
+                ids: Collection[str]) -> Iterator[CapDecision | None]:
+        """Yields None when the posts ``ids`` fit in the channel's cap (they count as in
+        flight until the block ends), else the :class:`CapDecision` to defer them."""
+        with self._guard:
+            lock = self._locks.setdefault(account_id, threading.Lock())
+        with lock:
+            decision = check_cap(self.store, platform, account_id, ids, utcnow(),
+                                 needed=len(ids), owner=self.owner,
+                                 own_in_flight=self._in_flight[account_id])
+            if decision is None:
+                self._in_flight[account_id] += len(ids)
+        if decision is not None:
+            yield decision
+            return
+        try:
+            yield None
+        finally:
+            with lock:
+                self._in_flight[account_id] -= len(ids)

@@ -43,26 +43,27 @@ row in one transaction, and only if this worker still holds the lease. Each new 
 is asked of :func:`~chat33_core.states.transition` as ``Actor.WORKER`` first (so are the
 queue's claims and the worker's release of unstarted posts); a refused move raises
 :class:`~chat33_core.errors.InvalidTransition` and writes nothing.
+
+The attempt is this module; its parts are their own: the context's log, checkpoints and
+media (:mod:`.context`), the account's credentials (:mod:`.credentials`), the per-channel
+caps (:mod:`.caps`), unknown outcomes (:mod:`.confirming`) and what each outcome writes
+(:mod:`.outcomes`).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import random
 import ssl
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
 
-from .. import logs, metrics, webhooks
+from .. import logs, metrics
 from ..errors import (
     Chat33Error,
     CredentialsExpired,
@@ -76,131 +77,21 @@ from ..errors import (
     TransientError,
     UnknownOutcome,
 )
-from ..http import transport_error
-from ..models import Account, Credentials, LogEvent, MediaAsset, Post, PostStatus, utcnow
-from ..platforms import (
-    MediaFile,
-    PlatformBase,
-    PublishContext,
-    PublishItem,
-    PublishResult,
-    Receipt,
-    RefreshContext,
-)
-from ..serialization import media_info_of
-from ..states import Actor, transition
-from ..store.connections import WAITING_PREFIX
-from ..store.unavailable import behind, safe_text
-from .batch import GroupCommit, Writes, pauses, retrying
-from .caps import check_cap
-from .limits import LimitWait, SharedLimits
+from ..models import Account, utcnow
+from ..platforms import PlatformBase, PublishContext
+from .batch import GroupCommit, retrying
+from .caps import CapGate
+from .confirming import confirm, escaped_transport_error, plugin_call, settle_unknown
+from .context import AttemptLog, DurableCheckpoints, cover_image, publish_items
+from .credentials import AccountCredentials
+from .limits import SharedLimits
+from .outcomes import Outcome, Outcomes, plugin_error_message, reconnect_text
 from .queue import Claim, LeaseLost, Queue
 
 if TYPE_CHECKING:
     from ..service import Chat33
 
 log = logging.getLogger(__name__)
-
-#: the worker's own state inside a post's checkpoint row (the plugin never sees it)
-WORKER_KEY = "_chat33_worker"
-#: values a log event's data keeps as they are (anything else goes through JSON)
-_PLAIN = frozenset({str, int, bool, type(None)})
-_R = TypeVar("_R")
-#: how often a post waiting for its account to be reconnected is looked at again
-RECONNECT_RECHECK = timedelta(minutes=5)
-#: decrypted credentials kept per worker process (by ciphertext)
-DECRYPT_CACHE_SIZE = 1024
-
-
-# --- the context's log and checkpoints ------------------------------------------------------
-
-
-class AttemptLog:
-    """The ``ctx.log`` of one attempt: events are buffered and written at the next
-    durable point (a checkpoint save or the final state), in that same transaction."""
-
-    def __init__(self, post_id: str, attempt: int, checkpointed: bool = True) -> None:
-        self.post_id = post_id
-        self.attempt = attempt
-        #: the post may have a checkpoint row (to delete when it is done); False only when
-        #: the claim found none and this attempt saved none
-        self.checkpointed = checkpointed
-        self._events: list[LogEvent] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, message: str, **data: Any) -> None:
-        if all(type(v) in _PLAIN for v in data.values()):
-            clean = data  # already what JSON gives back
-        else:
-            try:
-                clean = json.loads(json.dumps(data, default=str))
-            except (TypeError, ValueError):
-                clean = {"repr": repr(data)}
-        with self._lock:
-            self._events.append(LogEvent(id=None, post_id=self.post_id, event=event[:60],
-                                         message=message, attempt=self.attempt, data=clean))
-
-    def drain(self) -> list[LogEvent]:
-        with self._lock:
-            events, self._events = self._events, []
-        return events
-
-
-class DurableCheckpoints:
-    """``ctx.checkpoints`` backed by the ``checkpoints`` table. The worker keeps a little
-    state of its own beside the plugin's (e.g. "an outcome is unconfirmed").
-
-    Every save is fenced by the lease (and extends it): a worker whose lease expired, and
-    whose post was maybe taken over, must neither overwrite the new owner's checkpoint nor
-    go on to the platform call the save precedes; :class:`LeaseLost` ends its attempt.
-    Saves go through the worker's :class:`GroupCommit`, with the attempt's buffered logs.
-    """
-
-    def __init__(self, core: Chat33, post_id: str, attempt_log: AttemptLog,
-                 stored: dict[str, Any] | None, committer: GroupCommit) -> None:
-        self.committer = committer
-        self.post_id = post_id
-        self.attempt_log = attempt_log
-        stored = dict(stored) if stored is not None else core.store.load_checkpoint(post_id)
-        self.worker: dict[str, Any] = dict(stored.pop(WORKER_KEY, None) or {})
-        self.data: dict[str, Any] = stored
-
-    def load(self) -> dict[str, Any]:
-        copy: dict[str, Any] = json.loads(json.dumps(self.data))  # callers may mutate it
-        return copy
-
-    def save(self, data: Mapping[str, Any]) -> None:
-        self.data = json.loads(json.dumps(dict(data), default=str))
-        self._write()
-
-    def mark(self, **worker_state: Any) -> None:
-        self.worker.update(worker_state)
-        self.worker = {k: v for k, v in self.worker.items() if v is not None}
-        self._write()
-
-    def _write(self) -> None:
-        row = dict(self.data)
-        if self.worker:
-            row[WORKER_KEY] = self.worker
-        self.attempt_log.checkpointed = True
-        self.committer.commit(Writes(fence=[self.post_id], checkpoints={self.post_id: row},
-                                     logs=self.attempt_log.drain()))
-
-
-# --- outcomes -------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Outcome:
-    """What an attempt did: ``published``, ``failed``, ``retry``, ``deferred``,
-    ``waiting`` (for the account to be reconnected), ``lost``, ``stalled`` (the database
-    stayed unavailable; the post stays leased)."""
-
-    kind: str
-    post_id: str
-    message: str = ""
-    #: when the post is tried again (``retry`` and ``deferred``)
-    next_attempt_at: datetime | None = None
 
 
 class Publisher:
@@ -211,26 +102,24 @@ class Publisher:
                  retry_max_s: float | None = None) -> None:
         env = core.settings.env
         self.core = core
-        self.store = core.store
         self.queue = queue
         self.http = http or httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0),
                                          verify=_ssl_context())
-        self.max_attempts = max_attempts or core.settings.max_attempts
-        self.retry_base_s = (retry_base_s if retry_base_s is not None
-                             else float(env.get("CHAT33_RETRY_BASE_S") or 30.0))
-        self.retry_max_s = (retry_max_s if retry_max_s is not None
-                            else float(env.get("CHAT33_RETRY_MAX_S") or 3600.0))
         #: the platforms' limits shared by all workers (``PlatformBase.rate_limits``)
-        self.limits = SharedLimits(self.store)
+        self.limits = SharedLimits(core.store)
         #: the attempts' writes, committed together when they coincide
-        self.committer = GroupCommit(self.store, queue.owner, queue.lease)
-        self._refresh_locks: dict[str, threading.Lock] = {}
-        #: posts this worker has started per channel (daily caps)
-        self._in_flight: Counter[str] = Counter()
-        self._locks_guard = threading.Lock()
-        self._decrypted: dict[str, Credentials] = {}
+        self.committer = GroupCommit(core.store, queue.owner, queue.lease)
         #: set when a final write added a webhook delivery: the worker sends it at once
         self.outbox_written = threading.Event()
+        self.outcomes = Outcomes(
+            core, self.committer, self.outbox_written,
+            max_attempts=max_attempts or core.settings.max_attempts,
+            retry_base_s=(retry_base_s if retry_base_s is not None
+                          else float(env.get("CHAT33_RETRY_BASE_S") or 30.0)),
+            retry_max_s=(retry_max_s if retry_max_s is not None
+                         else float(env.get("CHAT33_RETRY_MAX_S") or 3600.0)))
+        self.credentials = AccountCredentials(core, self.http, queue.lease)
+        self.caps = CapGate(core.store, queue.owner)
 
     def close(self) -> None:
         self.http.close()
@@ -257,535 +146,179 @@ class Publisher:
         """:meth:`_run`, resumed from the checkpoints (while the lease holds) when the
         database is briefly unavailable."""
         post = claim.post
-        waits: Iterator[float] | None = None
-        resume = False
-        while True:
-            try:
-                if resume:
-                    # resume as the next owner would: from the stored checkpoints, and
-                    # only while the lease is still ours (a final state whose commit lost
-                    # its answer may have landed: then the post is no longer leased)
-                    if self.queue.heartbeat(claim.ids) < len(claim.ids):
-                        raise LeaseLost(f"post {post.id} is no longer leased by "
-                                        f"{self.queue.owner}")
-                    claim = attrs.evolve(claim, checkpoint=None)
-                    alog.checkpointed = True
-                return self._run(claim, alog)
-            except LeaseLost as exc:
-                log.warning("%s", exc)
-                return Outcome("lost", post.id, str(exc))
-            except StoreUnavailable as exc:
-                waits = waits or pauses(self.queue.lease.total_seconds())
-                pause = next(waits, None)
-                if pause is None:
-                    log.error("post %s: the database stayed unavailable (%s); the post "
-                              "stays leased and is resumed from its checkpoints after its "
-                              "lease expires", post.id, exc.reason)
-                    return Outcome("stalled", post.id, exc.message)
-                log.warning("post %s: the database is unavailable (%s); resuming the "
-                            "attempt in %.2f s", post.id, exc.reason, pause)
-            time.sleep(pause)
-            resume = True
+        tries = 0
+
+        def attempt() -> Outcome:
+            nonlocal claim, tries
+            tries += 1
+            if tries > 1:
+                # resume as the next owner would: from the stored checkpoints, and only
+                # while the lease is still ours (a final state whose commit lost its
+                # answer may have landed: then the post is no longer leased)
+                if self.queue.heartbeat(claim.ids) < len(claim.ids):
+                    raise LeaseLost(f"post {post.id} is no longer leased by "
+                                    f"{self.queue.owner}")
+                claim = attrs.evolve(claim, checkpoint=None)
+                alog.checkpointed = True
+            return self._run(claim, alog)
+
+        try:
+            return retrying(attempt, self.queue.lease.total_seconds(),
+                            lambda: f"the attempt of post {post.id} (resuming it)")
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+            return Outcome("lost", post.id, str(exc))
+        except StoreUnavailable as exc:
+            log.error("post %s: the database stayed unavailable (%s); the post stays "
+                      "leased and is resumed from its checkpoints after its lease expires",
+                      post.id, exc.reason)
+            return Outcome("stalled", post.id, exc.message)
 
     def _run(self, claim: Claim, alog: AttemptLog) -> Outcome:
         post = claim.post
         try:
             platform = self.core.host.platform(post.platform)
         except NotFound:
-            return self._fail(claim, alog, f"no platform plugin for {post.platform!r} is "
-                              "installed on this worker", final_checkpoint=False)
-        if claim.account is not None:
-            account, enc = claim.account, claim.credentials_enc
-        else:
-            account, enc = self.store.account_with_credentials(post.account_id)
+            return self.outcomes.fail(claim, alog, f"no platform plugin for {post.platform!r} "
+                                      "is installed on this worker", final_checkpoint=False)
+        account, enc = self.credentials.load(claim)
         name = platform.display_name or platform.name
         if not account.is_active:
-            return self._fail(claim, alog, f"the {name} channel {account.name!r} is "
-                              "disconnected; connect it again, then retry the post")
+            return self.outcomes.fail(claim, alog, f"the {name} channel {account.name!r} is "
+                                      "disconnected; connect it again, then retry the post")
         if account.needs_reconnect:
-            return self._wait_reconnect(claim, alog, _reconnect_message(name, account,
-                                                                        None), found=False)
-        if platform.limits.daily_cap is not None:
-            # one check at a time per channel in this process, counting what it started
-            with self._lock_for("cap:" + account.id):
-                decision = check_cap(self.store, platform, account.id, claim.ids, utcnow(),
-                                     needed=len(claim.ids), owner=self.queue.owner,
-                                     own_in_flight=self._in_flight[account.id])
-                if decision is None:
-                    self._in_flight[account.id] += len(claim.ids)
+            return self.outcomes.wait_reconnect(claim, alog, reconnect_text(name, account, None),
+                                                found=False)
+        if platform.limits.daily_cap is None:
+            return self._prepare(claim, alog, platform, account, enc)
+        with self.caps.started(platform, account.id, claim.ids) as decision:
             if decision is not None:
-                metrics.record_limit_wait(post.platform)
-                alog("deferred_daily_cap", decision.message, used=decision.used,
-                     cap=decision.cap, nextAttemptAt=decision.until.isoformat())
-                return self._requeue(claim, alog, decision.until, count=False,
-                                     kind="deferred", message=decision.message)
-            try:
-                return self._prepare(claim, alog, platform, account, enc)
-            finally:
-                with self._lock_for("cap:" + account.id):
-                    self._in_flight[account.id] -= len(claim.ids)
-        return self._prepare(claim, alog, platform, account, enc)
+                return self.outcomes.defer(claim, alog, decision.until, decision.message,
+                                           "deferred_daily_cap", used=decision.used,
+                                           cap=decision.cap)
+            return self._prepare(claim, alog, platform, account, enc)
 
     def _prepare(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
                  account: Account, enc: str | None) -> Outcome:
         post = claim.post
         name = platform.display_name or platform.name
         if enc is None:
-            return self._fail(claim, alog, _reconnect_message(name, account, post.id),
-                              reconnect=True)
-        credentials = self._decrypt(enc)
+            return self.outcomes.fail(claim, alog, reconnect_text(name, account, post.id),
+                                      reconnect=True)
+        credentials = self.credentials.decrypt(enc)
         try:
             if platform.needs_refresh(credentials):
-                credentials = self._refresh(platform, account, credentials, alog)
-            media = [self._media_files(p.media_ids) for p in (post, *claim.followers)]
-            items = [PublishItem(post_id=p.id, text=p.text, media=m, position=p.thread_position)
-                     for p, m in zip((post, *claim.followers), media, strict=True)]
+                credentials = self.credentials.refresh(platform, account, credentials, alog)
+            items = publish_items(self.core, (post, *claim.followers))
         except NotFound as exc:
-            return self._fail(claim, alog, f"a media file of the post is missing: {exc}")
+            return self.outcomes.fail(claim, alog, f"a media file of the post is missing: {exc}")
         except ReconnectRequired as exc:  # the refresh was refused
-            return self._wait_reconnect(claim, alog, _reconnect_text(exc.message, name,
-                                                                     account, None))
+            return self.outcomes.wait_reconnect(claim, alog, reconnect_text(
+                name, account, None, exc.message))
         except TransientError as exc:
-            return self._retry(claim, alog, exc)
-        except PermanentError as exc:  # the plugin's refresh failed (see _refreshed)
-            return self._fail(claim, alog, exc.message, platform_code=exc.platform_code)
+            return self.outcomes.retry(claim, alog, exc)
+        except PermanentError as exc:  # the plugin's refresh failed (see .credentials)
+            return self.outcomes.fail(claim, alog, exc.message, platform_code=exc.platform_code)
         wait = self.limits.reserve(platform, account, len(claim.ids))
         if wait is not None:
-            return self._wait_for_limit(claim, alog, platform, wait)
-        checkpoints = DurableCheckpoints(self.core, post.id, alog, claim.checkpoint,
+            # the one place a post waits for a platform limit shared by all workers
+            return self.outcomes.defer(claim, alog, wait.until, wait.message,
+                                       "waiting_for_limit", limits=list(wait.limits))
+        checkpoints = DurableCheckpoints(self.core.store, post.id, alog, claim.checkpoint,
                                          self.committer)
         ctx = PublishContext(
             post_id=post.id, account=account, credentials=credentials, items=items,
             media_type=post.media_type, platform_config=post.platform_config, http=self.http,
             settings=self.core.settings, checkpoints=checkpoints, log=alog,
-            cover_image=self._cover(post), limits=self.limits.reporter(platform, account))
+            cover_image=cover_image(self.core, post),
+            limits=self.limits.reporter(platform, account))
         return self._publish(claim, alog, platform, ctx, checkpoints)
-
-    def _wait_for_limit(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
-                        wait: LimitWait) -> Outcome:
-        """The one place a post waits for a platform limit shared by all workers: back
-        to the queue until the window opens, saying so in its log; not an attempt."""
-        metrics.record_limit_wait(platform.name)
-        alog("waiting_for_limit", wait.message, limits=list(wait.limits),
-             nextAttemptAt=wait.until.isoformat())
-        return self._requeue(claim, alog, wait.until, count=False, kind="deferred",
-                             message=wait.message)
 
     def _publish(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
                  ctx: PublishContext, checkpoints: DurableCheckpoints) -> Outcome:
+        """Publish (asking first when the last attempt's outcome is unconfirmed) and map
+        what the plugin raised to the post's next state (see the module's table)."""
         name = platform.display_name or platform.name
         account = ctx.account
+        outcomes = self.outcomes
         refreshed = False
         while True:
             try:
                 if checkpoints.worker.get("unconfirmed"):
                     # the last attempt ended without an answer: ask before posting again
-                    found = self._confirm(platform, ctx)
+                    found = confirm(platform, ctx)
                     if found is not None:
-                        return self._published(claim, alog, platform, found)
+                        return outcomes.published(claim, alog, platform, found)
                     checkpoints.mark(unconfirmed=None)
                     alog("confirm", f"{name} says the post is not there; publishing it")
-                result = _plugin_call(platform.publish, ctx)
-                return self._published(claim, alog, platform, result)
+                result = plugin_call(platform.publish, ctx)
+                return outcomes.published(claim, alog, platform, result)
             except StoreUnavailable:
                 raise  # not the platform's doing: see run()
             except CredentialsExpired as exc:
                 if refreshed:
-                    return self._fail(claim, alog, _reconnect_text(
-                        exc.message, name, account, claim.post.id), reconnect=True,
+                    return outcomes.fail(claim, alog, reconnect_text(
+                        name, account, claim.post.id, exc.message), reconnect=True,
                         posted=exc.posted)
                 refreshed = True
                 alog("credentials_expired", f"{name} refused the token ({exc.message}); "
                      "refreshing it once")
                 try:
-                    ctx.credentials = self._refresh(platform, account, ctx.credentials, alog,
-                                                    force=True)
+                    ctx.credentials = self.credentials.refresh(
+                        platform, account, ctx.credentials, alog, force=True)
                 except ReconnectRequired as again:
                     if exc.posted:  # thread items are out: they keep their receipts
-                        return self._fail(claim, alog, _reconnect_text(
-                            again.message, name, account, claim.post.id), reconnect=True,
+                        return outcomes.fail(claim, alog, reconnect_text(
+                            name, account, claim.post.id, again.message), reconnect=True,
                             posted=exc.posted)
-                    return self._wait_reconnect(claim, alog, _reconnect_text(
-                        again.message, name, account, None))
+                    return outcomes.wait_reconnect(claim, alog, reconnect_text(
+                        name, account, None, again.message))
                 except TransientError as again:
-                    return self._retry(claim, alog, again)
+                    return outcomes.retry(claim, alog, again)
                 except PermanentError as again:
-                    return self._fail(claim, alog, again.message,
-                                      platform_code=again.platform_code, posted=exc.posted)
+                    return outcomes.fail(claim, alog, again.message,
+                                         platform_code=again.platform_code, posted=exc.posted)
             except QuotaExceeded as exc:
                 until = exc.retry_at or utcnow() + timedelta(hours=1)
                 message = (f"deferred: {name} quota reached ({exc.message}); next try at "
                            f"{until.isoformat(timespec='seconds')}")
-                metrics.record_limit_wait(claim.post.platform)
-                alog("deferred_quota", message, nextAttemptAt=until.isoformat())
-                return self._requeue(claim, alog, until, count=False, kind="deferred",
-                                     message=message, posted=exc.posted)
+                return outcomes.defer(claim, alog, until, message, "deferred_quota",
+                                      posted=exc.posted)
             except TransientError as exc:
-                return self._retry(claim, alog, exc)
+                return outcomes.retry(claim, alog, exc)
             except ReconnectRequired as exc:
-                return self._fail(claim, alog, _reconnect_text(
-                    exc.message, name, account, claim.post.id), reconnect=True,
+                return outcomes.fail(claim, alog, reconnect_text(
+                    name, account, claim.post.id, exc.message), reconnect=True,
                     posted=exc.posted)
             except PermanentError as exc:
-                return self._fail(claim, alog, exc.message, platform_code=exc.platform_code,
-                                  posted=exc.posted)
+                return outcomes.fail(claim, alog, exc.message, platform_code=exc.platform_code,
+                                     posted=exc.posted)
             except UnknownOutcome as exc:
-                return self._unknown(claim, alog, platform, ctx, checkpoints, exc)
+                return settle_unknown(outcomes, claim, alog, platform, ctx, checkpoints, exc)
             except LeaseLost:
                 raise  # a checkpoint save found the post taken over: stop, write nothing
             except InvalidTransition:
                 raise  # the worker's own mistake, not the plugin's: write nothing
             except PlatformError as exc:  # a family member we do not know: be careful
-                return self._unknown(claim, alog, platform, ctx, checkpoints,
-                                     UnknownOutcome(exc.message, posted=exc.posted))
+                return settle_unknown(outcomes, claim, alog, platform, ctx, checkpoints,
+                                      UnknownOutcome(exc.message, posted=exc.posted))
             except httpx.RequestError as exc:
                 # an HTTP failure the plugin let through: the transport rule decides
                 error = escaped_transport_error(exc, name)
                 if isinstance(error, UnknownOutcome):
-                    return self._unknown(claim, alog, platform, ctx, checkpoints, error)
+                    return settle_unknown(outcomes, claim, alog, platform, ctx, checkpoints,
+                                          error)
                 assert isinstance(error, TransientError)  # the rule's only other answer
-                return self._retry(claim, alog, error)
+                return outcomes.retry(claim, alog, error)
             except Chat33Error as exc:  # NotSupported, ValidationError...: a refusal
-                return self._fail(claim, alog, exc.message, final_checkpoint=False)
+                return outcomes.fail(claim, alog, exc.message, final_checkpoint=False)
             except Exception as exc:
                 # a bug in the plugin, not an answer of the platform: fail the post with
                 # the plugin's error; the checkpoint stays, so a retry once the plugin is
                 # fixed resumes instead of publishing again
                 log.exception("the %s plugin raised while publishing %s", name, ctx.post_id)
-                return self._fail(claim, alog, plugin_error_message(platform, exc),
-                                  platform_code=type(exc).__name__, final_checkpoint=False)
-
-    def _unknown(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
-                 ctx: PublishContext, checkpoints: DurableCheckpoints,
-                 exc: UnknownOutcome) -> Outcome:
-        name = platform.display_name or platform.name
-        # durable first: if this worker dies now, the next one confirms before posting
-        checkpoints.mark(unconfirmed=True)
-        alog("unknown_outcome", f"no answer from {name} after the post was sent "
-             f"({exc.message}); asking {name} whether it exists")
-        try:
-            found = self._confirm(platform, ctx)
-        except TransientError as again:
-            return self._retry(claim, alog, again, prefix="could not confirm yet: ")
-        except PlatformError as again:
-            message = (f"{name} did not answer when the post was sent and cannot tell whether "
-                       f"it was published ({again.message}); check the {name} account "
-                       f"{ctx.account.name!r} before posting it again")
-            return self._fail(claim, alog, message, final_checkpoint=False,
-                              posted=exc.posted)
-        if found is not None:
-            return self._published(claim, alog, platform, found)
-        checkpoints.mark(unconfirmed=None)
-        return self._retry(claim, alog, TransientError(
-            f"{name} confirmed the post is not there after an unanswered request "
-            f"({exc.message})", posted=exc.posted))
-
-    def _confirm(self, platform: PlatformBase, ctx: PublishContext) -> PublishResult | None:
-        try:
-            return _plugin_call(platform.confirm, ctx)
-        except (PlatformError, StoreUnavailable):
-            raise
-        except Exception as exc:
-            raise UnknownOutcome(safe_text(exc)) from exc
-
-    # --- credentials ----------------------------------------------------------------------
-
-    def _decrypt(self, enc: str) -> Credentials:
-        """Decrypted credentials, cached by their ciphertext: the same ciphertext always
-        decrypts to the same value, and a refresh stores a new ciphertext, so the cache
-        can never hand out stale credentials (refreshes still go through
-        :meth:`_refresh`'s compare-and-set)."""
-        with self._locks_guard:
-            cached = self._decrypted.get(enc)
-        if cached is not None:
-            # a copy of the one mutable part: threads must not share it
-            return attrs.evolve(cached, extra=dict(cached.extra))
-        credentials = self.core.vault.decrypt_credentials(enc)
-        with self._locks_guard:
-            if len(self._decrypted) >= DECRYPT_CACHE_SIZE:
-                self._decrypted.clear()
-            self._decrypted[enc] = attrs.evolve(credentials, extra=dict(credentials.extra))
-        return credentials
-
-    def _lock_for(self, account_id: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._refresh_locks.setdefault(account_id, threading.Lock())
-
-    def _refresh(self, platform: PlatformBase, account: Account, credentials: Credentials,
-                 alog: AttemptLog, *, force: bool = False) -> Credentials:
-        """Refresh through the plugin and store the result encrypted, compare-and-set on
-        the stored value: when another worker refreshed meanwhile its (possibly rotated)
-        tokens win and are used, so a rotating refresh token is never lost. Refreshes of
-        one account are serialized in this process, and on PostgreSQL across machines by
-        locking the account row."""
-        vault = self.core.vault
-        fresh: Credentials | None = None
-        fresh_enc = current_enc = None
-        try:
-            with self._lock_for(account.id), self.store.credentials_held(account.id) as held:
-                current_enc = held.current
-                if current_enc is None:
-                    raise ReconnectRequired("the account has no credentials")
-                current = vault.decrypt_credentials(current_enc)
-                if current.access_token != credentials.access_token and (
-                        force or not platform.needs_refresh(current)):
-                    metrics.record_token_refresh(platform.name, "reused")
-                    return current  # someone refreshed already
-                fresh = _refreshed(platform, current, RefreshContext(
-                    account=account, http=self.http, settings=self.core.settings))
-                fresh_enc = vault.encrypt_credentials(fresh)
-                stored = held.replace(fresh_enc)
-        except StoreUnavailable:
-            if fresh is None or fresh_enc is None:
-                raise  # the platform was not asked: nothing new to keep
-            # the platform may have rotated the refresh token (the old one is spent):
-            # the new tokens must be stored, in a transaction of their own
-            stored = retrying(functools.partial(self.store.set_account_credentials_enc,
-                                                account.id, fresh_enc, current_enc),
-                              self.queue.lease.total_seconds(),
-                              lambda: f"the refreshed credentials of {account.id}")
-        if not stored:
-            # lost the race to another process (or our commit landed unanswered): use
-            # what is stored
-            latest = self.store.account_credentials_enc(account.id)
-            return vault.decrypt_credentials(latest) if latest else fresh
-        alog("credentials_refreshed", f"{platform.display_name or platform.name} access "
-             "token refreshed")
-        return fresh
-
-    # --- media ------------------------------------------------------------------------------
-
-    def _media_files(self, ids: Sequence[str]) -> list[MediaFile]:
-        return [self._media_file(self.store.get_media(media_id)) for media_id in ids]
-
-    def _media_file(self, asset: MediaAsset) -> MediaFile:
-        """The file read through the media store (a local copy when it lives in an
-        object store), with a URL a platform can pull it from."""
-        files = self.core.media.files
-        return MediaFile(path=files.local_file(asset.name), info=media_info_of(asset.info),
-                         url=files.fetch_url(asset.name), name=asset.name)
-
-    def _cover(self, post: Post) -> MediaFile | None:
-        if not post.cover_image_url:
-            return None
-        asset = self.store.find_media_by_url(post.org_id, post.cover_image_url)
-        try:
-            return None if asset is None else self._media_file(asset)
-        except NotFound:
-            return None
-
-    # --- outcomes ---------------------------------------------------------------------------
-
-    def backoff(self, retry_count: int, retry_after: float | None = None) -> float:
-        """Seconds before attempt ``retry_count + 1``: exponential with full-range jitter
-        in [50 %, 100 %], capped, and never sooner than the platform asked."""
-        delay = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, retry_count - 1))
-        delay *= random.uniform(0.5, 1.0)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return float(delay)
-
-    def _retry(self, claim: Claim, alog: AttemptLog, exc: TransientError,
-               prefix: str = "") -> Outcome:
-        post = claim.post
-        attempts = post.retry_count + 1
-        if attempts >= self.max_attempts:
-            return self._fail(claim, alog, f"gave up after {attempts} attempts: {prefix}"
-                              f"{exc.message}", platform_code=exc.platform_code,
-                              posted=exc.posted, final_checkpoint=False)
-        delay = self.backoff(attempts, exc.retry_after)
-        until = utcnow() + timedelta(seconds=delay)
-        message = (f"attempt {attempts} failed: {prefix}{exc.message}; retry {attempts + 1} of "
-                   f"{self.max_attempts} at {until.isoformat(timespec='seconds')}")
-        alog("retry_scheduled", message, retryCount=attempts, nextAttemptAt=until.isoformat(),
-             delayS=round(delay, 3), platformCode=exc.platform_code)
-        return self._requeue(claim, alog, until, count=True, kind="retry", message=message,
-                             posted=exc.posted)
-
-    def _requeue(self, claim: Claim, alog: AttemptLog, until: datetime, *, count: bool,
-                 kind: str, message: str, posted: Sequence[Receipt] = (),
-                 reconnect: str | None = None,
-                 events: Sequence[tuple[Post, dict[str, Any]]] = ()) -> Outcome:
-        receipts = _match(claim, posted)
-        rows = []
-        for p in (claim.post, *claim.followers):
-            r = receipts.get(p.id)
-            rows.append(attrs.evolve(
-                p, status=transition(p.status, PostStatus.QUEUED, Actor.WORKER),
-                lease_owner=None, lease_expires_at=None, next_attempt_at=until,
-                error_message=message if kind in ("retry", "waiting") else None,
-                retry_count=p.retry_count + (1 if count else 0),
-                external_post_id=r.external_id if r else p.external_post_id,
-                external_post_url=r.external_url if r else p.external_post_url))
-        self.committer.commit(Writes(finish=rows, logs=alog.drain(),
-                                     reconnect=[reconnect] if reconnect else [],
-                                     events=list(events),
-                                     after=[self._written] if events else []), wait=False)
-        return Outcome(kind, claim.post.id, message, next_attempt_at=until)
-
-    def _wait_reconnect(self, claim: Claim, alog: AttemptLog, message: str, *,
-                        found: bool = True) -> Outcome:
-        """The account must be reconnected: mark it, and leave the post QUEUED (not an
-        attempt) until the next look in ``RECONNECT_RECHECK``. ``found``: this attempt
-        found it out (the platform refused a refresh): the ``account.needs_reconnect``
-        webhook goes to the post's ``callbackUrl``."""
-        until = utcnow() + RECONNECT_RECHECK
-        text = f"{WAITING_PREFIX}: {message}"
-        alog("waiting_reconnect", text, nextAttemptAt=until.isoformat())
-        post = claim.post
-        event = [(post, webhooks.needs_reconnect_payload(post, message))] if found else []
-        return self._requeue(claim, alog, until, count=False, kind="waiting", message=text,
-                             reconnect=post.account_id, events=event)
-
-    def _published(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
-                   result: PublishResult) -> Outcome:
-        now = utcnow()
-        receipts = _match(claim, result.receipts)
-        name = platform.display_name or platform.name
-        rows = []
-        missing = []
-        for p in (claim.post, *claim.followers):
-            r = receipts.get(p.id)
-            if r is None:
-                missing.append(p)
-                continue
-            rows.append(attrs.evolve(
-                p, status=transition(p.status, PostStatus.PUBLISHED, Actor.WORKER),
-                published_at=now, external_post_id=r.external_id,
-                external_post_url=r.external_url, error_message=None, lease_owner=None,
-                lease_expires_at=None, next_attempt_at=None))
-        for p in missing:
-            rows.append(attrs.evolve(
-                p, status=transition(p.status, PostStatus.FAILED, Actor.WORKER), lease_owner=None,
-                lease_expires_at=None,
-                error_message=f"{name} returned no receipt for this thread item"))
-        head = rows[0]
-        alog("published", f"published on {name} as {head.external_post_id}"
-             + (f" (thread of {len(rows)})" if len(rows) > 1 else ""),
-             externalPostId=head.external_post_id, externalPostUrl=head.external_post_url)
-        self._write_final(rows, alog, delete_checkpoint_of=claim.post.id)
-        return Outcome("published", claim.post.id)
-
-    def _fail(self, claim: Claim, alog: AttemptLog, message: str, *,
-              platform_code: str | None = None, posted: Sequence[Receipt] = (),
-              reconnect: bool = False, final_checkpoint: bool = True) -> Outcome:
-        now = utcnow()
-        receipts = _match(claim, posted)
-        rows = []
-        for p in (claim.post, *claim.followers):
-            r = receipts.get(p.id)
-            if r is not None:
-                # already on the platform: it is published, whatever happened after it
-                rows.append(attrs.evolve(
-                    p, status=transition(p.status, PostStatus.PUBLISHED, Actor.WORKER),
-                    published_at=now, external_post_id=r.external_id,
-                    external_post_url=r.external_url, error_message=None, lease_owner=None,
-                    lease_expires_at=None))
-            else:
-                rows.append(attrs.evolve(
-                    p, status=transition(p.status, PostStatus.FAILED, Actor.WORKER),
-                    error_message=message, lease_owner=None, lease_expires_at=None))
-        alog("failed", message, platformCode=platform_code)
-        self._write_final(rows, alog, reconnect_account=claim.post.account_id
-                          if reconnect else None,
-                          delete_checkpoint_of=claim.post.id if final_checkpoint else None)
-        return Outcome("failed", claim.post.id, message)
-
-    def _write_final(self, rows: Sequence[Post], alog: AttemptLog, *,
-                     reconnect_account: str | None = None,
-                     delete_checkpoint_of: str | None = None) -> None:
-        """The attempt's final state, logs and outbox rows, in one transaction shared with
-        other threads' writes; this thread does not wait for it when another thread is
-        committing (see :meth:`GroupCommit.commit`). Observer hooks run once it is
-        durable."""
-        writes = Writes(finish=list(rows), logs=alog.drain(),
-                        hooks=[p for p in rows if p.callback_url],
-                        reconnect=[reconnect_account] if reconnect_account else [],
-                        drop_checkpoints=[delete_checkpoint_of]
-                        if delete_checkpoint_of and alog.checkpointed else [],
-                        after=[self._written])
-        self.committer.commit(writes, wait=False)
-
-    def _written(self, writes: Writes) -> None:
-        if writes.hooks_added:
-            self.outbox_written.set()
-        for p in writes.finish:
-            self._notify(p)
-
-    def _notify(self, post: Post) -> None:
-        hook = self.core.host.hook
-        try:
-            if post.status is PostStatus.PUBLISHED:
-                hook.chat33_post_published(post=post)
-            elif post.status is PostStatus.FAILED:
-                hook.chat33_post_failed(post=post)
-        except Exception:
-            log.exception("a chat33 observer hook failed for post %s", post.id)
-
-
-#: methods whose lost answer may hide something created on the platform
-CREATING_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-def escaped_transport_error(exc: httpx.RequestError, name: str) -> PlatformError:
-    """:func:`chat33_core.http.transport_error` for an httpx error a plugin let through,
-    without saying whether its request creates the post: POST, PUT and PATCH count as
-    creating requests (a lost answer is an unknown outcome), others not."""
-    try:
-        method, what = exc.request.method, f"{exc.request.method} {exc.request.url.path}"
-    except RuntimeError:  # an error raised without its request
-        method, what = "", "a request"
-    return transport_error(exc, platform=name, what=what, creates=method in CREATING_METHODS)
-
-
-def _refreshed(platform: PlatformBase, credentials: Credentials,
-               ctx: RefreshContext) -> Credentials:
-    """:func:`_plugin_refresh`, counted by outcome (``chat33_token_refreshes_total``)."""
-    try:
-        fresh = _plugin_refresh(platform, credentials, ctx)
-    except ReconnectRequired:
-        metrics.record_token_refresh(platform.name, "reconnect")
-        raise
-    except TransientError:
-        metrics.record_token_refresh(platform.name, "transient")
-        raise
-    except PermanentError:
-        metrics.record_token_refresh(platform.name, "failed")
-        raise
-    metrics.record_token_refresh(platform.name, "refreshed")
-    return fresh
-
-
-def _plugin_refresh(platform: PlatformBase, credentials: Credentials,
-                    ctx: RefreshContext) -> Credentials:
-    """``platform.refresh_credentials``, whose failures are one of three:
-    ``ReconnectRequired``, ``TransientError`` (an unanswered token request too: it
-    creates no post), or ``PermanentError`` for anything else (a plugin bug named as
-    such, logged with its traceback)."""
-    name = platform.display_name or platform.name
-    try:
-        return platform.refresh_credentials(credentials, ctx)
-    except (ReconnectRequired, TransientError):
-        raise
-    except httpx.RequestError as exc:  # a token request creates no post: retry
-        raise transport_error(exc, platform=name, what="token refresh",
-                              creates=False) from exc
-    except Chat33Error as exc:
-        raise PermanentError(f"refreshing the {name} token failed: {exc.message}",
-                             platform_code=getattr(exc, "platform_code", None)) from exc
-    except Exception as exc:
-        log.exception("the %s plugin raised while refreshing a token", name)
-        raise PermanentError(plugin_error_message(platform, exc),
-                             platform_code=type(exc).__name__) from exc
-
-
-def plugin_error_message(platform: PlatformBase, exc: BaseException) -> str:
-    """What a post says when its plugin raised something that is not a chat33 error."""
-    name = platform.display_name or platform.name
-    module = type(platform).__module__.split(".")[0]
-    return (f"the {name} plugin ({module}) failed: {type(exc).__name__}: {exc}. This is "
-            "a bug in the plugin, not an answer of the platform; the worker's log has the "
-            "traceback")
+                return outcomes.fail(claim, alog, plugin_error_message(platform, exc),
+                                     platform_code=type(exc).__name__, final_checkpoint=False)
 
 
 def _first_start(claim: Claim) -> bool:
@@ -811,56 +344,7 @@ def _log_attempt(claim: Claim, attempt: int, outcome: Outcome, seconds: float) -
     log.info("%s", line)
 
 
-def _plugin_call(method: Callable[[PublishContext], _R], ctx: PublishContext) -> _R:
-    """``method(ctx)``, a plugin's publish or confirm: a failure caused by an unavailable
-    database (a checkpoint save, however the plugin wrapped it) comes out as the
-    :class:`StoreUnavailable` it is, not as the platform error the plugin made of it."""
-    try:
-        return method(ctx)
-    except StoreUnavailable:
-        raise
-    except Exception as exc:
-        fault = behind(exc)
-        if fault is None:
-            raise
-        raise StoreUnavailable(reason=fault.reason) from exc
-
-
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
     """Loading the CA bundle is slow (~0.1 s): once per process."""
     return httpx.create_ssl_context()
-
-
-def _match(claim: Claim, receipts: Sequence[Receipt]) -> dict[str, Receipt]:
-    """Receipts by post id: by ``Receipt.post_id`` when given, else by thread order."""
-    posts = [claim.post, *claim.followers]
-    ids = {p.id for p in posts}
-    found: dict[str, Receipt] = {}
-    for index, receipt in enumerate(receipts):
-        if receipt.post_id and receipt.post_id in ids:
-            found[receipt.post_id] = receipt
-        elif not receipt.post_id and index < len(posts):
-            found.setdefault(posts[index].id, receipt)
-    return found
-
-
-def _reconnect_message(name: str, account: Account, post_id: str | None) -> str:
-    return (f"the {name} account {account.name!r} must be reconnected: its access was "
-            f"revoked or has expired. {_reconnect_hint(name, account, post_id)}")
-
-
-def _reconnect_text(message: str, name: str, account: Account, post_id: str | None) -> str:
-    return f"{message.rstrip('.')}. {_reconnect_hint(name, account, post_id)}"
-
-
-def _reconnect_hint(name: str, account: Account, post_id: str | None) -> str:
-    """What the owner does about refused credentials (the account is marked
-    ``needsReconnect`` in ``GET /accounts`` meanwhile); ``post_id``: the failed post to
-    retry then (None: the post waits and goes out once the account is reconnected)."""
-    then = (f", then retry the post (POST /api/v1/posts/{post_id}/retry or `chat33 posts "
-            f"retry {post_id}`)" if post_id else "; the post goes out once it is")
-    return (f"Reconnect the {name} account {account.name!r} ({account.id}, shown with "
-            f"needsReconnect: true in GET /api/v1/accounts: POST /api/v1/accounts/"
-            f"{account.id}/reconnect or `chat33 accounts reconnect {account.id}`; by hand: "
-            f"`chat33 accounts set-token {account.id} --token ...`){then}")

@@ -36,7 +36,8 @@ from ..models import LogEvent, PostStatus, utcnow
 from ..states import Actor, transition
 from ..webhooks import WebhookDispatcher
 from .batch import retrying
-from .publisher import Outcome, Publisher
+from .outcomes import Outcome
+from .publisher import Publisher
 from .queue import Claim, Queue
 
 if TYPE_CHECKING:
