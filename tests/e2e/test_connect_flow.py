@@ -172,10 +172,20 @@ def test_connect_publish_refresh_reconnect_disconnect(
                 site.publish(account["id"], platform, media, "after a token refresh")
                 after = core.account_credentials(account["id"])
                 assert after is not None and after.access_token != before.access_token
+                assert after.refresh_token  # rotated, or kept when the answer had none
 
-            # connecting it again updates the account, never a duplicate
+            # connecting it again updates the account, never a duplicate; a grant that
+            # comes without a refresh token (Google's without prompt=consent) keeps the
+            # stored one, and so does the reconnect below
+            r = browser.post(f"{sandbox_url}/_sandbox/oauth", json={"refresh_tokens": False})
+            assert r.status_code == 200, r.text
+            kept = core.account_credentials(account["id"])
+            assert kept is not None
             again = site.connect("/api/v1/accounts/connect", {"platform": platform})
             assert [a["id"] for a in again["accounts"]] == [account["id"]]
+            now = core.account_credentials(account["id"])
+            assert now is not None and now.access_token != kept.access_token
+            assert now.refresh_token == kept.refresh_token
 
             # reconnect: the same identity, needsReconnect cleared
             with core.store.begin() as c:
@@ -186,6 +196,14 @@ def test_connect_publish_refresh_reconnect_disconnect(
             reconnected = site.connect(f"/api/v1/accounts/{account['id']}/reconnect", {})
             [same] = reconnected["accounts"]
             assert same["id"] == account["id"] and not same["needsReconnect"]
+            now = core.account_credentials(account["id"])
+            assert now is not None and now.refresh_token == kept.refresh_token
+            if now.refresh_token:  # the kept refresh token still refreshes
+                core.save_account_credentials(account["id"], attrs.evolve(
+                    now, expires_at=utcnow() - timedelta(minutes=1)))
+                site.publish(account["id"], platform, media, "after a reconnect")
+                renewed = core.account_credentials(account["id"])
+                assert renewed is not None and renewed.access_token != now.access_token
             listed = client.get("/api/v1/accounts", params={"platform": platform}).json()
             assert [a["id"] for a in listed["items"]] == [account["id"]]
 
@@ -195,7 +213,7 @@ def test_connect_publish_refresh_reconnect_disconnect(
             assert r.status_code == 200 and r.json()["success"] is True, r.text
             assert core.account_credentials(account["id"]) is None
             assert client.get("/api/v1/accounts").json()["items"] == []
-            held = [c for c in (before, after, last) if c]
+            held = [c for c in (before, after, kept, now, last) if c]
             secrets = [SANDBOX_CLIENT_SECRET, *site.codes, *(c.access_token for c in held),
                        *(c.refresh_token for c in held if c.refresh_token)]
         core.store.dispose()
