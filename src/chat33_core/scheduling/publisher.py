@@ -11,6 +11,8 @@ and maps its error class to the post's next state:
                          FAILED after ``max_attempts``
 ``QuotaExceeded``        QUEUED until ``retry_at``; not an attempt (so is a post that
                          would go over a declared ``RateLimit``: see ``limits``)
+``Throttled``            the platform's rate limit: QUEUED until its reset, not an
+                         attempt, like a declared ``RateLimit`` (``waiting_for_limit``)
 ``CredentialsExpired``   one refresh and one more try; a refused refresh: as below
 a refused refresh        the account marked ``needs_reconnect``; the post waits in
                          QUEUED (not an attempt), looked at again every
@@ -73,6 +75,7 @@ from ..errors import (
     QuotaExceeded,
     ReconnectRequired,
     StoreUnavailable,
+    Throttled,
     TransientError,
     UnknownOutcome,
 )
@@ -362,14 +365,15 @@ class Publisher:
         return self._publish(claim, alog, platform, ctx, checkpoints)
 
     def _wait_for_limit(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
-                        wait: LimitWait) -> Outcome:
-        """The one place a post waits for a platform limit shared by all workers: back
-        to the queue until the window opens, saying so in its log; not an attempt."""
+                        wait: LimitWait, posted: Sequence[Receipt] = ()) -> Outcome:
+        """The one place a post waits for a platform limit, declared and shared by all
+        workers or answered by the platform (``Throttled``): back to the queue until the
+        window opens, saying so in its log; not an attempt."""
         metrics.record_limit_wait(platform.name)
         alog("waiting_for_limit", wait.message, limits=list(wait.limits),
              nextAttemptAt=wait.until.isoformat())
         return self._requeue(claim, alog, wait.until, count=False, kind="deferred",
-                             message=wait.message)
+                             message=wait.message, posted=posted)
 
     def _publish(self, claim: Claim, alog: AttemptLog, platform: PlatformBase,
                  ctx: PublishContext, checkpoints: DurableCheckpoints) -> Outcome:
@@ -420,6 +424,9 @@ class Publisher:
                 alog("deferred_quota", message, nextAttemptAt=until.isoformat())
                 return self._requeue(claim, alog, until, count=False, kind="deferred",
                                      message=message, posted=exc.posted)
+            except Throttled as exc:
+                return self._wait_for_limit(claim, alog, platform, _throttled(name, exc),
+                                            posted=exc.posted)
             except TransientError as exc:
                 return self._retry(claim, alog, exc)
             except ReconnectRequired as exc:
@@ -736,6 +743,14 @@ def escaped_transport_error(exc: httpx.RequestError, name: str) -> PlatformError
     except RuntimeError:  # an error raised without its request
         method, what = "", "a request"
     return transport_error(exc, platform=name, what=what, creates=method in CREATING_METHODS)
+
+
+def _throttled(name: str, exc: Throttled) -> LimitWait:
+    """The wait a platform's rate limit asks for, as a declared limit's."""
+    until = utcnow() + timedelta(seconds=exc.retry_after or 0.0)
+    return LimitWait(until=until, limits=(exc.platform_code or "rate-limit",),
+                     message=f"waiting for {name}'s rate limit ({exc.message}); next try at "
+                     f"{until.isoformat(timespec='seconds')}")
 
 
 def _refreshed(platform: PlatformBase, credentials: Credentials,
