@@ -45,14 +45,17 @@ _context: ContextVar[Mapping[str, Any]] = ContextVar("chat33_log_context", defau
 #: ``verifier``, ``assertion`` alone or as the last word of a snake_case name
 #: (``fb_exchange_token``, ``client_secret``, ``code_verifier``); ``code``, ``state``
 #: (an OAuth callback's), ``apikey``; camelCase ones (``accessToken``, ``clientSecret``)
-_NAME = (r"(?:\b(?i:(?:\w+_)?(?:token|secret|password|passwd|key|signature|verifier|"
-         r"assertion)|code|state|apikey)|\b[a-z]\w*(?:Token|Secret|Password))")
-_SECRET_PAIR = re.compile(rf"({_NAME})=([^&\s\"',;]+)")
-_SECRET_JSON = re.compile(rf"(\"{_NAME}\"\s*:\s*\")([^\"]+)\"")
+_SECRET_WORDS = frozenset({"token", "secret", "password", "passwd", "key", "signature",
+                           "verifier", "assertion"})
+_SECRET_NAMES = frozenset({"code", "state", "apikey"})
+_CAMEL_ENDS = ("Token", "Secret", "Password")
+#: a ``name=value`` pair and a JSON ``"name": "value"`` pair (possessive: linear time)
+_PAIR = re.compile(r"\b(\w++)=([^&\s\"',;]++)")
+_JSON_PAIR = re.compile(r"(\"(\w++)\"\s*+:\s*+\")([^\"]++)\"")
 #: ``scheme://user:password@host``
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*+://)[^/\s@?#]++@")
 #: Telegram's Bot API puts the bot token in the path: ``/bot123456:AA.../sendMessage``
-_BOT_TOKEN = re.compile(r"/bot(\d+):[\w-]+")
+_BOT_TOKEN = re.compile(r"/bot(\d++):[\w-]++")
 _BEARER = re.compile(r"(?i)\b(Bearer|Basic|OAuth)\s+[\w.~+/=:-]{16,}")
 
 
@@ -83,12 +86,22 @@ def current() -> dict[str, Any]:
     return dict(_context.get())
 
 
+def _secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return (lowered in _SECRET_NAMES or lowered.rpartition("_")[2] in _SECRET_WORDS
+            or (name[:1].islower() and name.endswith(_CAMEL_ENDS)))
+
+
 def redact(text: str) -> str:
     """``text`` with its secret-looking values masked (see the module's docstring)."""
-    text = _SECRET_PAIR.sub(lambda m: f"{m[1]}=***", text)
-    text = _SECRET_JSON.sub(lambda m: f'{m[1]}***"', text)
-    text = _USERINFO.sub(lambda m: f"{m[1]}***@", text)
-    text = _BOT_TOKEN.sub(lambda m: f"/bot{m[1]}:***", text)
+    if "=" in text:
+        text = _PAIR.sub(lambda m: f"{m[1]}=***" if _secret_name(m[1]) else m[0], text)
+    if '"' in text:
+        text = _JSON_PAIR.sub(lambda m: f'{m[1]}***"' if _secret_name(m[2]) else m[0], text)
+    if "@" in text:
+        text = _USERINFO.sub(lambda m: f"{m[1]}***@", text)
+    if "/bot" in text:
+        text = _BOT_TOKEN.sub(lambda m: f"/bot{m[1]}:***", text)
     return _BEARER.sub(lambda m: f"{m[1]} ***", text)
 
 
