@@ -7,6 +7,8 @@ PostgreSQL is a failure, not a skip.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -49,6 +51,29 @@ def _slow_tests_one_at_a_time(request: pytest.FixtureRequest,
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 SECRET = "test-secret-key-0123456789abcdef"
+
+
+@pytest.fixture
+def debug_logs() -> Iterator[io.StringIO]:
+    """The process's logging as ``chat33 serve`` sets it up at ``CHAT33_LOG_LEVEL=DEBUG``,
+    its lines written to the returned buffer instead of stderr; undone afterwards."""
+    from chat33_core import logs
+
+    root = logging.getLogger()
+    level, factory = root.level, logging.getLogRecordFactory()
+    quiet = {name: logging.getLogger(name).level for name in logs.QUIET_LOGGERS}
+    handler = logs.configure("text", "DEBUG")
+    assert isinstance(handler, logging.StreamHandler)
+    lines = io.StringIO()
+    handler.setStream(lines)
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        logging.setLogRecordFactory(factory)
+        for name, was in quiet.items():
+            logging.getLogger(name).setLevel(was)
 
 
 def postgres_url() -> str | None:

@@ -15,7 +15,9 @@ accounts"); the plugins speak their platforms' protocols through the hooks of
 Every refusal ends the connection ``failed`` (or ``expired``) with an error code and a
 message, never a 500. Codes, tokens and verifiers never reach a log or an answer.
 Connecting a platform identity the organization already has updates that account (new
-tokens, ``needs_reconnect`` cleared); a reconnect must come back as the same identity.
+tokens, ``needs_reconnect`` cleared; a grant without a refresh token keeps the stored one,
+:meth:`~chat33_core.models.Credentials.replaced_by`); a reconnect must come back as the
+same identity.
 """
 
 from __future__ import annotations
@@ -356,9 +358,12 @@ class Connector:
             credentials = target.credentials or (grant.credentials if grant else None)
             if credentials is None:
                 raise OAuthError("exchange_failed", f"no credentials for {target.name}")
-            enc = vault.encrypt_credentials(credentials)
             existing = self.store.find_account_by_external_id(
                 connection.org_id, connection.platform, target.external_id)
+            stored = self.core.account_credentials(existing.id) if existing else None
+            if stored is not None:  # a grant without a refresh token keeps the stored one
+                credentials = stored.replaced_by(credentials)
+            enc = vault.encrypt_credentials(credentials)
             if existing is not None:
                 updated.append((attrs.evolve(
                     existing, name=target.name or existing.name,

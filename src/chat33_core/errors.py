@@ -209,6 +209,23 @@ class TransientError(PlatformError):
         self.retry_after = retry_after
 
 
+class Throttled(TransientError):
+    """The platform's rate limit: too many requests, come back in ``retry_after``
+    seconds (the reset it names, or its estimate; :data:`THROTTLE_WAIT_S` when it names
+    none). Nothing was done and nothing failed: the worker puts the post back in the
+    queue until then without counting an attempt, as it does when a declared
+    ``RateLimit`` is used up (``waiting_for_limit``). Code that catches
+    ``TransientError`` (a retry inside one attempt) catches it too."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, retry_after=THROTTLE_WAIT_S if retry_after is None
+                         else max(0.0, retry_after), **kw)
+
+
+#: how long a post waits on a rate limit whose platform named no reset
+THROTTLE_WAIT_S = 60.0
+
+
 class QuotaExceeded(PlatformError):
     """A platform quota is spent; defer (not fail) until ``retry_at``."""
 

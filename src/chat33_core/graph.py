@@ -16,8 +16,9 @@ platform adds (its subcodes, whether its tokens refresh, its scopes) is data, a
 3. tokens (190, 102) → ``CredentialsExpired`` where the platform refreshes tokens and the
    subcode is not one only the owner can cure, else ``ReconnectRequired``;
    permissions (10, 200-299) → ``ReconnectRequired`` (a new login with the scopes);
-4. throttling (4, 17, 32, 341, 613, 80001, 80002, HTTP 429) → ``TransientError`` whose
-   ``retry_after`` is Meta's estimate, or :data:`DEFAULT_THROTTLE_WAIT_S`;
+4. throttling (4, 17, 32, 341, 613, 80001, 80002, HTTP 429) → ``Throttled`` (the post
+   waits, not an attempt) whose ``retry_after`` is Meta's estimate, or
+   :data:`DEFAULT_THROTTLE_WAIT_S`;
 5. 368 (blocked for policy) and 506 (duplicate post) → ``PermanentError``;
 6. the platform's retry subcodes (the platform certainly did not act) → ``TransientError``;
 7. transient (1, 2, the platform's own, ``is_transient``, HTTP 5xx) → ``TransientError``,
@@ -45,6 +46,7 @@ from .errors import (
     PlatformError,
     QuotaExceeded,
     ReconnectRequired,
+    Throttled,
     TransientError,
     UnknownOutcome,
 )
@@ -230,8 +232,8 @@ def envelope_error(error: GraphError, platform: GraphPlatform, *,
                                  f"the {platform.account}{scopes}", **kw)
     if code in THROTTLING_CODES or status == 429:
         wait = usage_wait_s(headers or {}) or DEFAULT_THROTTLE_WAIT_S
-        return TransientError(f"{name} is throttling requests (code {code}): {text}; "
-                              f"retrying in {wait:.0f} s", retry_after=wait, **kw)
+        return Throttled(f"{name} is throttling requests (code {code}): {text}; "
+                         f"waiting {wait:.0f} s", retry_after=wait, **kw)
     if code == 368:
         return PermanentError(error.user_msg or f"{name} has temporarily blocked this "
                               f"{platform.account} from posting for a policy reason: {text}",
@@ -264,7 +266,7 @@ def graph_error(response: httpx.Response, platform: GraphPlatform, *, creates: b
     if status == 429:
         wait = usage_wait_s(response.headers) or _retry_after(response) or \
             DEFAULT_THROTTLE_WAIT_S
-        return TransientError(f"{name} is throttling {what}", retry_after=wait, **kw)
+        return Throttled(f"{name} is throttling {what}", retry_after=wait, **kw)
     if status >= 500 or status == 408:
         if creates:
             return UnknownOutcome(f"{name} answered {status} to {what}; whether the post "

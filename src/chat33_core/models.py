@@ -157,6 +157,16 @@ class Credentials:
     issued_at: datetime | None = field(default=None, validator=_aware)
     extra: dict[str, Any] = field(factory=dict)
 
+    def replaced_by(self, new: Credentials) -> Credentials:
+        """``new``, to be stored in place of these credentials: when it came without a
+        refresh token (a refresh that does not rotate it; a grant that sends none, as
+        Google's does without ``prompt=consent`` once the user consented) this refresh
+        token is kept. The one rule for every platform: a connect again, a reconnect and
+        the worker's refresh all save through it."""
+        if new.refresh_token or not self.refresh_token:
+            return new
+        return attrs.evolve(new, refresh_token=self.refresh_token)
+
 
 @frozen
 class Account:

@@ -14,7 +14,10 @@ here once (``reference/oauth.md`` §9):
   plain); a reused, expired or mismatched code is ``invalid_grant``;
 * ``state`` echoed byte for byte, on denial too;
 * switches under ``POST /_sandbox/oauth``: ``deny`` (the user clicks Deny),
-  ``granted_scopes`` (a partial grant), ``code_lifetime`` (seconds).
+  ``granted_scopes`` (a partial grant), ``code_lifetime`` (seconds),
+  ``refresh_tokens: false`` (code grants come without a refresh token, as Google's do
+  without ``prompt=consent`` once the user consented; the sandboxes of platforms that
+  send one, YouTube, X and TikTok, read ``AuthorizationServer.refresh_tokens``).
 
 Usage in a sandbox::
 
@@ -121,12 +124,14 @@ class AuthorizationServer:
             self.granted_scopes: list[str] | None = None
             self.redirect_uris: list[str] | None = None
             self.code_lifetime = self.default_code_lifetime
+            self.refresh_tokens = True
             #: every consent given, for tests: (subject, scopes)
             self.consents: list[tuple[str, tuple[str, ...]]] = []
 
     def _configure(self, request: Request) -> Response:
         body = request.get_json(force=True, silent=True) or {}
-        known = {"deny", "granted_scopes", "redirect_uris", "code_lifetime"}
+        known = {"deny", "granted_scopes", "redirect_uris", "code_lifetime",
+                 "refresh_tokens"}
         unknown = sorted(set(body) - known)
         if unknown:
             return json_response({"error": f"unknown option(s): {', '.join(unknown)}",

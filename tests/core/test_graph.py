@@ -16,6 +16,7 @@ from chat33_core.errors import (
     PermanentError,
     QuotaExceeded,
     ReconnectRequired,
+    Throttled,
     TransientError,
     UnknownOutcome,
 )
@@ -103,8 +104,9 @@ def test_throttling_waits_for_metas_estimate_or_the_default():
         80002, "Too many calls", is_transient=True,
         headers={"X-Business-Use-Case-Usage": buc}), creates=True)
     _, default = fail_over_http(GraphFailure(4, "App limit"), creates=True)
-    assert type(estimated) is TransientError and estimated.retry_after == 9 * 60
-    assert type(default) is TransientError and default.retry_after == DEFAULT_THROTTLE_WAIT_S
+    # the platform's rate limit: the post waits for it without spending an attempt
+    assert type(estimated) is Throttled and estimated.retry_after == 9 * 60
+    assert type(default) is Throttled and default.retry_after == DEFAULT_THROTTLE_WAIT_S
     assert DEFAULT_THROTTLE_WAIT_S == 300
 
 
@@ -159,7 +161,7 @@ def test_policy_blocks_and_duplicates_fail(code, text):
 
 @pytest.mark.parametrize(("status", "creates", "expected"), [
     (500, True, UnknownOutcome), (503, False, TransientError), (408, True, UnknownOutcome),
-    (429, True, TransientError), (401, False, CredentialsExpired), (404, True, PermanentError),
+    (429, True, Throttled), (401, False, CredentialsExpired), (404, True, PermanentError),
 ])
 def test_an_answer_without_an_envelope_is_read_by_its_status(status, creates, expected):
     response = httpx.Response(status, text="<html>gateway</html>")

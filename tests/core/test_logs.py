@@ -8,6 +8,7 @@ import logging
 import sys
 import threading
 
+import httpx
 import pytest
 
 from chat33_core import logs
@@ -65,16 +66,77 @@ def test_text_lines_end_with_the_fields() -> None:
      "GET https://graph.example/me?access_token=***&fields=id"),
     ("grant_type=refresh_token&refresh_token=rt-42&client_secret=s3cr3t",
      "grant_type=refresh_token&refresh_token=***&client_secret=***"),
-    ("callback?code=AUTHCODE&state=1", "callback?code=***&state=1"),
+    ("callback?code=AUTHCODE&state=1", "callback?code=***&state=***"),
     ("password=hunter22 api_key=sk_live_1", "password=*** api_key=***"),
+    ("GET /v25.0/oauth/access_token?grant_type=fb_exchange_token&fb_exchange_token=EAAU1",
+     "GET /v25.0/oauth/access_token?grant_type=fb_exchange_token&fb_exchange_token=***"),
+    ("code_verifier=v1 input_token=t1 accessToken=t2 clientSecret=s1",
+     "code_verifier=*** input_token=*** accessToken=*** clientSecret=***"),
+    ('{"access_token": "EAAB1", "expires_in": 3600}',
+     '{"access_token": "***", "expires_in": 3600}'),
+    ("GET https://alice:pa55@example.com/x", "GET https://***@example.com/x"),
+    ("POST https://api.telegram.org/bot123456:AAH-x_y9/sendMessage",
+     "POST https://api.telegram.org/bot123456:***/sendMessage"),
+    ("Authorization: Bearer ya29.a0AfB_byC-xyz0123", "Authorization: Bearer ***"),
 ])
 def test_secret_looking_values_are_masked(text: str, masked: str) -> None:
     assert logs.redact(text) == masked
 
 
 def test_ordinary_pairs_are_kept() -> None:
-    text = "statusCode=429 platformCode=quota retryCount=2 post_id=post_1"
+    text = ("statusCode=429 platformCode=quota retryCount=2 post_id=post_1 the OAuth flow "
+            "GET https://example.com/bot/x")
     assert logs.redact(text) == text
+
+
+def test_at_debug_no_library_logs_a_secret_of_a_request(debug_logs) -> None:  # type: ignore[no-untyped-def]
+    """httpx and httpcore at DEBUG log each request's URL and the answer's headers: the
+    records themselves (what every handler gets) and chat33's lines are masked."""
+    from chat33_core.sandbox import serve
+
+    secrets = ["APPSECRET1", "AUTHCODE1", "EXCHANGED1", "BOTTOKEN1", "PASSWORD1", "STATE1"]
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        start_response("302 Found", [("Location", "/back?code=AUTHCODE1&state=STATE1")])
+        return [b""]
+
+    caught = []
+    handler = logging.Handler()
+    handler.emit = caught.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(handler)
+    try:
+        with serve(app) as base:
+            host = base.removeprefix("http://")
+            with httpx.Client() as client:
+                client.get(f"{base}/v25.0/oauth/access_token", params={
+                    "client_id": "app", "client_secret": "APPSECRET1", "code": "AUTHCODE1"})
+                client.get(f"{base}/access_token?grant_type=fb_exchange_token"
+                           "&fb_exchange_token=EXCHANGED1")
+                client.post(f"{base}/bot42:BOTTOKEN1/sendMessage")
+                client.get(f"http://user:PASSWORD1@{host}/me")
+            try:
+                raise RuntimeError(f"failed: {base}/?access_token=EXCHANGED1")
+            except RuntimeError:
+                logging.getLogger("chat33.test").exception("oops")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    output = debug_logs.getvalue()
+    records = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caught)
+    assert "HTTP Request: GET" in output and "httpcore" in output  # DEBUG did log them
+    assert "client_secret=***" in records and "/bot42:***/" in records
+    for secret in secrets:
+        assert secret not in records, secret
+        assert secret not in output, secret
+
+
+def test_a_record_with_nothing_secret_keeps_its_arguments(debug_logs) -> None:  # type: ignore[no-untyped-def]
+    record = logging.getLogger("chat33.test").makeRecord(
+        "chat33.test", logging.INFO, __file__, 1, "posted %s", ("post_1",), None)
+    assert logging.getLogRecordFactory() is not logging.LogRecord
+    made = logging.getLogRecordFactory()("chat33.test", logging.INFO, __file__, 1,
+                                         "token=%s", ("t-1",), None)
+    assert record.args == ("post_1",)
+    assert made.getMessage() == "token=***" and made.args == ()
 
 
 def test_a_traceback_is_masked_too() -> None:

@@ -169,3 +169,30 @@ def test_unknown_switches_are_refused_and_reset_forgets_them(sandbox) -> None:  
     http.post("/_sandbox/oauth", json={"deny": True})
     http.post("/_sandbox/reset")
     assert "code" in redirected(authorize(http))
+
+
+@pytest.mark.parametrize(("old", "new", "kept"), [
+    ("rt-old", None, "rt-old"),      # a grant or refresh without one: the stored one stays
+    ("rt-old", "rt-new", "rt-new"),  # rotated: the new one replaces it
+    (None, None, None),              # the platform has none (Meta, Telegram)
+    (None, "rt-new", "rt-new"),
+])
+def test_new_credentials_keep_the_stored_refresh_token_only_when_they_have_none(
+        old: str | None, new: str | None, kept: str | None) -> None:
+    from chat33_core.models import Credentials
+
+    stored = Credentials(access_token="at-old", refresh_token=old)
+    fresh = Credentials(access_token="at-new", refresh_token=new, extra={"scope": "s"})
+    saved = stored.replaced_by(fresh)
+    assert (saved.access_token, saved.refresh_token, saved.extra) == ("at-new", kept,
+                                                                      {"scope": "s"})
+
+
+def test_the_refresh_tokens_switch_is_one_of_the_known_options() -> None:
+    app = SandboxApp()
+    AuthorizationServer("demo", app)
+    with serve(app) as url:
+        answer = httpx.post(f"{url}/_sandbox/oauth", json={"refresh_tokens": False})
+        assert answer.status_code == 200 and answer.json()["refresh_tokens"] is False
+        wrong = httpx.post(f"{url}/_sandbox/oauth", json={"refresh_token": False})
+        assert wrong.status_code == 400 and "refresh_tokens" in wrong.json()["options"]

@@ -5,6 +5,7 @@ disconnect. The API and each platform's sandbox listen on loopback."""
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -45,14 +46,18 @@ POSTS: dict[str, tuple[str | None, dict[str, Any]]] = {
 }
 
 
-def follow(browser: httpx.Client, url: str, stop_at: str) -> httpx.Response:
+def follow(browser: httpx.Client, url: str, stop_at: str,
+           codes: list[str] | None = None) -> httpx.Response:
     """Open ``url`` and follow redirects as a browser would, until one leads to
-    ``stop_at`` (the returnUrl, not served) or a page answers."""
+    ``stop_at`` (the returnUrl, not served) or a page answers; the authorization codes
+    the redirects carry are added to ``codes``."""
     response = browser.get(url)
     for _ in range(10):
         location = response.headers.get("location")
         if response.status_code not in (301, 302, 303, 307) or not location:
             return response
+        if codes is not None:
+            codes += parse_qs(urlsplit(location).query).get("code", [])
         if location.startswith(stop_at):
             return response
         response = browser.get(location)
@@ -66,6 +71,8 @@ class Site:
     client: httpx.Client
     browser: httpx.Client
     sandbox: str
+    #: every authorization code the platform sent back
+    codes: list[str] = attrs.Factory(list)
 
     def connect(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Start a connection, let the browser consent, finish it; the connection."""
@@ -74,7 +81,7 @@ class Site:
         assert r.status_code == 201, r.text
         started = r.json()
         assert started["status"] == "pending"
-        back = follow(self.browser, started["authorizationUrl"], return_url)
+        back = follow(self.browser, started["authorizationUrl"], return_url, self.codes)
         assert back.status_code == 303, back.text
         query = parse_qs(urlsplit(back.headers["location"]).query)
         assert query["connectionId"] == [started["connectionId"]]
@@ -109,7 +116,10 @@ class Site:
 
 @pytest.mark.parametrize("platform", _connectable())
 def test_connect_publish_refresh_reconnect_disconnect(
-        platform: str, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        platform: str, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        debug_logs: io.StringIO) -> None:
+    """At ``CHAT33_LOG_LEVEL=DEBUG`` (httpx and httpcore log every request): no log
+    record, nor a line chat33 writes, holds a token, a code or the app's secret."""
     caplog.set_level(logging.DEBUG)
     holder: dict[str, Any] = {}
 
@@ -155,16 +165,27 @@ def test_connect_publish_refresh_reconnect_disconnect(
             # its token expires: the worker refreshes it before the next post
             before = core.account_credentials(account["id"])
             assert before is not None
+            after = None
             if before.refresh_token:
                 core.save_account_credentials(account["id"], attrs.evolve(
                     before, expires_at=utcnow() - timedelta(minutes=1)))
                 site.publish(account["id"], platform, media, "after a token refresh")
                 after = core.account_credentials(account["id"])
                 assert after is not None and after.access_token != before.access_token
+                assert after.refresh_token  # rotated, or kept when the answer had none
 
-            # connecting it again updates the account, never a duplicate
+            # connecting it again updates the account, never a duplicate; a grant that
+            # comes without a refresh token (Google's without prompt=consent) keeps the
+            # stored one, and so does the reconnect below
+            r = browser.post(f"{sandbox_url}/_sandbox/oauth", json={"refresh_tokens": False})
+            assert r.status_code == 200, r.text
+            kept = core.account_credentials(account["id"])
+            assert kept is not None
             again = site.connect("/api/v1/accounts/connect", {"platform": platform})
             assert [a["id"] for a in again["accounts"]] == [account["id"]]
+            now = core.account_credentials(account["id"])
+            assert now is not None and now.access_token != kept.access_token
+            assert now.refresh_token == kept.refresh_token
 
             # reconnect: the same identity, needsReconnect cleared
             with core.store.begin() as c:
@@ -175,20 +196,32 @@ def test_connect_publish_refresh_reconnect_disconnect(
             reconnected = site.connect(f"/api/v1/accounts/{account['id']}/reconnect", {})
             [same] = reconnected["accounts"]
             assert same["id"] == account["id"] and not same["needsReconnect"]
+            now = core.account_credentials(account["id"])
+            assert now is not None and now.refresh_token == kept.refresh_token
+            if now.refresh_token:  # the kept refresh token still refreshes
+                core.save_account_credentials(account["id"], attrs.evolve(
+                    now, expires_at=utcnow() - timedelta(minutes=1)))
+                site.publish(account["id"], platform, media, "after a reconnect")
+                renewed = core.account_credentials(account["id"])
+                assert renewed is not None and renewed.access_token != now.access_token
             listed = client.get("/api/v1/accounts", params={"platform": platform}).json()
             assert [a["id"] for a in listed["items"]] == [account["id"]]
 
             # disconnect: revoked where it can be, tokens forgotten
+            last = core.account_credentials(account["id"])
             r = client.delete(f"/api/v1/accounts/{account['id']}")
             assert r.status_code == 200 and r.json()["success"] is True, r.text
             assert core.account_credentials(account["id"]) is None
             assert client.get("/api/v1/accounts").json()["items"] == []
-            secrets = [c.access_token for c in (before,) if c] + \
-                [c.refresh_token for c in (before,) if c and c.refresh_token]
+            held = [c for c in (before, after, kept, now, last) if c]
+            secrets = [SANDBOX_CLIENT_SECRET, *site.codes, *(c.access_token for c in held),
+                       *(c.refresh_token for c in held if c.refresh_token)]
         core.store.dispose()
-    # chat33's own logs (not the test browser's nor the test servers')
-    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("chat33"))
-    assert "connected" in logged
+    # every record (chat33's, httpx's, httpcore's, the sandbox's) and chat33's lines
+    records = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    lines = debug_logs.getvalue()
+    assert "connected" in records and "HTTP Request: POST" in lines  # DEBUG did log them
+    assert site.codes
     for secret in secrets:
-        assert secret not in logged
-    assert "code=" not in logged and "code_verifier" not in logged
+        assert secret not in records, secret
+        assert secret not in lines, secret

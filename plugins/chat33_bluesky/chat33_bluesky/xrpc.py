@@ -7,7 +7,7 @@ must do follows from both:
 ==========================================  =================================================
 400 ``ExpiredToken`` / ``InvalidToken``,    :class:`CredentialsExpired` (the session is
 401 (``AuthMissing`` ...)                   refreshed once); note the expired token is a 400
-429 ``RateLimitExceeded``                   :class:`TransientError` with the wait until
+429 ``RateLimitExceeded``                   :class:`Throttled` with the wait until
                                             ``RateLimit-Reset`` (epoch seconds); a wait
                                             longer than :data:`QUOTA_WAIT_S` (the hourly
                                             or daily write budget) is :class:`QuotaExceeded`
@@ -31,6 +31,7 @@ from chat33_core.errors import (
     CredentialsExpired,
     PermanentError,
     QuotaExceeded,
+    Throttled,
     TransientError,
     UnknownOutcome,
 )
@@ -42,7 +43,7 @@ QUOTA_WAIT_S = 900.0
 TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})
 
 
-class RateLimitedByBluesky(TransientError):
+class RateLimitedByBluesky(Throttled):
     """A 429 that resets soon: retry after ``retry_after`` seconds."""
 
 

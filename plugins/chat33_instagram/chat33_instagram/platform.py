@@ -64,7 +64,10 @@ FACEBOOK_GRAPH = "https://graph.facebook.com"
 GRAPH_VERSION = "v25.0"
 #: Instagram refreshes only long-lived tokens at least this old (and not expired)
 MIN_TOKEN_AGE = timedelta(hours=24)
-#: Instagram Login (oauth.md §3.2)
+#: Instagram Login (oauth.md §3.2): the code exchange is on api.instagram.com
+#: (``CHAT33_INSTAGRAM_TOKEN_URL`` replaces it), the long-lived exchange
+#: (``ig_exchange_token``) and the refresh (``refresh_access_token``) on
+#: graph.instagram.com (platforms.md §1.8); ``CHAT33_INSTAGRAM_API_BASE`` replaces both hosts
 IG_AUTHORIZE = "https://www.instagram.com/oauth/authorize"
 IG_TOKEN = "https://api.instagram.com/oauth/access_token"
 #: what publishing needs through Instagram Login, and through Facebook Login (§3.3)
@@ -88,12 +91,13 @@ class InstagramPlatform(PlatformBase):
         max_videos=rules.CAROUSEL_MAX,
         max_image_bytes=rules.IMAGE_MAX_BYTES,
         max_video_bytes=rules.REEL_MAX_BYTES,
-        daily_cap=25,
     )
     #: shared by all workers: Meta's app-wide call budget, which it reports as a
     #: percentage in ``X-App-Usage`` (throttling starts at 100; a publish spends nothing
     #: of its own here but waits while the app is at 100), and the 100 API-published
-    #: posts per account per 24 h (a carousel counts as one)
+    #: posts per account per 24 h (a carousel counts as one; the Content Publishing guide's
+    #: moving 24-hour window, platforms.md §1.4: 25 was the old figure), so no
+    #: ``limits.daily_cap`` beside it
     rate_limits = (
         RateLimit("app-usage", per="app", units=100, window=timedelta(hours=1), cost=0,
                   description="% of the app's hourly call budget (X-App-Usage)"),
@@ -323,8 +327,8 @@ class InstagramPlatform(PlatformBase):
         if credentials.issued_at is not None and now - credentials.issued_at < MIN_TOKEN_AGE:
             raise ReconnectRequired("Instagram refused a token less than 24 h old and it "
                                     "cannot be refreshed yet: reconnect the account")
-        url = self.settings.token_url(self.name,
-                                      f"{self.graph_base(credentials)}/refresh_access_token")
+        # graph.instagram.com, not the code exchange's endpoint (CHAT33_INSTAGRAM_TOKEN_URL)
+        url = self.platform_url(f"{INSTAGRAM_GRAPH}/refresh_access_token")
         response = send(ctx.http, "GET", url, platform="Instagram", what="token refresh",
                         creates=False, params={"grant_type": "ig_refresh_token",
                                                "access_token": credentials.access_token})

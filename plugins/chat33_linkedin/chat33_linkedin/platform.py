@@ -216,7 +216,8 @@ class LinkedInPlatform(PlatformBase):
             extra["refreshTokenExpiresIn"] = int(body["refresh_token_expires_in"])
         return Credentials(
             access_token=token,
-            refresh_token=str(body.get("refresh_token") or credentials.refresh_token),
+            refresh_token=str(body.get("refresh_token") or "") or None,  # none: the core
+            # keeps the old one (Credentials.replaced_by)
             expires_at=now + timedelta(seconds=int(expires_in)) if expires_in else None,
             issued_at=now, extra=extra)
 

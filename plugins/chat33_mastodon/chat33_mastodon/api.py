@@ -28,6 +28,7 @@ import httpx
 from chat33_core.errors import (
     PermanentError,
     ReconnectRequired,
+    Throttled,
     TransientError,
     UnknownOutcome,
 )
@@ -42,7 +43,7 @@ UNFINISHED_MEDIA = "not finished processing"
 UNFINISHED_WAIT_S = 5.0
 
 
-class RateLimitedByMastodon(TransientError):
+class RateLimitedByMastodon(Throttled):
     """A 429: retry after ``retry_after`` seconds (until ``X-RateLimit-Reset``)."""
 
 

@@ -34,6 +34,7 @@ from chat33_core.errors import (
     PermanentError,
     QuotaExceeded,
     ReconnectRequired,
+    Throttled,
     TransientError,
     UnknownOutcome,
 )
@@ -43,7 +44,7 @@ from chat33_core.http import send
 QUOTA_WAIT_S = 900.0
 
 
-class RateLimitedByTelegram(TransientError):
+class RateLimitedByTelegram(Throttled):
     """A 429: Telegram's flood control; retry after ``retry_after`` seconds."""
 
 

@@ -8,7 +8,7 @@ on purpose). The mapping, by what the worker must do:
 ==================================================  =====================================
 ``access_token_invalid``                            ``CredentialsExpired`` (refresh once)
 ``scope_not_authorized``                            ``ReconnectRequired`` (grant the scope)
-``rate_limit_exceeded`` (429)                       ``TransientError``, retry after the
+``rate_limit_exceeded`` (429)                       ``Throttled``: wait (no attempt) for the
                                                     endpoint's per-token window
 ``spam_risk_too_many_posts``,                       ``QuotaExceeded`` (defer, not fail)
 ``reached_active_user_cap``
@@ -36,6 +36,7 @@ from chat33_core.errors import (
     PlatformError,
     QuotaExceeded,
     ReconnectRequired,
+    Throttled,
     TransientError,
     UnknownOutcome,
 )
@@ -125,8 +126,7 @@ def raise_for_envelope(response: httpx.Response, *, what: str, endpoint: str = "
     if code == "rate_limit_exceeded" or status == 429:
         per_minute = RATE_LIMITS.get(endpoint)
         wait = 60.0 / per_minute if per_minute else 60.0
-        raise TransientError(f"TikTok rate limit: {detail}", retry_after=wait,
-                             **kw) from cause
+        raise Throttled(f"TikTok rate limit: {detail}", retry_after=wait, **kw) from cause
     if code in ("spam_risk_too_many_posts", "reached_active_user_cap"):
         reason = ("the account reached TikTok's daily post cap (about 15 posts a day)"
                   if code == "spam_risk_too_many_posts"

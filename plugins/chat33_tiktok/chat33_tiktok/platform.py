@@ -194,7 +194,8 @@ class TikTokPlatform(PlatformBase):
         expires_in = body.get("expires_in")
         return Credentials(
             access_token=str(body["access_token"]),
-            refresh_token=str(body.get("refresh_token") or credentials.refresh_token),
+            refresh_token=str(body.get("refresh_token") or "") or None,  # none: the core
+            # keeps the old one (Credentials.replaced_by)
             expires_at=now + timedelta(seconds=float(expires_in)) if expires_in else None,
             issued_at=now, extra=extra)
 

@@ -632,7 +632,8 @@ class TikTokSandbox(SandboxApp):
                 except GrantRefused as refused:
                     return oauth_error(401 if refused.error == "invalid_client" else 400,
                                        refused.error, refused.description)
-                return self._issue(consent.subject, ",".join(consent.scopes))
+                return self._issue(consent.subject, ",".join(consent.scopes),
+                                   refresh=self.auth.refresh_tokens)
             if form.get("grant_type") != "refresh_token":
                 return oauth_error(400, "unsupported_grant_type",
                                    "grant_type must be authorization_code or "
@@ -645,18 +646,19 @@ class TikTokSandbox(SandboxApp):
             self.refreshes += 1
             return self._issue(owner, "user.info.basic,video.publish")
 
-    def _issue(self, owner: str, scope: str) -> Response:
-        """A new token pair for the creator ``owner`` (under the lock)."""
-        access, refresh = f"act.{secrets.token_urlsafe(24)}", \
+    def _issue(self, owner: str, scope: str, *, refresh: bool = True) -> Response:
+        """A new token pair for the creator ``owner`` (under the lock); only the access
+        token when ``refresh`` is false (the ``refresh_tokens`` switch)."""
+        access, token = f"act.{secrets.token_urlsafe(24)}", \
             f"rft.{secrets.token_urlsafe(24)}"
-        self.refresh_tokens[refresh] = owner
         self.owners[access] = owner
-        self.pairs[access] = refresh
-        return json_response({
-            "access_token": access, "expires_in": 7200, "open_id": owner,
-            "refresh_expires_in": 15_552_000, "refresh_token": refresh,
-            "scope": scope, "token_type": "Bearer",
-        }, headers={"Cache-Control": "no-store"})
+        body = {"access_token": access, "expires_in": 7200, "open_id": owner,
+                "scope": scope, "token_type": "Bearer"}
+        if refresh:
+            self.refresh_tokens[token] = owner
+            self.pairs[access] = token
+            body.update(refresh_expires_in=15_552_000, refresh_token=token)
+        return json_response(body, headers={"Cache-Control": "no-store"})
 
     # --- Login Kit --------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from chat33_core.errors import (
     CredentialsExpired,
     PermanentError,
     QuotaExceeded,
+    Throttled,
     TransientError,
     UnknownOutcome,
 )
@@ -31,7 +32,7 @@ from chat33_core.http import send
 DUPLICATE_CODES = {"187"}
 
 
-class RateLimitedByX(TransientError):
+class RateLimitedByX(Throttled):
     """A 429: wait until ``x-rate-limit-reset`` (``retry_after``)."""
 
 

@@ -401,7 +401,7 @@ class XPlatform(PlatformBase):
             extra["scope"] = body["scope"]
         return Credentials(
             access_token=body["access_token"],
-            refresh_token=body.get("refresh_token") or credentials.refresh_token,
+            refresh_token=body.get("refresh_token") or None,  # none: the core keeps the old
             expires_at=now + timedelta(seconds=float(expires_in)) if expires_in else None,
             issued_at=now, extra=extra)
 

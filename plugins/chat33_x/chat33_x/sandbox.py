@@ -565,17 +565,18 @@ class XSandbox(SandboxApp):
             return basic.username, basic.password or ""
         return request.form.get("client_id"), None
 
-    def _issue(self, user_id: str, scopes: tuple[str, ...]) -> dict[str, Any]:
+    def _issue(self, user_id: str, scopes: tuple[str, ...], *,
+               refresh: bool = True) -> dict[str, Any]:
         n = next(self._tokens)
         access = f"xat-{n}-{user_id}"
         self.access[access] = user_id
         body: dict[str, Any] = {"token_type": "bearer", "expires_in": 7200,
                                 "access_token": access, "scope": " ".join(scopes)}
-        if "offline.access" in scopes:
-            refresh = f"xrt-{n}-{user_id}"
-            self.refresh[refresh] = user_id
-            self.refresh_scopes[refresh] = scopes
-            body["refresh_token"] = refresh
+        if "offline.access" in scopes and refresh:
+            token = f"xrt-{n}-{user_id}"
+            self.refresh[token] = user_id
+            self.refresh_scopes[token] = scopes
+            body["refresh_token"] = token
         return body
 
     def token(self, request: Request) -> Response:
@@ -596,7 +597,8 @@ class XSandbox(SandboxApp):
                 self.users.setdefault(consent.subject, {
                     "id": consent.subject, "username": f"user{consent.subject}",
                     "name": "sandbox user", "text_limit": 280})
-                return json_response(self._issue(consent.subject, consent.scopes),
+                return json_response(self._issue(consent.subject, consent.scopes,
+                                                 refresh=self.auth.refresh_tokens),
                                      headers={"Cache-Control": "no-store"})
         with self.lock:
             if grant_type != "refresh_token":

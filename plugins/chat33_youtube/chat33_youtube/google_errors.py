@@ -27,6 +27,7 @@ from chat33_core.errors import (
     PlatformError,
     QuotaExceeded,
     ReconnectRequired,
+    Throttled,
     TransientError,
 )
 from chat33_core.models import utcnow
@@ -36,9 +37,10 @@ PACIFIC = ZoneInfo("America/Los_Angeles")
 DEFAULT_RETRY_AFTER_S = 60.0
 
 QUOTA_REASONS = frozenset({"quotaExceeded", "uploadLimitExceeded", "dailyLimitExceeded"})
-TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "backendError",
-                               "internalError", "uploadRateLimitExceeded",
-                               "servingLimitExceeded"})
+#: Google's "too many requests": the post waits without spending an attempt
+RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded",
+                          "uploadRateLimitExceeded", "servingLimitExceeded"})
+TRANSIENT_REASONS = frozenset({"backendError", "internalError"})
 AUTH_REASONS = frozenset({"authError", "expired", "invalidCredentials"})
 RECONNECT_REASONS = frozenset({"insufficientPermissions", "youtubeSignupRequired",
                                "authenticatedUserAccountClosed",
@@ -121,7 +123,10 @@ def response_error(response: httpx.Response, *, what: str) -> PlatformError:
             else "the API quota"
         return QuotaExceeded(f"{kind} is spent ({err.message}); it resets at midnight "
                              "Pacific Time", retry_at=next_quota_reset(), platform_code=code)
-    if reason in TRANSIENT_REASONS or status in (429, 500, 502, 503, 504):
+    if reason in RATE_REASONS or status == 429:
+        return Throttled(f"YouTube is rate limiting the {what}: {err.message}",
+                         retry_after=retry_after(response), platform_code=code)
+    if reason in TRANSIENT_REASONS or status in (500, 502, 503, 504):
         return TransientError(f"YouTube is busy ({what}): {err.message}",
                               retry_after=retry_after(response), platform_code=code)
     if reason in RECONNECT_REASONS:

@@ -211,7 +211,8 @@ class YouTubePlatform(PlatformBase):
     def refresh_credentials(self, credentials: Credentials, ctx: RefreshContext) -> Credentials:
         """The refresh_token grant at Google's token endpoint (platforms.md §4.7).
 
-        Google usually keeps the refresh token; a new one, when sent, replaces it.
+        Google usually sends no new refresh token: the core then keeps the stored one
+        (:meth:`~chat33_core.models.Credentials.replaced_by`); a new one replaces it.
         ``invalid_grant`` means only the account owner can help: ``ReconnectRequired``.
         """
         if not credentials.refresh_token:
@@ -240,7 +241,8 @@ class YouTubePlatform(PlatformBase):
             extra["scope"] = body["scope"]
         return Credentials(
             access_token=str(token),
-            refresh_token=str(body.get("refresh_token") or credentials.refresh_token),
+            refresh_token=str(body.get("refresh_token") or "") or None,  # none: the core
+            # keeps the old one (Credentials.replaced_by)
             expires_at=now + timedelta(seconds=int(expires_in)) if expires_in else None,
             issued_at=now, extra=extra,
         )

@@ -552,7 +552,8 @@ class YouTubeSandbox(SandboxApp):
             self.consented.add((consent.subject, consent.client_id))
             body: dict[str, Any] = {"access_token": access, "expires_in": 3599,
                                     "scope": " ".join(consent.scopes), "token_type": "Bearer"}
-            if consent.extra.get("offline") and (first or consent.extra.get("consent")):
+            if consent.extra.get("offline") and (first or consent.extra.get("consent")) \
+                    and self.auth.refresh_tokens:
                 body["refresh_token"] = "1//sandbox-" + secrets.token_urlsafe(32)
                 self.grant_of[body["refresh_token"]] = grant_id
             self.grant_of[access] = grant_id

@@ -1,10 +1,10 @@
 """Per-channel daily caps over a rolling 24 hours.
 
-A platform declares its cap in ``limits.daily_cap`` (Instagram 25, Facebook 50, TikTok
-20, YouTube 6, X from its plugin). A post that would go over its channel's cap is
-*deferred*, never failed: it goes back to the queue until the oldest post of the window
-leaves it. Posts being published right now by other workers count too, so concurrent
-workers cannot overshoot the cap together.
+A platform declares its cap in ``limits.daily_cap`` (Facebook 50, TikTok 20, YouTube 6,
+X from its plugin; Instagram's 100 a day is a shared ``RateLimit``). A post that would go
+over its channel's cap is *deferred*, never failed: it goes back to the queue until the
+oldest post of the window leaves it. Posts being published right now by other workers
+count too, so concurrent workers cannot overshoot the cap together.
 """
 
 from __future__ import annotations

@@ -95,8 +95,8 @@ class AccountCredentials:
                         force or not platform.needs_refresh(current)):
                     metrics.record_token_refresh(platform.name, "reused")
                     return current  # someone refreshed already
-                fresh = _refreshed(platform, current, RefreshContext(
-                    account=account, http=self.http, settings=self.core.settings))
+                fresh = current.replaced_by(_refreshed(platform, current, RefreshContext(
+                    account=account, http=self.http, settings=self.core.settings)))
                 fresh_enc = vault.encrypt_credentials(fresh)
                 stored = held.replace(fresh_enc)
         except StoreUnavailable:

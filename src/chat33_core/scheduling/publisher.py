@@ -11,6 +11,8 @@ and maps its error class to the post's next state:
                          FAILED after ``max_attempts``
 ``QuotaExceeded``        QUEUED until ``retry_at``; not an attempt (so is a post that
                          would go over a declared ``RateLimit``: see ``limits``)
+``Throttled``            the platform's rate limit: QUEUED until its reset, not an
+                         attempt, like a declared ``RateLimit`` (``waiting_for_limit``)
 ``CredentialsExpired``   one refresh and one more try; a refused refresh: as below
 a refused refresh        the account marked ``needs_reconnect``; the post waits in
                          QUEUED (not an attempt), looked at again every
@@ -74,6 +76,7 @@ from ..errors import (
     QuotaExceeded,
     ReconnectRequired,
     StoreUnavailable,
+    Throttled,
     TransientError,
     UnknownOutcome,
 )
@@ -84,7 +87,7 @@ from .caps import CapGate
 from .confirming import confirm, escaped_transport_error, plugin_call, settle_unknown
 from .context import AttemptLog, DurableCheckpoints, cover_image, publish_items
 from .credentials import AccountCredentials
-from .limits import SharedLimits
+from .limits import LimitWait, SharedLimits
 from .outcomes import Outcome, Outcomes, plugin_error_message, reconnect_text
 from .queue import Claim, LeaseLost, Queue
 
@@ -284,6 +287,11 @@ class Publisher:
                            f"{until.isoformat(timespec='seconds')}")
                 return outcomes.defer(claim, alog, until, message, "deferred_quota",
                                       posted=exc.posted)
+            except Throttled as exc:
+                wait = _throttled(name, exc)
+                return outcomes.defer(claim, alog, wait.until, wait.message,
+                                      "waiting_for_limit", limits=list(wait.limits),
+                                      posted=exc.posted)
             except TransientError as exc:
                 return outcomes.retry(claim, alog, exc)
             except ReconnectRequired as exc:
@@ -348,3 +356,11 @@ def _log_attempt(claim: Claim, attempt: int, outcome: Outcome, seconds: float) -
 def _ssl_context() -> ssl.SSLContext:
     """Loading the CA bundle is slow (~0.1 s): once per process."""
     return httpx.create_ssl_context()
+
+
+def _throttled(name: str, exc: Throttled) -> LimitWait:
+    """The wait a platform's rate limit asks for, as a declared limit's."""
+    until = utcnow() + timedelta(seconds=exc.retry_after or 0.0)
+    return LimitWait(until=until, limits=(exc.platform_code or "rate-limit",),
+                     message=f"waiting for {name}'s rate limit ({exc.message}); next try at "
+                     f"{until.isoformat(timespec='seconds')}")

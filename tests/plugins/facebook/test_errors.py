@@ -11,6 +11,7 @@ from chat33_facebook.graph import facebook_error
 from chat33_core.errors import (
     PermanentError,
     ReconnectRequired,
+    Throttled,
     TransientError,
     UnknownOutcome,
 )
@@ -148,9 +149,9 @@ def test_user_message_becomes_the_error_message() -> None:
 
 
 @pytest.mark.parametrize("code", [4, 17, 32, 341, 613, 80001])
-def test_every_throttling_code_is_transient(code: int) -> None:
+def test_every_throttling_code_is_a_rate_limit_to_wait_for(code: int) -> None:
     err = facebook_error(answer(400, envelope(code)), creates=True)
-    assert type(err) is TransientError and err.retry_after == 300
+    assert type(err) is Throttled and err.retry_after == 300
 
 
 def test_business_use_case_estimate_wins_for_the_wait() -> None:

@@ -166,6 +166,28 @@ def test_through_instagram_login_the_account_publishes_and_refreshes(
         ig.platform.revoke(fresh, ig.ctx)
 
 
+def test_the_token_url_override_replaces_the_code_exchange_only(
+        sandbox: tuple[InstagramSandbox, str], http: httpx.Client) -> None:
+    """``CHAT33_INSTAGRAM_TOKEN_URL`` stands for api.instagram.com/oauth/access_token;
+    the long-lived exchange and the refresh stay on graph.instagram.com (the API base)."""
+    url = sandbox[1]
+    ig = Connect(url, http, login="instagram",
+                 CHAT33_INSTAGRAM_TOKEN_URL=f"{url}/oauth/access_token")
+    short = ig.grant()
+    elsewhere = Connect(url, http, login="instagram",
+                        CHAT33_INSTAGRAM_TOKEN_URL="http://127.0.0.1:9/oauth/access_token")
+    grant = elsewhere.platform.long_lived(short, elsewhere.ctx)
+    ig.control("clock", {"advance": 25 * 3600})
+    aged = attrs.evolve(grant.credentials, issued_at=utcnow() - timedelta(hours=25))
+    account = Account(id="chan_ig", org_id="org", platform="instagram", name="ig")
+    fresh = elsewhere.platform.refresh_credentials(aged, RefreshContext(
+        account=account, http=http, settings=elsewhere.platform.settings))
+    assert fresh.access_token != aged.access_token
+    back, request = elsewhere.authorize()
+    with pytest.raises((OAuthError, httpx.TransportError)):
+        elsewhere.platform.exchange_code(back["code"], request, elsewhere.ctx)
+
+
 def test_no_linked_professional_account_gives_no_targets(fb: Connect) -> None:
     fb.control("pages", {"pages": [{"id": "1046", "name": "Plain Page",
                                     "tasks": ["CREATE_CONTENT"]}]})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from chat33_instagram import InstagramPlatform
 from chat33_instagram.sandbox import InstagramSandbox
 
@@ -17,7 +19,10 @@ def test_declares_what_instagram_can_do() -> None:
     assert (caps.threads, caps.delete, caps.text_only) == (False, False, False)
     limits = InstagramPlatform.limits
     assert limits.caption_length == 2200
-    assert limits.daily_cap == 25
+    # one declaration of the 24-hour publishing limit: the shared RateLimit (100)
+    assert limits.daily_cap is None
+    [posts] = [lim for lim in InstagramPlatform.rate_limits if lim.name == "posts"]
+    assert (posts.units, posts.window, posts.per) == (100, timedelta(hours=24), "account")
     assert limits.max_images == 10
     assert limits.max_image_bytes == 8 * 1024 * 1024
 

@@ -100,13 +100,3 @@ def test_token_the_platform_says_expired_needs_reconnect(platform, control):
     with pytest.raises(ReconnectRequired) as caught:
         platform.refresh_credentials(Credentials(access_token="dead"), refresh_ctx(platform))
     assert caught.value.platform_code == "190/463"
-
-
-def test_refresh_goes_to_the_token_url_override(sandbox):
-    _, url = sandbox
-    platform = InstagramPlatform(Settings.from_env({
-        "CHAT33_INSTAGRAM_API_BASE": "http://127.0.0.1:9",
-        "CHAT33_INSTAGRAM_TOKEN_URL": f"{url}/refresh_access_token"}))
-    new = platform.refresh_credentials(creds(timedelta(days=30), timedelta(days=30)),
-                                       refresh_ctx(platform))
-    assert new.access_token.startswith("IGAA")

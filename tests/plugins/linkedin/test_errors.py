@@ -117,7 +117,8 @@ def test_a_refresh_token_renews_the_access_token(sandbox: Sandbox) -> None:
                       expires_at=utcnow() + timedelta(hours=2))
     assert sandbox.platform.needs_refresh(old)
     new = refresh(sandbox, old)
-    assert new.access_token != "sandbox-token" and new.refresh_token == "sandbox-refresh"
+    assert new.access_token != "sandbox-token"
+    assert old.replaced_by(new).refresh_token == "sandbox-refresh"  # rotated or kept
     assert new.expires_at is not None and new.expires_at > utcnow() + timedelta(days=59)
     assert not sandbox.platform.needs_refresh(new)
     # the new token publishes

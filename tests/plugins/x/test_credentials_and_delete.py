@@ -100,8 +100,9 @@ def test_token_url_override_and_confidential_client(sandbox: Sandbox) -> None:
     assert seen["grant_type"] == "refresh_token" and seen["refresh_token"] == "sandbox-refresh"
     assert seen["authorization"] == "Basic " + base64.b64encode(b"cid:secret").decode()
     assert "client_id" not in seen
-    # X sent no new refresh token this time: the old one stays
-    assert fresh.access_token == "new-access" and fresh.refresh_token == "sandbox-refresh"
+    # X sent no new refresh token this time: the old one stays (the core's rule)
+    assert fresh.access_token == "new-access" and fresh.refresh_token is None
+    assert credentials().replaced_by(fresh).refresh_token == "sandbox-refresh"
 
 
 def test_public_client_sends_its_id_in_the_body(sandbox: Sandbox) -> None:

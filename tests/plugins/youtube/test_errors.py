@@ -189,7 +189,9 @@ def test_refresh_gets_a_new_access_token_and_keeps_the_refresh_token(platform, h
     [issued] = state()["issuedTokens"]
     assert fresh.access_token == issued["accessToken"]
     assert (issued["refreshToken"], issued["clientId"]) == ("refresh-1", "client-1")
-    assert fresh.refresh_token == "refresh-1" and fresh.extra["channel"] == "UC1"
+    # Google sent no new refresh token: the stored one stays (the core's rule)
+    assert fresh.refresh_token is None and fresh.extra["channel"] == "UC1"
+    assert old.replaced_by(fresh).refresh_token == "refresh-1"
     assert fresh.expires_at is not None
     assert timedelta(minutes=59) < fresh.expires_at - utcnow() <= timedelta(seconds=3599)
 
