@@ -177,6 +177,18 @@ class Posts:
                                      account_id=channel_id, since=since, until=until,
                                      sort=sort, page=page, limit=limit)
 
+    def list_post_rows(self, org_id: str, columns: Sequence[str], *,
+                       status: str | None = None, platform: str | None = None,
+                       channel_id: str | None = None, since: datetime | None = None,
+                       until: datetime | None = None, sort: PostSort = PostSort.CREATED_DESC,
+                       page: int = 1, limit: int = 20, utc_text: bool = False) -> Page:
+        """:meth:`list_posts` with each item a row of ``columns`` (Post attribute names;
+        see :meth:`Store.list_post_rows`), for :class:`~chat33_core.serialization.PostRows`."""
+        self.check_list(status, platform, since, until, page, limit)
+        return self.store.list_post_rows(org_id, columns, status=status, platform=platform,
+                                         account_id=channel_id, since=since, until=until,
+                                         sort=sort, page=page, limit=limit, utc_text=utc_text)
+
     def check_list(self, status: str | None, platform: str | None, since: datetime | None,
                    until: datetime | None, page: int, limit: int) -> None:
         """ValidationError unless the filters and the page of a list of posts are valid."""

@@ -296,16 +296,11 @@ class Chat33:
                        since: datetime | None = None, until: datetime | None = None,
                        sort: PostSort = PostSort.CREATED_DESC, page: int = 1, limit: int = 20,
                        utc_text: bool = False) -> Page:
-        """:meth:`list_posts` with each item a row of ``columns`` (Post attribute names;
-        see :meth:`Store.list_post_rows`), for renderers that need no Post objects."""
-        self._check_list(status, platform, since, until, page, limit)
-        return self.store.list_post_rows(org_id, columns, status=status, platform=platform,
-                                         account_id=channel_id, since=since, until=until,
+        """:meth:`list_posts` with each item a row of ``columns`` (see
+        :meth:`Posts.list_post_rows`)."""
+        return self.posts.list_post_rows(org_id, columns, status=status, platform=platform,
+                                         channel_id=channel_id, since=since, until=until,
                                          sort=sort, page=page, limit=limit, utc_text=utc_text)
-
-    def _check_list(self, status: str | None, platform: str | None, since: datetime | None,
-                    until: datetime | None, page: int, limit: int) -> None:
-        self.posts.check_list(status, platform, since, until, page, limit)
 
     def get_post(self, org_id: str, post_id: str) -> Post:
         return self.posts.get_post(org_id, post_id)
