@@ -136,3 +136,67 @@ def test_retention_zero_keeps_media_forever(media_api: Api, files: Path) -> None
                            core.fetcher, core.hit_rate_limit)
     assert forever.sweep(utcnow() + timedelta(days=3650)) == 0
     assert len(media_api.get("/media").get_json()["items"]) == 1
+
+
+# --- the sweep against posts being made -----------------------------------------------------
+
+def test_a_post_made_after_the_sweep_chose_a_file_keeps_it(
+        media_api: Api, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep chooses a file no post uses; before it deletes it, a post takes it up:
+    the delete checks again in its own transaction and keeps the file."""
+    media = upload(media_api, files / "photo.jpg")
+    core = media_api.core
+    choose = core.store.retention_candidates
+    made: list[dict[str, Any]] = []
+
+    def chosen_then_posted(*args: Any, **kw: Any) -> Any:
+        batch, last = choose(*args, **kw)
+        if not made:
+            assert [a.id for a in batch] == [media["id"]]  # chosen: no post uses it yet
+            made.append(media_api.create(mediaUrls=[media["url"]], scheduledAt=later()))
+        return batch, last
+
+    monkeypatch.setattr(core.store, "retention_candidates", chosen_then_posted)
+    assert core.media.sweep(utcnow() + timedelta(days=31)) == 0
+    assert len(made) == 1
+    assert media_api.get(f"/media/{media['id']}").get_json()["queuedPosts"] == 1
+    assert core.media.files.exists(urlsplit(media["url"]).path.rsplit("/", 1)[1])
+    monkeypatch.undo()
+    assert core.media.sweep(utcnow() + timedelta(days=31)) == 0  # still needed
+
+
+def test_a_post_whose_file_the_sweep_deleted_meanwhile_is_refused(
+        media_api: Api, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A post request finds its media; the sweep deletes it before the post is inserted:
+    the insert sees it gone and the request is a 400 in the error shape, creating no
+    post and using none of the post allowance."""
+    media = upload(media_api, files / "photo.jpg")
+    core = media_api.core
+    find = core.media.asset_for
+    swept: list[int] = []
+
+    def found_then_swept(org_id: str, url: str) -> Any:
+        asset = find(org_id, url)
+        swept.append(core.media.sweep(utcnow() + timedelta(days=31)))
+        return asset
+
+    monkeypatch.setattr(core.media, "asset_for", found_then_swept)
+    refused = media_api.post("/posts", {"accountIds": [media_api.org.accounts["x"]],
+                                        "text": "hello", "mediaUrls": [media["url"]]})
+    assert swept == [1]
+    assert refused.status_code == 400, refused.get_json()
+    body = refused.get_json()
+    assert body["error"] == "VALIDATION_ERROR"
+    assert body["details"][0]["path"] == "mediaUrls"
+    assert f"media {media['id']} was deleted" in body["message"]
+    assert media_api.get("/posts").get_json()["total"] == 0
+    assert media_api.get(f"/media/{media['id']}").status_code == 404
+    assert not core.media.files.exists(urlsplit(media["url"]).path.rsplit("/", 1)[1])
+    limit, period = core.rate_limits["posts.create"]
+    remaining, _ = core.store.hit_rate_limit(f"posts.create:{media_api.org.id}", limit,
+                                             period)
+    assert remaining == limit - 1  # the refused request counted nothing
+    # a new upload of the same bytes posts as ever
+    again = upload(media_api, files / "photo.jpg")
+    monkeypatch.undo()
+    assert media_api.create(mediaUrls=[again["url"]], scheduledAt=later())["posts"]

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import RateLimited
+from ..errors import Issue, RateLimited, ValidationError
 from ..models import (
     LogEvent,
     Post,
@@ -106,7 +106,8 @@ class Limits(Database):
         request is tried alone and gets its own outcome."""
         result = self._post_groups.submit(_CountedInsert(
             key, limit, period, insert_args(self.engine.dialect, posts, logs),
-            cost=max(1, len(posts))))
+            cost=max(1, len(posts)),
+            media_ids=tuple(dict.fromkeys(m for p in posts for m in p.media_ids))))
         assert result is not None  # every request waits for its own outcome
         return result
 
@@ -121,6 +122,11 @@ class Limits(Database):
                 start = dict(tats)
                 accepted = []
                 for r in group:
+                    try:
+                        self._media_kept(c, r)
+                    except ValidationError as exc:
+                        r.error = exc
+                        continue
                     tat, stored = tats[r.key]
                     try:
                         new_tat, remaining, reset = _gcra(tat, now, r.limit, r.period,
@@ -150,10 +156,31 @@ class Limits(Database):
                 r.result, r.error = None, None
                 try:
                     with self._begin_driver() as c:
+                        self._media_kept(c, r)
                         r.result = self._count(c, r.key, r.limit, r.period, None, r.cost)
                         insert_rows(c, self.engine.dialect, r.rows)
                 except Exception as alone:
                     r.result, r.error = None, alone
+
+    def _media_kept(self, c: Any, r: _CountedInsert) -> None:
+        """The media the request's posts use is all still there, in ``c``'s transaction
+        (on PostgreSQL its rows locked ``FOR SHARE`` until it ends): ValidationError when
+        an asset was deleted since the request found it (:meth:`Store.delete_unused_media`
+        takes the row ``FOR UPDATE`` to check and delete)."""
+        query = _MEDIA_LOCKED if self.is_postgres else _MEDIA_THERE
+        for media_id in r.media_ids:
+            if not self._run(c, query, {"id": media_id}):
+                message = (f"media {media_id} was deleted while this post was being made "
+                           "(DELETE /media or the retention sweep): send the request again "
+                           "to upload or fetch it anew")
+                raise ValidationError(message, details=[
+                    Issue("mediaUrls", message, code="media_deleted")])
+
+
+_MEDIA_THERE = Query(sa.select(t.media_assets.c.id).where(
+    t.media_assets.c.id == sa.bindparam("id")))
+_MEDIA_LOCKED = Query(sa.select(t.media_assets.c.id).where(
+    t.media_assets.c.id == sa.bindparam("id")).with_for_update(read=True))
 
 
 @attrs.define(eq=False)
@@ -167,6 +194,8 @@ class _CountedInsert:
     rows: tuple[list[Any], list[Any]]
     #: what the request counts against the limit (its number of posts)
     cost: int = 1
+    #: the media assets the posts use (each must still be there)
+    media_ids: tuple[str, ...] = ()
     result: tuple[int, float] | None = None
     error: BaseException | None = None
     detached: bool = False

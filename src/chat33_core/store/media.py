@@ -90,23 +90,46 @@ class Media(Database):
                     counts[media_id] += 1
         return counts
 
-    def delete_media_row(self, media_id: str) -> int:
-        """Delete the row; how many rows still name the same file."""
+    def delete_unused_media(self, media_id: str, used_since: datetime | None = None
+                            ) -> int | None:
+        """Delete the asset if no post needs it: none not yet done uses it, nor (with
+        ``used_since``) one changed since then. None when one does (it is kept); else how
+        many rows still name the same file (0: the file may go).
+
+        The check and the delete are one transaction, and the post insert checks that
+        its media is still there in its own (:meth:`Store.add_posts_counted`): on
+        PostgreSQL the asset's row is locked first (``FOR UPDATE``, against the insert's
+        ``FOR SHARE``), so whichever comes second sees what the first did; on SQLite
+        both are write transactions (``BEGIN IMMEDIATE``), one after the other."""
+        m, p = t.media_assets, t.posts
         with self.begin() as c:
-            name = c.execute(sa.select(t.media_assets.c.name).where(
-                t.media_assets.c.id == media_id)).scalar()
-            c.execute(t.media_assets.delete().where(t.media_assets.c.id == media_id))
-            if name is None:
-                return 0
-            return int(c.execute(sa.select(sa.func.count()).select_from(t.media_assets).where(
-                t.media_assets.c.name == name)).scalar() or 0)
+            found = c.execute(sa.select(m.c.org_id, m.c.name).where(m.c.id == media_id)
+                              .with_for_update()).first()
+            if found is None:
+                return None  # deleted meanwhile: whoever did it deals with the file
+            org_id, name = found
+            needed: sa.ColumnElement[bool] = p.c.status.in_(
+                [s.value for s in PENDING_STATUSES])
+            if used_since is not None:
+                needed = sa.or_(needed, p.c.updated_at >= used_since)
+            # media_ids is a JSON array of ids: its text holds the id in quotes
+            using = c.execute(sa.select(p.c.id).where(
+                p.c.org_id == org_id, needed,
+                sa.cast(p.c.media_ids, sa.Text).contains(f'"{media_id}"', autoescape=True))
+                .limit(1)).first()
+            if using is not None:
+                return None
+            c.execute(m.delete().where(m.c.id == media_id))
+            return int(c.execute(sa.select(sa.func.count()).select_from(m).where(
+                m.c.name == name)).scalar() or 0)
 
     def retention_candidates(self, cutoff: datetime, after: str = "",
                              limit: int = 500) -> tuple[list[MediaAsset], str | None]:
         """Of the next ``limit`` media (by id, after ``after``) created before ``cutoff``,
         those that no post still needs and that no post used after ``cutoff`` (a post
         changed since, or not yet done); and the id to go on after (None: the end). Checked
-        in Python, since post media lists are JSON arrays."""
+        in Python, since post media lists are JSON arrays. A first choice: each is
+        deleted with :meth:`delete_unused_media`, which checks again."""
         m, p = t.media_assets, t.posts
         with self.read() as c:
             assets = [MediaAsset(**r) for r in c.execute(
