@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 
 from chat33_core.models import utcnow
 from chat33_core.testing import make_image, make_video
@@ -200,3 +203,60 @@ def test_a_post_whose_file_the_sweep_deleted_meanwhile_is_refused(
     again = upload(media_api, files / "photo.jpg")
     monkeypatch.undo()
     assert media_api.create(mediaUrls=[again["url"]], scheduledAt=later())["posts"]
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_on_postgresql_the_sweep_waits_for_a_post_being_inserted(
+        api: Api, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Really concurrent: a post's insert has checked (and locked) its media and not yet
+    committed; the sweep then waits on that lock, sees the post once it commits, and
+    keeps the file."""
+    media = upload(api, make_image(tmp_path / "p.jpg", 64, 48))
+    core = api.core
+    kept = core.store._media_kept
+    locked, go = threading.Event(), threading.Event()
+    holder: list[int] = []
+
+    def holding(c: Any, r: Any) -> None:
+        kept(c, r)
+        if r.media_ids and not holder:
+            cursor = c.cursor()
+            cursor.execute("SELECT pg_backend_pid()")
+            holder.append(int(cursor.fetchone()[0]))
+            cursor.close()
+            locked.set()
+            go.wait(60)
+
+    monkeypatch.setattr(core.store, "_media_kept", holding)
+    answers: dict[str, Any] = {}
+    poster = threading.Thread(target=lambda: answers.update(post=api.post("/posts", {
+        "accountIds": [api.org.accounts["x"]], "text": "hi", "mediaUrls": [media["url"]],
+        "scheduledAt": later()})))
+    poster.start()
+    assert locked.wait(60)
+    sweeper = threading.Thread(target=lambda: answers.update(
+        swept=core.media.sweep(utcnow() + timedelta(days=31))))
+    sweeper.start()
+    probe = sa.create_engine(db_url)
+    try:
+        # until the sweep waits for the post's transaction (or, wrongly, has finished)
+        while sweeper.is_alive():
+            with probe.begin() as conn:  # a fresh snapshot of the server's activity
+                if conn.execute(sa.text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                        {"pid": holder[0]}).scalar():
+                    break
+            time.sleep(0.01)
+        blocked = sweeper.is_alive()
+    finally:
+        go.set()
+        poster.join(60)
+        sweeper.join(60)
+        probe.dispose()
+    assert blocked, "the sweep did not wait for the post being inserted"
+    assert answers["post"].status_code == 201, answers["post"].get_json()
+    assert answers["swept"] == 0
+    assert api.get(f"/media/{media['id']}").get_json()["queuedPosts"] == 1
+    assert core.media.files.exists(urlsplit(media["url"]).path.rsplit("/", 1)[1])
