@@ -168,6 +168,24 @@ def test_a_post_made_after_the_sweep_chose_a_file_keeps_it(
     assert core.media.sweep(utcnow() + timedelta(days=31)) == 0  # still needed
 
 
+def sweep_once_found(api: Api, media_url: str, monkeypatch: pytest.MonkeyPatch
+                     ) -> list[int]:
+    """Make the sweep run (31 days on) right after a request found ``media_url``'s asset,
+    before it writes its post; the list of what each such sweep deleted."""
+    media = api.core.media
+    find = media.asset_for
+    swept: list[int] = []
+
+    def found_then_swept(org_id: str, url: str) -> Any:
+        asset = find(org_id, url)
+        if url == media_url:
+            swept.append(media.sweep(utcnow() + timedelta(days=31)))
+        return asset
+
+    monkeypatch.setattr(media, "asset_for", found_then_swept)
+    return swept
+
+
 def test_a_post_whose_file_the_sweep_deleted_meanwhile_is_refused(
         media_api: Api, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A post request finds its media; the sweep deletes it before the post is inserted:
@@ -175,15 +193,7 @@ def test_a_post_whose_file_the_sweep_deleted_meanwhile_is_refused(
     post and using none of the post allowance."""
     media = upload(media_api, files / "photo.jpg")
     core = media_api.core
-    find = core.media.asset_for
-    swept: list[int] = []
-
-    def found_then_swept(org_id: str, url: str) -> Any:
-        asset = find(org_id, url)
-        swept.append(core.media.sweep(utcnow() + timedelta(days=31)))
-        return asset
-
-    monkeypatch.setattr(core.media, "asset_for", found_then_swept)
+    swept = sweep_once_found(media_api, media["url"], monkeypatch)
     refused = media_api.post("/posts", {"accountIds": [media_api.org.accounts["x"]],
                                         "text": "hello", "mediaUrls": [media["url"]]})
     assert swept == [1]
@@ -260,3 +270,23 @@ def test_on_postgresql_the_sweep_waits_for_a_post_being_inserted(
     assert answers["swept"] == 0
     assert api.get(f"/media/{media['id']}").get_json()["queuedPosts"] == 1
     assert core.media.files.exists(urlsplit(media["url"]).path.rsplit("/", 1)[1])
+
+
+def test_an_edit_whose_new_file_the_sweep_deleted_meanwhile_is_refused(
+        media_api: Api, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PATCH /posts/{id} with new mediaUrls: the sweep deletes the new file after the
+    request found it: the edit is a 400 and the post keeps what it had."""
+    before = upload(media_api, files / "other.jpg")
+    post = media_api.create(mediaUrls=[before["url"]], scheduledAt=later())["posts"][0]
+    media = upload(media_api, files / "photo.jpg")
+    swept = sweep_once_found(media_api, media["url"], monkeypatch)
+    refused = media_api.patch(f"/posts/{post['id']}", {"mediaUrls": [media["url"]]})
+    assert swept == [1]  # the new file only: the post still uses the other one
+    assert refused.status_code == 400, refused.get_json()
+    assert refused.get_json()["details"][0]["path"] == "mediaUrls"
+    assert f"media {media['id']} was deleted" in refused.get_json()["message"]
+    assert media_api.get(f"/posts/{post['id']}").get_json()["mediaUrls"] == [before["url"]]
+    # an edit that keeps its media is not checked again, and goes through
+    monkeypatch.undo()
+    edited = media_api.patch(f"/posts/{post['id']}", {"text": "edited"})
+    assert edited.status_code == 200, edited.get_json()

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import Issue, RateLimited, ValidationError
+from ..errors import RateLimited, ValidationError
 from ..models import (
     LogEvent,
     Post,
@@ -21,6 +21,7 @@ from ..models import (
 from . import tables as t
 from ._sql import Query, Rows
 from .database import Database
+from .media import media_kept
 from .posts import insert_args, insert_rows
 from .writers import Combiner
 
@@ -163,24 +164,8 @@ class Limits(Database):
                     r.result, r.error = None, alone
 
     def _media_kept(self, c: Any, r: _CountedInsert) -> None:
-        """The media the request's posts use is all still there, in ``c``'s transaction
-        (on PostgreSQL its rows locked ``FOR SHARE`` until it ends): ValidationError when
-        an asset was deleted since the request found it (:meth:`Store.delete_unused_media`
-        takes the row ``FOR UPDATE`` to check and delete)."""
-        query = _MEDIA_LOCKED if self.is_postgres else _MEDIA_THERE
-        for media_id in r.media_ids:
-            if not self._run(c, query, {"id": media_id}):
-                message = (f"media {media_id} was deleted while this post was being made "
-                           "(DELETE /media or the retention sweep): send the request again "
-                           "to upload or fetch it anew")
-                raise ValidationError(message, details=[
-                    Issue("mediaUrls", message, code="media_deleted")])
-
-
-_MEDIA_THERE = Query(sa.select(t.media_assets.c.id).where(
-    t.media_assets.c.id == sa.bindparam("id")))
-_MEDIA_LOCKED = Query(sa.select(t.media_assets.c.id).where(
-    t.media_assets.c.id == sa.bindparam("id")).with_for_update(read=True))
+        """The media the request's posts use is all still there (:func:`media_kept`)."""
+        media_kept(self, c, r.media_ids)
 
 
 @attrs.define(eq=False)

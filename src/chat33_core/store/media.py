@@ -3,22 +3,45 @@ counts, and the retention sweep's choice."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
 
-from ..errors import NotFound
+from ..errors import Issue, NotFound, ValidationError
 from ..models import (
     MediaAsset,
     PostStatus,
 )
 from . import tables as t
+from ._sql import Query
 from .database import Database
 
 #: statuses of a post that still needs its media
 PENDING_STATUSES = (PostStatus.DRAFT, PostStatus.QUEUED, PostStatus.PUBLISHING)
+
+_MEDIA_THERE = Query(sa.select(t.media_assets.c.id).where(
+    t.media_assets.c.id == sa.bindparam("id")))
+_MEDIA_LOCKED = Query(sa.select(t.media_assets.c.id).where(
+    t.media_assets.c.id == sa.bindparam("id")).with_for_update(read=True))
+
+
+def media_kept(db: Database, c: Any, media_ids: Iterable[str]) -> None:
+    """The assets ``media_ids`` are all still there, in ``c``'s write transaction (a post
+    about to be written with them); on PostgreSQL their rows are locked ``FOR SHARE``
+    until it ends. ValidationError when one was deleted since the request found it
+    (:meth:`Media.delete_unused_media` takes the row ``FOR UPDATE`` to check and
+    delete)."""
+    query = _MEDIA_LOCKED if db.is_postgres else _MEDIA_THERE
+    for media_id in media_ids:
+        if not db._run(c, query, {"id": media_id}):
+            message = (f"media {media_id} was deleted while this post was being written "
+                       "(DELETE /media or the retention sweep): send the request again "
+                       "to upload or fetch it anew")
+            raise ValidationError(message, details=[
+                Issue("mediaUrls", message, code="media_deleted")])
 
 
 class Media(Database):
@@ -96,8 +119,8 @@ class Media(Database):
         ``used_since``) one changed since then. None when one does (it is kept); else how
         many rows still name the same file (0: the file may go).
 
-        The check and the delete are one transaction, and the post insert checks that
-        its media is still there in its own (:meth:`Store.add_posts_counted`): on
+        The check and the delete are one transaction, and writing a post with new media
+        checks that it is still there in its own (:func:`media_kept`): on
         PostgreSQL the asset's row is locked first (``FOR UPDATE``, against the insert's
         ``FOR SHARE``), so whichever comes second sees what the first did; on SQLite
         both are write transactions (``BEGIN IMMEDIATE``), one after the other."""
