@@ -209,12 +209,12 @@ class MediaService:
         asset = self.store.org_media(org_id, media_id)
         if not self._forget(asset):
             uses = self.store.pending_uses(org_id, [media_id])[media_id]
-            raise Conflict(f"{uses or 'a'} post(s) not yet published use media {media_id}: "
+            raise Conflict(f"{max(uses, 1)} post(s) not yet published use media {media_id}: "
                            "cancel or edit them first", details=[Issue("id", "in use")])
 
     def _forget(self, asset: MediaAsset, used_since: datetime | None = None) -> bool:
         """Delete ``asset`` unless a post needs it (checked and deleted atomically against
-        a post being made with it); whether it was deleted."""
+        a post being made with it); whether it was deleted. NotFound when it is gone."""
         left = self.store.delete_unused_media(asset.id, used_since)
         if left is None:
             return False
@@ -240,7 +240,10 @@ class MediaService:
             batch, last = self.store.retention_candidates(cutoff, after)
             for asset in batch:
                 # checked again as it is deleted: a post may have taken it up since
-                if not self._forget(asset, used_since=cutoff):
+                try:
+                    if not self._forget(asset, used_since=cutoff):
+                        continue
+                except NotFound:  # deleted meanwhile (DELETE /media, another worker)
                     continue
                 done += 1
                 log.info("media sweep: deleted %s (%s) of %s", asset.id, asset.name,

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
+from chat33_core.errors import NotFound
 from chat33_core.models import utcnow
 from chat33_core.testing import make_image, make_video
 
@@ -290,3 +291,23 @@ def test_an_edit_whose_new_file_the_sweep_deleted_meanwhile_is_refused(
     monkeypatch.undo()
     edited = media_api.patch(f"/posts/{post['id']}", {"text": "edited"})
     assert edited.status_code == 200, edited.get_json()
+
+
+def test_a_file_deleted_after_the_sweep_chose_it_is_skipped(
+        media_api: Api, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DELETE /media (or another worker) takes the file between the sweep's choice and its
+    delete: the sweep goes on without it and counts it not."""
+    media = upload(media_api, files / "photo.jpg")
+    core = media_api.core
+    choose = core.store.retention_candidates
+
+    def chosen_then_deleted(*args: Any, **kw: Any) -> Any:
+        batch, last = choose(*args, **kw)
+        if batch:
+            assert media_api.delete(f"/media/{media['id']}").status_code == 200
+        return batch, last
+
+    monkeypatch.setattr(core.store, "retention_candidates", chosen_then_deleted)
+    assert core.media.sweep(utcnow() + timedelta(days=31)) == 0
+    with pytest.raises(NotFound):
+        core.store.delete_unused_media(media["id"])

@@ -117,7 +117,8 @@ class Media(Database):
                             ) -> int | None:
         """Delete the asset if no post needs it: none not yet done uses it, nor (with
         ``used_since``) one changed since then. None when one does (it is kept); else how
-        many rows still name the same file (0: the file may go).
+        many rows still name the same file (0: the file may go). NotFound when it is gone
+        already.
 
         The check and the delete are one transaction, and writing a post with new media
         checks that it is still there in its own (:func:`media_kept`): on
@@ -128,8 +129,8 @@ class Media(Database):
         with self.begin() as c:
             found = c.execute(sa.select(m.c.org_id, m.c.name).where(m.c.id == media_id)
                               .with_for_update()).first()
-            if found is None:
-                return None  # deleted meanwhile: whoever did it deals with the file
+            if found is None:  # deleted meanwhile: whoever did it deals with the file
+                raise NotFound(f"media {media_id} not found")
             org_id, name = found
             needed: sa.ColumnElement[bool] = p.c.status.in_(
                 [s.value for s in PENDING_STATUSES])
