@@ -200,7 +200,8 @@ class FileBlobs:
     def write_at(self, key: str, offset: int, stream: IO[bytes], limit: int) -> int:
         """Write ``stream`` into ``key`` from ``offset`` (a resumed upload), at most
         ``limit`` bytes; the bytes written. The file must be at least ``offset`` bytes
-        long."""
+        long. A stream with more than ``limit`` bytes is :class:`Overrun`: what it wrote
+        is dropped again (the file is ``offset`` bytes long)."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         written = 0
@@ -212,7 +213,15 @@ class FileBlobs:
             while written < limit and (chunk := stream.read(min(CHUNK, limit - written))):
                 out.write(chunk)
                 written += len(chunk)
+            if written == limit and stream.read(1):
+                # a body without a length (chunked) that goes on past the limit
+                out.truncate(offset)
+                raise Overrun(f"the body goes on past its {limit:,} bytes")
         return written
+
+
+class Overrun(Exception):
+    """A stream written with :meth:`FileBlobs.write_at` was longer than its limit."""
 
 
 class _S3Reader(io.RawIOBase):

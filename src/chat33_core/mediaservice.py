@@ -197,15 +197,21 @@ class MediaService:
     def remove(self, org_id: str, media_id: str) -> None:
         """Delete the organization's media; Conflict while a post not yet done uses it.
         The file goes when no other row (another organization's) names it."""
-        asset, uses = self.show(org_id, media_id)
-        if uses:
-            raise Conflict(f"{uses} post(s) not yet published use media {media_id}: cancel "
-                           "or edit them first", details=[Issue("id", "in use")])
-        self._forget(asset)
+        asset = self.store.org_media(org_id, media_id)
+        if not self._forget(asset):
+            uses = self.store.pending_uses(org_id, [media_id])[media_id]
+            raise Conflict(f"{max(uses, 1)} post(s) not yet published use media {media_id}: "
+                           "cancel or edit them first", details=[Issue("id", "in use")])
 
-    def _forget(self, asset: MediaAsset) -> None:
-        if self.store.delete_media_row(asset.id) == 0:
+    def _forget(self, asset: MediaAsset, used_since: datetime | None = None) -> bool:
+        """Delete ``asset`` unless a post needs it (checked and deleted atomically against
+        a post being made with it); whether it was deleted. NotFound when it is gone."""
+        left = self.store.delete_unused_media(asset.id, used_since)
+        if left is None:
+            return False
+        if left == 0:
             self.files.delete(asset.name)
+        return True
 
     def sweep(self, now: datetime | None = None) -> int:
         """The retention sweep: delete media no post has needed for
@@ -219,15 +225,20 @@ class MediaService:
         days = self.settings.media_retention_days
         if days <= 0:
             return 0
+        cutoff = now - timedelta(days=days)
         done, after = 0, ""
         while True:
-            batch, last = self.store.retention_candidates(now - timedelta(days=days),
-                                                               after)
+            batch, last = self.store.retention_candidates(cutoff, after)
             for asset in batch:
-                self._forget(asset)
+                # checked again as it is deleted: a post may have taken it up since
+                try:
+                    if not self._forget(asset, used_since=cutoff):
+                        continue
+                except NotFound:  # deleted meanwhile (DELETE /media, another worker)
+                    continue
+                done += 1
                 log.info("media sweep: deleted %s (%s) of %s", asset.id, asset.name,
                          asset.org_id)
-            done += len(batch)
             if last is None:
                 return done
             after = last

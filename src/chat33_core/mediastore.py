@@ -38,7 +38,7 @@ from .models import MediaAsset, new_id
 from .serialization import media_info_json, media_info_of
 
 #: store names: ``<sha256>.<ext>`` (content-addressed), or ``<mediaId>.<ext>`` for a
-#: direct upload (its bytes never pass through the API to be hashed)
+#: direct upload (named when presigned, before its bytes could be hashed)
 _NAME = re.compile(r"(?:[0-9a-f]{64}|media_[0-9a-f]{32})\.[a-z0-9]{2,5}")
 #: how long a pre-signed GET handed to a platform lives (platforms may take hours to
 #: pull and process a large video; 7 days is the most SigV4 allows)
@@ -140,6 +140,11 @@ class MediaStore:
         """A seekable stream of the file; NotFound when it is missing."""
         return self.blobs.open(self.check_name(name))
 
+    def digest(self, name: str) -> str:
+        """The sha256 of the file, streamed from the store a chunk at a time."""
+        with self.open(name) as fh:
+            return _hash_stream(fh)
+
     def local_file(self, name: str) -> Path:
         """A local path of the file, for code that reads files (the platform plugins):
         the file itself on the folder backend; else a copy in ``root/.cache``, streamed
@@ -233,10 +238,15 @@ class MediaStore:
 
 
 def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
+        return _hash_stream(fh)
+
+
+def _hash_stream(fh: IO[bytes]) -> str:
+    """The sha256 of what ``fh`` reads, a chunk at a time."""
+    digest = hashlib.sha256()
+    while chunk := fh.read(CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -305,7 +315,7 @@ def describe_stored(store: MediaStore, name: str, *, org_id: str) -> MediaAsset:
     """A MediaAsset for a file already in the store (one of our own media URLs)."""
     with store.open(name) as fh:
         info = inspect(fh)
-    sha256 = name.split(".")[0] if not name.startswith("media_") else ""
+    sha256 = name.split(".")[0] if not name.startswith("media_") else store.digest(name)
     stored = StoredFile(name=name, where=store.where(name), size=info.size, sha256=sha256)
     return _asset(store, stored, info, org_id=org_id, source_url=None)
 

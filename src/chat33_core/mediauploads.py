@@ -6,9 +6,11 @@
    own upload route with a one-use token.
 2. :meth:`DirectUploads.receive` is that route: the body is streamed to the file at
    constant memory; ``Content-Range`` resumes an upload a broken connection cut short.
-3. :meth:`DirectUploads.complete` inspects the stored file (its headers only, read
-   through the store) and turns it into a media asset; a file whose size or type is not
-   what was declared is refused and deleted.
+3. :meth:`DirectUploads.complete` inspects the stored file (its headers, read through
+   the store), hashes it (streamed through once, as the store serves it) and turns it
+   into a media asset; a file whose size or type is not what was declared is refused
+   and deleted. The file keeps the name the presign gave it (its URL was handed out
+   then); the asset's ``sha256`` is its content hash, as for an upload.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import IO, TYPE_CHECKING
 import attrs
 from attrs import frozen
 
-from .blobs import FileBlobs
+from .blobs import FileBlobs, Overrun
 from .errors import Conflict, Gone, Issue, NotFound, ValidationError
 from .fetch import MAX_IMAGE_BYTES
 from .media import MediaError, inspect
@@ -172,7 +174,13 @@ class DirectUploads:
                            f"{have} (Content-Range: bytes {have}-{upload.size - 1}/"
                            f"{upload.size})", details=[Issue("Content-Range", "starts after "
                                                              "the bytes received")])
-        written = blobs.write_at(upload.name, start, stream, end - start + 1)
+        try:
+            written = blobs.write_at(upload.name, start, stream, end - start + 1)
+        except Overrun:
+            raise _bad("body", f"the body is longer than the {end - start + 1:,} bytes "
+                       f"from byte {start} to the declared size {upload.size:,}; nothing "
+                       f"of it was kept: resume from byte {start} with the file's own bytes",
+                       code="too_large") from None
         return Received(upload.id, start + written, upload.size)
 
     def complete(self, org_id: str, media_id: str,
@@ -207,8 +215,8 @@ class DirectUploads:
         asset = MediaAsset(
             id=upload.id, org_id=org_id, name=upload.name, path=self.files.where(upload.name),
             url=self.files.url_for(upload.name), kind="video" if info.is_video else "image",
-            content_type=info.mime_type, size=size, sha256="", source_url=None,
-            info=media_info_json(info), created_at=now or utcnow())
+            content_type=info.mime_type, size=size, sha256=self.files.digest(upload.name),
+            source_url=None, info=media_info_json(info), created_at=now or utcnow())
         if not self.store.complete_upload(upload, asset, now or utcnow()):
             raise Conflict(f"upload {media_id} is already completed: GET /media/{media_id}")
         # answered as /media/upload answers: named as the client called the file

@@ -264,7 +264,8 @@ class Posts:
                 next_attempt_at=(scheduled_at if "scheduled_at" in values
                                  else post.next_attempt_at), error_message=None,
             )
-        saved = self.store.save_post(updated, expect_status=post.status)
+        saved = self.store.save_post(updated, expect_status=post.status, new_media=(
+            updated.media_ids if updated.media_ids != post.media_ids else ()))
         self.log(post_id, "updated", f"post edited ({', '.join(sorted(changes)) or 'no change'})"
                  + (f"; status {post.status.value} → {target.value}"
                     if target is not post.status else ""))

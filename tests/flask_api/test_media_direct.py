@@ -3,6 +3,8 @@ backends: the folder and an S3 server (moto, a real process)."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import socket
 from collections.abc import Iterator
 from datetime import timedelta
@@ -293,3 +295,87 @@ def test_a_broken_connection_keeps_what_arrived(tmp_path: Path, settings_for: An
         assert httpx.get(done.json()["url"].replace("http://127.0.0.1:8000", base)
                          ).content == data
     core.store.dispose()
+
+
+# --- bodies past the declared size, and the content hash ----------------------------------
+
+def chunked(data: bytes, size: int = 4096) -> Iterator[bytes]:
+    """``data`` as a body without Content-Length (Transfer-Encoding: chunked)."""
+    for at in range(0, len(data), size):
+        yield data[at:at + size]
+
+
+def test_a_chunked_body_past_the_declared_size_is_refused(media_api: Api, files: Path
+                                                          ) -> None:
+    """Over real HTTP, a body without Content-Length that goes on past the declared size
+    is refused in the error shape and nothing past the size is kept: on the folder
+    backend at the PUT (the upload resumes from where it stood), on S3 at completion
+    (the file is deleted)."""
+    data = (files / "photo.jpg").read_bytes()
+    size = len(data)
+    ticket = presign(media_api, files / "photo.jpg", "image/jpeg").get_json()
+    name = ticket["url"].rsplit("/", 1)[1]
+    blobs = media_api.core.media.files.blobs
+    headers = {"Content-Type": "image/jpeg"}
+    if media_api.core.media.files.local:
+        with serve(media_api.app) as base:
+            target = base + upload_path(ticket)
+            half = size // 2
+            first = httpx.put(target, content=chunked(data[:half]), headers={
+                **headers, "Content-Range": f"bytes 0-{half - 1}/{size}"})
+            assert first.json()["received"] == half
+            # the rest, and then some: refused, and the file is as it was before
+            over = httpx.put(target, content=chunked(data[half:] + b"\0" * 3000), headers={
+                **headers, "Content-Range": f"bytes {half}-{size - 1}/{size}"})
+            assert over.status_code == 400, over.text
+            error = over.json()
+            assert error["error"] == "VALIDATION_ERROR"
+            assert error["details"][0]["path"] == "body"
+            assert "longer than" in error["details"][0]["message"]
+            assert f"resume from byte {half}" in error["message"]
+            assert blobs.size(name) == half
+            # the whole file again, without a range: refused the same way, nothing kept
+            whole = httpx.put(target, content=chunked(data + b"\0"), headers=headers)
+            assert whole.status_code == 400 and blobs.size(name) == 0
+            asked = httpx.put(target, headers={"Content-Range": f"bytes */{size}"})
+            assert asked.json()["received"] == 0
+            # the right bytes, chunked, complete the upload
+            right = httpx.put(target, content=chunked(data), headers=headers)
+            assert right.json() == {"mediaId": ticket["mediaId"], "received": size,
+                                    "size": size, "complete": True}
+        done = media_api.post(f"/media/{ticket['mediaId']}/complete")
+        assert done.status_code == 201 and done.get_json()["size"] == size
+        assert media_api.client.get(urlsplit(ticket["url"]).path).data == data
+        return
+    # S3: the bucket may refuse a body of another length than the signed one; one that
+    # took it (the test server checks no signatures) is refused at completion
+    httpx.put(ticket["uploadUrl"], content=chunked(data + b"\0" * 3000), headers=headers)
+    refused = media_api.post(f"/media/{ticket['mediaId']}/complete")
+    assert refused.status_code == 400, refused.get_json()
+    assert refused.get_json()["details"][0]["path"] in {"size", "mediaId"}
+    assert blobs.size(name) is None
+
+
+def test_direct_uploads_are_hashed_like_uploads(media_api: Api, files: Path) -> None:
+    """A direct upload's sha256 is its content hash, as for POST /media/upload: the
+    library shows it and both share one thumbnail."""
+    from chat33_flask.webapp import thumbs
+
+    path = files / "photo.jpg"
+    data = path.read_bytes()
+    expected = hashlib.sha256(data).hexdigest()
+    direct = direct_upload(media_api, path, "image/jpeg")
+    assert direct["sha256"] == expected
+    uploaded = media_api.client.post("/api/v1/media/upload", headers=media_api.org.headers,
+                                     data={"file": (io.BytesIO(data), "photo.jpg")})
+    assert uploaded.status_code == 201 and uploaded.get_json()["sha256"] == expected
+    listed = {m["id"]: m for m in media_api.get("/media").get_json()["items"]}
+    assert listed[direct["id"]]["sha256"] == listed[uploaded.get_json()["id"]]["sha256"]
+    assert media_api.get(f"/media/{direct['id']}").get_json()["sha256"] == expected
+    store = media_api.core.store
+    assert thumbs.key(store.get_media(direct["id"])) == thumbs.key(
+        store.get_media(uploaded.get_json()["id"])) == expected
+    # a video, read back from the store in chunks
+    clip = files / "clip.mp4"
+    video = direct_upload(media_api, clip, "video/mp4")
+    assert video["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 
+from chat33_core.errors import NotFound
 from chat33_core.models import utcnow
 from chat33_core.testing import make_image, make_video
 
@@ -136,3 +140,174 @@ def test_retention_zero_keeps_media_forever(media_api: Api, files: Path) -> None
                            core.fetcher, core.hit_rate_limit)
     assert forever.sweep(utcnow() + timedelta(days=3650)) == 0
     assert len(media_api.get("/media").get_json()["items"]) == 1
+
+
+# --- the sweep against posts being made -----------------------------------------------------
+
+def test_a_post_made_after_the_sweep_chose_a_file_keeps_it(
+        media_api: Api, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep chooses a file no post uses; before it deletes it, a post takes it up:
+    the delete checks again in its own transaction and keeps the file."""
+    media = upload(media_api, files / "photo.jpg")
+    core = media_api.core
+    choose = core.store.retention_candidates
+    made: list[dict[str, Any]] = []
+
+    def chosen_then_posted(*args: Any, **kw: Any) -> Any:
+        batch, last = choose(*args, **kw)
+        if not made:
+            assert [a.id for a in batch] == [media["id"]]  # chosen: no post uses it yet
+            made.append(media_api.create(mediaUrls=[media["url"]], scheduledAt=later()))
+        return batch, last
+
+    monkeypatch.setattr(core.store, "retention_candidates", chosen_then_posted)
+    assert core.media.sweep(utcnow() + timedelta(days=31)) == 0
+    assert len(made) == 1
+    assert media_api.get(f"/media/{media['id']}").get_json()["queuedPosts"] == 1
+    assert core.media.files.exists(urlsplit(media["url"]).path.rsplit("/", 1)[1])
+    monkeypatch.undo()
+    assert core.media.sweep(utcnow() + timedelta(days=31)) == 0  # still needed
+
+
+def sweep_once_found(api: Api, media_url: str, monkeypatch: pytest.MonkeyPatch
+                     ) -> list[int]:
+    """Make the sweep run (31 days on) right after a request found ``media_url``'s asset,
+    before it writes its post; the list of what each such sweep deleted."""
+    media = api.core.media
+    find = media.asset_for
+    swept: list[int] = []
+
+    def found_then_swept(org_id: str, url: str) -> Any:
+        asset = find(org_id, url)
+        if url == media_url:
+            swept.append(media.sweep(utcnow() + timedelta(days=31)))
+        return asset
+
+    monkeypatch.setattr(media, "asset_for", found_then_swept)
+    return swept
+
+
+def test_a_post_whose_file_the_sweep_deleted_meanwhile_is_refused(
+        media_api: Api, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A post request finds its media; the sweep deletes it before the post is inserted:
+    the insert sees it gone and the request is a 400 in the error shape, creating no
+    post and using none of the post allowance."""
+    media = upload(media_api, files / "photo.jpg")
+    core = media_api.core
+    swept = sweep_once_found(media_api, media["url"], monkeypatch)
+    refused = media_api.post("/posts", {"accountIds": [media_api.org.accounts["x"]],
+                                        "text": "hello", "mediaUrls": [media["url"]]})
+    assert swept == [1]
+    assert refused.status_code == 400, refused.get_json()
+    body = refused.get_json()
+    assert body["error"] == "VALIDATION_ERROR"
+    assert body["details"][0]["path"] == "mediaUrls"
+    assert f"media {media['id']} was deleted" in body["message"]
+    assert media_api.get("/posts").get_json()["total"] == 0
+    assert media_api.get(f"/media/{media['id']}").status_code == 404
+    assert not core.media.files.exists(urlsplit(media["url"]).path.rsplit("/", 1)[1])
+    limit, period = core.rate_limits["posts.create"]
+    remaining, _ = core.store.hit_rate_limit(f"posts.create:{media_api.org.id}", limit,
+                                             period)
+    assert remaining == limit - 1  # the refused request counted nothing
+    # a new upload of the same bytes posts as ever
+    again = upload(media_api, files / "photo.jpg")
+    monkeypatch.undo()
+    assert media_api.create(mediaUrls=[again["url"]], scheduledAt=later())["posts"]
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_on_postgresql_the_sweep_waits_for_a_post_being_inserted(
+        api: Api, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Really concurrent: a post's insert has checked (and locked) its media and not yet
+    committed; the sweep then waits on that lock, sees the post once it commits, and
+    keeps the file."""
+    media = upload(api, make_image(tmp_path / "p.jpg", 64, 48))
+    core = api.core
+    kept = core.store._media_kept
+    locked, go = threading.Event(), threading.Event()
+    holder: list[int] = []
+
+    def holding(c: Any, r: Any) -> None:
+        kept(c, r)
+        if r.media_ids and not holder:
+            cursor = c.cursor()
+            cursor.execute("SELECT pg_backend_pid()")
+            holder.append(int(cursor.fetchone()[0]))
+            cursor.close()
+            locked.set()
+            go.wait(60)
+
+    monkeypatch.setattr(core.store, "_media_kept", holding)
+    answers: dict[str, Any] = {}
+    poster = threading.Thread(target=lambda: answers.update(post=api.post("/posts", {
+        "accountIds": [api.org.accounts["x"]], "text": "hi", "mediaUrls": [media["url"]],
+        "scheduledAt": later()})))
+    poster.start()
+    assert locked.wait(60)
+    sweeper = threading.Thread(target=lambda: answers.update(
+        swept=core.media.sweep(utcnow() + timedelta(days=31))))
+    sweeper.start()
+    probe = sa.create_engine(db_url)
+    try:
+        # until the sweep waits for the post's transaction (or, wrongly, has finished)
+        while sweeper.is_alive():
+            with probe.begin() as conn:  # a fresh snapshot of the server's activity
+                if conn.execute(sa.text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                        {"pid": holder[0]}).scalar():
+                    break
+            time.sleep(0.01)
+        blocked = sweeper.is_alive()
+    finally:
+        go.set()
+        poster.join(60)
+        sweeper.join(60)
+        probe.dispose()
+    assert blocked, "the sweep did not wait for the post being inserted"
+    assert answers["post"].status_code == 201, answers["post"].get_json()
+    assert answers["swept"] == 0
+    assert api.get(f"/media/{media['id']}").get_json()["queuedPosts"] == 1
+    assert core.media.files.exists(urlsplit(media["url"]).path.rsplit("/", 1)[1])
+
+
+def test_an_edit_whose_new_file_the_sweep_deleted_meanwhile_is_refused(
+        media_api: Api, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PATCH /posts/{id} with new mediaUrls: the sweep deletes the new file after the
+    request found it: the edit is a 400 and the post keeps what it had."""
+    before = upload(media_api, files / "other.jpg")
+    post = media_api.create(mediaUrls=[before["url"]], scheduledAt=later())["posts"][0]
+    media = upload(media_api, files / "photo.jpg")
+    swept = sweep_once_found(media_api, media["url"], monkeypatch)
+    refused = media_api.patch(f"/posts/{post['id']}", {"mediaUrls": [media["url"]]})
+    assert swept == [1]  # the new file only: the post still uses the other one
+    assert refused.status_code == 400, refused.get_json()
+    assert refused.get_json()["details"][0]["path"] == "mediaUrls"
+    assert f"media {media['id']} was deleted" in refused.get_json()["message"]
+    assert media_api.get(f"/posts/{post['id']}").get_json()["mediaUrls"] == [before["url"]]
+    # an edit that keeps its media is not checked again, and goes through
+    monkeypatch.undo()
+    edited = media_api.patch(f"/posts/{post['id']}", {"text": "edited"})
+    assert edited.status_code == 200, edited.get_json()
+
+
+def test_a_file_deleted_after_the_sweep_chose_it_is_skipped(
+        media_api: Api, files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DELETE /media (or another worker) takes the file between the sweep's choice and its
+    delete: the sweep goes on without it and counts it not."""
+    media = upload(media_api, files / "photo.jpg")
+    core = media_api.core
+    choose = core.store.retention_candidates
+
+    def chosen_then_deleted(*args: Any, **kw: Any) -> Any:
+        batch, last = choose(*args, **kw)
+        if batch:
+            assert media_api.delete(f"/media/{media['id']}").status_code == 200
+        return batch, last
+
+    monkeypatch.setattr(core.store, "retention_candidates", chosen_then_deleted)
+    assert core.media.sweep(utcnow() + timedelta(days=31)) == 0
+    with pytest.raises(NotFound):
+        core.store.delete_unused_media(media["id"])

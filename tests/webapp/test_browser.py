@@ -11,8 +11,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
+from chat33_core.errors import RateLimited
 from chat33_core.models import PostRequest
 from chat33_core.serialization import structure
 from chat33_core.testing import make_image
@@ -214,5 +216,57 @@ def test_every_page_holds_at_390_px(browser: Any, stack: Stack) -> None:
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"/app/{name} is {width} px wide at 390 px"
         expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport()
+    assert seen == {"dialogs": [], "csp": []}
+    context.close()
+
+
+def test_labels_error_pages_and_the_checks_limit_in_a_browser(browser: Any,
+                                                                stack: Stack) -> None:
+    """A page that does not exist is the web app's 404 page; the platform options are
+    found by their labels; live checks past the ``posts.validate`` limit (shared with
+    ``POST /posts/validate``) say so in the report."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    seen = _watch(page)
+    sign_in(page, stack)
+
+    missing = page.goto(stack.app + "/no-such-page")
+    assert missing is not None and missing.status == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    expect(page.get_by_role("heading", name="404 · Not found")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_text("There is no page at /app/no-such-page.")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+    page.get_by_role("link", name="Compose", exact=True).click()
+    page.get_by_label("Acme on Mastodon").check()
+    expect(page.get_by_role("heading", name="Mastodon options")).to_be_visible()
+    spoiler = page.get_by_label("Mastodon spoilerText", exact=True)
+    expect(spoiler).to_be_visible()
+    expect(page.get_by_role("textbox", name="Mastodon spoilerText", exact=True)
+           ).to_have_attribute("name", "opt.mastodon.spoilerText")
+    page.get_by_label("Mastodon sensitive", exact=True).check()
+    expect(page.get_by_role("checkbox", name="Mastodon sensitive")).to_be_checked()
+    page.get_by_label("Mastodon visibility", exact=True).select_option("unlisted")
+
+    # the organization's checks used up (as POST /posts/validate would use them)
+    core, org = stack.core, stack.user.org_id
+    limit, period = core.rate_limits["posts.validate"]
+    key = f"posts.validate:{org}"
+    used = 0
+    try:
+        with pytest.raises(RateLimited):
+            while used <= limit:
+                core.hit_rate_limit("posts.validate", org)
+                used += 1
+        report = page.locator("#report")
+        page.get_by_label("Text", exact=True).fill("over the limit")
+        expect(report.get_by_role("alert")).to_contain_text("Too many checks")
+        expect(report).to_contain_text("publishing and scheduling still work")
+        page.get_by_role("button", name="Check", exact=True).click()
+        expect(page.get_by_role("alert").first).to_contain_text("Too many checks")
+        expect(page.get_by_label("Text", exact=True)).to_have_value("over the limit")
+    finally:
+        for _ in range(used + 1):
+            core.store.give_back_rate_limit(key, limit, period)
     assert seen == {"dialogs": [], "csp": []}
     context.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -579,3 +580,116 @@ def test_key_creation_is_rate_limited_like_the_api(web: Web) -> None:
     r = web.post("/app/settings/keys", {"name": "one too many"})
     assert r.status_code == 429
     assert len(web.core.list_api_keys(web.user.org_id)) == 10
+
+
+# --- errors, labels and the check's limit -----------------------------------------------------
+
+
+def test_unknown_paths_under_app_get_the_web_apps_error_page(web: Web) -> None:
+    for path in ("/app/nope", "/app/posts/x/y/z", "/app/static/nothing.js"):
+        r = web.client.get(path)
+        assert r.status_code == 404 and r.mimetype == "text/html", path
+        html = r.get_data(as_text=True)
+        assert "<h1>404 · Not found</h1>" in html, path
+        assert ">Sign out</button>" in html  # the menu: signed in
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert "There is no page at /app/nope." in web.client.get("/app/nope").get_data(
+        as_text=True)
+    wrong = web.client.put("/app/calendar")  # a page, not a method it takes
+    assert wrong.status_code == 405 and wrong.mimetype == "text/html"
+    assert "405 · METHOD_NOT_ALLOWED" in wrong.get_data(as_text=True)
+    # a client asking for JSON still gets it
+    asked = web.client.get("/app/nope", headers={"Accept": "application/json"})
+    assert asked.status_code == 404 and asked.get_json()["error"] == "Not found"
+    # the API keeps its JSON
+    api = web.client.get("/api/v1/nope")
+    assert api.status_code == 404 and api.get_json()["error"] == "Not found"
+    assert web.client.get("/media/nope.jpg").get_json()["error"] == "Not found"
+    # signed out: the page without the menu
+    web.client.post("/app/signout", data={"csrf_token": web.csrf})
+    stranger = web.client.get("/app/nope")
+    assert stranger.status_code == 404 and ">Sign out</button>" not in stranger.get_data(
+        as_text=True)
+
+
+class _Controls(HTMLParser):
+    """The form controls of a page (not hidden ones) and the labels' targets and text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: list[dict[str, str | None]] = []
+        self.labels: dict[str, str] = {}
+        self._label: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "label":
+            # (the options are twice in the compose page: shown, and in a template)
+            self._label = found.get("for") or ""
+            self.labels[self._label] = ""
+        elif tag in ("input", "select", "textarea") and found.get("type") != "hidden":
+            found["wrapped"] = self._label
+            self.controls.append(found)
+
+    def handle_data(self, data: str) -> None:
+        if self._label is not None:
+            self.labels[self._label] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self._label = None
+
+
+def test_every_form_control_has_a_label(web: Web) -> None:
+    post_id = web.publish("labelled")
+    created = web.post("/app/settings/keys", {"name": "k"}).get_data(as_text=True)
+    # the compose page with an account of each platform chosen: their options shown
+    compose = web.post("/app/compose", {"account": [a.id for a in web.accounts.values()],
+                                        "text": "hi", "action": "check"})
+    pages = {"compose": compose.get_data(as_text=True), "new key": created}
+    for path in [*PAGES, f"/app/posts/{post_id}"]:
+        pages[path] = web.client.get(path, follow_redirects=True).get_data(as_text=True)
+    web.client.post("/app/signout", data={"csrf_token": web.csrf})
+    pages["signin"] = web.html("/app/signin")
+    for name, html in pages.items():
+        parsed = _Controls()
+        parsed.feed(html)
+        for control in parsed.controls:
+            assert "title" not in control, (name, control)
+            assert control["wrapped"] is not None or control.get("id") in parsed.labels, (
+                name, control)
+    parsed = _Controls()
+    parsed.feed(pages["compose"])
+    assert len(parsed.controls) > 20  # the options of X and Instagram among them
+    # the options' names: the platform's, then the option's
+    assert " ".join(parsed.labels["opt-instagram-shareToFeed"].split()) == \
+        "Instagram shareToFeed"
+    assert " ".join(parsed.labels["opt-x-replySettings"].split()) == "X replySettings"
+    assert 'class="visually-hidden">Instagram </span>shareToFeed' in pages["compose"]
+    parsed = _Controls()
+    parsed.feed(pages["new key"])
+    assert parsed.labels["new-key"] == "New API key"
+
+
+def test_checks_count_against_the_validate_limit_of_the_api(web: Web) -> None:
+    web.core.rate_limits["posts.validate"] = (3, timedelta(hours=1))
+    _, raw = web.core.create_api_key(web.user.org_id, web.user.id, "k")
+    body = {"accountIds": [web.accounts["x"].id], "text": "hi"}
+    api = web.client.post("/api/v1/posts/validate", json=body, headers={"x-api-key": raw})
+    assert api.status_code == 200 and api.headers["RateLimit-Remaining"] == "2"
+    form = {"account": web.accounts["x"].id, "text": "hi"}
+    assert web.post("/app/compose/check", form).status_code == 200  # the live check
+    assert web.post("/app/compose", {**form, "action": "check"}).status_code == 200
+    over = web.post("/app/compose/check", form)
+    assert over.status_code == 429
+    html = over.get_data(as_text=True)
+    assert 'role="alert">Too many checks: ' in html and "Checking again is possible in" in html
+    page = web.post("/app/compose", {**form, "action": "check"})
+    assert page.status_code == 429 and "Too many checks" in page.get_data(as_text=True)
+    assert "hi</textarea>" in page.get_data(as_text=True)  # the form kept
+    limited = web.client.post("/api/v1/posts/validate", json=body,
+                              headers={"x-api-key": raw})
+    assert limited.status_code == 429
+    # publishing is not a check: it goes on
+    assert web.publish("still goes out")

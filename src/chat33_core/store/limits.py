@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import RateLimited
+from ..errors import RateLimited, ValidationError
 from ..models import (
     LogEvent,
     Post,
@@ -21,6 +21,7 @@ from ..models import (
 from . import tables as t
 from ._sql import Query, Rows
 from .database import Database
+from .media import media_kept
 from .posts import insert_args, insert_rows
 from .writers import Combiner
 
@@ -121,7 +122,8 @@ class Limits(Database):
         request is tried alone and gets its own outcome."""
         result = self._post_groups.submit(_CountedInsert(
             key, limit, period, insert_args(self.engine.dialect, posts, logs),
-            cost=max(1, len(posts))))
+            cost=max(1, len(posts)),
+            media_ids=tuple(dict.fromkeys(m for p in posts for m in p.media_ids))))
         assert result is not None  # every request waits for its own outcome
         return result
 
@@ -136,6 +138,11 @@ class Limits(Database):
                 start = dict(tats)
                 accepted = []
                 for r in group:
+                    try:
+                        self._media_kept(c, r)
+                    except ValidationError as exc:
+                        r.error = exc
+                        continue
                     tat, stored = tats[r.key]
                     try:
                         new_tat, remaining, reset = _gcra(tat, now, r.limit, r.period,
@@ -165,10 +172,15 @@ class Limits(Database):
                 r.result, r.error = None, None
                 try:
                     with self._begin_driver() as c:
+                        self._media_kept(c, r)
                         r.result = self._count(c, r.key, r.limit, r.period, None, r.cost)
                         insert_rows(c, self.engine.dialect, r.rows)
                 except Exception as alone:
                     r.result, r.error = None, alone
+
+    def _media_kept(self, c: Any, r: _CountedInsert) -> None:
+        """The media the request's posts use is all still there (:func:`media_kept`)."""
+        media_kept(self, c, r.media_ids)
 
 
 class LimitReached(RateLimited):
@@ -193,6 +205,8 @@ class _CountedInsert:
     rows: tuple[list[Any], list[Any]]
     #: what the request counts against the limit (its number of posts)
     cost: int = 1
+    #: the media assets the posts use (each must still be there)
+    media_ids: tuple[str, ...] = ()
     result: tuple[int, float] | None = None
     error: BaseException | None = None
     detached: bool = False

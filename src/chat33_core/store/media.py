@@ -3,23 +3,45 @@ counts, and the retention sweep's choice."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
 
-from ..errors import NotFound
+from ..errors import Issue, NotFound, ValidationError
 from ..models import (
     MediaAsset,
     PostStatus,
 )
 from . import tables as t
-from ._sql import execute
+from ._sql import Query, execute
 from .database import Database
 
 #: statuses of a post that still needs its media
 PENDING_STATUSES = (PostStatus.DRAFT, PostStatus.QUEUED, PostStatus.PUBLISHING)
+
+_MEDIA_THERE = Query(sa.select(t.media_assets.c.id).where(
+    t.media_assets.c.id == sa.bindparam("id")))
+_MEDIA_LOCKED = Query(sa.select(t.media_assets.c.id).where(
+    t.media_assets.c.id == sa.bindparam("id")).with_for_update(read=True))
+
+
+def media_kept(db: Database, c: Any, media_ids: Iterable[str]) -> None:
+    """The assets ``media_ids`` are all still there, in ``c``'s write transaction (a post
+    about to be written with them); on PostgreSQL their rows are locked ``FOR SHARE``
+    until it ends. ValidationError when one was deleted since the request found it
+    (:meth:`Media.delete_unused_media` takes the row ``FOR UPDATE`` to check and
+    delete)."""
+    query = _MEDIA_LOCKED if db.is_postgres else _MEDIA_THERE
+    for media_id in media_ids:
+        if not db._run(c, query, {"id": media_id}):
+            message = (f"media {media_id} was deleted while this post was being written "
+                       "(DELETE /media or the retention sweep): send the request again "
+                       "to upload or fetch it anew")
+            raise ValidationError(message, details=[
+                Issue("mediaUrls", message, code="media_deleted")])
 
 
 class Media(Database):
@@ -91,23 +113,47 @@ class Media(Database):
                     counts[media_id] += 1
         return counts
 
-    def delete_media_row(self, media_id: str) -> int:
-        """Delete the row; how many rows still name the same file."""
+    def delete_unused_media(self, media_id: str, used_since: datetime | None = None
+                            ) -> int | None:
+        """Delete the asset if no post needs it: none not yet done uses it, nor (with
+        ``used_since``) one changed since then. None when one does (it is kept); else how
+        many rows still name the same file (0: the file may go). NotFound when it is gone
+        already.
+
+        The check and the delete are one transaction, and writing a post with new media
+        checks that it is still there in its own (:func:`media_kept`): on
+        PostgreSQL the asset's row is locked first (``FOR UPDATE``, against the insert's
+        ``FOR SHARE``), so whichever comes second sees what the first did; on SQLite
+        both are write transactions (``BEGIN IMMEDIATE``), one after the other."""
+        m, p = t.media_assets, t.posts
         with self.begin() as c:
-            name = execute(c, sa.select(t.media_assets.c.name).where(
-                t.media_assets.c.id == media_id)).scalar()
-            execute(c, t.media_assets.delete().where(t.media_assets.c.id == media_id))
-            if name is None:
-                return 0
-            return int(execute(c, sa.select(sa.func.count()).select_from(t.media_assets).where(
-                t.media_assets.c.name == name)).scalar() or 0)
+            found = execute(c, sa.select(m.c.org_id, m.c.name).where(m.c.id == media_id)
+                              .with_for_update()).first()
+            if found is None:  # deleted meanwhile: whoever did it deals with the file
+                raise NotFound(f"media {media_id} not found")
+            org_id, name = found
+            needed: sa.ColumnElement[bool] = p.c.status.in_(
+                [s.value for s in PENDING_STATUSES])
+            if used_since is not None:
+                needed = sa.or_(needed, p.c.updated_at >= used_since)
+            # media_ids is a JSON array of ids: its text holds the id in quotes
+            using = execute(c, sa.select(p.c.id).where(
+                p.c.org_id == org_id, needed,
+                sa.cast(p.c.media_ids, sa.Text).contains(f'"{media_id}"', autoescape=True))
+                .limit(1)).first()
+            if using is not None:
+                return None
+            execute(c, m.delete().where(m.c.id == media_id))
+            return int(execute(c, sa.select(sa.func.count()).select_from(m).where(
+                m.c.name == name)).scalar() or 0)
 
     def retention_candidates(self, cutoff: datetime, after: str = "",
                              limit: int = 500) -> tuple[list[MediaAsset], str | None]:
         """Of the next ``limit`` media (by id, after ``after``) created before ``cutoff``,
         those that no post still needs and that no post used after ``cutoff`` (a post
         changed since, or not yet done); and the id to go on after (None: the end). Checked
-        in Python, since post media lists are JSON arrays."""
+        in Python, since post media lists are JSON arrays. A first choice: each is
+        deleted with :meth:`delete_unused_media`, which checks again."""
         m, p = t.media_assets, t.posts
         with self.read() as c:
             assets = [MediaAsset(**r) for r in execute(c,

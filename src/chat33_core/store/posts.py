@@ -24,6 +24,7 @@ from ..models import (
 from . import tables as t
 from ._sql import Query, Rows, execute, run_args
 from .database import Database
+from .media import media_kept
 
 
 def row_to_post(row: Any) -> Post:
@@ -147,9 +148,11 @@ class Posts(Database):
             return [row_to_post(r) for r in rows]
 
     def save_post(self, post: Post, *, expect_status: PostStatus | None = None,
-                  conn: Connection | None = None) -> Post:
+                  conn: Connection | None = None, new_media: Sequence[str] = ()) -> Post:
         """Write ``post``; with ``expect_status``, only if the stored status is still that
-        (compare-and-set), else :class:`~chat33_core.errors.Conflict`."""
+        (compare-and-set), else :class:`~chat33_core.errors.Conflict`. ``new_media``: the
+        media ids the post now uses, checked to be still there in the same transaction
+        (:func:`.media.media_kept`; ValidationError when one was deleted meanwhile)."""
         post = attrs.evolve(post, updated_at=utcnow())
         values = post_values(post)
         values.pop("id")
@@ -158,8 +161,10 @@ class Posts(Database):
             q = q.where(t.posts.c.status == expect_status.value)
         if conn is None:
             with self.begin() as c:
+                media_kept(self, c, new_media)
                 n = execute(c, q.values(**values)).rowcount
         else:
+            media_kept(self, conn, new_media)
             n = execute(conn, q.values(**values)).rowcount
         if not n:
             raise Conflict(f"post {post.id} changed meanwhile; reload it and try again")

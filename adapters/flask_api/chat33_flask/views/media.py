@@ -226,7 +226,9 @@ def presign(principal: Principal) -> Any:
        "streamed to disk. A broken upload resumes: `Content-Range: bytes */SIZE` with "
        "an empty body answers how many bytes arrived (`received`); then send the rest "
        "with `Content-Range: bytes RECEIVED-(SIZE-1)/SIZE`. A range may not start past "
-       "what arrived (409). An expired URL is 410; one already completed 409.",
+       "what arrived (409). A body longer than the declared size (or its range), with or "
+       "without `Content-Length`, is a 400 and nothing of it is kept. An expired URL is "
+       "410; one already completed 409.",
        body={"application/octet-stream": {"type": "string",
                                           "contentMediaType": "application/octet-stream"}},
        responses={200: ("What has arrived", _UPLOAD_STATE)}, errors=[400, 409, 410])
@@ -247,8 +249,9 @@ def _state(state: Received) -> dict[str, Any]:
 
 @route(bp, "POST", "/media/{id}/complete", summary="Complete a direct upload", tag="Media",
        scope="media:write",
-       description="Inspects the uploaded file (its headers only) and keeps it as the "
-       "organization's media: answers the same media object as `/media/upload`. A file "
+       description="Inspects the uploaded file (its headers), hashes it (`sha256`, "
+       "streamed) and keeps it as the organization's media: answers the same media object "
+       "as `/media/upload`. A file "
        "whose size or type is not what was declared is refused (400) and deleted; one "
        "still arriving (folder uploads) is a 400 saying where to resume. Completing "
        "twice is a 409.",

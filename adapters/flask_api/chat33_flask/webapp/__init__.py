@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, g, redirect, request, send_from_directory, url_for
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from .. import errors
 from . import pages
 from .pages import bp
-from .session import NOTICE_COOKIE, TZ_COOKIE, csrf_token, notice
+from .session import NOTICE_COOKIE, TZ_COOKIE, csrf_token, notice, signed_in
 
 STATIC = Path(__file__).parent / "static"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -57,15 +59,25 @@ def _local(when: Any) -> str:
     return pages.local(when)
 
 
-@bp.context_processor
+def _ours() -> bool:
+    """Whether the request is for a path of the web app (a page or not)."""
+    prefix = bp.url_prefix or ""
+    return request.path == prefix or request.path.startswith(prefix + "/")
+
+
+# app-wide: a path under /app that no page has is answered by the web app too (the API
+# renders no templates)
+@bp.app_context_processor
 def _context() -> dict[str, Any]:
     return {"asset": asset, "csrf_token": csrf_token(), "notice": notice(),
             "principal": g.get("webapp_principal"),
             "endpoint": request.endpoint or "", "tz_cookie": TZ_COOKIE}
 
 
-@bp.after_request
+@bp.after_app_request
 def _headers(response: Response) -> Response:
+    if not _ours():
+        return response
     secure(response)
     if request.cookies.get(NOTICE_COOKIE) and response.status_code < 300 \
             and response.mimetype == "text/html":
@@ -85,10 +97,27 @@ def secure(response: Response) -> Response:
     return response
 
 
+def _http_error(exc: HTTPException) -> Any:
+    """HTTP errors (a path no page has, a method it does not take): under ``/app`` the
+    web app's error page; elsewhere the API's JSON."""
+    if not _ours():
+        return errors.handle_http_error(exc)
+    status = exc.code or 500
+    message = (f"There is no page at {request.path}." if status == 404
+               else exc.description or exc.name)
+    if "webapp_principal" not in g:  # no page ran: shown with the menu if signed in
+        g.webapp_principal = signed_in()
+    return pages.chat33_error(errors.ApiError(
+        status, errors.HTTP_CODES.get(status, exc.name.upper().replace(" ", "_")), message))
+
+
 def register(app: Flask, *, root_redirect: bool = True) -> None:
     """Mount the web app on ``app`` (whose core ``init_app`` set); ``root_redirect``:
-    ``/`` sends browsers to ``/app``."""
+    ``/`` sends browsers to ``/app``. HTTP errors of paths under ``/app`` (such as a
+    page that does not exist) are answered with the web app's error page, the API's
+    in JSON as before."""
     app.register_blueprint(bp)
+    app.register_error_handler(HTTPException, _http_error)
     if root_redirect:
         @app.get("/", endpoint="chat33_root")
         def root() -> Any:

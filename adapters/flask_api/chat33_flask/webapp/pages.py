@@ -8,6 +8,7 @@ compose check, uploads on selection, copying a key and the browser's time zone.
 from __future__ import annotations
 
 import calendar as cal
+import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -27,7 +28,13 @@ from flask import (
 )
 from werkzeug.datastructures import FileStorage
 
-from chat33_core.errors import Chat33Error, Issue, Unauthorized, ValidationError
+from chat33_core.errors import (
+    Chat33Error,
+    Issue,
+    RateLimited,
+    Unauthorized,
+    ValidationError,
+)
 from chat33_core.models import Account, Post, PostRequest, PostSort, PostStatus
 from chat33_core.security import Principal
 from chat33_core.serialization import error_json, structure
@@ -194,9 +201,23 @@ def _counts(req: PostRequest, accounts: Mapping[str, Account]) -> dict[str, tupl
     return counts
 
 
-def _check(principal: Principal, form: Mapping[str, Any]) -> dict[str, Any]:
-    """The compose form checked: the request, the core's report, the counters."""
+def _check(principal: Principal, form: Mapping[str, Any], *, count: bool = False
+           ) -> dict[str, Any]:
+    """The compose form checked: the request, the core's report, the counters. With
+    ``count`` (a check asked for, not the one before publishing) it counts against the
+    ``posts.validate`` limit, as ``POST /posts/validate`` does; over it, the report is
+    the limit's message (``limited``)."""
     accounts = {a.id: a for a in _accounts(principal)}
+    if count:
+        try:
+            core().hit_rate_limit("posts.validate", principal.org_id)
+        except RateLimited as exc:
+            wait = max(1, math.ceil(exc.retry_after))
+            message = (f"Too many checks: {exc.message}. Checking again is possible in "
+                       f"{wait} s; publishing and scheduling still work.")
+            return {"req": None, "report": None, "problems": [
+                Issue("check", message, code="rate_limited")], "counts": {},
+                "by_id": accounts, "limited": exc}
     platforms = _platform_options(accounts.values())
     try:
         req = _compose_request(form, platforms)
@@ -230,7 +251,7 @@ def compose(principal: Principal) -> Any:
         form.add("media_url", asset.url)
     context["form"] = form
     action = form.get("action", "check")
-    checked = _check(principal, form)
+    checked = _check(principal, form, count=action == "check")
     if action == "schedule" and checked["req"] is not None \
             and not checked["req"].scheduled_at:
         checked["problems"] = [Issue("scheduledAt", "choose a time in Schedule for, or use "
@@ -238,8 +259,9 @@ def compose(principal: Principal) -> Any:
     context.update(checked)
     refused = checked["req"] is None or checked["problems"] or not checked["report"].valid
     if action == "check" or refused:
-        return _render("compose.html", 400 if refused and action != "check" else 200,
-                       **context)
+        status = 429 if "limited" in checked else 400 if refused and action != "check" \
+            else 200
+        return _render("compose.html", status, **context)
     req = checked["req"]
     if action == "publish":
         req = structure({"accountIds": req.account_ids, "text": req.text,
@@ -254,8 +276,10 @@ def compose(principal: Principal) -> Any:
 @bp.post("/compose/check")
 @page
 def compose_check(principal: Principal) -> Any:
-    """The live check: the report as an HTML fragment for the compose page's script."""
-    return _render("_report.html", **_check(principal, request.form))
+    """The live check: the report as an HTML fragment for the compose page's script
+    (429 with the limit's message when checks are over the ``posts.validate`` limit)."""
+    checked = _check(principal, request.form, count=True)
+    return _render("_report.html", 429 if "limited" in checked else 200, **checked)
 
 
 # --- posts --------------------------------------------------------------------------------

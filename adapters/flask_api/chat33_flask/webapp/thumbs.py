@@ -21,8 +21,8 @@ SIZE = 320
 
 
 def key(asset: MediaAsset) -> str:
-    """What a thumbnail is named after: the content hash, or the media id for a direct
-    upload, whose bytes never passed through chat33 to be hashed."""
+    """What a thumbnail is named after: the content hash (the media id for an asset
+    kept before direct uploads were hashed)."""
     return asset.sha256 or asset.id
 
 

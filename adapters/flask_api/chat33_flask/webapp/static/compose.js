@@ -28,8 +28,9 @@ async function check() {
     credentials: "same-origin",
   });
   if (mine !== sequence) return; // a later check is on its way
-  if (response.ok) {
-    // HTML the server rendered (every user text escaped there)
+  if (response.ok || response.status === 429) {
+    // HTML the server rendered (every user text escaped there); 429: the message that
+    // checks are over their limit, and when to check again
     report.innerHTML = await response.text();
   } else {
     report.innerHTML = '<p class="issue error">The check failed; try again.</p>';
