@@ -29,8 +29,7 @@ from chat33_core.models import Account, MediaType, PostRequest, ThreadItem
 from chat33_core.options import Option
 from chat33_core.platforms import Capabilities, PlatformBase, PostDraft
 from chat33_core.plugins import PluginHost
-from chat33_core.serialization import converter
-from chat33_core.serialization import error_json
+from chat33_core.serialization import converter, error_json
 from chat33_core.testing import make_image, make_video, serve_directory
 from chat33_core.validation import (
     SCHEDULE_GRACE,

@@ -23,8 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..serialization import utc_text
 from ..errors import ValidationError
+from ..serialization import utc_text
 from . import tables as t
 from .integrity import DATA, INTEGRITY, conflict
 
