@@ -173,17 +173,17 @@ def sweep_once_found(api: Api, media_url: str, monkeypatch: pytest.MonkeyPatch
                      ) -> list[int]:
     """Make the sweep run (31 days on) right after a request found ``media_url``'s asset,
     before it writes its post; the list of what each such sweep deleted."""
-    media = api.core.media
-    find = media.asset_for
+    store, media = api.core.store, api.core.media
+    find = store.find_media_by_url
     swept: list[int] = []
 
     def found_then_swept(org_id: str, url: str) -> Any:
         asset = find(org_id, url)
-        if url == media_url:
+        if url == media_url and asset is not None:
             swept.append(media.sweep(utcnow() + timedelta(days=31)))
         return asset
 
-    monkeypatch.setattr(media, "asset_for", found_then_swept)
+    monkeypatch.setattr(store, "find_media_by_url", found_then_swept)
     return swept
 
 
