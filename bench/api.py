@@ -20,7 +20,7 @@ The load comes from ``--concurrency`` client threads, each with one keep-alive
 connection and a minimal HTTP client (far cheaper per request than the server's
 cheapest endpoint, so the server, not the client, sets the rates). Client
 and server share the machine's CPUs, so absolute numbers are modest; the ratios to the
-bare endpoint are the point (target: each at least 0.30). The database is a temporary
+bare endpoint are the point (floor: each at least 0.25). The database is a temporary
 SQLite file unless ``CHAT33_BENCH_DATABASE_URL`` names another (e.g. PostgreSQL).
 Prints a table.
 """
